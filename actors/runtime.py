@@ -1,0 +1,179 @@
+"""What every actor process shares: its name in ``ps``, logging to stderr, signals, the heartbeat to
+the supervisor, dying with its parent, and the event loop that runs it all.
+
+An actor is an object with ``async run(stop)`` and a ``counters`` map; :func:`run_actor` gives it a
+``TaskGroup`` next to the heartbeat and the parent watch, and one ``stop`` event that SIGTERM, SIGINT
+or the loss of the parent sets. Nothing outlives the group (trio's structured concurrency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Final, Protocol
+
+import zmq
+import zmq.asyncio
+
+from transport import protocol, sockets
+from transport.protocol import Heartbeat
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG: Final = 1
+_PR_SET_NAME: Final = 15
+HEARTBEAT_INTERVAL: Final = 0.5
+
+
+class Actor(Protocol):
+    name: str
+
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+def _prctl(option: int, arg: int | bytes) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return bool(libc.prctl(option, arg, 0, 0, 0) == 0)
+
+
+def set_process_name(name: str) -> None:
+    """Show the actor as ``name`` in ps/top (/proc/PID/comm, at most 15 bytes)."""
+    _prctl(_PR_SET_NAME, name.encode()[:15])
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent dies, so a SIGKILLed launcher leaves no orphans."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def setup_logging(name: str, level: str = "INFO") -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s",
+    )
+
+
+class RateLimitedLog:
+    """Log a repeated problem at most ``burst`` times per ``window`` seconds per kind, then say how
+    many were suppressed: bad input must be visible, but must not flood stderr (a log is bounded too)."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 5, window: float = 60.0, kinds: int = 64) -> None:
+        self._log = logger
+        self._burst = burst
+        self._window = window
+        self._max_kinds = kinds
+        self._state: dict[str, tuple[float, int]] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        started, count = self._state.get(kind, (now, 0))
+        if now - started >= self._window:
+            if count > self._burst:
+                self._log.warning("%s: %d more suppressed in the last %.0fs", kind, count - self._burst,
+                                  now - started)
+            started, count = now, 0
+        count += 1
+        if kind in self._state or len(self._state) < self._max_kinds:
+            self._state[kind] = (started, count)
+        if count <= self._burst:
+            self._log.warning(message, *args)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("supervision")
+    group.add_argument("--heartbeat", metavar="ENDPOINT", default=None,
+                       help="PUSH heartbeats to this supervisor endpoint (the launcher sets it)")
+    group.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL, metavar="S",
+                       help="seconds between heartbeats (default %(default)s)")
+    group.add_argument("--parent-pid", type=int, default=None,
+                       help="exit when this process (the launcher) is gone")
+    group.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default %(default)s)")
+
+
+async def _heartbeat(actor: Actor, ctx: zmq.asyncio.Context, endpoint: str, interval: float,
+                     stop: asyncio.Event) -> None:
+    # Sent from the event loop on purpose: a loop blocked by a bug misses its beats and gets restarted.
+    sock = sockets.push(ctx, endpoint)
+    seq = 0
+    try:
+        while not stop.is_set():
+            beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), dict(actor.counters))
+            with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
+                await sock.send(protocol.encode(beat), zmq.NOBLOCK)
+            seq += 1
+            try:
+                async with asyncio.timeout(interval):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+    finally:
+        sock.close(linger=0)
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    # PR_SET_PDEATHSIG covers Linux; this poll covers the rest and a parent that died before prctl ran.
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            log.warning("parent %d is gone: stopping", parent_pid)
+            stop.set()
+            return
+        try:
+            async with asyncio.timeout(1.0):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    ctx = zmq.asyncio.Context()
+    try:
+        actor = make_actor(ctx)
+        async with asyncio.TaskGroup() as group:
+            run = group.create_task(actor.run(stop))
+            if args.heartbeat:
+                group.create_task(_heartbeat(actor, ctx, args.heartbeat, args.heartbeat_interval, stop))
+            if args.parent_pid is not None:
+                group.create_task(_watch_parent(args.parent_pid, stop))
+            await run
+            stop.set()  # the actor returned on its own: let the helpers finish too
+        log.info("stopped; counters %s", dict(actor.counters))
+    finally:
+        ctx.destroy(linger=0)
+
+
+def run_actor(name: str, make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> int:
+    """Run one actor in this process until it is stopped; return the exit code."""
+    set_process_name(name)
+    if args.parent_pid is not None:
+        die_with_parent()
+    setup_logging(name, args.log_level)
+    try:
+        import uvloop  # a faster loop where available; plain asyncio otherwise
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(_serve(make_actor, args))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    return 0

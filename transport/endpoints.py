@@ -1,0 +1,54 @@
+"""Where each actor listens. Loopback by default; every endpoint can be overridden so an actor can
+run on another machine (binding a non-loopback address then needs CurveZMQ keys, see ``security``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+DEFAULT_TICKS: Final = "tcp://127.0.0.1:5555"
+DEFAULT_DATA: Final = "tcp://127.0.0.1:5556"
+DEFAULT_HEARTBEAT: Final = "tcp://127.0.0.1:5557"
+DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The system's addresses. ``data`` may list several DataManagers (load-balanced by DEALER)."""
+
+    ticks: str = DEFAULT_TICKS
+    data: tuple[str, ...] = (DEFAULT_DATA,)
+    heartbeat: str = DEFAULT_HEARTBEAT
+    api_url: str = DEFAULT_API_URL
+
+    @classmethod
+    def in_directory(cls, directory: str, api_port: int, data_managers: int = 1) -> Endpoints:
+        """ipc:// endpoints inside ``directory``: private to one run, so two runs never collide."""
+        return cls(
+            ticks=f"ipc://{os.path.join(directory, 'ticks.sock')}",
+            data=tuple(f"ipc://{os.path.join(directory, f'data-{i}.sock')}" for i in range(data_managers)),
+            heartbeat=f"ipc://{os.path.join(directory, 'heartbeat.sock')}",
+            api_url=f"http://127.0.0.1:{api_port}",
+        )
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``: CLI lists are comma separated."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// or http:// on a loopback address."""
+    parsed = urlsplit(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname, or "*": treat as reachable from outside

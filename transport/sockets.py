@@ -1,0 +1,216 @@
+"""ZeroMQ sockets, configured once: bounded queues (HWM), LINGER 0 so nothing hangs at exit, and the
+request-reply client the Algorithm uses to reach the DataManager.
+
+Every socket is made here; actors never call ``ctx.socket`` themselves, so the limits below hold
+everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import zmq
+import zmq.asyncio
+
+from transport import protocol
+from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
+
+log = logging.getLogger(__name__)
+
+# High-water marks: a slow or dead peer makes ZeroMQ drop (PUB) or refuse (DEALER, PUSH) instead of
+# queueing without bound.
+TICK_HWM: Final = 100
+REQUEST_HWM: Final = 10_000
+HEARTBEAT_HWM: Final = 10
+
+
+def _configure(sock: zmq.asyncio.Socket, hwm: int) -> zmq.asyncio.Socket:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    # Reconnect quickly to a restarted peer, but back off to a second so a dead one costs nothing.
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    return sock
+
+
+def pub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    sock = _configure(ctx.socket(zmq.PUB), TICK_HWM)
+    sock.bind(endpoint)
+    return sock
+
+
+def sub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    sock = _configure(ctx.socket(zmq.SUB), TICK_HWM)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    return sock
+
+
+def router(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    sock = _configure(ctx.socket(zmq.ROUTER), REQUEST_HWM)
+    # A reply to a peer that has gone away is dropped, not an error.
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    sock.bind(endpoint)
+    return sock
+
+
+def push(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    sock = _configure(ctx.socket(zmq.PUSH), HEARTBEAT_HWM)
+    sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue towards a launcher that is not there
+    sock.connect(endpoint)
+    return sock
+
+
+def pull(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    sock = _configure(ctx.socket(zmq.PULL), 1000)
+    sock.bind(endpoint)
+    return sock
+
+
+class RequestFailed(Exception):
+    """The DataManager did not answer in time after every retry, or refused the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicy:
+    """Lazy Pirate knobs: how long to wait for one reply and how often to try."""
+
+    timeout: float = 1.0
+    retries: int = 2  # attempts after the first
+    max_in_flight: int = 1000
+
+
+class LastPricesClient:
+    """DEALER client for the DataManager's ROUTER: many requests in flight on one socket, matched to
+    replies by ``request_id``.
+
+    Reliability is the ZeroMQ guide's *Lazy Pirate* pattern adapted to DEALER: every request has a
+    timeout and a bounded number of retries; when a timeout finds that nothing at all has come back
+    since the socket was opened, the peer is presumed dead and the socket is closed and reopened, so
+    requests queued towards it are dropped rather than delivered to a restarted peer long after their
+    caller gave up. Several endpoints may be given: DEALER round-robins requests over the connected
+    DataManagers (the guide's load-balancing without a broker).
+    """
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Sequence[str], policy: RequestPolicy) -> None:
+        self._ctx = ctx
+        self._endpoints = tuple(endpoints)
+        self._policy = policy
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[LastPricesReply]] = {}
+        self._slots = asyncio.Semaphore(policy.max_in_flight)
+        self._socket = self._open()
+        self._last_reply_at = time.monotonic()
+        self._reopen_requested = False
+        self.counters: dict[str, int] = {
+            "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
+        }
+
+    def _open(self) -> zmq.asyncio.Socket:
+        sock = _configure(self._ctx.socket(zmq.DEALER), REQUEST_HWM)
+        # Fail fast (zmq.Again) while no DataManager is connected, instead of queueing.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        for endpoint in self._endpoints:
+            sock.connect(endpoint)
+        return sock
+
+    async def run(self) -> None:
+        """Receive replies until cancelled; run it in the owner's TaskGroup.
+
+        Only this loop touches the socket's receive side and only it reopens the socket, so a reopen
+        never cancels a receive in flight; the short poll bounds how long a reopen waits.
+        """
+        while True:
+            if self._reopen_requested:
+                self._reopen()
+            if not await self._socket.poll(timeout=250, flags=zmq.POLLIN):
+                continue
+            for _ in range(1000):  # drain what has arrived, bounded so the loop stays fair
+                try:
+                    frame = await self._socket.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._on_frame(frame)
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            reply = protocol.decode(frame)
+        except ProtocolError as exc:
+            self.counters["dm_bad_frames"] += 1
+            log.warning("rejected a frame from the DataManager: %s", exc)
+            return
+        if not isinstance(reply, LastPricesReply):
+            self.counters["dm_bad_frames"] += 1
+            log.warning("unexpected %s from the DataManager", type(reply).__name__)
+            return
+        self._last_reply_at = time.monotonic()
+        future = self._pending.pop(reply.request_id, None)
+        if future is None or future.done():
+            self.counters["dm_stale_replies"] += 1  # its caller timed out already
+        else:
+            future.set_result(reply)
+
+    async def last_prices(self, book: str, tick: int, count: int) -> LastPricesReply:
+        """The window for ``book`` at ``tick``; raise :class:`RequestFailed` after the last retry."""
+        async with self._slots:
+            last_error = "no attempt"
+            for _attempt in range(1 + self._policy.retries):
+                request_id = next(self._ids)
+                future: asyncio.Future[LastPricesReply] = asyncio.get_running_loop().create_future()
+                self._pending[request_id] = future
+                self.counters["dm_requests"] += 1
+                try:
+                    frame = protocol.encode(LastPricesRequest(request_id, book, tick, count))
+                    try:
+                        self._socket.send(frame, zmq.NOBLOCK)
+                    except zmq.Again:
+                        last_error = "no DataManager connected"
+                        await asyncio.sleep(min(0.1, self._policy.timeout))
+                        continue
+                    sent_on = self._socket
+                    try:
+                        async with asyncio.timeout(self._policy.timeout):
+                            reply = await future
+                    except TimeoutError:
+                        self.counters["dm_timeouts"] += 1
+                        last_error = f"no reply within {self._policy.timeout}s"
+                        self._note_timeout(sent_on)
+                        continue
+                finally:
+                    self._pending.pop(request_id, None)
+                if reply.error:
+                    raise RequestFailed(f"DataManager refused {book}@{tick}: {reply.error}")
+                return reply
+            raise RequestFailed(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
+
+    def _note_timeout(self, sent_on: zmq.asyncio.Socket) -> None:
+        # One lost reply while others arrive is just a retry; silence for a whole timeout means the
+        # peer is gone and whatever is queued towards it must be dropped.
+        if sent_on is self._socket and time.monotonic() - self._last_reply_at >= self._policy.timeout:
+            self._reopen_requested = True
+
+    def _reopen(self) -> None:
+        self._reopen_requested = False
+        self.counters["dm_reopens"] += 1
+        log.warning("DataManager silent for %.1fs: reopening the socket (Lazy Pirate)", self._policy.timeout)
+        old, self._socket = self._socket, self._open()
+        self._last_reply_at = time.monotonic()
+        old.close(linger=0)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+
+
+def now() -> float:
+    """Wall clock seconds; one name so tests can see what time is used where."""
+    return time.time()
