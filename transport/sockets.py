@@ -130,7 +130,7 @@ class LastPricesClient:
         while True:
             if self._reopen_requested:
                 self._reopen()
-            if not await self._socket.poll(timeout=250, flags=zmq.POLLIN):
+            if not await self._socket.poll(250):  # POLLIN
                 continue
             for _ in range(1000):  # drain what has arrived, bounded so the loop stays fair
                 try:
