@@ -1,0 +1,259 @@
+"""The Algorithm: on every tick, prices each (book, strategy) pair it owns and prints the decision.
+
+Per pair and tick: ask the DataManager for the competitor's last prices, average them, register a
+request with the APIServer at the price now being set, wait the strategy's delay x, read whether the
+book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.pricing`).
+
+Bounds, so a slow peer can never make work pile up: a pair has at most one decision in flight (a tick
+that finds it still busy is an *overrun*, counted and skipped, never queued); DataManager and HTTP
+requests in flight are capped by FIFO semaphores; each tick seq is handled at most once, so no
+(book, strategy, tick) is decided twice. A failed step skips that decision with a log line and a
+counter; the pair is tried again on the next tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TextIO
+
+import aiohttp
+import zmq
+import zmq.asyncio
+
+from actors import runtime
+from actors.api_client import ApiClient, ApiError, HttpPolicy
+from actors.decisions import format_human, format_json
+from actors.pricing import PricingRule, avg_comp_price, reprice
+from actors.strategies import DEFAULT_DELAY, Pair, Strategy, owned_pairs, pairs_for
+from transport import endpoints, protocol, sockets
+from transport.protocol import Decision, ProtocolError, Tick
+from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
+
+log = logging.getLogger("algorithm")
+
+DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
+
+
+class Algorithm:
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        *,
+        ticks: str,
+        data: Sequence[str],
+        api_url: str,
+        pairs: Sequence[Pair],
+        out: TextIO = sys.stdout,
+        json_output: bool = False,
+        dm_policy: RequestPolicy | None = None,
+        http_policy: HttpPolicy | None = None,
+        drain_timeout: float = 3.0,
+        name: str = "algorithm",
+    ) -> None:
+        self.name = name
+        self._ctx = ctx
+        self._ticks = ticks
+        self._data = tuple(data)
+        self._api_url = api_url
+        self._pairs = tuple(pairs)
+        self._out = out
+        self._format = format_json if json_output else format_human
+        self._dm_policy = dm_policy or RequestPolicy()
+        self._http_policy = http_policy or HttpPolicy()
+        self._drain_timeout = drain_timeout
+        self._last_seq = -1
+        self._busy: set[tuple[str, str]] = set()  # pairs with a decision in flight: <= len(pairs)
+        self._registered: dict[tuple[str, str], Decimal] = {}  # last decided price: <= len(pairs)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._skips = runtime.RateLimitedLog(log)
+        self._own: dict[str, int] = {
+            "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0,
+            "decisions": 0, "skipped": 0, "overruns": 0, "last_tick": -1,
+        }
+        self._dm: LastPricesClient | None = None
+        self._api: ApiClient | None = None
+
+    @property
+    def counters(self) -> dict[str, int]:
+        merged = dict(self._own)
+        if self._dm is not None:
+            merged.update(self._dm.counters)
+        if self._api is not None:
+            merged.update(self._api.counters)
+        return merged
+
+    # --- one decision --------------------------------------------------------------------------
+
+    async def _decide(self, pair: Pair, tick: Tick, dm: LastPricesClient, api: ApiClient) -> None:
+        strategy = pair.strategy
+        try:
+            reply = await dm.last_prices(pair.book, tick.seq, strategy.rule.window)
+            if len(reply.prices) != strategy.rule.window:
+                raise RequestFailed(f"expected {strategy.rule.window} prices, got {len(reply.prices)}")
+            avg = avg_comp_price(reply.prices)
+            registered = self._registered.get(pair.key, avg)  # first tick: register the average
+            request_id = await api.register_request(pair.book, strategy.name, registered)
+            await asyncio.sleep(float(strategy.delay))
+            sold = await api.request_data(request_id)
+            price = reprice(avg, sold, strategy.rule)
+            self._registered[pair.key] = price
+            self._emit(Decision(time.time(), tick.seq, pair.book, strategy.name, reply.prices, avg,
+                                request_id, sold, price))
+        except (RequestFailed, ApiError) as exc:
+            self._own["skipped"] += 1
+            self._skips.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (retried next tick)",
+                                pair.book, strategy.name, tick.seq, exc)
+        finally:
+            self._busy.discard(pair.key)
+
+    def _emit(self, decision: Decision) -> None:
+        self._out.write(self._format(decision) + "\n")
+        self._out.flush()
+        self._own["decisions"] += 1
+
+    # --- ticks ---------------------------------------------------------------------------------
+
+    def _on_tick(self, tick: Tick, group: asyncio.TaskGroup, dm: LastPricesClient, api: ApiClient) -> None:
+        if tick.seq <= self._last_seq:
+            self._own["stale_ticks"] += 1  # already handled: a (book, strategy, tick) is decided once
+            return
+        self._last_seq = tick.seq
+        self._own["ticks"] += 1
+        self._own["last_tick"] = tick.seq
+        overruns = 0
+        for pair in self._pairs:
+            if pair.key in self._busy:
+                overruns += 1
+                continue
+            self._busy.add(pair.key)
+            task = group.create_task(self._decide(pair, tick, dm, api))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if overruns:
+            self._own["overruns"] += overruns
+            self._skips.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick: skipped",
+                                tick.seq, overruns)
+
+    async def _next_tick(self, sub: zmq.asyncio.Socket) -> Tick | None:
+        """The newest tick waiting on the socket, or None after a short poll (so stop is noticed)."""
+        if not await sub.poll(250):
+            return None
+        newest: Tick | None = None
+        for _ in range(sockets.TICK_HWM):
+            try:
+                frame = await sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                message = protocol.decode(frame)
+            except ProtocolError as exc:
+                self._own["bad_frames"] += 1
+                self._skips.warning("bad_tick", "rejected a frame on the tick socket: %s", exc)
+                continue
+            if not isinstance(message, Tick):
+                self._own["bad_frames"] += 1
+                self._skips.warning("bad_tick", "unexpected %s on the tick socket", type(message).__name__)
+                continue
+            if newest is not None:
+                self._own["superseded_ticks"] += 1  # we fell behind: serve the present, not the backlog
+            newest = message
+        return newest
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = sockets.sub(self._ctx, self._ticks)
+        dm = self._dm = LastPricesClient(self._ctx, self._data, self._dm_policy)
+        connector = aiohttp.TCPConnector(limit=self._http_policy.max_in_flight, ttl_dns_cache=None)
+        log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._pairs),
+                 self._ticks, ",".join(self._data), self._api_url)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session, asyncio.TaskGroup() as group:
+                api = self._api = ApiClient(session, self._api_url, self._http_policy)
+                receiver = group.create_task(dm.run())
+                while not stop.is_set():
+                    tick = await self._next_tick(sub)
+                    if tick is not None:
+                        self._on_tick(tick, group, dm, api)
+                # Let decisions in flight finish (none is lost to a clean stop), within a bound.
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+                for task in self._tasks:
+                    task.cancel()
+                receiver.cancel()
+        finally:
+            sub.close(linger=0)
+            dm.close()
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def positive_decimal(text: str) -> Decimal:
+    value = Decimal(text)
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"not a non-negative number: {text}")
+    return value
+
+
+def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared with the launcher, which passes them through."""
+    parser.add_argument("--books", default=",".join(DEFAULT_BOOKS), metavar="ID,ID,...",
+                        help="books to price (default %(default)s)")
+    parser.add_argument("--delay", type=positive_decimal, default=DEFAULT_DELAY, metavar="S",
+                        help="x: seconds between registering a request and reading it (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print decisions as JSON lines")
+    parser.add_argument("--max-in-flight", type=int, default=64, metavar="N",
+                        help="HTTP requests in flight at most (default %(default)s)")
+    parser.add_argument("--dm-timeout", type=float, default=1.0, metavar="S",
+                        help="DataManager reply timeout per attempt (default %(default)s)")
+    parser.add_argument("--http-timeout", type=float, default=2.0, metavar="S",
+                        help="APIServer timeout per request (default %(default)s)")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m actors.algorithm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ticks", default=endpoints.DEFAULT_TICKS, metavar="ENDPOINT",
+                        help="Scheduler PUB endpoint to connect to (default %(default)s)")
+    parser.add_argument("--data", default=endpoints.DEFAULT_DATA, metavar="ENDPOINT[,ENDPOINT]",
+                        help="DataManager ROUTER endpoint(s); several are load-balanced (default %(default)s)")
+    parser.add_argument("--api-url", default=endpoints.DEFAULT_API_URL,
+                        help="APIServer base URL (default %(default)s)")
+    add_pricing_arguments(parser)
+    parser.add_argument("--workers", type=int, default=1, help="Algorithm processes in all (default 1)")
+    parser.add_argument("--worker", type=int, default=0, help="this process's index in 0..workers-1")
+    runtime.add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    if not 0 <= args.worker < args.workers:
+        parser.error(f"--worker must be in 0..{args.workers - 1}")
+    if args.max_in_flight < 1:
+        parser.error("--max-in-flight must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    strategies = [Strategy("default", PricingRule(), args.delay)]
+    pairs = list(owned_pairs(pairs_for(endpoints.split_list(args.books), strategies), args.worker,
+                             args.workers))
+    name = "algorithm" if args.workers == 1 else f"algorithm-{args.worker}"
+
+    def make(ctx: zmq.asyncio.Context) -> runtime.Actor:
+        return Algorithm(
+            ctx, ticks=args.ticks, data=endpoints.split_list(args.data), api_url=args.api_url, pairs=pairs,
+            json_output=args.json, dm_policy=RequestPolicy(timeout=args.dm_timeout),
+            http_policy=HttpPolicy(timeout=args.http_timeout, max_in_flight=args.max_in_flight), name=name,
+        )
+
+    return runtime.run_actor(name, make, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

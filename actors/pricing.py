@@ -1,0 +1,51 @@
+"""The pricing rule, pure: no I/O, no clock, no floats.
+
+The task's rule: after a sale price the book at ``avg_comp_price * 1.1``, after none at
+``avg_comp_price * 0.9``, where ``avg_comp_price`` is the exact mean of the competitor's last 5 prices.
+The window and both factors are parameters so a strategy can override them.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+CENT: Final = Decimal("0.01")
+# Enough digits that the mean of any window of prices we accept (<= 1e9, <= 12 places) is exact.
+_EXACT: Final = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class PricingRule:
+    window: int = 5
+    sold_factor: Decimal = Decimal("1.1")
+    unsold_factor: Decimal = Decimal("0.9")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window <= 64:
+            raise ValueError(f"window must be 1..64, got {self.window}")
+        for name in ("sold_factor", "unsold_factor"):
+            factor = getattr(self, name)
+            if not isinstance(factor, Decimal) or not factor.is_finite() or factor <= 0:
+                raise ValueError(f"{name} must be a positive decimal, got {factor!r}")
+
+    def factor(self, sold: bool) -> Decimal:
+        return self.sold_factor if sold else self.unsold_factor
+
+
+def avg_comp_price(prices: Sequence[Decimal]) -> Decimal:
+    """The exact mean of the competitor's prices (not rounded: rounding happens once, on the price)."""
+    if not prices:
+        raise ValueError("no competitor prices to average")
+    total = _EXACT.create_decimal(0)
+    for price in prices:
+        total = _EXACT.add(total, price)
+    return _EXACT.divide(total, Decimal(len(prices)))
+
+
+def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
+    """The new price: ``avg * factor``, rounded half-up to cents."""
+    return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -1,0 +1,320 @@
+"""Start the whole repricer -- Scheduler, DataManager, APIServer and the Algorithm worker(s) -- each in
+its own OS process, and supervise them.
+
+Supervision (in the spirit of Erlang/OTP supervisors and supervisord): a child that exits or dies is
+restarted with exponential backoff and jitter, reset after a stable start; a child whose event loop
+misses its heartbeats (blocked, deadlocked, SIGSTOPped) is killed and restarted. One child failing
+never stops the others. SIGINT/SIGTERM stop every child (SIGTERM, then SIGKILL after a grace period);
+children die with the launcher even if it is SIGKILLed (PR_SET_PDEATHSIG plus a parent watch).
+
+Decisions go to stdout (printed by the Algorithm workers); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import multiprocessing.process
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from actors import runtime
+from actors.algorithm import DEFAULT_BOOKS, add_pricing_arguments
+from actors.supervision import ChildHealth, RestartPolicy
+from transport import endpoints, protocol, sockets
+from transport.protocol import Heartbeat, ProtocolError
+
+log = logging.getLogger("launcher")
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CSV = ROOT / "data" / "data.csv"
+
+
+def _child_main(module: str, argv: list[str]) -> None:
+    """Entry point of every child: run ``actors.<module>.main(argv)`` and exit with its code."""
+    sys.exit(importlib.import_module(f"actors.{module}").main(argv))
+
+
+@dataclass
+class Child:
+    """One supervised actor process."""
+
+    name: str
+    module: str
+    argv: list[str]
+    health: ChildHealth
+    process: multiprocessing.process.BaseProcess | None = None
+    restart_at: float | None = None  # set while waiting out a backoff
+    last_counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB, 0 if it is gone (read from /proc: no extra dependency)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class Launcher:
+    def __init__(self, children: Sequence[Child], heartbeat_endpoint: str, policy: RestartPolicy,
+                 grace: float = 5.0, status_every: float = 60.0) -> None:
+        self.children = {child.name: child for child in children}
+        self._heartbeat_endpoint = heartbeat_endpoint
+        self._policy = policy
+        self._grace = grace
+        self._status_every = status_every
+        self._mp = multiprocessing.get_context("spawn")  # no fork: safe with threads and ZeroMQ contexts
+        self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0}
+
+    # --- children ------------------------------------------------------------------------------
+
+    def _start(self, child: Child) -> None:
+        argv = [*child.argv, "--heartbeat", self._heartbeat_endpoint, "--parent-pid", str(os.getpid())]
+        process = self._mp.Process(target=_child_main, args=(child.module, argv), name=child.name)
+        process.start()
+        child.process = process
+        child.restart_at = None
+        child.health.on_start(time.monotonic())
+        self.counters["starts"] += 1
+        log.info("started %s pid=%d%s", child.name, process.pid,
+                 f" (restart #{child.health.restarts})" if child.health.restarts else "")
+
+    def _reap(self, child: Child, reason: str | None = None) -> None:
+        """The child has exited: record it and schedule its restart."""
+        process = child.process
+        assert process is not None
+        process.join(timeout=0)
+        now = time.monotonic()
+        delay = child.health.on_exit(now)
+        child.process = None
+        child.restart_at = now + delay
+        self.counters["exits"] += 1
+        log.warning("%s pid=%d %s%s; restarting in %.1fs (restart #%d)", child.name, process.pid,
+                    reason + ", " if reason else "", describe_exit(process.exitcode), delay,
+                    child.health.restarts)
+        process.close()
+
+    def _kill_hung(self, child: Child, now: float) -> None:
+        assert child.process is not None and child.process.pid is not None
+        silent = now - (child.health.last_heartbeat or child.health.started_at or now)
+        self.counters["hangs"] += 1
+        log.error("%s pid=%d hung: no heartbeat for %.1fs; killing it", child.name, child.process.pid, silent)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.process.pid, signal.SIGKILL)  # SIGKILL also ends a SIGSTOPped process
+        child.process.join(timeout=2.0)
+        self._reap(child, "hung")
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.process is not None:
+                if child.process.exitcode is not None:
+                    self._reap(child)
+                elif child.health.is_hung(now):
+                    self._kill_hung(child, now)
+            if child.process is None and child.restart_at is not None and now >= child.restart_at:
+                self._start(child)
+
+    def _on_heartbeat(self, frame: bytes) -> None:
+        try:
+            beat = protocol.decode(frame)
+        except ProtocolError as exc:
+            self.counters["bad_heartbeats"] += 1
+            log.warning("rejected a heartbeat frame: %s", exc)
+            return
+        if not isinstance(beat, Heartbeat):
+            self.counters["bad_heartbeats"] += 1
+            return
+        child = self.children.get(beat.actor)
+        if child is None or child.pid != beat.pid:
+            return  # from a process we already replaced: ignore
+        child.health.on_heartbeat(time.monotonic())
+        child.last_counters = beat.counters
+
+    def _report_status(self) -> None:
+        total = 0
+        for child in self.children.values():
+            rss = rss_kib(child.pid) if child.pid else 0
+            total += rss
+            log.info("status %s pid=%s rss_kib=%d restarts=%d counters=%s", child.name, child.pid, rss,
+                     child.health.restarts, child.last_counters)
+        log.info("status launcher pid=%d rss_kib=%d total_rss_kib=%d %s", os.getpid(), rss_kib(os.getpid()),
+                 total + rss_kib(os.getpid()), self.counters)
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        ctx = zmq.asyncio.Context()
+        pull = sockets.pull(ctx, self._heartbeat_endpoint)
+        next_status = time.monotonic() + self._status_every
+        try:
+            for child in self.children.values():
+                self._start(child)
+            while not stop.is_set():
+                self._check()
+                if await pull.poll(250):  # also paces the liveness checks: 4 per second
+                    for _ in range(1000):
+                        try:
+                            self._on_heartbeat(await pull.recv(zmq.NOBLOCK))
+                        except zmq.Again:
+                            break
+                if time.monotonic() >= next_status:
+                    self._report_status()
+                    next_status += self._status_every
+        finally:
+            pull.close(linger=0)
+            ctx.destroy(linger=0)
+            await self._stop_all()
+
+    async def _stop_all(self) -> None:
+        """SIGTERM every child, SIGKILL those still alive after the grace period, reap them all."""
+        running = [c for c in self.children.values() if c.process is not None and c.process.exitcode is None]
+        for child in running:
+            assert child.process is not None and child.process.pid is not None
+            log.info("stopping %s pid=%d", child.name, child.process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.process.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+                os.kill(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._grace
+        for child in running:
+            assert child.process is not None
+            # join() blocks, but nothing else runs in the launcher while it stops.
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if child.process.exitcode is None:
+                log.warning("%s pid=%s did not stop within %.1fs: killing it", child.name, child.process.pid,
+                            self._grace)
+                child.process.kill()
+                child.process.join(timeout=2.0)
+            log.info("%s pid=%s stopped (%s)", child.name, child.process.pid,
+                     describe_exit(child.process.exitcode))
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python launcher.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_CSV), metavar="PATH",
+                        help="competitor prices CSV (default: the shipped data/data.csv)")
+    add_pricing_arguments(parser)
+    parser.add_argument("--tick", type=float, default=5.0, metavar="S",
+                        help="seconds between ticks (default %(default)s)")
+    parser.add_argument("--mode", choices=("replay", "follow"), default="replay",
+                        help="replay: tick k sees points k..k+4; follow: the newest 5 (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop cleanly after S seconds (default: run until Ctrl-C / SIGTERM)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="Algorithm processes; each (book, strategy) is owned by one (default 1)")
+    net = parser.add_argument_group("endpoints")
+    net.add_argument("--run-dir", metavar="DIR", default=None,
+                     help="use private ipc:// endpoints in DIR instead of the tcp defaults")
+    net.add_argument("--ticks-endpoint", default=endpoints.DEFAULT_TICKS)
+    net.add_argument("--data-endpoint", default=endpoints.DEFAULT_DATA)
+    net.add_argument("--heartbeat-endpoint", default=endpoints.DEFAULT_HEARTBEAT)
+    net.add_argument("--api-port", type=int, default=8080, help="APIServer port on 127.0.0.1 (default 8080)")
+    sup = parser.add_argument_group("supervision")
+    sup.add_argument("--hang-timeout", type=float, default=3.0, metavar="S",
+                     help="kill and restart an actor silent for this long (default %(default)s)")
+    sup.add_argument("--grace", type=float, default=5.0, metavar="S",
+                     help="on stop, SIGKILL actors still running after S seconds (default %(default)s)")
+    sup.add_argument("--status-every", type=float, default=60.0, metavar="S",
+                     help="log every actor's RSS and counters every S seconds (default %(default)s)")
+    sup.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if args.tick <= 0:
+        parser.error("--tick must be positive")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -> tuple[list[Child], str]:
+    if args.run_dir:
+        net = endpoints.Endpoints.in_directory(args.run_dir, args.api_port)
+    else:
+        net = endpoints.Endpoints(args.ticks_endpoint, (args.data_endpoint,), args.heartbeat_endpoint,
+                                  f"http://127.0.0.1:{args.api_port}")
+    pricing = ["--books", args.books, "--delay", str(args.delay), "--max-in-flight", str(args.max_in_flight),
+               "--dm-timeout", str(args.dm_timeout), "--http-timeout", str(args.http_timeout),
+               "--log-level", args.log_level, *(["--json"] if args.json else [])]
+    children = [
+        Child("scheduler", "scheduler",
+              ["--ticks", net.ticks, "--tick", str(args.tick), "--t0", repr(t0), "--log-level", args.log_level],
+              ChildHealth(policy)),
+        Child("datamanager", "data_manager",
+              ["--data", net.data[0], "--csv", args.data, "--mode", args.mode, "--log-level", args.log_level],
+              ChildHealth(policy)),
+        Child("apiserver", "api_server", ["--port", str(args.api_port), "--log-level", args.log_level],
+              ChildHealth(policy)),
+    ]
+    for worker in range(args.workers):
+        name = "algorithm" if args.workers == 1 else f"algorithm-{worker}"
+        children.append(Child(name, "algorithm",
+                              ["--ticks", net.ticks, "--data", ",".join(net.data), "--api-url", net.api_url,
+                               "--workers", str(args.workers), "--worker", str(worker), *pricing],
+                              ChildHealth(policy)))
+    return children, net.heartbeat
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    runtime.setup_logging("launcher", args.log_level)
+    if args.books == ",".join(DEFAULT_BOOKS) and Path(args.data).resolve() != DEFAULT_CSV:
+        log.info("--books not given: pricing the default books %s", args.books)
+    policy = RestartPolicy(time_to_dead=args.hang_timeout)
+    cleanup: tempfile.TemporaryDirectory[str] | None = None
+    if args.run_dir is None and args.heartbeat_endpoint == endpoints.DEFAULT_HEARTBEAT:
+        # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
+        cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
+        args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
+    children, heartbeat = build_children(args, time.time(), policy)
+    launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every)
+
+    async def supervise() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        await launcher.run(stop)
+
+    try:
+        asyncio.run(supervise())
+    finally:
+        if cleanup is not None:
+            cleanup.cleanup()
+    log.info("stopped: %s", launcher.counters)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
