@@ -1,0 +1,34 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.strategies import Pair, Strategy, owned_pairs, owner, pairs_for
+
+book_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=200, unique=True)
+strategy_names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4, unique=True)
+
+
+@given(book_ids, strategy_names, st.integers(min_value=1, max_value=16))
+def test_every_pair_has_exactly_one_owner(books: list[str], names: list[str], workers: int) -> None:
+    pairs = pairs_for(books, [Strategy(name) for name in names])
+    shares = [list(owned_pairs(pairs, worker, workers)) for worker in range(workers)]
+    keys = [pair.key for share in shares for pair in share]
+    assert sorted(keys) == sorted(pair.key for pair in pairs)  # complete and non-overlapping
+    assert len(set(keys)) == len(keys) == len(books) * len(names)
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.integers(min_value=1, max_value=64))
+def test_ownership_is_stable(book: str, name: str, workers: int) -> None:
+    pair = Pair(book, Strategy(name))
+    assert owner(pair, workers) == owner(Pair(book, Strategy(name)), workers)
+    assert 0 <= owner(pair, workers) < workers
+
+
+def test_ownership_does_not_depend_on_the_process() -> None:
+    # crc32, not the per-process salted hash(): pinned values catch a change of hash.
+    assert [owner(Pair(f"B{i:03}", Strategy("default")), 4) for i in range(1, 6)] == [0, 1, 2, 3, 0]
+
+
+def test_load_is_spread_over_workers() -> None:
+    pairs = pairs_for([f"book-{i}" for i in range(10_000)], [Strategy("default")])
+    counts = [len(list(owned_pairs(pairs, w, 4))) for w in range(4)]
+    assert min(counts) > 2_300 and max(counts) < 2_700
