@@ -219,7 +219,7 @@ def decode(frame: bytes) -> Message:
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(frame)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
-        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME_BYTES)
+        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True)  # size checked above
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise ProtocolError(f"not msgpack: {type(exc).__name__}") from None
     if type(raw) is not list or len(raw) < 2:
