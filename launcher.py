@@ -243,6 +243,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sup = parser.add_argument_group("supervision")
     sup.add_argument("--hang-timeout", type=float, default=3.0, metavar="S",
                      help="kill and restart an actor silent for this long (default %(default)s)")
+    sup.add_argument("--max-backoff", type=float, default=30.0, metavar="S",
+                     help="longest wait between restarts of a crashing actor (default %(default)s)")
     sup.add_argument("--grace", type=float, default=5.0, metavar="S",
                      help="on stop, SIGKILL actors still running after S seconds (default %(default)s)")
     sup.add_argument("--status-every", type=float, default=60.0, metavar="S",
@@ -289,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime.setup_logging("launcher", args.log_level)
     if args.books == ",".join(DEFAULT_BOOKS) and Path(args.data).resolve() != DEFAULT_CSV:
         log.info("--books not given: pricing the default books %s", args.books)
-    policy = RestartPolicy(time_to_dead=args.hang_timeout)
+    policy = RestartPolicy(time_to_dead=args.hang_timeout, max_backoff=args.max_backoff)
     cleanup: tempfile.TemporaryDirectory[str] | None = None
     if args.run_dir is None and args.heartbeat_endpoint == endpoints.DEFAULT_HEARTBEAT:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.

@@ -1,0 +1,123 @@
+"""The launcher as a supervisor, driven for real: kill or freeze each actor in turn, stop the launcher,
+kill the launcher, make an actor crash at start."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import socket
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import LauncherRun, alive, check_decision, read_points
+from tests.test_launcher import write_csv
+
+ACTORS = ["scheduler", "datamanager", "apiserver", "algorithm"]
+FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "1.5", "--grace", "3"]
+
+
+@pytest.fixture
+def csv_path(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "prices.csv", rows_per_book=200)
+
+
+@pytest.fixture
+def run(csv_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
+    launched = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST])
+    try:
+        yield launched
+    finally:
+        launched.kill_everything()
+
+
+def assert_consistent(run: LauncherRun, csv_path: Path) -> None:
+    """Every decision right, none twice, and per pair the ticks only ever go forward."""
+    points = read_points(csv_path)
+    decisions = list(run.decisions)
+    per_key = Counter((d["book"], d["strategy"], d["tick"]) for d in decisions)
+    assert max(per_key.values()) == 1
+    ticks: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for d in decisions:
+        check_decision(d, points)
+        ticks[(d["book"], d["strategy"])].append(d["tick"])
+    for sequence in ticks.values():
+        assert sequence == sorted(sequence)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
+@pytest.mark.parametrize("victim", ACTORS)
+def test_one_actor_failing_never_stops_the_others(run: LauncherRun, csv_path: Path, victim: str, sig: int) -> None:
+    before = run.wait_for_actors(ACTORS)
+    run.wait_decisions(6)
+    os.kill(before[victim], sig)
+    after = run.wait_until(lambda: run.pids()[victim] != before[victim] and run.pids(), 20,
+                           f"{victim} to be restarted")
+    for name in ACTORS:
+        if name != victim:
+            assert after[name] == before[name] and alive(before[name]), f"{name} was disturbed"
+    assert not alive(before[victim])
+    reason = "hung" if sig == signal.SIGSTOP else "SIGKILL"
+    assert any(victim in line and reason in line for line in run.log)
+    resumed_from = max(d["tick"] for d in run.decisions)
+    run.wait_until(lambda: max(d["tick"] for d in run.decisions) > resumed_from + 2, 20, "decisions to resume")
+    assert run.stop() == 0
+    assert_consistent(run, csv_path)
+
+
+def test_sigterm_stops_everything_with_exit_0(run: LauncherRun, csv_path: Path) -> None:
+    pids = run.wait_for_actors(ACTORS)
+    run.wait_decisions(3)
+    assert run.stop(signal.SIGTERM, timeout=10) == 0
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    assert_consistent(run, csv_path)
+
+
+def test_sigint_stops_everything_with_exit_0(run: LauncherRun) -> None:
+    pids = run.wait_for_actors(ACTORS)
+    assert run.stop(signal.SIGINT, timeout=10) == 0
+    assert not [name for name, pid in pids.items() if alive(pid)]
+
+
+def test_a_killed_launcher_leaves_no_orphans(run: LauncherRun) -> None:
+    pids = run.wait_for_actors(ACTORS)
+    run.process.kill()
+    run.process.wait(5)
+    run.wait_until(lambda: not any(alive(pid) for pid in pids.values()), 10, "every actor to exit")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_crash_loop_backs_off_while_the_others_keep_working(csv_path: Path, ipc_dir: Path) -> None:
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--max-backoff", "4"])
+    try:
+        blocker.bind(("127.0.0.1", run.api_port))  # the APIServer cannot bind: it dies at every start
+        blocker.listen()
+        delays = run.wait_until(
+            lambda: d if len(d := [float(m.group(1)) for line in run.log if "apiserver" in line
+                                   and (m := re.search(r"restarting in ([\d.]+)s", line))]) >= 4 else None,
+            30, "four apiserver restarts")
+        assert all(later > earlier for earlier, later in itertools.pairwise(delays))  # backoff grows
+        pids = run.pids()
+        cpu = cpu_seconds(run.process.pid)
+        run.wait_until(lambda: len([line for line in run.log if "apiserver" in line and "restarting" in line]) >= 5,
+                       30, "a fifth restart")
+        assert cpu_seconds(run.process.pid) - cpu < 1.0  # waiting out a backoff costs the launcher nothing
+        for name in ("scheduler", "datamanager", "algorithm"):
+            assert run.pids()[name] == pids[name] and alive(pids[name])
+        blocker.close()  # the port frees up: the APIServer starts and decisions flow
+        run.wait_decisions(3, timeout=40)
+        assert run.stop() == 0
+    finally:
+        blocker.close()
+        run.kill_everything()
