@@ -41,6 +41,7 @@ log = logging.getLogger("launcher")
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CSV = ROOT / "data" / "data.csv"
+STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
 
 
 def _child_main(module: str, argv: list[str]) -> None:
@@ -297,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
         cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
         args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
-    children, heartbeat = build_children(args, time.time(), policy)
+    # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
+    # what was published before it joined).
+    t0 = time.time() + STARTUP_ALLOWANCE
+    children, heartbeat = build_children(args, t0, policy)
     launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every)
 
     async def supervise() -> None:

@@ -157,9 +157,9 @@ def encode(message: Message) -> bytes:
 # --- decoding ------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, minimum: int = 0) -> int:
-    if type(value) is not int or value < minimum:
-        raise ProtocolError(f"{name}: expected an integer >= {minimum}, got {value!r:.40}")
+def _int(value: Any, name: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise ProtocolError(f"{name}: expected an integer in {minimum}..{maximum}, got {value!r:.40}")
     return value
 
 
@@ -202,7 +202,8 @@ def _bool(value: Any, name: str) -> bool:
 def _counters(value: Any) -> dict[str, int]:
     if type(value) is not dict or len(value) > MAX_COUNTERS:
         raise ProtocolError(f"counters: expected a map of at most {MAX_COUNTERS} entries")
-    return {_str(k, "counter name", 64): _int(v, "counter value") for k, v in value.items()}
+    # Counters may be gauges (e.g. "last_tick" is -1 before the first tick): any 64-bit integer.
+    return {_str(k, "counter name", 64): _int(v, "counter value", -(2**63)) for k, v in value.items()}
 
 
 _ARITY: Final = {
