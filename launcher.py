@@ -265,7 +265,8 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
     else:
         net = endpoints.Endpoints(args.ticks_endpoint, (args.data_endpoint,), args.heartbeat_endpoint,
                                   f"http://127.0.0.1:{args.api_port}")
-    pricing = ["--books", args.books, "--delay", str(args.delay), "--max-in-flight", str(args.max_in_flight),
+    books = ["--books-file", args.books_file] if args.books_file else ["--books", args.books]
+    pricing = [*books, "--delay", str(args.delay), "--max-in-flight", str(args.max_in_flight),
                "--dm-timeout", str(args.dm_timeout), "--http-timeout", str(args.http_timeout),
                "--log-level", args.log_level, *(["--json"] if args.json else [])]
     children = [

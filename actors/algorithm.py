@@ -206,6 +206,8 @@ def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with the launcher, which passes them through."""
     parser.add_argument("--books", default=",".join(DEFAULT_BOOKS), metavar="ID,ID,...",
                         help="books to price (default %(default)s)")
+    parser.add_argument("--books-file", metavar="PATH", default=None,
+                        help="books to price, one id per line (for lists too long for a command line)")
     parser.add_argument("--delay", type=positive_decimal, default=DEFAULT_DELAY, metavar="S",
                         help="x: seconds between registering a request and reading it (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print decisions as JSON lines")
@@ -238,11 +240,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def book_ids(args: argparse.Namespace) -> list[str]:
+    """The books from ``--books-file`` if given, else ``--books``; duplicates dropped, order kept."""
+    if args.books_file:
+        with open(args.books_file, encoding="utf-8") as f:
+            ids = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    else:
+        ids = list(endpoints.split_list(args.books))
+    return list(dict.fromkeys(ids))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     strategies = [Strategy("default", PricingRule(), args.delay)]
-    pairs = list(owned_pairs(pairs_for(endpoints.split_list(args.books), strategies), args.worker,
-                             args.workers))
+    pairs = list(owned_pairs(pairs_for(book_ids(args), strategies), args.worker, args.workers))
     name = "algorithm" if args.workers == 1 else f"algorithm-{args.worker}"
 
     def make(ctx: zmq.asyncio.Context) -> runtime.Actor:
