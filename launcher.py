@@ -33,6 +33,7 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.algorithm import DEFAULT_BOOKS, add_pricing_arguments
+from actors.config import ConfigError, load_config
 from actors.supervision import ChildHealth, RestartPolicy
 from transport import endpoints, protocol, sockets
 from transport.protocol import Heartbeat, ProtocolError
@@ -265,7 +266,12 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
     else:
         net = endpoints.Endpoints(args.ticks_endpoint, (args.data_endpoint,), args.heartbeat_endpoint,
                                   f"http://127.0.0.1:{args.api_port}")
-    books = ["--books-file", args.books_file] if args.books_file else ["--books", args.books]
+    if args.config:
+        books = ["--config", args.config]
+    elif args.books_file:
+        books = ["--books-file", args.books_file]
+    else:
+        books = ["--books", args.books]
     pricing = [*books, "--delay", str(args.delay), "--max-in-flight", str(args.max_in_flight),
                "--dm-timeout", str(args.dm_timeout), "--http-timeout", str(args.http_timeout),
                "--log-level", args.log_level, *(["--json"] if args.json else [])]
@@ -291,6 +297,14 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.setup_logging("launcher", args.log_level)
+    if args.config:
+        try:  # refuse a bad config now, with file, line and key, rather than crash-looping the workers
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        log.info("config %s: %d book(s), strategies %s", args.config, len(config.books),
+                 ", ".join(config.strategies))
     if args.books == ",".join(DEFAULT_BOOKS) and Path(args.data).resolve() != DEFAULT_CSV:
         log.info("--books not given: pricing the default books %s", args.books)
     policy = RestartPolicy(time_to_dead=args.hang_timeout, max_backoff=args.max_backoff)

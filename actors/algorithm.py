@@ -28,8 +28,9 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.api_client import ApiClient, ApiError, HttpPolicy
+from actors.config import ConfigError, load_config
 from actors.decisions import format_human, format_json
-from actors.pricing import PricingRule, avg_comp_price, reprice
+from actors.pricing import PricingRule, avg_comp_price, reprice, to_cents
 from actors.strategies import DEFAULT_DELAY, Pair, Strategy, owned_pairs, pairs_for
 from transport import endpoints, protocol, sockets
 from transport.protocol import Decision, ProtocolError, Tick
@@ -97,7 +98,8 @@ class Algorithm:
             if len(reply.prices) != strategy.rule.window:
                 raise RequestFailed(f"expected {strategy.rule.window} prices, got {len(reply.prices)}")
             avg = avg_comp_price(reply.prices)
-            registered = self._registered.get(pair.key, avg)  # first tick: register the average
+            # First tick: register the average, in cents like every price sent to Amazon.
+            registered = self._registered.get(pair.key) or to_cents(avg)
             request_id = await api.register_request(pair.book, strategy.name, registered)
             await asyncio.sleep(float(strategy.delay))
             sold = await api.request_data(request_id)
@@ -210,6 +212,9 @@ def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
                         help="books to price, one id per line (for lists too long for a command line)")
     parser.add_argument("--delay", type=positive_decimal, default=DEFAULT_DELAY, metavar="S",
                         help="x: seconds between registering a request and reading it (default %(default)s)")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML file listing books and their strategies (overrides --books and --delay); "
+                             "see repricer.example.toml")
     parser.add_argument("--json", action="store_true", help="print decisions as JSON lines")
     parser.add_argument("--max-in-flight", type=int, default=64, metavar="N",
                         help="HTTP requests in flight at most (default %(default)s)")
@@ -252,8 +257,15 @@ def book_ids(args: argparse.Namespace) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    strategies = [Strategy("default", PricingRule(), args.delay)]
-    pairs = list(owned_pairs(pairs_for(book_ids(args), strategies), args.worker, args.workers))
+    if args.config:
+        try:
+            all_pairs = load_config(args.config).pairs
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        all_pairs = pairs_for(book_ids(args), [Strategy("default", PricingRule(), args.delay)])
+    pairs = list(owned_pairs(all_pairs, args.worker, args.workers))
     name = "algorithm" if args.workers == 1 else f"algorithm-{args.worker}"
 
     def make(ctx: zmq.asyncio.Context) -> runtime.Actor:

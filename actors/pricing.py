@@ -46,6 +46,11 @@ def avg_comp_price(prices: Sequence[Decimal]) -> Decimal:
     return _EXACT.divide(total, Decimal(len(prices)))
 
 
+def to_cents(amount: Decimal) -> Decimal:
+    """Money as sent to Amazon: rounded half-up to cents."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
     """The new price: ``avg * factor``, rounded half-up to cents."""
     return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -81,6 +81,8 @@ class RateLimitedLog:
 
     def warning(self, kind: str, message: str, *args: object) -> None:
         now = time.monotonic()
+        if kind not in self._state and len(self._state) >= self._max_kinds:
+            kind = "other"  # one shared budget for kinds beyond the table: the log stays bounded
         started, count = self._state.get(kind, (now, 0))
         if now - started >= self._window:
             if count > self._burst:
@@ -88,8 +90,7 @@ class RateLimitedLog:
                                   now - started)
             started, count = now, 0
         count += 1
-        if kind in self._state or len(self._state) < self._max_kinds:
-            self._state[kind] = (started, count)
+        self._state[kind] = (started, count)
         if count <= self._burst:
             self._log.warning(message, *args)
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from actors.pricing import avg_comp_price, reprice
+from actors.pricing import PricingRule, avg_comp_price, reprice
 
 REPO = Path(__file__).resolve().parent.parent
 STARTED = re.compile(r"started (\S+) pid=(\d+)")
@@ -150,10 +150,12 @@ def expected_window(points: list[Decimal], tick: int, size: int = 5) -> list[Dec
     return points[start:start + size]
 
 
-def check_decision(decision: dict[str, Any], points: dict[str, list[Decimal]]) -> None:
-    window = expected_window(points[decision["book"]], decision["tick"])
+def check_decision(decision: dict[str, Any], points: dict[str, list[Decimal]],
+                   rule: PricingRule | None = None) -> None:
+    rule = rule or PricingRule()
+    window = expected_window(points[decision["book"]], decision["tick"], rule.window)
     assert [Decimal(p) for p in decision["prices"]] == window, decision
     avg = avg_comp_price(window)
     assert Decimal(decision["avg_comp_price"]) == avg, decision
     assert decision["sold"] == (decision["request_id"] % 2 == 0), decision
-    assert decision["price"] == str(reprice(avg, decision["sold"])), decision
+    assert decision["price"] == str(reprice(avg, decision["sold"], rule)), decision

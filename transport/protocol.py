@@ -226,8 +226,10 @@ def decode(frame: bytes) -> Message:
     if type(raw) is not list or len(raw) < 2:
         raise ProtocolError("not a [version, type, ...] array")
     version, kind, *f = raw
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise ProtocolError(f"unsupported protocol version {version!r:.20} (expected {PROTOCOL_VERSION})")
+    if type(kind) is not int:
+        raise ProtocolError(f"unknown message type {kind!r:.20} (not an integer)")
     try:
         kind = MessageType(kind)
     except (ValueError, TypeError):

@@ -169,7 +169,7 @@ class LastPricesClient:
                 try:
                     frame = protocol.encode(LastPricesRequest(request_id, book, tick, count))
                     try:
-                        self._socket.send(frame, zmq.NOBLOCK)
+                        await self._socket.send(frame, zmq.NOBLOCK)
                     except zmq.Again:
                         last_error = "no DataManager connected"
                         await asyncio.sleep(min(0.1, self._policy.timeout))

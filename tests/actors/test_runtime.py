@@ -1,0 +1,218 @@
+"""The actor runtime: rate-limited logging, heartbeats to the supervisor, the parent watch."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from actors import runtime
+from actors.runtime import RateLimitedLog
+from tests.conftest import ipc_endpoint, run_async
+from transport import protocol, sockets
+from transport.protocol import Heartbeat
+
+REPO = Path(__file__).resolve().parents[2]
+LOGGER = "tests.runtime.ratelimited"
+
+# --- RateLimitedLog ------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(runtime, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER]
+
+
+def test_rate_limited_log_bursts_then_suppresses_then_reports(clock: FakeClock,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=3, window=60.0)
+    for i in range(10):
+        limited.warning("bad frame", "bad frame %d", i)
+        clock.now += 1.0
+    assert _messages(caplog) == ["bad frame 0", "bad frame 1", "bad frame 2"]
+    caplog.clear()
+    clock.now = 1000.0 + 60.0  # the window is over: the next one reports the suppressed count
+    limited.warning("bad frame", "bad frame %d", 10)
+    assert _messages(caplog) == ["bad frame: 7 more suppressed in the last 60s", "bad frame 10"]
+    for r in caplog.records:
+        assert r.levelno == logging.WARNING
+
+
+def test_rate_limited_log_counts_each_kind_separately(clock: FakeClock,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=2, window=60.0)
+    for _ in range(5):
+        limited.warning("a", "a")
+        limited.warning("b", "b")
+    assert _messages(caplog) == ["a", "b", "a", "b"]
+
+
+def test_rate_limited_log_without_excess_reports_nothing(clock: FakeClock,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=3, window=10.0)
+    limited.warning("k", "one")
+    clock.now += 10.0
+    limited.warning("k", "two")
+    assert _messages(caplog) == ["one", "two"]
+
+
+def test_rate_limited_log_stays_bounded_beyond_the_kinds_limit(clock: FakeClock,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=2, window=60.0, kinds=2)
+    limited.warning("a", "a")
+    limited.warning("b", "b")
+    for _ in range(100):
+        limited.warning("c", "c")
+    assert len(_messages(caplog)) <= 2 + 2
+
+
+# --- heartbeat and parent watch in this process --------------------------------------------------
+
+
+class TinyActor:
+    name = "tiny"
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.stopped_by_runtime = False
+        self._counters = {"widgets": 7}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self._counters
+
+    async def run(self, stop: asyncio.Event) -> None:
+        done = asyncio.create_task(self.done.wait())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([done, stopped], return_when=asyncio.FIRST_COMPLETED)
+        self.stopped_by_runtime = stop.is_set()
+        done.cancel()
+        stopped.cancel()
+
+
+def _args(heartbeat: str | None = None, parent_pid: int | None = None) -> argparse.Namespace:
+    return argparse.Namespace(heartbeat=heartbeat, heartbeat_interval=0.05, parent_pid=parent_pid,
+                              log_level="INFO")
+
+
+def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
+    endpoint = ipc_endpoint(ipc_dir, "heartbeat")
+    actor = TinyActor()
+
+    async def scenario() -> list[Heartbeat]:
+        ctx = zmq.asyncio.Context()
+        pull = sockets.pull(ctx, endpoint)
+        try:
+            serve = asyncio.create_task(runtime._serve(lambda _ctx: actor, _args(heartbeat=endpoint)))
+            beats: list[Heartbeat] = []
+            while len(beats) < 3:
+                beat = protocol.decode(await pull.recv())
+                assert isinstance(beat, Heartbeat)
+                beats.append(beat)
+            actor.done.set()  # the actor returns on its own: _serve stops the heartbeat and returns
+            await asyncio.wait_for(serve, 2.0)
+            return beats
+        finally:
+            pull.close(linger=0)
+            ctx.destroy(linger=0)
+
+    beats = run_async(scenario(), timeout=10)
+    assert {(b.actor, b.pid) for b in beats} == {("tiny", os.getpid())}
+    seqs = [b.seq for b in beats]
+    assert seqs == sorted(set(seqs))
+    assert all(b.counters == {"widgets": 7} for b in beats)
+    assert all(b.sent_at > 0 for b in beats)
+    assert not actor.stopped_by_runtime
+
+
+def test_serve_stops_when_the_parent_is_gone() -> None:
+    actor = TinyActor()
+    not_our_parent = os.getppid() + 1_000_000
+
+    async def scenario() -> None:
+        await asyncio.wait_for(runtime._serve(lambda _ctx: actor, _args(parent_pid=not_our_parent)), 2.0)
+
+    run_async(scenario(), timeout=5)
+    assert actor.stopped_by_runtime
+
+
+def test_serve_keeps_running_while_the_parent_is_alive() -> None:
+    actor = TinyActor()
+
+    async def scenario() -> bool:
+        serve = asyncio.create_task(runtime._serve(lambda _ctx: actor, _args(parent_pid=os.getppid())))
+        # The watch checks at once; a wrong verdict would have stopped the actor by now.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(serve), 0.2)
+        running = not serve.done()
+        actor.done.set()
+        await asyncio.wait_for(serve, 2.0)
+        return running
+
+    assert run_async(scenario(), timeout=5)
+    assert not actor.stopped_by_runtime
+
+
+# --- heartbeat from a real actor process ---------------------------------------------------------
+
+
+def test_scheduler_process_heartbeats_with_its_name_pid_and_increasing_seq(ipc_dir: Path) -> None:
+    heartbeat = ipc_endpoint(ipc_dir, "heartbeat")
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.setsockopt(zmq.RCVTIMEO, 5000)
+    pull.bind(heartbeat)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "actors.scheduler", "--tick", "0.05", "--ticks", ipc_endpoint(ipc_dir, "ticks"),
+         "--heartbeat", heartbeat, "--heartbeat-interval", "0.05", "--parent-pid", str(os.getpid()),
+         "--log-level", "WARNING"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        beats = []
+        for _ in range(4):
+            beat = protocol.decode(pull.recv())
+            assert isinstance(beat, Heartbeat)
+            beats.append(beat)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=3) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(timeout=5)
+        pull.close()
+        ctx.term()
+    assert {(b.actor, b.pid) for b in beats} == {("scheduler", process.pid)}
+    seqs = [b.seq for b in beats]
+    assert seqs == sorted(set(seqs))
+    assert set(beats[-1].counters) >= {"ticks_sent", "ticks_skipped", "last_seq"}
+    assert beats[-1].counters["ticks_sent"] >= beats[0].counters["ticks_sent"]

@@ -1,0 +1,80 @@
+"""Several strategies per book and several Algorithm workers, through the real launcher."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+from actors.pricing import PricingRule
+from tests.harness import LauncherRun, alive, check_decision, read_points
+from tests.test_launcher import write_csv
+
+CONFIG = """
+[strategies.default]
+delay = 0
+
+[strategies.wide]
+window = 3
+sold_factor = "1.2"
+unsold_factor = "0.8"
+delay = 0.05
+
+[[books]]
+ids = ["A"]
+strategies = ["default", "wide"]
+
+[[books]]
+ids = ["B", "C"]
+strategies = ["default"]
+"""
+
+RULES = {"default": PricingRule(), "wide": PricingRule(3, Decimal("1.2"), Decimal("0.8"))}
+
+
+def test_two_strategies_on_one_book_each_decide_every_tick(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=100)
+    (tmp_path / "repricer.toml").write_text(CONFIG)
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--config", str(tmp_path / "repricer.toml"),
+                                "--tick", "0.2", "--duration", "4"])
+    try:
+        assert run.process.wait(40) == 0
+        run.stop()
+    finally:
+        run.kill_everything()
+    points = read_points(csv_path)
+    ticks: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for d in run.decisions:
+        check_decision(d, points, RULES[d["strategy"]])
+        ticks[(d["book"], d["strategy"])].add(d["tick"])
+    assert set(ticks) == {("A", "default"), ("A", "wide"), ("B", "default"), ("C", "default")}
+    assert ticks[("A", "default")] == ticks[("A", "wide")]  # both strategies decided every tick
+    assert len(ticks[("A", "wide")]) >= 10
+    assert max(Counter((d["book"], d["strategy"], d["tick"]) for d in run.decisions).values()) == 1
+
+
+def test_killing_one_of_several_workers_pauses_only_its_share(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--books", "A,B,C", "--workers", "2", "--tick", "0.2",
+                                "--delay", "0", "--hang-timeout", "1.5"])
+    actors = ["scheduler", "datamanager", "apiserver", "algorithm-0", "algorithm-1"]
+    try:
+        before = run.wait_for_actors(actors)
+        run.wait_decisions(6)
+        # Which worker owns which book follows from the decisions themselves: no book is in two shares.
+        os.kill(before["algorithm-0"], signal.SIGKILL)
+        after = run.wait_until(lambda: run.pids()["algorithm-0"] != before["algorithm-0"] and run.pids(), 20,
+                               "algorithm-0 to be restarted")
+        assert all(after[name] == before[name] and alive(before[name]) for name in actors if name != "algorithm-0")
+        latest = max(d["tick"] for d in run.decisions)
+        run.wait_until(lambda: {d["book"] for d in run.decisions if d["tick"] > latest + 2} == {"A", "B", "C"},
+                       20, "every book to be decided again")
+        assert run.stop() == 0
+    finally:
+        run.kill_everything()
+    assert max(Counter((d["book"], d["strategy"], d["tick"]) for d in run.decisions).values()) == 1
+    points = read_points(csv_path)
+    for d in run.decisions:
+        check_decision(d, points)

@@ -1,0 +1,275 @@
+"""The codec: every message survives a round trip, and anything else is a ProtocolError."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transport import protocol
+from transport.protocol import (
+    MAX_BOOK_ID_LEN,
+    MAX_COUNTERS,
+    MAX_FRAME_BYTES,
+    MAX_WINDOW,
+    PROTOCOL_VERSION,
+    Decision,
+    Heartbeat,
+    LastPricesReply,
+    LastPricesRequest,
+    Message,
+    MessageType,
+    ProtocolError,
+    Tick,
+)
+
+# --- strategies ----------------------------------------------------------------------------------
+
+uint = st.integers(min_value=0, max_value=2**63 - 1)
+int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # counters may be gauges
+finite = st.floats(allow_nan=False, allow_infinity=False)
+prices = st.decimals(min_value=0, max_value=10**7, places=2, allow_nan=False, allow_infinity=False)
+price_windows = st.lists(prices, max_size=MAX_WINDOW).map(tuple)
+book_ids = st.text(min_size=1, max_size=MAX_BOOK_ID_LEN)
+short_names = st.text(min_size=1, max_size=64)
+
+ticks = st.builds(Tick, seq=uint, scheduled_at=finite, sent_at=finite, interval=finite)
+requests = st.builds(LastPricesRequest, request_id=uint, book=book_ids, tick=uint,
+                     count=st.integers(min_value=1, max_value=MAX_WINDOW))
+replies = st.builds(LastPricesReply, request_id=uint, book=book_ids, tick=uint, prices=price_windows,
+                    error=st.text(max_size=500))
+decisions = st.builds(Decision, ts=finite, tick=uint, book=book_ids, strategy=short_names,
+                      prices=price_windows, avg_comp_price=prices, request_id=uint, sold=st.booleans(),
+                      price=prices)
+heartbeats = st.builds(Heartbeat, actor=short_names, pid=uint, seq=uint, sent_at=finite,
+                       counters=st.dictionaries(short_names, int64, max_size=MAX_COUNTERS))
+messages: st.SearchStrategy[Message] = st.one_of(ticks, requests, replies, decisions, heartbeats)
+
+
+def frame(*items: Any) -> bytes:
+    packed: bytes = msgpack.packb(list(items), use_bin_type=True)
+    return packed
+
+
+# --- round trips ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", [ticks, requests, replies, decisions, heartbeats],
+                         ids=["tick", "request", "reply", "decision", "heartbeat"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_round_trip(strategy: st.SearchStrategy[Message], data: st.DataObject) -> None:
+    message = data.draw(strategy)
+    encoded = protocol.encode(message)
+    assert len(encoded) <= MAX_FRAME_BYTES
+    decoded = protocol.decode(encoded)
+    assert type(decoded) is type(message)
+    assert decoded == message
+
+
+def test_round_trip_keeps_money_exact() -> None:
+    reply = LastPricesReply(7, "978-0", 3, (Decimal("0.10"), Decimal("19.99"), Decimal("1000.00")))
+    decoded = protocol.decode(protocol.encode(reply))
+    assert isinstance(decoded, LastPricesReply)
+    # Exact decimals, including the trailing zero: money never goes through a float.
+    assert [str(p) for p in decoded.prices] == ["0.10", "19.99", "1000.00"]
+
+
+def test_counters_may_be_negative_gauges() -> None:
+    beat = Heartbeat("algorithm", 42, 3, 1.5, {"last_tick": -1, "min": -(2**63), "max": 2**63 - 1})
+    assert protocol.decode(protocol.encode(beat)) == beat
+
+
+def test_encode_shape_is_versioned_positional_array() -> None:
+    raw = msgpack.unpackb(protocol.encode(Tick(5, 10.0, 10.5, 2.0)))
+    assert raw == [PROTOCOL_VERSION, MessageType.TICK, 5, 10.0, 10.5, 2.0]
+    raw = msgpack.unpackb(protocol.encode(Decision(1.0, 2, "b", "s", (Decimal("1.50"),), Decimal("1.50"),
+                                                   9, True, Decimal("1.49"))))
+    assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49"]
+
+
+# --- garbage -------------------------------------------------------------------------------------
+
+_TICK = frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5)
+
+
+def _request(request_id: Any = 1, book: Any = "b", tick: Any = 0, count: Any = 3) -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REQUEST, request_id, book, tick, count)
+
+
+def _reply(prices: Any = ("1.00",), error: Any = "", book: Any = "b") -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REPLY, 1, book, 0, list(prices), error)
+
+
+def _decision(sold: Any = False, price: Any = "1.00", avg: Any = "1.00", strategy: Any = "s") -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.DECISION, 1.0, 1, "b", strategy, ["1.00"], avg, 1, sold, price)
+
+
+def _heartbeat(counters: Any = None, actor: Any = "a") -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.HEARTBEAT, actor, 1, 1, 1.0, {} if counters is None else counters)
+
+
+def test_reference_frames_are_valid() -> None:
+    """The builders below produce valid frames, so each garbage case differs by one field only."""
+    for valid in (_TICK, _request(), _reply(), _decision(), _heartbeat()):
+        assert isinstance(msgpack.unpackb(valid), list)
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"\xc1",  # the one byte msgpack never uses
+    b"\x00\xff\x00garbage",  # a valid int followed by extra data
+    _TICK[:-1],  # truncated
+    _TICK[:3],
+    b"\xdd\xff\xff\xff\xff",  # array32 claiming 4 billion items
+])
+def test_not_msgpack(data: bytes) -> None:
+    with pytest.raises(ProtocolError, match="not msgpack"):
+        protocol.decode(data)
+
+
+def test_oversized_frame_is_rejected_before_unpacking() -> None:
+    big = frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REPLY, 1, "b", 0, [], "x" * MAX_FRAME_BYTES)
+    assert len(big) > MAX_FRAME_BYTES
+    with pytest.raises(ProtocolError, match="exceeds"):
+        protocol.decode(big)
+    with pytest.raises(ProtocolError, match="exceeds"):
+        protocol.decode(b"\x00" * (MAX_FRAME_BYTES + 1))
+
+
+GARBAGE = [
+    # (frame, a fragment of the error message)
+    pytest.param(msgpack.packb({"a": 1}), "array", id="map"),
+    pytest.param(msgpack.packb(1), "array", id="int"),
+    pytest.param(msgpack.packb("tick"), "array", id="str"),
+    pytest.param(frame(PROTOCOL_VERSION), "array", id="no-type"),
+    pytest.param(frame(2, MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-2"),
+    pytest.param(frame(0, MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-0"),
+    pytest.param(frame("1", MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-str"),
+    pytest.param(frame(PROTOCOL_VERSION, 99, 1, 1.0, 1.0, 0.5), "unknown message type", id="type-99"),
+    pytest.param(frame(PROTOCOL_VERSION, 0), "unknown message type", id="type-0"),
+    pytest.param(frame(PROTOCOL_VERSION, "TICK", 1, 1.0, 1.0, 0.5), "unknown message type", id="type-str"),
+    pytest.param(frame(PROTOCOL_VERSION, None), "unknown message type", id="type-nil"),
+    pytest.param(frame(PROTOCOL_VERSION, [1]), "unknown message type", id="type-list"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0), "expected 4 fields", id="arity-short"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5, 0), "expected 4 fields",
+                 id="arity-long"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.HEARTBEAT), "expected 5 fields", id="arity-empty"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, True, 1.0, 1.0, 0.5), "seq", id="bool-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1.0, 1.0, 1.0, 0.5), "seq", id="float-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, -1, 1.0, 1.0, 0.5), "seq", id="negative-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 2**63, 1.0, 1.0, 0.5), "seq", id="seq-above-int64"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, float("nan"), 1.0, 0.5), "scheduled_at",
+                 id="nan"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, float("inf"), 0.5), "sent_at", id="inf"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, float("-inf")), "interval",
+                 id="-inf"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, True, 1.0, 0.5), "scheduled_at",
+                 id="bool-float"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, "1.0", 1.0, 0.5), "scheduled_at",
+                 id="str-float"),
+    pytest.param(_request(request_id=True), "request_id", id="bool-request-id"),
+    pytest.param(_request(tick=False), "tick", id="bool-tick"),
+    pytest.param(_request(count=True), "count", id="bool-count"),
+    pytest.param(_request(count=0), "count", id="count-0"),
+    pytest.param(_request(count=MAX_WINDOW + 1), "count", id="count-too-big"),
+    pytest.param(_request(book=""), "book", id="empty-book"),
+    pytest.param(_request(book="x" * (MAX_BOOK_ID_LEN + 1)), "book", id="long-book"),
+    pytest.param(_request(book=b"bytes"), "book", id="bin-book"),
+    pytest.param(_request(book=7), "book", id="int-book"),
+    pytest.param(_reply(prices=["abc"]), "prices", id="price-abc"),
+    pytest.param(_reply(prices=[""]), "prices", id="price-empty"),
+    pytest.param(_reply(prices=["1,00"]), "prices", id="price-comma"),
+    pytest.param(_reply(prices=["NaN"]), "prices", id="price-NaN"),
+    pytest.param(_reply(prices=["sNaN"]), "prices", id="price-sNaN"),
+    pytest.param(_reply(prices=["Infinity"]), "prices", id="price-inf"),
+    pytest.param(_reply(prices=["-inf"]), "prices", id="price-minus-inf"),
+    pytest.param(_reply(prices=[1.5]), "prices", id="price-float"),
+    pytest.param(_reply(prices=[150]), "prices", id="price-int"),
+    pytest.param(_reply(prices=["1" * 41]), "prices", id="price-too-long"),
+    pytest.param(_reply(prices=["1.00"] * (MAX_WINDOW + 1)), "prices", id="window-too-big"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REPLY, 1, "b", 0, "1.00", ""), "prices",
+                 id="prices-not-list"),
+    pytest.param(_reply(error="e" * 501), "error", id="error-too-long"),
+    pytest.param(_reply(error=None), "error", id="error-nil"),
+    pytest.param(_decision(sold=1), "sold", id="int-sold"),
+    pytest.param(_decision(price="NaN"), "price", id="decision-NaN"),
+    pytest.param(_decision(price=9.99), "price", id="decision-float-price"),
+    pytest.param(_decision(avg="ten"), "avg_comp_price", id="decision-avg"),
+    pytest.param(_decision(strategy="s" * 65), "strategy", id="long-strategy"),
+    pytest.param(_heartbeat(counters={f"c{i}": i for i in range(MAX_COUNTERS + 1)}), "counters",
+                 id="counters-too-big"),
+    pytest.param(_heartbeat(counters=[1, 2]), "counters", id="counters-list"),
+    pytest.param(_heartbeat(counters={"c": 2**64 - 1}), "counter value", id="counter-above-int64"),
+    pytest.param(_heartbeat(counters={"c": True}), "counter value", id="counter-bool"),
+    pytest.param(_heartbeat(counters={"c": 1.5}), "counter value", id="counter-float"),
+    pytest.param(_heartbeat(counters={"": 1}), "counter name", id="counter-empty-name"),
+    pytest.param(_heartbeat(counters={"c" * 65: 1}), "counter name", id="counter-long-name"),
+    pytest.param(_heartbeat(counters={b"c": 1}), "counter name", id="counter-bin-name"),
+    pytest.param(_heartbeat(actor="a" * 65), "actor", id="long-actor"),
+]
+
+
+@pytest.mark.parametrize(("data", "reason"), GARBAGE)
+def test_garbage_is_a_protocol_error_for_the_right_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        protocol.decode(data)
+
+
+@pytest.mark.parametrize("data", [
+    frame(True, MessageType.TICK, 1, 1.0, 1.0, 0.5),
+    frame(1.0, MessageType.TICK, 1, 1.0, 1.0, 0.5),
+    frame(PROTOCOL_VERSION, True, 1, 1.0, 1.0, 0.5),
+    frame(PROTOCOL_VERSION, 1.0, 1, 1.0, 1.0, 0.5),
+], ids=["bool-version", "float-version", "bool-type", "float-type"])
+def test_header_fields_must_be_ints(data: bytes) -> None:
+    with pytest.raises(ProtocolError, match=r"version|type"):
+        protocol.decode(data)
+
+
+# --- fuzzing -------------------------------------------------------------------------------------
+
+
+def _check_decode(data: bytes) -> None:
+    try:
+        message = protocol.decode(data)
+    except ProtocolError:
+        return
+    assert isinstance(message, Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=256))
+def test_decode_of_arbitrary_bytes_only_raises_protocol_error(data: bytes) -> None:
+    _check_decode(data)
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats()
+    | st.text(max_size=20) | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(version=st.sampled_from([PROTOCOL_VERSION, 0, 2]) | msgpack_values,
+       kind=st.sampled_from(list(MessageType)) | msgpack_values,
+       fields=st.lists(msgpack_values, max_size=10))
+def test_decode_of_well_formed_msgpack_only_raises_protocol_error(version: Any, kind: Any,
+                                                                 fields: list[Any]) -> None:
+    _check_decode(frame(version, kind, *fields))
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=messages, cut=st.integers(min_value=0), flip=st.integers(min_value=0, max_value=255))
+def test_decode_of_corrupted_frames_only_raises_protocol_error(message: Message, cut: int, flip: int) -> None:
+    encoded = bytearray(protocol.encode(message))
+    position = cut % len(encoded)
+    encoded[position] ^= flip
+    _check_decode(bytes(encoded))
+    _check_decode(bytes(encoded[:position]))
