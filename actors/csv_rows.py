@@ -1,0 +1,138 @@
+"""Parse the competitor-price CSV: the header row and one data row at a time. Pure: no I/O.
+
+CSV format
+----------
+* The first line is a header row (required). Column names are case-insensitive and trimmed.
+* ``price`` (required): the competitor price, a positive decimal such as ``12.49``; kept as a
+  :class:`~decimal.Decimal` exactly as written (never a float), at most 12 digits after the point and
+  at most 1e9.
+* ``book_id`` (optional): which book the price is for. A file without it serves every book: any
+  requested book id gets the same series.
+* ``timestamp`` (optional): kept as text, not interpreted; rows are used in file order.
+* Other named columns are allowed and ignored.
+* Tolerated: a UTF-8 byte-order mark, CRLF line ends, blank lines (skipped, not counted as bad),
+  spaces around fields, double-quoted fields (``"B001","12.50"``).
+* A bad row is skipped, counted by reason and logged with its line number. Reasons:
+  ``wrong_column_count`` (fewer or more fields than the header names), ``missing_price``,
+  ``non_numeric_price``, ``not_finite_price`` (NaN, inf), ``negative_price``, ``zero_price``,
+  ``too_many_decimals``, ``price_too_large``, ``empty_book_id`` (and, from the reader,
+  ``line_too_long``).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+MAX_FRACTION_DIGITS: Final = 12
+MAX_PRICE: Final = Decimal("1e9")
+BAD_ROW_REASONS: Final = (
+    "wrong_column_count", "missing_price", "non_numeric_price", "not_finite_price", "negative_price",
+    "zero_price", "too_many_decimals", "price_too_large", "empty_book_id", "line_too_long",
+)
+
+
+class CsvFormatError(ValueError):
+    """The header row is unusable, so no row of the file can be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Positions of the known columns in a row; ``count`` is how many fields every row must have."""
+
+    price: int
+    book_id: int | None
+    timestamp: int | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    book_id: str | None  # None when the file has no book_id column
+    price: Decimal
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line_no: int
+    reason: str  # a short stable key from BAD_ROW_REASONS, usable as a counter name
+    detail: str = ""
+
+
+def split_fields(line: str) -> list[str]:
+    # The plain split is the hot path; the csv module only when a quote makes it necessary.
+    if '"' in line:
+        return next(csv.reader([line]), [])
+    return line.split(",")
+
+
+def parse_header(line: str) -> Columns:
+    """Locate the columns; raise :class:`CsvFormatError` with a clear message when ``price`` is absent."""
+    text = line.lstrip("\ufeff").strip()
+    if not text:
+        raise CsvFormatError("the header row is empty: the first line must name the columns, e.g. "
+                             "'timestamp,book_id,price'")
+    names = [name.strip().lower() for name in split_fields(text)]
+    seen: set[str] = set()
+    for name in names:
+        if name and name in seen:
+            raise CsvFormatError(f"the header names column {name!r} twice: {text!r:.200}")
+        seen.add(name)
+    if "price" not in names:
+        raise CsvFormatError(f"the header has no 'price' column (got {names!r:.200}); "
+                             "expected e.g. 'timestamp,book_id,price'")
+
+    def find(name: str) -> int | None:
+        return names.index(name) if name in names else None
+
+    return Columns(price=names.index("price"), book_id=find("book_id"), timestamp=find("timestamp"),
+                   count=len(names))
+
+
+def parse_price(raw: str) -> Decimal | str:
+    """The price, or the bad-row reason key."""
+    if not raw:
+        return "missing_price"
+    if "_" in raw:  # Decimal accepts "1_000"; a CSV price with underscores is a typo, not a number
+        return "non_numeric_price"
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        return "non_numeric_price"
+    if not price.is_finite():  # before any comparison: comparing a signalling NaN raises
+        return "not_finite_price"
+    if price.is_signed() and price != 0:
+        return "negative_price"
+    if price == 0:
+        return "zero_price"
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_FRACTION_DIGITS:
+        return "too_many_decimals"
+    if price > MAX_PRICE:
+        return "price_too_large"
+    return price
+
+
+def parse_row(line: str, columns: Columns, line_no: int) -> Row | BadRow | None:
+    """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
+    text = line.strip()
+    if not text:
+        return None
+    fields = split_fields(text)
+    if len(fields) != columns.count:
+        return BadRow(line_no, "wrong_column_count",
+                      f"expected {columns.count} fields as in the header, got {len(fields)}")
+    raw = fields[columns.price].strip()
+    price = parse_price(raw)
+    if isinstance(price, str):
+        return BadRow(line_no, price, f"price {raw!r:.40}")
+    book: str | None = None
+    if columns.book_id is not None:
+        book = fields[columns.book_id].strip()
+        if not book:
+            return BadRow(line_no, "empty_book_id", "book_id is empty")
+    timestamp = fields[columns.timestamp].strip() if columns.timestamp is not None else None
+    return Row(book, price, timestamp)
