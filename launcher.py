@@ -37,6 +37,7 @@ from actors.config import ConfigError, load_config
 from actors.supervision import ChildHealth, RestartPolicy
 from transport import endpoints, protocol, sockets
 from transport.protocol import Heartbeat, ProtocolError
+from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 
@@ -86,7 +87,8 @@ def rss_kib(pid: int) -> int:
 
 class Launcher:
     def __init__(self, children: Sequence[Child], heartbeat_endpoint: str, policy: RestartPolicy,
-                 grace: float = 5.0, status_every: float = 60.0) -> None:
+                 grace: float = 5.0, status_every: float = 60.0, security: Security | None = None) -> None:
+        self._security = security or Security()
         self.children = {child.name: child for child in children}
         self._heartbeat_endpoint = heartbeat_endpoint
         self._policy = policy
@@ -154,8 +156,9 @@ class Launcher:
         if not isinstance(beat, Heartbeat):
             self.counters["bad_heartbeats"] += 1
             return
-        child = self.children.get(beat.actor)
-        if child is None or child.pid != beat.pid:
+        # Matched by pid, not name: several processes run the same actor (workers, DataManagers).
+        child = next((c for c in self.children.values() if c.pid == beat.pid), None)
+        if child is None:
             return  # from a process we already replaced: ignore
         child.health.on_heartbeat(time.monotonic())
         child.last_counters = beat.counters
@@ -174,6 +177,7 @@ class Launcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         ctx = zmq.asyncio.Context()
+        sockets.use_security(self._security).start(ctx)
         pull = sockets.pull(ctx, self._heartbeat_endpoint)
         next_status = time.monotonic() + self._status_every
         try:
@@ -192,6 +196,7 @@ class Launcher:
                     next_status += self._status_every
         finally:
             pull.close(linger=0)
+            self._security.stop()
             ctx.destroy(linger=0)
             await self._stop_all()
 
@@ -235,6 +240,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="stop cleanly after S seconds (default: run until Ctrl-C / SIGTERM)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="Algorithm processes; each (book, strategy) is owned by one (default 1)")
+    parser.add_argument("--data-managers", type=int, default=1, metavar="N",
+                        help="DataManager processes; the Algorithm's DEALER load-balances over them (default 1)")
     net = parser.add_argument_group("endpoints")
     net.add_argument("--run-dir", metavar="DIR", default=None,
                      help="use private ipc:// endpoints in DIR instead of the tcp defaults")
@@ -252,19 +259,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sup.add_argument("--status-every", type=float, default=60.0, metavar="S",
                      help="log every actor's RSS and counters every S seconds (default %(default)s)")
     sup.add_argument("--log-level", default="INFO")
+    sec = parser.add_argument_group("security")
+    sec.add_argument("--keys", metavar="DIR", default=None,
+                     help="CurveZMQ key directory for every actor (python -m transport.security keygen DIR)")
+    sec.add_argument("--insecure", action="store_true",
+                     help="allow non-loopback endpoints without encryption")
     args = parser.parse_args(argv)
     if args.tick <= 0:
         parser.error("--tick must be positive")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if args.workers < 1 or args.data_managers < 1:
+        parser.error("--workers and --data-managers must be at least 1")
     return args
 
 
 def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -> tuple[list[Child], str]:
     if args.run_dir:
-        net = endpoints.Endpoints.in_directory(args.run_dir, args.api_port)
+        net = endpoints.Endpoints.in_directory(args.run_dir, args.api_port, args.data_managers)
     else:
-        net = endpoints.Endpoints(args.ticks_endpoint, (args.data_endpoint,), args.heartbeat_endpoint,
+        data = endpoints.split_list(args.data_endpoint)
+        if len(data) != args.data_managers:
+            # tcp://host:PORT for the first; the next ones on the following ports
+            host, _, port = data[0].rpartition(":")
+            data = tuple(f"{host}:{int(port) + i}" for i in range(args.data_managers))
+        net = endpoints.Endpoints(args.ticks_endpoint, data, args.heartbeat_endpoint,
                                   f"http://127.0.0.1:{args.api_port}")
     if args.config:
         books = ["--config", args.config]
@@ -274,22 +291,26 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
         books = ["--books", args.books]
     pricing = [*books, "--delay", str(args.delay), "--max-in-flight", str(args.max_in_flight),
                "--dm-timeout", str(args.dm_timeout), "--http-timeout", str(args.http_timeout),
-               "--log-level", args.log_level, *(["--json"] if args.json else [])]
+               *(["--json"] if args.json else [])]
+    # Options every actor takes (runtime.add_common_arguments).
+    common = ["--log-level", args.log_level, *(["--keys", args.keys] if args.keys else []),
+              *(["--insecure"] if args.insecure else [])]
     children = [
         Child("scheduler", "scheduler",
-              ["--ticks", net.ticks, "--tick", str(args.tick), "--t0", repr(t0), "--log-level", args.log_level],
+              ["--ticks", net.ticks, "--tick", str(args.tick), "--t0", repr(t0), *common],
               ChildHealth(policy)),
-        Child("datamanager", "data_manager",
-              ["--data", net.data[0], "--csv", args.data, "--mode", args.mode, "--log-level", args.log_level],
-              ChildHealth(policy)),
-        Child("apiserver", "api_server", ["--port", str(args.api_port), "--log-level", args.log_level],
+        Child("apiserver", "api_server", ["--port", str(args.api_port), *common],
               ChildHealth(policy)),
     ]
+    for index, endpoint in enumerate(net.data):
+        children.append(Child("datamanager" if len(net.data) == 1 else f"datamanager-{index}", "data_manager",
+                              ["--data", endpoint, "--csv", args.data, "--mode", args.mode, *common],
+                              ChildHealth(policy)))
     for worker in range(args.workers):
         name = "algorithm" if args.workers == 1 else f"algorithm-{worker}"
         children.append(Child(name, "algorithm",
                               ["--ticks", net.ticks, "--data", ",".join(net.data), "--api-url", net.api_url,
-                               "--workers", str(args.workers), "--worker", str(worker), *pricing],
+                               "--workers", str(args.workers), "--worker", str(worker), *pricing, *common],
                               ChildHealth(policy)))
     return children, net.heartbeat
 
@@ -317,7 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
-    launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every)
+    try:
+        security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
+    except SecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every,
+                        security=security)
 
     async def supervise() -> None:
         stop = asyncio.Event()

@@ -278,8 +278,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8080,
                         help="port to bind, 0 = any free port (default %(default)s)")
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow binding a non-loopback --host (this mock speaks plain HTTP)")
     parser.add_argument("--retention", type=int, default=request_ids.DEFAULT_RETENTION, metavar="N",
                         help="answer GET for the last N ids issued by this run (default %(default)s)")
     parser.add_argument("--state-file", default=None, metavar="PATH",

@@ -26,6 +26,7 @@ import zmq.asyncio
 
 from transport import protocol, sockets
 from transport.protocol import Heartbeat
+from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--parent-pid", type=int, default=None,
                        help="exit when this process (the launcher) is gone")
     group.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default %(default)s)")
+    sec = parser.add_argument_group("security")
+    sec.add_argument("--keys", metavar="DIR", default=None,
+                     help="CurveZMQ key directory (python -m transport.security keygen DIR): encrypt and "
+                          "authenticate every ZeroMQ socket")
+    sec.add_argument("--insecure", action="store_true",
+                     help="allow binding a non-loopback address without encryption")
 
 
 async def _heartbeat(actor: Actor, ctx: zmq.asyncio.Context, endpoint: str, interval: float,
@@ -146,6 +153,8 @@ async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argpa
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     ctx = zmq.asyncio.Context()
+    security = sockets.use_security(Security(Keys.load(args.keys) if args.keys else None, args.insecure))
+    security.start(ctx)
     try:
         actor = make_actor(ctx)
         async with asyncio.TaskGroup() as group:
@@ -158,6 +167,7 @@ async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argpa
             stop.set()  # the actor returned on its own: let the helpers finish too
         log.info("stopped; counters %s", dict(actor.counters))
     finally:
+        security.stop()
         ctx.destroy(linger=0)
 
 
@@ -177,4 +187,21 @@ def run_actor(name: str, make_actor: Callable[[zmq.asyncio.Context], Actor], arg
         runner(_serve(make_actor, args))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+    except (SecurityError, ExceptionGroup) as exc:
+        refusal = _find(exc, SecurityError)
+        if refusal is None:
+            raise
+        log.error("%s", refusal)  # a configuration error: say it plainly, no traceback
+        return 2
     return 0
+
+
+def _find(exc: BaseException, kind: type[Exception]) -> BaseException | None:
+    """``exc`` itself or the first ``kind`` inside (TaskGroups wrap errors in ExceptionGroups)."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _find(inner, kind)) is not None:
+                return found
+    return None

@@ -78,3 +78,23 @@ def test_killing_one_of_several_workers_pauses_only_its_share(tmp_path: Path, ip
     points = read_points(csv_path)
     for d in run.decisions:
         check_decision(d, points)
+
+
+def test_several_datamanagers_share_the_requests_and_cover_for_each_other(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--books", "A,B,C", "--data-managers", "2",
+                                "--tick", "0.2", "--delay", "0"])
+    try:
+        before = run.wait_for_actors(["datamanager-0", "datamanager-1", "algorithm"])
+        run.wait_decisions(6)
+        os.kill(before["datamanager-0"], signal.SIGSTOP)  # frozen, not gone: its requests time out
+        latest = max(d["tick"] for d in run.decisions)
+        run.wait_until(lambda: {d["book"] for d in run.decisions if d["tick"] > latest + 3} == {"A", "B", "C"},
+                       20, "decisions served by the other DataManager")
+        assert run.pids()["algorithm"] == before["algorithm"]
+        assert run.stop() == 0
+    finally:
+        run.kill_everything()
+    points = read_points(csv_path)
+    for d in run.decisions:
+        check_decision(d, points)

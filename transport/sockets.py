@@ -19,7 +19,9 @@ import zmq
 import zmq.asyncio
 
 from transport import protocol
+from transport.endpoints import is_loopback
 from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
+from transport.security import Security, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -40,38 +42,58 @@ def _configure(sock: zmq.asyncio.Socket, hwm: int) -> zmq.asyncio.Socket:
     return sock
 
 
-def pub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
-    sock = _configure(ctx.socket(zmq.PUB), TICK_HWM)
+# This process's socket security: one per process, set by the actor runtime from --keys/--insecure.
+_security = Security()
+
+
+def use_security(security: Security) -> Security:
+    global _security
+    _security = security
+    return security
+
+
+def _bind(sock: zmq.asyncio.Socket, endpoint: str) -> zmq.asyncio.Socket:
+    try:
+        _security.secure_server(sock, endpoint, is_loopback(endpoint))
+    except SecurityError:
+        sock.close(linger=0)
+        raise
     sock.bind(endpoint)
     return sock
+
+
+def _connect(sock: zmq.asyncio.Socket, *endpoints: str) -> zmq.asyncio.Socket:
+    _security.secure_client(sock)
+    for endpoint in endpoints:
+        sock.connect(endpoint)
+    return sock
+
+
+def pub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+    return _bind(_configure(ctx.socket(zmq.PUB), TICK_HWM), endpoint)
 
 
 def sub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     sock = _configure(ctx.socket(zmq.SUB), TICK_HWM)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(endpoint)
-    return sock
+    return _connect(sock, endpoint)
 
 
 def router(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     sock = _configure(ctx.socket(zmq.ROUTER), REQUEST_HWM)
     # A reply to a peer that has gone away is dropped, not an error.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-    sock.bind(endpoint)
-    return sock
+    return _bind(sock, endpoint)
 
 
 def push(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     sock = _configure(ctx.socket(zmq.PUSH), HEARTBEAT_HWM)
     sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue towards a launcher that is not there
-    sock.connect(endpoint)
-    return sock
+    return _connect(sock, endpoint)
 
 
 def pull(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
-    sock = _configure(ctx.socket(zmq.PULL), 1000)
-    sock.bind(endpoint)
-    return sock
+    return _bind(_configure(ctx.socket(zmq.PULL), 1000), endpoint)
 
 
 class RequestFailed(Exception):
@@ -117,9 +139,7 @@ class LastPricesClient:
         sock = _configure(self._ctx.socket(zmq.DEALER), REQUEST_HWM)
         # Fail fast (zmq.Again) while no DataManager is connected, instead of queueing.
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        for endpoint in self._endpoints:
-            sock.connect(endpoint)
-        return sock
+        return _connect(sock, *self._endpoints)
 
     async def run(self) -> None:
         """Receive replies until cancelled; run it in the owner's TaskGroup.

@@ -1,0 +1,156 @@
+"""Every actor started by hand, as it would be on separate machines: tcp endpoints on 127.0.0.1,
+CurveZMQ keys, no launcher. And a peer with the wrong key gets nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.asyncio
+import zmq.auth
+
+from tests.conftest import run_async
+from tests.harness import REPO, check_decision, free_port, read_points
+from tests.test_launcher import write_csv
+from transport import sockets
+from transport.security import Keys, Security, keygen
+from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
+
+
+class Actor:
+    """One actor process started by hand; its stdout and stderr collected line by line."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", f"actors.{module}", *args], cwd=REPO,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.changed = threading.Condition()
+        for stream, sink in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
+
+    def _read(self, stream: object, sink: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self.changed:
+                sink.append(line.rstrip("\n"))
+                self.changed.notify_all()
+
+    def wait(self, predicate: object, timeout: float, what: str) -> None:
+        with self.changed:
+            if not self.changed.wait_for(predicate, timeout):  # type: ignore[arg-type]
+                raise AssertionError(f"timed out waiting for {what}; stderr:\n" + "\n".join(self.err[-20:]))
+
+    def stop(self) -> int:
+        self.process.terminate()
+        try:
+            return self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    return keygen(tmp_path / "keys")
+
+
+@pytest.fixture
+def restore_security() -> Iterator[None]:
+    yield
+    sockets.use_security(Security())
+
+
+def test_actors_started_by_hand_over_tcp_with_curve(tmp_path: Path, keys: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=100)
+    ticks, data, api = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
+    secure = ["--keys", str(keys)]
+    actors = [
+        Actor("data_manager", "--data", data, "--csv", str(csv_path), *secure),
+        Actor("api_server", "--port", str(api), *secure),
+        Actor("algorithm", "--ticks", ticks, "--data", data, "--api-url", f"http://127.0.0.1:{api}",
+              "--books", "A,B", "--delay", "0", "--json", *secure),
+        Actor("scheduler", "--ticks", ticks, "--tick", "0.2", *secure),
+    ]
+    algorithm = actors[2]
+    try:
+        algorithm.wait(lambda: len(algorithm.out) >= 6, 30, "six decisions")
+    finally:
+        codes = [actor.stop() for actor in actors]
+    assert codes == [0, 0, 0, 0]
+    points = read_points(csv_path)
+    decisions = [json.loads(line) for line in algorithm.out]
+    for decision in decisions:
+        check_decision(decision, points)
+    assert {d["book"] for d in decisions} == {"A", "B"}
+
+
+def test_binding_a_public_address_needs_keys_or_insecure() -> None:
+    result = subprocess.run([sys.executable, "-m", "actors.data_manager", "--data", "tcp://0.0.0.0:0"], cwd=REPO,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "refusing to bind tcp://0.0.0.0:0 without CURVE keys" in result.stderr
+
+
+def ask(keys: Keys, endpoint: str) -> str:
+    """One request with these client keys: 'ok' or why it failed."""
+
+    async def body() -> str:
+        sockets.use_security(Security(keys))
+        ctx = zmq.asyncio.Context()
+        client = LastPricesClient(ctx, [endpoint], RequestPolicy(timeout=0.5, retries=1))
+        receiver = asyncio.create_task(client.run())
+        try:
+            await client.last_prices("A", 0, 5)
+            return "ok"
+        except RequestFailed as exc:
+            return str(exc)
+        finally:
+            receiver.cancel()
+            client.close()
+            ctx.destroy(linger=0)
+
+    return run_async(body(), timeout=20)
+
+
+@pytest.mark.usefixtures("restore_security")
+def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(keys))
+    # An intruder who knows the server's public key but whose own key is not authorized...
+    intruder = tmp_path / "intruder"
+    shutil.copytree(keys, intruder)
+    zmq.auth.create_certificates(intruder, "client")  # a new client keypair, not in authorized/
+    # ...and one who has a whole other key directory.
+    stranger = keygen(tmp_path / "stranger")
+    try:
+        manager.wait(lambda: any("serving" in line for line in manager.err), 20, "the DataManager to bind")
+        assert ask(Keys.load(keys), endpoint) == "ok"
+        assert ask(Keys.load(intruder), endpoint) != "ok"
+        manager.wait(lambda: any("refused a CURVE client" in line for line in manager.err), 10, "the refusal log")
+        assert ask(Keys.load(stranger), endpoint) != "ok"
+        assert ask(Keys.load(keys), endpoint) == "ok"  # the rightful client is still served
+    finally:
+        assert manager.stop() == 0
+
+
+def test_keygen_command(tmp_path: Path) -> None:
+    target = tmp_path / "k"
+    result = subprocess.run([sys.executable, "-m", "transport.security", "keygen", str(target)], cwd=REPO,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    loaded = Keys.load(target)
+    assert (target / "authorized" / "client.key").exists() and loaded.server_public != loaded.client_public
+    assert (target / "server.key_secret").stat().st_mode & 0o077 == 0
+    again = subprocess.run([sys.executable, "-m", "transport.security", "keygen", str(target)], cwd=REPO,
+                           capture_output=True, text=True, timeout=30)
+    assert again.returncode == 2 and "already holds keys" in again.stderr
