@@ -32,7 +32,7 @@ import zmq
 import zmq.asyncio
 
 from actors import runtime
-from actors.algorithm import DEFAULT_BOOKS, add_pricing_arguments
+from actors.cli import DEFAULT_BOOKS, add_pricing_arguments
 from actors.config import ConfigError, load_config
 from actors.supervision import ChildHealth, RestartPolicy
 from transport import endpoints, protocol, sockets
@@ -83,6 +83,19 @@ def rss_kib(pid: int) -> int:
             return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` in KiB: RSS with shared pages (libpython, libzmq, ...) divided
+    among the processes sharing them, so summing it over processes does not count them five times."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
 
 
 class Launcher:
@@ -164,14 +177,16 @@ class Launcher:
         child.last_counters = beat.counters
 
     def _report_status(self) -> None:
-        total = 0
+        me = os.getpid()
+        total_rss, total_pss = rss_kib(me), pss_kib(me)
         for child in self.children.values():
-            rss = rss_kib(child.pid) if child.pid else 0
-            total += rss
-            log.info("status %s pid=%s rss_kib=%d restarts=%d counters=%s", child.name, child.pid, rss,
-                     child.health.restarts, child.last_counters)
-        log.info("status launcher pid=%d rss_kib=%d total_rss_kib=%d %s", os.getpid(), rss_kib(os.getpid()),
-                 total + rss_kib(os.getpid()), self.counters)
+            rss, pss = (rss_kib(child.pid), pss_kib(child.pid)) if child.pid else (0, 0)
+            total_rss += rss
+            total_pss += pss
+            log.info("status %s pid=%s rss_kib=%d pss_kib=%d restarts=%d counters=%s", child.name, child.pid, rss,
+                     pss, child.health.restarts, child.last_counters)
+        log.info("status launcher pid=%d rss_kib=%d total_rss_kib=%d total_pss_kib=%d %s", me, rss_kib(me),
+                 total_rss, total_pss, self.counters)
 
     # --- loop ----------------------------------------------------------------------------------
 

@@ -28,18 +28,16 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.api_client import ApiClient, ApiError, HttpPolicy
+from actors.cli import add_pricing_arguments, book_ids
 from actors.config import ConfigError, load_config
 from actors.decisions import format_human, format_json
 from actors.pricing import PricingRule, avg_comp_price, reprice, to_cents
-from actors.strategies import DEFAULT_DELAY, Pair, Strategy, owned_pairs, pairs_for
+from actors.strategies import Pair, Strategy, owned_pairs, pairs_for
 from transport import endpoints, protocol, sockets
 from transport.protocol import Decision, ProtocolError, Tick
 from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
 
 log = logging.getLogger("algorithm")
-
-DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
-
 
 class Algorithm:
     def __init__(
@@ -197,33 +195,6 @@ class Algorithm:
 # --- command line ------------------------------------------------------------------------------
 
 
-def positive_decimal(text: str) -> Decimal:
-    value = Decimal(text)
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"not a non-negative number: {text}")
-    return value
-
-
-def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared with the launcher, which passes them through."""
-    parser.add_argument("--books", default=",".join(DEFAULT_BOOKS), metavar="ID,ID,...",
-                        help="books to price (default %(default)s)")
-    parser.add_argument("--books-file", metavar="PATH", default=None,
-                        help="books to price, one id per line (for lists too long for a command line)")
-    parser.add_argument("--delay", type=positive_decimal, default=DEFAULT_DELAY, metavar="S",
-                        help="x: seconds between registering a request and reading it (default %(default)s)")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="TOML file listing books and their strategies (overrides --books and --delay); "
-                             "see repricer.example.toml")
-    parser.add_argument("--json", action="store_true", help="print decisions as JSON lines")
-    parser.add_argument("--max-in-flight", type=int, default=64, metavar="N",
-                        help="HTTP requests in flight at most (default %(default)s)")
-    parser.add_argument("--dm-timeout", type=float, default=1.0, metavar="S",
-                        help="DataManager reply timeout per attempt (default %(default)s)")
-    parser.add_argument("--http-timeout", type=float, default=2.0, metavar="S",
-                        help="APIServer timeout per request (default %(default)s)")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m actors.algorithm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,16 +214,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.max_in_flight < 1:
         parser.error("--max-in-flight must be at least 1")
     return args
-
-
-def book_ids(args: argparse.Namespace) -> list[str]:
-    """The books from ``--books-file`` if given, else ``--books``; duplicates dropped, order kept."""
-    if args.books_file:
-        with open(args.books_file, encoding="utf-8") as f:
-            ids = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    else:
-        ids = list(endpoints.split_list(args.books))
-    return list(dict.fromkeys(ids))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
