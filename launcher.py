@@ -216,8 +216,15 @@ class Launcher:
             await self._stop_all()
 
     async def _stop_all(self) -> None:
-        """SIGTERM every child, SIGKILL those still alive after the grace period, reap them all."""
-        running = [c for c in self.children.values() if c.process is not None and c.process.exitcode is None]
+        """Stop in dependency order so no decision in flight is lost: the Scheduler first (no new
+        ticks), then the Algorithm workers (they finish what they started while their peers still
+        answer), then the DataManagers and the APIServer. Each stage: SIGTERM, then SIGKILL after the
+        grace period."""
+        for modules in (("scheduler",), ("algorithm",), ("data_manager", "api_server")):
+            self._stop_stage([c for c in self.children.values() if c.module in modules])
+
+    def _stop_stage(self, children: list[Child]) -> None:
+        running = [c for c in children if c.process is not None and c.process.exitcode is None]
         for child in running:
             assert child.process is not None and child.process.pid is not None
             log.info("stopping %s pid=%d", child.name, child.process.pid)

@@ -150,8 +150,13 @@ async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
 async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if args.parent_pid is None:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    else:
+        # Supervised: Ctrl-C reaches the whole process group, but the launcher stops the actors in
+        # order (Scheduler, Algorithm, then their peers) so no decision in flight is lost.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctx = zmq.asyncio.Context()
     security = sockets.use_security(Security(Keys.load(args.keys) if args.keys else None, args.insecure))
     security.start(ctx)

@@ -70,3 +70,16 @@ async def async_wait_for(
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
 
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the long soak tests (marked slow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow soak run: give --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
