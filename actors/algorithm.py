@@ -32,7 +32,7 @@ from actors.cli import add_pricing_arguments, book_ids
 from actors.config import ConfigError, load_config
 from actors.decisions import format_human, format_json
 from actors.pricing import PricingRule, avg_comp_price, reprice, to_cents
-from actors.strategies import Pair, Strategy, owned_pairs, pairs_for
+from actors.strategies import Pair, Strategy, dispatch_order, owned_pairs, pairs_for
 from transport import endpoints, protocol, sockets
 from transport.protocol import Decision, ProtocolError, Tick
 from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
@@ -127,7 +127,7 @@ class Algorithm:
         self._own["ticks"] += 1
         self._own["last_tick"] = tick.seq
         overruns = 0
-        for pair in self._pairs:
+        for pair in dispatch_order(self._pairs, tick.seq):
             if pair.key in self._busy:
                 overruns += 1
                 continue

@@ -6,8 +6,9 @@ coordinator, no pair decided by two workers, and a restarted worker takes back e
 
 from __future__ import annotations
 
+import itertools
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -52,3 +53,18 @@ def pairs_for(books: Iterable[str], strategies: Iterable[Strategy]) -> list[Pair
     """Every book priced by every strategy (the simple, CLI case)."""
     strategies = tuple(strategies)
     return [Pair(book, strategy) for book in books for strategy in strategies]
+
+
+_ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
+
+
+def dispatch_order(pairs: Sequence[Pair], seq: int) -> Iterator[Pair]:
+    """The order in which tick ``seq`` starts its pairs: the list rotated by a step per tick.
+
+    Under overload the pairs started last are the ones still busy at the next tick (and skipped); a
+    fixed order would starve the same books every time. With a prime step every pair comes first
+    once in ``len(pairs)`` ticks (unless the count is a multiple of the step)."""
+    if not pairs:
+        return iter(())
+    start = (seq * _ROTATION_STEP) % len(pairs)
+    return itertools.chain(pairs[start:], pairs[:start])

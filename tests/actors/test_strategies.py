@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.strategies import Pair, Strategy, owned_pairs, owner, pairs_for
+from actors.strategies import Pair, Strategy, dispatch_order, owned_pairs, owner, pairs_for
 
 book_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=200, unique=True)
 strategy_names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4, unique=True)
@@ -32,3 +32,11 @@ def test_load_is_spread_over_workers() -> None:
     pairs = pairs_for([f"book-{i}" for i in range(10_000)], [Strategy("default")])
     counts = [len(list(owned_pairs(pairs, w, 4))) for w in range(4)]
     assert min(counts) > 2_300 and max(counts) < 2_700
+
+
+@given(st.integers(min_value=1, max_value=500), st.integers(min_value=0, max_value=10**9))
+def test_every_pair_is_dispatched_first_within_n_ticks(n: int, first_seq: int) -> None:
+    pairs = pairs_for([f"b{i}" for i in range(n)], [Strategy()])
+    firsts = {next(dispatch_order(pairs, seq)).book for seq in range(first_seq, first_seq + n)}
+    assert len(firsts) == n  # no book is always at the back of the queue
+    assert sorted(p.book for p in dispatch_order(pairs, first_seq)) == sorted(p.book for p in pairs)
