@@ -120,8 +120,13 @@ class TinyActor:
 
 
 def _args(heartbeat: str | None = None, parent_pid: int | None = None) -> argparse.Namespace:
-    return argparse.Namespace(heartbeat=heartbeat, heartbeat_interval=0.05, parent_pid=parent_pid,
-                              log_level="INFO")
+    """The common actor options as the real parser makes them, so the test follows every new one."""
+    parser = argparse.ArgumentParser()
+    runtime.add_common_arguments(parser)
+    argv = ["--heartbeat-interval", "0.05"]
+    argv += ["--heartbeat", heartbeat] if heartbeat else []
+    argv += ["--parent-pid", str(parent_pid)] if parent_pid is not None else []
+    return parser.parse_args(argv)
 
 
 def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
