@@ -1,0 +1,116 @@
+"""Run the benchmark suite: every measurement in one run, a markdown table on stdout, the raw results
+as JSON in ``bench/results/<timestamp>.json``.
+
+    python -m bench.run                  # full run (about 10 minutes on 2 cores)
+    python -m bench.run --quick          # short version (under 2 minutes)
+    python -m bench.run --only ticks,idle_cpu
+
+Measurements (each in its own module): throughput, latency, ticks, memory, idle_cpu, cold_read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import cold_read, common, idle_cpu, latency, memory, throughput, ticks
+from bench.common import Config, Outcome, Row
+
+MEASURES: dict[str, Callable[[Config], Outcome]] = {
+    "throughput": throughput.measure,
+    "latency": latency.measure,
+    "ticks": ticks.measure,
+    "memory": memory.measure,
+    "idle_cpu": idle_cpu.measure,
+    "cold_read": cold_read.measure,
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def table(rows: Sequence[tuple[str, Row]]) -> str:
+    lines = ["| measure | value | baseline | ratio | target | met? |", "|---|---|---|---|---|---|"]
+    for name, row in rows:
+        value = f"{common.fmt(row.value)} {row.unit}".strip()
+        baseline = f"{common.fmt(row.baseline)} ({row.baseline_label})" if row.baseline is not None else "-"
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        met = "-" if row.met is None else ("met" if row.met else "MISSED")
+        measure = f"[{name}] {row.measure}" + (f" -- {row.note}" if row.note else "")
+        lines.append(f"| {measure} | {value} | {baseline} | {ratio} | {row.target or '-'} | {met} |")
+    return "\n".join(lines)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: make it null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return _clean(vars(value) if not hasattr(value, "__slots__") else
+                      {name: getattr(value, name) for name in value.__dataclass_fields__})
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short version (< 2 minutes)")
+    parser.add_argument("--only", default=",".join(MEASURES), metavar="NAME,...",
+                        help=f"measurements to run, among {','.join(MEASURES)} (default: all)")
+    parser.add_argument("--output", default=None, metavar="PATH", help="JSON path (default bench/results/<ts>.json)")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MEASURES]
+    if unknown:
+        parser.error(f"unknown measurement(s) {unknown}; choose among {list(MEASURES)}")
+    cfg = Config(quick=args.quick)
+    started = time.time()
+    rows: list[tuple[str, Row]] = []
+    report: dict[str, Any] = {
+        "started": datetime.fromtimestamp(started, UTC).isoformat(), "quick": cfg.quick, "only": names,
+        "command": " ".join(["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": __import__("os").cpu_count()},
+        "measures": {},
+    }
+    failed = False
+    for name in MEASURES:
+        if name not in names:
+            continue
+        t = time.monotonic()
+        print(f"-- {name} ...", file=sys.stderr, flush=True)
+        try:
+            outcome = MEASURES[name](cfg)
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            report["measures"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        seconds = time.monotonic() - t
+        print(f"-- {name} done in {seconds:.1f}s", file=sys.stderr, flush=True)
+        rows.extend((name, row) for row in outcome.rows)
+        report["measures"][name] = {"seconds": seconds, "rows": [r.as_dict() for r in outcome.rows],
+                                    "raw": outcome.raw}
+    report["seconds"] = time.time() - started
+    out = Path(args.output) if args.output else RESULTS / (
+        datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if cfg.quick else "") + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_clean(report), indent=1), encoding="utf-8")
+    print(table(rows))
+    print(f"\nraw results: {out}  ({report['seconds']:.0f}s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
