@@ -43,6 +43,7 @@ log = logging.getLogger("launcher")
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CSV = ROOT / "data" / "data.csv"
+CHECK_INTERVAL_MS = 1000  # exits and hangs are noticed within a second (a hang takes 3 s anyway)
 STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
 
 
@@ -200,7 +201,7 @@ class Launcher:
                 self._start(child)
             while not stop.is_set():
                 self._check()
-                if await pull.poll(250):  # also paces the liveness checks: 4 per second
+                if await pull.poll(CHECK_INTERVAL_MS):  # heartbeats wake it; else checks once a second
                     for _ in range(1000):
                         try:
                             self._on_heartbeat(await pull.recv(zmq.NOBLOCK))

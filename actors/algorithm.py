@@ -141,15 +141,15 @@ class Algorithm:
                                 tick.seq, overruns)
 
     async def _next_tick(self, sub: zmq.asyncio.Socket) -> Tick | None:
-        """The newest tick waiting on the socket, or None after a short poll (so stop is noticed)."""
-        if not await sub.poll(250):
-            return None
-        newest: Tick | None = None
+        """The newest tick on the socket (waiting for one), or None if only garbage arrived."""
+        frames = [await sub.recv()]
         for _ in range(sockets.TICK_HWM):
             try:
-                frame = await sub.recv(zmq.NOBLOCK)
+                frames.append(await sub.recv(zmq.NOBLOCK))
             except zmq.Again:
                 break
+        newest: Tick | None = None
+        for frame in frames:
             try:
                 message = protocol.decode(frame)
             except ProtocolError as exc:
@@ -165,6 +165,13 @@ class Algorithm:
             newest = message
         return newest
 
+    async def _tick_loop(self, sub: zmq.asyncio.Socket, group: asyncio.TaskGroup, dm: LastPricesClient,
+                         api: ApiClient) -> None:
+        while True:
+            tick = await self._next_tick(sub)
+            if tick is not None:
+                self._on_tick(tick, group, dm, api)
+
     # --- loop ----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -177,10 +184,9 @@ class Algorithm:
             async with aiohttp.ClientSession(connector=connector) as session, asyncio.TaskGroup() as group:
                 api = self._api = ApiClient(session, self._api_url, self._http_policy)
                 receiver = group.create_task(dm.run())
-                while not stop.is_set():
-                    tick = await self._next_tick(sub)
-                    if tick is not None:
-                        self._on_tick(tick, group, dm, api)
+                ticks = group.create_task(self._tick_loop(sub, group, dm, api))
+                await stop.wait()  # every loop waits on its socket with no timeout: idle costs nothing
+                ticks.cancel()
                 # Let decisions in flight finish (none is lost to a clean stop), within a bound.
                 if self._tasks:
                     await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)

@@ -138,19 +138,22 @@ class DataManager:
                  self.endpoint)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._reader(stop))
-                await self._receive(sock, stop)
+                # Both loops wait with no timeout (an idle DataManager wakes only for its file
+                # check); stop cancels them.
+                tasks = [group.create_task(self._reader(stop)), group.create_task(self._receive(sock))]
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
         finally:
             self._close_file()
             sock.close(linger=0)
 
     # --- requests --------------------------------------------------------------------------------
 
-    async def _receive(self, sock: zmq.asyncio.Socket, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if not await sock.poll(int(STOP_POLL * 1000)):
-                continue
-            for _ in range(1000):  # drain what has arrived, bounded so the reader gets its turns
+    async def _receive(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            await self._on_frames(await sock.recv_multipart())
+            for _ in range(1000):  # drain what else has arrived, bounded so the reader gets its turns
                 try:
                     frames = await sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
@@ -278,16 +281,11 @@ class DataManager:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._demand.clear()
-        deadline = time.monotonic() + IDLE_CHECK_INTERVAL
-        while not stop.is_set() and not self._demand.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if self._file is not None:
-                    await self._check_file(self._file)  # notice truncation / rotation while idle
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(STOP_POLL, left)):
-                    await self._demand.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(IDLE_CHECK_INTERVAL):
+                await self._demand.wait()
+        if not self._demand.is_set() and self._file is not None:
+            await self._check_file(self._file)  # notice truncation / rotation while idle
 
     async def _open(self) -> bool:
         try:

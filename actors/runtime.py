@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG: Final = 1
 _PR_SET_NAME: Final = 15
-HEARTBEAT_INTERVAL: Final = 0.5
+HEARTBEAT_INTERVAL: Final = 1.0
 
 
 class Actor(Protocol):
@@ -113,38 +113,33 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                      help="allow binding a non-loopback address without encryption")
 
 
-async def _heartbeat(actor: Actor, ctx: zmq.asyncio.Context, endpoint: str, interval: float,
-                     stop: asyncio.Event) -> None:
-    # Sent from the event loop on purpose: a loop blocked by a bug misses its beats and gets restarted.
-    sock = sockets.push(ctx, endpoint)
+async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.Namespace,
+                        stop: asyncio.Event) -> None:
+    """Once per heartbeat interval: tell the supervisor we are alive, and check that it still is.
+
+    The heartbeat is sent from the event loop on purpose: a loop blocked by a bug misses its beats
+    and gets restarted. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
+    died before prctl ran). One loop for both: an idle actor wakes once per interval, no more.
+    """
+    sock = sockets.push(ctx, args.heartbeat) if args.heartbeat else None
     seq = 0
     try:
         while not stop.is_set():
-            beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), dict(actor.counters))
-            with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
-                await sock.send(protocol.encode(beat), zmq.NOBLOCK)
-            seq += 1
-            try:
-                async with asyncio.timeout(interval):
+            if args.parent_pid is not None and os.getppid() != args.parent_pid:
+                log.warning("parent %d is gone: stopping", args.parent_pid)
+                stop.set()
+                return
+            if sock is not None:
+                beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), dict(actor.counters))
+                with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
+                    await sock.send(protocol.encode(beat), zmq.NOBLOCK)
+                seq += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.heartbeat_interval):
                     await stop.wait()
-            except TimeoutError:
-                pass
     finally:
-        sock.close(linger=0)
-
-
-async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
-    # PR_SET_PDEATHSIG covers Linux; this poll covers the rest and a parent that died before prctl ran.
-    while not stop.is_set():
-        if os.getppid() != parent_pid:
-            log.warning("parent %d is gone: stopping", parent_pid)
-            stop.set()
-            return
-        try:
-            async with asyncio.timeout(1.0):
-                await stop.wait()
-        except TimeoutError:
-            pass
+        if sock is not None:
+            sock.close(linger=0)
 
 
 async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> None:
@@ -164,10 +159,8 @@ async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argpa
         actor = make_actor(ctx)
         async with asyncio.TaskGroup() as group:
             run = group.create_task(actor.run(stop))
-            if args.heartbeat:
-                group.create_task(_heartbeat(actor, ctx, args.heartbeat, args.heartbeat_interval, stop))
-            if args.parent_pid is not None:
-                group.create_task(_watch_parent(args.parent_pid, stop))
+            if args.heartbeat or args.parent_pid is not None:
+                group.create_task(_housekeeping(actor, ctx, args, stop))
             await run
             stop.set()  # the actor returned on its own: let the helpers finish too
         log.info("stopped; counters %s", dict(actor.counters))

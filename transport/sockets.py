@@ -130,7 +130,6 @@ class LastPricesClient:
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
-        self._reopen_requested = False
         self.counters: dict[str, int] = {
             "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
         }
@@ -144,20 +143,29 @@ class LastPricesClient:
     async def run(self) -> None:
         """Receive replies until cancelled; run it in the owner's TaskGroup.
 
-        Only this loop touches the socket's receive side and only it reopens the socket, so a reopen
-        never cancels a receive in flight; the short poll bounds how long a reopen waits.
+        It waits on the socket with no timeout (an idle client costs no wake-ups). A reopen closes
+        the old socket, which cancels the receive pending on it: that cancellation is told apart from
+        the task's own by ``Task.cancelling()``.
         """
         while True:
-            if self._reopen_requested:
-                self._reopen()
-            if not await self._socket.poll(250):  # POLLIN
+            sock = self._socket
+            try:
+                frame = await sock.recv()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or sock is self._socket:
+                    raise  # we are being stopped
+                continue  # the socket was reopened: listen on the new one
+            except zmq.ZMQError:
+                if sock is self._socket:
+                    raise
                 continue
-            for _ in range(1000):  # drain what has arrived, bounded so the loop stays fair
+            self._on_frame(frame)
+            for _ in range(1000):  # drain what else has arrived, bounded so the loop stays fair
                 try:
-                    frame = await self._socket.recv(zmq.NOBLOCK)
+                    self._on_frame(await sock.recv(zmq.NOBLOCK))
                 except zmq.Again:
                     break
-                self._on_frame(frame)
 
     def _on_frame(self, frame: bytes) -> None:
         try:
@@ -214,10 +222,9 @@ class LastPricesClient:
         # One lost reply while others arrive is just a retry; silence for a whole timeout means the
         # peer is gone and whatever is queued towards it must be dropped.
         if sent_on is self._socket and time.monotonic() - self._last_reply_at >= self._policy.timeout:
-            self._reopen_requested = True
+            self._reopen()
 
     def _reopen(self) -> None:
-        self._reopen_requested = False
         self.counters["dm_reopens"] += 1
         log.warning("DataManager silent for %.1fs: reopening the socket (Lazy Pirate)", self._policy.timeout)
         old, self._socket = self._socket, self._open()
