@@ -13,7 +13,6 @@ Decisions go to stdout (printed by the Algorithm workers); everything else goes 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib
 import logging
@@ -29,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
-import zmq.asyncio
 
 from actors import runtime
 from actors.cli import DEFAULT_BOOKS, add_pricing_arguments
@@ -191,20 +189,49 @@ class Launcher:
 
     # --- loop ----------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        ctx = zmq.asyncio.Context()
+    def run(self, duration: float | None = None) -> None:
+        """Supervise until SIGINT/SIGTERM (or ``duration`` seconds), then stop every child.
+
+        A plain blocking loop, no asyncio: the launcher only waits on the heartbeat socket and a
+        signal pipe, and pyzmq's asyncio layer would cost more CPU per heartbeat than the rest of
+        an idle system together.
+        """
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sockets.use_security(self._security).start(ctx)
         pull = sockets.pull(ctx, self._heartbeat_endpoint)
-        next_status = time.monotonic() + self._status_every
+        wake_r, wake_w = os.pipe()  # signals write here (set_wakeup_fd), so a poll returns at once
+        for fd in (wake_r, wake_w):
+            os.set_blocking(fd, False)
+        previous_wakeup = signal.set_wakeup_fd(wake_w)
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+        poller = zmq.Poller()
+        poller.register(pull, zmq.POLLIN)
+        poller.register(wake_r, zmq.POLLIN)
+        now = time.monotonic()
+        until = now + duration if duration is not None else None
+        next_status = now + self._status_every
         try:
             for child in self.children.values():
                 self._start(child)
-            while not stop.is_set():
+            while not stopping:
+                now = time.monotonic()
+                if until is not None and now >= until:
+                    break
                 self._check()
-                if await pull.poll(CHECK_INTERVAL_MS):  # heartbeats wake it; else checks once a second
+                events = dict(poller.poll(self._poll_timeout_ms(now, until)))
+                if wake_r in events:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                if pull in events:
                     for _ in range(1000):
                         try:
-                            self._on_heartbeat(await pull.recv(zmq.NOBLOCK))
+                            self._on_heartbeat(pull.recv(zmq.NOBLOCK))
                         except zmq.Again:
                             break
                 if time.monotonic() >= next_status:
@@ -214,9 +241,22 @@ class Launcher:
             pull.close(linger=0)
             self._security.stop()
             ctx.destroy(linger=0)
-            await self._stop_all()
+            self._stop_all()
+            signal.set_wakeup_fd(previous_wakeup)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(wake_r)
+            os.close(wake_w)
 
-    async def _stop_all(self) -> None:
+    def _poll_timeout_ms(self, now: float, until: float | None) -> int:
+        """Sleep until the next thing due: a check (once a second), a restart, or the end of the run."""
+        due = [now + CHECK_INTERVAL_MS / 1000]
+        due += [c.restart_at for c in self.children.values() if c.process is None and c.restart_at is not None]
+        if until is not None:
+            due.append(until)
+        return max(0, int((min(due) - now) * 1000) + 1)
+
+    def _stop_all(self) -> None:
         """Stop in dependency order so no decision in flight is lost: the Scheduler first (no new
         ticks), then the Algorithm workers (they finish what they started while their peers still
         answer), then the DataManagers and the APIServer. Each stage: SIGTERM, then SIGKILL after the
@@ -316,7 +356,10 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
                "--dm-timeout", str(args.dm_timeout), "--http-timeout", str(args.http_timeout),
                *(["--json"] if args.json else [])]
     # Options every actor takes (runtime.add_common_arguments).
-    common = ["--log-level", args.log_level, *(["--keys", args.keys] if args.keys else []),
+    # Three beats per hang timeout: one late beat is never taken for a hang.
+    beat = min(runtime.HEARTBEAT_INTERVAL, args.hang_timeout / 3)
+    common = ["--log-level", args.log_level, "--heartbeat-interval", f"{beat:.3f}",
+              *(["--keys", args.keys] if args.keys else []),
               *(["--insecure"] if args.insecure else [])]
     children = [
         Child("scheduler", "scheduler",
@@ -369,17 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every,
                         security=security)
 
-    async def supervise() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        if args.duration is not None:
-            loop.call_later(args.duration, stop.set)
-        await launcher.run(stop)
-
     try:
-        asyncio.run(supervise())
+        launcher.run(args.duration)
     finally:
         if cleanup is not None:
             cleanup.cleanup()

@@ -29,6 +29,7 @@ import zmq
 import zmq.asyncio
 import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,32 @@ class Keys:
         return cls(server_public, server_secret, client_public, client_secret, directory / "authorized")
 
 
-class _CountingAuthenticator(AsyncioAuthenticator):
-    """The ZAP handler, logging every refusal (pyzmq's own logs them at debug level only)."""
+_denied = 0
 
-    denied = 0
+
+def _log_refusal(status_code: bytes, status_text: bytes) -> None:
+    # pyzmq logs refusals at debug level only: a refused peer must be visible, and counted.
+    global _denied
+    if status_code != b"200":
+        _denied += 1
+        log.warning("refused a CURVE client: %s", status_text.decode(errors="replace"))
+
+
+class _CountingAuthenticator(AsyncioAuthenticator):
+    """The ZAP handler of an asyncio actor."""
 
     def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
                         user_id: str = "anonymous") -> None:
-        if status_code != b"200":
-            type(self).denied += 1
-            log.warning("refused a CURVE client: %s", status_text.decode(errors="replace"))
+        _log_refusal(status_code, status_text)
+        super()._send_zap_reply(request_id, status_code, status_text, user_id)
+
+
+class _CountingThreadAuthenticator(ThreadAuthenticator):
+    """The ZAP handler of the launcher, which runs no event loop."""
+
+    def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
+                        user_id: str = "anonymous") -> None:
+        _log_refusal(status_code, status_text)
         super()._send_zap_reply(request_id, status_code, status_text, user_id)
 
 
@@ -78,16 +95,19 @@ class Security:
     def __init__(self, keys: Keys | None = None, insecure: bool = False) -> None:
         self.keys = keys
         self.insecure = insecure
-        self._authenticator: _CountingAuthenticator | None = None
+        self._authenticator: _CountingAuthenticator | _CountingThreadAuthenticator | None = None
 
     @property
     def denied(self) -> int:
-        return _CountingAuthenticator.denied
+        return _denied
 
-    def start(self, ctx: zmq.asyncio.Context) -> None:
+    def start(self, ctx: zmq.Context[Any]) -> None:
         """Start the ZAP handler that checks client keys (once per context, only with keys)."""
         if self.keys is not None and self._authenticator is None:
-            self._authenticator = _CountingAuthenticator(ctx)
+            if isinstance(ctx, zmq.asyncio.Context):
+                self._authenticator = _CountingAuthenticator(ctx)
+            else:
+                self._authenticator = _CountingThreadAuthenticator(ctx)
             self._authenticator.start()
             self._authenticator.configure_curve(domain="*", location=str(self.keys.authorized))
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import zmq
 import zmq.asyncio
@@ -24,6 +24,7 @@ from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
 from transport.security import Security, SecurityError
 
 log = logging.getLogger(__name__)
+_S = TypeVar("_S", bound="zmq.Socket[Any]")
 
 # High-water marks: a slow or dead peer makes ZeroMQ drop (PUB) or refuse (DEALER, PUSH) instead of
 # queueing without bound.
@@ -32,7 +33,7 @@ REQUEST_HWM: Final = 10_000
 HEARTBEAT_HWM: Final = 10
 
 
-def _configure(sock: zmq.asyncio.Socket, hwm: int) -> zmq.asyncio.Socket:
+def _configure(sock: _S, hwm: int) -> _S:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
@@ -52,7 +53,7 @@ def use_security(security: Security) -> Security:
     return security
 
 
-def _bind(sock: zmq.asyncio.Socket, endpoint: str) -> zmq.asyncio.Socket:
+def _bind(sock: _S, endpoint: str) -> _S:
     try:
         _security.secure_server(sock, endpoint, is_loopback(endpoint))
     except SecurityError:
@@ -92,7 +93,8 @@ def push(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     return _connect(sock, endpoint)
 
 
-def pull(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+def pull(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    """The supervisor's heartbeat inbox: a plain (blocking) socket, the launcher runs no event loop."""
     return _bind(_configure(ctx.socket(zmq.PULL), 1000), endpoint)
 
 

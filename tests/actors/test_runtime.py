@@ -20,7 +20,7 @@ import zmq.asyncio
 from actors import runtime
 from actors.runtime import RateLimitedLog
 from tests.conftest import ipc_endpoint, run_async
-from transport import protocol, sockets
+from transport import protocol
 from transport.protocol import Heartbeat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +135,8 @@ def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
 
     async def scenario() -> list[Heartbeat]:
         ctx = zmq.asyncio.Context()
-        pull = sockets.pull(ctx, endpoint)
+        pull = ctx.socket(zmq.PULL)  # stands in for the launcher's inbox, but awaitable
+        pull.bind(endpoint)
         try:
             serve = asyncio.create_task(runtime._serve(lambda _ctx: actor, _args(heartbeat=endpoint)))
             beats: list[Heartbeat] = []

@@ -353,13 +353,14 @@ def test_close_cancels_pending_requests(ipc_dir: Path) -> None:
 
 def test_socket_factories_bound_their_queues(ipc_dir: Path) -> None:
     ctx = zmq.asyncio.Context()
+    sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()  # the launcher's PULL is a plain socket
     try:
         made = {
             "pub": (sockets.pub(ctx, ipc_endpoint(ipc_dir, "pub")), sockets.TICK_HWM),
             "sub": (sockets.sub(ctx, ipc_endpoint(ipc_dir, "pub")), sockets.TICK_HWM),
             "router": (sockets.router(ctx, ipc_endpoint(ipc_dir, "router")), sockets.REQUEST_HWM),
             "push": (sockets.push(ctx, ipc_endpoint(ipc_dir, "pull")), sockets.HEARTBEAT_HWM),
-            "pull": (sockets.pull(ctx, ipc_endpoint(ipc_dir, "pull")), 1000),
+            "pull": (sockets.pull(sync_ctx, ipc_endpoint(ipc_dir, "pull")), 1000),
         }
         for name, (sock, hwm) in made.items():
             assert sock.get(zmq.LINGER) == 0, name
@@ -368,3 +369,4 @@ def test_socket_factories_bound_their_queues(ipc_dir: Path) -> None:
         assert made["push"][0].get(zmq.IMMEDIATE) == 1
     finally:
         ctx.destroy(linger=0)
+        sync_ctx.destroy(linger=0)
