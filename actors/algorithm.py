@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +39,18 @@ from transport.protocol import Decision, ProtocolError, Tick
 from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
 
 log = logging.getLogger("algorithm")
+
+def _real_fd(out: TextIO) -> int | None:
+    """The file descriptor behind ``out`` if it is the process's stdout, else None (tests pass a
+    StringIO)."""
+    if out is not sys.__stdout__:
+        return None
+    try:
+        out.flush()
+        return out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
 
 class Algorithm:
     def __init__(
@@ -62,6 +75,7 @@ class Algorithm:
         self._api_url = api_url
         self._pairs = tuple(pairs)
         self._out = out
+        self._out_fd = _real_fd(out)
         self._format = format_json if json_output else format_human
         self._dm_policy = dm_policy or RequestPolicy()
         self._http_policy = http_policy or HttpPolicy()
@@ -113,8 +127,13 @@ class Algorithm:
             self._busy.discard(pair.key)
 
     def _emit(self, decision: Decision) -> None:
-        self._out.write(self._format(decision) + "\n")
-        self._out.flush()
+        line = self._format(decision) + "\n"
+        if self._out_fd is not None:
+            # One write(2) per line, no buffer: the line is out (and whole: < PIPE_BUF) at once.
+            os.write(self._out_fd, line.encode())
+        else:
+            self._out.write(line)
+            self._out.flush()
         self._own["decisions"] += 1
 
     # --- ticks ---------------------------------------------------------------------------------

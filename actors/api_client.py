@@ -7,11 +7,14 @@ is not fair under load (its p99 reaches seconds); every request has a timeout.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class ApiError(Exception):
@@ -33,12 +36,14 @@ class ApiClient:
         self.counters: dict[str, int] = {"http_requests": 0, "http_errors": 0}
 
     async def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> dict[str, Any]:
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         async with self._slots:
             self.counters["http_requests"] += 1
             try:
-                async with self._session.request(method, self._base + path, json=body,
+                async with self._session.request(method, self._base + path, data=data,
+                                                 headers=_JSON if data is not None else None,
                                                  timeout=self._timeout) as response:
-                    payload = await response.json(content_type=None)
+                    payload = json.loads(await response.read())
                     if response.status != 200:
                         detail = payload.get("error") if isinstance(payload, dict) else payload
                         raise ApiError(f"{method} {path}: HTTP {response.status}: {detail!s:.200}")
