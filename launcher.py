@@ -160,13 +160,10 @@ class Launcher:
 
     def _on_heartbeat(self, frame: bytes) -> None:
         try:
-            beat = protocol.decode(frame)
+            beat = protocol.decode_as(frame, Heartbeat)
         except ProtocolError as exc:
             self.counters["bad_heartbeats"] += 1
             log.warning("rejected a heartbeat frame: %s", exc)
-            return
-        if not isinstance(beat, Heartbeat):
-            self.counters["bad_heartbeats"] += 1
             return
         # Matched by pid, not name: several processes run the same actor (workers, DataManagers).
         child = next((c for c in self.children.values() if c.pid == beat.pid), None)

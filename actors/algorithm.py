@@ -170,14 +170,10 @@ class Algorithm:
         newest: Tick | None = None
         for frame in frames:
             try:
-                message = protocol.decode(frame)
+                message = protocol.decode_as(frame, Tick)
             except ProtocolError as exc:
                 self._own["bad_frames"] += 1
                 self._skips.warning("bad_tick", "rejected a frame on the tick socket: %s", exc)
-                continue
-            if not isinstance(message, Tick):
-                self._own["bad_frames"] += 1
-                self._skips.warning("bad_tick", "unexpected %s on the tick socket", type(message).__name__)
                 continue
             if newest is not None:
                 self._own["superseded_ticks"] += 1  # we fell behind: serve the present, not the backlog

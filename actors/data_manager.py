@@ -170,12 +170,9 @@ class DataManager:
             return
         identity, frame = frames
         try:
-            request = protocol.decode(frame)
+            request = protocol.decode_as(frame, LastPricesRequest)
         except ProtocolError as exc:
             self._bad_frame("%s", exc)
-            return
-        if not isinstance(request, LastPricesRequest):
-            self._bad_frame("unexpected %s (expected LastPricesRequest)", type(request).__name__)
             return
         self._counters["requests"] += 1
         if self._unavailable is not None:

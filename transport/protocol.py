@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgpack
 
@@ -213,6 +213,17 @@ _ARITY: Final = {
     MessageType.DECISION: 9,
     MessageType.HEARTBEAT: 5,
 }
+
+
+_M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat)
+
+
+def decode_as(frame: bytes, kind: type[_M]) -> _M:
+    """Decode a frame that must hold a ``kind`` message: anything else is a :class:`ProtocolError`."""
+    message = decode(frame)
+    if not isinstance(message, kind):
+        raise ProtocolError(f"unexpected {type(message).__name__} (expected {kind.__name__})")
+    return message
 
 
 def decode(frame: bytes) -> Message:

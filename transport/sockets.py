@@ -171,14 +171,10 @@ class LastPricesClient:
 
     def _on_frame(self, frame: bytes) -> None:
         try:
-            reply = protocol.decode(frame)
+            reply = protocol.decode_as(frame, LastPricesReply)
         except ProtocolError as exc:
             self.counters["dm_bad_frames"] += 1
             log.warning("rejected a frame from the DataManager: %s", exc)
-            return
-        if not isinstance(reply, LastPricesReply):
-            self.counters["dm_bad_frames"] += 1
-            log.warning("unexpected %s from the DataManager", type(reply).__name__)
             return
         self._last_reply_at = time.monotonic()
         future = self._pending.pop(reply.request_id, None)

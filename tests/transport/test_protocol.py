@@ -273,3 +273,12 @@ def test_decode_of_corrupted_frames_only_raises_protocol_error(message: Message,
     encoded[position] ^= flip
     _check_decode(bytes(encoded))
     _check_decode(bytes(encoded[:position]))
+
+
+def test_decode_as_accepts_the_expected_kind_only() -> None:
+    tick = Tick(3, 1.0, 1.5, 5.0)
+    assert protocol.decode_as(protocol.encode(tick), Tick) == tick
+    with pytest.raises(ProtocolError, match="unexpected Tick \\(expected Heartbeat\\)"):
+        protocol.decode_as(protocol.encode(tick), Heartbeat)
+    with pytest.raises(ProtocolError, match="not msgpack"):
+        protocol.decode_as(b"\xc1", Tick)
