@@ -54,7 +54,7 @@ MAX_WAITING: Final = 10_000
 WAIT_LIMIT: Final = 10.0  # a client retries after ~1 s anyway; older waiters only hold memory
 PARTIAL_LINE_SETTLE: Final = 0.5
 RETRY_INTERVAL: Final = 1.0
-IDLE_CHECK_INTERVAL: Final = 1.0
+IDLE_CHECK_INTERVAL: Final = 2.0  # truncation/rotation check while idle (a request checks at once)
 STOP_POLL: Final = 0.1  # how often waits look at ``stop``: bounds the shutdown time
 
 

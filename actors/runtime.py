@@ -121,7 +121,8 @@ async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.N
     and gets restarted. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
     died before prctl ran). One loop for both: an idle actor wakes once per interval, no more.
     """
-    sock = sockets.push(ctx, args.heartbeat) if args.heartbeat else None
+    plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(ctx.underlying)  # same context, plain sockets
+    sock = sockets.push(plain, args.heartbeat) if args.heartbeat else None
     seq = 0
     try:
         while not stop.is_set():
@@ -132,7 +133,7 @@ async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.N
             if sock is not None:
                 beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), dict(actor.counters))
                 with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
-                    await sock.send(protocol.encode(beat), zmq.NOBLOCK)
+                    sock.send(protocol.encode(beat), zmq.NOBLOCK)
                 seq += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(args.heartbeat_interval):

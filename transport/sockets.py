@@ -63,7 +63,7 @@ def _bind(sock: _S, endpoint: str) -> _S:
     return sock
 
 
-def _connect(sock: zmq.asyncio.Socket, *endpoints: str) -> zmq.asyncio.Socket:
+def _connect(sock: _S, *endpoints: str) -> _S:
     _security.secure_client(sock)
     for endpoint in endpoints:
         sock.connect(endpoint)
@@ -87,7 +87,9 @@ def router(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     return _bind(sock, endpoint)
 
 
-def push(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+def push(ctx: zmq.Context[Any], endpoint: str) -> zmq.Socket[Any]:
+    """The heartbeat sender. Give it a plain context (``zmq.Context.shadow``): a NOBLOCK send needs
+    no asyncio future, and a plain socket adds no wake-ups of the event loop."""
     sock = _configure(ctx.socket(zmq.PUSH), HEARTBEAT_HWM)
     sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue towards a launcher that is not there
     return _connect(sock, endpoint)
