@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -45,8 +46,10 @@ CHECK_INTERVAL_MS = 1000  # exits, hangs and heartbeats are looked at once a sec
 STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
 
 
-def _child_main(module: str, argv: list[str]) -> None:
-    """Entry point of every child: run ``actors.<module>.main(argv)`` and exit with its code."""
+def _child_main(module: str, argv: list[str], liveness: Any) -> None:
+    """Entry point of every child: run ``actors.<module>.main(argv)`` and exit with its code, stamping
+    ``liveness`` (a shared double) at every heartbeat."""
+    runtime.liveness = liveness
     sys.exit(importlib.import_module(f"actors.{module}").main(argv))
 
 
@@ -60,6 +63,7 @@ class Child:
     health: ChildHealth
     process: multiprocessing.process.BaseProcess | None = None
     restart_at: float | None = None  # set while waiting out a backoff
+    liveness: Any = None  # the shared double the running process stamps at every heartbeat
     last_counters: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -113,7 +117,9 @@ class Launcher:
 
     def _start(self, child: Child) -> None:
         argv = [*child.argv, "--heartbeat", self._heartbeat_endpoint, "--parent-pid", str(os.getpid())]
-        process = self._mp.Process(target=_child_main, args=(child.module, argv), name=child.name)
+        child.liveness = self._mp.RawValue("d", 0.0)  # a fresh one per start: no stale stamp
+        process = self._mp.Process(target=_child_main, args=(child.module, argv, child.liveness),
+                                   name=child.name)
         process.start()
         child.process = process
         child.restart_at = None
@@ -151,6 +157,9 @@ class Launcher:
         now = time.monotonic()
         for child in self.children.values():
             if child.process is not None:
+                stamp = child.liveness.value if child.liveness is not None else 0.0
+                if stamp and stamp > (child.health.last_heartbeat or 0.0):
+                    child.health.on_heartbeat(stamp)  # stamped with the same monotonic clock
                 if child.process.exitcode is not None:
                     self._reap(child)
                 elif child.health.is_hung(now):
