@@ -410,6 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
+    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint)
+               if not endpoints.is_loopback(e)]
+    if exposed and not args.keys and not args.insecure and not args.run_dir:
+        # Refused here, once, rather than by every actor in a restart loop.
+        print(f"error: refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
+              "(python -m transport.security keygen DIR), or --insecure to accept the risk", file=sys.stderr)
+        return 2
     try:
         security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
     except SecurityError as exc:

@@ -100,6 +100,13 @@ def test_binding_a_public_address_needs_keys_or_insecure() -> None:
     assert "refusing to bind tcp://0.0.0.0:0 without CURVE keys" in result.stderr
 
 
+def test_the_launcher_refuses_a_public_endpoint_without_keys() -> None:
+    result = subprocess.run([sys.executable, "launcher.py", "--ticks-endpoint", "tcp://0.0.0.0:5599"], cwd=REPO,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "refusing to bind tcp://0.0.0.0:5599 without CURVE keys" in result.stderr
+
+
 def ask(keys: Keys, endpoint: str) -> str:
     """One request with these client keys: 'ok' or why it failed."""
 
