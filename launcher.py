@@ -400,16 +400,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                  ", ".join(config.strategies))
     if args.books == ",".join(DEFAULT_BOOKS) and Path(args.data).resolve() != DEFAULT_CSV:
         log.info("--books not given: pricing the default books %s", args.books)
-    policy = RestartPolicy(time_to_dead=args.hang_timeout, max_backoff=args.max_backoff)
-    cleanup: tempfile.TemporaryDirectory[str] | None = None
-    if args.run_dir is None and args.heartbeat_endpoint == endpoints.DEFAULT_HEARTBEAT:
-        # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
-        cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
-        args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
-    # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
-    # what was published before it joined).
-    t0 = time.time() + STARTUP_ALLOWANCE
-    children, heartbeat = build_children(args, t0, policy)
     exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint)
                if not endpoints.is_loopback(e)]
     if exposed and not args.keys and not args.insecure and not args.run_dir:
@@ -422,6 +412,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecurityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    policy = RestartPolicy(time_to_dead=args.hang_timeout, max_backoff=args.max_backoff)
+    cleanup: tempfile.TemporaryDirectory[str] | None = None
+    if args.run_dir is None and args.heartbeat_endpoint == endpoints.DEFAULT_HEARTBEAT:
+        # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
+        cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
+        args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
+    # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
+    # what was published before it joined).
+    t0 = time.time() + STARTUP_ALLOWANCE
+    children, heartbeat = build_children(args, t0, policy)
     launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every,
                         security=security)
 
