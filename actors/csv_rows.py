@@ -22,9 +22,10 @@ CSV format
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, NamedTuple
 
 MAX_FRACTION_DIGITS: Final = 12
 MAX_PRICE: Final = Decimal("1e9")
@@ -48,8 +49,9 @@ class Columns:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
+    """One valid data row (a tuple: made millions of times, and a frozen dataclass is 2x slower)."""
+
     book_id: str | None  # None when the file has no book_id column
     price: Decimal
     timestamp: str | None = None
@@ -92,8 +94,18 @@ def parse_header(line: str) -> Columns:
                    count=len(names))
 
 
+# The common case, checked in one step: digits, an optional point and at most MAX_FRACTION_DIGITS
+# decimals, no sign, no exponent, below MAX_PRICE (at most 9 integer digits). Anything else takes
+# the careful path below, which names the reason.
+_PLAIN_PRICE: Final = re.compile(rf"\d{{1,9}}(?:\.\d{{1,{MAX_FRACTION_DIGITS}}})?")
+_ZERO: Final = Decimal(0)
+
+
 def parse_price(raw: str) -> Decimal | str:
     """The price, or the bad-row reason key."""
+    if _PLAIN_PRICE.fullmatch(raw):
+        price = Decimal(raw)
+        return price if price != _ZERO else "zero_price"
     if not raw:
         return "missing_price"
     if "_" in raw:  # Decimal accepts "1_000"; a CSV price with underscores is a typo, not a number
@@ -113,6 +125,8 @@ def parse_price(raw: str) -> Decimal | str:
         return "too_many_decimals"
     if price > MAX_PRICE:
         return "price_too_large"
+    if isinstance(exponent, int) and exponent > 0:
+        price = price.quantize(Decimal(1))  # "1e3" is kept as 1000, never printed as "1E+3"
     return price
 
 

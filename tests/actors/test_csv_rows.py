@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.csv_rows import BAD_ROW_REASONS, BadRow, Columns, CsvFormatError, Row, parse_header, parse_row
+from actors.csv_rows import (
+    BAD_ROW_REASONS,
+    BadRow,
+    Columns,
+    CsvFormatError,
+    Row,
+    parse_header,
+    parse_price,
+    parse_row,
+)
 
 COLUMNS = parse_header("timestamp,book_id,price")
 
@@ -114,3 +123,8 @@ def test_any_positive_two_place_price_round_trips(price: Decimal) -> None:
     assert isinstance(row, Row)
     assert row.price == price
     assert str(row.price) == str(price)
+
+
+def test_exponent_notation_is_kept_as_plain_digits() -> None:
+    price = parse_price("1e3")
+    assert price == Decimal(1000) and str(price) == "1000"
