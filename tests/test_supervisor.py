@@ -8,8 +8,10 @@ import os
 import re
 import signal
 import socket
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,29 @@ def test_a_crash_loop_backs_off_while_the_others_keep_working(csv_path: Path, ip
     finally:
         blocker.close()
         run.kill_everything()
+
+
+@pytest.mark.parametrize(("victim", "ready"), [("datamanager", "serving"), ("apiserver", "listening on")])
+def test_decisions_resume_within_two_ticks_of_the_peer_coming_back(csv_path: Path, ipc_dir: Path, victim: str,
+                                                                    ready: str) -> None:
+    tick = 0.5
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--books", "A,B,C", "--tick", str(tick), "--delay", "0"])
+    try:
+        before = run.wait_for_actors(ACTORS)
+        run.wait_decisions(6)
+        os.kill(before[victim], signal.SIGKILL)
+        new_pid = run.wait_until(lambda: (p := run.pids()[victim]) != before[victim] and p, 20, "a restart")
+        run.wait_until(lambda: any(f"{victim}[{new_pid}]" in line and ready in line for line in run.log), 20,
+                       f"the new {victim} to be ready")
+        back_at = time.time()  # the line was read as it was written: this is when the peer came back
+        resumed = run.wait_until(
+            lambda: next((d for d in list(run.decisions) if decided_at(d) > back_at), None), 20,
+            "a decision after the peer came back")
+        assert decided_at(resumed) - back_at <= 2 * tick + 0.5, "not within two ticks of the peer coming back"
+        assert run.stop() == 0
+    finally:
+        run.kill_everything()
+
+
+def decided_at(decision: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(decision["ts"]).replace("Z", "+00:00")).timestamp()
