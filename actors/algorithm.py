@@ -87,7 +87,7 @@ class Algorithm:
         self._skips = runtime.RateLimitedLog(log)
         self._own: dict[str, int] = {
             "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0,
-            "decisions": 0, "skipped": 0, "overruns": 0, "last_tick": -1,
+            "decisions": 0, "skipped": 0, "overruns": 0, "output_errors": 0, "last_tick": -1,
         }
         self._dm: LastPricesClient | None = None
         self._api: ApiClient | None = None
@@ -110,8 +110,9 @@ class Algorithm:
             if len(reply.prices) != strategy.rule.window:
                 raise RequestFailed(f"expected {strategy.rule.window} prices, got {len(reply.prices)}")
             avg = avg_comp_price(reply.prices)
-            # First tick: register the average, in cents like every price sent to Amazon.
-            registered = self._registered.get(pair.key) or to_cents(avg)
+            registered = self._registered.get(pair.key)
+            if registered is None:  # first tick: register the average, in cents like every price sent
+                registered = to_cents(avg)
             request_id = await api.register_request(pair.book, strategy.name, registered)
             await asyncio.sleep(float(strategy.delay))
             sold = await api.request_data(request_id)
@@ -128,12 +129,18 @@ class Algorithm:
 
     def _emit(self, decision: Decision) -> None:
         line = self._format(decision) + "\n"
-        if self._out_fd is not None:
-            # One write(2) per line, no buffer: the line is out (and whole: < PIPE_BUF) at once.
-            os.write(self._out_fd, line.encode())
-        else:
-            self._out.write(line)
-            self._out.flush()
+        try:
+            if self._out_fd is not None:
+                # One write(2) per line, no buffer: the line is out (and whole: < PIPE_BUF) at once.
+                os.write(self._out_fd, line.encode())
+            else:
+                self._out.write(line)
+                self._out.flush()
+        except OSError as exc:  # e.g. stdout closed by `| head`: say so, count it, keep serving
+            self._own["output_errors"] += 1
+            self._skips.warning("output", "could not print the decision for book=%s strategy=%s tick=%d: %s",
+                                decision.book, decision.strategy, decision.tick, exc)
+            return
         self._own["decisions"] += 1
 
     # --- ticks ---------------------------------------------------------------------------------

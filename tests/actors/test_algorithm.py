@@ -242,3 +242,19 @@ def test_a_clean_stop_finishes_decisions_in_flight(ipc_dir: Path) -> None:
 
     r = run_async(body())
     assert r.algorithm.counters["decisions"] == 2
+
+
+class ClosedOutput(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_is_counted_not_fatal(ipc_dir: Path) -> None:
+    async def body() -> None:
+        async with rig(ipc_dir, ["A"]) as r:
+            r.algorithm._out = ClosedOutput()
+            await r.tick(0, lambda: r.algorithm.counters["output_errors"] == 1)
+            await r.tick(1, lambda: r.algorithm.counters["output_errors"] == 2)  # still serving
+            assert r.algorithm.counters["decisions"] == 0
+
+    run_async(body())
