@@ -35,7 +35,7 @@ from actors.cli import DEFAULT_BOOKS, add_pricing_arguments
 from actors.config import ConfigError, load_config
 from actors.supervision import ChildHealth, RestartPolicy
 from transport import endpoints, protocol, sockets
-from transport.protocol import Heartbeat, ProtocolError
+from transport.protocol import Heartbeat, ProtocolError, SupervisorEvent
 from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
@@ -103,8 +103,11 @@ def pss_kib(pid: int) -> int:
 
 class Launcher:
     def __init__(self, children: Sequence[Child], heartbeat_endpoint: str, policy: RestartPolicy,
-                 grace: float = 5.0, status_every: float = 60.0, security: Security | None = None) -> None:
+                 grace: float = 5.0, status_every: float = 60.0, security: Security | None = None,
+                 events_endpoint: str | None = None) -> None:
         self._security = security or Security()
+        self._events_endpoint = events_endpoint
+        self._events: zmq.Socket[bytes] | None = None
         self.children = {child.name: child for child in children}
         self._heartbeat_endpoint = heartbeat_endpoint
         self._policy = policy
@@ -112,6 +115,13 @@ class Launcher:
         self._status_every = status_every
         self._mp = multiprocessing.get_context("spawn")  # no fork: safe with threads and ZeroMQ contexts
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0}
+
+    def _publish(self, event: str, child: Child, pid: int | None, detail: str = "") -> None:
+        """Supervisor state as events others can subscribe to (as circus does), besides the log."""
+        if self._events is not None:
+            frame = protocol.encode(SupervisorEvent(time.time(), event, child.name, pid or 0, detail))
+            with contextlib.suppress(zmq.Again):  # PUB drops rather than blocks; nobody may listen
+                self._events.send(frame, zmq.NOBLOCK)
 
     # --- children ------------------------------------------------------------------------------
 
@@ -127,6 +137,7 @@ class Launcher:
         self.counters["starts"] += 1
         log.info("started %s pid=%d%s", child.name, process.pid,
                  f" (restart #{child.health.restarts})" if child.health.restarts else "")
+        self._publish("started", child, process.pid, f"restart #{child.health.restarts}")
 
     def _reap(self, child: Child, reason: str | None = None) -> None:
         """The child has exited: record it and schedule its restart."""
@@ -141,6 +152,8 @@ class Launcher:
         log.warning("%s pid=%d %s%s; restarting in %.1fs (restart #%d)", child.name, process.pid,
                     reason + ", " if reason else "", describe_exit(process.exitcode), delay,
                     child.health.restarts)
+        self._publish("exited", child, process.pid,
+                      f"{reason + ', ' if reason else ''}{describe_exit(process.exitcode)}; restart in {delay:.1f}s")
         process.close()
 
     def _kill_hung(self, child: Child, now: float) -> None:
@@ -148,6 +161,7 @@ class Launcher:
         silent = now - (child.health.last_heartbeat or child.health.started_at or now)
         self.counters["hangs"] += 1
         log.error("%s pid=%d hung: no heartbeat for %.1fs; killing it", child.name, child.process.pid, silent)
+        self._publish("hung", child, child.process.pid, f"no heartbeat for {silent:.1f}s")
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.process.pid, signal.SIGKILL)  # SIGKILL also ends a SIGSTOPped process
         child.process.join(timeout=2.0)
@@ -205,6 +219,8 @@ class Launcher:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sockets.use_security(self._security).start(ctx)
         pull = sockets.pull(ctx, self._heartbeat_endpoint)
+        if self._events_endpoint:
+            self._events = sockets.pub(ctx, self._events_endpoint)
         wake_r, wake_w = os.pipe()  # signals write here (set_wakeup_fd), so a poll returns at once
         for fd in (wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -245,9 +261,12 @@ class Launcher:
                     next_status += self._status_every
         finally:
             pull.close(linger=0)
+            self._stop_all()  # before the context goes: its events are published too
+            if self._events is not None:
+                self._events.close(linger=0)
+                self._events = None
             self._security.stop()
             ctx.destroy(linger=0)
-            self._stop_all()
             signal.set_wakeup_fd(previous_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -275,6 +294,7 @@ class Launcher:
         for child in running:
             assert child.process is not None and child.process.pid is not None
             log.info("stopping %s pid=%d", child.name, child.process.pid)
+            self._publish("stopping", child, child.process.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.process.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
                 os.kill(child.process.pid, signal.SIGTERM)
@@ -290,6 +310,7 @@ class Launcher:
                 child.process.join(timeout=2.0)
             log.info("%s pid=%s stopped (%s)", child.name, child.process.pid,
                      describe_exit(child.process.exitcode))
+            self._publish("stopped", child, child.process.pid, describe_exit(child.process.exitcode))
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -317,6 +338,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     net.add_argument("--ticks-endpoint", default=endpoints.DEFAULT_TICKS)
     net.add_argument("--data-endpoint", default=endpoints.DEFAULT_DATA)
     net.add_argument("--heartbeat-endpoint", default=endpoints.DEFAULT_HEARTBEAT)
+    net.add_argument("--events", metavar="ENDPOINT", default=None,
+                     help="publish supervisor events (started, exited, hung, stopping, stopped) on this PUB "
+                          "endpoint, msgpack SupervisorEvent messages")
     net.add_argument("--api-port", type=int, default=8080, help="APIServer port on 127.0.0.1 (default 8080)")
     sup = parser.add_argument_group("supervision")
     sup.add_argument("--hang-timeout", type=float, default=3.0, metavar="S",
@@ -400,8 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  ", ".join(config.strategies))
     if args.books == ",".join(DEFAULT_BOOKS) and Path(args.data).resolve() != DEFAULT_CSV:
         log.info("--books not given: pricing the default books %s", args.books)
-    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint)
-               if not endpoints.is_loopback(e)]
+    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint, args.events)
+               if e and not endpoints.is_loopback(e)]
     if exposed and not args.keys and not args.insecure and not args.run_dir:
         # Refused here, once, rather than by every actor in a restart loop.
         print(f"error: refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
@@ -423,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
     launcher = Launcher(children, heartbeat, policy, grace=args.grace, status_every=args.status_every,
-                        security=security)
+                        security=security, events_endpoint=args.events)
 
     try:
         launcher.run(args.duration)

@@ -15,9 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import zmq
 
 from tests.harness import LauncherRun, alive, check_decision, read_points
 from tests.test_launcher import write_csv
+from transport import protocol
+from transport.protocol import SupervisorEvent
 
 ACTORS = ["scheduler", "datamanager", "apiserver", "algorithm"]
 FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "1.5", "--grace", "3"]
@@ -149,3 +152,35 @@ def test_decisions_resume_within_two_ticks_of_the_peer_coming_back(csv_path: Pat
 
 def decided_at(decision: dict[str, object]) -> float:
     return datetime.fromisoformat(str(decision["ts"]).replace("Z", "+00:00")).timestamp()
+
+
+def test_supervisor_events_are_published(csv_path: Path, ipc_dir: Path) -> None:
+    endpoint = f"ipc://{ipc_dir}/events.sock"
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVTIMEO, 20_000)
+    sub.connect(endpoint)
+    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--events", endpoint])
+    try:
+        before = run.wait_for_actors(ACTORS)
+        run.wait_decisions(3)
+        os.kill(before["scheduler"], signal.SIGKILL)
+        seen: list[SupervisorEvent] = []
+        while not any(e.event == "started" and e.actor == "scheduler" for e in seen):
+            seen.append(protocol.decode_as(sub.recv(), SupervisorEvent))
+        exited = next(e for e in seen if e.event == "exited")
+        assert (exited.actor, exited.pid) == ("scheduler", before["scheduler"])
+        assert "SIGKILL" in exited.detail
+        assert seen[-1].pid == run.pids()["scheduler"] != before["scheduler"]
+        assert run.stop() == 0
+        stopped: set[str] = set()
+        while len(stopped) < len(ACTORS):
+            event = protocol.decode_as(sub.recv(), SupervisorEvent)
+            if event.event == "stopped":
+                stopped.add(event.actor)
+        assert stopped == set(ACTORS)
+    finally:
+        run.kill_everything()
+        sub.close(linger=0)
+        ctx.term()

@@ -36,6 +36,7 @@ class MessageType(IntEnum):
     LAST_PRICES_REPLY = 3
     DECISION = 4
     HEARTBEAT = 5
+    SUPERVISOR_EVENT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,20 @@ class Heartbeat:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-Message = Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """Published by the launcher (``--events``): a child started, exited, hung, or is being stopped."""
+
+    ts: float
+    event: str  # one of SUPERVISOR_EVENTS
+    actor: str
+    pid: int
+    detail: str = ""
+
+
+SUPERVISOR_EVENTS: Final = ("started", "exited", "hung", "stopping", "stopped")
+
+Message = Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | SupervisorEvent
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -150,6 +164,9 @@ def encode(message: Message) -> bytes:
                 message.sent_at,
                 message.counters,
             ]
+        case SupervisorEvent():
+            fields = [MessageType.SUPERVISOR_EVENT, message.ts, message.event, message.actor, message.pid,
+                      message.detail]
     frame: bytes = msgpack.packb([PROTOCOL_VERSION, *fields], use_bin_type=True)
     return frame
 
@@ -212,10 +229,11 @@ _ARITY: Final = {
     MessageType.LAST_PRICES_REPLY: 5,
     MessageType.DECISION: 9,
     MessageType.HEARTBEAT: 5,
+    MessageType.SUPERVISOR_EVENT: 5,
 }
 
 
-_M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat)
+_M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent)
 
 
 def decode_as(frame: bytes, kind: type[_M]) -> _M:
@@ -267,4 +285,10 @@ def decode(frame: bytes) -> Message:
         case MessageType.HEARTBEAT:
             return Heartbeat(_str(f[0], "actor", 64), _int(f[1], "pid"), _int(f[2], "seq"),
                              _float(f[3], "sent_at"), _counters(f[4]))
+        case MessageType.SUPERVISOR_EVENT:
+            event = _str(f[1], "event", 16)
+            if event not in SUPERVISOR_EVENTS:
+                raise ProtocolError(f"event: unknown supervisor event {event!r:.20}")
+            return SupervisorEvent(_float(f[0], "ts"), event, _str(f[2], "actor", 64), _int(f[3], "pid"),
+                                   _str(f[4], "detail", 500, allow_empty=True))
     raise AssertionError(kind)  # pragma: no cover - every MessageType is matched above

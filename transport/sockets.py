@@ -70,7 +70,8 @@ def _connect(sock: _S, *endpoints: str) -> _S:
     return sock
 
 
-def pub(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+def pub(ctx: zmq.Context[_S], endpoint: str) -> _S:
+    """Ticks (asyncio context) or the launcher's supervisor events (plain context)."""
     return _bind(_configure(ctx.socket(zmq.PUB), TICK_HWM), endpoint)
 
 

@@ -24,6 +24,7 @@ from transport.protocol import (
     Message,
     MessageType,
     ProtocolError,
+    SupervisorEvent,
     Tick,
 )
 
@@ -282,3 +283,11 @@ def test_decode_as_accepts_the_expected_kind_only() -> None:
         protocol.decode_as(protocol.encode(tick), Heartbeat)
     with pytest.raises(ProtocolError, match="not msgpack"):
         protocol.decode_as(b"\xc1", Tick)
+
+
+def test_supervisor_events_round_trip_and_reject_unknown_kinds() -> None:
+    event = SupervisorEvent(1.5, "exited", "scheduler", 42, "killed by SIGKILL; restart in 0.5s")
+    assert protocol.decode(protocol.encode(event)) == event
+    bad = msgpack.packb([protocol.PROTOCOL_VERSION, protocol.MessageType.SUPERVISOR_EVENT, 1.0, "exploded", "x", 1, ""])
+    with pytest.raises(ProtocolError, match="unknown supervisor event"):
+        protocol.decode(bad)
