@@ -43,6 +43,7 @@ log = logging.getLogger("launcher")
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CSV = ROOT / "data" / "data.csv"
 CHECK_INTERVAL_MS = 1000  # exits, hangs and heartbeats are looked at once a second
+ACTOR_KINDS = ("scheduler", "datamanager", "apiserver", "algorithm")
 STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
 
 
@@ -330,6 +331,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="stop cleanly after S seconds (default: run until Ctrl-C / SIGTERM)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="Algorithm processes; each (book, strategy) is owned by one (default 1)")
+    parser.add_argument("--run", default=",".join(ACTOR_KINDS), metavar="ACTOR,...",
+                        help="which actors this launcher starts (default: all); with the endpoint options, "
+                             "one launcher per machine supervises that machine's share")
+    parser.add_argument("--workers-total", type=int, default=None, metavar="M",
+                        help="Algorithm workers across all launchers (default: --workers)")
+    parser.add_argument("--worker-offset", type=int, default=0, metavar="K",
+                        help="global index of this launcher's first worker (default 0)")
     parser.add_argument("--data-managers", type=int, default=1, metavar="N",
                         help="DataManager processes; the Algorithm's DEALER load-balances over them (default 1)")
     net = parser.add_argument_group("endpoints")
@@ -342,6 +350,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                      help="publish supervisor events (started, exited, hung, stopping, stopped) on this PUB "
                           "endpoint, msgpack SupervisorEvent messages")
     net.add_argument("--api-port", type=int, default=8080, help="APIServer port on 127.0.0.1 (default 8080)")
+    net.add_argument("--api-url", default=None,
+                     help="where the Algorithm reaches the APIServer (default http://127.0.0.1:<api-port>)")
     sup = parser.add_argument_group("supervision")
     sup.add_argument("--hang-timeout", type=float, default=3.0, metavar="S",
                      help="kill and restart an actor silent for this long (default %(default)s)")
@@ -362,20 +372,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--tick must be positive")
     if args.workers < 1 or args.data_managers < 1:
         parser.error("--workers and --data-managers must be at least 1")
+    unknown = set(endpoints.split_list(args.run)) - set(ACTOR_KINDS)
+    if unknown or not endpoints.split_list(args.run):
+        parser.error(f"--run takes a list of {', '.join(ACTOR_KINDS)}")
+    total = args.workers_total or args.workers
+    if not 0 <= args.worker_offset <= total - args.workers:
+        parser.error(f"--worker-offset {args.worker_offset} + --workers {args.workers} exceeds --workers-total {total}")
     return args
+
+
+def data_endpoints(args: argparse.Namespace) -> tuple[str, ...]:
+    """The DataManagers' endpoints: as listed, or N consecutive ports from the one given."""
+    data = endpoints.split_list(args.data_endpoint)
+    if len(data) == 1 and args.data_managers > 1:
+        host, _, port = data[0].rpartition(":")
+        data = tuple(f"{host}:{int(port) + i}" for i in range(args.data_managers))
+    return data
 
 
 def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -> tuple[list[Child], str]:
     if args.run_dir:
         net = endpoints.Endpoints.in_directory(args.run_dir, args.api_port, args.data_managers)
     else:
-        data = endpoints.split_list(args.data_endpoint)
-        if len(data) != args.data_managers:
-            # tcp://host:PORT for the first; the next ones on the following ports
-            host, _, port = data[0].rpartition(":")
-            data = tuple(f"{host}:{int(port) + i}" for i in range(args.data_managers))
-        net = endpoints.Endpoints(args.ticks_endpoint, data, args.heartbeat_endpoint,
-                                  f"http://127.0.0.1:{args.api_port}")
+        net = endpoints.Endpoints(args.ticks_endpoint, data_endpoints(args), args.heartbeat_endpoint,
+                                  args.api_url or f"http://127.0.0.1:{args.api_port}")
     if args.config:
         books = ["--config", args.config]
     elif args.books_file:
@@ -391,23 +411,31 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
     common = ["--log-level", args.log_level, "--heartbeat-interval", f"{beat:.3f}",
               *(["--keys", args.keys] if args.keys else []),
               *(["--insecure"] if args.insecure else [])]
-    children = [
-        Child("scheduler", "scheduler",
-              ["--ticks", net.ticks, "--tick", str(args.tick), "--t0", repr(t0), *common],
-              ChildHealth(policy)),
-        Child("apiserver", "api_server", ["--port", str(args.api_port), *common],
-              ChildHealth(policy)),
-    ]
-    for index, endpoint in enumerate(net.data):
-        children.append(Child("datamanager" if len(net.data) == 1 else f"datamanager-{index}", "data_manager",
-                              ["--data", endpoint, "--csv", args.data, "--mode", args.mode, *common],
+    run = set(endpoints.split_list(args.run))
+    children = []
+    if "scheduler" in run:
+        children.append(Child("scheduler", "scheduler",
+                              ["--ticks", net.ticks, "--tick", str(args.tick), "--t0", repr(t0), *common],
                               ChildHealth(policy)))
-    for worker in range(args.workers):
-        name = "algorithm" if args.workers == 1 else f"algorithm-{worker}"
-        children.append(Child(name, "algorithm",
-                              ["--ticks", net.ticks, "--data", ",".join(net.data), "--api-url", net.api_url,
-                               "--workers", str(args.workers), "--worker", str(worker), *pricing, *common],
+    if "apiserver" in run:
+        children.append(Child("apiserver", "api_server", ["--port", str(args.api_port), *common],
                               ChildHealth(policy)))
+    if "datamanager" in run:
+        for index, endpoint in enumerate(net.data):
+            children.append(Child("datamanager" if len(net.data) == 1 else f"datamanager-{index}",
+                                  "data_manager",
+                                  ["--data", endpoint, "--csv", args.data, "--mode", args.mode, *common],
+                                  ChildHealth(policy)))
+    if "algorithm" in run:
+        # Worker indexes are global, so launchers on several machines can share one set of pairs.
+        total = args.workers_total or args.workers
+        for local in range(args.workers):
+            worker = args.worker_offset + local
+            name = "algorithm" if total == 1 else f"algorithm-{worker}"
+            children.append(Child(name, "algorithm",
+                                  ["--ticks", net.ticks, "--data", ",".join(net.data), "--api-url", net.api_url,
+                                   "--workers", str(total), "--worker", str(worker), *pricing, *common],
+                                  ChildHealth(policy)))
     return children, net.heartbeat
 
 

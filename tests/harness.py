@@ -44,10 +44,11 @@ def alive(pid: int) -> bool:
 class LauncherRun:
     """One ``python launcher.py --json ...`` run with private endpoints."""
 
-    def __init__(self, run_dir: Path, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, run_dir: Path | None, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        """With ``run_dir``, private ipc endpoints and a free API port; without, ``args`` say it all."""
         self.api_port = free_port()
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(run_dir),
-                   "--api-port", str(self.api_port), *args]
+        private = ["--run-dir", str(run_dir), "--api-port", str(self.api_port)] if run_dir is not None else []
+        command = [sys.executable, str(REPO / "launcher.py"), "--json", *private, *args]
         self.process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self.decisions: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ import zmq.asyncio
 import zmq.auth
 
 from tests.conftest import run_async
-from tests.harness import REPO, check_decision, free_port, read_points
+from tests.harness import REPO, LauncherRun, check_decision, free_port, read_points
 from tests.test_launcher import write_csv
 from transport import sockets
 from transport.security import Keys, Security, keygen
@@ -161,3 +161,38 @@ def test_keygen_command(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "transport.security", "keygen", str(target)], cwd=REPO,
                            capture_output=True, text=True, timeout=30)
     assert again.returncode == 2 and "already holds keys" in again.stderr
+
+
+def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path) -> None:
+    """Three launchers as on three machines: one runs the Scheduler, DataManager and APIServer; the
+    other two run two of the system's four Algorithm workers each."""
+    csv_path = tmp_path / "prices.csv"
+    subprocess.run([sys.executable, "data/generate.py", "--books", "8", "--rows", "200", "--seed", "5", "-o",
+                    str(csv_path)], cwd=REPO, check=True, timeout=30)
+    books = {f"B{i:03}" for i in range(1, 9)}
+    ticks, data, api = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
+    shared = ["--keys", str(keys), "--ticks-endpoint", ticks, "--data-endpoint", data, "--tick", "0.2",
+              "--delay", "0", "--books", ",".join(sorted(books))]
+    infra = LauncherRun(None, [*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api),
+                               "--data", str(csv_path)])
+    workers = [LauncherRun(None, [*shared, "--run", "algorithm", "--api-url", f"http://127.0.0.1:{api}",
+                                  "--workers", "2", "--workers-total", "4", "--worker-offset", str(offset)])
+               for offset in (0, 2)]
+    try:
+        infra.wait_for_actors(["scheduler", "datamanager", "apiserver"])
+        for run, names in zip(workers, (["algorithm-0", "algorithm-1"], ["algorithm-2", "algorithm-3"]),
+                              strict=True):
+            run.wait_for_actors(names)
+        for run in workers:
+            run.wait_decisions(10, timeout=30)
+        assert all(run.stop() == 0 for run in workers) and infra.stop() == 0
+    finally:
+        for run in (*workers, infra):
+            run.kill_everything()
+    shares = [{d["book"] for d in run.decisions} for run in workers]
+    assert shares[0] and shares[1] and not shares[0] & shares[1]  # each pair owned by one machine
+    assert shares[0] | shares[1] == books
+    points = read_points(csv_path)
+    for run in workers:
+        for decision in run.decisions:
+            check_decision(decision, points)
