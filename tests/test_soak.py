@@ -26,5 +26,6 @@ def test_short_soak() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 4,320 ticks at 0.05 s take ~220 s
 def test_six_hours_of_ticks_accelerated() -> None:
     check(ticks=4320, tick=0.05)
