@@ -101,14 +101,14 @@ class DataManager:
     name = "datamanager"
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, path: str | os.PathLike[str],
-                 mode: str = "replay", window_capacity: int = 64) -> None:
+                 mode: str = "replay", window_capacity: int = 64, max_books: int = 1_000_000) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._ctx = ctx
         self.endpoint = endpoint
         self.path = os.fspath(path)
         self.mode: Mode = "follow" if mode == "follow" else "replay"
-        self._store = WindowStore(window_capacity, self.mode)
+        self._store = WindowStore(window_capacity, self.mode, max_books)
         self._file: _OpenFile | None = None
         self._unavailable: str | None = None
         self._retry_at = 0.0  # monotonic time of the next attempt to open a failed file
@@ -121,7 +121,7 @@ class DataManager:
         self._counters: dict[str, int] = {
             "requests": 0, "replies": 0, "errors": 0, "bad_frames": 0, "busy": 0, "expired": 0,
             "waiting": 0, "rows_read": 0, "bad_rows": 0, "file_errors": 0, "truncations": 0,
-            "rotations": 0, "private_scan_chunks": 0, "detaches": 0, "books": 0,
+            "rotations": 0, "private_scan_chunks": 0, "detaches": 0, "books": 0, "books_over_limit": 0,
             **{f"bad_rows_{reason}": 0 for reason in BAD_ROW_REASONS},
         }
 
@@ -442,7 +442,10 @@ class DataManager:
                     self._bad_row(row)
                     continue
                 rows += 1
-                store.add(ALL_BOOKS if row.book_id is None else row.book_id, row.price, offset)
+                if not store.add(ALL_BOOKS if row.book_id is None else row.book_id, row.price, offset):
+                    self._counters["books_over_limit"] += 1
+                    self._rlog.warning("books_over_limit", "%s line %d: book %r ignored: more than %d books "
+                                       "(raise --max-books)", self.path, line_no, row.book_id, store.max_books)
             f.line_no = line_no
             f.cursor = min(pos, end)
             self._counters["rows_read"] += rows
@@ -506,10 +509,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--window-capacity", type=int, default=64, metavar="W",
                         help="prices kept in memory per book; must be >= the requested count "
                              "(default %(default)s)")
+    parser.add_argument("--max-books", type=int, default=1_000_000, metavar="N",
+                        help="distinct books kept at most; rows of further books are refused, logged and "
+                             "counted (default %(default)s)")
     runtime.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.window_capacity < 1:
         parser.error("--window-capacity must be >= 1")
+    if args.max_books < 1:
+        parser.error("--max-books must be >= 1")
     return args
 
 
@@ -517,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     return runtime.run_actor(
         "datamanager",
-        lambda ctx: DataManager(ctx, args.data, args.csv, args.mode, args.window_capacity),
+        lambda ctx: DataManager(ctx, args.data, args.csv, args.mode, args.window_capacity, args.max_books),
         args,
     )
 

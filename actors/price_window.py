@@ -74,14 +74,15 @@ class BookWindow:
 
 
 class WindowStore:
-    def __init__(self, capacity: int, mode: Mode = "replay") -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be >= 1")
+    def __init__(self, capacity: int, mode: Mode = "replay", max_books: int = 1_000_000) -> None:
+        if capacity < 1 or max_books < 1:
+            raise ValueError("capacity and max_books must be >= 1")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.capacity = capacity
         self.mode: Mode = mode
         self.books: dict[str, BookWindow] = {}
+        self.max_books = max_books  # memory is bounded per book *and* in the number of books
         self.detaches = 0
 
     def clear(self) -> None:
@@ -100,11 +101,15 @@ class WindowStore:
             book = self.books[key] = BookWindow()
         return book
 
-    def add(self, key: str, price: Decimal, offset: int) -> None:
-        """A row from the global scan starting at byte ``offset``; ignored while the book is detached."""
+    def add(self, key: str, price: Decimal, offset: int) -> bool:
+        """A row from the global scan starting at byte ``offset``; ignored while the book is detached.
+        False when the row is refused because ``key`` would be a book beyond ``max_books``."""
+        if key not in self.books and len(self.books) >= self.max_books:
+            return False
         book = self._book(key)
         if book.detached_at is None:
             self._push(book, price, offset)
+        return True
 
     def add_private(self, key: str, price: Decimal, offset: int, end: int) -> bool:
         """A row of the detached book ``key`` from its private scan (the line spans ``offset..end``);

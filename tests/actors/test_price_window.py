@@ -208,3 +208,11 @@ def test_matches_a_naive_model(order: list[str], capacity: int, requests: list[t
             assert not monotonic and mode == "replay"
             continue
         assert answer == expected
+
+
+def test_the_number_of_books_is_bounded() -> None:
+    store = WindowStore(capacity=8, mode="follow", max_books=2)
+    assert store.add("a", Decimal("1.00"), 0) and store.add("b", Decimal("2.00"), 10)
+    assert not store.add("c", Decimal("3.00"), 20)  # a third book is refused...
+    assert store.add("a", Decimal("1.50"), 30)  # ...while the known ones still take rows
+    assert sorted(store.books) == ["a", "b"]
