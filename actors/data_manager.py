@@ -267,7 +267,7 @@ class DataManager:
                 elif isinstance(need, NeedGlobal):
                     await self._global_step(stop)
                 else:
-                    await self._idle(stop)
+                    await self._idle()
             except OSError as exc:
                 self._file_failed(f"{exc.strerror or exc}: {self.path}")
 
@@ -276,7 +276,7 @@ class DataManager:
             async with asyncio.timeout(seconds):
                 await stop.wait()
 
-    async def _idle(self, stop: asyncio.Event) -> None:
+    async def _idle(self) -> None:
         self._demand.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(IDLE_CHECK_INTERVAL):

@@ -237,8 +237,3 @@ class LastPricesClient:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
-
-
-def now() -> float:
-    """Wall clock seconds; one name so tests can see what time is used where."""
-    return time.time()
