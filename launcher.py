@@ -19,11 +19,12 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import os
+import re
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,16 @@ class Child:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
+
+
+# The launcher's "started NAME pid=PID" log line, parsed here beside the code that writes it, so tools
+# that follow a run through its log (tests, benchmarks) share one reading of it.
+STARTED_LINE = re.compile(r"started (\S+) pid=(\d+)")
+
+
+def started_pids(lines: Iterable[str]) -> dict[str, int]:
+    """The newest pid of each actor, from a launcher's log lines."""
+    return {m.group(1): int(m.group(2)) for line in lines if (m := STARTED_LINE.search(line))}
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -29,14 +29,14 @@ from typing import Any, TypeVar
 
 import zmq
 
+from launcher import rss_kib as rss_kib  # re-exported: the launcher's reading of /proc/PID/statm
+from launcher import started_pids
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/tmp/bench-data"))  # generated CSVs: never in the repo
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-STARTED = re.compile(r"started (\S+) pid=(\d+)")
 # tolerant of fields added between rss_kib and restarts (e.g. pss_kib)
 STATUS = re.compile(r"status (\S+) pid=(\S+) rss_kib=(\d+)\b.*? restarts=(\d+) counters=(\{.*\})")
 STATUS_LAUNCHER = re.compile(r"status launcher pid=(\d+) rss_kib=(\d+) total_rss_kib=(\d+)")
@@ -127,15 +127,6 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 
 # --- /proc -------------------------------------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size in KiB from /proc/PID/statm; 0 if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE_KIB
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def cpu_ns(pid: int) -> int:
@@ -394,11 +385,7 @@ class LauncherRun:
                                                   int(match.group(3)), dict(counters)))
 
     def pids(self) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for line in list(self.log):
-            if match := STARTED.search(line):
-                found[match.group(1)] = int(match.group(2))
-        return found
+        return started_pids(list(self.log))
 
     def all_pids(self) -> dict[str, int]:
         """Every actor's pid plus the launcher's."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -19,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from actors.pricing import PricingRule, avg_comp_price, reprice
+from launcher import STARTED_LINE, started_pids
 
 REPO = Path(__file__).resolve().parent.parent
-STARTED = re.compile(r"started (\S+) pid=(\d+)")
 T = TypeVar("T")
 
 
@@ -82,14 +81,11 @@ class LauncherRun:
 
     def pids(self) -> dict[str, int]:
         """The newest pid of each actor, from the launcher's 'started' lines."""
-        found: dict[str, int] = {}
-        for line in list(self.log):
-            if match := STARTED.search(line):
-                found[match.group(1)] = int(match.group(2))
-        return found
+        return started_pids(list(self.log))
 
     def all_pids(self) -> set[int]:
-        return {int(m.group(2)) for line in list(self.log) if (m := STARTED.search(line))}
+        """Every pid the launcher started in this run, restarted ones included."""
+        return {int(m.group(2)) for line in list(self.log) if (m := STARTED_LINE.search(line))}
 
     def wait_for_actors(self, names: Sequence[str], timeout: float = 20.0) -> dict[str, int]:
         def started() -> dict[str, int] | None:
