@@ -121,7 +121,7 @@ TELEMETRY_EVERY: Final = 10  # with shared liveness, counters travel on every 10
 
 
 async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.Namespace,
-                        stop: asyncio.Event) -> None:
+                        security: Security, stop: asyncio.Event) -> None:
     """Once per heartbeat interval: tell the supervisor we are alive, and check that it still is.
 
     The beat comes from the event loop on purpose: a loop blocked by a bug misses its beats and gets
@@ -143,7 +143,10 @@ async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.N
             if liveness is not None:
                 liveness.value = time.monotonic()
             if sock is not None and seq % every == 0:
-                beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), dict(actor.counters))
+                counters = dict(actor.counters)
+                if security.keys is not None:
+                    counters["curve_refusals"] = security.denied  # peers refused by the ZAP handler
+                beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), counters)
                 with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
                     sock.send(protocol.encode(beat), zmq.NOBLOCK)
             seq += 1
@@ -173,7 +176,7 @@ async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argpa
         async with asyncio.TaskGroup() as group:
             run = group.create_task(actor.run(stop))
             if args.heartbeat or args.parent_pid is not None:
-                group.create_task(_housekeeping(actor, ctx, args, stop))
+                group.create_task(_housekeeping(actor, ctx, args, security, stop))
             await run
             stop.set()  # the actor returned on its own: let the helpers finish too
         log.info("stopped; counters %s", dict(actor.counters))

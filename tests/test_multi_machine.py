@@ -20,7 +20,8 @@ import zmq.auth
 from tests.conftest import run_async
 from tests.harness import REPO, LauncherRun, check_decision, free_port, read_points
 from tests.test_launcher import write_csv
-from transport import sockets
+from transport import protocol, sockets
+from transport.protocol import Heartbeat
 from transport.security import Keys, Security, keygen
 from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
 
@@ -132,7 +133,14 @@ def ask(keys: Keys, endpoint: str) -> str:
 def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(keys))
+    beats = f"ipc://{tmp_path}/hb.sock"
+    sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    inbox = sync_ctx.socket(zmq.PULL)
+    inbox.setsockopt(zmq.RCVTIMEO, 10_000)
+    Security(Keys.load(keys)).secure_server(inbox, beats, loopback=True)  # a supervisor holding the keys
+    inbox.bind(beats)
+    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(keys),
+                    "--heartbeat", beats, "--heartbeat-interval", "0.1")
     # An intruder who knows the server's public key but whose own key is not authorized...
     intruder = tmp_path / "intruder"
     shutil.copytree(keys, intruder)
@@ -146,8 +154,13 @@ def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> Non
         manager.wait(lambda: any("refused a CURVE client" in line for line in manager.err), 10, "the refusal log")
         assert ask(Keys.load(stranger), endpoint) != "ok"
         assert ask(Keys.load(keys), endpoint) == "ok"  # the rightful client is still served
+        refusals = 0
+        while refusals < 1:  # the refusal is counted too, in the counters the supervisor receives
+            refusals = protocol.decode_as(inbox.recv(), Heartbeat).counters.get("curve_refusals", 0)
     finally:
         assert manager.stop() == 0
+        inbox.close(linger=0)
+        sync_ctx.term()
 
 
 def test_keygen_command(tmp_path: Path) -> None:
