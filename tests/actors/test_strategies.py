@@ -1,6 +1,9 @@
+from decimal import Decimal
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.pricing import PricingRule
 from actors.strategies import Pair, Strategy, dispatch_order, owned_pairs, owner, pairs_for
 
 book_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=200, unique=True)
@@ -17,10 +20,12 @@ def test_every_pair_has_exactly_one_owner(books: list[str], names: list[str], wo
 
 
 @given(st.text(min_size=1), st.text(min_size=1), st.integers(min_value=1, max_value=64))
-def test_ownership_is_stable(book: str, name: str, workers: int) -> None:
+def test_the_owner_is_a_worker_and_ignores_the_rule(book: str, name: str, workers: int) -> None:
+    # Ownership depends on (book, strategy name) only: retuning a strategy must not move its pairs.
     pair = Pair(book, Strategy(name))
-    assert owner(pair, workers) == owner(Pair(book, Strategy(name)), workers)
+    retuned = Pair(book, Strategy(name, PricingRule(window=3), Decimal("0.5")))
     assert 0 <= owner(pair, workers) < workers
+    assert owner(pair, workers) == owner(retuned, workers)
 
 
 def test_ownership_does_not_depend_on_the_process() -> None:
