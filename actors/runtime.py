@@ -18,18 +18,23 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol, TypeVar
 
 import zmq
 import zmq.asyncio
 
-from transport import protocol, sockets
+from actors.kinds import ActorKind
+from actors.options import add_options, from_namespace, option
+from transport import protocol
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, SecurityError
+from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)
 
+_O = TypeVar("_O")
 _PR_SET_PDEATHSIG: Final = 1
 _PR_SET_NAME: Final = 15
 HEARTBEAT_INTERVAL: Final = 1.0
@@ -69,114 +74,106 @@ def setup_logging(name: str, level: str = "INFO") -> None:
     )
 
 
-class RateLimitedLog:
-    """Log a repeated problem at most ``burst`` times per ``window`` seconds per kind, then say how
-    many were suppressed: bad input must be visible, but must not flood stderr (a log is bounded too)."""
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """What every actor process takes besides its own options: supervision, logging, security."""
 
-    def __init__(self, logger: logging.Logger, burst: int = 5, window: float = 60.0, kinds: int = 64) -> None:
-        self._log = logger
-        self._burst = burst
-        self._window = window
-        self._max_kinds = kinds
-        self._state: dict[str, tuple[float, int]] = {}
+    heartbeat: str | None = option(None, "PUSH heartbeats to this supervisor endpoint (the launcher sets it)",
+                                   metavar="ENDPOINT")
+    heartbeat_interval: float = option(HEARTBEAT_INTERVAL, "seconds between heartbeats", metavar="S")
+    parent_pid: int | None = option(None, "exit when this process (the launcher) is gone", parse=int,
+                                    metavar="PID")
+    log_level: str = option("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                            parse=str.upper)
+    keys: str | None = option(None, "CurveZMQ key directory (python -m transport.security keygen DIR): "
+                              "encrypt and authenticate every ZeroMQ socket", metavar="DIR")
+    insecure: bool = option(False, "allow binding a non-loopback address without encryption")
 
-    def warning(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if kind not in self._state and len(self._state) >= self._max_kinds:
-            kind = "other"  # one shared budget for kinds beyond the table: the log stays bounded
-        started, count = self._state.get(kind, (now, 0))
-        if now - started >= self._window:
-            if count > self._burst:
-                self._log.warning("%s: %d more suppressed in the last %.0fs", kind, count - self._burst,
-                                  now - started)
-            started, count = now, 0
-        count += 1
-        self._state[kind] = (started, count)
-        if count <= self._burst:
-            self._log.warning(message, *args)
+    def __post_init__(self) -> None:
+        if not 0.01 <= self.heartbeat_interval <= 60:
+            raise ValueError(f"--heartbeat-interval must be within 0.01..60 s, got {self.heartbeat_interval}")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("supervision")
-    group.add_argument("--heartbeat", metavar="ENDPOINT", default=None,
-                       help="PUSH heartbeats to this supervisor endpoint (the launcher sets it)")
-    group.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL, metavar="S",
-                       help="seconds between heartbeats (default %(default)s)")
-    group.add_argument("--parent-pid", type=int, default=None,
-                       help="exit when this process (the launcher) is gone")
-    group.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default %(default)s)")
-    sec = parser.add_argument_group("security")
-    sec.add_argument("--keys", metavar="DIR", default=None,
-                     help="CurveZMQ key directory (python -m transport.security keygen DIR): encrypt and "
-                          "authenticate every ZeroMQ socket")
-    sec.add_argument("--insecure", action="store_true",
-                     help="allow binding a non-loopback address without encryption")
+def add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    add_options(parser.add_argument_group("supervision, logging and security"), RuntimeOptions)
 
 
-# Set by the launcher in the child before main() runs: a shared double the child stamps with
-# time.monotonic() (system-wide on Linux) at every beat. The launcher reads it once a second, so a
-# beat costs no message and wakes nobody else (a ZeroMQ message wakes three threads, ~0.2 ms each).
-liveness: Any = None
 TELEMETRY_EVERY: Final = 10  # with shared liveness, counters travel on every 10th beat only
 
 
-async def _housekeeping(actor: Actor, ctx: zmq.asyncio.Context, args: argparse.Namespace,
-                        security: Security, stop: asyncio.Event) -> None:
+class Liveness(Protocol):
+    """A shared double (``multiprocessing.RawValue("d")``) the supervisor gives a child: the child
+    stamps it with time.monotonic() (system-wide on Linux) at every beat and the launcher reads it once
+    a second, so a beat costs no message and wakes nobody else (a ZeroMQ message wakes three threads,
+    ~0.2 ms each)."""
+
+    value: float
+
+
+async def _housekeeping(actor: Actor, sockets: Sockets[zmq.asyncio.Socket], options: RuntimeOptions,
+                        liveness: Liveness | None, stop: asyncio.Event) -> None:
     """Once per heartbeat interval: tell the supervisor we are alive, and check that it still is.
 
     The beat comes from the event loop on purpose: a loop blocked by a bug misses its beats and gets
-    restarted. Under the launcher it is a stamp in shared memory plus, every TELEMETRY_EVERY beats, a
-    Heartbeat message carrying the counters; supervised from elsewhere (``--heartbeat`` alone) every
+    restarted. Under the launcher it is a stamp in shared memory plus a Heartbeat message carrying the
+    counters whenever they changed (so a busy actor's status is live, an idle one sends nothing) and
+    at least every TELEMETRY_EVERY beats; supervised from elsewhere (``--heartbeat`` alone) every
     beat is a message. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
     died before prctl ran). One loop for all: an idle actor wakes once per interval, no more.
     """
-    plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(ctx.underlying)  # same context, plain sockets
-    sock = sockets.push(plain, args.heartbeat) if args.heartbeat else None
+    sock = sockets.push(options.heartbeat) if options.heartbeat else None
     every = TELEMETRY_EVERY if liveness is not None else 1
     seq = 0
+    sent: dict[str, int] | None = None  # the counters of the last message that left
     try:
         while not stop.is_set():
-            if args.parent_pid is not None and os.getppid() != args.parent_pid:
-                log.warning("parent %d is gone: stopping", args.parent_pid)
+            if options.parent_pid is not None and os.getppid() != options.parent_pid:
+                log.warning("parent %d is gone: stopping", options.parent_pid)
                 stop.set()
                 return
             if liveness is not None:
                 liveness.value = time.monotonic()
-            if sock is not None and seq % every == 0:
+            if sock is not None:
                 counters = dict(actor.counters)
-                if security.keys is not None:
-                    counters["curve_refusals"] = security.denied  # peers refused by the ZAP handler
-                beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), counters)
-                with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
-                    sock.send(protocol.encode(beat), zmq.NOBLOCK)
+                if sockets.security.keys is not None:
+                    counters["curve_refusals"] = sockets.security.denied  # peers refused by the ZAP handler
+                if seq % every == 0 or counters != sent:
+                    beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), counters)
+                    with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
+                        sock.send(protocol.encode(beat), zmq.NOBLOCK)
+                        sent = counters
             seq += 1
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(args.heartbeat_interval):
+                async with asyncio.timeout(options.heartbeat_interval):
                     await stop.wait()
     finally:
         if sock is not None:
             sock.close(linger=0)
 
 
-async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> None:
+MakeActor = Callable[[Sockets[zmq.asyncio.Socket]], Actor]
+
+
+async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liveness | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    if args.parent_pid is None:
+    if options.parent_pid is None:
         loop.add_signal_handler(signal.SIGINT, stop.set)
     else:
         # Supervised: Ctrl-C reaches the whole process group, but the launcher stops the actors in
         # order (Scheduler, Algorithm, then their peers) so no decision in flight is lost.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctx = zmq.asyncio.Context()
-    security = sockets.use_security(Security(Keys.load(args.keys) if args.keys else None, args.insecure))
+    security = Security(Keys.load(options.keys) if options.keys else None, options.insecure)
     security.start(ctx)
     try:
-        actor = make_actor(ctx)
+        factory = Sockets(ctx, security)
+        actor = make_actor(factory)
         async with asyncio.TaskGroup() as group:
             run = group.create_task(actor.run(stop))
-            if args.heartbeat or args.parent_pid is not None:
-                group.create_task(_housekeeping(actor, ctx, args, security, stop))
+            if options.heartbeat or options.parent_pid is not None:
+                group.create_task(_housekeeping(actor, factory, options, liveness, stop))
             await run
             stop.set()  # the actor returned on its own: let the helpers finish too
         log.info("stopped; counters %s", dict(actor.counters))
@@ -185,12 +182,14 @@ async def _serve(make_actor: Callable[[zmq.asyncio.Context], Actor], args: argpa
         ctx.destroy(linger=0)
 
 
-def run_actor(name: str, make_actor: Callable[[zmq.asyncio.Context], Actor], args: argparse.Namespace) -> int:
-    """Run one actor in this process until it is stopped; return the exit code."""
+def run_actor(name: str, make_actor: MakeActor, options: RuntimeOptions,
+              liveness: Liveness | None = None) -> int:
+    """Run one actor in this process until it is stopped; return the exit code. ``liveness`` is the
+    supervisor's shared stamp, when a launcher started this process."""
     set_process_name(name)
-    if args.parent_pid is not None:
+    if options.parent_pid is not None:
         die_with_parent()
-    setup_logging(name, args.log_level)
+    setup_logging(name, options.log_level)
     try:
         import uvloop  # a faster loop where available; plain asyncio otherwise
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
@@ -198,7 +197,7 @@ def run_actor(name: str, make_actor: Callable[[zmq.asyncio.Context], Actor], arg
     else:
         runner = uvloop.run
     try:
-        runner(_serve(make_actor, args))
+        runner(_serve(make_actor, options, liveness))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
     except (SecurityError, ExceptionGroup) as exc:
@@ -219,3 +218,14 @@ def _find(exc: BaseException, kind: type[Exception]) -> BaseException | None:
             if (found := _find(inner, kind)) is not None:
                 return found
     return None
+
+
+def parse_options(kind: ActorKind, options_class: type[_O], description: str | None,
+                  argv: Sequence[str] | None) -> tuple[_O, RuntimeOptions]:
+    """Parse an actor's command line: its own options (``options_class``) and the runtime's."""
+    parser = argparse.ArgumentParser(prog=f"python -m {kind.package}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser, options_class)
+    add_runtime_options(parser)
+    args = parser.parse_args(argv)
+    return from_namespace(options_class, args, parser), from_namespace(RuntimeOptions, args, parser)

@@ -4,7 +4,7 @@ JSON line with its rate:
 * ``api``  -- the APIServer ceiling: POST /register-request + GET /request-data/<id> pairs per second
   from one aiohttp client with ``--concurrency`` pairs in flight.
 * ``dm``   -- the DataManager ceiling: LastPricesRequests per second from one asyncio DEALER
-  (:class:`transport.sockets.LastPricesClient`) with ``--concurrency`` requests in flight.
+  (:class:`actors.algorithm.data_client.LastPricesClient`) with ``--concurrency`` requests in flight.
 * ``bare`` -- the bare baseline: ONE plain script doing the Algorithm's per-book steps (DEALER request
   to the DataManager, average, POST, GET, price) with no supervision, no validation, no output
   formatting, ``--concurrency`` books in flight.
@@ -28,7 +28,8 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from transport.sockets import LastPricesClient, RequestPolicy
+from actors.algorithm.data_client import LastPricesClient, RequestPolicy
+from transport.sockets import Sockets
 
 CENT = Decimal("0.01")
 
@@ -81,7 +82,7 @@ def _books(args: argparse.Namespace) -> list[str]:
 async def dm_mode(args: argparse.Namespace) -> dict[str, float]:
     books = _books(args)
     ctx = zmq.asyncio.Context()
-    client = LastPricesClient(ctx, [args.data], RequestPolicy(timeout=5.0, max_in_flight=args.concurrency))
+    client = LastPricesClient(Sockets(ctx), [args.data], RequestPolicy(timeout=5.0, max_in_flight=args.concurrency))
     receiver = asyncio.create_task(client.run())
     try:
         async def request(i: int) -> None:

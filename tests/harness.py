@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from actors.pricing import PricingRule, avg_comp_price, reprice
+from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
 from launcher import STARTED_LINE, started_pids
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,14 @@ import zmq
 import zmq.asyncio
 import zmq.auth
 
-from tests.conftest import run_async
+from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
 from tests.harness import REPO, LauncherRun, check_decision, free_port, read_points
+from tests.helpers import run_async
 from tests.test_launcher import write_csv
-from transport import protocol, sockets
+from transport import protocol
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, keygen
-from transport.sockets import LastPricesClient, RequestFailed, RequestPolicy
+from transport.sockets import Sockets
 
 
 class Actor:
@@ -62,12 +62,6 @@ class Actor:
 @pytest.fixture
 def keys(tmp_path: Path) -> Path:
     return keygen(tmp_path / "keys")
-
-
-@pytest.fixture
-def restore_security() -> Iterator[None]:
-    yield
-    sockets.use_security(Security())
 
 
 def test_actors_started_by_hand_over_tcp_with_curve(tmp_path: Path, keys: Path) -> None:
@@ -112,9 +106,8 @@ def ask(keys: Keys, endpoint: str) -> str:
     """One request with these client keys: 'ok' or why it failed."""
 
     async def body() -> str:
-        sockets.use_security(Security(keys))
         ctx = zmq.asyncio.Context()
-        client = LastPricesClient(ctx, [endpoint], RequestPolicy(timeout=0.5, retries=1))
+        client = LastPricesClient(Sockets(ctx, Security(keys)), [endpoint], RequestPolicy(timeout=0.5, retries=1))
         receiver = asyncio.create_task(client.run())
         try:
             await client.last_prices("A", 0, 5)
@@ -129,7 +122,6 @@ def ask(keys: Keys, endpoint: str) -> str:
     return run_async(body(), timeout=20)
 
 
-@pytest.mark.usefixtures("restore_security")
 def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
     endpoint = f"tcp://127.0.0.1:{free_port()}"

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-from actors.pricing import PricingRule
+from actors.algorithm.pricing import PricingRule
 from tests.harness import LauncherRun, alive, check_decision, read_points
 from tests.test_launcher import write_csv
 

@@ -20,7 +20,7 @@ import zmq
 from tests.harness import LauncherRun, alive, check_decision, read_points
 from tests.test_launcher import write_csv
 from transport import protocol
-from transport.protocol import SupervisorEvent
+from transport.protocol import ActorStatus, SupervisorEvent
 
 ACTORS = ["scheduler", "datamanager", "apiserver", "algorithm"]
 FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "1.5", "--grace", "3"]
@@ -167,8 +167,14 @@ def test_supervisor_events_are_published(csv_path: Path, ipc_dir: Path) -> None:
         run.wait_decisions(3)
         os.kill(before["scheduler"], signal.SIGKILL)
         seen: list[SupervisorEvent] = []
+        statuses: list[ActorStatus] = []
         while not any(e.event == "started" and e.actor == "scheduler" for e in seen):
-            seen.append(protocol.decode_as(sub.recv(), SupervisorEvent))
+            message = protocol.decode(sub.recv())
+            if isinstance(message, SupervisorEvent):
+                seen.append(message)
+            else:
+                assert isinstance(message, ActorStatus)
+                statuses.append(message)
         exited = next(e for e in seen if e.event == "exited")
         assert (exited.actor, exited.pid) == ("scheduler", before["scheduler"])
         assert "SIGKILL" in exited.detail
@@ -176,10 +182,14 @@ def test_supervisor_events_are_published(csv_path: Path, ipc_dir: Path) -> None:
         assert run.stop() == 0
         stopped: set[str] = set()
         while len(stopped) < len(ACTORS):
-            event = protocol.decode_as(sub.recv(), SupervisorEvent)
-            if event.event == "stopped":
+            event = protocol.decode(sub.recv())
+            if isinstance(event, SupervisorEvent) and event.event == "stopped":
                 stopped.add(event.actor)
+            elif isinstance(event, ActorStatus):
+                statuses.append(event)
         assert stopped == set(ACTORS)
+        # Counters travel as messages too: each actor's status comes with its heartbeat's counters.
+        assert {s.actor for s in statuses if s.counters and s.pid} >= {"algorithm", "datamanager"}, statuses
     finally:
         run.kill_everything()
         sub.close(linger=0)

@@ -41,14 +41,25 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def is_loopback(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// or http:// on a loopback address."""
+    """True for ipc://, inproc:// and tcp:// or http:// on a loopback address. A comma-separated list
+    is loopback only if every endpoint in it is."""
+    if "," in endpoint:
+        parts = split_list(endpoint)
+        return bool(parts) and all(is_loopback(part) for part in parts)
     parsed = urlsplit(endpoint)
     if parsed.scheme in ("ipc", "inproc"):
         return True
-    host = parsed.hostname or ""
+    try:
+        return is_loopback_host(parsed.hostname or "")
+    except ValueError:  # a malformed port or address
+        return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses; a host name or ``*`` may be reachable from outside."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False  # a hostname, or "*": treat as reachable from outside
+        return False

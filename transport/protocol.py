@@ -14,16 +14,20 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import msgpack
 
+from transport import limits
+
 PROTOCOL_VERSION: Final = 1
-# A reply carries at most a few windows of prices; anything bigger is garbage or an attack.
-MAX_FRAME_BYTES: Final = 64 * 1024
-MAX_BOOK_ID_LEN: Final = 128
-MAX_WINDOW: Final = 64
-MAX_COUNTERS: Final = 64
+# The bounds a frame is checked against (transport.limits holds them for every part of the system).
+MAX_FRAME_BYTES: Final = limits.FRAME_MAX_BYTES
+MAX_BOOK_ID_LEN: Final = limits.BOOK_ID_MAX_LEN
+MAX_WINDOW: Final = limits.WINDOW_MAX
+MAX_COUNTERS: Final = 128
+MAX_GUARDRAILS: Final = 8
 
 
 class ProtocolError(ValueError):
@@ -37,6 +41,9 @@ class MessageType(IntEnum):
     DECISION = 4
     HEARTBEAT = 5
     SUPERVISOR_EVENT = 6
+    ACTOR_STATUS = 7
+    WINDOWS_REQUEST = 8
+    WINDOWS_REPLY = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,31 @@ class Decision:
     avg_comp_price: Decimal
     request_id: int
     sold: bool
-    price: Decimal
+    price: Decimal  # what was set: the rule's price after the guardrails
+    rule_price: Decimal | None = None  # what the rule said, when the guardrails are configured
+    guardrail: tuple[str, ...] = ()  # the guardrails that moved the price, in the order applied
+
+
+@dataclass(frozen=True, slots=True)
+class WindowsRequest:
+    """Ask the DataManager for the last ``count`` prices of many books as of tick ``tick`` at once
+    (one request per batch of a tick's books instead of one per book)."""
+
+    request_id: int
+    tick: int
+    count: int
+    books: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowsReply:
+    """One window per requested book, in the request's order; ``errors[i]`` is empty on success (then
+    ``windows[i]`` holds ``count`` prices) or says why book i has no window (then it is empty)."""
+
+    request_id: int
+    tick: int
+    windows: tuple[tuple[Decimal, ...], ...]
+    errors: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +140,28 @@ class SupervisorEvent:
 
 SUPERVISOR_EVENTS: Final = ("started", "exited", "hung", "stopping", "stopped")
 
-Message = Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | SupervisorEvent
+
+@dataclass(frozen=True, slots=True)
+class ActorStatus:
+    """Published by the launcher (``--events``) for each supervised process whenever its counters
+    arrive and every ``--status-every`` seconds; ``actor`` "launcher" carries the launcher's own
+    counters and, in ``rss_kib``/``pss_kib``, the totals over every process. Times are wall clock
+    seconds, 0 when unknown (``pid`` 0: not running)."""
+
+    ts: float
+    actor: str
+    pid: int
+    rss_kib: int
+    pss_kib: int
+    restarts: int
+    hangs: int
+    up_since: float
+    last_beat: float
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+Message = (Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | SupervisorEvent | ActorStatus
+           | WindowsRequest | WindowsReply)
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -154,6 +206,8 @@ def encode(message: Message) -> bytes:
                 message.request_id,
                 message.sold,
                 str(message.price),
+                "" if message.rule_price is None else str(message.rule_price),
+                list(message.guardrail),
             ]
         case Heartbeat():
             fields = [
@@ -167,6 +221,16 @@ def encode(message: Message) -> bytes:
         case SupervisorEvent():
             fields = [MessageType.SUPERVISOR_EVENT, message.ts, message.event, message.actor, message.pid,
                       message.detail]
+        case WindowsRequest():
+            fields = [MessageType.WINDOWS_REQUEST, message.request_id, message.tick, message.count,
+                      list(message.books)]
+        case WindowsReply():
+            fields = [MessageType.WINDOWS_REPLY, message.request_id, message.tick,
+                      [_money(window) for window in message.windows], list(message.errors)]
+        case ActorStatus():
+            fields = [MessageType.ACTOR_STATUS, message.ts, message.actor, message.pid, message.rss_kib,
+                      message.pss_kib, message.restarts, message.hangs, message.up_since, message.last_beat,
+                      message.counters]
     frame: bytes = msgpack.packb([PROTOCOL_VERSION, *fields], use_bin_type=True)
     return frame
 
@@ -210,6 +274,12 @@ def _prices(value: Any, name: str) -> tuple[Decimal, ...]:
     return tuple(_decimal(v, name) for v in value)
 
 
+def _strings(value: Any, name: str, max_items: int, max_len: int, allow_empty: bool = True) -> tuple[str, ...]:
+    if type(value) is not list or len(value) > max_items:
+        raise ProtocolError(f"{name}: expected a list of at most {max_items} strings")
+    return tuple(_str(v, name, max_len, allow_empty) for v in value)
+
+
 def _bool(value: Any, name: str) -> bool:
     if type(value) is not bool:
         raise ProtocolError(f"{name}: expected a boolean, got {value!r:.40}")
@@ -223,17 +293,21 @@ def _counters(value: Any) -> dict[str, int]:
     return {_str(k, "counter name", 64): _int(v, "counter value", -(2**63)) for k, v in value.items()}
 
 
-_ARITY: Final = {
+_ARITY: Final = MappingProxyType({
     MessageType.TICK: 4,
     MessageType.LAST_PRICES_REQUEST: 4,
     MessageType.LAST_PRICES_REPLY: 5,
-    MessageType.DECISION: 9,
+    MessageType.DECISION: 11,
     MessageType.HEARTBEAT: 5,
     MessageType.SUPERVISOR_EVENT: 5,
-}
+    MessageType.ACTOR_STATUS: 10,
+    MessageType.WINDOWS_REQUEST: 4,
+    MessageType.WINDOWS_REPLY: 4,
+})
 
 
-_M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent)
+_M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent, ActorStatus,
+             WindowsRequest, WindowsReply)
 
 
 def decode_as(frame: bytes, kind: type[_M]) -> _M:
@@ -278,10 +352,27 @@ def decode(frame: bytes) -> Message:
             return LastPricesReply(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"),
                                    _prices(f[3], "prices"), _str(f[4], "error", 500, allow_empty=True))
         case MessageType.DECISION:
+            rule_price = None if f[9] == "" else _decimal(f[9], "rule_price")
             return Decision(_float(f[0], "ts"), _int(f[1], "tick"), _str(f[2], "book"),
                             _str(f[3], "strategy", 64), _prices(f[4], "prices"),
                             _decimal(f[5], "avg_comp_price"), _int(f[6], "request_id"),
-                            _bool(f[7], "sold"), _decimal(f[8], "price"))
+                            _bool(f[7], "sold"), _decimal(f[8], "price"), rule_price,
+                            _strings(f[10], "guardrail", MAX_GUARDRAILS, 32))
+        case MessageType.WINDOWS_REQUEST:
+            count = _int(f[2], "count", 1, MAX_WINDOW)
+            books = _strings(f[3], "books", limits.BATCH_BOOKS_MAX, MAX_BOOK_ID_LEN, allow_empty=False)
+            if not books or count * len(books) > limits.BATCH_PRICES_MAX:
+                raise ProtocolError(f"books: 1..{limits.BATCH_BOOKS_MAX} books and at most "
+                                    f"{limits.BATCH_PRICES_MAX} prices in all, got {len(books)} x {count}")
+            return WindowsRequest(_int(f[0], "request_id"), _int(f[1], "tick"), count, books)
+        case MessageType.WINDOWS_REPLY:
+            if type(f[2]) is not list or len(f[2]) > limits.BATCH_BOOKS_MAX:
+                raise ProtocolError(f"windows: expected a list of at most {limits.BATCH_BOOKS_MAX} windows")
+            windows = tuple(_prices(window, "windows") for window in f[2])
+            errors = _strings(f[3], "errors", limits.BATCH_BOOKS_MAX, 500)
+            if len(errors) != len(windows):
+                raise ProtocolError(f"errors: {len(errors)} entries for {len(windows)} windows")
+            return WindowsReply(_int(f[0], "request_id"), _int(f[1], "tick"), windows, errors)
         case MessageType.HEARTBEAT:
             return Heartbeat(_str(f[0], "actor", 64), _int(f[1], "pid"), _int(f[2], "seq"),
                              _float(f[3], "sent_at"), _counters(f[4]))
@@ -291,4 +382,9 @@ def decode(frame: bytes) -> Message:
                 raise ProtocolError(f"event: unknown supervisor event {event!r:.20}")
             return SupervisorEvent(_float(f[0], "ts"), event, _str(f[2], "actor", 64), _int(f[3], "pid"),
                                    _str(f[4], "detail", 500, allow_empty=True))
+        case MessageType.ACTOR_STATUS:
+            return ActorStatus(_float(f[0], "ts"), _str(f[1], "actor", 64), _int(f[2], "pid"),
+                               _int(f[3], "rss_kib"), _int(f[4], "pss_kib"), _int(f[5], "restarts"),
+                               _int(f[6], "hangs"), _float(f[7], "up_since"), _float(f[8], "last_beat"),
+                               _counters(f[9]))
     raise AssertionError(kind)  # pragma: no cover - every MessageType is matched above

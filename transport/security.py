@@ -20,7 +20,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ import zmq.asyncio
 import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.auth.thread import ThreadAuthenticator
+
+from transport.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -60,32 +62,29 @@ class Keys:
         return cls(server_public, server_secret, client_public, client_secret, directory / "authorized")
 
 
-_denied = 0
-
-
-def _log_refusal(status_code: bytes, status_text: bytes) -> None:
-    # pyzmq logs refusals at debug level only: a refused peer must be visible, and counted.
-    global _denied
-    if status_code != b"200":
-        _denied += 1
-        log.warning("refused a CURVE client: %s", status_text.decode(errors="replace"))
-
-
 class _CountingAuthenticator(AsyncioAuthenticator):
-    """The ZAP handler of an asyncio actor."""
+    """The ZAP handler of an asyncio actor; ``on_reply`` sees every verdict."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, on_reply: Callable[[bytes, bytes], None]) -> None:
+        super().__init__(ctx)
+        self._on_reply = on_reply
 
     def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
                         user_id: str = "anonymous") -> None:
-        _log_refusal(status_code, status_text)
+        self._on_reply(status_code, status_text)
         super()._send_zap_reply(request_id, status_code, status_text, user_id)
 
 
 class _CountingThreadAuthenticator(ThreadAuthenticator):
     """The ZAP handler of the launcher, which runs no event loop."""
 
+    def __init__(self, ctx: zmq.Context[Any], on_reply: Callable[[bytes, bytes], None]) -> None:
+        super().__init__(ctx)
+        self._on_reply = on_reply
+
     def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
                         user_id: str = "anonymous") -> None:
-        _log_refusal(status_code, status_text)
+        self._on_reply(status_code, status_text)
         super()._send_zap_reply(request_id, status_code, status_text, user_id)
 
 
@@ -96,18 +95,24 @@ class Security:
         self.keys = keys
         self.insecure = insecure
         self._authenticator: _CountingAuthenticator | _CountingThreadAuthenticator | None = None
+        self.denied = 0  # clients refused by the ZAP handler (CURVE key not authorized)
+        # pyzmq logs refusals at debug level only: a refused peer must be visible, but a peer retrying
+        # must not flood the log either.
+        self._refusals = RateLimitedLog(log)
 
-    @property
-    def denied(self) -> int:
-        return _denied
+    def _on_zap_reply(self, status_code: bytes, status_text: bytes) -> None:
+        if status_code != b"200":
+            self.denied += 1
+            self._refusals.warning("curve_refused", "refused a CURVE client: %s",
+                                   status_text.decode(errors="replace"))
 
     def start(self, ctx: zmq.Context[Any]) -> None:
         """Start the ZAP handler that checks client keys (once per context, only with keys)."""
         if self.keys is not None and self._authenticator is None:
             if isinstance(ctx, zmq.asyncio.Context):
-                self._authenticator = _CountingAuthenticator(ctx)
+                self._authenticator = _CountingAuthenticator(ctx, self._on_zap_reply)
             else:
-                self._authenticator = _CountingThreadAuthenticator(ctx)
+                self._authenticator = _CountingThreadAuthenticator(ctx, self._on_zap_reply)
             self._authenticator.start()
             self._authenticator.configure_curve(domain="*", location=str(self.keys.authorized))
 

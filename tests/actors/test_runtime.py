@@ -1,99 +1,24 @@
-"""The actor runtime: rate-limited logging, heartbeats to the supervisor, the parent watch."""
+"""The actor runtime: heartbeats to the supervisor, the parent watch."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import subprocess
 import sys
-import types
 from pathlib import Path
 
-import pytest
 import zmq
 import zmq.asyncio
 
 from actors import runtime
-from actors.runtime import RateLimitedLog
-from tests.conftest import ipc_endpoint, run_async
+from tests.helpers import REPO, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import Heartbeat
 
-REPO = Path(__file__).resolve().parents[2]
 LOGGER = "tests.runtime.ratelimited"
-
-# --- RateLimitedLog ------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(runtime, "time", types.SimpleNamespace(monotonic=fake.monotonic))
-    return fake
-
-
-def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER]
-
-
-def test_rate_limited_log_bursts_then_suppresses_then_reports(clock: FakeClock,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=3, window=60.0)
-    for i in range(10):
-        limited.warning("bad frame", "bad frame %d", i)
-        clock.now += 1.0
-    assert _messages(caplog) == ["bad frame 0", "bad frame 1", "bad frame 2"]
-    caplog.clear()
-    clock.now = 1000.0 + 60.0  # the window is over: the next one reports the suppressed count
-    limited.warning("bad frame", "bad frame %d", 10)
-    assert _messages(caplog) == ["bad frame: 7 more suppressed in the last 60s", "bad frame 10"]
-    for r in caplog.records:
-        assert r.levelno == logging.WARNING
-
-
-def test_rate_limited_log_counts_each_kind_separately(clock: FakeClock,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=2, window=60.0)
-    for _ in range(5):
-        limited.warning("a", "a")
-        limited.warning("b", "b")
-    assert _messages(caplog) == ["a", "b", "a", "b"]
-
-
-def test_rate_limited_log_without_excess_reports_nothing(clock: FakeClock,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=3, window=10.0)
-    limited.warning("k", "one")
-    clock.now += 10.0
-    limited.warning("k", "two")
-    assert _messages(caplog) == ["one", "two"]
-
-
-def test_rate_limited_log_stays_bounded_beyond_the_kinds_limit(clock: FakeClock,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger=LOGGER)
-    limited = RateLimitedLog(logging.getLogger(LOGGER), burst=2, window=60.0, kinds=2)
-    limited.warning("a", "a")
-    limited.warning("b", "b")
-    for _ in range(100):
-        limited.warning("c", "c")
-    assert len(_messages(caplog)) <= 2 + 2
-
 
 # --- heartbeat and parent watch in this process --------------------------------------------------
 
@@ -119,14 +44,8 @@ class TinyActor:
         stopped.cancel()
 
 
-def _args(heartbeat: str | None = None, parent_pid: int | None = None) -> argparse.Namespace:
-    """The common actor options as the real parser makes them, so the test follows every new one."""
-    parser = argparse.ArgumentParser()
-    runtime.add_common_arguments(parser)
-    argv = ["--heartbeat-interval", "0.05"]
-    argv += ["--heartbeat", heartbeat] if heartbeat else []
-    argv += ["--parent-pid", str(parent_pid)] if parent_pid is not None else []
-    return parser.parse_args(argv)
+def _args(heartbeat: str | None = None, parent_pid: int | None = None) -> runtime.RuntimeOptions:
+    return runtime.RuntimeOptions(heartbeat=heartbeat, heartbeat_interval=0.05, parent_pid=parent_pid)
 
 
 def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
@@ -138,7 +57,7 @@ def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
         pull = ctx.socket(zmq.PULL)  # stands in for the launcher's inbox, but awaitable
         pull.bind(endpoint)
         try:
-            serve = asyncio.create_task(runtime._serve(lambda _ctx: actor, _args(heartbeat=endpoint)))
+            serve = asyncio.create_task(runtime._serve(lambda _sockets: actor, _args(heartbeat=endpoint), None))
             beats: list[Heartbeat] = []
             while len(beats) < 3:
                 beat = protocol.decode(await pull.recv())
@@ -165,7 +84,7 @@ def test_serve_stops_when_the_parent_is_gone() -> None:
     not_our_parent = os.getppid() + 1_000_000
 
     async def scenario() -> None:
-        await asyncio.wait_for(runtime._serve(lambda _ctx: actor, _args(parent_pid=not_our_parent)), 2.0)
+        await asyncio.wait_for(runtime._serve(lambda _sockets: actor, _args(parent_pid=not_our_parent), None), 2.0)
 
     run_async(scenario(), timeout=5)
     assert actor.stopped_by_runtime
@@ -175,7 +94,7 @@ def test_serve_keeps_running_while_the_parent_is_alive() -> None:
     actor = TinyActor()
 
     async def scenario() -> bool:
-        serve = asyncio.create_task(runtime._serve(lambda _ctx: actor, _args(parent_pid=os.getppid())))
+        serve = asyncio.create_task(runtime._serve(lambda _sockets: actor, _args(parent_pid=os.getppid()), None))
         # The watch checks at once; a wrong verdict would have stopped the actor by now.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(serve), 0.2)

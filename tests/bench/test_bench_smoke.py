@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.helpers import REPO
+
 CHEAP = "ticks,cold_read"  # ~35 s together in quick mode
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import msgpack
 import pytest
@@ -17,6 +17,7 @@ from transport.protocol import (
     MAX_FRAME_BYTES,
     MAX_WINDOW,
     PROTOCOL_VERSION,
+    ActorStatus,
     Decision,
     Heartbeat,
     LastPricesReply,
@@ -26,6 +27,8 @@ from transport.protocol import (
     ProtocolError,
     SupervisorEvent,
     Tick,
+    WindowsReply,
+    WindowsRequest,
 )
 
 # --- strategies ----------------------------------------------------------------------------------
@@ -45,10 +48,21 @@ replies = st.builds(LastPricesReply, request_id=uint, book=book_ids, tick=uint, 
                     error=st.text(max_size=500))
 decisions = st.builds(Decision, ts=finite, tick=uint, book=book_ids, strategy=short_names,
                       prices=price_windows, avg_comp_price=prices, request_id=uint, sold=st.booleans(),
-                      price=prices)
+                      price=prices, rule_price=st.none() | prices,
+                      guardrail=st.lists(st.sampled_from(["step", "ending", "floor", "ceiling"]),
+                                         max_size=4).map(tuple))
 heartbeats = st.builds(Heartbeat, actor=short_names, pid=uint, seq=uint, sent_at=finite,
                        counters=st.dictionaries(short_names, int64, max_size=MAX_COUNTERS))
-messages: st.SearchStrategy[Message] = st.one_of(ticks, requests, replies, decisions, heartbeats)
+windows_requests = st.builds(WindowsRequest, request_id=uint, tick=uint, count=st.integers(1, 5),
+                             books=st.lists(book_ids, min_size=1, max_size=50).map(tuple))
+windows_replies = st.lists(st.tuples(price_windows, st.text(max_size=500)), max_size=30).flatmap(
+    lambda items: st.builds(WindowsReply, request_id=uint, tick=uint, windows=st.just(tuple(w for w, _ in items)),
+                            errors=st.just(tuple(e for _, e in items))))
+statuses = st.builds(ActorStatus, ts=finite, actor=short_names, pid=uint, rss_kib=uint, pss_kib=uint,
+                     restarts=uint, hangs=uint, up_since=finite, last_beat=finite,
+                     counters=st.dictionaries(short_names, int64, max_size=MAX_COUNTERS))
+ALL = [ticks, requests, replies, decisions, heartbeats, windows_requests, windows_replies, statuses]
+messages: st.SearchStrategy[Message] = st.one_of(*ALL)
 
 
 def frame(*items: Any) -> bytes:
@@ -59,8 +73,8 @@ def frame(*items: Any) -> bytes:
 # --- round trips ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", [ticks, requests, replies, decisions, heartbeats],
-                         ids=["tick", "request", "reply", "decision", "heartbeat"])
+@pytest.mark.parametrize("strategy", ALL, ids=["tick", "request", "reply", "decision", "heartbeat",
+                                              "windows-request", "windows-reply", "status"])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_round_trip(strategy: st.SearchStrategy[Message], data: st.DataObject) -> None:
@@ -90,7 +104,8 @@ def test_encode_shape_is_versioned_positional_array() -> None:
     assert raw == [PROTOCOL_VERSION, MessageType.TICK, 5, 10.0, 10.5, 2.0]
     raw = msgpack.unpackb(protocol.encode(Decision(1.0, 2, "b", "s", (Decimal("1.50"),), Decimal("1.50"),
                                                    9, True, Decimal("1.49"))))
-    assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49"]
+    assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49",
+                   "", []]
 
 
 # --- garbage -------------------------------------------------------------------------------------
@@ -106,8 +121,18 @@ def _reply(prices: Any = ("1.00",), error: Any = "", book: Any = "b") -> bytes:
     return frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REPLY, 1, book, 0, list(prices), error)
 
 
-def _decision(sold: Any = False, price: Any = "1.00", avg: Any = "1.00", strategy: Any = "s") -> bytes:
-    return frame(PROTOCOL_VERSION, MessageType.DECISION, 1.0, 1, "b", strategy, ["1.00"], avg, 1, sold, price)
+def _decision(sold: Any = False, price: Any = "1.00", avg: Any = "1.00", strategy: Any = "s",
+              rule_price: Any = "", guardrail: Any = ()) -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.DECISION, 1.0, 1, "b", strategy, ["1.00"], avg, 1, sold, price,
+                 rule_price, list(guardrail))
+
+
+def _windows_request(count: Any = 5, books: Any = ("a", "b")) -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.WINDOWS_REQUEST, 1, 0, count, list(books))
+
+
+def _windows_reply(windows: Any = (("1.00",), ()), errors: Any = ("", "unknown book b")) -> bytes:
+    return frame(PROTOCOL_VERSION, MessageType.WINDOWS_REPLY, 1, 0, [list(w) for w in windows], list(errors))
 
 
 def _heartbeat(counters: Any = None, actor: Any = "a") -> bytes:
@@ -116,8 +141,9 @@ def _heartbeat(counters: Any = None, actor: Any = "a") -> bytes:
 
 def test_reference_frames_are_valid() -> None:
     """The builders below produce valid frames, so each garbage case differs by one field only."""
-    for valid in (_TICK, _request(), _reply(), _decision(), _heartbeat()):
+    for valid in (_TICK, _request(), _reply(), _decision(), _heartbeat(), _windows_request(), _windows_reply()):
         assert isinstance(msgpack.unpackb(valid), list)
+        protocol.decode(valid)
 
 
 @pytest.mark.parametrize("data", [
@@ -202,6 +228,14 @@ GARBAGE = [
     pytest.param(_decision(price=9.99), "price", id="decision-float-price"),
     pytest.param(_decision(avg="ten"), "avg_comp_price", id="decision-avg"),
     pytest.param(_decision(strategy="s" * 65), "strategy", id="long-strategy"),
+    pytest.param(_decision(rule_price="x"), "rule_price", id="decision-rule-price"),
+    pytest.param(_decision(guardrail=["floor"] * 9), "guardrail", id="too-many-guardrails"),
+    pytest.param(_windows_request(books=()), "books", id="no-books"),
+    pytest.param(_windows_request(books=["b"] * 1001), "books", id="too-many-books"),
+    pytest.param(_windows_request(count=64, books=[f"b{i}" for i in range(600)]), "prices", id="too-many-prices"),
+    pytest.param(_windows_request(books=["a", ""]), "books", id="empty-book-in-batch"),
+    pytest.param(_windows_reply(errors=("",)), "errors", id="errors-mismatch"),
+    pytest.param(_windows_reply(windows=(("x",),), errors=("",)), "windows", id="bad-window-price"),
     pytest.param(_heartbeat(counters={f"c{i}": i for i in range(MAX_COUNTERS + 1)}), "counters",
                  id="counters-too-big"),
     pytest.param(_heartbeat(counters=[1, 2]), "counters", id="counters-list"),
@@ -240,7 +274,7 @@ def _check_decode(data: bytes) -> None:
         message = protocol.decode(data)
     except ProtocolError:
         return
-    assert isinstance(message, Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat)
+    assert isinstance(message, get_args(Message))
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,159 @@
+"""The Algorithm's side of the DataManager: a DEALER client asking for the last competitor prices of a
+book, many requests in flight on one socket, matched to replies by ``request_id``."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import zmq
+import zmq.asyncio
+
+from transport import protocol
+from transport.logs import RateLimitedLog
+from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
+from transport.sockets import Sockets
+
+log = logging.getLogger(__name__)
+
+
+class RequestFailed(Exception):
+    """The DataManager did not answer in time after every retry, or refused the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicy:
+    """Lazy Pirate knobs: how long to wait for one reply and how often to try."""
+
+    timeout: float = 1.0
+    retries: int = 2  # attempts after the first
+    max_in_flight: int = 1000
+
+
+class LastPricesClient:
+    """DEALER client for the DataManager's ROUTER: many requests in flight on one socket, matched to
+    replies by ``request_id``.
+
+    Reliability is the ZeroMQ guide's *Lazy Pirate* pattern adapted to DEALER: every request has a
+    timeout and a bounded number of retries; when a timeout finds that nothing at all has come back
+    since the socket was opened, the peer is presumed dead and the socket is closed and reopened, so
+    requests queued towards it are dropped rather than delivered to a restarted peer long after their
+    caller gave up. Several endpoints may be given: DEALER round-robins requests over the connected
+    DataManagers (the guide's load-balancing without a broker).
+    """
+
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], endpoints: Sequence[str],
+                 policy: RequestPolicy) -> None:
+        self._sockets = sockets
+        self._endpoints = tuple(endpoints)
+        self._policy = policy
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[LastPricesReply]] = {}
+        self._slots = asyncio.Semaphore(policy.max_in_flight)
+        self._socket = self._open()
+        self._last_reply_at = time.monotonic()
+        self._rlog = RateLimitedLog(log)
+        self.counters: dict[str, int] = {
+            "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
+        }
+
+    def _open(self) -> zmq.asyncio.Socket:
+        return self._sockets.dealer(self._endpoints)
+
+    async def run(self) -> None:
+        """Receive replies until cancelled; run it in the owner's TaskGroup.
+
+        It waits on the socket with no timeout (an idle client costs no wake-ups). A reopen closes
+        the old socket, which cancels the receive pending on it: that cancellation is told apart from
+        the task's own by ``Task.cancelling()``.
+        """
+        while True:
+            sock = self._socket
+            try:
+                frame = await sock.recv()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or sock is self._socket:
+                    raise  # we are being stopped
+                continue  # the socket was reopened: listen on the new one
+            except zmq.ZMQError:
+                if sock is self._socket:
+                    raise
+                continue
+            self._on_frame(frame)
+            for _ in range(1000):  # drain what else has arrived, bounded so the loop stays fair
+                try:
+                    self._on_frame(await sock.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            reply = protocol.decode_as(frame, LastPricesReply)
+        except ProtocolError as exc:
+            self.counters["dm_bad_frames"] += 1
+            self._rlog.warning("bad_frame", "rejected a frame from the DataManager: %s", exc)
+            return
+        self._last_reply_at = time.monotonic()
+        future = self._pending.pop(reply.request_id, None)
+        if future is None or future.done():
+            self.counters["dm_stale_replies"] += 1  # its caller timed out already
+        else:
+            future.set_result(reply)
+
+    async def last_prices(self, book: str, tick: int, count: int) -> LastPricesReply:
+        """The window for ``book`` at ``tick``; raise :class:`RequestFailed` after the last retry."""
+        async with self._slots:
+            last_error = "no attempt"
+            for _attempt in range(1 + self._policy.retries):
+                request_id = next(self._ids)
+                future: asyncio.Future[LastPricesReply] = asyncio.get_running_loop().create_future()
+                self._pending[request_id] = future
+                self.counters["dm_requests"] += 1
+                try:
+                    frame = protocol.encode(LastPricesRequest(request_id, book, tick, count))
+                    try:
+                        await self._socket.send(frame, zmq.NOBLOCK)
+                    except zmq.Again:
+                        last_error = "no DataManager connected"
+                        await asyncio.sleep(min(0.1, self._policy.timeout))
+                        continue
+                    sent_on = self._socket
+                    try:
+                        async with asyncio.timeout(self._policy.timeout):
+                            reply = await future
+                    except TimeoutError:
+                        self.counters["dm_timeouts"] += 1
+                        last_error = f"no reply within {self._policy.timeout}s"
+                        self._note_timeout(sent_on)
+                        continue
+                finally:
+                    self._pending.pop(request_id, None)
+                if reply.error:
+                    raise RequestFailed(f"DataManager refused {book}@{tick}: {reply.error}")
+                return reply
+            raise RequestFailed(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
+
+    def _note_timeout(self, sent_on: zmq.asyncio.Socket) -> None:
+        # One lost reply while others arrive is just a retry; silence for a whole timeout means the
+        # peer is gone and whatever is queued towards it must be dropped.
+        if sent_on is self._socket and time.monotonic() - self._last_reply_at >= self._policy.timeout:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        self.counters["dm_reopens"] += 1
+        self._rlog.warning("reopen", "DataManager silent for %.1fs: reopening the socket (Lazy Pirate)",
+                           self._policy.timeout)
+        old, self._socket = self._socket, self._open()
+        self._last_reply_at = time.monotonic()
+        old.close(linger=0)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()

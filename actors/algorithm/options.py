@@ -1,0 +1,84 @@
+"""The Algorithm's command-line options. :class:`PricingOptions` are also the launcher's: it parses
+them once and hands them to each worker with :func:`actors.options.to_argv`.
+
+Kept apart from :mod:`actors.algorithm.actor` so the launcher does not import aiohttp: with the spawn
+start method every child re-imports the launcher's module, and each import there costs every process
+memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from actors.algorithm.strategies import DEFAULT_DELAY
+from actors.options import option
+from transport import endpoints, limits
+
+DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
+
+
+def delay_seconds(text: str) -> Decimal:
+    """x: a non-negative decimal number of seconds, at most ``limits.DELAY_MAX``."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value.is_finite() or not 0 <= value <= limits.DELAY_MAX:
+        raise argparse.ArgumentTypeError(f"must be within 0..{limits.DELAY_MAX} seconds, got {text}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PricingOptions:
+    """What to price and how: shared by ``python -m actors.algorithm`` and ``launcher.py``."""
+
+    books: str = option(",".join(DEFAULT_BOOKS), "books to price", metavar="ID,ID,...")
+    books_file: str | None = option(None, "books to price, one id per line (for lists too long for a "
+                                    "command line)", metavar="PATH")
+    delay: Decimal = option(DEFAULT_DELAY, "x: seconds between registering a request and reading it",
+                            parse=delay_seconds, metavar="S")
+    config: str | None = option(None, "TOML file listing books and their strategies (overrides --books and "
+                                "--delay); see repricer.example.toml", metavar="FILE")
+    json: bool = option(False, "print decisions as JSON lines")
+    max_in_flight: int = option(64, "HTTP requests in flight at most", metavar="N")
+    dm_timeout: float = option(1.0, "DataManager reply timeout per attempt", metavar="S")
+    http_timeout: float = option(2.0, "APIServer timeout per request", metavar="S")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_in_flight <= 10_000:
+            raise ValueError("--max-in-flight must be within 1..10000")
+        for name in ("dm_timeout", "http_timeout"):
+            if not 0.01 <= getattr(self, name) <= 600:
+                raise ValueError(f"--{name.replace('_', '-')} must be within 0.01..600 seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmOptions(PricingOptions):
+    """A worker's whole command line: the pricing options, its peers, and which share of the pairs."""
+
+    ticks: str = option(endpoints.DEFAULT_TICKS, "Scheduler PUB endpoint to connect to", metavar="ENDPOINT")
+    data: str = option(endpoints.DEFAULT_DATA, "DataManager ROUTER endpoint(s); several are load-balanced",
+                       metavar="ENDPOINT[,ENDPOINT]")
+    api_url: str = option(endpoints.DEFAULT_API_URL, "APIServer base URL")
+    workers_total: int = option(1, "Algorithm workers in all, across every launcher", metavar="M",
+                                aliases=("--workers",))
+    worker: int = option(0, "this worker's index in 0..workers_total-1", metavar="K")
+
+    def __post_init__(self) -> None:
+        PricingOptions.__post_init__(self)
+        if not 1 <= self.workers_total <= 1024:
+            raise ValueError("--workers-total must be within 1..1024")
+        if not 0 <= self.worker < self.workers_total:
+            raise ValueError(f"--worker must be in 0..{self.workers_total - 1}")
+
+
+def book_ids(options: PricingOptions) -> list[str]:
+    """The books from ``--books-file`` if given, else ``--books``; duplicates dropped, order kept."""
+    if options.books_file:
+        with open(options.books_file, encoding="utf-8") as f:
+            ids = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    else:
+        ids = list(endpoints.split_list(options.books))
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,60 @@
+"""The pricing rule, pure: no I/O, no clock, no floats.
+
+The task's rule: after a sale price the book at ``avg_comp_price * 1.1``, after none at
+``avg_comp_price * 0.9``, where ``avg_comp_price`` is the exact mean of the competitor's last 5 prices.
+The window and both factors are parameters so a strategy can override them.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+from transport import limits
+
+CENT: Final = Decimal("0.01")
+# Enough digits that the mean of any window of prices we accept (see transport.limits) is exact.
+_EXACT: Final = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class PricingRule:
+    window: int = limits.WINDOW_DEFAULT
+    sold_factor: Decimal = Decimal("1.1")
+    unsold_factor: Decimal = Decimal("0.9")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window <= limits.WINDOW_MAX:
+            raise ValueError(f"window must be 1..{limits.WINDOW_MAX}, got {self.window}")
+        for name in ("sold_factor", "unsold_factor"):
+            factor = getattr(self, name)
+            if (not isinstance(factor, Decimal) or not factor.is_finite()
+                    or not limits.FACTOR_MIN <= factor <= limits.FACTOR_MAX):
+                raise ValueError(f"{name} must be a decimal within {limits.FACTOR_MIN}..{limits.FACTOR_MAX}, "
+                                 f"got {factor!r}")
+
+    def factor(self, sold: bool) -> Decimal:
+        return self.sold_factor if sold else self.unsold_factor
+
+
+def avg_comp_price(prices: Sequence[Decimal]) -> Decimal:
+    """The exact mean of the competitor's prices (not rounded: rounding happens once, on the price)."""
+    if not prices:
+        raise ValueError("no competitor prices to average")
+    total = _EXACT.create_decimal(0)
+    for price in prices:
+        total = _EXACT.add(total, price)
+    return _EXACT.divide(total, Decimal(len(prices)))
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Money as sent to Amazon: rounded half-up to cents."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
+    """The new price: ``avg * factor``, rounded half-up to cents."""
+    return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)

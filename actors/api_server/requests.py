@@ -1,0 +1,70 @@
+"""What the APIServer accepts in a request body, pure: parsing and validation, no I/O. The bounds come
+from :mod:`transport.limits`, the same the CSV parser and the Algorithm use, so every price the
+Algorithm can compute is accepted here."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any, Final
+
+from transport.limits import (
+    BOOK_ID_MAX_LEN,
+    PRICE_DECIMALS,
+    PRICE_MAX,
+    PRICE_MAX_INTEGER_DIGITS,
+    PRICE_MIN,
+    STRATEGY_NAME_MAX_LEN,
+)
+
+_PRICE_RE: Final = re.compile(rf"[0-9]{{1,{PRICE_MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{PRICE_DECIMALS}}})?")
+
+
+class BadRequest(ValueError):
+    """A malformed request body; the message goes back to the client."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_price(value: object) -> Decimal:
+    if isinstance(value, str):
+        # A regex, not Decimal(): Decimal() also takes 'NaN', '1e3', '1_000' and surrounding spaces.
+        if not _PRICE_RE.fullmatch(value):
+            raise BadRequest(f"price must be a decimal string like '12.34' (at most {PRICE_DECIMALS} "
+                             "decimal places)")
+        price = Decimal(value)
+    elif isinstance(value, Decimal):
+        price = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        price = Decimal(value)
+    else:
+        raise BadRequest("price must be a decimal string or a number")
+    if not price.is_finite() or not PRICE_MIN <= price <= PRICE_MAX:
+        raise BadRequest(f"price must be within {PRICE_MIN}..{PRICE_MAX}")
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -PRICE_DECIMALS:
+        raise BadRequest(f"price has more than {PRICE_DECIMALS} decimal places")
+    return price
+
+
+def parse_registration(body: bytes) -> tuple[str, Decimal, str | None]:
+    """(book, price, strategy) from a /register-request body, or BadRequest."""
+    try:
+        data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise BadRequest(f"body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    book = data.get("book")
+    if not isinstance(book, str) or not book.strip() or len(book) > BOOK_ID_MAX_LEN:
+        raise BadRequest(f"book must be a non-empty string of at most {BOOK_ID_MAX_LEN} characters")
+    if "price" not in data:
+        raise BadRequest("price is missing")
+    price = parse_price(data["price"])
+    strategy = data.get("strategy")
+    if strategy is not None and (not isinstance(strategy, str) or len(strategy) > STRATEGY_NAME_MAX_LEN):
+        raise BadRequest(f"strategy must be a string of at most {STRATEGY_NAME_MAX_LEN} characters")
+    return book, price, strategy

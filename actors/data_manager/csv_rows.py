@@ -1,0 +1,174 @@
+"""Parse the competitor-price CSV: the header row and one data row at a time. Pure: no I/O.
+
+CSV format
+----------
+* The first line is a header row (required). Column names are case-insensitive and trimmed.
+* ``price`` (required): the competitor price, a decimal such as ``12.49`` in ASCII digits; kept as a
+  :class:`~decimal.Decimal` exactly as written (never a float), within the limits of
+  :mod:`transport.limits` (0.01 to 5,000,000, at most 6 digits after the point), so that whatever the
+  rule makes of it is a price the API accepts.
+* ``book_id`` (optional): which book the price is for. A file without it serves every book: any
+  requested book id gets the same series.
+* ``timestamp`` (optional): kept as text, not interpreted; rows are used in file order.
+* Other named columns are allowed and ignored.
+* Tolerated: a UTF-8 byte-order mark, CRLF line ends, blank lines (skipped, not counted as bad),
+  spaces around fields, double-quoted fields (``"B001","12.50"``).
+* A bad row is skipped, counted by reason and logged with its line number. Reasons:
+  ``wrong_column_count`` (fewer or more fields than the header names), ``missing_price``,
+  ``non_numeric_price``, ``not_finite_price`` (NaN, inf), ``negative_price``, ``zero_price``,
+  ``too_many_decimals``, ``price_too_small``, ``price_too_large``, ``empty_book_id``, ``bad_book_id``
+  (control characters, surrounding spaces or over 128 characters), ``malformed_quotes`` (and, from the
+  reader, ``line_too_long``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Final, NamedTuple
+
+from transport.limits import COMPETITOR_PRICE_MAX, COMPETITOR_PRICE_MIN, PRICE_DECIMALS, is_valid_book_id
+
+BAD_ROW_REASONS: Final = (
+    "wrong_column_count", "missing_price", "non_numeric_price", "not_finite_price", "negative_price",
+    "zero_price", "too_many_decimals", "price_too_small", "price_too_large", "empty_book_id", "bad_book_id",
+    "malformed_quotes", "line_too_long",
+)
+
+
+class CsvFormatError(ValueError):
+    """The header row is unusable, so no row of the file can be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Positions of the known columns in a row; ``count`` is how many fields every row must have."""
+
+    price: int
+    book_id: int | None
+    timestamp: int | None
+    count: int
+
+
+class Row(NamedTuple):
+    """One valid data row (a tuple: made millions of times, and a frozen dataclass is 2x slower)."""
+
+    book_id: str | None  # None when the file has no book_id column
+    price: Decimal
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line_no: int
+    reason: str  # a short stable key from BAD_ROW_REASONS, usable as a counter name
+    detail: str = ""
+
+
+def split_fields(line: str) -> list[str] | None:
+    """The fields of one line, or None when its quoting is malformed (``csv`` raises on some byte
+    sequences, e.g. a quoted field followed by a bare carriage return)."""
+    # The plain split is the hot path; the csv module only when a quote makes it necessary.
+    if '"' in line:
+        try:
+            return next(csv.reader([line]), [])
+        except csv.Error:
+            return None
+    return line.split(",")
+
+
+def parse_header(line: str) -> Columns:
+    """Locate the columns; raise :class:`CsvFormatError` with a clear message when ``price`` is absent."""
+    text = line.lstrip("\ufeff").strip()
+    if not text:
+        raise CsvFormatError("the header row is empty: the first line must name the columns, e.g. "
+                             "'timestamp,book_id,price'")
+    fields = split_fields(text)
+    if fields is None:
+        raise CsvFormatError(f"the header row has malformed quotes: {text!r:.200}")
+    names = [name.strip().lower() for name in fields]
+    seen: set[str] = set()
+    for name in names:
+        if name and name in seen:
+            raise CsvFormatError(f"the header names column {name!r} twice: {text!r:.200}")
+        seen.add(name)
+    if "price" not in names:
+        raise CsvFormatError(f"the header has no 'price' column (got {names!r:.200}); "
+                             "expected e.g. 'timestamp,book_id,price'")
+
+    def find(name: str) -> int | None:
+        return names.index(name) if name in names else None
+
+    return Columns(price=names.index("price"), book_id=find("book_id"), timestamp=find("timestamp"),
+                   count=len(names))
+
+
+# The common case, checked in one step: ASCII digits, an optional point and at most PRICE_DECIMALS
+# decimals, no sign, no exponent, at most 7 integer digits. Anything else takes the careful path
+# below, which names the reason.
+_PLAIN_PRICE: Final = re.compile(rf"[0-9]{{1,7}}(?:\.[0-9]{{1,{PRICE_DECIMALS}}})?")
+# What Decimal() may parse at all: ASCII only (Decimal also reads Arabic-Indic and full-width digits), no '_' (it
+# reads '1_000'), no spaces inside.
+_NUMBER_CHARS: Final = frozenset("0123456789.+-eE" "infinitynans" "INFINITYNANS")
+
+
+def parse_price(raw: str) -> Decimal | str:
+    """The price, or the bad-row reason key."""
+    if _PLAIN_PRICE.fullmatch(raw):
+        price = Decimal(raw)
+        if price < COMPETITOR_PRICE_MIN:
+            return "zero_price" if not price else "price_too_small"
+        return price if price <= COMPETITOR_PRICE_MAX else "price_too_large"
+    if not raw:
+        return "missing_price"
+    if not _NUMBER_CHARS.issuperset(raw):
+        return "non_numeric_price"
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        return "non_numeric_price"
+    if not price.is_finite():  # before any comparison: comparing a signalling NaN raises
+        return "not_finite_price"
+    if price.is_signed() and price != 0:
+        return "negative_price"
+    if price == 0:
+        return "zero_price"
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -PRICE_DECIMALS:
+        return "too_many_decimals"
+    if price < COMPETITOR_PRICE_MIN:
+        return "price_too_small"
+    if price > COMPETITOR_PRICE_MAX:
+        return "price_too_large"
+    if isinstance(exponent, int) and exponent > 0:
+        price = price.quantize(Decimal(1))  # "1e3" is kept as 1000, never printed as "1E+3"
+    return price
+
+
+def parse_row(line: str, columns: Columns, line_no: int) -> Row | BadRow | None:
+    """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
+    text = line.strip()
+    if not text:
+        return None
+    fields = split_fields(text)
+    if fields is None:
+        return BadRow(line_no, "malformed_quotes", f"line {text!r:.60}")
+    if len(fields) != columns.count:
+        return BadRow(line_no, "wrong_column_count",
+                      f"expected {columns.count} fields as in the header, got {len(fields)}")
+    raw = fields[columns.price].strip()
+    price = parse_price(raw)
+    if isinstance(price, str):
+        return BadRow(line_no, price, f"price {raw!r:.40}")
+    book: str | None = None
+    if columns.book_id is not None:
+        book = fields[columns.book_id].strip()
+        if not book:
+            return BadRow(line_no, "empty_book_id", "book_id is empty")
+        if not is_valid_book_id(book):
+            return BadRow(line_no, "bad_book_id", f"book_id {book!r:.60}: control characters or over "
+                          "128 characters")
+    timestamp = fields[columns.timestamp].strip() if columns.timestamp is not None else None
+    return Row(book, price, timestamp)

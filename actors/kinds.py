@@ -1,0 +1,39 @@
+"""The actor kinds: one record each, read by the launcher (what to start, in which order to stop),
+by ``--run``, by the actors themselves (their process and logger name) and by the logs.
+
+``name`` is the one spelling of a kind everywhere: ``ps``, logs, ``--run``, events. A kind that runs
+as several processes names each ``<name>-<index>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class ActorKind:
+    name: str  # process name (/proc/PID/comm), logger name, --run entry
+    package: str  # ``python -m <package>`` starts one standalone
+    stop_stage: int  # the launcher stops stage 0 first: producers before consumers before servers
+
+    @property
+    def entry(self) -> str:
+        """The module whose ``main(argv, liveness)`` runs the actor."""
+        return f"{self.package}.actor"
+
+    def instance(self, index: int, count: int) -> str:
+        """The name of process ``index`` of ``count`` of this kind."""
+        return self.name if count == 1 else f"{self.name}-{index}"
+
+
+# Stop order: no new ticks first; then the Algorithm finishes its decisions in flight while the peers
+# it needs still answer; then those peers.
+SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0)
+ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1)
+DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
+API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
+
+KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, ALGORITHM)
+BY_NAME: Final = MappingProxyType({kind.name: kind for kind in KINDS})

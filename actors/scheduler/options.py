@@ -1,0 +1,24 @@
+"""The Scheduler's command-line options (a light module: the launcher imports it)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from actors.options import option
+from transport import endpoints, limits
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerOptions:
+    ticks: str = option(endpoints.DEFAULT_TICKS, "PUB endpoint to bind", metavar="ENDPOINT")
+    tick: float = option(5.0, "seconds between ticks", metavar="S")
+    t0: float | None = option(None, "start of the run, epoch seconds: tick seq counts intervals since t0 "
+                              "(default: now; the launcher passes its own so restarts continue the sequence)",
+                              parse=float, render=repr)
+
+    def __post_init__(self) -> None:
+        if not limits.TICK_MIN <= self.tick <= limits.TICK_MAX:
+            raise ValueError(f"--tick must be within {limits.TICK_MIN}..{limits.TICK_MAX:.0f} s, got {self.tick}")
+        if self.t0 is not None and not math.isfinite(self.t0):
+            raise ValueError("--t0 must be a finite number of seconds")

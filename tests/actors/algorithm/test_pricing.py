@@ -1,0 +1,65 @@
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.algorithm.pricing import CENT, PricingRule, avg_comp_price, reprice
+
+money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
+windows = st.lists(money, min_size=5, max_size=5)
+
+
+def test_the_task_example() -> None:
+    prices = [Decimal(p) for p in ("10.00", "11.00", "12.10", "13.00", "14.00")]
+    avg = avg_comp_price(prices)
+    assert avg == Decimal("12.02")
+    assert reprice(avg, sold=True) == Decimal("13.22")  # 13.222 -> 13.22
+    assert reprice(avg, sold=False) == Decimal("10.82")  # 10.818 -> 10.82
+
+
+def test_rounds_half_up_not_to_even() -> None:
+    assert reprice(Decimal("10.05"), sold=False) == Decimal("9.05")  # 9.045 -> 9.05
+    assert reprice(Decimal("0.05"), sold=True) == Decimal("0.06")  # 0.055 -> 0.06
+
+
+@given(windows)
+def test_average_is_the_exact_mean(prices: list[Decimal]) -> None:
+    avg = avg_comp_price(prices)
+    assert avg * 5 == sum(prices)
+    assert min(prices) <= avg <= max(prices)
+
+
+@given(windows, st.booleans())
+def test_price_is_avg_times_factor_rounded_half_up_to_cents(prices: list[Decimal], sold: bool) -> None:
+    avg = avg_comp_price(prices)
+    price = reprice(avg, sold)
+    factor = Decimal("1.1") if sold else Decimal("0.9")
+    assert price == (avg * factor).quantize(CENT, rounding=ROUND_HALF_UP)
+    assert price.as_tuple().exponent == -2
+    assert abs(price - avg * factor) <= Decimal("0.005")
+    assert (price >= avg) if sold else (price <= avg)  # equal only where rounding eats the change
+
+
+@given(windows)
+def test_a_sale_never_prices_below_no_sale(prices: list[Decimal]) -> None:
+    avg = avg_comp_price(prices)
+    assert reprice(avg, True) >= reprice(avg, False)
+
+
+def test_custom_rule() -> None:
+    rule = PricingRule(window=3, sold_factor=Decimal("1.5"), unsold_factor=Decimal("0.5"))
+    assert reprice(Decimal("10"), True, rule) == Decimal("15.00")
+    assert reprice(Decimal("10"), False, rule) == Decimal("5.00")
+
+
+@pytest.mark.parametrize("kwargs", [{"window": 0}, {"window": 65}, {"sold_factor": Decimal("0")},
+                                    {"unsold_factor": Decimal("-1")}, {"sold_factor": Decimal("NaN")}])
+def test_bad_rules_are_rejected(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        PricingRule(**kwargs)  # type: ignore[arg-type]
+
+
+def test_average_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        avg_comp_price([])

@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+import zmq.asyncio
+
+from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
+from actors.data_manager.actor import DataManager
+from actors.data_manager.options import DEFAULT_CSV, DataManagerOptions
+from tests.helpers import REPO
+from transport import protocol
+from transport.protocol import LastPricesReply, LastPricesRequest, Tick
+from transport.sockets import Sockets
+
+Body = Callable[[LastPricesClient, DataManager, zmq.asyncio.Context, str], Awaitable[None]]
+
+
+def serve(tmp_path: Path, path: Path, body: Body, mode: str = "replay", capacity: int = 64,
+          limit: float = 30.0) -> DataManager:
+    """Run a DataManager and a client over ipc:// while ``body`` runs; stop both afterwards."""
+    endpoint = f"ipc://{tmp_path}/dm.sock"
+    dm_holder: list[DataManager] = []
+
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        dm = DataManager(Sockets(ctx), DataManagerOptions(data=endpoint, csv=str(path), mode=mode,
+                                                         window_capacity=capacity))
+        dm_holder.append(dm)
+        client = LastPricesClient(Sockets(ctx), [endpoint], RequestPolicy(timeout=3.0, retries=3))
+        stop = asyncio.Event()
+        try:
+            async with asyncio.timeout(limit), asyncio.TaskGroup() as group:
+                run = group.create_task(dm.run(stop))
+                receiver = group.create_task(client.run())
+                # The client's DEALER has IMMEDIATE set: wait for the connection so that no first
+                # request is refused (and retried only after a whole timeout).
+                connected = await client._socket.poll(5000, zmq.POLLOUT)  # type: ignore[call-arg]
+                assert connected, "the client never connected"
+                try:
+                    await body(client, dm, ctx, endpoint)
+                finally:
+                    stop.set()
+                    receiver.cancel()
+                stopped_at = time.monotonic()
+                await run
+                assert time.monotonic() - stopped_at < 0.5, "the actor must stop promptly"
+        finally:
+            client.close()
+            ctx.destroy(linger=0)
+
+    asyncio.run(main())
+    return dm_holder[0]
+
+
+async def ask(client: LastPricesClient, book: str, tick: int, count: int = 5) -> tuple[Decimal, ...] | str:
+    """The prices, or the error text of a refused request."""
+    try:
+        reply = await client.last_prices(book, tick, count)
+    except RequestFailed as exc:
+        return str(exc)
+    return reply.prices
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", newline="")
+
+
+def prices(*values: str) -> tuple[Decimal, ...]:
+    return tuple(Decimal(v) for v in values)
+
+
+def series(path: Path) -> dict[str, list[Decimal]]:
+    """An independent reading of a clean CSV."""
+    out: dict[str, list[Decimal]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["book_id"], []).append(Decimal(row["price"]))
+    return out
+
+
+def test_replay_matches_the_shipped_csv(tmp_path: Path) -> None:
+    expected = series(DEFAULT_CSV)
+    assert sorted(expected) == ["B001", "B002", "B003", "B004", "B005"]
+    assert all(len(v) == 2000 for v in expected.values())
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        # Ticks move forward as the Scheduler drives them; all books are asked concurrently.
+        queries = [(book, tick) for tick in (0, 1, 7, 100, 1000, 1995, 1996, 5000) for book in expected]
+        answers: list[tuple[Decimal, ...] | str] = []
+        for first in range(0, len(queries), len(expected)):
+            batch = queries[first:first + len(expected)]
+            answers += await asyncio.gather(*(ask(client, book, tick) for book, tick in batch))
+        for (book, tick), answer in zip(queries, answers, strict=True):
+            points = expected[book]
+            want = points[tick:tick + 5] if tick + 5 <= len(points) else points[-5:]
+            assert answer == tuple(want), (book, tick)
+        unknown = await ask(client, "B999", 0)
+        assert isinstance(unknown, str) and "unknown book B999" in unknown
+
+    dm = serve(tmp_path, DEFAULT_CSV, body, capacity=64)
+    assert dm.counters["bad_rows"] == 0
+    assert dm.counters["rows_read"] == 10_000
+
+
+def test_book_sorted_file_is_served_with_small_windows(tmp_path: Path) -> None:
+    path = tmp_path / "sorted.csv"
+    books = {b: [f"{k + 1}.{i:04d}" for i in range(3000)] for k, b in enumerate(["A", "B", "C"])}
+    write(path, "book_id,price\n" + "".join(f"{b},{p}\n" for b, ps in books.items() for p in ps))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "C", 2990) == prices(*books["C"][2990:2995])
+        for tick in (0, 1500, 2995, 2999):
+            want = books["A"][tick:tick + 5] if tick + 5 <= 3000 else books["A"][-5:]
+            assert await ask(client, "A", tick) == prices(*want)
+        assert await ask(client, "B", 10) == prices(*books["B"][10:15])
+        too_many = await ask(client, "B", 11, 9)
+        assert isinstance(too_many, str) and "window capacity 8" in too_many
+
+    dm = serve(tmp_path, path, body, capacity=8)
+    assert dm.counters["detaches"] > 0
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    write(path, "\ufefftimestamp, Book_ID ,price,currency\r\n"
+                "t0,A,1.00,EUR\r\n"
+                "t1,A,abc,EUR\r\n"
+                "\r\n"
+                "t2,A,-1,EUR\r\n"
+                'x,"A", 2.00 ,EUR\r\n'
+                "t3,A,0,EUR\r\n"
+                "t4,A,NaN,EUR\r\n"
+                "t5,A,3.00\r\n"
+                "t6,,4.00,EUR\r\n"
+                "t7,A,inf,EUR\r\n"
+                "t8,A,3.00,EUR,more\r\n"
+                "t9,A,3.50,EUR\r\n"
+                "t10,A,4.00,EUR\r\n")
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "A", 0, 4) == prices("1.00", "2.00", "3.50", "4.00")
+
+    dm = serve(tmp_path, path, body)
+    c = dm.counters
+    assert c["bad_rows"] == 8
+    assert c["rows_read"] == 4
+    assert (c["bad_rows_non_numeric_price"], c["bad_rows_negative_price"], c["bad_rows_zero_price"],
+            c["bad_rows_not_finite_price"], c["bad_rows_wrong_column_count"],
+            c["bad_rows_empty_book_id"]) == (1, 1, 1, 2, 2, 1)
+
+
+def test_file_without_book_id_serves_every_book(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    write(path, "price\n" + "".join(f"{i}.50\n" for i in range(1, 11)))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "anything", 2) == prices("3.50", "4.50", "5.50", "6.50", "7.50")
+        assert await ask(client, "other", 3) == prices("4.50", "5.50", "6.50", "7.50", "8.50")
+
+    serve(tmp_path, path, body)
+
+
+def test_replay_picks_up_appended_rows(tmp_path: Path) -> None:
+    path = tmp_path / "grow.csv"
+    write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 7)))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "A", 3) == prices("2.00", "3.00", "4.00", "5.00", "6.00")  # past the end
+        with path.open("a") as f:
+            f.write("A,7.00\nA,8.00\n")
+        assert await ask(client, "A", 3) == prices("4.00", "5.00", "6.00", "7.00", "8.00")
+
+    serve(tmp_path, path, body)
+
+
+def test_follow_tails_appends_truncation_rotation_and_partial_lines(tmp_path: Path) -> None:
+    path = tmp_path / "live.csv"
+    write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "A", 0) == prices("3.00", "4.00", "5.00", "6.00", "7.00")
+        with path.open("a") as f:
+            f.write("A,8.00\nB,1.00\n")
+        assert await ask(client, "A", 0) == prices("4.00", "5.00", "6.00", "7.00", "8.00")
+
+        # Truncated in place and rewritten: read again from the start.
+        with path.open("r+") as f:
+            f.truncate(0)
+            f.write("book_id,price\n" + "".join(f"A,{i}.25\n" for i in range(1, 6)))
+
+        async def truncated() -> bool:
+            return await ask(client, "A", 0) == prices("1.25", "2.25", "3.25", "4.25", "5.25")
+
+        await eventually(truncated)
+        assert dm.counters["truncations"] >= 1
+
+        # Rotated: a new file moved over the path.
+        fresh = tmp_path / "fresh.csv"
+        write(fresh, "book_id,price\n" + "".join(f"A,{i}.75\n" for i in range(1, 6)))
+        os.replace(fresh, path)
+
+        async def rotated() -> bool:
+            return await ask(client, "A", 0) == prices("1.75", "2.75", "3.75", "4.75", "5.75")
+
+        await eventually(rotated)
+        assert dm.counters["rotations"] >= 1
+
+        # A last line without its newline is taken once the file has stopped changing for 0.5 s.
+        with path.open("a") as f:
+            f.write("A,9.99")
+        started = time.monotonic()
+
+        async def partial() -> bool:
+            return (await ask(client, "A", 0))[-1:] == prices("9.99")
+
+        await eventually(partial)
+        assert time.monotonic() - started >= 0.4
+
+    serve(tmp_path, path, body, mode="follow")
+
+
+def test_garbage_frames_are_counted_and_the_actor_keeps_answering(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "A", 0) == prices("1.00", "2.00", "3.00", "4.00", "5.00")
+        raw = ctx.socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(ep)
+        try:
+            await raw.send(b"garbage")
+            await raw.send(msgpack.packb([99, 2, 1, "A", 0, 5]))  # a future protocol version
+            await raw.send(protocol.encode(Tick(1, 0.0, 0.0, 1.0)))  # valid, but not a request
+            await raw.send_multipart([b"", protocol.encode(LastPricesRequest(1, "A", 0, 5))])  # REQ-style
+
+            async def counted() -> bool:
+                return dm.counters["bad_frames"] >= 4
+
+            await eventually(counted)
+            await raw.send(protocol.encode(LastPricesRequest(7, "A", 1, 5)))
+            async with asyncio.timeout(5):
+                reply = protocol.decode(await raw.recv())
+            assert reply == LastPricesReply(7, "A", 1, prices("2.00", "3.00", "4.00", "5.00", "6.00"))
+        finally:
+            raw.close(linger=0)
+        assert await ask(client, "A", 2) == prices("3.00", "4.00", "5.00", "6.00", "7.00")
+
+    dm = serve(tmp_path, path, body)
+    assert dm.counters["bad_frames"] == 4
+
+
+def test_missing_file_errors_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "later.csv"
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        answer = await ask(client, "A", 0)
+        assert isinstance(answer, str) and "data file unavailable" in answer
+        assert dm.counters["file_errors"] >= 1
+        write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
+
+        async def recovered() -> bool:
+            return await ask(client, "A", 0) == prices("1.00", "2.00", "3.00", "4.00", "5.00")
+
+        await eventually(recovered)
+
+    serve(tmp_path, path, body)
+
+
+def test_bad_header_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "nohdr.csv"
+    write(path, "book,cost\nA,1.00\n")
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        async def refused() -> bool:
+            answer = await ask(client, "A", 0)
+            return isinstance(answer, str) and "bad header" in answer and "'price'" in answer
+
+        await eventually(refused)
+        write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
+
+        async def recovered() -> bool:
+            return await ask(client, "A", 2) == prices("3.00", "4.00", "5.00", "6.00", "7.00")
+
+        await eventually(recovered)
+
+    dm = serve(tmp_path, path, body)
+    assert dm.counters["file_errors"] >= 1
+
+
+def test_windows_in_memory_are_served_while_a_big_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    other_rows = 1_500_000
+    with path.open("w") as f:
+        f.write("book_id,price\n")
+        f.write("".join(f"FAST,{i}.00\n" for i in range(1, 51)))
+        for _ in range(other_rows // 100_000):
+            f.write("OTHER,12.34\n" * 100_000)
+        f.write("".join(f"SLOW,{i}.00\n" for i in range(1, 11)))
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "FAST", 0) == prices("1.00", "2.00", "3.00", "4.00", "5.00")
+        slow = asyncio.create_task(ask(client, "SLOW", 0))
+        try:
+            async def reading() -> bool:
+                return dm.counters["rows_read"] > 100_000
+
+            await eventually(reading)
+            worst = 0.0
+            for tick in range(20):
+                started = time.perf_counter()
+                assert await ask(client, "FAST", tick) == prices(*(f"{i}.00" for i in range(tick + 1,
+                                                                                             tick + 6)))
+                worst = max(worst, time.perf_counter() - started)
+                await asyncio.sleep(0.005)
+            assert dm.counters["rows_read"] < other_rows, "the reader should still be busy"
+            assert worst < 0.05, f"a request served from memory took {worst * 1000:.1f} ms"
+        finally:
+            slow.cancel()
+
+    serve(tmp_path, path, body)
+
+
+def test_cli_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "actors.data_manager", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=30, check=True)
+    for option in ("--data", "--csv", "--mode", "--window-capacity", "--heartbeat"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["--mode", "tail"], ["--window-capacity", "0"]])
+def test_cli_rejects_bad_options(argv: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "actors.data_manager", *argv], cwd=REPO,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2

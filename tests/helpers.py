@@ -1,0 +1,74 @@
+"""Helpers the tests share: run a coroutine with a hard timeout, short private ipc:// paths, waiting
+on a condition with a deadline, a free TCP port, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+# sun_path is 108 bytes including the terminating NUL.
+MAX_IPC_PATH = 100
+
+
+def run_async(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+    """Run ``coro`` in a fresh event loop; fail (TimeoutError) if it takes longer than ``timeout``."""
+
+    async def bounded() -> T:
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def ipc_endpoint(directory: Path, name: str) -> str:
+    """``ipc://<directory>/<name>.sock``, checked against the unix socket path limit."""
+    path = os.path.join(directory, f"{name}.sock")
+    assert len(path.encode()) <= MAX_IPC_PATH, f"ipc path too long: {path}"
+    return f"ipc://{path}"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.005) -> None:
+    """Poll ``predicate`` (blocking) until it is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def async_wait_for(
+    predicate: Callable[[], object],
+    timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the poll, like wait_for's
+    interval: float = 0.005,
+) -> None:
+    """Like :func:`wait_for`, yielding to the event loop between polls."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FakeClock:
+    """A clock the test moves by hand: ``clock()`` returns ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

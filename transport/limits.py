@@ -1,0 +1,59 @@
+"""Every limit of the system, in one place: the CSV parser, the protocol, the APIServer, the config
+loader and every command line take their bounds from here, so what one part accepts another never
+refuses.
+
+The price limits are derived from each other so that the rule can never leave them: a competitor
+price the CSV accepts, averaged and multiplied by any factor a strategy may have, rounded to cents,
+is a price the APIServer accepts (``tests/test_limits.py`` proves it over the whole range).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Final
+
+# --- money ---------------------------------------------------------------------------------------
+PRICE_DECIMALS: Final = 6  # digits after the point in any price read (CSV) or accepted (API)
+PRICE_MIN: Final = Decimal("0.01")  # one cent: the smallest price a book can be set to
+PRICE_MAX: Final = Decimal("10000000")  # the largest price the API accepts (and we ever set)
+PRICE_MAX_INTEGER_DIGITS: Final = len(str(int(PRICE_MAX)))  # 8
+
+# A strategy's factors (sold_factor, unsold_factor): bounded so that a price within the competitor
+# range below stays within [PRICE_MIN, PRICE_MAX] after the rule (0.01 * 0.5 rounds half-up to 0.01).
+FACTOR_MIN: Final = Decimal("0.5")
+FACTOR_MAX: Final = Decimal("2")
+
+# Competitor prices the CSV accepts: what the rule can turn into a price the API takes.
+COMPETITOR_PRICE_MIN: Final = PRICE_MIN
+COMPETITOR_PRICE_MAX: Final = PRICE_MAX / FACTOR_MAX  # 5,000,000
+
+# --- books, strategies, windows ------------------------------------------------------------------
+BOOK_ID_MAX_LEN: Final = 128
+STRATEGY_NAME_MAX_LEN: Final = 64
+WINDOW_MAX: Final = 64  # competitor prices one decision may average, and the DataManager keeps per book
+WINDOW_DEFAULT: Final = 5
+BOOKS_MAX: Final = 1_000_000  # distinct books the DataManager keeps, and pairs a config may list
+
+# --- time ----------------------------------------------------------------------------------------
+TICK_MIN: Final = 0.01  # seconds between ticks
+TICK_MAX: Final = 86_400.0
+DELAY_MAX: Final = Decimal(3600)  # x, seconds between registering a request and reading it
+
+# --- batches ---------------------------------------------------------------------------------------
+BATCH_BOOKS_MAX: Final = 1000  # books in one WindowsRequest to the DataManager
+BATCH_PRICES_MAX: Final = 32_768  # books x count in one WindowsRequest: bounds the reply's size
+API_BATCH_MAX: Final = 1000  # items in one batched APIServer call
+
+# --- sizes on the wire and on disk ---------------------------------------------------------------
+FRAME_MAX_BYTES: Final = 1024 * 1024  # one ZeroMQ message (ZMQ_MAXMSGSIZE on every receiving socket)
+HTTP_BODY_MAX_BYTES: Final = 4096  # one APIServer single-item request body
+HTTP_BATCH_BODY_MAX_BYTES: Final = 256 * 1024  # one APIServer batch request body
+CSV_LINE_MAX_BYTES: Final = 256 * 1024  # a longer CSV line is skipped as a bad row
+BOOKS_FILE_MAX_BYTES: Final = 64 * 1024 * 1024  # a --books-file or a config's book list
+CONFIG_MAX_BYTES: Final = 1024 * 1024
+
+
+def is_valid_book_id(book: str) -> bool:
+    """A book id we accept anywhere: 1..BOOK_ID_MAX_LEN printable characters, no surrounding space.
+    (No control characters: ids end up in logs and output lines.)"""
+    return 0 < len(book) <= BOOK_ID_MAX_LEN and book.isprintable() and book == book.strip()

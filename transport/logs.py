@@ -1,0 +1,65 @@
+"""Logging what peers send, safely: rate-limited per kind of problem, and with control characters
+escaped so a peer can neither flood stderr nor forge a line in it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Final
+
+_SHORT: Final = MappingProxyType({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                                else f"\\U{code:08x}")
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` as one safe log token: at most ``limit`` characters, control characters (newlines
+    included) escaped, so what a peer sent can never start a line of its own in the log."""
+    value = text if isinstance(text, str) else str(text)
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return value if value.isprintable() else "".join(map(_escape, value))
+
+
+class RateLimitedLog:
+    """Log a repeated problem at most ``burst`` times per ``window`` seconds per kind, then say how
+    many were suppressed: bad input must be visible, but must not flood stderr (a log is bounded too).
+    Arguments are escaped with :func:`printable`: they usually come from a peer."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 5, window: float = 60.0, kinds: int = 64,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._burst = burst
+        self._window = window
+        self._max_kinds = kinds
+        self._clock = clock
+        self._state: dict[str, tuple[float, int]] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        self._emit(logging.WARNING, kind, message, args)
+
+    def error(self, kind: str, message: str, *args: object) -> None:
+        self._emit(logging.ERROR, kind, message, args)
+
+    def _emit(self, level: int, kind: str, message: str, args: tuple[object, ...]) -> None:
+        now = self._clock()
+        if kind not in self._state and len(self._state) >= self._max_kinds:
+            kind = "other"  # one shared budget for kinds beyond the table: the log stays bounded
+        started, count = self._state.get(kind, (now, 0))
+        if now - started >= self._window:
+            if count > self._burst:
+                self._log.log(level, "%s: %d more suppressed in the last %.0fs", kind, count - self._burst,
+                              now - started)
+            started, count = now, 0
+        count += 1
+        self._state[kind] = (started, count)
+        if count <= self._burst:
+            self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a) for a in args))
