@@ -1,5 +1,6 @@
 """The Algorithm's side of the DataManager: a DEALER client asking for the last competitor prices of a
-book, many requests in flight on one socket, matched to replies by ``request_id``."""
+book (``LastPricesRequest``) or of many books at once (``WindowsRequest``), many requests in flight
+on one socket, matched to replies by ``request_id``."""
 
 from __future__ import annotations
 
@@ -7,22 +8,36 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
 
 from transport import protocol
 from transport.logs import RateLimitedLog
-from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
+from transport.protocol import (
+    LastPricesReply,
+    LastPricesRequest,
+    ProtocolError,
+    WindowsReply,
+    WindowsRequest,
+)
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)
 
+_R = TypeVar("_R", LastPricesReply, WindowsReply)
+DRAIN_MAX = 1000  # replies handled per turn of the receive loop before it yields
+
 
 class RequestFailed(Exception):
     """The DataManager did not answer in time after every retry, or refused the request."""
+
+
+class Refused(RequestFailed):
+    """The DataManager answered with an error for this book (e.g. it has no prices for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +67,7 @@ class LastPricesClient:
         self._endpoints = tuple(endpoints)
         self._policy = policy
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[LastPricesReply]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
@@ -85,15 +100,19 @@ class LastPricesClient:
                     raise
                 continue
             self._on_frame(frame)
-            for _ in range(1000):  # drain what else has arrived, bounded so the loop stays fair
+            for _ in range(DRAIN_MAX):  # drain what else has arrived, bounded so the loop stays fair
                 try:
                     self._on_frame(await sock.recv(zmq.NOBLOCK))
                 except zmq.Again:
                     break
+            # recv() hands back done futures while replies are queued: a flood would never suspend us
+            await asyncio.sleep(0)
 
     def _on_frame(self, frame: bytes) -> None:
         try:
-            reply = protocol.decode_as(frame, LastPricesReply)
+            reply = protocol.decode(frame)
+            if not isinstance(reply, LastPricesReply | WindowsReply):
+                raise ProtocolError(f"unexpected {type(reply).__name__} (expected a reply)")
         except ProtocolError as exc:
             self.counters["dm_bad_frames"] += 1
             self._rlog.warning("bad_frame", "rejected a frame from the DataManager: %s", exc)
@@ -107,15 +126,34 @@ class LastPricesClient:
 
     async def last_prices(self, book: str, tick: int, count: int) -> LastPricesReply:
         """The window for ``book`` at ``tick``; raise :class:`RequestFailed` after the last retry."""
+        reply = await self._ask(lambda rid: LastPricesRequest(rid, book, tick, count), LastPricesReply,
+                                f"{book}@{tick}")
+        if reply.error:
+            raise Refused(f"DataManager refused {book}@{tick}: {reply.error}")
+        return reply
+
+    async def windows(self, tick: int, count: int, books: Sequence[str]) -> WindowsReply:
+        """The windows of many ``books`` at ``tick`` in one request (at most
+        ``limits.BATCH_BOOKS_MAX`` books, books x count <= ``limits.BATCH_PRICES_MAX``); per-book
+        failures are in the reply's ``errors``; raise :class:`RequestFailed` after the last retry."""
+        books = tuple(books)
+        reply = await self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
+                                f"{len(books)} books@{tick}")
+        if len(reply.windows) != len(books):
+            raise RequestFailed(f"DataManager answered {len(reply.windows)} windows for {len(books)} books")
+        return reply
+
+    async def _ask(self, make: Callable[[int], LastPricesRequest | WindowsRequest], kind: type[_R],
+                   what: str) -> _R:
         async with self._slots:
             last_error = "no attempt"
             for _attempt in range(1 + self._policy.retries):
                 request_id = next(self._ids)
-                future: asyncio.Future[LastPricesReply] = asyncio.get_running_loop().create_future()
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._pending[request_id] = future
                 self.counters["dm_requests"] += 1
                 try:
-                    frame = protocol.encode(LastPricesRequest(request_id, book, tick, count))
+                    frame = protocol.encode(make(request_id))
                     try:
                         await self._socket.send(frame, zmq.NOBLOCK)
                     except zmq.Again:
@@ -133,8 +171,8 @@ class LastPricesClient:
                         continue
                 finally:
                     self._pending.pop(request_id, None)
-                if reply.error:
-                    raise RequestFailed(f"DataManager refused {book}@{tick}: {reply.error}")
+                if not isinstance(reply, kind):
+                    raise RequestFailed(f"DataManager answered {what} with a {type(reply).__name__}")
                 return reply
             raise RequestFailed(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -99,16 +100,21 @@ class Rig:
     pub: zmq.asyncio.Socket
     dm: FakeDataManager
     api: FakeApi
+    t0: float = field(default_factory=time.time)  # the fake Scheduler's run
 
     def decisions(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.out.getvalue().splitlines()]
 
-    async def tick(self, seq: int, until: Callable[[], bool]) -> None:
+    def make_tick(self, seq: int, t0: float | None = None, interval: float = 1.0) -> Tick:
+        t0 = self.t0 if t0 is None else t0
+        return Tick(seq, t0 + seq * interval, time.time(), interval, t0)
+
+    async def tick(self, seq: int, until: Callable[[], bool], t0: float | None = None) -> None:
         """Publish tick ``seq`` until ``until`` holds (PUB drops what a late SUB has not joined for)."""
 
         async def keep_sending() -> None:
             while True:
-                await self.pub.send(protocol.encode(Tick(seq, 0.0, 0.0, 1.0)))
+                await self.pub.send(protocol.encode(self.make_tick(seq, t0)))
                 await asyncio.sleep(0.02)
 
         sender = asyncio.create_task(keep_sending())
@@ -212,13 +218,14 @@ def test_api_errors_skip_the_decision(ipc_dir: Path) -> None:
     run_async(body())
 
 
-def test_a_busy_pair_overruns_instead_of_queueing(ipc_dir: Path) -> None:
+def test_a_pair_busy_at_a_tick_decides_for_it_once_it_frees_up(ipc_dir: Path) -> None:
     async def body() -> None:
         async with rig(ipc_dir, ["A", "B"], delay="0.5") as r:
             await r.tick(0, lambda: len(r.api.registered) == 2)
             await r.tick(1, lambda: r.algorithm.counters["overruns"] == 2)  # tick 0 still waiting out x
-            await async_wait_for(lambda: r.algorithm.counters["decisions"] == 2, timeout=3.0)
-            assert {d["tick"] for d in r.decisions()} == {0}
+            await async_wait_for(lambda: r.algorithm.counters["decisions"] == 4, timeout=3.0)
+            # Each pair decided tick 0, then (late, not skipped) tick 1: once each, never twice.
+            assert sorted((d["book"], d["tick"]) for d in r.decisions()) == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
 
     run_async(body())
 
@@ -253,9 +260,9 @@ class ClosedOutput(io.StringIO):
 def test_a_closed_stdout_is_counted_not_fatal(ipc_dir: Path) -> None:
     async def body() -> None:
         async with rig(ipc_dir, ["A"]) as r:
-            r.algorithm._out = ClosedOutput()
+            r.algorithm._writer._out = ClosedOutput()
             await r.tick(0, lambda: r.algorithm.counters["output_errors"] == 1)
             await r.tick(1, lambda: r.algorithm.counters["output_errors"] == 2)  # still serving
-            assert r.algorithm.counters["decisions"] == 0
+            assert r.algorithm.counters["output_writes"] == 0
 
     run_async(body())
