@@ -55,6 +55,7 @@ class OutputWriter:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._closing = False
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {"output_dropped": 0, "output_errors": 0, "output_writes": 0}
 
@@ -128,7 +129,9 @@ class OutputWriter:
         if self._thread is None:
             return True
         drained = self._idle.wait(timeout)
-        self._chunks.put(None)
+        if not self._closing:
+            self._closing = True
+            self._chunks.put(None)  # the thread ends after what is queued
         if drained:
             self._thread.join(timeout)
         return drained

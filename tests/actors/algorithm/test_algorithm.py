@@ -25,7 +25,7 @@ from actors.algorithm.pricing import avg_comp_price, reprice
 from actors.algorithm.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
-from transport.protocol import LastPricesReply, LastPricesRequest, Tick
+from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
 from transport.sockets import Sockets
 
 
@@ -37,9 +37,13 @@ def window(book: str, tick: int) -> tuple[Decimal, ...]:
 
 @dataclass
 class FakeDataManager:
+    """Speaks the DataManager's contract: LastPricesRequest and WindowsRequest (errors per book)."""
+
     endpoint: str
     answer: bool = True
-    requests: list[LastPricesRequest] = field(default_factory=list)
+    window: Callable[[str, int], tuple[Decimal, ...]] = window
+    unknown: frozenset[str] = frozenset()  # books it has no prices for
+    requests: list[LastPricesRequest | WindowsRequest] = field(default_factory=list)
 
     async def serve(self, ctx: zmq.asyncio.Context) -> None:
         sock = Sockets(ctx).router(self.endpoint)
@@ -47,36 +51,81 @@ class FakeDataManager:
             while True:
                 identity, frame = await sock.recv_multipart()
                 request = protocol.decode(frame)
-                assert isinstance(request, LastPricesRequest)
+                assert isinstance(request, LastPricesRequest | WindowsRequest)
                 self.requests.append(request)
-                if self.answer:
-                    reply = LastPricesReply(request.request_id, request.book, request.tick,
-                                            window(request.book, request.tick))
-                    await sock.send_multipart([identity, protocol.encode(reply)])
+                if not self.answer:
+                    continue
+                reply: LastPricesReply | WindowsReply
+                if isinstance(request, LastPricesRequest):
+                    book = request.book
+                    reply = (LastPricesReply(request.request_id, book, request.tick, (), f"unknown book {book}")
+                             if book in self.unknown else
+                             LastPricesReply(request.request_id, book, request.tick, self.window(book, request.tick)))
+                else:
+                    reply = WindowsReply(request.request_id, request.tick,
+                                         tuple(() if b in self.unknown else self.window(b, request.tick)
+                                               for b in request.books),
+                                         tuple(f"unknown book {b}" if b in self.unknown else "" for b in request.books))
+                await sock.send_multipart([identity, protocol.encode(reply)])
         finally:
             sock.close(linger=0)
 
 
 @dataclass
 class FakeApi:
+    """The APIServer's contract, single and batched calls; ``limited`` answers that many next calls
+    with 429 (``retry_after`` 0.1 s in the body, 1 in the header)."""
+
     fail: bool = False
     next_id: int = 100
+    limited: int = 0
     registered: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, int, float]] = field(default_factory=list)  # (path, items, monotonic time)
+
+    def _limit(self) -> web.Response | None:
+        if self.limited > 0:
+            self.limited -= 1
+            return web.json_response({"error": "rate limit exceeded", "retry_after": 0.1}, status=429,
+                                     headers={"Retry-After": "1"})
+        return None
+
+    def _register_one(self, item: dict[str, Any]) -> dict[str, Any]:
+        self.registered.append(item)
+        self.next_id += 1
+        return {"id": self.next_id}
 
     def app(self) -> web.Application:
         async def register(request: web.Request) -> web.Response:
+            self.calls.append((request.path, 1, time.monotonic()))
             if self.fail:
                 return web.json_response({"error": "injected"}, status=503)
-            self.registered.append(await request.json())
-            self.next_id += 1
-            return web.json_response({"id": self.next_id})
+            return self._limit() or web.json_response(self._register_one(await request.json()))
 
         async def data(request: web.Request) -> web.Response:
-            return web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
+            self.calls.append((request.path, 1, time.monotonic()))
+            return self._limit() or web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
+
+        async def register_batch(request: web.Request) -> web.Response:
+            items = (await request.json())["items"]
+            self.calls.append((request.path, len(items), time.monotonic()))
+            if self.fail:
+                return web.json_response({"error": "injected"}, status=503)
+            return self._limit() or web.json_response({"results": [
+                {"error": f"item {i}: book 'BAD' refused"} if item["book"] == "BAD" else self._register_one(item)
+                for i, item in enumerate(items)]})
+
+        async def data_batch(request: web.Request) -> web.Response:
+            ids = (await request.json())["ids"]
+            self.calls.append((request.path, len(ids), time.monotonic()))
+            return self._limit() or web.json_response({"results": [
+                {"id": i, "sold": i % 2 == 0} if i <= self.next_id else {"id": i, "error": f"unknown id {i}"}
+                for i in ids]})
 
         app = web.Application()
         app.router.add_post("/register-request", register)
         app.router.add_get("/request-data/{id}", data)
+        app.router.add_post("/register-requests", register_batch)
+        app.router.add_post("/request-data", data_batch)
         return app
 
 
@@ -126,10 +175,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: bool = True,
-              api_fails: bool = False) -> AsyncIterator[Rig]:
+              api_fails: bool = False, api_batch: int = 1, dm_batch: int = 1, rate: float = 0.0,
+              dm: FakeDataManager | None = None) -> AsyncIterator[Rig]:
     ctx = zmq.asyncio.Context()
     ticks = ipc_endpoint(ipc_dir, "ticks")
-    dm = FakeDataManager(ipc_endpoint(ipc_dir, "dm"), answer=dm_answers)
+    dm = dm or FakeDataManager(ipc_endpoint(ipc_dir, "dm"), answer=dm_answers)
     api = FakeApi(fail=api_fails)
     pub = Sockets(ctx).pub(ticks)
     out = io.StringIO()
@@ -139,7 +189,8 @@ async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: boo
         algorithm = Algorithm(Sockets(ctx), ticks=ticks, data=[dm.endpoint], api_url=url,
                               pairs=[Pair(book, strategy) for book in books], out=out, json_output=True,
                               dm_policy=RequestPolicy(timeout=0.2, retries=1),
-                              http_policy=HttpPolicy(timeout=1.0), drain_timeout=1.0)
+                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=2), drain_timeout=1.0,
+                              api_batch=api_batch, dm_batch=dm_batch)
         async with asyncio.TaskGroup() as group:
             dm_task = group.create_task(dm.serve(ctx))
             run = group.create_task(algorithm.run(stop))
@@ -266,3 +317,119 @@ def test_a_closed_stdout_is_counted_not_fatal(ipc_dir: Path) -> None:
             assert r.algorithm.counters["output_writes"] == 0
 
     run_async(body())
+
+
+def test_windows_come_in_batches_and_a_book_the_datamanager_lacks_is_skipped(ipc_dir: Path,
+                                                                              caplog: Any) -> None:
+    books = [f"B{i:03d}" for i in range(120)] + ["GONE"]
+
+    async def body() -> Rig:
+        dm = FakeDataManager(ipc_endpoint(ipc_dir, "dm"), unknown=frozenset({"GONE"}))
+        async with rig(ipc_dir, books, dm_batch=50, dm=dm) as r:
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 120)
+            await r.tick(1, lambda: r.algorithm.counters["decisions"] == 240)
+        return r
+
+    r = run_async(body())
+    assert all(isinstance(q, WindowsRequest) and len(q.books) <= 50 for q in r.dm.requests)
+    assert len(r.dm.requests) <= 8  # 121 books a tick in batches of at most 50, not 121 requests
+    assert r.algorithm.counters["skipped_dm_book"] == 2
+    firsts = [m for m in caplog.messages if m.startswith("first failure of book=GONE")]
+    assert len(firsts) == 1  # logged the first time only, so it can be found, not once per tick
+    for d in r.decisions():
+        assert d["prices"] == [str(p) for p in window(d["book"], d["tick"])]
+
+
+def test_api_batches_print_one_line_per_decision_with_its_own_request_id(ipc_dir: Path) -> None:
+    books = [f"B{i:02d}" for i in range(50)] + ["BAD"]
+
+    async def body() -> Rig:
+        async with rig(ipc_dir, books, api_batch=20, dm_batch=100) as r:
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 50)
+        return r
+
+    r = run_async(body())
+    decisions = r.decisions()
+    assert sorted(d["book"] for d in decisions) == books[:-1]
+    assert len({d["request_id"] for d in decisions}) == 50
+    for d in decisions:
+        assert d["sold"] == (d["request_id"] % 2 == 0)
+        assert d["price"] == str(reprice(Decimal(d["avg_comp_price"]), d["sold"]))
+    sizes = [(path, n) for path, n, _ in r.api.calls]
+    assert {path for path, _ in sizes} == {"/register-requests", "/request-data"}
+    assert all(n <= 20 for _, n in sizes)
+    assert r.algorithm.counters["skipped_api_item"] == 1
+
+
+def test_a_429_pauses_the_endpoint_for_retry_after_then_the_batch_goes_through(ipc_dir: Path) -> None:
+    async def body() -> Rig:
+        async with rig(ipc_dir, ["A", "B", "C"], api_batch=10, dm_batch=10) as r:
+            r.api.limited = 1
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 3)
+        return r
+
+    r = run_async(body())
+    c = r.algorithm.counters
+    assert c["http_429"] == 1 and c["rate_limited"] == 1 and c["skipped"] == 0
+    (first, _, refused_at), (again, _, retried_at) = r.api.calls[:2]
+    assert first == again == "/register-requests"
+    assert retried_at - refused_at >= 0.09  # the body's retry_after (0.1 s), not the header's 1 s, nor at once
+
+
+def test_the_algorithm_paces_itself_with_its_token_bucket(ipc_dir: Path) -> None:
+    async def body() -> Rig:
+        async with rig(ipc_dir, [f"B{i}" for i in range(6)], rate=10.0) as r:
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 6)
+        return r
+
+    r = run_async(body())
+    posts = sorted(at for path, _, at in r.api.calls if path == "/register-request")
+    assert len(posts) == 6
+    # burst 2, then 10/s: the 6th POST comes no sooner than 0.4 s after the first
+    assert posts[-1] - posts[0] >= 0.35
+
+
+def test_a_price_outside_the_limits_is_refused_before_it_is_sent_or_printed(ipc_dir: Path, caplog: Any) -> None:
+    def prices(book: str, tick: int) -> tuple[Decimal, ...]:
+        if book == "HUGE":
+            return (Decimal("9500000"),) * 5  # * 1.1 after a sale: above PRICE_MAX
+        if book == "TINY":
+            return (Decimal("0.004"),) * 5  # the average rounds to 0.00: no price to register
+        return window(book, tick)
+
+    async def body() -> Rig:
+        dm = FakeDataManager(ipc_endpoint(ipc_dir, "dm"), window=prices)
+        async with rig(ipc_dir, ["HUGE", "TINY", "OK"], dm=dm) as r:
+            await r.tick(0, lambda: r.algorithm.counters["skipped"] >= 1 and r.algorithm.counters["decisions"] >= 1)
+            await r.tick(1, lambda: r.algorithm.counters["skipped"] >= 3)
+            await r.tick(2, lambda: r.algorithm.counters["skipped"] >= 5)
+        return r
+
+    r = run_async(body())
+    c = r.algorithm.counters
+    assert c["refused_price_below_min"] >= 2  # TINY, every tick
+    printed = {d["book"] for d in r.decisions()}
+    assert "TINY" not in printed
+    assert all(item["book"] != "TINY" for item in r.api.registered)  # never sent
+    huge = [d for d in r.decisions() if d["book"] == "HUGE"]
+    assert all(not d["sold"] for d in huge)  # only the unsold price (x 0.9) is within the limits
+    if any(int(i["book"] == "HUGE") for i in r.api.registered):
+        assert c["refused_price_above_max"] + len(huge) >= 1
+    assert len([m for m in caplog.messages if m.startswith("first failure of book=TINY")]) == 1
+
+
+def test_a_new_scheduler_run_is_followed_and_a_forged_seq_changes_nothing(ipc_dir: Path) -> None:
+    async def body() -> Rig:
+        async with rig(ipc_dir, ["A"]) as r:
+            await r.tick(5, lambda: r.algorithm.counters["decisions"] == 1)
+            forged = Tick(2**63 - 1, 0.0, time.time(), 1.0, r.t0)
+            await r.pub.send(protocol.encode(forged))
+            await async_wait_for(lambda: r.algorithm.counters["implausible_ticks"] >= 1)
+            await r.tick(6, lambda: r.algorithm.counters["decisions"] == 2)  # not silenced
+            await asyncio.sleep(1.6)  # the old run falls silent for more than 1.5 intervals...
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 3, t0=time.time())  # ...a new run
+            assert r.algorithm.counters["new_runs"] == 1
+        return r
+
+    r = run_async(body())
+    assert [d["tick"] for d in r.decisions()] == [5, 6, 0]
