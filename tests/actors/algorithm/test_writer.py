@@ -37,7 +37,8 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
     (its beats keep coming: no hang kill, no restart) and keeps deciding. (Lines past the buffer are
     dropped and counted: the next test.)"""
     command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(ipc_dir),
-               "--api-port", str(free_port()), "--tick", "0.05", "--delay", "0", "--hang-timeout", "2", "--status-every", "0.5"]
+               "--api-port", str(free_port()), "--tick", "0.05", "--delay", "0", "--hang-timeout", "2",
+               "--status-every", "0.5"]
     process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     log: list[str] = []
