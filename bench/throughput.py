@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,27 @@ def default_tick(books: int) -> float:
     return max(0.5, books / 20000)
 
 
-def pipeline(books: int, workers: int, tick: float, measured: int) -> dict[str, Any]:
+def _cpu_by_actor(run: common.LauncherRun) -> dict[str, float]:
+    """CPU seconds (all threads) of each actor kind so far, Algorithm workers summed."""
+    totals: dict[str, float] = {}
+    for name, pid in run.pids().items():
+        kind = name.split("-")[0]
+        totals[kind] = totals.get(kind, 0.0) + common.cpu_ns(pid) / 1e9
+    return totals
+
+
+def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One launcher run; see the module docstring for what is computed."""
     csv = common.ensure_csv(books, ROWS_PER_BOOK)
     args = ["--data", str(csv), "--books-file", str(books_file(books)), "--tick", repr(tick), "--delay", "0",
             "--workers", str(workers), "--hang-timeout", "10"]
     last = WARMUP_TICKS + measured  # tick whose publication closes the measured window
-    with common.launcher(args) as run:
+    with common.launcher(args + list(extra)) as run:
         run.wait_actors(3 + workers)
+        run.wait_tick(WARMUP_TICKS, timeout=30.0 + (WARMUP_TICKS + 2) * tick)
+        cpu_start = _cpu_by_actor(run)
         run.wait_tick(last, timeout=30.0 + (last + 2) * tick)
+        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in _cpu_by_actor(run).items()}
         time.sleep(min(0.2, tick / 4))
         rss = run.rss()
         counters = run.last_counters("algorithm")
@@ -102,6 +115,10 @@ def pipeline(books: int, workers: int, tick: float, measured: int) -> dict[str, 
         "decisions_counter": counters.get("decisions", 0), "superseded_ticks": counters.get("superseded_ticks", 0),
         "dm_timeouts": counters.get("dm_timeouts", 0), "http_errors": counters.get("http_errors", 0),
         "dm_rows_read": dm_counters.get("rows_read", 0), "rss_kib": rss, "per_tick": per_tick,
+        # CPU per decision, from /proc: what contention on a shared machine disturbs least
+        "cpu_us_per_decision": {name: 1e6 * used / max(1, achieved) for name, used in cpu.items()},
+        "gc_pause_max_us": counters.get("gc_pause_max_us", 0), "gc_collections": counters.get("gc_collections", 0),
+        "unstarted": counters.get("unstarted", 0), "extra": list(extra),
     }
 
 

@@ -61,7 +61,7 @@ class Algorithm:
         dm_policy: RequestPolicy | None = None,
         http_policy: HttpPolicy | None = None,
         api_batch: int = 1,
-        dm_batch: int = 1,
+        dm_batch: int = 200,
         drain_timeout: float = 3.0,
         tune_gc: bool = False,
         name: str = "algorithm",
@@ -137,7 +137,7 @@ class Algorithm:
             sub.close(linger=0)
             dm.close()
             await self._http.close()
-            if not self._writer.close(self._drain_timeout):
+            if not await self._writer.aclose(self._drain_timeout):
                 log.warning("stdout is not being read: decisions still waiting to be printed are lost")
 
     async def _drain(self) -> None:

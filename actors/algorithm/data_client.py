@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _R = TypeVar("_R", LastPricesReply, WindowsReply)
 DRAIN_MAX = 1000  # replies handled per turn of the receive loop before it yields
+PROBE_GRACE = 0.25  # s: a batch unanswered this long after a single request was is not understood
+REPROBE_AFTER = 60.0  # s: then try batches again (the DataManager may have been upgraded)
 
 
 class RequestFailed(Exception):
@@ -38,6 +40,14 @@ class RequestFailed(Exception):
 
 class Refused(RequestFailed):
     """The DataManager answered with an error for this book (e.g. it has no prices for it)."""
+
+
+class NoReply(RequestFailed):
+    """The request was sent (on its last attempt) and no reply came in time."""
+
+
+class BatchesUnsupported(RequestFailed):
+    """The DataManager answers LastPricesRequest but not WindowsRequest (a version before it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,10 @@ class LastPricesClient:
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
         self._rlog = RateLimitedLog(log)
+        # Whether the DataManager answers WindowsRequest: None until a first batch tells (probed
+        # beside a single request, so a DataManager from before batches costs one timeout, not a tick).
+        self.batches: bool | None = None
+        self._reprobe_at = 0.0
         self.counters: dict[str, int] = {
             "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
         }
@@ -137,10 +151,47 @@ class LastPricesClient:
         ``limits.BATCH_BOOKS_MAX`` books, books x count <= ``limits.BATCH_PRICES_MAX``); per-book
         failures are in the reply's ``errors``; raise :class:`RequestFailed` after the last retry."""
         books = tuple(books)
-        reply = await self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
-                                f"{len(books)} books@{tick}")
+        if self.batches is False and time.monotonic() >= self._reprobe_at:
+            self.batches = None
+        if self.batches is False:
+            raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
+        if self.batches is None:
+            reply = await self._probe(tick, count, books)
+        else:
+            reply = await self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
+                                    f"{len(books)} books@{tick}")
         if len(reply.windows) != len(books):
             raise RequestFailed(f"DataManager answered {len(reply.windows)} windows for {len(books)} books")
+        return reply
+
+    async def _probe(self, tick: int, count: int, books: tuple[str, ...]) -> WindowsReply:
+        """A first batch, beside a single request for its first book: if the single one is answered
+        and the batch not within PROBE_GRACE after it, the DataManager predates WindowsRequest; single
+        requests are used from then on, and batches are tried again after REPROBE_AFTER seconds (a
+        slow first batch then costs a minute of single requests, not batches for good)."""
+        batch = asyncio.ensure_future(self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
+                                                "a first batch"))
+        try:
+            try:
+                await self.last_prices(books[0], tick, count)
+                answered = True
+            except Refused:
+                answered = True
+            except RequestFailed:
+                answered = False
+            if answered:
+                done, _ = await asyncio.wait({batch}, timeout=PROBE_GRACE)
+                if not done:
+                    self.batches = False
+                    self._reprobe_at = time.monotonic() + REPROBE_AFTER
+                    log.warning("the DataManager answers single requests but not WindowsRequest (a version "
+                                "before batches?): one LastPricesRequest per book for the next %.0fs",
+                                REPROBE_AFTER)
+                    raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
+            reply = await batch
+        finally:
+            batch.cancel()  # done already, or given up: never left running
+        self.batches = True
         return reply
 
     async def _ask(self, make: Callable[[int], LastPricesRequest | WindowsRequest], kind: type[_R],
@@ -174,7 +225,8 @@ class LastPricesClient:
                 if not isinstance(reply, kind):
                     raise RequestFailed(f"DataManager answered {what} with a {type(reply).__name__}")
                 return reply
-            raise RequestFailed(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
+            failure = NoReply if last_error.startswith("no reply") else RequestFailed
+            raise failure(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
 
     def _note_timeout(self, sent_on: zmq.asyncio.Socket) -> None:
         # One lost reply while others arrive is just a retry; silence for a whole timeout means the
@@ -188,6 +240,7 @@ class LastPricesClient:
                            self._policy.timeout)
         old, self._socket = self._socket, self._open()
         self._last_reply_at = time.monotonic()
+        self.batches = None  # a restarted DataManager may be another version: ask again
         old.close(linger=0)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ class GcWatch:
     def __init__(self) -> None:
         self._started = 0.0
         self.counters: dict[str, int] = {"gc_collections": 0, "gc_collections_full": 0, "gc_pause_max_us": 0,
-                                         "gc_pause_total_us": 0}
+                                         "gc_pause_total_us": 0, "gc_pause_max_generation": -1}
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -43,6 +43,7 @@ class GcWatch:
         counters["gc_pause_total_us"] += pause
         if pause > counters["gc_pause_max_us"]:
             counters["gc_pause_max_us"] = pause
+            counters["gc_pause_max_generation"] = int(info.get("generation", -1))
 
     def __enter__(self) -> GcWatch:
         gc.callbacks.append(self._callback)

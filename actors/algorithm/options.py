@@ -54,7 +54,7 @@ class PricingOptions:
                              "call counts as one); 0 = unpaced. A 429's retry_after is obeyed either way",
                              metavar="R")
     api_burst: int = option(10, "calls the token bucket of --api-rate lets through at once", metavar="B")
-    dm_batch: int = option(1, "books per DataManager request: 1 = one LastPricesRequest per book; "
+    dm_batch: int = option(200, "books per DataManager request: 1 = one LastPricesRequest per book; "
                            f"2..{limits.BATCH_BOOKS_MAX} = one WindowsRequest for that many books of a tick",
                            metavar="N")
 

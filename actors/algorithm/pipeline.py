@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from actors.algorithm.api_client import ApiClient, ApiError, RateLimited, registration_prefix
-from actors.algorithm.data_client import LastPricesClient, Refused, RequestFailed
+from actors.algorithm.data_client import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.pricing import avg_comp_price, price_for, refusal, to_cents
 from actors.algorithm.strategies import Pair
@@ -68,18 +68,29 @@ class Pipeline:
 
     # --- windows -------------------------------------------------------------------------------
 
+    @property
+    def batching(self) -> bool:
+        """Whether windows are fetched many books per request (else one request per book)."""
+        return self._dm_batch > 1 and self._dm.batches is not False
+
     async def fetch(self, indexes: list[int], tick: Tick) -> list[Work]:
         """The windows of ``indexes`` at ``tick``; the pairs that got one, with their average."""
         works = [Work(i, self._pairs[i], tick) for i in indexes]
-        if self._dm_batch <= 1:
-            for work in works:
-                try:
-                    reply = await self._dm.last_prices(work.pair.book, tick.seq, work.pair.strategy.rule.window)
-                except RequestFailed as exc:
-                    self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))
-                    continue
-                work.prices = reply.prices
-            return [w for w in works if self._windowed(w)]
+        if self.batching:
+            try:
+                return await self._fetch_batches(works, tick)
+            except BatchesUnsupported:
+                pass  # a DataManager before WindowsRequest: one request per book below
+        for work in works:
+            try:
+                reply = await self._dm.last_prices(work.pair.book, tick.seq, work.pair.strategy.rule.window)
+            except RequestFailed as exc:
+                self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))
+                continue
+            work.prices = reply.prices
+        return [w for w in works if self._windowed(w)]
+
+    async def _fetch_batches(self, works: list[Work], tick: Tick) -> list[Work]:
         by_count: dict[int, list[Work]] = {}
         for work in works:
             by_count.setdefault(work.pair.strategy.rule.window, []).append(work)
@@ -95,6 +106,8 @@ class Pipeline:
         members = [w for w in group if w.pair.book in wanted]
         try:
             reply = await self._dm.windows(tick.seq, count, books)
+        except BatchesUnsupported:
+            raise
         except RequestFailed as exc:
             for work in members:
                 self.skip(work, "dm", str(exc))

@@ -50,12 +50,10 @@ class Pool:
         self._stopping = False
         self.drained = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # One DataManager request per pair needs more of them in flight than one per batch of pairs.
-        self._max_fetches = MAX_FETCHES if self._dm_batch > 1 else max(MAX_FETCHES, workers // 2)
 
     def new_tick(self, tick: Tick) -> None:
         self._tick = tick
-        self._wake(self._max_fetches)
+        self._wake(self._max_fetches())
 
     def stop_starting(self) -> None:
         """Start no new pair (a clean stop lets those in flight finish: ``drained`` says when)."""
@@ -109,14 +107,18 @@ class Pool:
                         return self._register(works)
             else:
                 soonest = now + register_delay if soonest is None else min(soonest, now + register_delay)
-        if (self._tick is not None and self._fetching < self._max_fetches and self._waiting < self._prefetch
+        if (self._tick is not None and self._fetching < self._max_fetches() and self._waiting < self._prefetch
                 and self._dispatcher.pending):
-            indexes = self._dispatcher.take(self._dm_batch)
+            indexes = self._dispatcher.take(self._dm_batch if self._pipeline.batching else 1)
             if indexes:
                 return self._fetch(indexes, self._tick)
         if soonest is not None:
             self._wake_at(loop, soonest)
         return None
+
+    def _max_fetches(self) -> int:
+        # One DataManager request per pair needs more of them in flight than one per batch of pairs.
+        return MAX_FETCHES if self._pipeline.batching else max(MAX_FETCHES, self._workers // 2)
 
     def _wake(self, count: int) -> None:
         while count > 0 and self._idle:

@@ -2,22 +2,29 @@
 
 Lines produced in one turn of the event loop are written together, in chunks of whole lines of at
 most ``PIPE_BUF`` bytes: one ``write(2)`` each, so several workers sharing a pipe never interleave
-mid-line, with far fewer system calls than one per line. The writes happen on one thread of their
-own: a consumer that stops reading stdout blocks that thread, never the loop, so the heartbeat goes on
-and the Algorithm is not killed as hung. Meanwhile lines wait in a buffer bounded by
-``max_buffer`` bytes; past it new lines are dropped and counted (``output_dropped``), with a
-rate-limited warning. Decisions go on being made and registered: only their printing is lost.
+mid-line, with far fewer system calls than one per line.
+
+When stdout is a pipe or a terminal, it is reopened (``/proc/self/fd/1``) as a file of our own in
+non-blocking mode -- a new open file description, so the launcher's and the other workers' stdout
+keep their flags -- and written from the event loop: a write the pipe has no room for fails at once
+instead of blocking (a write of at most ``PIPE_BUF`` bytes to a pipe is all or nothing), and the rest
+waits in a buffer bounded by ``max_buffer`` bytes until the loop sees the pipe writable again. Past
+the bound, new lines are dropped and counted (``output_dropped``) with a rate-limited warning. So a
+consumer that stops reading never stops the loop (nor the heartbeat: no hang kill); decisions go on
+being made and registered, only their printing is lost. A regular file is written directly (a disk
+write does not wait on a reader).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import os
-import queue
 import select
+import stat
 import sys
-import threading
 from typing import Final, TextIO
 
 from transport.logs import RateLimitedLog
@@ -40,29 +47,39 @@ def real_fd(out: TextIO) -> int | None:
         return None
 
 
+def _nonblocking_fd(fd: int) -> tuple[int, bool]:
+    """(fd to write to, whether it is ours and non-blocking): a pipe or terminal is reopened
+    non-blocking; anything else (a regular file) is written as it is."""
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+            return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC), True
+    except OSError:
+        pass
+    return fd, False
+
+
 class OutputWriter:
-    """Whole lines to ``out`` (stdout's fd through a writer thread, or any text stream directly)."""
+    """Whole lines to ``out`` (stdout's fd, or any text stream directly)."""
 
     def __init__(self, out: TextIO, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self._out = out
-        self._fd = real_fd(out)
+        self._stdout_fd = real_fd(out)
+        self._fd: int | None = None
+        self._owned = False
         self._max = max_buffer
         self._lines: list[bytes] = []
         self._scheduled = False
-        self._queued = 0  # bytes handed to the thread and not yet written
-        self._lock = threading.Lock()
-        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
-        self._closing = False
+        self._backlog: collections.deque[bytes] = collections.deque()  # chunks the pipe had no room for
+        self._backlog_bytes = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained = asyncio.Event()
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {"output_dropped": 0, "output_errors": 0, "output_writes": 0}
 
     def start(self) -> None:
-        if self._fd is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._write_loop, name="stdout-writer", daemon=True)
-            self._thread.start()
+        if self._stdout_fd is not None and self._fd is None:
+            self._fd, self._owned = _nonblocking_fd(self._stdout_fd)
 
     def write(self, line: bytes) -> None:
         """Print ``line`` (one decision, ending in a newline) soon, in order, never blocking."""
@@ -80,61 +97,84 @@ class OutputWriter:
             self._write_stream(lines)
             return
         for chunk in _chunks(lines):
-            with self._lock:
-                if self._queued + len(chunk) > self._max:
-                    dropped = chunk.count(b"\n")
-                    self.counters["output_dropped"] += dropped
-                    self._log.warning("output_full", "stdout is not being read: %d line(s) dropped (%d bytes "
-                                      "waiting, limit %d)", dropped, self._queued, self._max)
-                    continue
-                self._queued += len(chunk)
-                self._idle.clear()
-            self._chunks.put(chunk)
+            if self._backlog or not self._write(chunk):
+                self._queue(chunk)
+
+    def _write(self, chunk: bytes) -> bool:
+        """Write ``chunk`` now; False if the pipe is full (nothing written, or the rest kept)."""
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, chunk)
+        except BlockingIOError:
+            return False
+        except OSError as exc:  # e.g. stdout closed by `| head`: say so, count it, keep serving
+            self.counters["output_errors"] += chunk.count(b"\n")
+            self._log.warning("output", "could not print decisions: %s", exc)
+            return True
+        self.counters["output_writes"] += 1
+        if written < len(chunk):  # only a chunk over PIPE_BUF (one long line) can be cut
+            self._backlog.appendleft(chunk[written:])
+            self._backlog_bytes += len(chunk) - written
+            self._watch()
+        return True
+
+    def _queue(self, chunk: bytes) -> None:
+        if self._backlog_bytes + len(chunk) > self._max:
+            dropped = chunk.count(b"\n")
+            self.counters["output_dropped"] += dropped
+            self._log.warning("output_full", "stdout is not being read: %d line(s) dropped (%d bytes waiting, "
+                              "limit %d)", dropped, self._backlog_bytes, self._max)
+            return
+        self._backlog.append(chunk)
+        self._backlog_bytes += len(chunk)
+        self._watch()
+
+    def _watch(self) -> None:
+        if self._loop is None and self._fd is not None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_writer(self._fd, self._drain)
+
+    def _drain(self) -> None:
+        """The pipe has room again: write what waits, in order, until it is full again."""
+        while self._backlog:
+            chunk = self._backlog.popleft()
+            self._backlog_bytes -= len(chunk)
+            if not self._write(chunk):
+                self._backlog.appendleft(chunk)
+                self._backlog_bytes += len(chunk)
+                return
+        if self._loop is not None and self._fd is not None:
+            self._loop.remove_writer(self._fd)
+            self._loop = None
+        self._drained.set()
 
     def _write_stream(self, lines: list[bytes]) -> None:
         try:
             self._out.write(b"".join(lines).decode())
             self._out.flush()
-        except OSError as exc:  # e.g. stdout closed by `| head`: say so, count it, keep serving
+        except OSError as exc:
             self.counters["output_errors"] += len(lines)
             self._log.warning("output", "could not print %d decision(s): %s", len(lines), exc)
         else:
             self.counters["output_writes"] += 1
 
-    def _write_loop(self) -> None:
-        assert self._fd is not None
-        while (chunk := self._chunks.get()) is not None:
-            error: OSError | None = None
-            view = memoryview(chunk)
-            try:
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except OSError as exc:
-                error = exc
-            with self._lock:
-                self._queued -= len(chunk)
-                if error is not None:
-                    self.counters["output_errors"] += chunk.count(b"\n")
-                else:
-                    self.counters["output_writes"] += 1
-                if self._queued == 0:
-                    self._idle.set()
-            if error is not None:  # logging is thread-safe; the rate limit is checked under no lock
-                self._log.warning("output", "could not print decisions: %s", error)
-
-    def close(self, timeout: float) -> bool:
-        """Flush, then wait up to ``timeout`` seconds for the thread to write everything; True when
-        all was written (a stuck consumer leaves the daemon thread blocked in write, and lines lost)."""
+    async def aclose(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bound on the drain, not on a call
+        """Flush, then wait up to ``timeout`` seconds for what waits to be written; True when all
+        was (a consumer that never reads again leaves lines unprinted, and we stop anyway)."""
         self.flush()
-        if self._thread is None:
-            return True
-        drained = self._idle.wait(timeout)
-        if not self._closing:
-            self._closing = True
-            self._chunks.put(None)  # the thread ends after what is queued
-        if drained:
-            self._thread.join(timeout)
-        return drained
+        if self._backlog:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)  # _drain() writes meanwhile
+        done = not self._backlog
+        if self._loop is not None and self._fd is not None:
+            self._loop.remove_writer(self._fd)
+            self._loop = None
+        if self._owned and self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        return done
 
 
 def _chunks(lines: list[bytes]) -> list[bytes]:

@@ -331,8 +331,10 @@ def test_windows_come_in_batches_and_a_book_the_datamanager_lacks_is_skipped(ipc
         return r
 
     r = run_async(body())
-    assert all(isinstance(q, WindowsRequest) and len(q.books) <= 50 for q in r.dm.requests)
-    assert len(r.dm.requests) <= 8  # 121 books a tick in batches of at most 50, not 121 requests
+    batches = [q for q in r.dm.requests if isinstance(q, WindowsRequest)]
+    assert all(len(q.books) <= 50 for q in batches)
+    assert len(batches) <= 8  # 121 books a tick in batches of at most 50, not 121 requests
+    assert len(r.dm.requests) - len(batches) <= 4  # single requests: only the probes beside the first batches
     assert r.algorithm.counters["skipped_dm_book"] == 2
     firsts = [m for m in caplog.messages if m.startswith("first failure of book=GONE")]
     assert len(firsts) == 1  # logged the first time only, so it can be found, not once per tick
@@ -433,3 +435,38 @@ def test_a_new_scheduler_run_is_followed_and_a_forged_seq_changes_nothing(ipc_di
 
     r = run_async(body())
     assert [d["tick"] for d in r.decisions()] == [5, 6, 0]
+
+
+@dataclass
+class OldDataManager(FakeDataManager):
+    """A DataManager from before WindowsRequest: it answers single requests, drops batches."""
+
+    async def serve(self, ctx: zmq.asyncio.Context) -> None:
+        sock = Sockets(ctx).router(self.endpoint)
+        try:
+            while True:
+                identity, frame = await sock.recv_multipart()
+                request = protocol.decode(frame)
+                self.requests.append(request)  # type: ignore[arg-type]
+                if isinstance(request, LastPricesRequest):
+                    reply = LastPricesReply(request.request_id, request.book, request.tick,
+                                            window(request.book, request.tick))
+                    await sock.send_multipart([identity, protocol.encode(reply)])
+        finally:
+            sock.close(linger=0)
+
+
+def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: Path) -> None:
+    books = [f"B{i:02d}" for i in range(30)]
+
+    async def body() -> Rig:
+        dm = OldDataManager(ipc_endpoint(ipc_dir, "dm"))
+        async with rig(ipc_dir, books, dm_batch=10, dm=dm) as r:
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 30)
+            await r.tick(1, lambda: r.algorithm.counters["decisions"] == 60)
+        return r
+
+    r = run_async(body(), timeout=20)
+    batches = [q for q in r.dm.requests if isinstance(q, WindowsRequest)]
+    assert 1 <= len(batches) <= 12  # the first fetches only (their attempts): then single requests
+    assert r.algorithm.counters["skipped"] == 0

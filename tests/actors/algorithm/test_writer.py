@@ -64,10 +64,12 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
 
 def test_a_full_pipe_never_blocks_the_loop_and_drops_are_counted() -> None:
     """stdout is a pipe nobody reads: writes go on without blocking; past the buffer, lines are
-    dropped and counted; once the reader drains the pipe, what was buffered comes out whole."""
+    dropped and counted; once a reader drains the pipe, what was buffered comes out whole."""
     read_end, write_end = os.pipe()
     saved = os.dup(1)
     os.dup2(write_end, 1)  # our stdout is now the pipe (the writer only takes the real stdout's fd)
+    os.close(write_end)
+    drained = bytearray()
     try:
         async def body() -> OutputWriter:
             assert sys.__stdout__ is not None
@@ -79,18 +81,19 @@ def test_a_full_pipe_never_blocks_the_loop_and_drops_are_counted() -> None:
                 writer.write(line)
                 await asyncio.sleep(0)
             assert time.monotonic() - started < 5  # never blocked for long
+            assert writer.counters["output_dropped"] > 0
+            reader.start()  # a consumer comes back: the buffer goes out by itself, in order
+            assert await writer.aclose(5)
             return writer
 
+        def read_to_the_end() -> None:
+            while chunk := os.read(read_end, 1 << 16):
+                drained.extend(chunk)
+
+        reader = threading.Thread(target=read_to_the_end, daemon=True)
         writer = run_async(body())
-        assert writer.counters["output_dropped"] > 0
-        drained = bytearray()
-        deadline = time.monotonic() + 10
-        while not writer.close(0.05) and time.monotonic() < deadline:
-            drained += os.read(read_end, 1 << 20)
-        os.dup2(saved, 1)
-        os.close(write_end)
-        while chunk := os.read(read_end, 1 << 20):
-            drained += chunk
+        os.dup2(saved, 1)  # the last write end closes: the reader sees the end
+        reader.join(5)
         lines = bytes(drained).split(b"\n")
         assert lines[-1] == b"" and all(line == b"x" * 99 for line in lines[:-1])  # whole lines only
         assert len(lines) - 1 + writer.counters["output_dropped"] == 5000  # each line printed or counted
