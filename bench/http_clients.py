@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bench import common
+from bench.common import Config, Outcome, Row
 
 CLIENTS = ("aiohttp", "aiohttp-tuned", "httptools-thin", "pyreqwest", "rnet", "aiosonic")
 BODY = b'{"book":"B001","strategy":"default","price":"12.34"}'
@@ -226,6 +227,24 @@ def markdown(table: Sequence[dict[str, Any]], baseline: str = "aiohttp-tuned") -
         lines.append(f"| {r['client']} | {r['rate']:,.0f} | {ratio} | {cpu:.0f} | {cpu_ratio} | "
                      f"{r['server_cpu_us_per_pair']:.0f} | {r['errors']} |")
     return "\n".join(lines)
+
+
+def measure(cfg: Config) -> Outcome:
+    """For ``bench.run``: every client's pairs/s and CPU per pair, against aiohttp tuned, same run."""
+    args = argparse.Namespace(clients=",".join(CLIENTS), concurrency=64, seconds=cfg.pick(2.0, 4.0), warmup=1.0,
+                              rounds=cfg.pick(1, 2))
+    table = compare(args)
+    out = Outcome(raw={"clients": table, "markdown": markdown(table)})
+    base = next((r for r in table if r["client"] == "aiohttp-tuned" and r.get("cpu_us_per_pair")), None)
+    for r in table:
+        if not r.get("cpu_us_per_pair"):
+            continue
+        out.rows.append(Row(f"HTTP client {r['client']}: POST+GET pairs/s", r["rate"], "/s",
+                            base["rate"] if base else None, "aiohttp tuned",
+                            note=f"client CPU {r['cpu_us_per_pair']:.0f} us/pair"))
+        out.rows.append(Row(f"HTTP client {r['client']}: client CPU per pair", r["cpu_us_per_pair"], "us",
+                            base["cpu_us_per_pair"] if base else None, "aiohttp tuned"))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

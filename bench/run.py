@@ -5,7 +5,8 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --quick          # short version (under 2 minutes)
     python -m bench.run --only ticks,idle_cpu
 
-Measurements (each in its own module): throughput, latency, ticks, memory, idle_cpu, cold_read.
+Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
+cold_read.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_read, common, idle_cpu, latency, memory, throughput, ticks
+from bench import cold_read, common, http_clients, idle_cpu, latency, memory, throughput, ticks
 from bench.common import Config, Outcome, Row
 
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "throughput": throughput.measure,
+    "http_clients": http_clients.measure,
     "latency": latency.measure,
     "ticks": ticks.measure,
     "memory": memory.measure,

@@ -1,4 +1,4 @@
-"""The token bucket, pure (a fake clock)."""
+"""The token bucket, pure (a fake clock); and the GC watch."""
 
 from __future__ import annotations
 
@@ -56,3 +56,15 @@ def test_never_more_than_burst_plus_rate_times_elapsed(rate: float, burst: int, 
             bucket.take()
             sent += 1
     assert sent <= burst + rate * clock.now + 1e-6
+
+
+def test_gc_watch_times_collections() -> None:
+    import gc
+
+    from actors.algorithm.gc_watch import GcWatch
+
+    with GcWatch() as watch:
+        gc.collect()
+    assert watch.counters["gc_collections"] >= 1 and watch.counters["gc_collections_full"] >= 1
+    assert watch.counters["gc_pause_max_generation"] == 2
+    assert watch._callback not in gc.callbacks
