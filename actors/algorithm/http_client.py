@@ -112,6 +112,11 @@ class _Connection(asyncio.Protocol):
             self.transport = None
 
 
+def _expire(waiter: asyncio.Future[Response], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(HttpError(f"no response within {timeout}s"))
+
+
 class HttpClient:
     """Requests to one ``http://host:port`` with at most ``max_connections`` connections open."""
 
@@ -139,29 +144,42 @@ class HttpClient:
             message = head + body
         else:
             message = head + b"\r\n"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        connection = self._idle_connection()
+        if connection is None:  # none idle: open one, or wait for one (the slow path)
+            try:
+                async with asyncio.timeout(timeout):
+                    connection = await self._acquire()
+            except TimeoutError:
+                raise HttpError(f"no connection within {timeout}s") from None
+            except OSError as exc:
+                raise HttpError(f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}") from None
+        waiter = connection.send(message)
+        # A timer on the waiter, not asyncio.timeout(): a third of the cost on the hot path.
+        expiry = loop.call_at(deadline, _expire, waiter, timeout)
         try:
-            async with asyncio.timeout(timeout):
-                connection = await self._acquire()
-                try:
-                    response = await connection.send(message)
-                finally:
-                    connection.done()
-                    self._release(connection)
-        except TimeoutError:
-            raise HttpError(f"no response within {timeout}s") from None
-        except OSError as exc:
-            raise HttpError(f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}") from None
-        return response
+            return await waiter
+        finally:
+            expiry.cancel()
+            connection.done()
+            self._release(connection)  # unanswered: not reusable, so closed
+
+    def _idle_connection(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()  # the most recently used: its socket is warm
+            if connection.transport is not None:
+                return connection
+            self._open -= 1  # closed by the server while idle
+        return None
 
     async def _acquire(self) -> _Connection:
         while True:
             if self._closed:
                 raise HttpError("client closed")
-            while self._idle:
-                connection = self._idle.pop()  # the most recently used: its socket is warm
-                if connection.transport is not None:
-                    return connection
-                self._open -= 1  # closed by the server while idle
+            connection = self._idle_connection()
+            if connection is not None:
+                return connection
             if self._open < self._max:
                 self._open += 1
                 try:
