@@ -105,7 +105,7 @@ def test_a_silent_server_is_a_timeout_error_and_the_connection_is_dropped() -> N
         async with server(handler) as url:
             client = HttpClient(url, 1)
             started = time.monotonic()
-            with pytest.raises(HttpError, match="no response within 0.2s"):
+            with pytest.raises(HttpError, match=r"no response within 0\.2s"):
                 await client.request("GET", "/x", timeout=0.2)
             assert 0.15 < time.monotonic() - started < 1.5
             with pytest.raises(HttpError):
