@@ -31,7 +31,7 @@ from actors.algorithm.data_client import LastPricesClient, RequestPolicy
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.http_client import HttpClient
 from actors.algorithm.options import AlgorithmOptions, book_ids
-from actors.algorithm.output import format_human, format_json
+from actors.algorithm.output import format_human, format_json_bytes
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.pricing import PricingRule
@@ -72,7 +72,7 @@ class Algorithm:
         self._data = tuple(data)
         self._api_url = api_url
         self._pairs = tuple(pairs)
-        self._format = format_json if json_output else format_human
+        self._json = json_output
         self._dm_policy = dm_policy or RequestPolicy()
         self._http_policy = http_policy or HttpPolicy()
         self._drain_timeout = drain_timeout
@@ -112,7 +112,10 @@ class Algorithm:
         self._pool.new_tick(tick)
 
     def _emit(self, decision: Decision) -> None:
-        self._writer.write((self._format(decision) + "\n").encode())
+        if self._json:
+            self._writer.write(format_json_bytes(decision) + b"\n")
+        else:
+            self._writer.write((format_human(decision) + "\n").encode())
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._ticks)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+import orjson
+
 from actors.algorithm.http_client import HttpClient, HttpError, Response
 from actors.algorithm.pacing import TokenBucket
 from transport import limits
@@ -80,8 +82,8 @@ class ApiClient:
         self.counters["http_requests"] += 1
         try:
             response = await self._http.request(method, path, body, timeout=self._timeout)
-            payload = json.loads(response.body)
-        except (HttpError, ValueError) as exc:
+            payload = orjson.loads(response.body)  # ~3x the standard library on these small bodies
+        except (HttpError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
             self.counters["http_errors"] += 1
             raise ApiError(f"{method} {path}: {type(exc).__name__}: {exc!s:.200}") from None
         if response.status != 200:

@@ -175,7 +175,7 @@ class LastPricesClient:
         requests are used from then on, and batches are tried again after REPROBE_AFTER seconds (a
         slow first batch then costs a minute of single requests, not batches for good)."""
         batch = asyncio.ensure_future(self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
-                                                "a first batch"))
+                                                "a first batch", probing=True))
         try:
             try:
                 await self.last_prices(books[0], tick, count)
@@ -200,7 +200,7 @@ class LastPricesClient:
         return reply
 
     async def _ask(self, make: Callable[[int], LastPricesRequest | WindowsRequest], kind: type[_R],
-                   what: str) -> _R:
+                   what: str, probing: bool = False) -> _R:
         async with self._slots:
             last_error = "no attempt"
             for _attempt in range(1 + self._policy.retries):
@@ -224,7 +224,8 @@ class LastPricesClient:
                     except TimeoutError:
                         self.counters["dm_timeouts"] += 1
                         last_error = f"no reply within {self._policy.timeout}s"
-                        self._note_timeout(sent_on)
+                        if not probing:  # an older DataManager ignores a probe: that is no sign of death
+                            self._note_timeout(sent_on)
                         continue
                     finally:
                         expiry.cancel()
