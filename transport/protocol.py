@@ -275,6 +275,16 @@ def _decimal(value: Any, name: str) -> Decimal:
 def _prices(value: Any, name: str) -> tuple[Decimal, ...]:
     if type(value) is not list or len(value) > MAX_WINDOW:
         raise ProtocolError(f"{name}: expected a list of at most {MAX_WINDOW} prices")
+    # The checks of _decimal, done in bulk (a batch reply holds thousands of prices); any doubt goes
+    # back to _decimal for the exact error.
+    if all(type(v) is str and len(v) <= 40 for v in value):
+        try:
+            prices = tuple(map(Decimal, value))
+        except InvalidOperation:
+            pass
+        else:
+            if all(p.is_finite() for p in prices):
+                return prices
     return tuple(_decimal(v, name) for v in value)
 
 

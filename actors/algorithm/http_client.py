@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
 import httptools
@@ -26,8 +25,7 @@ class HttpError(Exception):
     """The request got no usable HTTP response (connection, timeout or protocol failure)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     status: int
     body: bytes
     retry_after: str | None  # the Retry-After header, when the server sent one

@@ -8,6 +8,7 @@ standard library is used, since it escapes them (``\\u00e9``) where orjson write
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,9 @@ import orjson
 from transport.protocol import Decision
 
 
+@functools.lru_cache(maxsize=64)
 def _iso(ts: float) -> str:
+    """UTC ISO 8601 with milliseconds; cached (bounded) because a batch's decisions share one time."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

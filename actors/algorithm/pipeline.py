@@ -166,7 +166,7 @@ class Pipeline:
         429 pause."""
         try:
             if len(works) == 1 and self._api_batch <= 1:
-                self._decide(works[0], await self._api.request_data(works[0].request_id))
+                self._decide(works[0], await self._api.request_data(works[0].request_id), time.time())
                 return []
             results = await self._api.read_batch([w.request_id for w in works])
         except RateLimited as exc:
@@ -175,11 +175,12 @@ class Pipeline:
             for work in works:
                 self.skip(work, "api", str(exc))
             return []
+        now = time.time()  # a batch is decided at one moment: one timestamp (and one ISO text) for all
         for work, result in zip(works, results, strict=True):
             if isinstance(result, str):
                 self.skip(work, "api_item", result)
             else:
-                self._decide(work, result)
+                self._decide(work, result, now)
         return []
 
     def _rate_limited(self, works: list[Work], exc: RateLimited) -> list[Work]:
@@ -196,7 +197,7 @@ class Pipeline:
 
     # --- the decision --------------------------------------------------------------------------
 
-    def _decide(self, work: Work, sold: bool) -> None:
+    def _decide(self, work: Work, sold: bool, now: float) -> None:
         pair = work.pair
         priced = price_for(work.avg, sold, pair.strategy.rule, self._last[work.index])
         reason = refusal(priced.price)
@@ -206,7 +207,7 @@ class Pipeline:
         self._last[work.index] = priced.price
         self.counters["decisions"] += 1
         self._dispatcher.finish(work.index)
-        self._emit(Decision(time.time(), work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
+        self._emit(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
                             work.request_id, sold, priced.price, priced.rule_price, priced.guardrail))
 
     def refuse(self, work: Work, reason: str, price: Decimal) -> None:

@@ -25,6 +25,7 @@ from decimal import Decimal
 from actors.algorithm.api_client import READ, REGISTER, ApiClient
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.pipeline import Pipeline, Work
+from transport import limits
 from transport.protocol import Tick
 
 MAX_FETCHES = 4  # window requests in flight at most when each asks for a batch of books
@@ -39,7 +40,10 @@ class Pool:
         self._workers = workers
         self._api_batch = max(1, api_batch)
         self._dm_batch = max(1, dm_batch)
-        self._prefetch = max(2 * self._api_batch, self._dm_batch, workers)
+        # Windows fetched ahead of the API: enough for a few batch calls in flight at once (with x = 0 a
+        # batch's round trip, not the CPU, would otherwise bound the rate), never unbounded.
+        self._prefetch = max(4 * self._api_batch, 2 * self._dm_batch, workers)
+        self._fetch_size = min(limits.BATCH_BOOKS_MAX, max(self._dm_batch, self._api_batch))
         self._windowed: dict[Decimal, collections.deque[Work]] = {}  # by delay x: awaiting registration
         self._reads: dict[Decimal, collections.deque[tuple[float, list[Work]]]] = {}  # by x: (due, works)
         self._waiting = 0  # works in _windowed
@@ -109,7 +113,7 @@ class Pool:
                 soonest = now + register_delay if soonest is None else min(soonest, now + register_delay)
         if (self._tick is not None and self._fetching < self._max_fetches() and self._waiting < self._prefetch
                 and self._dispatcher.pending):
-            indexes = self._dispatcher.take(self._dm_batch if self._pipeline.batching else 1)
+            indexes = self._dispatcher.take(self._fetch_size if self._pipeline.batching else 1)
             if indexes:
                 return self._fetch(indexes, self._tick)
         if soonest is not None:

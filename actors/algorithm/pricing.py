@@ -11,7 +11,7 @@ import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from typing import Final, NamedTuple
 
 from transport import limits
 
@@ -60,9 +60,9 @@ def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Deci
     return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """What a decision sets: ``price``, and when guardrails moved it, what the rule said and which."""
+class Priced(NamedTuple):
+    """What a decision sets: ``price``, and when guardrails moved it, what the rule said and which.
+    (A NamedTuple: one is made per decision, at a third of a frozen dataclass's cost.)"""
 
     price: Decimal
     rule_price: Decimal | None = None
