@@ -79,6 +79,7 @@ class FakeApi:
     fail: bool = False
     next_id: int = 100
     limited: int = 0
+    latency: float = 0.0  # seconds each single-item call takes (a capacity the tests can set)
     registered: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, int, float]] = field(default_factory=list)  # (path, items, monotonic time)
 
@@ -97,12 +98,16 @@ class FakeApi:
     def app(self) -> web.Application:
         async def register(request: web.Request) -> web.Response:
             self.calls.append((request.path, 1, time.monotonic()))
+            if self.latency:
+                await asyncio.sleep(self.latency)
             if self.fail:
                 return web.json_response({"error": "injected"}, status=503)
             return self._limit() or web.json_response(self._register_one(await request.json()))
 
         async def data(request: web.Request) -> web.Response:
             self.calls.append((request.path, 1, time.monotonic()))
+            if self.latency:
+                await asyncio.sleep(self.latency)
             return self._limit() or web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
 
         async def register_batch(request: web.Request) -> web.Response:
@@ -176,7 +181,7 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: bool = True,
               api_fails: bool = False, api_batch: int = 1, dm_batch: int = 1, rate: float = 0.0,
-              dm: FakeDataManager | None = None) -> AsyncIterator[Rig]:
+              dm: FakeDataManager | None = None, workers: int = 64) -> AsyncIterator[Rig]:
     ctx = zmq.asyncio.Context()
     ticks = ipc_endpoint(ipc_dir, "ticks")
     dm = dm or FakeDataManager(ipc_endpoint(ipc_dir, "dm"), answer=dm_answers)
@@ -189,7 +194,8 @@ async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: boo
         algorithm = Algorithm(Sockets(ctx), ticks=ticks, data=[dm.endpoint], api_url=url,
                               pairs=[Pair(book, strategy) for book in books], out=out, json_output=True,
                               dm_policy=RequestPolicy(timeout=0.2, retries=1),
-                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=2), drain_timeout=1.0,
+                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=2, max_in_flight=workers),
+                              drain_timeout=1.0,
                               api_batch=api_batch, dm_batch=dm_batch)
         async with asyncio.TaskGroup() as group:
             dm_task = group.create_task(dm.serve(ctx))
@@ -477,3 +483,35 @@ def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: P
     assert 1 <= len(batches) <= 12  # the first fetches only (their attempts): then single requests
     assert r.algorithm._dm.batches is False
     assert not [q for q in batches if q.tick == 2]
+
+
+def test_slight_overload_still_delivers_the_capacity(ipc_dir: Path) -> None:
+    """4 workers and 20 ms per API call: the capacity is measured on two unhurried ticks, then ticks are
+    offered at 1.1x of it. A pair still busy at a tick decides for it once free, so the achieved rate
+    stays near the capacity (skipping busy pairs for a whole tick halved it: 10,000 / ~500 per tick)."""
+    books = [f"B{i:02d}" for i in range(40)]
+
+    async def body() -> tuple[float, float, list[int]]:
+        async with rig(ipc_dir, books, workers=4) as r:
+            r.api.latency = 0.02
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 40)
+            await asyncio.sleep(0.1)
+            r.out.seek(0)
+            r.out.truncate()
+            started = time.monotonic()
+            await r.tick(1, lambda: r.algorithm.counters["decisions"] == 80)
+            await r.tick(2, lambda: r.algorithm.counters["decisions"] == 120)
+            capacity = 80 / (time.monotonic() - started)
+            interval = 40 / (1.1 * capacity)
+            before = r.algorithm.counters["decisions"]
+            begin = time.monotonic()
+            for seq in range(3, 11):
+                await r.pub.send(protocol.encode(r.make_tick(seq)))
+                await asyncio.sleep(max(0.0, begin + (seq - 2) * interval - time.monotonic()))
+            achieved = (r.algorithm.counters["decisions"] - before) / (time.monotonic() - begin)
+            per_tick = [sum(1 for d in r.decisions() if d["tick"] == seq) for seq in range(3, 11)]
+        return capacity, achieved, per_tick
+
+    capacity, achieved, per_tick = run_async(body(), timeout=30)
+    # 0.9 in the bench on a quiet machine; here a margin for a shared one (the old collapse gave ~0.5)
+    assert achieved >= 0.75 * capacity, (achieved, capacity, per_tick)
