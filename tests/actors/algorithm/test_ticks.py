@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -131,3 +132,28 @@ def test_a_tick_flood_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
             ctx.destroy(linger=0)
 
     run_async(body(), timeout=30)
+
+
+def test_ticks_that_stop_advancing_are_warned_about(ipc_dir: Path, caplog: Any) -> None:
+    """After a tick with a 10 ms interval, silence (or only refused ticks) for a second is a stall:
+    counted and logged (rate-limited), naming the last seq."""
+
+    async def body() -> TickReceiver:
+        ctx = zmq.asyncio.Context()
+        sub = Sockets(ctx).sub(ipc_endpoint(ipc_dir, "ticks"))
+        now = time.time()
+        receiver = TickReceiver(TickGate(), lambda t, v: None)
+        receiver.handle([protocol.encode(Tick(7, now, now, 0.01, now - 0.07))])
+        try:
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(receiver.run(sub))
+                await async_wait_for(lambda: receiver.counters["tick_stalls"] >= 1, timeout=5)
+                task.cancel()
+        finally:
+            sub.close(linger=0)
+            ctx.destroy(linger=0)
+        return receiver
+
+    receiver = run_async(body())
+    assert receiver.counters["last_tick"] == 7
+    assert any("no new tick for" in m and "last seq 7" in m for m in caplog.messages)
