@@ -19,7 +19,7 @@ from decimal import Decimal
 from actors.algorithm.api_client import ApiClient, ApiError, RateLimited, registration_prefix
 from actors.algorithm.data_client import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
 from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.pricing import avg_comp_price, price_for, refusal, to_cents
+from actors.algorithm.pricing import Priced, PricingRule, avg_comp_price, price_for, refusal, to_cents
 from actors.algorithm.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
@@ -50,21 +50,33 @@ class Work:
 
 class Pipeline:
     def __init__(self, pairs: Sequence[Pair], dispatcher: Dispatcher, dm: LastPricesClient, api: ApiClient,
-                 emit: Callable[[Decision], None], *, dm_batch: int, api_batch: int) -> None:
+                 emit: Callable[[Decision], None], *, dm_batch: int, api_batch: int,
+                 price: Callable[[Decimal, bool, PricingRule, Decimal | None], Priced] = price_for) -> None:
         self._pairs = pairs
         self._dispatcher = dispatcher
         self._dm = dm
         self._api = api
         self._emit = emit
+        self._price = price  # (avg, sold, rule, last decided price) -> Priced: where guardrails plug in
         self._dm_batch = dm_batch
         self._api_batch = api_batch
         self._prefix = [registration_prefix(p.book, p.strategy.name) for p in pairs]
         self._last: list[Decimal | None] = [None] * len(pairs)  # last decided price per pair
+        self._index = {pair.key: i for i, pair in enumerate(pairs)}
         self._failed = bytearray(len(pairs))  # pairs whose first book-specific failure was logged
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0}
         self.counters.update({f"skipped_{reason}": 0 for reason in SKIP_REASONS})
         self.counters.update({f"refused_{reason}": 0 for reason in REFUSAL_REASONS})
+
+    def remember(self, key: tuple[str, str], price: Decimal) -> bool:
+        """Take ``price`` as the last decided price of pair ``key`` (e.g. restored from a store at
+        start): its next decision registers it instead of the average. False for a pair not ours."""
+        index = self._index.get(key)
+        if index is None or refusal(price) is not None:
+            return False
+        self._last[index] = price
+        return True
 
     # --- windows -------------------------------------------------------------------------------
 
@@ -199,7 +211,7 @@ class Pipeline:
 
     def _decide(self, work: Work, sold: bool, now: float) -> None:
         pair = work.pair
-        priced = price_for(work.avg, sold, pair.strategy.rule, self._last[work.index])
+        priced = self._price(work.avg, sold, pair.strategy.rule, self._last[work.index])
         reason = refusal(priced.price)
         if reason is not None:
             self.refuse(work, reason, priced.price)

@@ -515,3 +515,21 @@ def test_slight_overload_still_delivers_the_capacity(ipc_dir: Path) -> None:
     capacity, achieved, per_tick = run_async(body(), timeout=30)
     # 0.9 in the bench on a quiet machine; here a margin for a shared one (the old collapse gave ~0.5)
     assert achieved >= 0.75 * capacity, (achieved, capacity, per_tick)
+
+
+def test_a_remembered_price_is_registered_instead_of_the_average(ipc_dir: Path) -> None:
+    """The seam a store (the Ledger) uses at start: a pair's last decided price, restored."""
+
+    async def body() -> Rig:
+        async with rig(ipc_dir, ["A", "B"]) as r:
+            pipeline = r.algorithm._pipeline
+            assert pipeline.remember(("A", "default"), Decimal("12.34"))
+            assert not pipeline.remember(("Z", "default"), Decimal("1.00"))  # not ours
+            assert not pipeline.remember(("B", "default"), Decimal("0.001"))  # not a price the API takes
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 2)
+        return r
+
+    r = run_async(body())
+    sent = {item["book"]: item["price"] for item in r.api.registered}
+    assert sent["A"] == "12.34"
+    assert Decimal(sent["B"]) == avg_comp_price(window("B", 0)).quantize(Decimal("0.01"))
