@@ -48,7 +48,8 @@ class SoakResult:
 
     def unaccounted(self) -> int:
         """Missing decisions that no counter explains: a silent loss (must be 0)."""
-        explained = self.algorithm_counters.get("overruns", 0) + self.algorithm_counters.get("skipped", 0)
+        # "missed": pair-ticks the Algorithm never started (a pair busy at a tick decides it once free)
+        explained = self.algorithm_counters.get("missed", 0) + self.algorithm_counters.get("skipped", 0)
         return max(0, self.missing_decisions - explained)
 
     def growth(self, samples: list[int], warmup: int) -> float:

@@ -82,7 +82,8 @@ class Algorithm:
         self._intake = TickReceiver(TickGate(), self._on_tick)
         self._gc = gc_watch.GcWatch()
         self._log = RateLimitedLog(log)
-        self._own = {"overruns": 0, "unstarted": 0}
+        self._own = {"overruns": 0, "unstarted": 0, "missed": 0}
+        self._last_seq: int | None = None  # of the run followed
         self._dm = LastPricesClient(sockets, self._data, self._dm_policy)
         self._http = HttpClient(api_url, self._http_policy.max_in_flight)
         self._api = ApiClient(self._http, self._http_policy)
@@ -102,7 +103,12 @@ class Algorithm:
         return merged
 
     def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
+        # Pair-ticks with no decision attempt: ticks never seen (superseded, lost) and pairs a tick
+        # could not start before the next one (what a slow consumer of this output must expect).
+        gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
+        self._last_seq = tick.seq
         late = self._dispatcher.new_tick(tick.seq)
+        self._own["missed"] += late.unstarted + max(0, gap) * len(self._pairs)
         if late.overruns or late.unstarted:
             # Not lost: each of these pairs decides for this newest tick as soon as it can.
             self._own["overruns"] += late.overruns

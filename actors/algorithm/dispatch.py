@@ -29,8 +29,8 @@ _BUSY = 1
 class NewTick:
     """What a tick found when it arrived: work the previous tick could not do in time."""
 
-    overruns: int  # pairs still in flight with an older tick (they decide the newest when they free up)
-    unstarted: int  # pairs the previous tick never started (they now serve this tick)
+    overruns: int  # pairs still in flight (those busy with an older tick decide the newest once free)
+    unstarted: int  # pairs never started for the previous tick: exactly the pairs that missed it
 
 
 class Dispatcher:
@@ -44,11 +44,13 @@ class Dispatcher:
         self._start = 0  # where the current scan began
         self._pos = count  # positions scanned in the current generation (count: done)
         self.busy = 0
+        self._started_now = 0  # pairs started for the current generation
 
     def new_tick(self, seq: int) -> NewTick:
         """Tick ``seq`` arrived: from now on pairs are started for it."""
-        outcome = NewTick(self.busy, self._count - self._pos + len(self._late))
+        outcome = NewTick(self.busy, self._count - self._started_now if self.generation else 0)
         self.generation += 1
+        self._started_now = 0
         if self._pos >= self._count:  # the last scan finished: start a fresh one at a rotating place
             self._start = (seq * _ROTATION_STEP) % self._count if self._count else 0
         else:  # overloaded: continue where we stopped, wrapping round to cover every pair once
@@ -81,6 +83,7 @@ class Dispatcher:
             started[index] = gen
             taken.append(index)
         self.busy += len(taken)
+        self._started_now += len(taken)
         return taken
 
     def finish(self, index: int) -> None:

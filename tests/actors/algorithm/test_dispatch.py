@@ -67,8 +67,12 @@ def test_never_twice_per_tick_never_two_in_flight_and_late_pairs_get_the_newest(
     seq = 0
     for op in ops:
         if op[0] == "tick":
-            d.new_tick(seq)
+            gen = d.generation
+            late = d.new_tick(seq)
             seq += 1
+            if gen:  # the pairs that missed the previous tick: exactly those never started for it
+                assert late.unstarted == count - len({i for i, g in started if g == gen})
+            assert late.overruns == len(busy)
         elif op[0] == "take":
             assert isinstance(op[1], int)
             for index in d.take(op[1]):
