@@ -43,6 +43,8 @@ class _Connection(asyncio.Protocol):
         self._header: bytes = b""
         self._waiter: asyncio.Future[Response] | None = None
         self.reusable = False
+        self._answered = False  # a byte of the current request's answer has arrived
+        self.closed_unanswered = False  # the server closed while a request waited, before any answer
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,9 +53,11 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
         self.transport = None
+        self.closed_unanswered = self._waiter is not None and not self._answered
         self._fail(HttpError(f"connection closed by the server{f': {exc}' if exc else ''}"))
 
     def data_received(self, data: bytes) -> None:
+        self._answered = True
         if self._waiter is None:  # bytes nobody asked for: the connection is out of step
             self.close()
             return
@@ -91,6 +95,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._retry_after = None
         self.reusable = False
+        self._answered = False
         self._waiter = waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return waiter
@@ -144,24 +149,32 @@ class HttpClient:
             message = head + b"\r\n"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        connection = self._idle_connection()
-        if connection is None:  # none idle: open one, or wait for one (the slow path)
+        while True:
+            connection = self._idle_connection()
+            reused = connection is not None
+            if connection is None:  # none idle: open one, or wait for one (the slow path)
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        connection = await self._acquire()
+                except TimeoutError:
+                    raise HttpError(f"no connection within {timeout}s") from None
+                except OSError as exc:
+                    raise HttpError(f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}") from None
+            waiter = connection.send(message)
+            # A timer on the waiter, not asyncio.timeout(): a third of the cost on the hot path.
+            expiry = loop.call_at(deadline, _expire, waiter, timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    connection = await self._acquire()
-            except TimeoutError:
-                raise HttpError(f"no connection within {timeout}s") from None
-            except OSError as exc:
-                raise HttpError(f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}") from None
-        waiter = connection.send(message)
-        # A timer on the waiter, not asyncio.timeout(): a third of the cost on the hot path.
-        expiry = loop.call_at(deadline, _expire, waiter, timeout)
-        try:
-            return await waiter
-        finally:
-            expiry.cancel()
-            connection.done()
-            self._release(connection)  # unanswered: not reusable, so closed
+                return await waiter
+            except HttpError:
+                # A kept-alive connection the server closed just as we reused it (its idle timeout):
+                # nothing of an answer came, so the request was not served; once more on a new one.
+                if reused and connection.closed_unanswered:
+                    continue
+                raise
+            finally:
+                expiry.cancel()
+                connection.done()
+                self._release(connection)  # unanswered: not reusable, so closed
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle:

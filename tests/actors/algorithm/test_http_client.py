@@ -167,3 +167,29 @@ def test_only_plain_http_urls() -> None:
 ])
 def test_retry_after(body: object, header: str | None, expected: float) -> None:
     assert retry_after(Response(429, b"", header), body) == expected
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
+    """The server's idle timeout may close a connection just as we reuse it: no byte of an answer came,
+    so the request was not served, and it goes once more on a fresh connection."""
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await read_request(reader)  # the second request on this connection: closed unanswered
+        writer.close()
+
+    async def body() -> None:
+        async with server(handler) as url:
+            client = HttpClient(url, 1)
+            assert (await client.request("GET", "/a", timeout=2)).status == 200
+            assert (await client.request("GET", "/b", timeout=2)).status == 200
+            await client.close()
+
+    run_async(body())
+    assert connections == 2
