@@ -44,8 +44,10 @@ class TokenBucket:
 
     def pause(self, seconds: float) -> None:
         """The server said to wait (429 ``retry_after``): no call before ``seconds`` from now, and the
-        burst is spent, so calls resume at the paced rate instead of all at once."""
+        burst is spent and cut to 2 -- calls resume at the paced rate with no burst a server's own
+        bucket would refuse, yet a timer that fires a little late is still made up for."""
         now = self._clock()
         self._paused_until = max(self._paused_until, now + max(0.0, seconds))
         self._refill(now)
         self._tokens = min(self._tokens, 0.0)
+        self.burst = min(self.burst, 2.0)

@@ -80,10 +80,26 @@ class FakeApi:
     next_id: int = 100
     limited: int = 0
     latency: float = 0.0  # seconds each single-item call takes (a capacity the tests can set)
+    server_rate: float = 0.0  # a token bucket per endpoint like the APIServer's --rate-limit (0: off)
+    server_burst: float = 5.0
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # endpoint -> (tokens, stamp)
+    refused: list[float] = field(default_factory=list)  # when each 429 was sent
     registered: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, int, float]] = field(default_factory=list)  # (path, items, monotonic time)
 
-    def _limit(self) -> web.Response | None:
+    def _limit(self, endpoint: str = "") -> web.Response | None:
+        if self.server_rate:
+            now = time.monotonic()
+            tokens, stamp = self.buckets.get(endpoint, (self.server_burst, now))
+            tokens = min(self.server_burst, tokens + (now - stamp) * self.server_rate)
+            if tokens < 1:
+                self.buckets[endpoint] = (tokens, now)
+                self.refused.append(now)
+                wait = (1 - tokens) / self.server_rate
+                return web.json_response({"error": "rate limit exceeded", "retry_after": wait}, status=429,
+                                         headers={"Retry-After": "1"})
+            self.buckets[endpoint] = (tokens - 1, now)
+            return None
         if self.limited > 0:
             self.limited -= 1
             return web.json_response({"error": "rate limit exceeded", "retry_after": 0.1}, status=429,
@@ -102,13 +118,13 @@ class FakeApi:
                 await asyncio.sleep(self.latency)
             if self.fail:
                 return web.json_response({"error": "injected"}, status=503)
-            return self._limit() or web.json_response(self._register_one(await request.json()))
+            return self._limit("register") or web.json_response(self._register_one(await request.json()))
 
         async def data(request: web.Request) -> web.Response:
             self.calls.append((request.path, 1, time.monotonic()))
             if self.latency:
                 await asyncio.sleep(self.latency)
-            return self._limit() or web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
+            return self._limit("read") or web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
 
         async def register_batch(request: web.Request) -> web.Response:
             items = (await request.json())["items"]
@@ -160,6 +176,7 @@ class Rig:
         return [json.loads(line) for line in self.out.getvalue().splitlines()]
 
     def make_tick(self, seq: int, t0: float | None = None, interval: float = 1.0) -> Tick:
+        """Tick ``seq`` of the fake Scheduler's run."""
         t0 = self.t0 if t0 is None else t0
         return Tick(seq, t0 + seq * interval, time.time(), interval, t0)
 
@@ -181,7 +198,7 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: bool = True,
               api_fails: bool = False, api_batch: int = 1, dm_batch: int = 1, rate: float = 0.0,
-              dm: FakeDataManager | None = None, workers: int = 64) -> AsyncIterator[Rig]:
+              dm: FakeDataManager | None = None, workers: int = 64, burst: int = 2) -> AsyncIterator[Rig]:
     ctx = zmq.asyncio.Context()
     ticks = ipc_endpoint(ipc_dir, "ticks")
     dm = dm or FakeDataManager(ipc_endpoint(ipc_dir, "dm"), answer=dm_answers)
@@ -194,7 +211,7 @@ async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: boo
         algorithm = Algorithm(Sockets(ctx), ticks=ticks, data=[dm.endpoint], api_url=url,
                               pairs=[Pair(book, strategy) for book in books], out=out, json_output=True,
                               dm_policy=RequestPolicy(timeout=0.2, retries=1),
-                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=2, max_in_flight=workers),
+                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=burst, max_in_flight=workers),
                               drain_timeout=1.0,
                               api_batch=api_batch, dm_batch=dm_batch)
         async with asyncio.TaskGroup() as group:
@@ -533,3 +550,25 @@ def test_a_remembered_price_is_registered_instead_of_the_average(ipc_dir: Path) 
     sent = {item["book"]: item["price"] for item in r.api.registered}
     assert sent["A"] == "12.34"
     assert Decimal(sent["B"]) == avg_comp_price(window("B", 0)).quantize(Decimal("0.01"))
+
+
+def test_paced_at_the_servers_rate_limit_the_rate_is_kept_and_429s_stop(ipc_dir: Path) -> None:
+    """The server allows 50 calls/s per endpoint (burst 5); 75 books on 0.5 s ticks offer 150/s.
+    Paced by its own bucket at the same rate, the Algorithm gets within 5% of the limit, and any 429
+    comes in the first second only (after one, it cuts its burst)."""
+    books = [f"B{i:03d}" for i in range(75)]
+
+    async def body() -> tuple[float, list[float], float]:
+        async with rig(ipc_dir, books, rate=50.0, burst=5) as r:
+            r.api.server_rate = 50.0
+            begin = time.monotonic()
+            for seq in range(0, 9):  # 4 s
+                await r.pub.send(protocol.encode(r.make_tick(seq, interval=0.5)))
+                await asyncio.sleep(max(0.0, begin + (seq + 1) * 0.5 - time.monotonic()))
+            end = time.monotonic()
+            posts = [at for path, _, at in r.api.calls if path == "/register-request" and begin + 1 <= at < end]
+        return len(posts) / (end - begin - 1), list(r.api.refused), begin
+
+    rate, refused, begin = run_async(body(), timeout=30)
+    assert 47.5 <= rate <= 52.5, (rate, [round(at - begin, 2) for at in refused])  # 429s included
+    assert all(at < begin + 1 for at in refused), [round(at - begin, 2) for at in refused]

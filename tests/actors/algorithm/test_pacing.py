@@ -42,6 +42,12 @@ def test_a_pause_spends_the_burst() -> None:
         bucket.take()
         sent += 1
     assert sent <= 11  # what 0.1 s at 100/s refills, not the burst of 50
+    clock.now += 10
+    sent = 0
+    while bucket.delay() == 0 and sent < 100:
+        bucket.take()
+        sent += 1
+    assert sent == 2  # after a 429 the burst is cut to 2
 
 
 @settings(max_examples=200)
