@@ -34,6 +34,8 @@ SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0)
 ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1)
 DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
 API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
+# The Ledger stops with the other servers, after the Algorithm has sent what it decided.
+LEDGER: Final = ActorKind("ledger", "actors.ledger", stop_stage=2)
 
-KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, ALGORITHM)
+KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, LEDGER, ALGORITHM)
 BY_NAME: Final = MappingProxyType({kind.name: kind for kind in KINDS})
