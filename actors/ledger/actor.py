@@ -27,7 +27,7 @@ import zmq.asyncio
 from actors import runtime
 from actors.kinds import LEDGER
 from actors.ledger.options import LedgerOptions
-from actors.ledger.records import DecisionRow, check, to_row
+from actors.ledger.records import DecisionRow, to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
 from transport import protocol
@@ -131,11 +131,12 @@ class Ledger:
         rows: list[DecisionRow] = []
         rejected = 0
         for decision in batch.decisions:
-            reason = check(decision)
-            if reason is None:
-                rows.append(to_row(decision))
+            row = to_row(decision)
+            if not isinstance(row, str):
+                rows.append(row)
                 continue
             rejected += 1
+            reason = row
             self._rlog.warning("bad_decision", "rejected decision book=%s strategy=%s tick=%d of batch %d: %s",
                                decision.book, decision.strategy, decision.tick, batch.batch_id, reason)
         self._counters["rejected"] += rejected

@@ -19,6 +19,12 @@ from transport.protocol import Decision
 
 SECONDS_PER_DAY: Final = 86_400.0
 SYNCHRONOUS_MODES: Final = ("full", "normal")  # SQLite's PRAGMA synchronous in WAL mode, as --synchronous
+_COMPETITOR: Final = (limits.COMPETITOR_PRICE_MIN, limits.COMPETITOR_PRICE_MAX, limits.PRICE_DECIMALS)
+# The exact mean of a window: any positive value up to the largest price, with as many digits as the
+# codec lets through (a mean of prices with 6 decimals may have many more).
+_AVG_MIN: Final = Decimal("1E-40")
+_AVG_DECIMALS: Final = 40
+_GUARDRAIL_NAME_MAX: Final = 32
 
 
 class DecisionRow(NamedTuple):
@@ -55,30 +61,33 @@ class PairRow(NamedTuple):
     guardrail_hits: int
 
 
-CENT: Final = Decimal("0.01")
+def _money_text(value: Decimal, low: Decimal, high: Decimal, decimals: int) -> str | None:
+    """``value`` in fixed-point notation if it lies in [low, high] with at most ``decimals`` digits after
+    the point, else None. Works on the text (``as_tuple`` and ``quantize`` cost several times more: this
+    runs for every price of every decision, on the event loop)."""
+    if not value.is_finite() or not low <= value <= high:
+        return None
+    text = str(value)
+    if "E" in text:  # exponent notation (1E+1): write it out
+        text = format(value, "f")
+    point = text.find(".")
+    return None if point >= 0 and len(text) - point - 1 > decimals else text
 
 
-def _fixed(value: Decimal) -> str:
-    return format(value, "f")
-
-
-def _cents(value: Decimal) -> str:
-    return format(value.quantize(CENT), "f")  # exact: check() allowed at most two decimals
-
-
-def _is_money(value: Decimal, low: Decimal, high: Decimal, decimals: int) -> bool:
-    exponent = value.as_tuple().exponent
-    return isinstance(exponent, int) and -exponent <= decimals and low <= value <= high
+def _in_cents(text: str) -> str:
+    """A price text with at most two decimals, with exactly two ("16.1" -> "16.10")."""
+    point = text.find(".")
+    return text + ".00" if point < 0 else text + "0" * (2 - (len(text) - point - 1))
 
 
 def _is_name(text: str, max_len: int) -> bool:
     return 0 < len(text) <= max_len and text.isprintable() and text == text.strip()
 
 
-def check(decision: Decision) -> str | None:
-    """Why ``decision`` cannot be kept, or None. The codec checked the types; this checks the values
-    against the same limits the rest of the system uses, so nothing the Algorithm could never have
-    decided ends up in the ledger."""
+def to_row(decision: Decision) -> DecisionRow | str:
+    """The ``decisions`` row of ``decision``, or why it cannot be kept. The codec checked the types;
+    this checks the values against the limits the rest of the system uses, so nothing the Algorithm
+    could never have decided ends up in the ledger. Money is kept exact, in fixed-point notation."""
     d = decision
     if not limits.is_valid_book_id(d.book):
         return "book: not a valid book id"
@@ -88,27 +97,28 @@ def check(decision: Decision) -> str | None:
         return "ts: not a positive time"
     if not 1 <= len(d.prices) <= limits.WINDOW_MAX:
         return f"prices: expected 1..{limits.WINDOW_MAX} prices"
-    competitor = (limits.COMPETITOR_PRICE_MIN, limits.COMPETITOR_PRICE_MAX, limits.PRICE_DECIMALS)
-    if not all(_is_money(p, *competitor) for p in d.prices):
-        return "prices: a price outside the competitor price limits"
-    if not (d.avg_comp_price.is_finite() and 0 < d.avg_comp_price <= limits.COMPETITOR_PRICE_MAX):
+    prices: list[str] = []
+    for competitor in d.prices:
+        text = _money_text(competitor, *_COMPETITOR)
+        if text is None:
+            return "prices: a price outside the competitor price limits"
+        prices.append(text)
+    avg = _money_text(d.avg_comp_price, _AVG_MIN, limits.COMPETITOR_PRICE_MAX, _AVG_DECIMALS)
+    if avg is None:
         return "avg_comp_price: outside the competitor price limits"
-    if not _is_money(d.price, limits.PRICE_MIN, limits.PRICE_MAX, 2):
+    price = _money_text(d.price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
+    if price is None:
         return "price: not a price in cents within the price limits"
-    if d.rule_price is not None and not _is_money(d.rule_price, limits.PRICE_MIN, limits.PRICE_MAX, 2):
+    rule_price = None if d.rule_price is None else _money_text(d.rule_price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
+    if d.rule_price is not None and rule_price is None:
         return "rule_price: not a price in cents within the price limits"
-    if not all(_is_name(name, 32) for name in d.guardrail):
+    if not all(_is_name(name, _GUARDRAIL_NAME_MAX) for name in d.guardrail):
         return "guardrail: not a list of guardrail names"
-    return None
-
-
-def to_row(d: Decision) -> DecisionRow:
-    """The ``decisions`` row of a decision that passed :func:`check`."""
-    prices = json.dumps([_fixed(p) for p in d.prices], separators=(",", ":"))
+    # Decimal strings need no JSON escaping: join them directly (json.dumps costs more, per decision).
+    prices_json = '["' + '","'.join(prices) + '"]'
     guardrail = json.dumps(list(d.guardrail), separators=(",", ":")) if d.guardrail else None
-    rule_price = None if d.rule_price is None else _cents(d.rule_price)
-    return DecisionRow(d.book, d.strategy, d.tick, d.ts, prices, _fixed(d.avg_comp_price), d.request_id,
-                       int(d.sold), _cents(d.price), rule_price, guardrail)
+    return DecisionRow(d.book, d.strategy, d.tick, d.ts, prices_json, avg, d.request_id, int(d.sold),
+                       _in_cents(price), None if rule_price is None else _in_cents(rule_price), guardrail)
 
 
 def _newer(a: DecisionRow, b: DecisionRow) -> bool:

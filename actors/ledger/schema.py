@@ -93,7 +93,7 @@ def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
     """Bring the database (a connection in autocommit mode) up to :data:`VERSION`; return (from, to)."""
     with transaction(conn):  # one writer decides: two Ledgers on one file never both create it
         start = read_version(conn)
-        if start == 0:
+        if start == 0 and "schema_version" not in _tables(conn):
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             conn.execute("INSERT INTO schema_version VALUES (0)")
     for version in range(start, VERSION):

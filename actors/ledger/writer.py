@@ -192,6 +192,8 @@ class LedgerWriter:
         self._unavailable = None
         self.counters["transactions"] += 1
         self.counters["rows"] = self._store.rows
+        if self._retention.excess(self._store.rows):  # over the row limit: trim now, not in 10 s
+            self._prune_at = min(self._prune_at, self._clock())
         for batch, result in zip(group, written, strict=True):
             self.counters["stored"] += result.stored
             self.counters["duplicates"] += result.duplicates
