@@ -9,6 +9,7 @@ not committed is never acknowledged.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -69,6 +70,9 @@ class LedgerStore:
         self.close()
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK):  # SQLite would only say "unable to open database file"
+            raise PermissionError(errno.EACCES, f"directory {directory} is not writable (the database and, in WAL "
+                                  "mode, its -wal and -shm files live there)")
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
