@@ -25,9 +25,10 @@ import zmq.asyncio
 from actors.algorithm.ledger_client import LedgerClient
 from actors.algorithm.ledger_outbox import LedgerPolicy
 from tests.actors.ledger.helpers import decision, keys, rows
-from tests.helpers import REPO, async_wait_for, wait_for
+from tests.helpers import REPO, async_wait_for, free_port, wait_for
 from transport import protocol
 from transport.protocol import Decision, LedgerAck, LedgerBatch
+from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
 
 PR_CAPBSET_DROP = 24
@@ -65,15 +66,19 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def send_batch(endpoint: str, batch_id: int, decisions: list[Decision], within: float = 10.0) -> LedgerAck:
-    """One batch from a plain DEALER; the Ledger's acknowledgement (or refusal)."""
-    ctx = zmq.Context()
+def send_batch(endpoint: str, batch_id: int, decisions: list[Decision], within: float = 10.0,
+               keys: Keys | None = None) -> LedgerAck | None:
+    """One batch from a plain DEALER (with CURVE ``keys`` if given); the Ledger's acknowledgement or
+    refusal, None if no answer came ``within`` seconds."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        Security(keys).secure_client(sock)
         sock.connect(endpoint)
         sock.send(protocol.encode(LedgerBatch(batch_id, tuple(decisions))))
-        assert sock.poll(int(within * 1000)), "no answer from the Ledger"
+        if not sock.poll(int(within * 1000)):
+            return None
         ack = protocol.decode(sock.recv())
         assert isinstance(ack, LedgerAck)
         return ack
@@ -166,11 +171,12 @@ def test_a_read_only_directory_is_refused_with_the_reason_and_used_once_writable
     ledger = start(endpoint, data / "ledger.sqlite3", log, preexec=unprivileged())
     try:
         refused = send_batch(endpoint, 1, [decision(1)])
-        assert refused.error.startswith("ledger database unavailable: readonly") and refused.stored == 0
+        assert refused is not None and refused.stored == 0
+        assert refused.error.startswith("ledger database unavailable: readonly")
         assert ledger.poll() is None  # still up
         assert "not writable" in log.read_text()
         data.chmod(0o777)
-        wait_for(lambda: send_batch(endpoint, 2, [decision(1)]).error == "", 10, 0.3)
+        wait_for(lambda: (ack := send_batch(endpoint, 2, [decision(1)])) is not None and ack.error == "", 10, 0.3)
     finally:
         stop(ledger)
     assert keys(data / "ledger.sqlite3") == [("B001", "default", 1)]
@@ -203,6 +209,7 @@ def test_a_really_full_disk_refuses_what_does_not_fit_and_acknowledges_only_what
             for b in range(400):
                 batch = [decision(b * 40 + i, "B" * 120) for i in range(40)]
                 ack = send_batch(endpoint, b, batch)
+                assert ack is not None
                 if ack.error:
                     assert "full" in ack.error and ack.stored == 0
                     break
@@ -213,3 +220,18 @@ def test_a_really_full_disk_refuses_what_does_not_fit_and_acknowledges_only_what
         finally:
             stop(ledger)
         assert acked and keys(db) == sorted(acked)
+
+
+@pytest.mark.timeout(60)
+def test_over_tcp_with_keys_only_an_authorized_client_is_served(shared_dir: Path) -> None:
+    key_dir = keygen(shared_dir / "keys")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    db = shared_dir / "ledger.sqlite3"
+    ledger = start(endpoint, db, shared_dir / "ledger.log", "--keys", str(key_dir))
+    try:
+        wait_for(lambda: (ack := send_batch(endpoint, 1, [decision(1)], 1.0, Keys.load(key_dir))) is not None
+                 and ack.error == "", 20, 0.1)
+        assert send_batch(endpoint, 2, [decision(2)], 1.0) is None  # no keys: no answer, nothing stored
+    finally:
+        stop(ledger)
+    assert keys(db) == [("B001", "default", 1)]
