@@ -52,13 +52,65 @@ RECEIVE_BURST = 64  # frames handled before the receive loop yields
 CONNECT_POLL = 0.05  # seconds between send attempts while no Ledger is connected (queries only)
 
 
+class PirateDealer:
+    """A DEALER towards one endpoint that can be closed and reopened (the guide's Lazy Pirate), with a
+    receive loop that survives the reopen; it remembers when it last heard anything."""
+
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], endpoint: str, clock: Callable[[], float]) -> None:
+        self._sockets = sockets
+        self.endpoint = endpoint
+        self._clock = clock
+        self.socket = sockets.dealer([endpoint])
+        self.heard_at = clock()  # last frame received, or socket (re)opened
+
+    async def send(self, frame: bytes) -> bool:
+        """Send at once; False if no peer is connected (IMMEDIATE: nothing is queued for a dead peer)."""
+        try:
+            await self.socket.send(frame, zmq.NOBLOCK)  # a NOBLOCK send completes (or fails) at once
+        except zmq.Again:
+            return False
+        return True
+
+    def reopen(self) -> None:
+        old, self.socket = self.socket, self._sockets.dealer([self.endpoint])
+        self.heard_at = self._clock()
+        old.close(linger=0)
+
+    async def receive(self, on_frame: Callable[[bytes], None]) -> None:
+        """Hand every frame to ``on_frame`` until cancelled. A reopen closes the socket under a pending
+        recv, whose cancellation is told apart from our own by ``Task.cancelling()``."""
+        while True:
+            sock = self.socket
+            try:
+                frames = [await sock.recv()]
+                for _ in range(RECEIVE_BURST - 1):
+                    try:
+                        frames.append(await sock.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if (task is not None and task.cancelling()) or sock is self.socket:
+                    raise
+                continue
+            except zmq.ZMQError:
+                if sock is self.socket:
+                    raise
+                continue
+            self.heard_at = self._clock()
+            for frame in frames:
+                on_frame(frame)
+            await asyncio.sleep(0)  # queued frames come back as done futures: yield at a bound
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
 class LedgerClient:
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], endpoint: str, policy: LedgerPolicy | None = None,
                  on_ack: Callable[[tuple[Decision, ...]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """``on_ack`` is called with each batch of decisions the Ledger has committed."""
-        self._sockets = sockets
-        self._endpoint = endpoint
         self._policy = policy or LedgerPolicy()
         self._on_ack = on_ack
         self._clock = clock
@@ -68,8 +120,7 @@ class LedgerClient:
         self._emptied.set()
         self._queries: dict[int, asyncio.Future[LastDecidedReply]] = {}  # one per query in flight
         self._query_ids = itertools.count(1)
-        self._socket = self._open()
-        self._heard_at = self._clock()  # last frame received, or socket (re)opened
+        self._dealer = PirateDealer(sockets, endpoint, clock)
         self._rlog = RateLimitedLog(log)
         self.counters: dict[str, int] = {
             "ledger_submitted": 0, "ledger_acked": 0, "ledger_stored": 0, "ledger_duplicates": 0,
@@ -77,9 +128,6 @@ class LedgerClient:
             "ledger_resends": 0, "ledger_refusals": 0, "ledger_reopens": 0, "ledger_bad_frames": 0,
             "ledger_stale_acks": 0, "ledger_resumed": 0, "ledger_resume_fallbacks": 0,
         }
-
-    def _open(self) -> zmq.asyncio.Socket:
-        return self._sockets.dealer([self._endpoint])
 
     # --- decisions -------------------------------------------------------------------------------
 
@@ -123,13 +171,13 @@ class LedgerClient:
     async def run(self) -> None:
         """Send batches and receive replies until cancelled; run it in the owner's TaskGroup."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._receive())
+            group.create_task(self._dealer.receive(self._on_frame))
             group.create_task(self._send_loop())
 
     async def _send_loop(self) -> None:
         while True:
             now = self._clock()
-            if self._outbox.overdue(now) and now - self._heard_at >= self._policy.ack_timeout:
+            if self._outbox.overdue(now) and now - self._dealer.heard_at >= self._policy.ack_timeout:
                 self._reopen(now)
             batch = self._outbox.next_batch(now)
             if batch is not None:
@@ -142,42 +190,14 @@ class LedgerClient:
                     await self._wake.wait()
 
     async def _send_batch(self, batch: Batch, now: float) -> None:
-        frame = protocol.encode(LedgerBatch(batch.batch_id, batch.decisions))
-        try:
-            await self._socket.send(frame, zmq.NOBLOCK)  # a NOBLOCK send completes (or fails) at once
-        except zmq.Again:  # no Ledger connected (IMMEDIATE): wait and try again
-            self._outbox.refused(batch.batch_id, now)
+        if not await self._dealer.send(protocol.encode(LedgerBatch(batch.batch_id, batch.decisions))):
+            self._outbox.refused(batch.batch_id, now)  # no Ledger connected: wait and try again
             self._rlog.warning("no_ledger", "no Ledger connected at %s: %d decision(s) wait in the outbox",
-                               self._endpoint, len(self._outbox))
+                               self._dealer.endpoint, len(self._outbox))
             return
         self.counters["ledger_batches_sent"] += 1
         if batch.sends > 1:
             self.counters["ledger_resends"] += 1
-
-    async def _receive(self) -> None:
-        """Receive replies; a reopen closes the socket under a pending recv, whose cancellation is told
-        apart from our own by ``Task.cancelling()`` (as in the DataManager client)."""
-        while True:
-            sock = self._socket
-            try:
-                frames = [await sock.recv()]
-                for _ in range(RECEIVE_BURST - 1):
-                    try:
-                        frames.append(await sock.recv(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if (task is not None and task.cancelling()) or sock is self._socket:
-                    raise
-                continue
-            except zmq.ZMQError:
-                if sock is self._socket:
-                    raise
-                continue
-            for frame in frames:
-                self._on_frame(frame)
-            await asyncio.sleep(0)  # queued frames come back as done futures: yield at a bound
 
     def _on_frame(self, frame: bytes) -> None:
         try:
@@ -185,7 +205,6 @@ class LedgerClient:
         except ProtocolError as exc:
             self._bad_frame(str(exc))
             return
-        self._heard_at = self._clock()
         if isinstance(message, LedgerAck):
             self._on_ack_frame(message)
         elif isinstance(message, LastDecidedReply):
@@ -226,9 +245,7 @@ class LedgerClient:
         self.counters["ledger_reopens"] += 1
         self._rlog.warning("reopen", "Ledger silent for %.1fs: reopening the socket (Lazy Pirate)",
                            self._policy.ack_timeout)
-        old, self._socket = self._socket, self._open()
-        self._heard_at = now
-        old.close(linger=0)
+        self._dealer.reopen()
         self._outbox.resend_all(now)
 
     # --- resume ----------------------------------------------------------------------------------
@@ -248,7 +265,7 @@ class LedgerClient:
                 missing = len(pairs) - start
                 self.counters["ledger_resume_fallbacks"] += missing
                 self._rlog.warning("resume", "no answer from the Ledger at %s within %.1fs: %d pair(s) start "
-                                   "from the average", self._endpoint, self._policy.resume_timeout, missing)
+                                   "from the average", self._dealer.endpoint, self._policy.resume_timeout, missing)
                 break
             for pair, price in zip(chunk, reply.prices, strict=True):
                 if price is not None:
@@ -263,16 +280,14 @@ class LedgerClient:
             future: asyncio.Future[LastDecidedReply] = asyncio.get_running_loop().create_future()
             self._queries[request_id] = future
             try:
-                try:
-                    await self._socket.send(protocol.encode(LastDecidedRequest(request_id, pairs)), zmq.NOBLOCK)
-                except zmq.Again:  # not connected yet (the Ledger may be starting): look again shortly
-                    await asyncio.sleep(min(CONNECT_POLL, left))
+                if not await self._dealer.send(protocol.encode(LastDecidedRequest(request_id, pairs))):
+                    await asyncio.sleep(min(CONNECT_POLL, left))  # not connected yet (the Ledger may be starting)
                     continue
                 try:
                     async with asyncio.timeout(min(self._policy.query_timeout, left)):
                         reply = await future
                 except TimeoutError:
-                    if self._clock() - self._heard_at >= self._policy.query_timeout:
+                    if self._clock() - self._dealer.heard_at >= self._policy.query_timeout:
                         self._reopen(self._clock())
                     continue
             finally:
@@ -285,7 +300,7 @@ class LedgerClient:
         return None
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        self._dealer.close()
         for future in self._queries.values():
             future.cancel()
         self._queries.clear()
