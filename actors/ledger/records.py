@@ -121,6 +121,18 @@ def to_row(decision: Decision) -> DecisionRow | str:
                        _in_cents(price), None if rule_price is None else _in_cents(rule_price), guardrail)
 
 
+def stored_price(text: object) -> Decimal | None:
+    """A price read back from the database, or None if it is not one the system could have set (the
+    file may have been edited by hand: never let that reach a client)."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        price = Decimal(text)
+    except ArithmeticError:
+        return None
+    return price if _money_text(price, limits.PRICE_MIN, limits.PRICE_MAX, 2) is not None else None
+
+
 def _newer(a: DecisionRow, b: DecisionRow) -> bool:
     """``a`` was decided after ``b``. By time, then tick: ticks restart at 0 with every launcher run, the
     decision time does not."""

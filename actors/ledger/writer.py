@@ -21,12 +21,11 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Final, TypeVar
 
 from actors.kinds import LEDGER
 from actors.ledger.errors import ERROR_KINDS, HINTS, error_kind
-from actors.ledger.records import DecisionRow, Retention
+from actors.ledger.records import DecisionRow, Retention, stored_price
 from actors.ledger.store import LedgerStore, Written
 from transport import limits
 from transport.logs import RateLimitedLog
@@ -221,7 +220,7 @@ class LedgerWriter:
         for query in queries:
             part = found[start:start + len(query.request.pairs)]
             start += len(query.request.pairs)
-            prices = tuple(None if item is None else Decimal(item[0]) for item in part)
+            prices = tuple(None if item is None else stored_price(item[0]) for item in part)
             stamps = tuple(0.0 if item is None else item[1] for item in part)
             self.counters["queries_answered"] += 1
             self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps))

@@ -286,3 +286,18 @@ def test_retention_keeps_the_database_within_its_row_limit(tmp_path: Path) -> No
 
     ledger = serve(tmp_path, body, retain_rows=120)
     assert [k[2] for k in keys(db)] == list(range(180, 300)) and ledger.counters["pruned"] == 180
+
+
+def test_a_hand_edited_price_is_never_sent_to_a_worker(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.sqlite3"
+
+    async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
+        await peer.batch(1, [decision(1), decision(1, "B002")])
+        editor = sqlite3.connect(db)
+        editor.execute("UPDATE pairs SET price = 'a lot' WHERE book = 'B001'")
+        editor.commit()
+        editor.close()
+        reply = await peer.ask([("B001", "default"), ("B002", "default")])
+        assert reply.error == "" and reply.prices == (None, decision(1).price)
+
+    serve(tmp_path, body)

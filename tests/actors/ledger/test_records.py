@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.ledger.errors import SchemaError, error_kind
-from actors.ledger.records import DecisionRow, Retention, pair_rows, to_row
+from actors.ledger.records import DecisionRow, Retention, pair_rows, stored_price, to_row
 from tests.actors.ledger.helpers import T0, decision
 from transport import limits
 from transport.protocol import Decision
@@ -111,3 +111,11 @@ def sqlite_error(code: int) -> sqlite3.Error:
 ])
 def test_error_kinds(error: Exception, kind: str) -> None:
     assert error_kind(error) == kind
+
+
+@pytest.mark.parametrize(("text", "price"), [
+    ("16.18", Decimal("16.18")), ("0.00", None), ("-1.00", None), ("1.001", None), ("NaN", None), ("x", None),
+    ("1" * 41, None), (16.18, None), (None, None),
+])
+def test_a_price_read_back_is_checked_like_one_received(text: object, price: Decimal | None) -> None:
+    assert stored_price(text) == price
