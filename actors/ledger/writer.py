@@ -37,7 +37,7 @@ T = TypeVar("T")
 QUEUE_MAX: Final = 20 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread
 QUERIES_MAX: Final = 64  # LastDecidedRequests waiting for the thread
 TRANSACTION_MAX: Final = 10 * limits.LEDGER_BATCH_MAX  # decisions in one group commit
-PRUNE_INTERVAL: Final = 10.0  # seconds between retention checks once nothing is over the limits
+PRUNE_INTERVAL: Final = 60.0  # seconds between age checks once nothing is due (an idle Ledger wakes for it)
 Reply = Callable[[bytes, Message], None]
 
 
@@ -191,7 +191,7 @@ class LedgerWriter:
         self._unavailable = None
         self.counters["transactions"] += 1
         self.counters["rows"] = self._store.rows
-        if self._retention.excess(self._store.rows):  # over the row limit: trim now, not in 10 s
+        if self._retention.excess(self._store.rows):  # over the row limit: trim now, not at the next age check
             self._prune_at = min(self._prune_at, self._clock())
         for batch, result in zip(group, written, strict=True):
             self.counters["stored"] += result.stored
