@@ -22,12 +22,16 @@ def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> No
     run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST])
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
-        run.wait_until(lambda: (ipc_dir / "ledger.sqlite3").exists(), 20, "the database in the run directory")
+        database = str(ipc_dir / "ledger.sqlite3")  # a --run-dir run keeps its database there
+
+        def logged(pid: int, what: str) -> bool:
+            return any(f"ledger[{pid}]" in line and f"{what} {database}" in line for line in run.log)
+
+        run.wait_until(lambda: logged(before["ledger"], "created"), 20, "the database created")
         os.kill(before["ledger"], signal.SIGKILL)
         after = run.wait_until(lambda: (p := run.pids()["ledger"]) != before["ledger"] and p, 20, "a restart")
         assert run.pids()["algorithm"] == before["algorithm"], run.log[-20:]  # the others are undisturbed
-        run.wait_until(lambda: any("opened" in line and "ledger.sqlite3" in line for line in run.log), 20,
-                       "the restarted Ledger to reopen its database")
+        run.wait_until(lambda: logged(after, "opened"), 20, "the restarted Ledger to reopen its database")
         assert run.stop() == 0, run.log[-20:]
         assert not alive(after)
     finally:
