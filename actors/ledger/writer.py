@@ -5,6 +5,7 @@ that made it, and one writer is all SQLite allows anyway); the event loop only q
 its result. The queues are bounded: a batch that does not fit is refused at once ("busy"), and the
 client sends it again later. Every batch waiting when the thread comes free is written in one
 transaction (group commit) and each is acknowledged only once that transaction has committed.
+Retention runs on the same thread, one small delete per turn, alternating with the writes.
 
 A database that cannot be opened or written (corrupt, not SQLite, read-only, full, locked) is
 logged with a hint and counted by kind; meanwhile every batch is refused at once with the reason, and
@@ -57,12 +58,14 @@ class PendingQuery:
 
 class LedgerWriter:
     def __init__(self, store: LedgerStore, retention: Retention, retry: float, reply: Reply,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        """``clock`` schedules retries and retention steps; ``wall`` dates the retention cutoff."""
         self._store = store
         self._retention = retention
         self._retry = retry
         self._reply = reply
         self._clock = clock
+        self._wall = wall
         self._batches: deque[PendingBatch] = deque()
         self._queued = 0  # decisions in ``_batches``: <= QUEUE_MAX
         self._queries: deque[PendingQuery] = deque()
@@ -70,6 +73,7 @@ class LedgerWriter:
         self._unavailable: str | None = None  # why the database cannot be written now
         self._retry_at = 0.0  # no write or open is tried before this time after a failure
         self._prune_at = 0.0
+        self._prune_turn = False  # the next turn goes to a due retention step rather than a write
         self._rlog = RateLimitedLog(log)
         self._executor: ThreadPoolExecutor | None = None
         self._is_open = False  # as the loop knows it: the thread closes the store after a failure
@@ -138,12 +142,17 @@ class LedgerWriter:
                 now = self._clock()
                 if not self._is_open and now >= self._retry_at:
                     await self._open()
+                writable = self._is_open and bool(self._batches) and now >= self._retry_at
+                prunable = self._is_open and self._retention.enabled and now >= self._prune_at
                 if self._queries and self._is_open:
                     await self._answer_queries()
-                elif self._batches and self._is_open and now >= self._retry_at:
-                    await self._write()
-                elif self._is_open and self._retention.enabled and now >= self._prune_at:
+                elif prunable and (self._prune_turn or not writable):
+                    # A due retention step after every write: a busy Ledger still keeps its disk bounded.
+                    self._prune_turn = False
                     await self._prune(now)
+                elif writable:
+                    self._prune_turn = True
+                    await self._write()
                 else:
                     await self._idle(now)
         finally:
@@ -227,7 +236,7 @@ class LedgerWriter:
 
     async def _prune(self, now: float) -> None:
         try:
-            deleted = await self._call(self._store.prune, self._retention, now)
+            deleted = await self._call(self._store.prune, self._retention, self._wall())
         except Exception as exc:
             self._fail("retention", exc)
             return
