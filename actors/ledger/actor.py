@@ -10,8 +10,8 @@ work runs on its own thread (:mod:`actors.ledger.writer`), so the event loop kee
 answering while SQLite writes; the receive loop yields after a bounded number of frames, so a
 flooding peer cannot starve it.
 
-``python -m actors.ledger`` runs it; ``python -m actors.ledger history|summary`` reads the database
-(see :mod:`actors.ledger.cli`).
+``python -m actors.ledger [serve]`` runs it; ``python -m actors.ledger history|summary --help`` read
+the database (see :mod:`actors.ledger.cli`).
 """
 
 from __future__ import annotations
