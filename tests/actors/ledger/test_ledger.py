@@ -6,11 +6,14 @@ the Ledger stays up and nothing uncommitted is ever acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgpack
@@ -102,6 +105,22 @@ def serve(tmp_path: Path, body: Body, limit: float = 30.0, **options: object) ->
 
     asyncio.run(main())
     return holder[0]
+
+
+@contextlib.contextmanager
+def locked_by_another_process(db: Path) -> Iterator[None]:
+    """Another process holds the database's write lock until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.stdin.close()  # it exits, and its lock goes with it
+        holder.wait(10)
 
 
 async def eventually(check: Callable[[], object], within: float = 5.0) -> None:
@@ -261,13 +280,8 @@ def test_a_locked_database_is_refused_then_written_once_the_lock_is_gone(tmp_pat
 
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
         await eventually(lambda: ledger.counters["db_open"] == 1)
-        holder = sqlite3.connect(db, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with locked_by_another_process(db):
             ack = await peer.batch(1, [decision(1)])
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         assert "locked" in ack.error and ledger.counters["db_errors_locked"] == 1
         await asyncio.sleep(0.25)  # the retry interval
         assert await peer.batch(2, [decision(1)]) == LedgerAck(2, 1, 0, 0, "")
