@@ -168,7 +168,10 @@ def test_a_read_only_directory_is_refused_with_the_reason_and_used_once_writable
     data.chmod(0o555)
     log = shared_dir / "ledger.log"
     endpoint = f"ipc://{shared_dir}/ledger.sock"
-    ledger = start(endpoint, data / "ledger.sqlite3", log, preexec=unprivileged())
+    try:
+        ledger = start(endpoint, data / "ledger.sqlite3", log, preexec=unprivileged())
+    except subprocess.SubprocessError as exc:  # root without CAP_SETPCAP: cannot give up the override
+        pytest.skip(f"cannot run the Ledger bound by file permissions here: {exc}")
     try:
         refused = send_batch(endpoint, 1, [decision(1)])
         assert refused is not None and refused.stored == 0
