@@ -83,6 +83,13 @@ def create(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def create_or_open(path: Path) -> sqlite3.Connection:
+    """The writer's connection to a database made by :func:`create`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
 def write(conn: sqlite3.Connection, rows: Iterable[Row]) -> int:
     """Insert decisions idempotently (key: book, strategy, tick) and keep ``pairs`` up to date, in
     one transaction; the number inserted."""

@@ -25,11 +25,14 @@ class RateRing:
         self._ring: deque[tuple[int, dict[str, int]]] = deque(maxlen=self.size)
         self._last: dict[str, tuple[int, dict[str, int]]] = {}  # actor -> (pid, last counters)
         self.totals = dict.fromkeys(RATE_KEYS, 0)
+        self._first: int | None = None  # the bucket of the first status seen: no rate is known before it
 
     def observe(self, actor: str, pid: int, counters: Mapping[str, int], now: float) -> None:
         """One status of ``actor``: add what its counters moved by since its last one."""
         if not actor.startswith(RATE_ACTOR_PREFIX) or pid <= 0:
             return
+        if self._first is None:
+            self._first = int(now // self.bucket)
         values = {k: counters[k] for k in RATE_KEYS if k in counters}
         previous = self._last.pop(actor, None)  # re-inserted below: the dict stays in recency order
         if len(self._last) >= SERIES_MAX:
@@ -59,10 +62,10 @@ class RateRing:
             self.totals[key] += delta
 
     def series(self, now: float) -> dict[str, Any]:
-        """The complete buckets up to ``now`` (zero-filled), as per-second rates, oldest first; ``t`` is
-        each bucket's end, epoch seconds."""
+        """The complete buckets up to ``now`` (zero-filled) since the first status seen, as per-second
+        rates, oldest first; ``t`` is each bucket's end, epoch seconds."""
         current = int(now // self.bucket)
-        first = current - self.size
+        first = max(current - self.size, self._first if self._first is not None else current)
         by_index = {index: counts for index, counts in self._ring if first <= index < current}
         indexes = range(first, current)
         out: dict[str, Any] = {"bucket": self.bucket, "t": [(i + 1) * self.bucket for i in indexes]}

@@ -14,13 +14,13 @@
     const unsold = price.map((p, i) => (s.sold[i] ? null : p));
     const data = [s.ts, s.avg_comp_price.map(Number), price, sold, unsold];
     const series = [{},
-      { label: "avg competitor price", stroke: "#667085", width: 2 },
-      { label: "our price", stroke: "#175cd3", width: 2 },
+      { label: "avg competitor price", stroke: "#667085", width: 2, points: { show: false } },
+      { label: "our price", stroke: "#175cd3", width: 2, points: { show: false } },
       { label: "sold", stroke: "#067647", fill: "#067647", width: 0, paths: () => null, points: { show: true, size: 7 } },
       { label: "not sold", stroke: "#b42318", fill: "#fff", width: 0, paths: () => null, points: { show: true, size: 7 } }];
     for (const [name, color] of [["floor", "#b54708"], ["ceiling", "#6941c6"]]) {
       const value = s.bounds[name];
-      if (value !== null) { data.push(s.ts.map(() => Number(value))); series.push({ label: name, stroke: color, dash: [6, 4], width: 1.5 }); }
+      if (value !== null) { data.push(s.ts.map(() => Number(value))); series.push({ label: name, stroke: color, dash: [6, 4], width: 1.5, points: { show: false } }); }
     }
     const chart = new uPlot({ width: Math.max(400, el.clientWidth), height: 320, series, axes: [{}, { label: "price" }] }, data, el);
     window.dashboardChart = chart;

@@ -79,8 +79,9 @@ def test_rates_count_moves_not_totals_and_survive_restarts() -> None:
     ring.observe("algorithm-0", 11, {"decisions": 4}, now=106.0)  # restarted: counts from 0 again
     ring.observe("scheduler", 5, {"decisions": 999}, now=106.0)  # not a worker: ignored
     assert ring.totals == {"decisions": 34, "skipped": 0, "overruns": 2}
+    assert RateRing(history=60, bucket=5).series(now=111.0)["t"] == []  # nothing seen: no rate known
     series = ring.series(now=111.0)
-    assert len(series["t"]) == 12 and series["t"][-1] == 110.0
+    assert series["t"] == [105.0, 110.0]  # from the first status seen (t=100) on
     assert series["decisions"][-2:] == [30 / 5, 4 / 5]
     assert series["overruns"][-2:] == [2 / 5, 0]
     assert ring.now(111.0)["decisions"] == 4 / 5
