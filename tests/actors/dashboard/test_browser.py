@@ -90,9 +90,12 @@ def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, LedgerStandIn, st
         # 1. The overview's numbers move without a reload.
         browser.get(base + "/")
         browser.execute_script("window.__testMark = 'no reload';")
-        first = wait(browser, "a first count", lambda b: numeric(b.execute_script(OVERVIEW_STATE)["total"]))
-        later = wait(browser, "the count to grow", lambda b: (n := numeric(b.execute_script(OVERVIEW_STATE)["total"]))
-                     and n > first and n)
+
+        def total(b: webdriver.Chrome) -> int:
+            return numeric(b.execute_script(OVERVIEW_STATE)["total"]) or 0  # a dash before the first state
+
+        first = wait(browser, "a first count", total)  # 0 is falsy: waits until decisions are counted
+        later = wait(browser, "the count to grow", lambda b: (n := total(b)) > first and n)
         state = browser.execute_script(OVERVIEW_STATE)
         assert later > first and state["mark"] == "no reload"
         names = {a["name"]: a for a in state["actors"]}
