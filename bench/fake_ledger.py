@@ -48,12 +48,16 @@ CREATE TABLE pairs (
 INSERT INTO schema_version VALUES (1);
 """
 
-# The indexes the Dashboard asks the Ledger for (deep pages of the books table sorted by a column
-# other than the book): see the README's Dashboard section.
+# The indexes the Dashboard asks the Ledger for: one per sort key of the books table other than the
+# primary key, each ending with (book, strategy) so a page deep in either direction walks the index
+# instead of sorting the table (see the README's Dashboard section).
 PROPOSED_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS pairs_by_strategy ON pairs (strategy, book)",
     "CREATE INDEX IF NOT EXISTS pairs_by_price ON pairs (price_cents, book, strategy)",
     "CREATE INDEX IF NOT EXISTS pairs_by_avg ON pairs (avg_sort, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_sold ON pairs (sold, book, strategy)",
     "CREATE INDEX IF NOT EXISTS pairs_by_hits ON pairs (guardrail_hits, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_decisions ON pairs (decisions, book, strategy)",
     "CREATE INDEX IF NOT EXISTS pairs_by_ts ON pairs (ts, book, strategy)",
 )
 

@@ -33,8 +33,8 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS: Final = 1000  # only ever waits on the Ledger's WAL recovery, never on its writes
 PROGRESS_EVERY: Final = 10_000  # SQLite VM steps between deadline checks
 
-# The books table's sort keys, as SQL; ties are broken by the primary key, so every order is total
-# and the reversed order is its exact mirror.
+# The books table's sort keys, as SQL; ties are broken by the primary key in the same direction, so
+# every order is total and the reversed order is its exact mirror.
 ORDER: Final = {
     "book": ("book", "strategy"), "strategy": ("strategy", "book"), "price": ("price_cents",),
     "avg": ("avg_sort",), "sold": ("sold",), "hits": ("guardrail_hits",), "decisions": ("decisions",),
@@ -199,12 +199,11 @@ def _where(query: BooksQuery) -> tuple[str, list[Any]]:
 
 
 def _order(query: BooksQuery, reverse: bool) -> str:
-    keys = ORDER[query.sort]
-    ties = [k for k in ("book", "strategy") if k not in keys]
-    descending = query.descending != reverse
-    main = ", ".join(f"{k} {'DESC' if descending else 'ASC'}" for k in keys)
-    tail = ", ".join(f"{k} {'DESC' if reverse else 'ASC'}" for k in ties)
-    return main + (", " + tail if tail else "")
+    """The key, then the primary key as ties, all in one direction: an index on (key, book, strategy)
+    then serves both directions (SQLite walks an index backwards only when every term is reversed)."""
+    keys = ORDER[query.sort] + tuple(k for k in ("book", "strategy") if k not in ORDER[query.sort])
+    direction = "DESC" if query.descending != reverse else "ASC"
+    return ", ".join(f"{k} {direction}" for k in keys)
 
 
 def _books(conn: sqlite3.Connection, query: BooksQuery) -> BooksPage:
@@ -218,12 +217,20 @@ def _books(conn: sqlite3.Connection, query: BooksQuery) -> BooksPage:
     reverse = offset > total // 2
     count = min(query.size, total - offset)
     skip = total - offset - count if reverse else offset
-    sql = (f"SELECT {rows.PAIR_COLUMNS} FROM pairs{where} ORDER BY {_order(query, reverse)} "
-           "LIMIT ? OFFSET ?")
-    found = [rows.pair(r) for r in conn.execute(sql, [*args, count, skip])]
+    # Keys first, from the narrowest rows (a covering index when there is one: an OFFSET reads every
+    # row it skips), then the page's rows by key.
+    keys = [(str(b), str(s)) for b, s in conn.execute(
+        f"SELECT book, strategy FROM pairs{where} ORDER BY {_order(query, reverse)} LIMIT ? OFFSET ?",
+        [*args, count, skip])]
     if reverse:
-        found.reverse()
-    return BooksPage(found, total, query)
+        keys.reverse()
+    if not keys:
+        return BooksPage([], total, query)
+    values = ", ".join(["(?, ?)"] * len(keys))
+    found = {(r.book, r.strategy): r for r in map(rows.pair, conn.execute(
+        f"SELECT {rows.PAIR_COLUMNS} FROM pairs WHERE (book, strategy) IN (VALUES {values})",
+        [part for key in keys for part in key]))}
+    return BooksPage([found[key] for key in keys if key in found], total, query)
 
 
 def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: int | None,

@@ -42,9 +42,9 @@ def test_every_page_of_every_order_matches_a_plain_sort(tmp_path: Path, sort: st
     path = tmp_path / "l.sqlite3"
     fake_ledger.fill(path, books=23, strategies=("default", "fast", "x"), ticks=2, seed=5)
     expected = all_pairs(path)
-    # The reader's order: the key, then book and strategy ascending as ties (sorts are stable).
-    expected.sort(key=lambda p: (p.book, p.strategy))
-    expected.sort(key=PLAIN_KEYS[sort], reverse=descending)
+    # The reader's order: the key, then book and strategy as ties, all in the same direction.
+    expected.sort(key=lambda p: (p.book, p.strategy), reverse=descending)
+    expected.sort(key=PLAIN_KEYS[sort], reverse=descending)  # stable: ties keep the order above
     assert set(ORDER) == set(SORT_KEYS)
 
     async def pages() -> list[PairRow]:
