@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from actors.dashboard import rows
@@ -35,11 +36,11 @@ PROGRESS_EVERY: Final = 10_000  # SQLite VM steps between deadline checks
 
 # The books table's sort keys, as SQL; ties are broken by the primary key in the same direction, so
 # every order is total and the reversed order is its exact mirror.
-ORDER: Final = {
+ORDER: Final = MappingProxyType({
     "book": ("book", "strategy"), "strategy": ("strategy", "book"), "price": ("price_cents",),
     "avg": ("avg_sort",), "sold": ("sold",), "hits": ("guardrail_hits",), "decisions": ("decisions",),
     "updated": ("ts",),
-}
+})
 
 
 class LedgerUnavailable(Exception):

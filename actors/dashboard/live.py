@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from actors.dashboard.rates import RateRing
@@ -24,8 +25,8 @@ ACTORS_MAX: Final = 2048
 EVENTS_KEPT: Final = 50
 STALE_AFTER: Final = 30.0  # seconds without any message from the launcher before the banner says so
 LAUNCHER: Final = "launcher"
-_EVENT_STATE: Final = {"started": "starting", "exited": "restarting", "hung": "hung", "stopping": "stopping",
-                       "stopped": "stopped"}
+_EVENT_STATE: Final = MappingProxyType({"started": "starting", "exited": "restarting", "hung": "hung",
+                                        "stopping": "stopping", "stopped": "stopped"})
 _SETTLED: Final = ("stopping", "stopped")  # only a new start moves an actor out of these
 
 

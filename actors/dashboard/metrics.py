@@ -11,6 +11,7 @@ Two sources, one registry per Dashboard (no global registry: no module-level sta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 from actors.dashboard.live import LiveState
 
 # Actor counter -> (metric name without _total, help). The actor kinds that report each are named.
-ACTOR_COUNTERS: Final = {
+ACTOR_COUNTERS: Final = MappingProxyType({
     "decisions": ("repricer_decisions", "decisions printed (Algorithm workers)"),
     "skipped": ("repricer_skipped", "decisions skipped after a failed step (Algorithm workers)"),
     "overruns": ("repricer_overruns", "pairs skipped on a tick because their previous decision still ran"),
@@ -32,7 +33,7 @@ ACTOR_COUNTERS: Final = {
     "requests": ("repricer_served_requests", "requests served (DataManager: price windows)"),
     "errors": ("repricer_served_errors", "error replies (DataManager: no window for the book)"),
     "bad_frames": ("repricer_bad_frames", "malformed frames received and rejected"),
-}
+})
 
 
 class ActorCollector(Collector):

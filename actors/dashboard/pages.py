@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from string import Template
+from types import MappingProxyType
 from typing import Final
 
 from actors.dashboard.bounds import Bounds
@@ -19,9 +20,9 @@ from actors.dashboard.params import SORT_KEYS, BookQuery
 from actors.dashboard.rows import BooksPage, DecisionRow, PairRow, iso
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
-COLUMN_TITLES: Final = {"book": "book", "strategy": "strategy", "price": "our price", "avg": "avg competitor price",
-                        "sold": "last sold", "hits": "guardrail hits", "decisions": "decisions",
-                        "updated": "last decision (UTC)"}
+COLUMN_TITLES: Final = MappingProxyType({
+    "book": "book", "strategy": "strategy", "price": "our price", "avg": "avg competitor price", "sold": "last sold",
+    "hits": "guardrail hits", "decisions": "decisions", "updated": "last decision (UTC)"})
 
 
 def esc(value: object) -> str:

@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from aiohttp import web
@@ -37,13 +38,13 @@ CSV_CHUNK: Final = 1000  # decisions per query and per write of a CSV download
 CSV_MAX_ROWS: Final = 1_000_000  # one download holds at most this many (the newest) decisions
 CSV_AT_ONCE: Final = 2  # downloads streaming at the same time; more get a 503
 WRITE_TIMEOUT: Final = 10.0  # a CSV client that reads nothing for this long is dropped
-HEADERS: Final = {
+HEADERS: Final = MappingProxyType({
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-}
+})
 _FILENAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
-_HTTP_REASONS: Final = {404: "unknown_path", 405: "bad_method", 413: "too_large"}
+_HTTP_REASONS: Final = MappingProxyType({404: "unknown_path", 405: "bad_method", 413: "too_large"})
 
 
 class DashboardWeb:

@@ -16,8 +16,8 @@
     const series = [{},
       { label: "avg competitor price", stroke: "#667085", width: 2, points: { show: false } },
       { label: "our price", stroke: "#175cd3", width: 2, points: { show: false } },
-      { label: "sold", stroke: "#067647", fill: "#067647", width: 0, paths: () => null, points: { show: true, size: 7 } },
-      { label: "not sold", stroke: "#b42318", fill: "#fff", width: 0, paths: () => null, points: { show: true, size: 7 } }];
+      { label: "sold", stroke: "#067647", width: 0, paths: () => null, points: { show: true, size: 7, fill: "#067647" } },
+      { label: "not sold", stroke: "#b42318", width: 0, paths: () => null, points: { show: true, size: 7, fill: "#fff" } }];
     for (const [name, color] of [["floor", "#b54708"], ["ceiling", "#6941c6"]]) {
       const value = s.bounds[name];
       if (value !== null) { data.push(s.ts.map(() => Number(value))); series.push({ label: name, stroke: color, dash: [6, 4], width: 1.5, points: { show: false } }); }
