@@ -58,16 +58,22 @@ class Dashboard:
         self.state = LiveState(options.history, options.bucket, time.time, listening=options.events is not None)
         self.ledger = LedgerReader(options.db)
         self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, max_clients=options.max_clients)
-        self.metrics = DashboardMetrics(self.state, lambda: self.counters)
-        self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds, lambda: self.counters)
+        self.metrics = DashboardMetrics(self.state, self.all_counters)
+        self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
         self._rlog = RateLimitedLog(log)
-        self._own = {"events": 0, "statuses": 0, "bad_events": 0}
+        self._own = {"events": 0, "bad_events": 0}
+        self.statuses = 0
 
     @property
     def counters(self) -> dict[str, int]:
+        """What the heartbeat carries. Not the statuses received: each of those would change the counters,
+        so every status would make the next beat a message and that message a status (a loop at 1 Hz)."""
         merged = {**self._own, **self.web.counters, **self.ledger.counters, **self.stream.counters}
         merged["actors_refused"] = self.state.refused_actors
         return merged
+
+    def all_counters(self) -> dict[str, int]:
+        return {**self.counters, "statuses": self.statuses}
 
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""
@@ -83,7 +89,7 @@ class Dashboard:
             self._own["events"] += 1
             self.state.on_event(message)
         else:
-            self._own["statuses"] += 1
+            self.statuses += 1
             self.state.on_status(message)
 
     async def _listen(self, endpoint: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -49,13 +48,12 @@ _HTTP_REASONS: Final = MappingProxyType({404: "unknown_path", 405: "bad_method",
 
 class DashboardWeb:
     def __init__(self, state: LiveState, ledger: LedgerReader, stream: LiveStream, metrics: DashboardMetrics,
-                 bounds: BoundsSource, own_counters: Callable[[], Mapping[str, int]]) -> None:
+                 bounds: BoundsSource) -> None:
         self.state = state
         self.ledger = ledger
         self.stream = stream
         self.metrics = metrics
         self.bounds = bounds
-        self._own = own_counters
         self.pages = Pages()
         self._rlog = RateLimitedLog(log)
         self._downloads = 0

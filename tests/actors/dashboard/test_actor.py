@@ -55,7 +55,8 @@ def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Pa
                 url = f"http://127.0.0.1:{dashboard.port}/api/overview"
                 body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
                 assert json.loads(body)["banner"] == ["algorithm is restarting (exit code 1)"]
-                assert dashboard.counters["statuses"] >= 1 and dashboard.counters["events"] == 1
+                assert dashboard.statuses >= 1 and dashboard.counters["events"] == 1
+                assert "statuses" not in dashboard.counters and dashboard.all_counters()["statuses"] >= 1
                 stop.set()
         finally:
             pub.close(0)

@@ -35,7 +35,7 @@ def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None) -> Dashboa
     stream = LiveStream(state.snapshot, lambda: state.version, max_clients=2, interval=0.01)
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
-    web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds(), lambda: own)
+    web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds())
 
     async def run() -> None:
         async with TestClient(TestServer(web.make_app())) as client:
