@@ -22,10 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from actors.dashboard import rows
+from actors.dashboard import books_page, rows
 from actors.dashboard.params import BooksQuery
 from actors.dashboard.rows import BooksPage, DecisionRow, PairRow
 
@@ -33,14 +32,6 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS: Final = 1000  # only ever waits on the Ledger's WAL recovery, never on its writes
 PROGRESS_EVERY: Final = 10_000  # SQLite VM steps between deadline checks
-
-# The books table's sort keys, as SQL; ties are broken by the primary key in the same direction, so
-# every order is total and the reversed order is its exact mirror.
-ORDER: Final = MappingProxyType({
-    "book": ("book", "strategy"), "strategy": ("strategy", "book"), "price": ("price_cents",),
-    "avg": ("avg_sort",), "sold": ("sold",), "hits": ("guardrail_hits",), "decisions": ("decisions",),
-    "updated": ("ts",),
-})
 
 
 class LedgerUnavailable(Exception):
@@ -60,8 +51,9 @@ class _Local:
 
 class LedgerReader:
     def __init__(self, path: str | Path, *, threads: int = 2, query_timeout: float = 2.0,
-                 max_pending: int = 32) -> None:
+                 max_pending: int = 32, pivot_from: int = books_page.PIVOT_FROM) -> None:
         self.path = Path(path).resolve()
+        self._pivot_from = pivot_from
         self._timeout = query_timeout
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ledger-read")
         self._local = threading.local()
@@ -169,7 +161,7 @@ class LedgerReader:
         return await self.call(_summary)
 
     async def books(self, query: BooksQuery) -> BooksPage:
-        return await self.call(lambda conn: _books(conn, query))
+        return await self.call(lambda conn: books_page.read(conn, query, self._pivot_from))
 
     async def pairs_of(self, book: str) -> list[PairRow]:
         return await self.call(lambda conn: [rows.pair(r) for r in conn.execute(
@@ -190,48 +182,6 @@ def _summary(conn: sqlite3.Connection) -> dict[str, Any]:
     version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     newest = conn.execute("SELECT max(ts) FROM pairs").fetchone()[0]
     return {"schema_version": version, "newest_ts": newest}
-
-
-def _where(query: BooksQuery) -> tuple[str, list[Any]]:
-    if not query.search:
-        return "", []
-    pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return " WHERE (book LIKE ? ESCAPE '\\' OR strategy LIKE ? ESCAPE '\\')", [pattern, pattern]
-
-
-def _order(query: BooksQuery, reverse: bool) -> str:
-    """The key, then the primary key as ties, all in one direction: an index on (key, book, strategy)
-    then serves both directions (SQLite walks an index backwards only when every term is reversed)."""
-    keys = ORDER[query.sort] + tuple(k for k in ("book", "strategy") if k not in ORDER[query.sort])
-    direction = "DESC" if query.descending != reverse else "ASC"
-    return ", ".join(f"{k} {direction}" for k in keys)
-
-
-def _books(conn: sqlite3.Connection, query: BooksQuery) -> BooksPage:
-    where, args = _where(query)
-    total = int(conn.execute(f"SELECT count(*) FROM pairs{where}", args).fetchone()[0])
-    offset = query.offset
-    if offset >= total:
-        return BooksPage([], total, query)
-    # A deep page is read from the other end (an OFFSET walks every row it skips): the cost is that
-    # of half the table at worst instead of all of it.
-    reverse = offset > total // 2
-    count = min(query.size, total - offset)
-    skip = total - offset - count if reverse else offset
-    # Keys first, from the narrowest rows (a covering index when there is one: an OFFSET reads every
-    # row it skips), then the page's rows by key.
-    keys = [(str(b), str(s)) for b, s in conn.execute(
-        f"SELECT book, strategy FROM pairs{where} ORDER BY {_order(query, reverse)} LIMIT ? OFFSET ?",
-        [*args, count, skip])]
-    if reverse:
-        keys.reverse()
-    if not keys:
-        return BooksPage([], total, query)
-    values = ", ".join(["(?, ?)"] * len(keys))
-    found = {(r.book, r.strategy): r for r in map(rows.pair, conn.execute(
-        f"SELECT {rows.PAIR_COLUMNS} FROM pairs WHERE (book, strategy) IN (VALUES {values})",
-        [part for key in keys for part in key]))}
-    return BooksPage([found[key] for key in keys if key in found], total, query)
 
 
 def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: int | None,

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from actors.dashboard.ledger import ORDER, LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard import books_page
+from actors.dashboard.books_page import ORDER
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
 from actors.dashboard.params import SORT_KEYS, BooksQuery
 from actors.dashboard.rows import PairRow
 from bench import fake_ledger
@@ -36,38 +38,45 @@ PLAIN_KEYS: dict[str, Callable[[PairRow], Any]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def pairs_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pairs") / "l.sqlite3"
+    fake_ledger.fill(path, books=23, strategies=("default", "fast", "x"), ticks=2, seed=5)
+    return path
+
+
 @pytest.mark.parametrize("sort", SORT_KEYS)
 @pytest.mark.parametrize("descending", [False, True])
-def test_every_page_of_every_order_matches_a_plain_sort(tmp_path: Path, sort: str, descending: bool) -> None:
-    path = tmp_path / "l.sqlite3"
-    fake_ledger.fill(path, books=23, strategies=("default", "fast", "x"), ticks=2, seed=5)
-    expected = all_pairs(path)
+@pytest.mark.parametrize(("pivot_from", "big_tie_group"), [(10**9, 0), (0, 10**9), (0, 0), (0, 3)],
+                         ids=["by-offset", "by-value", "by-value-tie-walk", "by-value-mixed"])
+@pytest.mark.parametrize("search", ["", "1"])
+def test_every_page_of_every_order_matches_a_plain_sort(pairs_db: Path, sort: str, descending: bool,
+                                                        pivot_from: int, big_tie_group: int, search: str) -> None:
+    expected = [p for p in all_pairs(pairs_db) if search.lower() in (p.book + " " + p.strategy).lower()]
     # The reader's order: the key, then book and strategy as ties, all in the same direction.
     expected.sort(key=lambda p: (p.book, p.strategy), reverse=descending)
     expected.sort(key=PLAIN_KEYS[sort], reverse=descending)  # stable: ties keep the order above
     assert set(ORDER) == set(SORT_KEYS)
-
-    async def pages() -> list[PairRow]:
-        reader = LedgerReader(path)
-        try:
-            found: list[PairRow] = []
-            for page in range(1, 12):  # 69 rows at 7 per page: the back half is read in reverse
-                result = await reader.books(BooksQuery(sort=sort, descending=descending, page=page, size=7))
-                assert result.total == 69
-                found += result.rows
-            return found
-        finally:
-            reader.close()
-
-    assert run_async(pages()) == expected
+    conn = sqlite3.connect(f"file:{pairs_db}?mode=ro", uri=True, isolation_level=None)
+    try:
+        found: list[PairRow] = []
+        for page in range(1, 12):  # 69 rows at 7 per page (fewer with the search)
+            result = books_page.read(conn, BooksQuery(search, sort, descending, page, 7), pivot_from, big_tie_group)
+            assert result.total == len(expected)
+            found += result.rows
+    finally:
+        conn.close()
+    assert found == expected
 
 
 def test_search_is_a_case_insensitive_substring_of_book_or_strategy(ledger_db: Path) -> None:
     async def search(text: str) -> list[tuple[str, str]]:
-        reader = LedgerReader(ledger_db)
+        reader = LedgerReader(ledger_db, pivot_from=0)
         try:
-            page = await reader.books(BooksQuery(search=text))
-            return [(r.book, r.strategy) for r in page.rows]
+            page = await reader.books(BooksQuery(search=text, sort="price", size=1))
+            rest = await reader.books(BooksQuery(search=text, sort="price", size=1, page=2)) if page.total > 1 else None
+            found = page.rows + (rest.rows if rest else [])
+            return sorted((r.book, r.strategy) for r in found)
         finally:
             reader.close()
 
