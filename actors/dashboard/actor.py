@@ -113,7 +113,11 @@ class Dashboard:
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, backlog=128)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # e.g. the port is taken: say which, plainly (the launcher retries)
+                log.error("cannot listen on %s:%d: %s", self.host, self.port, exc.strerror or exc)
+                raise
             self.port = runner.addresses[0][1]
             host = f"[{self.host}]" if ":" in self.host else self.host
             log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,

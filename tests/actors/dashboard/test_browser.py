@@ -110,16 +110,17 @@ def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, LedgerStandIn, st
             "return window.dashboardChart ? {data: window.dashboardChart.data, n: window.dashboardSeries.ts.length}"
             " : null"))
         with sqlite3.connect(f"file:{ledger.path}?mode=ro", uri=True) as conn:
-            rows = conn.execute("SELECT ts, avg_comp_price, price, sold FROM decisions WHERE book = 'B' AND "
+            rows = conn.execute("SELECT ts, avg_comp_price, price, sold, tick FROM decisions WHERE book = 'B' AND "
                                 "strategy = 'default' ORDER BY tick").fetchall()
         shown = len(chart["data"][0])
         assert before >= 3 and before <= shown <= len(rows)  # everything there when the page loaded, or more
         x, avg, price, sold, unsold = chart["data"][:5]
-        for i, (ts, row_avg, row_price, row_sold) in enumerate(rows[:shown]):
+        for i, (ts, row_avg, row_price, row_sold, _) in enumerate(rows[:shown]):
             assert x[i] == pytest.approx(ts) and avg[i] == pytest.approx(float(row_avg))
             assert price[i] == pytest.approx(float(row_price))
             assert (sold[i], unsold[i]) == ((price[i], None) if row_sold else (None, price[i]))
-        assert browser.find_element("id", "decisions").text.count("\n") >= shown  # the table too
+        table = browser.find_elements("css selector", "#decisions tbody tr")  # rendered before the chart's fetch
+        assert len(table) >= before and table[0].find_elements("tag name", "td")[1].text == str(rows[len(table) - 1][4])
 
         # 3. Kill the DataManager: the banner appears, then clears once it is back.
         browser.get(base + "/")
