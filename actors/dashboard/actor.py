@@ -68,7 +68,8 @@ class Dashboard:
     def counters(self) -> dict[str, int]:
         """What the heartbeat carries. Not the statuses received: each of those would change the counters,
         so every status would make the next beat a message and that message a status (a loop at 1 Hz)."""
-        merged = {**self._own, **self.web.counters, **self.ledger.counters, **self.stream.counters}
+        merged = {**self._own, **self.web.counters, **self.web.csv.counters, **self.ledger.counters,
+                  **self.stream.counters}
         merged["actors_refused"] = self.state.refused_actors
         return merged
 

@@ -9,9 +9,7 @@ own scripts and styles.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -21,6 +19,7 @@ from aiohttp.typedefs import Handler
 
 from actors.dashboard import params, rows
 from actors.dashboard.bounds import BoundsSource
+from actors.dashboard.csv_download import CsvDownloads
 from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
@@ -33,16 +32,11 @@ from transport.logs import RateLimitedLog
 log = logging.getLogger("dashboard")
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
-CSV_CHUNK: Final = 1000  # decisions per query and per write of a CSV download
-CSV_MAX_ROWS: Final = 1_000_000  # one download holds at most this many (the newest) decisions
-CSV_AT_ONCE: Final = 2  # downloads streaming at the same time; more get a 503
-WRITE_TIMEOUT: Final = 10.0  # a CSV client that reads nothing for this long is dropped
 HEADERS: Final = MappingProxyType({
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
 })
-_FILENAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _HTTP_REASONS: Final = MappingProxyType({404: "unknown_path", 405: "bad_method", 413: "too_large"})
 
 
@@ -57,7 +51,8 @@ class DashboardWeb:
         self.pages = Pages()
         self._rlog = RateLimitedLog(log)
         self._downloads = 0
-        self.counters = {"http_requests": 0, "refused": 0, "csv_downloads": 0, "csv_aborted": 0}
+        self.csv = CsvDownloads(ledger)
+        self.counters = {"http_requests": 0, "refused": 0}
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -163,42 +158,7 @@ class DashboardWeb:
     async def book_csv(self, request: web.Request) -> web.StreamResponse:
         book, strategy = params.book_id(request.query), params.strategy_name(request.query)
         pairs, _ = await self._pair(book, strategy)
-        selected = [p for p in pairs if strategy is None or p.strategy == strategy]
-        if self._downloads >= CSV_AT_ONCE:
-            raise LedgerBusy(f"{self._downloads} CSV downloads already streaming")
-        name = _FILENAME.sub("_", f"decisions-{book}" + (f"-{strategy}" if strategy else ""))[:100]
-        response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
-                                               "Content-Disposition": f'attachment; filename="{name}.csv"'})
-        self._downloads += 1
-        self.counters["csv_downloads"] += 1
-        try:
-            await response.prepare(request)
-            await self._stream_csv(response, book, selected)
-            await response.write_eof()
-        except (LedgerUnavailable, LedgerBusy, TimeoutError, ConnectionError) as e:
-            # The status line is gone: end the connection so the client sees a failed download, never
-            # a short file that looks complete.
-            self.counters["csv_aborted"] += 1
-            self._rlog.warning("csv_aborted", "CSV download of %s aborted: %s", book, e)
-            if request.transport is not None:
-                request.transport.abort()
-        finally:
-            self._downloads -= 1
-        return response
-
-    async def _stream_csv(self, response: web.StreamResponse, book: str, pairs: list[PairRow]) -> None:
-        sent = 0
-        await response.write(rows.csv_lines([], header=True))
-        for pair in pairs:
-            before: int | None = None
-            while sent < CSV_MAX_ROWS:
-                chunk = await self.ledger.decisions(book, pair.strategy, before, min(CSV_CHUNK, CSV_MAX_ROWS - sent))
-                if not chunk:
-                    break
-                async with asyncio.timeout(WRITE_TIMEOUT):
-                    await response.write(rows.csv_lines(chunk))
-                sent += len(chunk)
-                before = chunk[-1].tick
+        return await self.csv.serve(request, book, [p for p in pairs if strategy is None or p.strategy == strategy])
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         body, content_type = self.metrics.render(request.headers.get("Accept"))

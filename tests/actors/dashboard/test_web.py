@@ -208,3 +208,15 @@ def test_metrics_expose_the_actors_numbers(ledger_db: Path) -> None:
         assert snapshot["actors"][0]["counters"]["decisions"] == 120
 
     serve(ledger_db, scenario)
+
+
+def test_csv_downloads_at_once_are_bounded(ledger_db: Path) -> None:
+    async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        web.csv._running = 2  # two downloads streaming
+        response = await client.get("/book.csv?id=B1")
+        assert response.status == 503 and "2 CSV downloads already streaming" in (await response.json())["error"]
+        web.csv._running = 0
+        assert (await client.get("/book.csv?id=B1")).status == 200
+        assert web.csv.counters == {"csv_downloads": 1, "csv_aborted": 0}
+
+    serve(ledger_db, scenario)
