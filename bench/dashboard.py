@@ -12,6 +12,8 @@
    tilt; the books being decided only change the numbers in them). The Dashboard's CPU (% of one
    core) and RSS over the window; baseline: the same process idle (no client, no message) over a
    window of the same length.
+3. **The real thing** (full run only): the launcher with 10,000 books on a 5 s tick and the Dashboard,
+   5 live clients; the Dashboard's CPU and RSS while the system decides (decisions/s shown beside).
 """
 
 from __future__ import annotations
@@ -209,6 +211,36 @@ def live_clients(cfg: Config, directory: Path) -> tuple[list[Row], dict[str, Any
     return rows, raw
 
 
+def real_system(cfg: Config) -> tuple[list[Row], dict[str, Any]]:
+    books = 10_000
+    csv = common.ensure_csv(books, 100)
+    port = common.free_port()
+    window = 30.0
+    with tempfile.TemporaryDirectory(prefix="bn-dash-books-") as tmp:
+        books_file = common.write_books_file(Path(tmp), books)
+        args = ["--data", str(csv), "--books-file", str(books_file), "--tick", "5", "--delay", "0",
+                "--dashboard", "--dashboard-port", str(port), "--dashboard-db", str(Path(tmp) / "none.sqlite3")]
+        with common.launcher(args, status_every=5.0) as run:
+            run.wait_for(lambda: "dashboard" in run.pids(), 30, "the dashboard")
+            common.wait_http(f"http://127.0.0.1:{port}/static/style.css", timeout=30)
+            pid = run.pids()["dashboard"]
+            clients = [LiveClient(port) for _ in range(5)]
+            try:
+                time.sleep(15.0)  # the first ticks, every client connected
+                before, decided = common.cpu_ns(pid), len(run.lines)
+                time.sleep(window)
+                cpu_pct = 100.0 * (common.cpu_ns(pid) - before) / 1e9 / window
+                rate = (len(run.lines) - decided) / window
+                rss = common.rss_kib(pid)
+            finally:
+                for client in clients:
+                    client.close()
+    raw = {"books": books, "cpu_pct": cpu_pct, "rss_kib": rss, "decisions_per_s": rate, "window_s": window}
+    return [Row(f"dashboard CPU, launcher with {books:,} books on a 5 s tick ({rate:,.0f} decisions/s), 5 live "
+                "clients (% of one core)", cpu_pct, "%"),
+            Row("dashboard RSS, same", rss / 1024, "MiB")], raw
+
+
 def measure(cfg: Config) -> Outcome:
     out = Outcome()
     directory = Path(tempfile.mkdtemp(prefix="bn-dash-", dir="/tmp"))
@@ -219,6 +251,10 @@ def measure(cfg: Config) -> Outcome:
         rows, raw = live_clients(cfg, directory)
         out.rows += rows
         out.raw["live_clients"] = raw
+        if not cfg.quick:
+            rows, raw = real_system(cfg)
+            out.rows += rows
+            out.raw["real_system"] = raw
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return out
