@@ -34,9 +34,15 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def refusal(args: argparse.Namespace) -> str | None:
     """Why the launcher must not start the Dashboard as asked (said once, not by a crash-looping child)."""
-    if wanted(args) and not endpoints.is_loopback_host(args.dashboard_host) and not args.insecure:
+    if not wanted(args):
+        return None
+    if not endpoints.is_loopback_host(args.dashboard_host) and not args.insecure:
         return (f"refusing to serve the Dashboard on {args.dashboard_host!r} without --insecure: it is plain "
                 "HTTP with no authentication (CurveZMQ keys do not cover it)")
+    try:
+        child_options(args)
+    except ValueError as exc:
+        return str(exc).replace("--port", "--dashboard-port")
     return None
 
 
@@ -54,4 +60,6 @@ def child_options(args: argparse.Namespace) -> DashboardOptions:
 
 def url(args: argparse.Namespace) -> str:
     host = f"[{args.dashboard_host}]" if ":" in args.dashboard_host else args.dashboard_host
+    if args.dashboard_port == 0:
+        return f"http://{host}:<any free port: see the dashboard's own log line>/"
     return f"http://{host}:{args.dashboard_port}/"

@@ -28,6 +28,9 @@ def test_a_public_dashboard_needs_insecure() -> None:
     done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-host", "0.0.0.0"], cwd=REPO,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--insecure" in done.stderr
+    done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-port", "70000"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--dashboard-port must be within 0..65535" in done.stderr
 
 
 def test_the_launcher_logs_the_url_and_feeds_the_dashboard_its_events(ipc_dir: Path, tmp_path: Path) -> None:
