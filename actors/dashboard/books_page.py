@@ -53,7 +53,8 @@ def read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int = PIVOT_FR
     try:
         return _read(conn, query, pivot_from, big_tie_group)
     finally:
-        conn.execute("COMMIT")
+        if conn.in_transaction:  # some errors (a full disk, out of memory) roll it back already
+            conn.execute("COMMIT")
 
 
 def _read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int, big_tie_group: int) -> BooksPage:

@@ -155,6 +155,17 @@ def test_a_query_past_its_deadline_is_interrupted(ledger_db: Path) -> None:
         reader.close()
 
 
+def test_a_page_interrupted_in_its_transaction_says_so_and_leaves_none_open(pairs_db: Path) -> None:
+    conn = sqlite3.connect(f"file:{pairs_db}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.set_progress_handler(lambda: 1, 100)  # interrupt every statement at once
+        with pytest.raises(sqlite3.OperationalError, match="interrupted"):  # not "cannot commit"
+            books_page.read(conn, BooksQuery(sort="price", page=5, size=7), pivot_from=0)
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+
+
 def test_readers_never_block_the_writer(tmp_path: Path) -> None:
     """A writer with no busy timeout at all commits a stream of batches while the reader pages the
     books table as fast as it can: not one commit waits or fails (WAL, short read transactions)."""
