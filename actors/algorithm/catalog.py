@@ -14,24 +14,25 @@ Catalog format
   ``bad_ending``, ``floor_above_ceiling`` (after the defaults are merged in), ``duplicate_book_id``
   (the first row stays), ``line_too_long`` and ``not_utf8``.
 * A row for a book the config does not price is counted (``unknown_books``) and reported as a
-  warning, not an error: one catalog can serve several configs. Only rows of priced books are kept,
-  so memory grows with the books priced, never with the file.
+  warning, not an error: one catalog can serve several configs (its cells are not even parsed).
+  Only rows of priced books are kept, so memory grows with the books priced, never with the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
+from actors.algorithm.guardrails import FIELDS, NONE, PARSERS, Guardrails
 from actors.data_manager.csv_rows import BadRow, split_fields
 from transport import limits
 from transport.logs import printable
 
 REQUIRED: Final = ("book_id", "floor", "ceiling")
 EXAMPLES_MAX: Final = 10  # bad rows and unknown books reported one by one; the rest only counted
+PARSED_CACHE_MAX: Final = 65_536  # distinct cell values remembered while loading
 
 
 class CatalogFormatError(ValueError):
@@ -62,8 +63,8 @@ def parse_catalog_header(line: str) -> CatalogColumns:
                           tuple((name, names.index(name)) for name in FIELDS if name in names), len(names))
 
 
-def parse_catalog_row(line: str, columns: CatalogColumns, line_no: int) -> tuple[str, Guardrails] | BadRow | None:
-    """One data line -> (book id, the guardrails its cells set), a BadRow, or None for a blank line."""
+def split_catalog_row(line: str, columns: CatalogColumns, line_no: int) -> tuple[str, list[str]] | BadRow | None:
+    """One data line -> (its valid book id, its fields), a BadRow, or None for a blank line."""
     text = line.strip()
     if not text:
         return None
@@ -79,16 +80,32 @@ def parse_catalog_row(line: str, columns: CatalogColumns, line_no: int) -> tuple
     if not limits.is_valid_book_id(book):
         return BadRow(line_no, "bad_book_id", f"book_id {printable(book, 60)}: control characters or over "
                       f"{limits.BOOK_ID_MAX_LEN} characters")
+    return book, fields
+
+
+def row_guardrails(fields: list[str], columns: CatalogColumns, line_no: int,
+                   parse: Callable[[str, str], Decimal | str] | None = None) -> Guardrails | BadRow:
+    """The guardrails a row's cells set (an empty cell sets none), or the BadRow of its first bad
+    cell. ``parse(field, text)`` defaults to the field's parser (the loader passes a cached one)."""
     values: dict[str, Decimal] = {}
     for name, index in columns.fields:
         raw = fields[index].strip()
         if not raw:
             continue  # the default applies
-        value = PARSERS[name](raw)
+        value = parse(name, raw) if parse is not None else PARSERS[name](raw)
         if isinstance(value, str):
             return BadRow(line_no, f"bad_{name}", f"{name} {printable(raw, 40)}: {value}")
         values[name] = value
-    return book, Guardrails(**values)
+    return Guardrails(**values) if values else NONE
+
+
+def parse_catalog_row(line: str, columns: CatalogColumns, line_no: int) -> tuple[str, Guardrails] | BadRow | None:
+    """One data line -> (book id, the guardrails its cells set), a BadRow, or None for a blank line."""
+    split = split_catalog_row(line, columns, line_no)
+    if split is None or isinstance(split, BadRow):
+        return split
+    guardrails = row_guardrails(split[1], columns, line_no)
+    return guardrails if isinstance(guardrails, BadRow) else (split[0], guardrails)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +131,7 @@ class CatalogLoader:
         self._columns: CatalogColumns | None = None
         self._overrides: dict[str, Guardrails] = {}
         self._interned: dict[Guardrails, Guardrails] = {}
+        self._parsed: dict[tuple[str, str], Decimal | str] = {}  # cells seen before: one Decimal per value
         self._counts: dict[str, int] = {"rows": 0, "bad_rows": 0, "unknown_books": 0}
         self._warnings: list[str] = []
 
@@ -127,14 +145,14 @@ class CatalogLoader:
             if text.lstrip("\ufeff").strip():
                 self._columns = parse_catalog_header(text)
             return
-        row = parse_catalog_row(text, self._columns, line_no)
-        if row is None:
+        split = split_catalog_row(text, self._columns, line_no)
+        if split is None:
             return
-        if isinstance(row, BadRow):
-            self._bad(row)
+        if isinstance(split, BadRow):
+            self._bad(split)
             return
-        book, own = row
-        if book not in self._known:
+        book, fields = split
+        if book not in self._known:  # before its values are parsed: most rows may be for other configs
             self._counts["unknown_books"] += 1
             self._example(f"{self._name} line {line_no}: book {printable(book, 60)} is not priced by this "
                           "config: row ignored")
@@ -143,6 +161,10 @@ class CatalogLoader:
             self._bad(BadRow(line_no, "duplicate_book_id", f"book {printable(book, 60)} has an earlier row: "
                              "this one is ignored"))
             return
+        own = row_guardrails(fields, self._columns, line_no, self._parse)
+        if isinstance(own, BadRow):
+            self._bad(own)
+            return
         merged = self._defaults.override(own)  # each value is valid: only their order can be wrong
         if merged.floor is not None and merged.ceiling is not None and merged.floor > merged.ceiling:
             self._bad(BadRow(line_no, "floor_above_ceiling", f"floor {merged.floor} is above the ceiling "
@@ -150,6 +172,15 @@ class CatalogLoader:
             return
         self._overrides[book] = self._interned.setdefault(merged, merged)
         self._counts["rows"] += 1
+
+    def _parse(self, name: str, raw: str) -> Decimal | str:
+        key = (name, raw)
+        value = self._parsed.get(key)
+        if value is None:
+            if len(self._parsed) >= PARSED_CACHE_MAX:
+                self._parsed.clear()  # bounded: a catalog of all-distinct values only loses the sharing
+            value = self._parsed[key] = PARSERS[name](raw)
+        return value
 
     def _bad(self, bad: BadRow) -> None:
         self._counts["bad_rows"] += 1
@@ -174,5 +205,5 @@ class CatalogLoader:
                                 sorted(self._counts.items()) if key.startswith("bad_rows_"))
             warnings.append(f"{self._name}: {self._counts['rows']} row(s) used, {self._counts['bad_rows']} bad "
                             f"({reasons or 'none'}), {self._counts['unknown_books']} for books not priced")
-        self._interned = {}
+        self._interned, self._parsed = {}, {}
         return Catalog(self._overrides, dict(self._counts), tuple(warnings))

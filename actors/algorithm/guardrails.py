@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Final, NamedTuple
 
@@ -35,6 +35,7 @@ _EXACT: Final = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 # A plain decimal in ASCII digits (Decimal() also reads Arabic-Indic digits, '1_000', 'NaN', exponents).
 _PLAIN: Final = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?")
 _STEP_DECIMALS: Final = 6
+_CENTS: Final = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,2})?")
 
 
 def _plain(text: str) -> Decimal | None:
@@ -48,6 +49,10 @@ def _decimals(value: Decimal) -> int:
 
 def parse_money(text: str) -> Decimal | str:
     """A floor or ceiling: a price the API accepts, in cents. Returns the value or why not."""
+    if _CENTS.fullmatch(text):  # the common case, in one step
+        cents = Decimal(text).quantize(CENT)
+        if limits.PRICE_MIN <= cents <= limits.PRICE_MAX:
+            return cents
     value = _plain(text.strip())
     if value is None:
         return "not a decimal number such as 12.99 (ASCII digits, no sign or exponent)"
@@ -116,8 +121,12 @@ class Guardrails:
 
     def override(self, other: Guardrails) -> Guardrails:
         """These guardrails with every field ``other`` sets replaced (a per-book row over the defaults)."""
-        changes = {name: getattr(other, name) for name in FIELDS if getattr(other, name) is not None}
-        return replace(self, **changes) if changes else self
+        if not other.configured:
+            return self
+        return Guardrails(self.floor if other.floor is None else other.floor,
+                          self.ceiling if other.ceiling is None else other.ceiling,
+                          self.max_step_pct if other.max_step_pct is None else other.max_step_pct,
+                          self.ending if other.ending is None else other.ending)
 
     def apply(self, rule_price: Decimal, last_price: Decimal | None) -> tuple[Decimal, tuple[str, ...]]:
         """The price to set and the names of the guardrails that moved it, in the order applied; empty
