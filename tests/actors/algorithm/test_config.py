@@ -41,9 +41,14 @@ def test_books_and_their_strategies() -> None:
 
 
 def test_the_shipped_example_loads() -> None:
-    config = load_config(REPO / "repricer.example.toml")
+    config = load_config(REPO / "repricer.example.toml", tick=5.0)
     assert {pair.strategy.name for pair in config.pairs} == {"default", "cautious"}
-    assert len(config.pairs) == 8
+    assert len(config.pairs) == 8 and not config.warnings
+    assert config.has_guardrails and str(REPO / "data" / "catalog.example.csv") in config.files
+    b001, b002 = config.guardrails_for("B001"), config.guardrails_for("B002")
+    assert (b001.floor, b001.ending, b001.max_step_pct) == (Decimal("17.50"), Decimal("0.49"), Decimal(10))
+    assert (b002.floor, b002.ceiling, b002.max_step_pct) == (Decimal("18.00"), Decimal("25.00"), Decimal(5))
+    assert not config.is_paused("B001", "default")
 
 
 def test_book_files_are_read_relative_to_the_config(tmp_path: Path) -> None:
