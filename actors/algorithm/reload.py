@@ -122,10 +122,14 @@ class ConfigReloader:
             cancel = threading.Event()
             loading = asyncio.ensure_future(asyncio.to_thread(reload_config, self._path, tick=self._tick,
                                                               cancel=cancel))
-            while not loading.done():
-                await asyncio.wait({loading}, timeout=_STOP_POLL)
-                if stop.is_set():
-                    cancel.set()  # the thread sees it within a few thousand lines; then we return
+            try:
+                while not loading.done():
+                    await asyncio.wait({loading}, timeout=_STOP_POLL)
+                    if stop.is_set():
+                        cancel.set()  # the thread sees it within a few thousand lines; then we return
+            finally:
+                if not loading.done():  # cancelled from outside: the thread must not outlive us by long
+                    cancel.set()
             try:
                 result = loading.result()
             except Exception as exc:  # a bug, not a bad config: keep the running config and serving

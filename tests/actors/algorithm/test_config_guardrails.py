@@ -140,3 +140,10 @@ def test_unreadable_catalog_lines_are_bad_rows(tmp_path: Path) -> None:
     warnings = "\n".join(config.warnings)
     assert "line 2: skipped a bad row (not_utf8)" in warnings
     assert "line 3: skipped a bad row (line_too_long)" in warnings
+
+
+def test_the_command_line_config_has_one_strategy_and_no_guardrails() -> None:
+    config = Config.simple(["B1", "B2"], Decimal("0.5"))
+    assert [pair.key for pair in config.pairs] == [("B1", "default"), ("B2", "default")]
+    assert config.strategies["default"].delay == Decimal("0.5")
+    assert not config.has_guardrails and not config.is_paused("B1", "default")

@@ -129,3 +129,30 @@ def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pyte
 
     run_async(scenario())
     assert saw_cancel == [True] and not applied
+
+
+def test_cancelling_the_reloader_cancels_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)
+    started = threading.Event()
+    saw_cancel: list[bool] = []
+
+    def slow_reload(path: Path, *, tick: float | None = None,
+                    cancel: threading.Event | None = None) -> Config | ConfigError:
+        assert cancel is not None
+        started.set()
+        saw_cancel.append(cancel.wait(10))
+        return ConfigError("cancelled")
+
+    monkeypatch.setattr(reload, "reload_config", slow_reload)
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), lambda config: None)
+        task = asyncio.ensure_future(reloader.run(asyncio.Event()))
+        reloader.request()
+        await async_wait_for(started.is_set)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run_async(scenario())
+    assert saw_cancel == [True]
