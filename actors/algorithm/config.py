@@ -11,6 +11,7 @@ exception, whatever the file holds.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from collections.abc import Collection, Iterable, Mapping
@@ -35,6 +36,7 @@ _STRATEGY_KEYS: Final = frozenset({"kind", "delay", "window", "sold_factor", "un
 _BOOKS_KEYS: Final = frozenset({"ids", "file", "strategies"})
 _NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.STRATEGY_NAME_MAX_LEN}}}")
 _TOML_LINE: Final = re.compile(r"at line (\d+)")
+_STRATEGIES_LISTED_MAX: Final = 1024  # names in one [[books]].strategies (a config holds few strategies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,7 @@ def _pairs(reader: ValueReader, groups: Any, strategies: dict[str, Strategy], fi
         if names is None:
             raise reader.error(where, "strategies", "required when there are several strategies")
         names = reader.strings(where, "strategies", names, lambda n: bool(_NAME.fullmatch(n)), "strategy name",
-                               max_items=len(strategies) + 1)
+                               max_items=_STRATEGIES_LISTED_MAX)
         if not names:
             raise reader.error(where, "strategies", "expected a non-empty list of strategy names")
         for name in names:
@@ -158,6 +160,8 @@ def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = 
                  tick: float | None = None) -> Config:
     """Parse a config's text; ``files`` reads the files it names (without it, naming one is an
     error). With ``tick``, every strategy's delay must be shorter than it."""
+    if tick is not None and not (math.isfinite(tick) and tick > 0):
+        raise ValueError(f"tick must be a positive number of seconds, got {tick!r}")
     document = _document(text, name)
     reader = ValueReader(text, name)
     reader.table((), None, document, TOP_KEYS)

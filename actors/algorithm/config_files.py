@@ -73,7 +73,7 @@ def read_text(path: Path, max_bytes: int) -> str:
     if len(data) > max_bytes:
         raise FileRefused(f"over the limit of {max_bytes} bytes")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark some editors add
     except UnicodeDecodeError as exc:
         raise FileRefused(f"not UTF-8 text (byte {exc.start})") from None
 
@@ -140,7 +140,7 @@ def read_book_list(path: Path, cancel: CancelFlag | None = None) -> list[str]:
         if line.text is None:
             reason = "longer than the line limit" if line.problem == "line_too_long" else "not UTF-8 text"
             raise FileRefused(f"line {line.no}: {reason}")
-        book = line.text.strip()
+        book = (line.text.removeprefix("\ufeff") if line.no == 1 else line.text).strip()  # tolerate a BOM
         if not book or book.startswith("#"):
             continue
         if not limits.is_valid_book_id(book):

@@ -52,8 +52,8 @@ def test_the_shipped_example_loads() -> None:
 
 
 def test_book_files_are_read_relative_to_the_config(tmp_path: Path) -> None:
-    (tmp_path / "books.txt").write_text("# ids\nX1\n\nX2\n")
-    (tmp_path / "c.toml").write_text('[[books]]\nfile = "books.txt"\n')
+    (tmp_path / "books.txt").write_text("\ufeff# ids\nX1\r\n\nX2\n")
+    (tmp_path / "c.toml").write_text('\ufeff[[books]]\nfile = "books.txt"\n')
     assert load_config(tmp_path / "c.toml").books == ["X1", "X2"]
 
 
@@ -163,6 +163,9 @@ def test_a_strategy_delay_must_be_shorter_than_the_tick(tmp_path: Path) -> None:
     assert message.startswith("bad.toml:2: strategies.slow.delay: 3 s is not shorter than the tick (2.0 s)")
     assert len(parse_config(text, tick=5.0).pairs) == 2
     assert "strategies.slow.delay" in error_of(tmp_path, text.replace("3", "2"), tick=2.0)  # equal is refused
+    for tick in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tick must be a positive number"):
+            parse_config(text, tick=tick)
 
 
 # --- book files: bounded text inside the config's folder ---------------------------------------
