@@ -28,7 +28,7 @@ from actors.algorithm.pricing import PricingRule
 from actors.algorithm.strategies import DEFAULT_DELAY, Pair, Strategy, pairs_for
 from transport import limits
 
-__all__ = ["Config", "ConfigError", "ConfigFiles", "load_config", "parse_config"]
+__all__ = ("Config", "ConfigError", "ConfigFiles", "load_config", "parse_config")
 
 KINDS: Final = ("window-average",)  # the task's rule; the only kind so far
 TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "allow_outside_paths"})
