@@ -20,6 +20,7 @@ import decimal
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from transport import limits
@@ -87,8 +88,8 @@ def parse_ending(text: str) -> Decimal | str:
     return value
 
 
-PARSERS: Final = {"floor": parse_money, "ceiling": parse_money, "max_step_pct": parse_step_pct,
-                  "ending": parse_ending}
+PARSERS: Final = MappingProxyType({"floor": parse_money, "ceiling": parse_money, "max_step_pct": parse_step_pct,
+                                   "ending": parse_ending})
 
 
 @dataclass(frozen=True, slots=True)
