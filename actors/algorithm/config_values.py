@@ -23,6 +23,8 @@ Path = tuple[str | int, ...]  # a table: ("strategies", "fast"), or ("books", 2)
 _NUMBER: Final = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{1,40})?(?:[eE][+-]?[0-9]{1,12})?")
 _KEY_PART: Final = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _KEY_LINE: Final = re.compile(rf"\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
+_BARE_DOTTED: Final = re.compile(r"[A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*")
+_HEADER: Final = re.compile(r"(\[\[?)\s*(.*?)\s*(\]\]?)\s*(?:#.*)?")
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,16 @@ def _single_path(document: Any) -> Path:
     return tuple(path)
 
 
+def _key_path(text: str) -> Path | None:
+    """The parts of a (possibly dotted, possibly quoted) TOML key; None if it is not one."""
+    if _BARE_DOTTED.fullmatch(text):  # the common case, without a TOML parser
+        return tuple(part.strip() for part in text.split("."))
+    try:
+        return _single_path(tomllib.loads(f"{text} = 0"))
+    except (ValueError, RecursionError):
+        return None
+
+
 def _entries(text: str) -> list[tuple[int, Path]]:
     """(line number, full key path) of every table header and key line of ``text``: best effort
     (a line inside a multi-line string or array may be misread; only error messages use this)."""
@@ -62,11 +74,11 @@ def _entries(text: str) -> list[tuple[int, Path]]:
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("["):
-            try:
-                parsed = tomllib.loads(stripped)
-            except (ValueError, RecursionError):
+            header = _HEADER.fullmatch(stripped)
+            found_path = _key_path(header.group(2)) if header else None
+            if found_path is None or not header or len(header.group(1)) != len(header.group(3)):
                 continue
-            path = _single_path(parsed)
+            path = found_path
             if stripped.startswith("[["):
                 arrays[path] = arrays.get(path, 0) + 1
                 path = (*path, arrays[path])
@@ -74,11 +86,8 @@ def _entries(text: str) -> list[tuple[int, Path]]:
             found.append((number, table))
             continue
         match = _KEY_LINE.match(line)
-        if match:
-            try:
-                key = _single_path(tomllib.loads(f"{match.group(1)} = 0"))
-            except (ValueError, RecursionError):
-                continue
+        key = _key_path(match.group(1)) if match else None
+        if key is not None:
             found.append((number, (*table, *key)))
     return found
 
