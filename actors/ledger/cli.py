@@ -69,10 +69,9 @@ def open_readonly(path: str) -> sqlite3.Connection:
     except (sqlite3.Error, SchemaError) as exc:
         conn.close()
         raise CliError(f"{path}: {exc}") from None
-    if version != schema.VERSION:
+    if version < 1:  # every version since 1 has the contract's tables (migrations only add)
         conn.close()
-        raise CliError(f"{path}: schema version {version}, this reader needs {schema.VERSION} "
-                       "(start the Ledger once to migrate it)")
+        raise CliError(f"{path}: an empty ledger (schema version {version}): no decision kept yet")
     return conn
 
 

@@ -113,6 +113,26 @@ def test_an_older_schema_is_migrated_forward_and_a_newer_one_refused(db: Path) -
         LedgerStore(str(db)).open()
 
 
+def test_a_version_1_ledger_gains_the_dashboard_indexes_and_keeps_its_rows(db: Path) -> None:
+    db.parent.mkdir()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in schema.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.close()
+    store = LedgerStore(str(db))  # a Ledger of version 1 wrote this; this one migrates it at start
+    assert store.open() == (1, schema.VERSION)
+    store.write([[to_row_ok(decision(1))]])
+    store.close()
+    assert LedgerStore(str(db)).open() == (schema.VERSION, schema.VERSION)
+    conn = sqlite3.connect(db)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"pairs_by_price", "pairs_by_ts", "pairs_by_strategy"} <= indexes
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN SELECT book FROM pairs ORDER BY price_cents"))
+    assert "pairs_by_price" in plan and keys(db) == [("B001", "default", 1)]
+
+
 def test_a_sqlite_file_of_something_else_is_refused_and_left_alone(db: Path) -> None:
     db.parent.mkdir()
     conn = sqlite3.connect(db)
