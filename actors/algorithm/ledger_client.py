@@ -125,8 +125,8 @@ class LedgerClient:
         self.counters: dict[str, int] = {
             "ledger_submitted": 0, "ledger_acked": 0, "ledger_stored": 0, "ledger_duplicates": 0,
             "ledger_rejected": 0, "ledger_dropped": 0, "ledger_outbox": 0, "ledger_batches_sent": 0,
-            "ledger_resends": 0, "ledger_refusals": 0, "ledger_reopens": 0, "ledger_bad_frames": 0,
-            "ledger_stale_acks": 0, "ledger_resumed": 0, "ledger_resume_fallbacks": 0,
+            "ledger_resends": 0, "ledger_refusals": 0, "ledger_unconnected": 0, "ledger_reopens": 0,
+            "ledger_bad_frames": 0, "ledger_stale_acks": 0, "ledger_resumed": 0, "ledger_resume_fallbacks": 0,
         }
 
     # --- decisions -------------------------------------------------------------------------------
@@ -192,6 +192,7 @@ class LedgerClient:
     async def _send_batch(self, batch: Batch, now: float) -> None:
         if not await self._dealer.send(protocol.encode(LedgerBatch(batch.batch_id, batch.decisions))):
             self._outbox.refused(batch.batch_id, now)  # no Ledger connected: wait and try again
+            self.counters["ledger_unconnected"] += 1
             self._rlog.warning("no_ledger", "no Ledger connected at %s: %d decision(s) wait in the outbox",
                                self._dealer.endpoint, len(self._outbox))
             return

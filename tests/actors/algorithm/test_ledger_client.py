@@ -191,7 +191,7 @@ def test_without_a_ledger_resume_falls_back_in_time_and_the_outbox_waits_then_dr
         for t in range(400):  # pricing goes on: the client never blocks, the surplus is dropped
             client.submit(decision(t))
         assert client.unacknowledged == 300
-        await asyncio.sleep(0.3)  # batches were tried and refused by an empty socket meanwhile
+        await async_wait_for(lambda: client.counters["ledger_unconnected"] >= 2)  # tried, found nobody, backed off
 
         async def with_it(ledger: Ledger) -> None:  # the Ledger comes (back): the outbox drains
             assert await client.flush(10.0)
@@ -216,7 +216,7 @@ def test_a_silent_peer_makes_the_client_reopen_and_resend_to_the_ledger_that_rep
         for t in range(50):
             client.submit(decision(t))
         await silent.recv_multipart()  # the batch went to the silent peer
-        await asyncio.sleep(0.7)  # past the ack timeout
+        await async_wait_for(lambda: client.counters["ledger_reopens"] >= 1)  # silent past the ack timeout
         silent.close(0)
 
         async def with_it(ledger: Ledger) -> None:
