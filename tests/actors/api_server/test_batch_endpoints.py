@@ -1,0 +1,169 @@
+"""The batched endpoints and the rate limits over real HTTP, against the real server in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from actors.api_server.rate_limit import TokenBucket
+from tests.actors.api_server.serve import call, run, serving
+from transport.limits import API_BATCH_MAX, HTTP_BATCH_BODY_MAX_BYTES, HTTP_BODY_MAX_BYTES
+
+
+def items(n: int, price: Any = "12.34") -> list[dict[str, Any]]:
+    return [{"book": f"B{i:04d}", "strategy": "undercut", "price": price} for i in range(n)]
+
+
+def test_register_batch_then_look_the_ids_up() -> None:
+    async def body() -> None:
+        async with serving() as (server, base), aiohttp.ClientSession() as session:
+            batch = items(5)
+            batch[2]["price"] = "0"
+            status, data = await call(session, "POST", f"{base}/register-requests", json={"items": batch})
+            assert status == 200
+            results = data["results"]
+            assert len(results) == 5 and results[2]["error"].startswith("item 2: price must be within")
+            ids = [r["id"] for r in results if "id" in r]
+            assert ids == list(range(ids[0], ids[0] + 4))  # consecutive, in order, the bad item skipped
+            status, data = await call(session, "POST", f"{base}/request-data", json={"ids": [*ids, ids[-1] + 1]})
+            assert status == 200
+            assert data["results"][:4] == [{"id": n, "sold": n % 2 == 0} for n in ids]
+            assert data["results"][4] == {"id": ids[-1] + 1, "error": "item 4: unknown id (not issued yet)"}
+            # ids of a batch and of the single endpoint come from one sequence
+            status, single = await call(session, "POST", f"{base}/register-request", json=items(1)[0])
+            assert single == {"id": ids[-1] + 1}
+            status, data = await call(session, "GET", f"{base}/request-data/{ids[0]}")
+            assert (status, data) == (200, {"sold": ids[0] % 2 == 0})
+            c = server.counters
+            assert (c["batch_registers"], c["batch_lookups"], c["registered"], c["bad_items"]) == (1, 1, 5, 1)
+            assert (c["lookups"], c["unknown_ids"], c["sold"] + c["not_sold"]) == (5, 1, 5)
+    run(body)
+
+
+def test_a_full_batch_fits_in_the_body_limit() -> None:
+    async def body() -> None:
+        async with serving() as (_, base), aiohttp.ClientSession() as session:
+            # the largest items the rules allow, as many as allowed
+            big = [{"book": "b" * 128, "strategy": "s" * 64, "price": "9999999.999999"}] * API_BATCH_MAX
+            assert len(json.dumps({"items": big})) <= HTTP_BATCH_BODY_MAX_BYTES
+            status, data = await call(session, "POST", f"{base}/register-requests", json={"items": big})
+            assert status == 200 and len(data["results"]) == API_BATCH_MAX
+            ids = [r["id"] for r in data["results"]]
+            status, data = await call(session, "POST", f"{base}/request-data", json={"ids": ids})
+            assert status == 200 and [r["id"] for r in data["results"]] == ids
+    run(body)
+
+
+@pytest.mark.parametrize("path", ["/register-requests", "/request-data"])
+def test_malformed_envelopes_are_400_and_cost_no_id(path: str) -> None:
+    async def body() -> None:
+        key = "items" if path == "/register-requests" else "ids"
+        bad = [b"", b"nope", b"[]", b"{}", b'{"%s": []}' % key.encode(), b'{"%s": 5}' % key.encode(),
+               json.dumps({key: [1] * (API_BATCH_MAX + 1)}).encode()]
+        async with serving() as (server, base), aiohttp.ClientSession() as session:
+            for raw in bad:
+                status, data = await call(session, "POST", base + path, data=raw)
+                assert status == 400 and data["error"], raw
+            assert server.counters["bad_requests"] == len(bad)
+            assert server.ids.issued == 0
+    run(body)
+
+
+def test_body_limits_batch_and_single() -> None:
+    async def chunks(size: int) -> Any:
+        for _ in range(size // 1024 + 1):
+            yield b" " * 1024
+
+    async def body() -> None:
+        async with serving() as (server, base), aiohttp.ClientSession() as session:
+            over = b" " * (HTTP_BATCH_BODY_MAX_BYTES + 1)
+            for path in ("/register-requests", "/request-data"):
+                status, data = await call(session, "POST", base + path, data=over)
+                assert status == 413 and str(HTTP_BATCH_BODY_MAX_BYTES) in data["error"]
+                status, data = await call(session, "POST", base + path, data=chunks(HTTP_BATCH_BODY_MAX_BYTES))
+                assert status == 413 and str(HTTP_BATCH_BODY_MAX_BYTES) in data["error"]
+            # the single endpoint keeps its own, smaller limit even though a batch body may be larger
+            status, data = await call(session, "POST", f"{base}/register-request",
+                                      data=b" " * (HTTP_BODY_MAX_BYTES + 1))
+            assert status == 413 and str(HTTP_BODY_MAX_BYTES) in data["error"]
+            assert server.counters["too_large"] == 5 and server.ids.issued == 0
+    run(body)
+
+
+def test_429_carries_retry_after_in_the_header_and_the_body() -> None:
+    async def body() -> None:
+        async with serving(rate_limit=1, burst=2) as (server, base), aiohttp.ClientSession() as session:
+            url = f"{base}/register-requests"
+            for _ in range(2):
+                async with session.post(url, json={"items": items(3)}) as resp:
+                    assert resp.status == 200  # a batch call counts as one request
+            async with session.post(url, json={"items": items(3)}) as resp:
+                assert resp.status == 429 and resp.content_type == "application/json"
+                assert resp.headers["Retry-After"] == "1"
+                data = await resp.json()
+            assert data["error"] == "rate limit exceeded" and 0.9 < data["retry_after"] <= 1.0
+            assert server.ids.issued == 6  # the refused call cost no id
+            # every endpoint has its own bucket
+            status, _ = await call(session, "POST", f"{base}/register-request", json=items(1)[0])
+            assert status == 200
+            assert server.counters["rate_limited"] == 1
+            # unknown paths are not limited (nor counted as throttled): they are 404s
+            for _ in range(5):
+                status, _ = await call(session, "GET", f"{base}/nope")
+                assert status == 404
+            assert server.counters["rate_limited"] == 1
+    run(body)
+
+
+class HonouringClient:
+    """What a well-behaved client does: paces itself with its own token bucket (starting greedier than
+    the server allows), and on a 429 waits ``retry_after`` from the body (else ``Retry-After``) and
+    starts its bucket over, instead of retrying in a storm."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.pacer = TokenBucket(rate, burst, time.monotonic())
+        self.paused_until = 0.0
+        self.ok = 0
+        self.throttled_at: list[float] = []
+
+    async def worker(self, session: aiohttp.ClientSession, url: str, start: float, end: float) -> None:
+        while (now := time.monotonic()) < end:
+            if now < self.paused_until:
+                await asyncio.sleep(self.paused_until - now)
+                continue
+            if wait := self.pacer.take(now):
+                await asyncio.sleep(wait)
+                continue
+            async with session.post(url, json={"book": "B1", "price": "1.00"}) as resp:
+                if resp.status == 429:
+                    data = await resp.json()
+                    retry = data.get("retry_after", float(resp.headers["Retry-After"]))
+                    received = time.monotonic()
+                    self.throttled_at.append(received - start)
+                    self.paused_until = max(self.paused_until, received + retry)
+                    self.pacer.tokens = 0.0
+                else:
+                    assert resp.status == 200
+                    self.ok += 1
+
+
+def test_a_client_honouring_retry_after_gets_the_limit_and_the_429s_stop() -> None:
+    rate, seconds = 200, 3.0
+
+    async def body() -> None:
+        async with serving(rate_limit=rate, burst=10) as (server, base), aiohttp.ClientSession() as session:
+            client = HonouringClient(rate, burst=40)  # believes in a larger burst than the server allows
+            start = time.monotonic()
+            await asyncio.gather(*(client.worker(session, f"{base}/register-request", start, start + seconds)
+                                   for _ in range(8)))
+            achieved = client.ok / seconds
+            assert abs(achieved - rate) <= 0.05 * rate, achieved
+            assert client.throttled_at, "the greedy start must have met the limit"
+            assert max(client.throttled_at) < 1.0, client.throttled_at
+            assert server.counters["rate_limited"] == len(client.throttled_at)
+    run(body)
