@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from actors.api_server.request_ids import MAX_ID, IdAllocator
-from actors.api_server.requests import BadRequest, load_json, parse_fields
+from actors.api_server.requests import BadRequest, is_plain_valid, load_json, parse_fields
 from transport.limits import API_BATCH_MAX
 
 UNKNOWN_PAST: Final = "unknown id (issued before this server started, or expired)"
@@ -60,11 +60,11 @@ def parse_registrations(body: bytes) -> Registrations:
     for index, item in enumerate(items):
         if type(item) is not dict:
             errors[index] = f"item {index}: {_NOT_AN_OBJECT}"
-            continue
-        try:
-            parse_fields(item)
-        except BadRequest as e:
-            errors[index] = f"item {index}: {e}"
+        elif not is_plain_valid(item):
+            try:  # the full rules: a valid item of another shape (a number price), or the exact error
+                parse_fields(item)
+            except BadRequest as e:
+                errors[index] = f"item {index}: {e}"
     return Registrations(len(items), errors)
 
 

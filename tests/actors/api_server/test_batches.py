@@ -21,7 +21,7 @@ from actors.api_server.batches import (
     registration_results,
 )
 from actors.api_server.request_ids import MAX_ID, IdAllocator
-from actors.api_server.requests import BadRequest, parse_registration
+from actors.api_server.requests import BadRequest, is_plain_valid, parse_fields, parse_registration
 from transport.limits import API_BATCH_MAX
 
 
@@ -87,6 +87,21 @@ fields = st.fixed_dictionaries({}, optional={"book": st.text(max_size=3) | st.ju
                                              "price": json_scalars, "strategy": json_scalars | st.just("s" * 65),
                                              "extra": json_scalars})
 items = fields | json_scalars | st.lists(json_scalars, max_size=2)
+
+
+prices = st.decimals(min_value=0, max_value=20_000_000, places=7, allow_nan=False, allow_infinity=False)
+plain_items = st.fixed_dictionaries({"book": st.text(max_size=130), "price": prices.map(str) | json_scalars},
+                                    optional={"strategy": st.none() | st.text(max_size=66)})
+
+
+@given(plain_items)
+def test_the_fast_path_agrees_with_the_rules(value: dict[str, Any]) -> None:
+    try:
+        parse_fields(value)
+        valid = True
+    except BadRequest:
+        valid = False
+    assert is_plain_valid(value) == (valid and isinstance(value["price"], str))
 
 
 @given(st.lists(items, min_size=1, max_size=30))
