@@ -44,7 +44,8 @@ def items_body(n: int) -> bytes:
 # --- the load generator (its own process) ---------------------------------------------------------
 
 
-async def _load(mode: str, url: str, concurrency: int, batch: int, warmup: float, seconds: float) -> dict[str, Any]:
+async def generate_load(mode: str, url: str, concurrency: int, batch: int, warmup: float,
+                        seconds: float) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -108,7 +109,7 @@ def load_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
-    result = uvloop.run(_load(args.mode, args.url, args.concurrency, args.batch, args.warmup, args.seconds))
+    result = uvloop.run(generate_load(args.mode, args.url, args.concurrency, args.batch, args.warmup, args.seconds))
     print(json.dumps({"mode": args.mode, **result}), flush=True)
     return 0
 
@@ -116,7 +117,7 @@ def load_main(argv: Sequence[str]) -> int:
 # --- the measurement --------------------------------------------------------------------------------
 
 
-def _codec(repeat: int) -> dict[str, float]:
+def codec_costs(repeat: int) -> dict[str, float]:
     """Microseconds per item of the server's batch work without HTTP (stdlib json, as shipped), and of
     decoding the same bodies with json vs orjson."""
     from actors.api_server import batches
@@ -181,7 +182,7 @@ def measure(cfg: Config) -> Outcome:
     out.rows.append(Row("server CPU per decision (1 item registered + 1 looked up), batches of 500", per_decision,
                         "us", single_decision, "single-item calls", f"<= {TARGET_DECISION_US:.0f} us",
                         met=per_decision <= TARGET_DECISION_US))
-    codec = _codec(cfg.pick(50, 300))
+    codec = codec_costs(cfg.pick(50, 300))
     out.raw["codec"] = codec
     out.rows.append(Row("batch work without HTTP: register / lookup, us per item", codec["register_us"], "us",
                         note=f"lookup {codec['lookup_us']:.2f} us"))
