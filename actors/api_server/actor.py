@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import zmq.asyncio
 from aiohttp import web
@@ -136,14 +136,22 @@ class APIServer:
         app.router.add_post("/request-data", h.request_data_batch, name="request-data-batch")
         return app
 
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An error asyncio caught in a callback (e.g. a protocol's): one rate-limited line, not the
+        default multi-line traceback, since a peer may trigger it again and again."""
+        self._counters["internal_errors"] += 1
+        self._bad_log.error("event loop", "%s: %r", context.get("message", "error"), context.get("exception"))
+
     async def run(self, stop: asyncio.Event) -> None:
         self.ids.reserve()  # with --state-file: fail now, not on the first request, if it cannot be written
         runner = web.AppRunner(self.make_app(), shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         listener: asyncio.Server | None = None
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_error)
         try:
             assert runner.server is not None
-            loop = asyncio.get_running_loop()
             # Our own listening socket instead of a TCPSite: each connection gets the JSON-error,
             # bounded protocol of http_edge, and connections past the cap are refused.
             factory = http_edge.protocol_factory(runner.server, loop, self._counters, self._bad_log, self._bounds)
@@ -167,6 +175,7 @@ class APIServer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                         await listener.wait_closed()
+            loop.set_exception_handler(previous_handler)
 
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:

@@ -15,7 +15,7 @@ from typing import Final
 from aiohttp import StreamReader, web
 
 from actors.api_server import batches, request_ids
-from actors.api_server.http_edge import json_error
+from actors.api_server.http_edge import describe_parse_error, json_error
 from actors.api_server.request_ids import IdAllocator
 from actors.api_server.requests import BadRequest, parse_registration
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES, HTTP_BODY_MAX_BYTES, HTTP_BODY_TIMEOUT
@@ -35,6 +35,16 @@ class _Refusal(Exception):
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
+
+
+async def _closing(request: web.Request, response: web.Response) -> _Refusal:
+    """Send ``response`` and close the connection now. aiohttp would otherwise linger reading the rest
+    of the body: the very thing this client is slow to send, or that cannot be read at all."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return _Refusal(response)
 
 
 class Handlers:
@@ -59,23 +69,22 @@ class Handlers:
         if request.content_length is not None and request.content_length > limit:
             raise self._too_large(limit)
         content = request.content
-        if content.is_eof():  # the usual case: already all here, no timer needed
-            return await self._read_all(content, limit)
         try:
+            if content.is_eof():  # the usual case: already all here, no timer needed
+                return await self._read_all(content, limit)
             async with asyncio.timeout(self._body_timeout):
                 return await self._read_all(content, limit)
         except TimeoutError:
             self._counters["body_timeouts"] += 1
             self._bad_log.warning("body timeout", "no complete body within %gs from %s", self._body_timeout,
                                   request.remote)
-            response = json_error(408, f"body not received within {self._body_timeout:g}s")
-            response.force_close()
-            # Send it and close now: otherwise aiohttp would linger for the rest of the body, the very
-            # thing this client is slow to send.
-            await response.prepare(request)
-            await response.write_eof()
-            request.protocol.force_close()
-            raise _Refusal(response) from None
+            raise await _closing(request, json_error(408, f"body not received within {self._body_timeout:g}s")
+                                 ) from None
+        except web.RequestPayloadError as e:  # bad chunking, a body that does not decompress...
+            reason = describe_parse_error(e.__cause__ or e)
+            self._counters["bad_http"] += 1
+            self._bad_log.warning("bad http", "malformed body from %s: %s", request.remote, reason)
+            raise await _closing(request, json_error(400, f"malformed request body: {reason}")) from None
 
     async def _read_all(self, content: StreamReader, limit: int) -> bytes:
         body = bytearray()

@@ -104,6 +104,14 @@ class JsonErrorHandler(web.RequestHandler):
         response.force_close()  # as aiohttp does: the connection's state is unknown after an error
         return response
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's own reports ("Unhandled exception", ...): one rate-limited line, no traceback, as
+        a peer may cause them again and again."""
+        exc = kw.get("exc_info")
+        text = (str(args[0]) % args[1:]) if args else "error"
+        self._counters["internal_errors"] += 1
+        self._bad_log.error("aiohttp", "%s: %r", text, exc)
+
     # A client that stops reading fills our socket buffer; the transport then pauses our writes and a
     # handler would wait on it forever, holding a connection slot. Bound that wait.
     def pause_writing(self) -> None:

@@ -5,6 +5,7 @@ connections bounded; log lines that cannot be forged; a port in use is one clear
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import os
@@ -17,12 +18,14 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 
-from actors.api_server.http_edge import HttpBounds, describe_parse_error
+from actors.api_server.http_edge import HttpBounds, JsonErrorHandler, describe_parse_error
 from tests.actors.api_server.serve import call, exchange, run, serving, split_response
 from tests.helpers import REPO, async_wait_for
 from transport.limits import HTTP_LINE_MAX_BYTES
+from transport.logs import RateLimitedLog
 
 MALFORMED = [
     b"GET / HTTP/9.9\r\n\r\n",  # the issue's example: an invalid HTTP version
@@ -89,6 +92,57 @@ def test_peer_text_in_logged_paths_is_escaped(caplog: pytest.LogCaptureFixture) 
     assert len(messages) == 3
     assert all(not re.search(r"[\x00-\x1f\x7f]", m) for m in messages), messages
     assert "\\nlauncher" not in messages[0] and "\\n2026-01-01 launcher[1]" in messages[0]
+
+
+def test_malformed_bodies_are_json_400_and_close_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        async with serving(bounds=HttpBounds(body_timeout=0.3)) as (server, _):
+            for encoding in (b"gzip", b"deflate"):
+                raw = await exchange(server.port, b"POST /register-requests HTTP/1.1\r\nHost: x\r\n"
+                                     b"Content-Encoding: " + encoding + b"\r\nContent-Length: 10\r\n\r\n0123456789")
+                status, _, data = split_response(raw)
+                assert status == 400 and json.loads(data)["error"].startswith("malformed request body: ")
+            # a bomb: 10 MB of spaces in 10 KB of gzip is refused at the limit, decompressed or not
+            bomb = gzip.compress(b" " * 10_000_000)
+            raw = await exchange(server.port, b"POST /register-requests HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(bomb), bomb))
+            assert split_response(raw)[0] == 413
+            # a bad chunk after the handler started reading: bounded by the body timeout
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /register-request HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"3\r\n{\"b\r\n")
+            await asyncio.sleep(0.05)  # either way (read started or not) the answer is a JSON 400/408
+            writer.write(b"zz\r\n")
+            assert split_response(await reader.read())[0] in (400, 408)
+            writer.close()
+            assert server.counters["internal_errors"] == 0 and server.ids.issued == 0
+
+    caplog.set_level(logging.DEBUG)
+    run(body)
+    assert all(r.exc_info is None for r in caplog.records), [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+def test_aiohttp_and_event_loop_reports_are_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        async with serving() as (server, _):
+            loop = asyncio.get_running_loop()
+            for _ in range(10):
+                loop.call_exception_handler({"message": "protocol.data_received() failed\nforged line",
+                                             "exception": ValueError("x\ny")})
+            handler = JsonErrorHandler(web.Server(lambda request: None), loop=loop,  # type: ignore[arg-type, return-value]
+                                       counters=server.counters, bad_log=RateLimitedLog(logging.getLogger("t")),
+                                       bounds=HttpBounds())
+            try:
+                raise RuntimeError("boom")
+            except RuntimeError as e:
+                handler.log_exception("Unhandled exception", exc_info=e)
+            assert server.counters["internal_errors"] == 11
+
+    caplog.set_level(logging.DEBUG)
+    run(body)
+    lines = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(lines) == 6  # 5 of the loop's (then rate-limited) + aiohttp's one
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
 
 
 def test_idle_and_slowloris_connections_are_closed_after_the_idle_timeout() -> None:
