@@ -130,10 +130,12 @@ class APIServer:
         # Bodies are read by the handlers, each against its own limit; this only bounds aiohttp's own.
         app = web.Application(client_max_size=HTTP_BATCH_BODY_MAX_BYTES, middlewares=[errors_as_json])
         h = self._handlers
-        app.router.add_post("/register-request", h.register, name="register-request")
-        app.router.add_get("/request-data/{id}", h.request_data, name="request-data")
-        app.router.add_post("/register-requests", h.register_batch, name="register-requests")
-        app.router.add_post("/request-data", h.request_data_batch, name="request-data-batch")
+        app.router.add_post("/register-request", h.register, name="register-request", expect_handler=h.expect)
+        app.router.add_get("/request-data/{id}", h.request_data, name="request-data", expect_handler=h.expect)
+        app.router.add_post("/register-requests", h.register_batch, name="register-requests",
+                            expect_handler=h.expect)
+        app.router.add_post("/request-data", h.request_data_batch, name="request-data-batch",
+                            expect_handler=h.expect)
         return app
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from aiohttp import StreamReader, web
+from aiohttp import HttpVersion11, StreamReader, web
 
 from actors.api_server import batches, request_ids
 from actors.api_server.http_edge import describe_parse_error, json_error
@@ -26,7 +26,8 @@ _NOT_SOLD: Final = b'{"sold":false}'
 COUNTER_NAMES: Final = ("registered", "lookups", "sold", "not_sold", "bad_requests", "unknown_ids",
                         "unknown_paths", "bad_methods", "too_large", "injected_errors", "persist_errors",
                         "other_errors", "batch_registers", "batch_lookups", "bad_items", "rate_limited",
-                        "bad_http", "internal_errors", "connections_refused", "slow_readers", "body_timeouts")
+                        "bad_http", "internal_errors", "connections_refused", "slow_readers", "body_timeouts",
+                        "disconnects")
 
 
 class _Refusal(Exception):
@@ -93,6 +94,20 @@ class Handlers:
             if len(body) > limit:
                 raise self._too_large(limit)
         return bytes(body)
+
+    async def expect(self, request: web.Request) -> web.Response | None:
+        """``Expect: 100-continue`` gets its interim answer; any other expectation a JSON 417 (aiohttp's
+        own would echo the peer's header into a plain-text answer)."""
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            if request.version == HttpVersion11:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return None
+        self._counters["bad_requests"] += 1
+        self._bad_log.warning("bad expect", "unsupported Expect header from %s: %s", request.remote,
+                              request.headers.get("Expect", ""))
+        response = json_error(417, "unsupported Expect header: only 100-continue is")
+        response.force_close()  # the client may or may not send its body now: start afresh
+        return response
 
     def _too_large(self, limit: int) -> _Refusal:
         self._counters["too_large"] += 1

@@ -87,7 +87,10 @@ class JsonErrorHandler(web.RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         if request.writer.output_size > 0:  # as aiohttp: a response already started cannot be replaced
             raise ConnectionError("response already started; cannot send the error")
-        if status == 400:  # only the parser's refusals come here with 400 (handlers answer their own)
+        if isinstance(exc, ConnectionError):  # the client left while we read its body: nobody to answer
+            self._counters["disconnects"] += 1
+            text = "connection lost"
+        elif status == 400:  # only the parser's refusals come here with 400 (handlers answer their own)
             reason = describe_parse_error(exc, message)
             self._counters["bad_http"] += 1
             self._bad_log.warning("bad http", "malformed HTTP request from %s: %s", request.remote, reason)

@@ -69,3 +69,15 @@ def split_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     status = int(lines[0].split()[1])
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
     return status, headers, body
+
+
+def split_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Every response in ``raw`` (several when requests were pipelined), by their Content-Length."""
+    found = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status, headers, _ = split_response(head + b"\r\n\r\n")
+        length = int(headers.get("content-length", "0"))
+        found.append((status, headers, rest[:length]))
+        raw = rest[length:]
+    return found

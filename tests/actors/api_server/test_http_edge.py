@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import os
+import random
 import re
 import signal
 import socket
@@ -22,7 +23,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 
 from actors.api_server.http_edge import HttpBounds, JsonErrorHandler, describe_parse_error
-from tests.actors.api_server.serve import call, exchange, run, serving, split_response
+from tests.actors.api_server.serve import call, exchange, run, serving, split_response, split_responses
 from tests.helpers import REPO, async_wait_for
 from transport.limits import HTTP_LINE_MAX_BYTES
 from transport.logs import RateLimitedLog
@@ -142,6 +143,57 @@ def test_aiohttp_and_event_loop_reports_are_one_line(caplog: pytest.LogCaptureFi
     run(body)
     lines = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(lines) == 6  # 5 of the loop's (then rate-limited) + aiohttp's one
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_expect_100_continue_works_and_other_expectations_are_417_json() -> None:
+    async def body() -> None:
+        async with serving() as (server, base), aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/register-requests", json={"items": [{"book": "b", "price": "1"}]},
+                                    expect100=True) as resp:
+                assert resp.status == 200 and len((await resp.json())["results"]) == 1
+            for expect in (b"100-continue\xffPUT", b"something-else"):
+                raw = await exchange(server.port, b"POST /register-request HTTP/1.1\r\nHost: x\r\nExpect: " + expect
+                                     + b"\r\nContent-Length: 2\r\n\r\n{}")
+                status, _, data = split_response(raw)
+                assert status == 417 and "Expect" in json.loads(data)["error"]
+            assert server.counters["internal_errors"] == 0 and server.counters["bad_requests"] == 2
+    run(body)
+
+
+PIECES = [b"GET ", b"POST ", b"PUT ", b"/register-request", b"/register-requests", b"/request-data", b"/request-data/1",
+          b" HTTP/1.1", b" HTTP/1.0", b" HTTP/2", b"\r\n", b"\n", b"\r", b"Host: x", b"Content-Length: 5",
+          b"Content-Length: -1", b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip, chunked",
+          b"Content-Encoding: gzip", b"Connection: close", b"Connection: Upgrade", b"Upgrade: websocket",
+          b"Expect: 100-continue", b'{"items": [', b'{"ids": [1,2]}', b"0\r\n\r\n", b"ff\r\n", b"\x00", b"\xff",
+          b": ", b"%0a", b"%", b"?a=b&c", b"#frag"]
+
+
+def test_fuzzed_requests_get_json_answers_and_no_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(9)
+    cases = []
+    for _ in range(300):
+        data = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 14)))
+        if rng.random() < 0.5:
+            data = b"POST /register-requests HTTP/1.1\r\nHost: x\r\n" + data
+        cases.append(data + (b"\r\n\r\n" if rng.random() < 0.7 else b""))
+
+    async def body() -> None:
+        async with serving(bounds=HttpBounds(idle_timeout=0.3, body_timeout=0.3)) as (server, _):
+            slots = asyncio.Semaphore(20)
+
+            async def one(data: bytes) -> None:
+                async with slots:
+                    raw = await exchange(server.port, data, timeout=5)
+                for status, headers, _ in split_responses(raw):  # pipelined cases get several answers
+                    assert status < 500, (data, raw)
+                    assert status == 100 or headers["content-type"].startswith("application/json"), (data, raw)
+
+            await asyncio.gather(*(one(data) for data in cases))
+            assert server.counters["internal_errors"] == 0
+
+    caplog.set_level(logging.DEBUG)
+    run(body, timeout=60)
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
 
 
