@@ -10,7 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from actors import runtime
+from actors.api_server.options import APIServerOptions
 from actors.api_server.rate_limit import TokenBucket
+from actors.kinds import API_SERVER
+from actors.options import to_argv
 from tests.actors.api_server.serve import call, run, serving
 from transport.limits import API_BATCH_MAX, HTTP_BATCH_BODY_MAX_BYTES, HTTP_BODY_MAX_BYTES
 
@@ -167,3 +171,24 @@ def test_a_client_honouring_retry_after_gets_the_limit_and_the_429s_stop() -> No
             assert max(client.throttled_at) < 1.0, client.throttled_at
             assert server.counters["rate_limited"] == len(client.throttled_at)
     run(body)
+
+
+def parse(argv: list[str]) -> APIServerOptions:
+    return runtime.parse_options(API_SERVER, APIServerOptions, None, argv)[0]
+
+
+@pytest.mark.parametrize("argv", [["--burst", "3"], ["--rate-limit", "0"], ["--rate-limit", "-1"],
+                                  ["--rate-limit", "nan"], ["--rate-limit", "inf"], ["--rate-limit", "2000000"],
+                                  ["--rate-limit", "5", "--burst", "0"]])
+def test_bad_rate_limit_options_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(argv)
+    assert exc.value.code == 2
+
+
+def test_rate_limit_options_default_and_round_trip() -> None:
+    assert parse([]).rate_limit is None  # off by default
+    assert parse(["--rate-limit", "2.5"]).effective_burst == 3  # one second's worth, rounded up
+    options = parse(["--rate-limit", "200", "--burst", "10"])
+    assert options.effective_burst == 10
+    assert parse(to_argv(options)) == options  # the launcher can pass them on
