@@ -125,14 +125,17 @@ def test_429_carries_retry_after_in_the_header_and_the_body() -> None:
 
 
 class HonouringClient:
-    """What a well-behaved client does: paces itself with its own token bucket (starting greedier than
-    the server allows), and on a 429 waits ``retry_after`` from the body (else ``Retry-After``) and
-    starts its bucket over, instead of retrying in a storm."""
+    """What a well-behaved client does: it starts greedy (it does not know the limit yet); at a 429 it
+    waits ``retry_after`` from the body (else ``Retry-After``) instead of retrying in a storm, and from
+    then on paces itself with its own token bucket at the limit, started empty. Its bucket's burst is
+    below the server's, so a catch-up after a stall never outruns what the server has accrued (the
+    difference absorbs the jitter between a send and its handling)."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.pacer = TokenBucket(rate, burst, time.monotonic())
+        self.paced = False
         self.paused_until = 0.0
-        self.ok = 0
+        self.ok_at: list[float] = []
         self.throttled_at: list[float] = []
 
     async def worker(self, session: aiohttp.ClientSession, url: str, start: float, end: float) -> None:
@@ -140,35 +143,37 @@ class HonouringClient:
             if now < self.paused_until:
                 await asyncio.sleep(self.paused_until - now)
                 continue
-            if wait := self.pacer.take(now):
+            if self.paced and (wait := self.pacer.take(now)):
                 await asyncio.sleep(wait)
                 continue
             async with session.post(url, json={"book": "B1", "price": "1.00"}) as resp:
+                received = time.monotonic()
                 if resp.status == 429:
                     data = await resp.json()
                     retry = data.get("retry_after", float(resp.headers["Retry-After"]))
-                    received = time.monotonic()
                     self.throttled_at.append(received - start)
                     self.paused_until = max(self.paused_until, received + retry)
+                    self.paced = True
                     self.pacer.tokens = 0.0
                 else:
                     assert resp.status == 200
-                    self.ok += 1
+                    self.ok_at.append(received - start)
 
 
 def test_a_client_honouring_retry_after_gets_the_limit_and_the_429s_stop() -> None:
-    rate, seconds = 200, 3.0
+    rate, seconds = 200, 4.0
 
     async def body() -> None:
-        async with serving(rate_limit=rate, burst=10) as (server, base), aiohttp.ClientSession() as session:
-            client = HonouringClient(rate, burst=40)  # believes in a larger burst than the server allows
+        # A small server burst, so the greedy start meets the limit early even on a busy machine.
+        async with serving(rate_limit=rate, burst=30) as (server, base), aiohttp.ClientSession() as session:
+            client = HonouringClient(rate, burst=20)
             start = time.monotonic()
             await asyncio.gather(*(client.worker(session, f"{base}/register-request", start, start + seconds)
                                    for _ in range(8)))
-            achieved = client.ok / seconds
-            assert abs(achieved - rate) <= 0.05 * rate, achieved
             assert client.throttled_at, "the greedy start must have met the limit"
-            assert max(client.throttled_at) < 1.0, client.throttled_at
+            assert max(client.throttled_at) < 1.0, client.throttled_at  # the 429s stop in the first second
+            achieved = sum(1 for t in client.ok_at if 1.0 <= t < seconds) / (seconds - 1.0)  # after the first second
+            assert abs(achieved - rate) <= 0.05 * rate, achieved
             assert server.counters["rate_limited"] == len(client.throttled_at)
     run(body)
 
