@@ -87,10 +87,16 @@ class APIServer:
         self.ids = IdAllocator(start, options.retention, reserve=self._state.save if self._state else None)
         self._bounds = bounds or HttpBounds()
         self._handlers = Handlers(self.ids, self._counters, self._bad_log, self._bounds.body_timeout)
+        self._runner: web.AppRunner | None = None
 
     @property
     def counters(self) -> dict[str, int]:
         return self._counters
+
+    @property
+    def open_connections(self) -> int:
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     def _throttled(self, request: web.Request) -> web.Response | None:
         """429 if this request's endpoint is over its rate limit (unknown paths have none)."""
@@ -146,7 +152,7 @@ class APIServer:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.ids.reserve()  # with --state-file: fail now, not on the first request, if it cannot be written
-        runner = web.AppRunner(self.make_app(), shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = self._runner = web.AppRunner(self.make_app(), shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         listener: asyncio.Server | None = None
         loop = asyncio.get_running_loop()
