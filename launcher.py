@@ -27,6 +27,7 @@ from actors import kinds, runtime
 from actors.algorithm.config import ConfigError, load_config
 from actors.algorithm.options import DEFAULT_BOOKS, AlgorithmOptions, PricingOptions
 from actors.api_server.options import APIServerOptions
+from actors.dashboard import launch as dashboard
 from actors.data_manager.options import DataManagerOptions
 from actors.kinds import ActorKind
 from actors.options import add_options, default_of, from_namespace, to_argv
@@ -74,9 +75,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="Algorithm processes this launcher starts; each (book, strategy) is owned by one "
                              "(default 1)")
-    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE), metavar="ACTOR,...",
-                        help="which actors this launcher starts (default: all); with the endpoint options, "
-                             "one launcher per machine supervises that machine's share")
+    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE if k.by_default), metavar="ACTOR,...",
+                        help="which actors this launcher starts (default: all but the dashboard); with the endpoint "
+                             "options, one launcher per machine supervises that machine's share")
     parser.add_argument("--workers-total", type=int, default=None, metavar="M",
                         help="Algorithm workers across all launchers (default: --workers)")
     parser.add_argument("--worker-offset", type=int, default=0, metavar="K",
@@ -107,6 +108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                      help="log every actor's RSS and counters every S seconds (default %(default)s)")
     add_options(sup, RuntimeOptions, only=("log_level",))
     add_options(parser.add_argument_group("security"), RuntimeOptions, only=("keys", "insecure"))
+    dashboard.add_arguments(parser)
     args = parser.parse_args(argv)
     args.pricing = from_namespace(PricingOptions, args, parser)
     if args.tick <= 0:
@@ -167,6 +169,8 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
             add(kinds.ALGORITHM, kinds.ALGORITHM.instance(worker, total),
                 AlgorithmOptions(**pricing_fields(args.pricing), ticks=net.ticks, data=",".join(net.data),
                                  api_url=net.api_url, workers_total=total, worker=worker))
+    if dashboard.wanted(args):
+        add(kinds.DASHBOARD, kinds.DASHBOARD.name, dashboard.child_options(args))
     return children, net.heartbeat
 
 
@@ -194,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
               "(python -m transport.security keygen DIR), or --insecure to accept the risk", file=sys.stderr)
         return 2
+    if (refused := dashboard.refusal(args)) is not None:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     try:
         security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
     except SecurityError as exc:
@@ -205,12 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
         cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
         args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
+    if dashboard.wanted(args) and args.events is None:
+        directory = args.run_dir or (cleanup := cleanup or tempfile.TemporaryDirectory(prefix="repricer-")).name
+        dashboard.private_events(args, directory)
     # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
     supervisor = Supervisor(children, heartbeat, grace=args.grace, status_every=args.status_every,
                             security=security, events_endpoint=args.events)
+    if dashboard.wanted(args):
+        log.info("dashboard: %s", dashboard.url(args))
     try:
         supervisor.run(args.duration)
     finally:
