@@ -43,6 +43,11 @@ DELAY_MAX: Final = Decimal(3600)  # x, seconds between registering a request and
 BATCH_BOOKS_MAX: Final = 1000  # books in one WindowsRequest to the DataManager
 BATCH_PRICES_MAX: Final = 32_768  # books x count in one WindowsRequest: bounds the reply's size
 API_BATCH_MAX: Final = 1000  # items in one batched APIServer call
+# Decisions in one LedgerBatch: a batch of the largest decisions the protocol accepts still fits in one
+# frame (tests/actors/ledger/test_protocol.py proves it).
+LEDGER_BATCH_MAX: Final = 200
+LEDGER_QUERY_MAX: Final = 1000  # (book, strategy) pairs in one LastDecidedRequest
+LEDGER_OUTBOX_MAX: Final = 50_000  # unacknowledged decisions an Algorithm worker keeps for the Ledger (default)
 
 # --- sizes on the wire and on disk ---------------------------------------------------------------
 FRAME_MAX_BYTES: Final = 1024 * 1024  # one ZeroMQ message (ZMQ_MAXMSGSIZE on every receiving socket)

@@ -66,6 +66,8 @@ class AlgorithmOptions(PricingOptions):
     data: str = option(endpoints.DEFAULT_DATA, "DataManager ROUTER endpoint(s); several are load-balanced",
                        metavar="ENDPOINT[,ENDPOINT]")
     api_url: str = option(endpoints.DEFAULT_API_URL, "APIServer base URL")
+    ledger: str = option(endpoints.DEFAULT_LEDGER, "Ledger ROUTER endpoint: decisions are kept there and pairs "
+                         "resume from their last decided price (empty: no Ledger)", metavar="ENDPOINT")
     workers_total: int = option(1, "Algorithm workers in all, across every launcher", metavar="M",
                                 aliases=("--workers",))
     worker: int = option(0, "this worker's index in 0..workers_total-1", metavar="K")
