@@ -1,5 +1,5 @@
-"""Start the whole repricer -- Scheduler, DataManager, APIServer and the Algorithm worker(s) -- each in
-its own OS process, and supervise them.
+"""Start the whole repricer -- Scheduler, DataManager, APIServer, Ledger and the Algorithm worker(s) --
+each in its own OS process, and supervise them.
 
 Supervision (in the spirit of Erlang/OTP supervisors and supervisord): a child that exits or dies is
 restarted with exponential backoff and jitter, reset after a stable start; a child whose event loop
@@ -27,8 +27,10 @@ from actors import kinds, runtime
 from actors.algorithm.config import ConfigError, load_config
 from actors.algorithm.options import DEFAULT_BOOKS, AlgorithmOptions, PricingOptions
 from actors.api_server.options import APIServerOptions
+from actors.dashboard import launch as dashboard
 from actors.data_manager.options import DataManagerOptions
 from actors.kinds import ActorKind
+from actors.ledger.options import DEFAULT_DB, LedgerOptions
 from actors.options import add_options, default_of, from_namespace, to_argv
 from actors.runtime import RuntimeOptions
 from actors.scheduler.options import SchedulerOptions
@@ -74,9 +76,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="Algorithm processes this launcher starts; each (book, strategy) is owned by one "
                              "(default 1)")
-    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE), metavar="ACTOR,...",
-                        help="which actors this launcher starts (default: all); with the endpoint options, "
-                             "one launcher per machine supervises that machine's share")
+    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE if k.by_default), metavar="ACTOR,...",
+                        help="which actors this launcher starts (default: all but the dashboard); with the endpoint "
+                             "options, one launcher per machine supervises that machine's share")
     parser.add_argument("--workers-total", type=int, default=None, metavar="M",
                         help="Algorithm workers across all launchers (default: --workers)")
     parser.add_argument("--worker-offset", type=int, default=0, metavar="K",
@@ -107,7 +109,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                      help="log every actor's RSS and counters every S seconds (default %(default)s)")
     add_options(sup, RuntimeOptions, only=("log_level",))
     add_options(parser.add_argument_group("security"), RuntimeOptions, only=("keys", "insecure"))
+    add_ledger_options(parser, net)
+    dashboard.add_arguments(parser)
     args = parser.parse_args(argv)
+    args.ledger_options = ledger_options(args, parser)
     args.pricing = from_namespace(PricingOptions, args, parser)
     if args.tick <= 0:
         parser.error("--tick must be positive")
@@ -122,6 +127,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not 0 <= args.worker_offset <= total - args.workers:
         parser.error(f"--worker-offset {args.worker_offset} + --workers {args.workers} exceeds --workers-total {total}")
     return args
+
+
+def add_ledger_options(parser: argparse.ArgumentParser, net: argparse._ArgumentGroup) -> None:
+    net.add_argument("--ledger-endpoint", default=endpoints.DEFAULT_LEDGER, metavar="ENDPOINT",
+                     help="the Ledger's ROUTER: bound by the Ledger, the Algorithm workers connect to it")
+    group = parser.add_argument_group("ledger", "every decision kept in SQLite; --db defaults to "
+                                      f"{DEFAULT_DB} (DIR/ledger.sqlite3 with --run-dir)")
+    group.add_argument("--no-ledger", action="store_true",
+                       help="run without the Ledger: decisions only on stdout, pairs resume from the average")
+    add_options(group, LedgerOptions, only=("db", "retain_days", "retain_rows", "synchronous"))
+    parser.set_defaults(db=None)
+
+
+def ledger_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> LedgerOptions:
+    if args.db is None:  # a --run-dir run is private: so is its database
+        args.db = str(Path(args.run_dir) / "ledger.sqlite3") if args.run_dir else DEFAULT_DB
+    return from_namespace(LedgerOptions, args, parser, ledger=args.ledger_endpoint)
 
 
 def data_endpoints(args: argparse.Namespace) -> tuple[str, ...]:
@@ -140,12 +162,12 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
         net = endpoints.Endpoints.in_directory(args.run_dir, args.port, args.data_managers)
     else:
         net = endpoints.Endpoints(args.ticks_endpoint, data_endpoints(args), args.heartbeat_endpoint,
-                                  args.api_url or f"http://127.0.0.1:{args.port}")
+                                  args.api_url or f"http://127.0.0.1:{args.port}", args.ledger_endpoint)
     # Three beats per hang timeout: one late beat is never taken for a hang.
     beat = min(runtime.HEARTBEAT_INTERVAL, args.hang_timeout / 3)
     common = to_argv(RuntimeOptions(heartbeat_interval=round(beat, 3), log_level=args.log_level, keys=args.keys,
                                     insecure=args.insecure))
-    run = set(endpoints.split_list(args.run))
+    run = set(endpoints.split_list(args.run)) - ({kinds.LEDGER.name} if args.no_ledger else set())
     children: list[Child] = []
 
     def add(kind: ActorKind, name: str, options: object) -> None:
@@ -155,6 +177,8 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
         add(kinds.SCHEDULER, kinds.SCHEDULER.name, SchedulerOptions(ticks=net.ticks, tick=args.tick, t0=t0))
     if kinds.API_SERVER.name in run:
         add(kinds.API_SERVER, kinds.API_SERVER.name, APIServerOptions(port=args.port))
+    if kinds.LEDGER.name in run:
+        add(kinds.LEDGER, kinds.LEDGER.name, dataclasses.replace(args.ledger_options, ledger=net.ledger))
     if kinds.DATA_MANAGER.name in run:
         for index, endpoint in enumerate(net.data):
             add(kinds.DATA_MANAGER, kinds.DATA_MANAGER.instance(index, len(net.data)),
@@ -166,7 +190,10 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
             worker = args.worker_offset + local
             add(kinds.ALGORITHM, kinds.ALGORITHM.instance(worker, total),
                 AlgorithmOptions(**pricing_fields(args.pricing), ticks=net.ticks, data=",".join(net.data),
-                                 api_url=net.api_url, workers_total=total, worker=worker))
+                                 api_url=net.api_url, workers_total=total, worker=worker,
+                                 ledger="" if args.no_ledger else net.ledger))
+    if dashboard.wanted(args):
+        add(kinds.DASHBOARD, kinds.DASHBOARD.name, dashboard.child_options(args))
     return children, net.heartbeat
 
 
@@ -187,12 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                  ", ".join(config.strategies))
     if args.books == ",".join(DEFAULT_BOOKS) and Path(args.csv).resolve() != DEFAULT_CSV:
         log.info("--books not given: pricing the default books %s", args.books)
-    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint, args.events)
-               if e and not endpoints.is_loopback(e)]
+    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint, args.events,
+                           args.ledger_endpoint) if e and not endpoints.is_loopback(e)]
     if exposed and not args.keys and not args.insecure and not args.run_dir:
         # Refused here, once, rather than by every actor in a restart loop.
         print(f"error: refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
               "(python -m transport.security keygen DIR), or --insecure to accept the risk", file=sys.stderr)
+        return 2
+    if (refused := dashboard.refusal(args)) is not None:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     try:
         security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
@@ -205,12 +235,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
         cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
         args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
+    if dashboard.wanted(args) and args.events is None:
+        directory = args.run_dir or (cleanup := cleanup or tempfile.TemporaryDirectory(prefix="repricer-")).name
+        dashboard.private_events(args, directory)
     # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
     supervisor = Supervisor(children, heartbeat, grace=args.grace, status_every=args.status_every,
                             security=security, events_endpoint=args.events)
+    if dashboard.wanted(args):
+        log.info("dashboard: %s", dashboard.url(args))
     try:
         supervisor.run(args.duration)
     finally:

@@ -6,7 +6,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only ticks,idle_cpu
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read.
+cold_read, dashboard, catalog, api_server, ledger.
 """
 
 from __future__ import annotations
@@ -23,7 +23,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_read, common, http_clients, idle_cpu, latency, memory, throughput, ticks
+from bench import (
+    api_server,
+    catalog,
+    cold_read,
+    common,
+    dashboard,
+    http_clients,
+    idle_cpu,
+    latency,
+    ledger,
+    memory,
+    throughput,
+    ticks,
+)
 from bench.common import Config, Outcome, Row
 
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
@@ -34,6 +47,10 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "memory": memory.measure,
     "idle_cpu": idle_cpu.measure,
     "cold_read": cold_read.measure,
+    "dashboard": dashboard.measure,
+    "catalog": catalog.measure,
+    "api_server": api_server.measure,
+    "ledger": ledger.measure,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

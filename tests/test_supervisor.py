@@ -22,7 +22,7 @@ from tests.test_launcher import write_csv
 from transport import protocol
 from transport.protocol import ActorStatus, SupervisorEvent
 
-ACTORS = ["scheduler", "datamanager", "apiserver", "algorithm"]
+ACTORS = ["scheduler", "datamanager", "apiserver", "ledger", "algorithm"]
 FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "1.5", "--grace", "3"]
 
 
@@ -168,7 +168,8 @@ def test_supervisor_events_are_published(csv_path: Path, ipc_dir: Path) -> None:
         os.kill(before["scheduler"], signal.SIGKILL)
         seen: list[SupervisorEvent] = []
         statuses: list[ActorStatus] = []
-        while not any(e.event == "started" and e.actor == "scheduler" for e in seen):
+        # The restart's "started", not the first start's (which the SUB may or may not have caught).
+        while not any(e.event == "started" and e.actor == "scheduler" and e.pid != before["scheduler"] for e in seen):
             message = protocol.decode(sub.recv())
             if isinstance(message, SupervisorEvent):
                 seen.append(message)

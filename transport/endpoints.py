@@ -13,6 +13,7 @@ DEFAULT_TICKS: Final = "tcp://127.0.0.1:5555"
 DEFAULT_DATA: Final = "tcp://127.0.0.1:5556"
 DEFAULT_HEARTBEAT: Final = "tcp://127.0.0.1:5557"
 DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
+DEFAULT_LEDGER: Final = "tcp://127.0.0.1:5558"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class Endpoints:
     data: tuple[str, ...] = (DEFAULT_DATA,)
     heartbeat: str = DEFAULT_HEARTBEAT
     api_url: str = DEFAULT_API_URL
+    ledger: str = DEFAULT_LEDGER
 
     @classmethod
     def in_directory(cls, directory: str, api_port: int, data_managers: int = 1) -> Endpoints:
@@ -32,6 +34,7 @@ class Endpoints:
             data=tuple(f"ipc://{os.path.join(directory, f'data-{i}.sock')}" for i in range(data_managers)),
             heartbeat=f"ipc://{os.path.join(directory, 'heartbeat.sock')}",
             api_url=f"http://127.0.0.1:{api_port}",
+            ledger=f"ipc://{os.path.join(directory, 'ledger.sock')}",
         )
 
 

@@ -46,6 +46,11 @@ TICK_CLOCK_SKEW_MAX: Final = 60.0
 BATCH_BOOKS_MAX: Final = 1000  # books in one WindowsRequest to the DataManager
 BATCH_PRICES_MAX: Final = 32_768  # books x count in one WindowsRequest: bounds the reply's size
 API_BATCH_MAX: Final = 1000  # items in one batched APIServer call
+# Decisions in one LedgerBatch: a batch of the largest decisions the protocol accepts still fits in one
+# frame (tests/actors/ledger/test_protocol.py proves it).
+LEDGER_BATCH_MAX: Final = 200
+LEDGER_QUERY_MAX: Final = 1000  # (book, strategy) pairs in one LastDecidedRequest
+LEDGER_OUTBOX_MAX: Final = 50_000  # unacknowledged decisions an Algorithm worker keeps for the Ledger (default)
 
 # --- sizes on the wire and on disk ---------------------------------------------------------------
 FRAME_MAX_BYTES: Final = 1024 * 1024  # one ZeroMQ message (ZMQ_MAXMSGSIZE on every receiving socket)
@@ -53,7 +58,19 @@ HTTP_BODY_MAX_BYTES: Final = 4096  # one APIServer single-item request body
 HTTP_BATCH_BODY_MAX_BYTES: Final = 256 * 1024  # one APIServer batch request body
 CSV_LINE_MAX_BYTES: Final = 256 * 1024  # a longer CSV line is skipped as a bad row
 BOOKS_FILE_MAX_BYTES: Final = 64 * 1024 * 1024  # a --books-file or a config's book list
+CATALOG_MAX_BYTES: Final = 256 * 1024 * 1024  # a guardrail catalog (streamed: 1,000,000 rows of long ids)
 CONFIG_MAX_BYTES: Final = 1024 * 1024
+
+# --- the APIServer's HTTP edge (bounds on what one client can hold) -----------------------------------
+HTTP_LINE_MAX_BYTES: Final = 4096  # the request line, and each header line
+HTTP_HEADERS_MAX: Final = 32  # header lines in one request
+HTTP_CONNECTIONS_MAX: Final = 512  # open connections; a further one is answered 503 and closed
+HTTP_IDLE_TIMEOUT: Final = 30.0  # s a connection may take to send a request's headers (and idle between
+                                 # requests): above the 15 s after which aiohttp's client drops idle ones
+HTTP_BODY_TIMEOUT: Final = 10.0  # s to receive one request body
+HTTP_WRITE_TIMEOUT: Final = 10.0  # s a client may leave our responses unread once its buffer is full
+API_RATE_MAX: Final = 1_000_000.0  # the largest --rate-limit (requests/s per endpoint)
+API_BURST_MAX: Final = 1_000_000  # the largest --burst
 
 
 def is_valid_book_id(book: str) -> bool:

@@ -44,6 +44,11 @@ class MessageType(IntEnum):
     ACTOR_STATUS = 7
     WINDOWS_REQUEST = 8
     WINDOWS_REPLY = 9
+    # 10..19: the Ledger
+    LEDGER_BATCH = 10
+    LEDGER_ACK = 11
+    LAST_DECIDED_REQUEST = 12
+    LAST_DECIDED_REPLY = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,48 @@ class WindowsReply:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerBatch:
+    """Decisions for the Ledger to keep (an Algorithm's DEALER to the Ledger's ROUTER), at most
+    ``limits.LEDGER_BATCH_MAX``; the Ledger answers with a :class:`LedgerAck` of the same ``batch_id``."""
+
+    batch_id: int
+    decisions: tuple[Decision, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAck:
+    """The Ledger's answer to a batch. ``error`` empty: the batch is committed (``stored`` new,
+    ``duplicates`` already kept, ``rejected`` invalid and never to be sent again). ``error`` set: nothing
+    of it was committed; send it again later."""
+
+    batch_id: int
+    stored: int
+    duplicates: int
+    rejected: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LastDecidedRequest:
+    """Ask the Ledger for the last decided price of each (book, strategy) pair, at most
+    ``limits.LEDGER_QUERY_MAX`` pairs; an empty request is answered at once (a probe)."""
+
+    request_id: int
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LastDecidedReply:
+    """One entry per requested pair, in order: the price (None if the pair has no decision kept) and
+    its decision time (epoch seconds, 0 if none). ``error`` set: no answer (prices and ts empty)."""
+
+    request_id: int
+    prices: tuple[Decimal | None, ...]
+    ts: tuple[float, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Sent by every actor from its event loop, so a blocked loop misses it."""
 
@@ -164,7 +211,8 @@ class ActorStatus:
 
 
 Message = (Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | SupervisorEvent | ActorStatus
-           | WindowsRequest | WindowsReply)
+           | WindowsRequest | WindowsReply
+           | LedgerBatch | LedgerAck | LastDecidedRequest | LastDecidedReply)
 
 
 # --- encoding ------------------------------------------------------------------------------------
@@ -172,6 +220,11 @@ Message = (Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | S
 
 def _money(values: tuple[Decimal, ...]) -> list[str]:
     return [str(v) for v in values]
+
+
+def _decision_fields(d: Decision) -> list[Any]:
+    return [d.ts, d.tick, d.book, d.strategy, _money(d.prices), str(d.avg_comp_price), d.request_id, d.sold,
+            str(d.price), "" if d.rule_price is None else str(d.rule_price), list(d.guardrail)]
 
 
 def encode(message: Message) -> bytes:
@@ -199,20 +252,7 @@ def encode(message: Message) -> bytes:
                 message.error,
             ]
         case Decision():
-            fields = [
-                MessageType.DECISION,
-                message.ts,
-                message.tick,
-                message.book,
-                message.strategy,
-                _money(message.prices),
-                str(message.avg_comp_price),
-                message.request_id,
-                message.sold,
-                str(message.price),
-                "" if message.rule_price is None else str(message.rule_price),
-                list(message.guardrail),
-            ]
+            fields = [MessageType.DECISION, *_decision_fields(message)]
         case Heartbeat():
             fields = [
                 MessageType.HEARTBEAT,
@@ -231,6 +271,17 @@ def encode(message: Message) -> bytes:
         case WindowsReply():
             fields = [MessageType.WINDOWS_REPLY, message.request_id, message.tick,
                       [_money(window) for window in message.windows], list(message.errors)]
+        case LedgerBatch():
+            fields = [MessageType.LEDGER_BATCH, message.batch_id, [_decision_fields(d) for d in message.decisions]]
+        case LedgerAck():
+            fields = [MessageType.LEDGER_ACK, message.batch_id, message.stored, message.duplicates, message.rejected,
+                      message.error]
+        case LastDecidedRequest():
+            fields = [MessageType.LAST_DECIDED_REQUEST, message.request_id, [list(pair) for pair in message.pairs]]
+        case LastDecidedReply():
+            fields = [MessageType.LAST_DECIDED_REPLY, message.request_id,
+                      ["" if price is None else str(price) for price in message.prices], list(message.ts),
+                      message.error]
         case ActorStatus():
             fields = [MessageType.ACTOR_STATUS, message.ts, message.actor, message.pid, message.rss_kib,
                       message.pss_kib, message.restarts, message.hangs, message.up_since, message.last_beat,
@@ -317,11 +368,51 @@ _ARITY: Final = MappingProxyType({
     MessageType.ACTOR_STATUS: 10,
     MessageType.WINDOWS_REQUEST: 4,
     MessageType.WINDOWS_REPLY: 4,
+    MessageType.LEDGER_BATCH: 2,
+    MessageType.LEDGER_ACK: 5,
+    MessageType.LAST_DECIDED_REQUEST: 2,
+    MessageType.LAST_DECIDED_REPLY: 4,
 })
 
 
 _M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent, ActorStatus,
-             WindowsRequest, WindowsReply)
+             WindowsRequest, WindowsReply, LedgerBatch, LedgerAck, LastDecidedRequest, LastDecidedReply)
+
+
+def _decision(f: Any) -> Decision:
+    if type(f) is not list or len(f) != _ARITY[MessageType.DECISION]:
+        raise ProtocolError(f"decision: expected a list of {_ARITY[MessageType.DECISION]} fields")
+    rule_price = None if f[9] == "" else _decimal(f[9], "rule_price")
+    return Decision(_float(f[0], "ts"), _int(f[1], "tick"), _str(f[2], "book"),
+                    _str(f[3], "strategy", limits.STRATEGY_NAME_MAX_LEN), _prices(f[4], "prices"),
+                    _decimal(f[5], "avg_comp_price"), _int(f[6], "request_id"), _bool(f[7], "sold"),
+                    _decimal(f[8], "price"), rule_price, _strings(f[10], "guardrail", MAX_GUARDRAILS, 32))
+
+
+def _ledger_batch(f: list[Any]) -> LedgerBatch:
+    if type(f[1]) is not list or not 1 <= len(f[1]) <= limits.LEDGER_BATCH_MAX:
+        raise ProtocolError(f"decisions: expected a list of 1..{limits.LEDGER_BATCH_MAX} decisions")
+    return LedgerBatch(_int(f[0], "batch_id"), tuple(_decision(d) for d in f[1]))
+
+
+def _last_decided_request(f: list[Any]) -> LastDecidedRequest:
+    if type(f[1]) is not list or len(f[1]) > limits.LEDGER_QUERY_MAX:
+        raise ProtocolError(f"pairs: expected a list of at most {limits.LEDGER_QUERY_MAX} pairs")
+    pairs: list[tuple[str, str]] = []
+    for pair in f[1]:
+        if type(pair) is not list or len(pair) != 2:
+            raise ProtocolError("pair: expected [book, strategy]")
+        pairs.append((_str(pair[0], "book"), _str(pair[1], "strategy", limits.STRATEGY_NAME_MAX_LEN)))
+    return LastDecidedRequest(_int(f[0], "request_id"), tuple(pairs))
+
+
+def _last_decided_reply(f: list[Any]) -> LastDecidedReply:
+    if type(f[1]) is not list or type(f[2]) is not list or len(f[1]) != len(f[2]) \
+            or len(f[1]) > limits.LEDGER_QUERY_MAX:
+        raise ProtocolError(f"prices, ts: two lists of the same length, at most {limits.LEDGER_QUERY_MAX}")
+    prices = tuple(None if p == "" else _decimal(p, "price") for p in f[1])
+    return LastDecidedReply(_int(f[0], "request_id"), prices, tuple(_float(t, "ts") for t in f[2]),
+                            _str(f[3], "error", 500, allow_empty=True))
 
 
 def decode_as(frame: bytes, kind: type[_M]) -> _M:
@@ -370,12 +461,16 @@ def decode(frame: bytes) -> Message:
             return LastPricesReply(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"),
                                    _prices(f[3], "prices"), _str(f[4], "error", 500, allow_empty=True))
         case MessageType.DECISION:
-            rule_price = None if f[9] == "" else _decimal(f[9], "rule_price")
-            return Decision(_float(f[0], "ts"), _int(f[1], "tick"), _str(f[2], "book"),
-                            _str(f[3], "strategy", 64), _prices(f[4], "prices"),
-                            _decimal(f[5], "avg_comp_price"), _int(f[6], "request_id"),
-                            _bool(f[7], "sold"), _decimal(f[8], "price"), rule_price,
-                            _strings(f[10], "guardrail", MAX_GUARDRAILS, 32))
+            return _decision(f)
+        case MessageType.LEDGER_BATCH:
+            return _ledger_batch(f)
+        case MessageType.LEDGER_ACK:
+            return LedgerAck(_int(f[0], "batch_id"), _int(f[1], "stored"), _int(f[2], "duplicates"),
+                             _int(f[3], "rejected"), _str(f[4], "error", 500, allow_empty=True))
+        case MessageType.LAST_DECIDED_REQUEST:
+            return _last_decided_request(f)
+        case MessageType.LAST_DECIDED_REPLY:
+            return _last_decided_reply(f)
         case MessageType.WINDOWS_REQUEST:
             count = _int(f[2], "count", 1, MAX_WINDOW)
             books = _strings(f[3], "books", limits.BATCH_BOOKS_MAX, MAX_BOOK_ID_LEN, allow_empty=False)

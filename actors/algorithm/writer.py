@@ -1,8 +1,9 @@
 """Printing decisions without ever blocking the event loop.
 
 Lines are written together (those of one turn of the event loop, or of ``COALESCE`` seconds when
-they come fast), in chunks of whole lines of at most ``PIPE_BUF`` bytes: one ``write(2)`` each, so several workers sharing a pipe never interleave
-mid-line, with far fewer system calls than one per line.
+they come fast), in chunks of whole lines of at most ``PIPE_BUF`` bytes: one ``write(2)`` each, so
+several workers sharing a pipe never interleave mid-line, with far fewer system calls than one per
+line.
 
 When stdout is a pipe or a terminal, it is reopened (``/proc/self/fd/1``) as a file of our own in
 non-blocking mode -- a new open file description, so the launcher's and the other workers' stdout

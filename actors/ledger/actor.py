@@ -1,0 +1,166 @@
+"""The Ledger: keeps every decision the Algorithm workers send it, in SQLite, and tells a restarted
+worker the last price it decided for each of its pairs.
+
+On its ROUTER socket it takes two requests from the workers' DEALERs: a :class:`LedgerBatch` of
+decisions, answered by a :class:`LedgerAck` of the same batch id once the batch is committed (or with
+the reason it was not), and a :class:`LastDecidedRequest`, answered from the ``pairs`` table. Each
+decision is checked against the system's limits before it is kept; garbage frames, messages of the
+wrong kind and bad decisions are counted and logged (rate-limited, peer text escaped). The database
+work runs on its own thread (:mod:`actors.ledger.writer`), so the event loop keeps beating and
+answering while SQLite writes; the receive loop yields after a bounded number of frames, so a
+flooding peer cannot starve it.
+
+``python -m actors.ledger [serve]`` runs it; ``python -m actors.ledger history|summary --help`` read
+the database (see :mod:`actors.ledger.cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+import zmq
+import zmq.asyncio
+
+from actors import runtime
+from actors.kinds import LEDGER
+from actors.ledger.options import LedgerOptions
+from actors.ledger.records import DecisionRow, to_row
+from actors.ledger.store import LedgerStore
+from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
+from transport import protocol
+from transport.logs import RateLimitedLog
+from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message, ProtocolError
+from transport.sockets import Sockets
+
+log = logging.getLogger(LEDGER.name)
+
+# Work done before the receive loop yields to the event loop: a small frame counts 1, a batch of
+# decisions (~2 ms to decode and check 200) counts a whole burst, so the loop never waits on more
+# than one batch.
+RECEIVE_BURST: Final = 16
+
+
+class Ledger:
+    name = LEDGER.name
+
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: LedgerOptions) -> None:
+        self._sockets = sockets
+        self.endpoint = options.ledger
+        self._store = LedgerStore(options.db, options.synchronous, options.max_db_bytes)
+        self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send)
+        self._sock: zmq.asyncio.Socket | None = None
+        self._rlog = RateLimitedLog(log)
+        self._counters: dict[str, int] = {
+            "frames": 0, "bad_frames": 0, "batches": 0, "decisions": 0, "rejected": 0, "queries": 0,
+            "replies_dropped": 0,
+        }
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {**self._counters, **self._writer.counters, "queued": self._writer.queued}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # Every batch makes ~1,000 short-lived containers, so the cyclic GC runs often; its full
+        # collections also walked every object of the start-up (modules, classes): ~15-35 ms event-
+        # loop stalls measured. Frozen, they are left out of every collection.
+        gc.freeze()
+        sock = self._sock = self._sockets.router(self.endpoint)
+        log.info("keeping decisions in %s; listening on %s", self._store.path, self.endpoint)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._writer.run()), group.create_task(self._receive(sock))]
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            sock.close(linger=0)
+
+    # --- the socket edge -------------------------------------------------------------------------
+
+    async def _receive(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            work = self._on_frames(await sock.recv_multipart())
+            while work < RECEIVE_BURST:
+                try:
+                    frames = await sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                work += self._on_frames(frames)
+            # pyzmq hands back already-completed futures while frames are queued: without this, a
+            # flooding peer would keep the loop here and the writer would never get its results.
+            await asyncio.sleep(0)
+
+    def _send(self, identity: bytes, message: Message) -> None:
+        if self._sock is None:
+            return
+        # Through the asyncio socket (it re-arms its receive wake-ups after a send); NOBLOCK sends
+        # complete at once, so the future is done here: a full queue or a gone peer is only counted,
+        # the client asks again.
+        sent = asyncio.ensure_future(self._sock.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK))
+        if not sent.done():
+            sent.add_done_callback(self._sent)
+        else:
+            self._sent(sent)
+
+    def _sent(self, sent: asyncio.Future[Any]) -> None:
+        if sent.cancelled() or sent.exception() is not None:
+            self._counters["replies_dropped"] += 1
+
+    def _bad_frame(self, message: str, *args: object) -> None:
+        self._counters["bad_frames"] += 1
+        self._rlog.warning("bad_frame", "rejected a frame: " + message, *args)
+
+    def _on_frames(self, frames: list[bytes]) -> int:
+        """Handle one message; return the work it cost (see RECEIVE_BURST)."""
+        self._counters["frames"] += 1
+        if len(frames) != 2:  # [identity, message]: a DEALER sends one frame, no delimiter
+            self._bad_frame("expected [identity, frame], got %d frames", len(frames))
+            return 1
+        identity, frame = frames
+        try:
+            message = protocol.decode(frame)
+        except ProtocolError as exc:
+            self._bad_frame("%s", exc)
+            return 1 + len(frame) // 4096
+        if isinstance(message, LedgerBatch):
+            self._on_batch(identity, message)
+            return RECEIVE_BURST
+        if isinstance(message, LastDecidedRequest):
+            self._on_query(identity, message)
+        else:
+            self._bad_frame("unexpected %s (the Ledger takes LedgerBatch and LastDecidedRequest)",
+                            type(message).__name__)
+        return 1
+
+    def _on_batch(self, identity: bytes, batch: LedgerBatch) -> None:
+        self._counters["batches"] += 1
+        self._counters["decisions"] += len(batch.decisions)
+        rows: list[DecisionRow] = []
+        rejected = 0
+        for decision in batch.decisions:
+            row = to_row(decision)
+            if not isinstance(row, str):
+                rows.append(row)
+                continue
+            rejected += 1
+            reason = row
+            self._rlog.warning("bad_decision", "rejected decision book=%s strategy=%s tick=%d of batch %d: %s",
+                               decision.book, decision.strategy, decision.tick, batch.batch_id, reason)
+        self._counters["rejected"] += rejected
+        self._writer.submit_batch(PendingBatch(identity, batch.batch_id, rows, rejected))
+
+    def _on_query(self, identity: bytes, request: LastDecidedRequest) -> None:
+        self._counters["queries"] += 1
+        if not request.pairs:  # a probe: answered on the loop, without the database
+            self._send(identity, LastDecidedReply(request.request_id, (), ()))
+            return
+        self._writer.submit_query(PendingQuery(identity, request))
+
+
+def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
+    options, runtime_options = runtime.parse_options(LEDGER, LedgerOptions, __doc__, argv)
+    return runtime.run_actor(LEDGER.name, lambda sockets: Ledger(sockets, options), runtime_options, liveness)

@@ -1,0 +1,227 @@
+"""``python -m actors.ledger``: run the Ledger (the default, or ``serve``), or read what it kept.
+
+    python -m actors.ledger [serve] [--db PATH] [--ledger ENDPOINT] ...   run the actor
+    python -m actors.ledger history --book B003 [--strategy S] [--since ISO] [--until ISO]
+                                    [--format table|csv|json] [--limit N] [--db PATH]
+    python -m actors.ledger summary [--book B] [--strategy S] [--since ISO] [--until ISO]
+                                    [--format table|csv|json] [--db PATH]
+
+The readers open the database read-only: they never write, and in WAL mode never block the Ledger's
+writes (a long export only keeps the WAL file from being truncated until it ends). Times are ISO 8601
+(``2026-11-25T14:05``, ``2026-11-25T14:05:00Z``; no zone means UTC); ``--since`` is inclusive,
+``--until`` exclusive. Errors (no database, not a ledger, damaged) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, TextIO
+from urllib.parse import quote
+
+from actors.ledger import schema
+from actors.ledger.errors import SchemaError
+from actors.ledger.options import DEFAULT_DB
+from transport.logs import printable
+
+COMMANDS: Final = ("history", "summary")
+FORMATS: Final = ("table", "csv", "json")
+HISTORY_COLUMNS: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold",
+                          "price", "rule_price", "guardrail")
+SUMMARY_COLUMNS: Final = ("book", "decisions", "sold_share", "first_price", "last_price", "min_price",
+                          "max_price", "first_ts", "last_ts")
+
+
+class CliError(Exception):
+    """A failure to report in one line (exit code 2)."""
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 to epoch seconds; no zone means UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-25T14:05:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def open_readonly(path: str) -> sqlite3.Connection:
+    """The ledger at ``path``, read-only; :class:`CliError` if it is missing, damaged or not a ledger."""
+    if not os.path.exists(path):
+        raise CliError(f"no ledger database at {path} (is the Ledger running elsewhere? pass --db PATH)")
+    conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=5.0)
+    try:
+        version = schema.read_version(conn)
+    except (sqlite3.Error, SchemaError) as exc:
+        conn.close()
+        raise CliError(f"{path}: {exc}") from None
+    if version < 1:  # every version since 1 has the contract's tables (migrations only add)
+        conn.close()
+        raise CliError(f"{path}: an empty ledger (schema version {version}): no decision kept yet")
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    book: str | None
+    strategy: str | None
+    since: float | None
+    until: float | None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for clause, value in (("book = ?", self.book), ("strategy = ?", self.strategy), ("ts >= ?", self.since),
+                              ("ts < ?", self.until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --- history ---------------------------------------------------------------------------------------
+
+
+def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> Iterator[dict[str, Any]]:
+    """Decisions matching ``where``, oldest first, streamed (never all in memory)."""
+    clause, params = where.where()
+    sql = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM decisions{clause} ORDER BY ts, strategy"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    for row in conn.execute(sql, params):
+        record = dict(zip(HISTORY_COLUMNS, row, strict=True))
+        record["ts"] = iso(record["ts"])
+        record["prices"] = json.loads(record["prices"])
+        record["sold"] = bool(record["sold"])
+        record["guardrail"] = json.loads(record["guardrail"]) if record["guardrail"] else None
+        yield record
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return printable(value, 80)  # the file may have been written by anyone: no control characters out
+
+
+# --- summary ---------------------------------------------------------------------------------------
+
+
+def summary_rows(conn: sqlite3.Connection, where: Filter) -> list[dict[str, Any]]:
+    """Per book: decisions, sold share, first/last price (by time), min/max price.
+
+    Three scans in SQLite, no float for money: min/max compare integer cents (every stored price has
+    exactly two decimals), first/last use SQLite's documented rule that a bare column of a min()/max()
+    query comes from the row holding that min/max."""
+    clause, params = where.where()
+    cents = "CAST(replace(price, '.', '') AS INTEGER)"
+    books: dict[str, dict[str, Any]] = {}
+    for book, count, sold, low, high, first_ts, last_ts in conn.execute(
+            f"SELECT book, count(*), sum(sold), min({cents}), max({cents}), min(ts), max(ts) FROM decisions"
+            f"{clause} GROUP BY book ORDER BY book", params):
+        books[book] = {"book": book, "decisions": count, "sold_share": f"{Decimal(sold) / count:.3f}",
+                       "min_price": str(Decimal(low).scaleb(-2)), "max_price": str(Decimal(high).scaleb(-2)),
+                       "first_ts": iso(first_ts), "last_ts": iso(last_ts)}
+    for column, aggregate in (("first_price", "min"), ("last_price", "max")):
+        for book, _ts, price in conn.execute(f"SELECT book, {aggregate}(ts), price FROM decisions{clause} "
+                                             "GROUP BY book", params):
+            if book in books:
+                books[book][column] = price
+    return [{name: books[book].get(name) for name in SUMMARY_COLUMNS} for book in books]
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def write(records: Iterator[dict[str, Any]] | list[dict[str, Any]], columns: Sequence[str], fmt: str,
+          out: TextIO) -> int:
+    count = 0
+    if fmt == "json":
+        for record in records:
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            count += 1
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow(_cell(record[c]) if record[c] is not None else "" for c in columns)
+            count += 1
+    else:
+        widths = {c: max(len(c), 10) for c in columns}
+        widths.update({"ts": 24, "first_ts": 24, "last_ts": 24, "prices": 40})
+        out.write("  ".join(c.ljust(widths[c]) for c in columns).rstrip() + "\n")
+        for record in records:
+            out.write("  ".join(_cell(record[c]).ljust(widths[c]) for c in columns).rstrip() + "\n")
+            count += 1
+    return count
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m actors.ledger", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, about in (("history", "one book's decisions, oldest first"),
+                        ("summary", "per book: decisions, sold share, first/last/min/max price")):
+        cmd = sub.add_parser(name, help=about, description=about)
+        cmd.add_argument("--book", required=name == "history", help="the book's id")
+        cmd.add_argument("--strategy", help="only this strategy's decisions")
+        cmd.add_argument("--since", type=parse_time, metavar="ISO", help="from this time on (inclusive)")
+        cmd.add_argument("--until", type=parse_time, metavar="ISO", help="before this time (exclusive)")
+        cmd.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+        cmd.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"the database (default {DEFAULT_DB})")
+        if name == "history":
+            cmd.add_argument("--limit", type=int, metavar="N", help="at most N decisions")
+    return parser
+
+
+def query(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """Run ``history`` or ``summary``; return the exit code."""
+    args = _parser().parse_args(argv)
+    where = Filter(args.book, args.strategy, args.since, args.until)
+    try:
+        conn = open_readonly(args.db)
+        try:
+            if args.command == "history":
+                write(history_rows(conn, where, args.limit), HISTORY_COLUMNS, args.format, out)
+            else:
+                write(summary_rows(conn, where), SUMMARY_COLUMNS, args.format, out)
+            out.flush()
+        finally:
+            conn.close()
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"error: {args.db}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        return query(args)
+    from actors.ledger import actor  # only the actor needs ZeroMQ
+
+    return actor.main(args[1:] if args and args[0] == "serve" else args)

@@ -1,0 +1,120 @@
+"""The ledger database's schema and its forward migrations.
+
+``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``; a new Ledger applies the missing
+ones at start, each in its own transaction with the version bump, so a crash mid-migration leaves the
+previous version intact. A database newer than this code, or a SQLite file that is not a ledger, is
+refused (:class:`SchemaError`), never altered. Version 1 is the shared contract (the team brief):
+``decisions`` and ``pairs`` are read by other tools and must not change without a migration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import Final
+
+from actors.ledger.errors import SchemaError
+
+_V1: Final = (
+    """CREATE TABLE decisions (
+        book TEXT NOT NULL, strategy TEXT NOT NULL, tick INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        prices TEXT NOT NULL,
+        avg_comp_price TEXT NOT NULL,
+        request_id INTEGER NOT NULL,
+        sold INTEGER NOT NULL,
+        price TEXT NOT NULL,
+        rule_price TEXT,
+        guardrail TEXT,
+        PRIMARY KEY (book, strategy, tick)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX decisions_by_ts ON decisions (ts)",
+    """CREATE TABLE pairs (
+        book TEXT NOT NULL, strategy TEXT NOT NULL,
+        tick INTEGER NOT NULL, ts REAL NOT NULL,
+        price TEXT NOT NULL, price_cents INTEGER NOT NULL,
+        avg_comp_price TEXT NOT NULL, avg_sort REAL NOT NULL,
+        sold INTEGER NOT NULL, guardrail TEXT,
+        decisions INTEGER NOT NULL,
+        guardrail_hits INTEGER NOT NULL,
+        PRIMARY KEY (book, strategy)
+    ) WITHOUT ROWID""",
+    # The Ledger's own bookkeeping: the number of rows in ``decisions``, kept in the same transactions
+    # as the rows, so retention by row count never has to count 40 million rows.
+    "CREATE TABLE ledger_counts (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO ledger_counts VALUES ('decisions', 0)",
+)
+
+# Version 2: the indexes the Dashboard asks for (bench/fake_ledger.py PROPOSED_INDEXES): one per sort
+# key of its books table, each ending with the primary key, so a page at any depth walks an index
+# instead of sorting the table. They cost the Ledger ~15-20% of its insert rate (a pair's row changes
+# with every decision); measured with bench/ledger.py.
+_V2: Final = (
+    "CREATE INDEX IF NOT EXISTS pairs_by_strategy ON pairs (strategy, book)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_price ON pairs (price_cents, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_avg ON pairs (avg_sort, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_sold ON pairs (sold, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_hits ON pairs (guardrail_hits, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_decisions ON pairs (decisions, book, strategy)",
+    "CREATE INDEX IF NOT EXISTS pairs_by_ts ON pairs (ts, book, strategy)",
+)
+
+MIGRATIONS: Final = (_V1, _V2)
+VERSION: Final = len(MIGRATIONS)
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """The schema version of an existing ledger database (0: an empty database); a SQLite file that is
+    not a ledger, or one newer than this code, raises :class:`SchemaError`."""
+    tables = _tables(conn)
+    if "schema_version" not in tables:
+        if tables:
+            listed = ", ".join(sorted(tables)[:5])
+            raise SchemaError(f"a SQLite database, but not a ledger (it has tables {listed} and no schema_version)")
+        return 0
+    rows = conn.execute("SELECT version FROM schema_version").fetchall()
+    if len(rows) != 1 or type(rows[0][0]) is not int:
+        raise SchemaError(f"schema_version must hold one integer, holds {rows[:3]!r}")
+    version: int = rows[0][0]
+    if not 0 <= version <= VERSION:
+        raise SchemaError(f"schema version {version} is not one this Ledger knows (0..{VERSION}): "
+                          "written by a newer version?")
+    return version
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on a connection in autocommit mode: BEGIN IMMEDIATE takes the write lock
+    at once (so a lock held elsewhere fails here, before any work), COMMIT at the end, ROLLBACK on any
+    error (which then propagates: a ROLLBACK that fails too must not hide it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Bring the database (a connection in autocommit mode) up to :data:`VERSION`; return (from, to)."""
+    with transaction(conn):  # one writer decides: two Ledgers on one file never both create it
+        start = read_version(conn)
+        if start == 0 and "schema_version" not in _tables(conn):
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (0)")
+    for version in range(start, VERSION):
+        with transaction(conn):
+            if read_version(conn) != version:  # migrated by someone else meanwhile
+                continue
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
+    return start, VERSION

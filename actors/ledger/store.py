@@ -1,0 +1,168 @@
+"""The ledger database as the Ledger's writer sees it: open (create, WAL, migrate), write a group of
+decisions in one transaction, answer "last decided price" queries, delete old rows a step at a time.
+
+Blocking by nature: every method runs on the Ledger's one database thread (a connection is used by
+the thread that made it), never on the event loop. Every failure is an exception for the caller to
+classify (:func:`actors.ledger.records.error_kind`); a failed write is rolled back whole, so what was
+not committed is never acknowledged.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from actors.ledger import schema
+from actors.ledger.errors import SchemaError
+from actors.ledger.records import SYNCHRONOUS_MODES, DecisionRow, PairRow, Retention, pair_rows
+
+BUSY_TIMEOUT: Final = 1.0  # seconds a write waits for another process's lock before failing
+WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
+
+_INSERT: Final = f"INSERT OR IGNORE INTO decisions VALUES ({', '.join('?' * len(DecisionRow._fields))})"
+_NEWEST: Final = ("tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
+# A pair's counts always add up; its newest fields change only for a newer decision (a resent, older
+# batch may commit after a newer one). SET expressions all see the row as it was before the update.
+_UPSERT_PAIR: Final = (
+    f"INSERT INTO pairs ({', '.join(PairRow._fields)}) VALUES ({', '.join('?' * len(PairRow._fields))}) "
+    "ON CONFLICT (book, strategy) DO UPDATE SET decisions = pairs.decisions + excluded.decisions, "
+    "guardrail_hits = pairs.guardrail_hits + excluded.guardrail_hits, "
+    + ", ".join(f"{c} = iif((excluded.ts, excluded.tick) > (pairs.ts, pairs.tick), excluded.{c}, pairs.{c})"
+                for c in _NEWEST)
+)
+_ADD_ROWS: Final = "UPDATE ledger_counts SET value = value + ? WHERE name = 'decisions'"
+_DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, tick) IN "
+                         "(SELECT book, strategy, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one write did: rows inserted, rows already there (resent), and of those, rows whose key
+    holds a *different* decision (same book, strategy and tick, another request id: a tick number
+    reused by a later launcher run)."""
+
+    stored: int
+    duplicates: int
+    collisions: int
+
+
+class LedgerStore:
+    def __init__(self, path: str, synchronous: str = "full", max_db_bytes: int = 0) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        self.path = path
+        self._synchronous = synchronous
+        self._max_db_bytes = max_db_bytes
+        self._conn: sqlite3.Connection | None = None
+        self.rows = 0  # rows in ``decisions``, as committed
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def open(self) -> tuple[int, int]:
+        """Open (creating the file and its directory on first start) and migrate; return the schema
+        versions (from, to). Raises on any failure, leaving the store closed."""
+        self.close()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK):  # SQLite would only say "unable to open database file"
+            raise PermissionError(errno.EACCES, f"directory {directory} is not writable (the database and, in WAL "
+                                  "mode, its -wal and -shm files live there)")
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SchemaError(f"cannot switch the database to WAL mode (journal_mode is {mode})")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            if self._max_db_bytes:
+                page = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {max(1, self._max_db_bytes // page)}")
+            versions = schema.migrate(conn)
+            self.rows = conn.execute("SELECT value FROM ledger_counts WHERE name = 'decisions'").fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return versions
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.OperationalError("the ledger database is not open")
+        return self._conn
+
+    def write(self, batches: Sequence[Sequence[DecisionRow]]) -> list[Written]:
+        """Insert every batch's rows (INSERT OR IGNORE on (book, strategy, tick)) and update ``pairs``
+        from the rows actually inserted, all in one transaction; return what happened to each batch."""
+        conn = self._db()
+        rows = [row for batch in batches for row in batch]
+        with schema.transaction(conn):
+            conn.execute("SAVEPOINT batch")
+            if conn.executemany(_INSERT, rows).rowcount == len(rows):
+                inserted = rows
+                results = [Written(len(batch), 0, 0) for batch in batches]
+            else:
+                # Some were there already (a resend): redo row by row to learn which. Rare, so the
+                # common case keeps executemany's speed.
+                conn.execute("ROLLBACK TO batch")
+                inserted, results = [], []
+                for batch in batches:
+                    results.append(self._insert_one_by_one(conn, batch, inserted))
+            conn.execute("RELEASE batch")
+            conn.executemany(_UPSERT_PAIR, pair_rows(inserted))
+            conn.execute(_ADD_ROWS, (len(inserted),))
+        self.rows += len(inserted)
+        return results
+
+    @staticmethod
+    def _insert_one_by_one(conn: sqlite3.Connection, rows: Sequence[DecisionRow],
+                           inserted: list[DecisionRow]) -> Written:
+        stored = duplicates = collisions = 0
+        for row in rows:
+            if conn.execute(_INSERT, row).rowcount == 1:
+                inserted.append(row)
+                stored += 1
+                continue
+            duplicates += 1
+            kept = conn.execute("SELECT request_id FROM decisions WHERE book = ? AND strategy = ? AND tick = ?",
+                                (row.book, row.strategy, row.tick)).fetchone()
+            collisions += kept is not None and kept[0] != row.request_id
+        return Written(stored, duplicates, collisions)
+
+    def last_decided(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, float] | None]:
+        """The newest kept (price, ts) of each pair, in order; None for a pair never decided."""
+        conn = self._db()
+        query = "SELECT price, ts FROM pairs WHERE book = ? AND strategy = ?"
+        found: list[tuple[str, float] | None] = []
+        for pair in pairs:
+            row = conn.execute(query, pair).fetchone()
+            found.append(None if row is None else (str(row[0]), float(row[1])))
+        return found
+
+    def prune(self, retention: Retention, now: float) -> int:
+        """Delete at most ``retention.step`` of the oldest rows that are over the age or row limit;
+        return how many. Call again while it returns a full step."""
+        conn = self._db()
+        deleted = 0
+        with schema.transaction(conn):
+            cutoff = retention.cutoff(now)
+            if cutoff is not None:
+                deleted += conn.execute(_DELETE_OLDEST.format(where="WHERE ts < ?"),
+                                        (cutoff, retention.step)).rowcount
+            excess = min(retention.excess(self.rows - deleted), retention.step - deleted)
+            if excess > 0:
+                deleted += conn.execute(_DELETE_OLDEST.format(where=""), (excess,)).rowcount
+            if deleted:
+                conn.execute(_ADD_ROWS, (-deleted,))
+        self.rows -= deleted
+        return deleted

@@ -1,0 +1,270 @@
+"""The Ledger's database work, kept off the event loop.
+
+One thread owns the SQLite connection (a single-thread executor: a connection belongs to the thread
+that made it, and one writer is all SQLite allows anyway); the event loop only queues work and awaits
+its result. The queues are bounded: a batch that does not fit is refused at once ("busy"), and the
+client sends it again later. Every batch waiting when the thread comes free is written in one
+transaction (group commit) and each is acknowledged only once that transaction has committed.
+Retention runs on the same thread, one small delete per turn, alternating with the writes.
+
+A database that cannot be opened or written (corrupt, not SQLite, read-only, full, locked) is
+logged with a hint and counted by kind; meanwhile every batch is refused at once with the reason, and
+the Ledger tries again every ``retry`` seconds. It never exits over its database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from actors.kinds import LEDGER
+from actors.ledger.errors import ERROR_KINDS, HINTS, error_kind
+from actors.ledger.records import DecisionRow, Retention, stored_price
+from actors.ledger.store import LedgerStore, Written
+from transport import limits
+from transport.logs import RateLimitedLog
+from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerAck, Message
+
+log = logging.getLogger(LEDGER.name)
+
+T = TypeVar("T")
+QUEUE_MAX: Final = 20 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread
+QUERIES_MAX: Final = 64  # LastDecidedRequests waiting for the thread
+TRANSACTION_MAX: Final = 10 * limits.LEDGER_BATCH_MAX  # decisions in one group commit
+PRUNE_INTERVAL: Final = 60.0  # seconds between age checks once nothing is due (an idle Ledger wakes for it)
+Reply = Callable[[bytes, Message], None]
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    identity: bytes  # the ROUTER identity of the client that sent it
+    batch_id: int
+    rows: list[DecisionRow]
+    rejected: int  # decisions of the batch that failed the checks (acknowledged, never stored)
+
+
+@dataclass(slots=True)
+class PendingQuery:
+    identity: bytes
+    request: LastDecidedRequest
+
+
+class LedgerWriter:
+    def __init__(self, store: LedgerStore, retention: Retention, retry: float, reply: Reply,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        """``clock`` schedules retries and retention steps; ``wall`` dates the retention cutoff."""
+        self._store = store
+        self._retention = retention
+        self._retry = retry
+        self._reply = reply
+        self._clock = clock
+        self._wall = wall
+        self._batches: deque[PendingBatch] = deque()
+        self._queued = 0  # decisions in ``_batches``: <= QUEUE_MAX
+        self._queries: deque[PendingQuery] = deque()
+        self._wake = asyncio.Event()
+        self._unavailable: str | None = None  # why the database cannot be written now
+        self._retry_at = 0.0  # no write or open is tried before this time after a failure
+        self._prune_at = 0.0
+        self._prune_turn = False  # the next turn goes to a due retention step rather than a write
+        self._rlog = RateLimitedLog(log)
+        self._executor: ThreadPoolExecutor | None = None
+        self._is_open = False  # as the loop knows it: the thread closes the store after a failure
+        self.counters: dict[str, int] = {
+            "transactions": 0, "stored": 0, "duplicates": 0, "key_collisions": 0, "acks": 0, "nacks": 0,
+            "busy": 0, "queries_answered": 0, "pruned": 0, "db_open": 0, "rows": 0, "db_errors": 0,
+            **{f"db_errors_{kind}": 0 for kind in ERROR_KINDS},
+        }
+
+    @property
+    def queued(self) -> int:
+        """Decisions waiting for the database thread."""
+        return self._queued
+
+    # --- what the socket edge hands over --------------------------------------------------------
+
+    def submit_batch(self, batch: PendingBatch) -> None:
+        if not batch.rows:
+            self._ack(batch, Written(0, 0, 0))
+        elif self._unavailable is not None and self._clock() < self._retry_at:
+            self._nack(batch, f"ledger database unavailable: {self._unavailable}")
+        elif self._queued + len(batch.rows) > QUEUE_MAX:
+            self.counters["busy"] += 1
+            self._nack(batch, f"busy: {self._queued} decisions wait to be written")
+        else:
+            self._batches.append(batch)
+            self._queued += len(batch.rows)
+            self._wake.set()
+
+    def submit_query(self, query: PendingQuery) -> None:
+        # Reads work on a full or write-locked database: refused only while it cannot be opened (before
+        # the first attempt they wait for it).
+        if not self._is_open and self._unavailable is not None:
+            self._refuse(query, f"ledger database unavailable: {self._unavailable}")
+        elif len(self._queries) >= QUERIES_MAX:
+            self.counters["busy"] += 1
+            self._refuse(query, f"busy: {len(self._queries)} queries wait")
+        else:
+            self._queries.append(query)
+            self._wake.set()
+
+    # --- replies -------------------------------------------------------------------------------
+
+    def _ack(self, batch: PendingBatch, written: Written) -> None:
+        self.counters["acks"] += 1
+        self._reply(batch.identity, LedgerAck(batch.batch_id, written.stored, written.duplicates, batch.rejected))
+
+    def _nack(self, batch: PendingBatch, error: str) -> None:
+        self.counters["nacks"] += 1
+        self._reply(batch.identity, LedgerAck(batch.batch_id, 0, 0, 0, error[:500]))
+
+    def _refuse(self, query: PendingQuery, error: str) -> None:
+        self._reply(query.identity, LastDecidedReply(query.request.request_id, (), (), error[:500]))
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def run(self) -> None:
+        """Serve the queues until cancelled; run it in the actor's TaskGroup."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-db")
+        try:
+            while True:
+                now = self._clock()
+                if not self._is_open and now >= self._retry_at:
+                    await self._open()
+                writable = self._is_open and bool(self._batches) and now >= self._retry_at
+                prunable = self._is_open and self._retention.enabled and now >= self._prune_at
+                if self._queries and self._is_open:
+                    await self._answer_queries()
+                elif prunable and (self._prune_turn or not writable):
+                    # A due retention step after every write: a busy Ledger still keeps its disk bounded.
+                    self._prune_turn = False
+                    await self._prune(now)
+                elif writable:
+                    self._prune_turn = True
+                    await self._write()
+                else:
+                    await self._idle(now)
+        finally:
+            # The thread finishes what it is doing (a write commits or rolls back whole), then closes.
+            self._executor.submit(self._store.close)
+            self._executor.shutdown(wait=True)
+
+    async def _idle(self, now: float) -> None:
+        """Wait for work, or until the next retry or retention check is due (no polling otherwise)."""
+        due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches)),
+                                   (self._prune_at, self._retention.enabled and self._is_open)) if wanted]
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, min(due) - now) if due else None):
+                await self._wake.wait()
+
+    async def _open(self) -> None:
+        try:
+            versions = await self._call(self._store.open)
+        except Exception as exc:
+            self._fail("open", exc)
+            return
+        self._is_open = True
+        self._unavailable = None
+        self.counters["db_open"] = 1
+        self.counters["rows"] = self._store.rows
+        how = "created" if versions[0] == 0 else "opened" if versions[0] == versions[1] else "migrated"
+        log.info("%s %s (schema version %d, %d decisions kept)", how, self._store.path, versions[1],
+                 self._store.rows)
+
+    async def _write(self) -> None:
+        group: list[PendingBatch] = []
+        size = 0
+        while self._batches and (not group or size + len(self._batches[0].rows) <= TRANSACTION_MAX):
+            batch = self._batches.popleft()
+            group.append(batch)
+            size += len(batch.rows)
+        self._queued -= size
+        try:
+            written = await self._call(self._store.write, [batch.rows for batch in group])
+        except Exception as exc:
+            for batch in group:
+                self._nack(batch, f"not stored: {self._fail('write', exc)}")
+            return
+        self._unavailable = None
+        self.counters["transactions"] += 1
+        self.counters["rows"] = self._store.rows
+        if self._retention.excess(self._store.rows):  # over the row limit: trim now, not at the next age check
+            self._prune_at = min(self._prune_at, self._clock())
+        for batch, result in zip(group, written, strict=True):
+            self.counters["stored"] += result.stored
+            self.counters["duplicates"] += result.duplicates
+            self._note_collisions(result)
+            self._ack(batch, result)
+
+    def _note_collisions(self, result: Written) -> None:
+        if result.collisions:
+            self.counters["key_collisions"] += result.collisions
+            self._rlog.warning("collision", "%d decision(s) not stored: their (book, strategy, tick) already "
+                               "holds another decision (a tick number reused by a later run?)", result.collisions)
+
+    async def _answer_queries(self) -> None:
+        queries = list(self._queries)
+        self._queries.clear()
+        pairs = [pair for query in queries for pair in query.request.pairs]
+        try:
+            found = await self._call(self._store.last_decided, pairs)
+        except Exception as exc:
+            reason = self._fail("query", exc)
+            for query in queries:
+                self._refuse(query, f"no answer: {reason}")
+            return
+        start = 0
+        for query in queries:
+            part = found[start:start + len(query.request.pairs)]
+            start += len(query.request.pairs)
+            prices = tuple(None if item is None else stored_price(item[0]) for item in part)
+            stamps = tuple(0.0 if item is None else item[1] for item in part)
+            self.counters["queries_answered"] += 1
+            self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps))
+
+    async def _prune(self, now: float) -> None:
+        try:
+            deleted = await self._call(self._store.prune, self._retention, self._wall())
+        except Exception as exc:
+            self._fail("retention", exc)
+            return
+        self.counters["pruned"] += deleted
+        self.counters["rows"] = self._store.rows
+        # A full step means more is due: go on at once (writes still come first, a step at a time).
+        self._prune_at = now if deleted >= self._retention.step else now + PRUNE_INTERVAL
+
+    def _fail(self, doing: str, exc: Exception) -> str:
+        """Count and log a database failure, refuse what waits, and schedule the retry; return the
+        reason given to clients."""
+        kind = error_kind(exc)
+        self.counters["db_errors"] += 1
+        self.counters[f"db_errors_{kind}"] += 1
+        reason = f"{kind}: {exc}"
+        self._unavailable = reason
+        self._retry_at = self._clock() + self._retry
+        self._rlog.error(f"db_{kind}", "%s of %s failed: %s (%s); retrying every %.1fs", doing, self._store.path,
+                         exc, HINTS[kind], self._retry)
+        if kind not in ("full", "locked") and self._is_open and self._executor is not None:
+            # Reopen later: the file may have been replaced or repaired meanwhile.
+            self._executor.submit(self._store.close)
+            self._is_open = False
+            self.counters["db_open"] = 0
+        while self._batches:
+            batch = self._batches.popleft()
+            self._nack(batch, f"ledger database unavailable: {reason}")
+        self._queued = 0
+        while self._queries:
+            self._refuse(self._queries.popleft(), f"ledger database unavailable: {reason}")
+        return reason

@@ -1,0 +1,243 @@
+"""The Ledger: how fast it keeps decisions, how long its event loop stalls meanwhile, how much disk a
+decision takes, and whether its memory stays flat.
+
+* insert rate: the Ledger alone (``python -m actors.ledger``, default options: WAL, fsync per commit)
+  is sent N realistic decisions in batches of 200 (``limits.LEDGER_BATCH_MAX``) by a DEALER keeping 4
+  batches in flight, as the Algorithm's client does; decisions/s from the first send to the last
+  acknowledgement. Baseline, same run, same rows, same pragmas: a bare ``sqlite3`` ``executemany`` into
+  the same ``decisions`` table, one transaction per batch (no protocol, no checks, no ``pairs``).
+* stall: a probe (an empty LastDecidedRequest, answered on the Ledger's event loop without the
+  database) every 5 ms; its reply latency p50/p99/max while the Ledger inserts at the rate of 10,000
+  books per 5 s tick and while it inserts flat out, against the same probe while it is idle.
+* bytes per decision: the database file (after a checkpoint) / rows, and from it the disk a 6-hour run
+  of 10,000 books on a 5 s tick needs (43.2M decisions).
+* RSS: the Ledger's RSS sampled every second through a sustained stream at 2,000 decisions/s (10,000
+  books per 5 s tick) with row retention on (so deletes run too); growth after a warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from bench import common
+from bench.common import Config, Outcome, Row
+from transport import limits, protocol
+from transport.protocol import Decision, LastDecidedReply, LastDecidedRequest, LedgerAck, LedgerBatch
+
+BATCH = limits.LEDGER_BATCH_MAX
+IN_FLIGHT = 4
+PROBE_EVERY = 0.005
+SIX_HOURS_AT_10K_BOOKS = 6 * 3600 // 5 * 10_000  # 43.2M decisions
+RATE_10K_BOOKS = 10_000 / 5  # decisions per second
+WARMUP_SAMPLES = 5
+T0 = 1_790_000_000.0
+WINDOW = (Decimal("18.02"), Decimal("17.98"), Decimal("17.99"), Decimal("17.94"), Decimal("17.95"))
+
+
+def decisions(start: int, count: int, books: int = 10_000) -> list[Decision]:
+    """Realistic decisions: 10,000 books B00001.., one strategy, a window of 5, ticks advancing."""
+    out = []
+    for i in range(start, start + count):
+        tick, book = divmod(i, books)
+        out.append(Decision(time.time(), tick, f"B{book + 1:05d}", "default", WINDOW, Decimal("17.976"),
+                            1_795_000_000_000_000 + i, i % 2 == 0, Decimal("16.18") if i % 2 else Decimal("19.77")))
+    return out
+
+
+def frames(count: int) -> list[bytes]:
+    """``count`` decisions as LedgerBatch frames, encoded beforehand; batch ids 1, 2, ..."""
+    batch = decisions(0, count)
+    return [protocol.encode(LedgerBatch(1 + i // BATCH, tuple(batch[i:i + BATCH]))) for i in range(0, count, BATCH)]
+
+
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def stream(endpoint: str, batches: list[bytes], rate: float | None = None, probe: bool = True,
+           sample: Any = None) -> dict[str, Any]:
+    """Send ``batches`` keeping IN_FLIGHT unacknowledged (at ``rate`` decisions/s if given), probing the
+    loop every 5 ms; ``sample()`` is called about once a second."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    data, prober = _dealer(ctx, endpoint), _dealer(ctx, endpoint)
+    poller = zmq.Poller()
+    poller.register(data, zmq.POLLIN)
+    poller.register(prober, zmq.POLLIN)
+    probes: list[float] = []
+    sent_probe: dict[int, float] = {}
+    next_probe = next_sample = time.monotonic()
+    probe_id = 0
+    acked = errors = 0
+    position = 0
+    in_flight: set[int] = set()
+    try:
+        wait_ready(prober)
+        start = next_probe = next_sample = time.monotonic()
+        while acked < len(batches):
+            now = time.monotonic()
+            due_by_rate = len(batches) if rate is None else int((now - start) * rate / BATCH) + 1
+            while position < min(len(batches), due_by_rate) and len(in_flight) < IN_FLIGHT:
+                data.send(batches[position])
+                in_flight.add(position + 1)  # the batch ids of frames()
+                position += 1
+            if probe and now >= next_probe:
+                probe_id += 1
+                prober.send(protocol.encode(LastDecidedRequest(probe_id, ())))
+                sent_probe[probe_id] = now
+                next_probe = max(next_probe + PROBE_EVERY, now)
+            if sample is not None and now >= next_sample:
+                sample()
+                next_sample = now + 1.0
+            wake = [next_sample if sample is not None else now + 0.05]
+            if probe:
+                wake.append(next_probe)
+            if rate is not None and position < len(batches):
+                wake.append(start + position * BATCH / rate)
+            for sock, _ in poller.poll(min(50, max(1, int((min(wake) - time.monotonic()) * 1000)))):
+                message = protocol.decode(sock.recv())
+                at = time.monotonic()
+                if isinstance(message, LedgerAck):
+                    in_flight.discard(message.batch_id)
+                    if message.error:
+                        errors += 1
+                        raise RuntimeError(f"the Ledger refused a batch: {message.error}")
+                    acked += 1
+                elif isinstance(message, LastDecidedReply) and (was := sent_probe.pop(message.request_id, None)):
+                    probes.append(at - was)
+        seconds = time.monotonic() - start
+    finally:
+        data.close(0)
+        prober.close(0)
+        ctx.term()
+    return {"seconds": seconds, "batches": len(batches), "probes_ms": common.summary_ms(probes), "errors": errors}
+
+
+def wait_ready(sock: zmq.Socket[bytes]) -> None:
+    """Until the Ledger (just started) answers a probe: its start-up is no stall."""
+    sock.send(protocol.encode(LastDecidedRequest(0, ())))
+    if not sock.poll(20_000):
+        raise TimeoutError("the Ledger did not start")
+    sock.recv()
+
+
+def idle_probes(endpoint: str, seconds: float) -> dict[str, float]:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = _dealer(ctx, endpoint)
+    latencies = []
+    try:
+        wait_ready(sock)
+        end = time.monotonic() + seconds
+        request_id = 0
+        while time.monotonic() < end:
+            request_id += 1
+            sent = time.monotonic()
+            sock.send(protocol.encode(LastDecidedRequest(request_id, ())))
+            if not sock.poll(5000):
+                raise TimeoutError("the Ledger did not answer a probe")
+            sock.recv()
+            latencies.append(time.monotonic() - sent)
+            time.sleep(PROBE_EVERY)
+    finally:
+        sock.close(0)
+        ctx.term()
+    return common.summary_ms(latencies)
+
+
+def baseline(path: Path, count: int) -> float:
+    """Decisions/s of a bare executemany into the same table, same pragmas, a transaction per batch."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE decisions (book TEXT NOT NULL, strategy TEXT NOT NULL, tick INTEGER NOT NULL, "
+                 "ts REAL NOT NULL, prices TEXT NOT NULL, avg_comp_price TEXT NOT NULL, request_id INTEGER NOT NULL,"
+                 " sold INTEGER NOT NULL, price TEXT NOT NULL, rule_price TEXT, guardrail TEXT, "
+                 "PRIMARY KEY (book, strategy, tick)) WITHOUT ROWID")
+    conn.execute("CREATE INDEX decisions_by_ts ON decisions (ts)")
+    rows = [(d.book, d.strategy, d.tick, d.ts, json.dumps([str(p) for p in d.prices]), str(d.avg_comp_price),
+             d.request_id, int(d.sold), str(d.price), None, None) for d in decisions(0, count)]
+    start = time.monotonic()
+    for i in range(0, count, BATCH):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR IGNORE INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows[i:i + BATCH])
+        conn.execute("COMMIT")
+    seconds = time.monotonic() - start
+    conn.close()
+    return count / seconds
+
+
+def db_bytes(path: Path) -> tuple[int, int]:
+    """(bytes on disk after a checkpoint, rows) of a database no process writes any more."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    conn.close()
+    size = sum(os.path.getsize(p) for p in (str(path), f"{path}-wal") if os.path.exists(p))
+    return size, rows
+
+
+def insert_run(count: int) -> dict[str, Any]:
+    with common.run_dir() as directory:
+        endpoint = f"ipc://{directory}/ledger.sock"
+        db = directory / "ledger.sqlite3"
+        batches = frames(count)
+        with common.actor("ledger", "--ledger", endpoint, "--db", str(db)):
+            idle = idle_probes(endpoint, 1.0)
+            run = stream(endpoint, batches)
+        size, rows = db_bytes(db)
+        base = baseline(directory / "baseline.sqlite3", count)
+    return {"count": count, "rate": count / run["seconds"], "baseline_rate": base, "idle_probes_ms": idle,
+            "busy_probes_ms": run["probes_ms"], "db_bytes": size, "rows": rows, "bytes_per_decision": size / rows}
+
+
+def rss_run(seconds: float) -> dict[str, Any]:
+    count = int(seconds * RATE_10K_BOOKS) // BATCH * BATCH
+    samples: list[int] = []
+    with common.run_dir() as directory:
+        endpoint = f"ipc://{directory}/ledger.sock"
+        db = directory / "ledger.sqlite3"
+        batches = frames(count)
+        retain = count // 4  # retention deletes run through most of the stream
+        with common.actor("ledger", "--ledger", endpoint, "--db", str(db), "--retain-rows", str(retain)) as ledger:
+            run = stream(endpoint, batches, rate=RATE_10K_BOOKS,
+                         sample=lambda: samples.append(common.rss_kib(ledger.pid)))
+        size, rows = db_bytes(db)
+    first = samples[min(WARMUP_SAMPLES, len(samples) - 1)]
+    growth = 100.0 * (samples[-1] - first) / first if first else 0.0
+    return {"count": count, "seconds": run["seconds"], "rss_kib": samples, "growth_pct": growth, "rows_kept": rows,
+            "retain_rows": retain, "db_bytes": size, "probes_ms": run["probes_ms"]}
+
+
+def measure(cfg: Config) -> Outcome:
+    inserts = insert_run(cfg.pick(40_000, 200_000))
+    soak = rss_run(cfg.pick(20.0, 180.0))
+    out = Outcome(raw={"inserts": inserts, "soak": soak})
+    out.rows.append(Row(f"Ledger insert rate, {inserts['count']:,} decisions in batches of {BATCH}",
+                        inserts["rate"], "decisions/s", inserts["baseline_rate"],
+                        "bare sqlite3 executemany, same table and pragmas", note="WAL, fsync per commit"))
+    idle = inserts["idle_probes_ms"]
+    for label, probes, target in (("at 2,000 decisions/s (10,000 books per 5 s tick)", soak["probes_ms"], "< 10 ms"),
+                                  ("inserting flat out", inserts["busy_probes_ms"], "")):
+        out.rows.append(Row(f"Ledger event-loop stall {label}: probe latency p99", probes["p99"], "ms", idle["p99"],
+                            "same probe, idle Ledger", target=target, met=probes["p99"] < 10.0 if target else None,
+                            note=f"p50 {probes['p50']:.2f} ms, max {probes['max']:.1f} ms, n={int(probes['n'])}"))
+    per = inserts["bytes_per_decision"]
+    out.rows.append(Row("Ledger disk per decision (database file / rows)", per, "bytes",
+                        note=f"6 h at 10,000 books per 5 s tick: {per * SIX_HOURS_AT_10K_BOOKS / 1e9:.1f} GB"))
+    samples = soak["rss_kib"]
+    out.rows.append(Row(f"Ledger RSS growth, {soak['seconds']:.0f} s at 2,000 decisions/s with retention",
+                        soak["growth_pct"], "%", target="flat (< 2%)", met=abs(soak["growth_pct"]) < 2.0,
+                        note=f"{samples[min(WARMUP_SAMPLES, len(samples) - 1)] / 1024:.1f} -> "
+                             f"{samples[-1] / 1024:.1f} MiB; rows kept {soak['rows_kept']:,} "
+                             f"(limit {soak['retain_rows']:,})"))
+    return out

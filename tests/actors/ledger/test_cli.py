@@ -1,0 +1,135 @@
+"""``python -m actors.ledger history|summary``: the rows asked for in each format, filters, clear errors
+for a missing or bad database, and reads that never wait for (or block) the writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from actors.ledger import cli
+from actors.ledger.records import to_row
+from actors.ledger.store import LedgerStore
+from tests.actors.ledger.helpers import T0, decision
+from tests.helpers import REPO
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite3"
+    store = LedgerStore(str(path))
+    store.open()
+    decisions = [
+        decision(1, "B003", price="10.00", sold=True), decision(2, "B003", price="12.50"),
+        decision(3, "B003", price="9.99", sold=True, rule_price="9.50", guardrail=("floor",)),
+        decision(1, "B003", "fast", price="11.00"), decision(1, "B004", price="5.00"),
+    ]
+    rows = [to_row(d) for d in decisions]
+    store.write([[r for r in rows if not isinstance(r, str)]])
+    store.close()
+    return path
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = cli.query(list(argv), out)
+    return code, out.getvalue()
+
+
+def test_history_json_gives_each_decision_with_its_explanation(db: Path) -> None:
+    code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "json", "--db", str(db))
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["tick"] for r in records] == [1, 2, 3]
+    assert records[2] == {"ts": cli.iso(T0 + 3), "tick": 3, "book": "B003", "strategy": "default",
+                          "prices": ["18.02", "17.98", "17.99", "17.94", "17.95"], "avg_comp_price": "17.976",
+                          "request_id": 1003, "sold": True, "price": "9.99", "rule_price": "9.50",
+                          "guardrail": ["floor"]}
+
+
+def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path) -> None:
+    since, until = cli.iso(T0 + 2), cli.iso(T0 + 3)  # [since, until)
+    code, out = run("history", "--book", "B003", "--since", since, "--until", until, "--format", "csv", "--db", str(db))
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["tick"], r["price"], r["sold"], r["rule_price"]) for r in rows] == [("2", "12.50", "no", "")]
+    code, out = run("history", "--book", "B003", "--db", str(db))  # both strategies, as a table
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["ts", "tick", "book"] and len(lines) == 5
+    assert "floor" in lines[-1] and "9.50" in lines[-1]
+
+
+def test_summary_per_book(db: Path) -> None:
+    code, out = run("summary", "--format", "json", "--db", str(db))
+    assert code == 0
+    b003, b004 = (json.loads(line) for line in out.splitlines())
+    assert b003 == {"book": "B003", "decisions": 4, "sold_share": "0.500", "first_price": "10.00",
+                    "last_price": "9.99", "min_price": "9.99", "max_price": "12.50", "first_ts": cli.iso(T0 + 1),
+                    "last_ts": cli.iso(T0 + 3)}
+    assert b004["decisions"] == 1 and b004["min_price"] == b004["max_price"] == "5.00"
+    code, out = run("summary", "--strategy", "fast", "--format", "csv", "--db", str(db))
+    assert [r["book"] for r in csv.DictReader(io.StringIO(out))] == ["B003"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no ledger database"),
+    (b"garbage, not sqlite" * 100, "file is not a database"),
+])
+def test_a_missing_or_damaged_database_is_one_clear_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, message: str) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    if content is not None:
+        path.write_bytes(content)
+    assert run("summary", "--db", str(path))[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not path.exists() or path.read_bytes() == content  # a reader never creates or changes it
+
+
+def test_another_sqlite_database_is_not_a_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)")
+    assert run("history", "--book", "B1", "--db", str(path))[0] == 2
+    assert "not a ledger" in capsys.readouterr().err
+
+
+def test_reads_work_while_the_ledger_holds_a_write_transaction(db: Path) -> None:
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM decisions")  # not committed: readers see the last commit, at once
+    try:
+        code, out = run("summary", "--format", "json", "--db", str(db))
+        assert code == 0 and len(out.splitlines()) == 2
+        # ... and the reader did not block the writer, which commits while it may still read
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+
+
+def test_bad_arguments_are_usage_errors(db: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.query(["history", "--db", str(db)])  # --book is required
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.query(["history", "--book", "B1", "--since", "yesterday", "--db", str(db)])
+
+
+def test_the_module_runs_the_actor_by_default_and_the_commands_on_request(db: Path) -> None:
+    def module(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "actors.ledger", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=30)
+
+    actor_help = module("--help")
+    assert actor_help.returncode == 0 and "--db PATH" in actor_help.stdout and "history" in actor_help.stdout
+    assert module("serve", "--help").stdout == actor_help.stdout
+    history = module("history", "--book", "B004", "--format", "json", "--db", str(db))
+    assert history.returncode == 0 and json.loads(history.stdout)["price"] == "5.00"
+    piped = subprocess.run(f"{sys.executable} -m actors.ledger history --book B003 --db {db} | head -1",
+                           shell=True, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert piped.returncode == 0 and "Traceback" not in piped.stderr

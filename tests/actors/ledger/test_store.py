@@ -1,0 +1,187 @@
+"""The ledger database itself (the store, on its own, on real files): created on first start, idempotent
+inserts with ``pairs`` in the same transaction, resends, retention a step at a time, migrations, and
+every kind of bad file or failing disk as an exception of the right kind, with nothing half-written."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from actors.ledger import schema
+from actors.ledger.errors import SchemaError, error_kind
+from actors.ledger.records import DecisionRow, Retention, to_row
+from actors.ledger.store import LedgerStore, Written
+from tests.actors.ledger.helpers import T0, decision, keys, rows
+from transport.protocol import Decision
+
+
+def to_row_ok(d: Decision) -> DecisionRow:
+    row = to_row(d)
+    assert not isinstance(row, str), row
+    return row
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "ledger.sqlite3"
+
+
+def opened(path: Path, **kwargs: object) -> LedgerStore:
+    store = LedgerStore(str(path), **kwargs)  # type: ignore[arg-type]
+    store.open()
+    return store
+
+
+def test_first_start_creates_the_directory_the_file_and_the_contract_schema(db: Path) -> None:
+    store = LedgerStore(str(db))
+    assert store.open() == (0, schema.VERSION)
+    store.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(schema.VERSION,)]
+    columns = {table: [c[1] for c in conn.execute(f"PRAGMA table_info({table})")] for table in ("decisions", "pairs")}
+    assert columns == {
+        "decisions": ["book", "strategy", "tick", "ts", "prices", "avg_comp_price", "request_id", "sold", "price",
+                      "rule_price", "guardrail"],
+        "pairs": ["book", "strategy", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold",
+                  "guardrail", "decisions", "guardrail_hits"],
+    }
+    assert ("decisions_by_ts",) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    conn.close()
+    assert LedgerStore(str(db)).open() == (schema.VERSION, schema.VERSION)  # the second start changes nothing
+
+
+def test_inserts_are_idempotent_and_pairs_count_each_decision_once(db: Path) -> None:
+    store = opened(db)
+    first = [to_row_ok(decision(t, guardrail=("floor",) if t == 2 else ())) for t in range(1, 4)]
+    assert store.write([first]) == [Written(3, 0, 0)]
+    # A resend (the whole batch again, plus one new) inside a group with another batch.
+    again = [*first, to_row_ok(decision(4))]
+    other = [to_row_ok(decision(1, "B002"))]
+    assert store.write([again, other]) == [Written(1, 3, 0), Written(1, 0, 0)]
+    assert keys(db) == [("B001", "default", t) for t in (1, 2, 3, 4)] + [("B002", "default", 1)]
+    (b1, b2) = rows(db, "pairs", "book")
+    assert (b1["decisions"], b1["guardrail_hits"], b1["tick"], b1["price_cents"]) == (4, 1, 4, 1618)
+    assert b2["decisions"] == 1
+    assert store.rows == 5 and sqlite3.connect(db).execute("SELECT value FROM ledger_counts").fetchone() == (5,)
+
+
+def test_a_same_key_with_another_decision_is_a_counted_collision_not_an_overwrite(db: Path) -> None:
+    store = opened(db)
+    store.write([[to_row_ok(decision(5, request_id=1))]])
+    assert store.write([[to_row_ok(decision(5, request_id=2, price="99.00"))]]) == [Written(0, 1, 1)]
+    assert [r["request_id"] for r in rows(db)] == [1]
+
+
+def test_a_late_resend_of_an_older_batch_never_moves_pairs_back(db: Path) -> None:
+    store = opened(db)
+    store.write([[to_row_ok(decision(2, price="12.00"))]])
+    store.write([[to_row_ok(decision(1, price="11.00"))]])  # an older decision, committed later
+    (pair,) = rows(db, "pairs")
+    assert (pair["tick"], pair["price"], pair["decisions"]) == (2, "12.00", 2)
+    assert store.last_decided([("B001", "default"), ("B001", "other")]) == [("12.00", T0 + 2), None]
+
+
+def test_retention_by_rows_and_by_age_deletes_the_oldest_a_step_at_a_time(db: Path) -> None:
+    store = opened(db)
+    store.write([[to_row_ok(decision(t)) for t in range(100)]])
+    by_rows = Retention(max_rows=40, step=25)
+    assert [store.prune(by_rows, T0) for _ in range(4)] == [25, 25, 10, 0]
+    assert [k[2] for k in keys(db)] == list(range(60, 100)) and store.rows == 40
+    by_age = Retention(max_age_days=10 / 86_400, step=7)  # older than 10 s before "now"
+    now = T0 + 80
+    while store.prune(by_age, now) == 7:
+        pass
+    assert [k[2] for k in keys(db)] == list(range(70, 100))
+    assert sqlite3.connect(db).execute("SELECT value FROM ledger_counts").fetchone() == (30,)
+    assert rows(db, "pairs")[0]["decisions"] == 100  # pairs count what was decided, not what is kept
+
+
+def test_an_older_schema_is_migrated_forward_and_a_newer_one_refused(db: Path) -> None:
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (0);")
+    conn.close()
+    assert LedgerStore(str(db)).open() == (0, schema.VERSION)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE schema_version SET version = ?", (schema.VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="newer"):
+        LedgerStore(str(db)).open()
+
+
+def test_a_version_1_ledger_gains_the_dashboard_indexes_and_keeps_its_rows(db: Path) -> None:
+    db.parent.mkdir()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in schema.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.close()
+    store = LedgerStore(str(db))  # a Ledger of version 1 wrote this; this one migrates it at start
+    assert store.open() == (1, schema.VERSION)
+    store.write([[to_row_ok(decision(1))]])
+    store.close()
+    assert LedgerStore(str(db)).open() == (schema.VERSION, schema.VERSION)
+    conn = sqlite3.connect(db)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"pairs_by_price", "pairs_by_ts", "pairs_by_strategy"} <= indexes
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN SELECT book FROM pairs ORDER BY price_cents"))
+    assert "pairs_by_price" in plan and keys(db) == [("B001", "default", 1)]
+
+
+def test_a_sqlite_file_of_something_else_is_refused_and_left_alone(db: Path) -> None:
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="not a ledger") as caught:
+        LedgerStore(str(db)).open()
+    assert error_kind(caught.value) == "schema"
+    assert [n for (n,) in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_a_file_that_is_not_sqlite_is_a_corrupt_error_and_is_not_overwritten(db: Path) -> None:
+    db.parent.mkdir()
+    garbage = b"this is not a database\n" * 500
+    db.write_bytes(garbage)
+    with pytest.raises(sqlite3.DatabaseError) as caught:
+        LedgerStore(str(db)).open()
+    assert error_kind(caught.value) == "corrupt"
+    assert db.read_bytes() == garbage
+
+
+def test_a_full_database_fails_the_whole_write_and_keeps_what_was_committed(db: Path) -> None:
+    store = opened(db, max_db_bytes=64 * 1024)
+    store.write([[to_row_ok(decision(1))]])
+    big = [to_row_ok(decision(t, book="B" * 100)) for t in range(2, 2000)]
+    with pytest.raises(sqlite3.Error) as caught:
+        store.write([big])
+    assert error_kind(caught.value) == "full"
+    assert keys(db) == [("B001", "default", 1)] and store.rows == 1
+    assert rows(db, "pairs")[0]["decisions"] == 1
+    store.write([[to_row_ok(decision(2))]])  # small writes still fit
+    assert store.rows == 2
+
+
+def test_a_database_locked_by_another_process_fails_after_the_busy_timeout_then_works(db: Path) -> None:
+    store = opened(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        store.write([[to_row_ok(decision(1))]])
+    assert error_kind(caught.value) == "locked"
+    assert store.last_decided([("B001", "default")]) == [None]  # reads go on meanwhile (WAL)
+    other.execute("ROLLBACK")
+    store.write([[to_row_ok(decision(1))]])
+    assert keys(db) == [("B001", "default", 1)]
+
+
+def test_a_path_that_is_a_directory_cannot_be_opened(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.Error) as caught:
+        LedgerStore(str(tmp_path)).open()
+    assert error_kind(caught.value) == "cantopen"
