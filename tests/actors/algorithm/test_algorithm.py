@@ -297,7 +297,7 @@ def test_a_pair_busy_at_a_tick_decides_for_it_once_it_frees_up(ipc_dir: Path) ->
         async with rig(ipc_dir, ["A", "B"], delay="0.5") as r:
             await r.tick(0, lambda: len(r.api.registered) == 2)
             await r.tick(1, lambda: r.algorithm.counters["overruns"] == 2)  # tick 0 still waiting out x
-            await async_wait_for(lambda: r.algorithm.counters["decisions"] == 4, timeout=3.0)
+            await async_wait_for(lambda: len(r.decisions()) == 4, timeout=3.0)
             # Each pair decided tick 0, then (late, not skipped) tick 1: once each, never twice.
             assert sorted((d["book"], d["tick"]) for d in r.decisions()) == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
 
