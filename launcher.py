@@ -35,7 +35,7 @@ from actors.scheduler.options import SchedulerOptions
 from supervisor.children import Child
 from supervisor.policy import ChildHealth, RestartPolicy
 from supervisor.procfs import rss_kib as rss_kib
-from supervisor.supervisor import Supervisor
+from supervisor.supervisor import Supervisor, SupervisorError
 from transport import endpoints
 from transport.security import Keys, Security, SecurityError
 
@@ -212,12 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     supervisor = Supervisor(children, heartbeat, grace=args.grace, status_every=args.status_every,
                             security=security, events_endpoint=args.events)
     try:
-        supervisor.run(args.duration)
+        with supervisor:
+            return supervisor.run(args.duration)
+    except SupervisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if cleanup is not None:
             cleanup.cleanup()
-    log.info("stopped: %s", supervisor.counters)
-    return 0
 
 
 if __name__ == "__main__":

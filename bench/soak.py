@@ -14,23 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-STATUS = re.compile(r"status (\S+) pid=(\S+) rss_kib=(\d+)")
-FINAL_COUNTERS = re.compile(r"stopped; counters (\{.*\})")
-LAUNCHER_STATUS = re.compile(
-    r"status launcher pid=\d+ rss_kib=(\d+) total_rss_kib=(\d+) total_pss_kib=(\d+) (\{.*\})")
+from supervisor.driver import launched
+from transport.protocol import ActorStatus, SupervisorEvent
 
 
 @dataclass
@@ -80,66 +70,55 @@ class SoakResult:
 
 def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, status_every: float = 5.0,
          extra: Sequence[str] = ()) -> SoakResult:
-    """Run the launcher for ``duration`` seconds and collect what it says."""
-    with tempfile.TemporaryDirectory(prefix="soak-", dir="/tmp") as run_dir:
-        book_ids = ",".join(f"B{i:03}" for i in range(1, books + 1))
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", run_dir, "--api-port",
-                   str(_free_port()), "--tick", str(tick), "--delay", str(delay), "--books", book_ids,
-                   "--status-every", str(status_every), "--duration", str(duration), *extra]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        keys: Counter[tuple[str, int]] = Counter()
-        ticks_per_book: dict[str, set[int]] = defaultdict(set)
-        log: list[str] = []
+    """Run the launcher for ``duration`` seconds and follow what it publishes: decisions on stdout,
+    every process's status (RSS, counters) and the supervisor's events as messages."""
+    keys: Counter[tuple[str, int]] = Counter()
+    ticks_per_book: dict[str, set[int]] = defaultdict(set)
+    result = SoakResult(0.0, 0, 0, 0, 0, {})
+    latest: dict[str, ActorStatus] = {}
 
-        def read_errors() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                if "status" in line or "WARNING" in line or "ERROR" in line or "stopped; counters" in line:
-                    log.append(line.rstrip())
-                    del log[:-5000]  # bounded: a soak must not grow its own memory either
+    def on_decision(at: float, line: bytes) -> None:
+        decision = json.loads(line)
+        keys[(decision["book"], decision["tick"])] += 1
+        ticks_per_book[decision["book"]].add(decision["tick"])
 
-        reader = threading.Thread(target=read_errors, daemon=True)
-        reader.start()
-        started = time.monotonic()
-        assert process.stdout is not None
-        for line in process.stdout:
-            decision = json.loads(line)
-            keys[(decision["book"], decision["tick"])] += 1
-            ticks_per_book[decision["book"]].add(decision["tick"])
-        try:
-            process.wait(timeout=duration + 60)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            raise
-        reader.join(10)
-        elapsed = time.monotonic() - started
+    def on_message(message: SupervisorEvent | ActorStatus) -> None:
+        if not isinstance(message, ActorStatus):
+            return
+        if message.actor != "launcher":
+            latest[message.actor] = message
+            return
+        # A periodic report (every --status-every): one sample of every process's memory.
+        result.rss_kib.setdefault("launcher", []).append(message.rss_kib - sum(s.rss_kib for s in latest.values()))
+        for name, status in latest.items():
+            if status.pid:
+                result.rss_kib.setdefault(name, []).append(status.rss_kib)
+        result.total_rss_kib.append(message.rss_kib)
+        result.total_pss_kib.append(message.pss_kib)
 
-    result = SoakResult(elapsed, 0, sum(keys.values()), sum(n - 1 for n in keys.values() if n > 1), 0, {})
+    book_ids = ",".join(f"B{i:03}" for i in range(1, books + 1))
+    args = ["--tick", str(tick), "--delay", str(delay), "--books", book_ids, "--duration", str(duration), *extra]
+    with launched(args, status_every, on_decision=on_decision, on_message=on_message) as run:
+        code = run.wait(duration + 60)
+        if code != 0:
+            raise RuntimeError(f"the launcher exited with code {code}:\n{run.log_tail()}")
+        result.seconds = run.wait_until(lambda: run.feed.end, 5, "the launcher's last event", False).ts - \
+            run.started_at
+        final = {s.actor: s for s in run.statuses() if s.actor != "launcher"}  # each actor's last word
+    result.decisions = sum(keys.values())
+    result.duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    # Restarts and hangs over the whole run, as the supervisor counted them for each process.
+    result.counters = {"exits": sum(s.restarts for s in final.values()), "hangs": sum(s.hangs for s in final.values())}
+    for name, status in final.items():
+        if name.startswith("algorithm"):
+            for key, value in status.counters.items():
+                result.algorithm_counters[key] = result.algorithm_counters.get(key, 0) + value
     all_ticks = set().union(*ticks_per_book.values()) if ticks_per_book else set()
     result.ticks = len(all_ticks)
     if all_ticks:
         span = set(range(min(all_ticks), max(all_ticks) + 1))
         result.missing_decisions = sum(len(span - seen) for seen in ticks_per_book.values())
-    for line in log:
-        if (match := STATUS.search(line)) and match.group(1) != "launcher":
-            result.rss_kib.setdefault(match.group(1), []).append(int(match.group(3)))
-        if "algorithm" in line and (match := FINAL_COUNTERS.search(line)):
-            result.algorithm_counters = json.loads(match.group(1).replace("'", '"'))
-        if match := LAUNCHER_STATUS.search(line):
-            result.rss_kib.setdefault("launcher", []).append(int(match.group(1)))
-            result.total_rss_kib.append(int(match.group(2)))
-            result.total_pss_kib.append(int(match.group(3)))
-            result.counters = json.loads(match.group(4).replace("'", '"'))
     return result
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
