@@ -231,11 +231,11 @@ class LauncherRun:
             return list(self.feed.statuses)
 
     def counters(self, prefix: str) -> dict[str, int]:
-        """The newest counters of every actor named ``prefix``*, summed."""
+        """The newest counters of every actor named ``prefix``* (or of the launcher itself), summed."""
         total: dict[str, int] = {}
         with self._changed:
             for name, status in self.feed.latest.items():
-                if name.startswith(prefix) and name != "launcher":
+                if name.startswith(prefix):
                     for key, value in status.counters.items():
                         total[key] = total.get(key, 0) + value
         return total

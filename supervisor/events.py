@@ -25,6 +25,9 @@ from transport.protocol import ActorStatus, SupervisorEvent
 SUBSCRIPTIONS_PER_TURN: Final = 100  # subscription messages read per wake-up at most
 GREETING_EVERY: Final = 0.25  # seconds: a flood of subscriptions costs at most 4 greetings a second
 CLOSE_LINGER_MS: Final = 1000  # the final events may take this long to leave when the launcher stops
+# A child's status is published when its counters arrive, at most this often: a flood of (forged)
+# heartbeats must not become a flood of statuses that pushes the events out of subscribers' queues.
+STATUS_EVERY_AT_MOST: Final = 0.25
 
 
 def child_status(child: Child) -> ActorStatus:
@@ -46,6 +49,33 @@ class Events:
         self.sock = sock
         self._greeted_at = 0.0
         self._due_at: float | None = None
+        self._status_at: dict[str, float] = {}  # when each child's status was last published
+        self._held: dict[str, Child] = {}  # children whose newer counters wait for their turn
+
+    def status_changed(self, child: Child) -> None:
+        """Publish ``child``'s status now, or as soon as its rate allows (see :meth:`flush`)."""
+        if time.monotonic() - self._status_at.get(child.name, 0.0) >= STATUS_EVERY_AT_MOST:
+            self._publish_status(child)
+        else:
+            self._held[child.name] = child
+
+    def flush(self) -> None:
+        """Publish the held statuses whose turn has come."""
+        now = time.monotonic()
+        for name, child in list(self._held.items()):
+            if now - self._status_at.get(name, 0.0) >= STATUS_EVERY_AT_MOST:
+                self._publish_status(child)
+
+    @property
+    def flush_due_at(self) -> float | None:
+        if not self._held:
+            return None
+        return min(self._status_at.get(name, 0.0) for name in self._held) + STATUS_EVERY_AT_MOST
+
+    def _publish_status(self, child: Child) -> None:
+        self._status_at[child.name] = time.monotonic()
+        self._held.pop(child.name, None)
+        self.publish(child_status(child))
 
     def publish(self, message: SupervisorEvent | ActorStatus) -> None:
         if self.sock is not None:

@@ -27,13 +27,14 @@ class RestartPolicy:
     give_up_after: int = 3  # consecutive configuration errors (exit code 2) before giving up on a child
 
     def __post_init__(self) -> None:
-        if not 0 < self.initial_backoff <= self.max_backoff <= 3600 or not 1 <= self.multiplier <= 10:
-            raise ValueError(f"backoff must satisfy 0 < initial ({self.initial_backoff}) <= max ({self.max_backoff})"
-                             " <= 3600 s and 1 <= multiplier <= 10")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"jitter must be within [0, 1), got {self.jitter}")
-        if not 0 < self.time_to_dead <= 3600 or not 0 < self.startup_timeout <= 3600:
-            raise ValueError(f"the hang timeout must be within 0..3600 s (exclusive of 0), got {self.time_to_dead}")
+        # The messages name the launcher's flags: this is where --hang-timeout and --max-backoff are checked.
+        if not 0 < self.initial_backoff <= self.max_backoff <= 3600:
+            raise ValueError(f"--max-backoff must be within {self.initial_backoff}..3600 s, got {self.max_backoff}")
+        if not 0.1 <= self.time_to_dead <= 3600:
+            raise ValueError(f"--hang-timeout must be within 0.1..3600 s, got {self.time_to_dead}")
+        if not 1 <= self.multiplier <= 10 or not 0 <= self.jitter < 1 or not 0 < self.startup_timeout <= 3600:
+            raise ValueError("the multiplier must be within 1..10, the jitter within [0, 1) and the startup timeout "
+                             "within 0..3600 s")
         if not 0 <= self.stable_start_time <= 86_400 or not 1 <= self.give_up_after <= 1000:
             raise ValueError("stable_start_time must be within 0..86400 s and give_up_after within 1..1000")
 

@@ -158,7 +158,7 @@ class Supervisor:
         child.last_counters = beat.counters
         child.last_beat_wall = time.time()
         child.final_beat = beat.seq == FINAL_HEARTBEAT_SEQ
-        self._events.publish(child_status(child))
+        self._events.status_changed(child)
 
     # --- status ------------------------------------------------------------------------------------
 
@@ -205,10 +205,11 @@ class Supervisor:
                     self._check()
                     self._events.read_subscriptions()
                     self._events.greet(list(self.children.values()))
+                    self._events.flush()
                     now = time.monotonic()
                     if until is not None and now >= until:
                         break
-                    if signals.fd in dict(poller.poll(self._poll_timeout_ms(now, until))):
+                    if signals.fd in dict(poller.poll(self._poll_timeout_ms(now, until, next_status))):
                         signals.drain()
                     if time.monotonic() >= next_status:
                         self._report_status()
@@ -220,12 +221,10 @@ class Supervisor:
         self._events.event("stopped", "launcher", os.getpid(), format_counters(self.counters), code)
         return code
 
-    def _poll_timeout_ms(self, now: float, until: float | None) -> int:
-        """Sleep until the next thing due: a check (once a second), a restart, a greeting, the end."""
-        due = [now + CHECK_INTERVAL]
+    def _poll_timeout_ms(self, now: float, until: float | None, next_status: float) -> int:
+        """Sleep until the next thing due: a check (once a second), a restart, a status report, a
+        greeting or a held status, the end."""
+        due = [now + CHECK_INTERVAL, next_status]
         due += [c.restart_at for c in self.children.values() if c.process is None and c.restart_at is not None]
-        if until is not None:
-            due.append(until)
-        if self._events.greeting_due_at is not None:
-            due.append(self._events.greeting_due_at)
+        due += [t for t in (until, self._events.greeting_due_at, self._events.flush_due_at) if t is not None]
         return max(0, int((min(due) - now) * 1000) + 1)
