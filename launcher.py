@@ -4,8 +4,13 @@ its own OS process, and supervise them.
 Supervision (in the spirit of Erlang/OTP supervisors and supervisord): a child that exits or dies is
 restarted with exponential backoff and jitter, reset after a stable start; a child whose event loop
 misses its heartbeats (blocked, deadlocked, SIGSTOPped) is killed and restarted. One child failing
-never stops the others. SIGINT/SIGTERM stop every child (SIGTERM, then SIGKILL after a grace period);
-children die with the launcher even if it is SIGKILLed (PR_SET_PDEATHSIG plus a parent watch).
+never stops the others -- except a child that keeps exiting with a configuration error (exit code 2:
+a port in use, bad keys): after 3 in a row the launcher gives up, stops everything and exits 2.
+SIGINT/SIGTERM stop every child (SIGTERM, then SIGKILL after a grace period); children die with the
+launcher even if it is SIGKILLed (PR_SET_PDEATHSIG plus a parent watch).
+
+What cannot work (a missing --data file, --delay not shorter than --tick, no book, a port in use, a
+value out of range) is refused before anything starts: one line "error: ..." and exit code 2.
 
 Decisions go to stdout (printed by the Algorithm workers); everything else goes to stderr.
 """

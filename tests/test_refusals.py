@@ -173,3 +173,8 @@ def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[
     args = launcher.parse_args(["--books-file", str(books)])
     assert args.books_priced[:2] == ["X0", "X1"] and len(args.books_priced) == 12
     assert preflight.priced(args.books_priced) == "12 book(s): X0, X1, X2, X3, X4, ..."
+
+
+def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> None:
+    args = launcher.parse_args(["--mode", "follow", "--wait-for-data", "--data", str(tmp_path / "later.csv")])
+    assert args.wait_for_data and args.mode == "follow"
