@@ -37,7 +37,7 @@ class Child:
     liveness: Any = None  # the shared double the running process stamps at every heartbeat
     last_counters: dict[str, int] = field(default_factory=dict)
     started_wall: float = 0.0  # time.time() of the current process's start
-    last_beat_wall: float = 0.0  # time.time() of the newest heartbeat message
+    last_beat_wall: float = 0.0  # time.time() of the newest liveness stamp
     hangs: int = 0
     final_beat: bool = False  # the current process's final counters have arrived (it stopped cleanly)
 

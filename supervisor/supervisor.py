@@ -142,6 +142,7 @@ class Supervisor:
                 stamp = child.stamp()  # liveness: written by the child's event loop, nobody else can
                 if stamp and stamp > (child.health.last_heartbeat or 0.0):
                     child.health.on_heartbeat(stamp)  # stamped with the same monotonic clock
+                    child.last_beat_wall = time.time() - (now - stamp)
                 if child.process.exitcode is not None:
                     self._reap(child)
                 elif child.health.is_hung(now):
@@ -155,8 +156,7 @@ class Supervisor:
         child = next((c for c in self.children.values() if c.pid == beat.pid), None)
         if child is None:
             return  # from a process we already replaced: ignore
-        child.last_counters = beat.counters
-        child.last_beat_wall = time.time()
+        child.last_counters = beat.counters  # counters only: the beat itself is the shared stamp
         child.final_beat = beat.seq == FINAL_HEARTBEAT_SEQ
         self._events.status_changed(child)
 

@@ -38,9 +38,11 @@ RULES = {"default": PricingRule(), "wide": PricingRule(3, Decimal("1.2"), Decima
 def test_two_strategies_on_one_book_each_decide_every_tick(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=100)
     (tmp_path / "repricer.toml").write_text(CONFIG)
-    with LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "repricer.toml"), "--tick", "0.2",
-                      "--duration", "4"], ipc_dir) as run:
-        assert run.wait(40) == 0
+    with LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "repricer.toml"), "--tick", "0.2"],
+                     ipc_dir) as run:
+        run.wait_until(lambda: len({d["tick"] for d in run.decisions() if d["strategy"] == "wide"}) >= 10, 60,
+                       "ten ticks decided by the second strategy")
+        assert run.stop() == 0  # the Algorithm finishes what it started: both strategies, every tick
     decisions = run.decisions()
     points = read_points(csv_path)
     ticks: dict[tuple[str, str], set[int]] = defaultdict(set)

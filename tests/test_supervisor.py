@@ -172,9 +172,17 @@ def decided_at(decision: dict[str, object]) -> float:
     return datetime.fromisoformat(str(decision["ts"]).replace("Z", "+00:00")).timestamp()
 
 
+def counted(run: LauncherRun) -> set[str]:
+    """The actors whose counters have arrived in a status message."""
+    return {s.actor for s in run.statuses() if s.counters and s.pid}
+
+
 def test_supervisor_events_and_statuses_are_published(run: LauncherRun) -> None:
     before = run.wait_for_actors(ACTORS)
     run.wait_decisions(3)
+    # Counters travel as messages: each actor's status comes with its heartbeat's counters.
+    run.wait_until(lambda: counted(run) >= {"algorithm", "datamanager", "scheduler", "apiserver"}, 20,
+                   "every actor's counters")
     os.kill(before["scheduler"], signal.SIGKILL)
     after = run.wait_restart("scheduler", before["scheduler"])
     exited = run.events("exited", "scheduler")[-1]
@@ -184,10 +192,7 @@ def test_supervisor_events_and_statuses_are_published(run: LauncherRun) -> None:
     assert run.stop() == 0
     assert {e.actor for e in run.events("stopped")} == {*ACTORS, "launcher"}
     assert run.events()[-1].actor == "launcher"  # the launcher's own "stopped" is the last word
-    # Counters travel as messages too: each actor's status comes with its heartbeat's counters.
-    statuses = run.statuses()
-    assert {s.actor for s in statuses if s.counters and s.pid} >= {"algorithm", "datamanager", "scheduler"}
-    final = {s.actor: s for s in statuses}
+    final = {s.actor: s for s in run.statuses()}  # each actor's last status: sent after it stopped
     assert final["scheduler"].restarts == 1 and final["algorithm"].restarts == 0
 
 
