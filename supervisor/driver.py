@@ -148,6 +148,8 @@ class LauncherRun:
     def __init__(self, args: Sequence[str], run_dir: Path | None = None, status_every: float | None = None,
                  env: dict[str, str] | None = None, on_decision: DecisionSink | None = None,
                  on_message: Callable[[SupervisorEvent | ActorStatus], None] | None = None) -> None:
+        if _option(args, "--events") is not None:
+            raise ValueError("the driver gives the launcher its own --events endpoint: see events_endpoint")
         self._dir = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))  # the events endpoint's own place
         self.api_port = free_port()
         private = ["--run-dir", str(run_dir), "--api-port", str(self.api_port)] if run_dir is not None else []
