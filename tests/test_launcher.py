@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,15 +25,15 @@ def test_help_documents_every_option() -> None:
 
 def test_every_decision_matches_the_csv(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--tick", "0.2", "--delay", "0.05",
-                      "--duration", "4"], ipc_dir) as run:
-        code = run.wait(40)
+    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--tick", "0.2", "--delay", "0.05"],
+                     ipc_dir) as run:
+        run.wait_decisions(3 * 5, timeout=60)  # several ticks for every book
+        code = run.stop()
         left_behind = [pid for pid in run.every_pid() if alive(pid)]  # before any cleanup kills them
     assert code == 0, run.log_tail()
     assert not left_behind  # a clean stop leaves no process behind
     decisions = run.decisions()
     points = read_points(csv_path)
-    assert len(decisions) >= 3 * 5  # several ticks for every book
     for decision in decisions:
         check_decision(decision, points)
     per_pair = Counter((d["book"], d["strategy"], d["tick"]) for d in decisions)
@@ -41,3 +42,13 @@ def test_every_decision_matches_the_csv(tmp_path: Path, ipc_dir: Path) -> None:
     # Every actor's final counters arrive as messages after it stopped: nothing is read from the log.
     assert run.counters("algorithm")["decisions"] == len(decisions)
     assert {e.actor for e in run.events("stopped")} >= {"scheduler", "datamanager", "apiserver", "algorithm"}
+
+
+def test_duration_stops_the_run_by_itself_with_exit_0(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv")
+    with LauncherRun(["--data", str(csv_path), "--books", "A", "--tick", "0.2", "--delay", "0", "--duration", "3"],
+                     ipc_dir) as run:
+        started = time.monotonic()
+        assert run.wait(40) == 0
+        assert time.monotonic() - started >= 3.0
+        assert not [pid for pid in run.every_pid() if alive(pid)]
