@@ -35,10 +35,16 @@ class SoakResult:
     rss_kib: dict[str, list[int]] = field(default_factory=dict)
     total_rss_kib: list[int] = field(default_factory=list)
     total_pss_kib: list[int] = field(default_factory=list)
+    pairs: int = 0  # (book, strategy) pairs priced
+    scheduler_counters: dict[str, int] = field(default_factory=dict)
 
     def unaccounted(self) -> int:
-        """Missing decisions that no counter explains: a silent loss (must be 0)."""
-        explained = self.algorithm_counters.get("overruns", 0) + self.algorithm_counters.get("skipped", 0)
+        """Missing decisions that no counter explains: a silent loss (must be 0). A pair overrun or
+        skipped misses one decision; a tick the Scheduler skipped (it woke up too late for it) or the
+        Algorithm superseded (it fell behind and served the newer one) misses one for every pair."""
+        counted = self.algorithm_counters.get
+        lost_ticks = counted("superseded_ticks", 0) + self.scheduler_counters.get("ticks_skipped", 0)
+        explained = counted("overruns", 0) + counted("skipped", 0) + lost_ticks * self.pairs
         return max(0, self.missing_decisions - explained)
 
     def growth(self, samples: list[int], warmup: int) -> float:
@@ -55,6 +61,8 @@ class SoakResult:
             "missing_decisions": self.missing_decisions,
             "overruns": self.algorithm_counters.get("overruns", 0),
             "skipped": self.algorithm_counters.get("skipped", 0),
+            "superseded_ticks": self.algorithm_counters.get("superseded_ticks", 0),
+            "ticks_skipped": self.scheduler_counters.get("ticks_skipped", 0),
             "restarts": self.counters.get("exits", 0),
             "hangs": self.counters.get("hangs", 0),
             "samples": len(self.total_rss_kib),
@@ -74,7 +82,7 @@ def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, statu
     every process's status (RSS, counters) and the supervisor's events as messages."""
     keys: Counter[tuple[str, int]] = Counter()
     ticks_per_book: dict[str, set[int]] = defaultdict(set)
-    result = SoakResult(0.0, 0, 0, 0, 0, {})
+    result = SoakResult(0.0, 0, 0, 0, 0, {}, pairs=books)
     latest: dict[str, ActorStatus] = {}
 
     def on_decision(at: float, line: bytes) -> None:
@@ -109,6 +117,7 @@ def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, statu
     result.duplicates = sum(n - 1 for n in keys.values() if n > 1)
     # Restarts and hangs over the whole run, as the supervisor counted them for each process.
     result.counters = {"exits": sum(s.restarts for s in final.values()), "hangs": sum(s.hangs for s in final.values())}
+    result.scheduler_counters = dict(final["scheduler"].counters) if "scheduler" in final else {}
     for name, status in final.items():
         if name.startswith("algorithm"):
             for key, value in status.counters.items():
