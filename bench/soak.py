@@ -5,8 +5,8 @@ counters and every process's RSS; reports restarts, hangs, decisions and memory 
     python -m bench.soak --tick 5 --duration 1800            # 30 minutes at the default tick
 
 Exit code 0 only if there was no restart, no hang, no duplicate decision, no (book, tick) missing
-without an overrun or skip counted for it, and RSS stayed flat (< --max-growth % from the first
-sample after warm-up to the last).
+without a counter explaining it (an overrun, a skip, a skipped or superseded tick), and RSS stayed
+flat (< --max-growth % from the first sample after warm-up to the last).
 """
 
 from __future__ import annotations
@@ -76,11 +76,15 @@ class SoakResult:
         }
 
 
-def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, status_every: float = 5.0,
-         extra: Sequence[str] = ()) -> SoakResult:
-    """Run the launcher for ``duration`` seconds and follow what it publishes: decisions on stdout,
-    every process's status (RSS, counters) and the supervisor's events as messages."""
+def soak(tick: float, duration: float | None = None, books: int = 5, delay: float = 0.0, status_every: float = 5.0,
+         extra: Sequence[str] = (), ticks: int | None = None) -> SoakResult:
+    """Run the launcher for ``duration`` seconds (``--duration``), or until ``ticks`` consecutive ticks
+    have been decided from the first one (however long the start took), and follow what it publishes:
+    decisions on stdout, every process's status (RSS, counters) and the supervisor's events."""
+    if (duration is None) == (ticks is None):
+        raise ValueError("give a duration or a number of ticks")
     keys: Counter[tuple[str, int]] = Counter()
+    decided: list[int] = []  # [first, newest] tick decided
     ticks_per_book: dict[str, set[int]] = defaultdict(set)
     result = SoakResult(0.0, 0, 0, 0, 0, {}, pairs=books)
     latest: dict[str, ActorStatus] = {}
@@ -89,6 +93,10 @@ def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, statu
         decision = json.loads(line)
         keys[(decision["book"], decision["tick"])] += 1
         ticks_per_book[decision["book"]].add(decision["tick"])
+        if decided:
+            decided[1] = max(decided[1], decision["tick"])
+        else:
+            decided.extend([decision["tick"], decision["tick"]])
 
     def on_message(message: SupervisorEvent | ActorStatus) -> None:
         if not isinstance(message, ActorStatus):
@@ -96,6 +104,8 @@ def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, statu
         if message.actor != "launcher":
             latest[message.actor] = message
             return
+        if not decided:
+            return  # still starting (imports, first reads): memory is not steady before a first decision
         # A periodic report (every --status-every): one sample of every process's memory.
         result.rss_kib.setdefault("launcher", []).append(message.rss_kib - sum(s.rss_kib for s in latest.values()))
         for name, status in latest.items():
@@ -105,9 +115,16 @@ def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, statu
         result.total_pss_kib.append(message.pss_kib)
 
     book_ids = ",".join(f"B{i:03}" for i in range(1, books + 1))
-    args = ["--tick", str(tick), "--delay", str(delay), "--books", book_ids, "--duration", str(duration), *extra]
+    args = ["--tick", str(tick), "--delay", str(delay), "--books", book_ids, *extra]
+    if duration is not None:
+        args += ["--duration", str(duration)]
     with launched(args, status_every, on_decision=on_decision, on_message=on_message) as run:
-        code = run.wait(duration + 60)
+        if ticks is not None:
+            run.wait_until(lambda: bool(decided) and decided[1] - decided[0] + 1 >= ticks,
+                           60 + 4 * tick * ticks, f"{ticks} ticks decided")
+            code = run.stop(timeout=60)
+        else:
+            code = run.wait((duration or 0) + 60)
         if code != 0:
             raise RuntimeError(f"the launcher exited with code {code}:\n{run.log_tail()}")
         result.seconds = run.wait_until(lambda: run.feed.end, 5, "the launcher's last event", False).ts - \
@@ -134,16 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tick", type=float, default=0.05)
-    parser.add_argument("--ticks", type=int, default=4320, help="run for this many ticks (default %(default)s)")
+    parser.add_argument("--ticks", type=int, default=4320,
+                        help="run until this many ticks are decided, from the first (default %(default)s)")
     parser.add_argument("--duration", type=float, default=None, help="seconds; overrides --ticks")
     parser.add_argument("--books", type=int, default=5)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--status-every", type=float, default=None, help="seconds between RSS samples")
     parser.add_argument("--max-growth", type=float, default=2.0, help="percent (default %(default)s)")
     args = parser.parse_args(argv)
-    duration = args.duration if args.duration is not None else args.tick * args.ticks + 3.0  # + t0 allowance
-    status_every = args.status_every or max(1.0, duration / 60)
-    result = soak(args.tick, duration, args.books, args.delay, status_every)
+    seconds = args.duration if args.duration is not None else args.tick * args.ticks
+    status_every = args.status_every or max(1.0, seconds / 60)
+    result = soak(args.tick, args.duration, args.books, args.delay, status_every,
+                  ticks=None if args.duration is not None else args.ticks)
     warmup = max(1, len(result.total_rss_kib) // 10)
     report = result.report(warmup)
     print(json.dumps({"command": " ".join(["python -m bench.soak", *(argv or sys.argv[1:])]), "pid": os.getpid(),
