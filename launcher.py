@@ -31,6 +31,7 @@ from actors import kinds, runtime
 from actors.algorithm.config import ConfigError, load_config
 from actors.algorithm.options import AlgorithmOptions, PricingOptions, book_ids
 from actors.api_server.options import APIServerOptions
+from actors.dashboard import launch as dashboard
 from actors.data_manager.options import DataManagerOptions
 from actors.kinds import ActorKind
 from actors.options import add_options, default_of, from_namespace, to_argv
@@ -78,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help=f"Algorithm processes this launcher starts, 1..{limits.LAUNCHER_WORKERS_MAX}; each "
                              "(book, strategy) is owned by one (default 1)")
-    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE), metavar="ACTOR,...",
-                        help="which actors this launcher starts (default: all); with the endpoint options, "
-                             "one launcher per machine supervises that machine's share")
+    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE if k.by_default), metavar="ACTOR,...",
+                        help="which actors this launcher starts (default: all but the dashboard); with the endpoint "
+                             "options, one launcher per machine supervises that machine's share")
     parser.add_argument("--workers-total", type=int, default=None, metavar="M",
                         help="Algorithm workers across all launchers (default: --workers)")
     parser.add_argument("--worker-offset", type=int, default=0, metavar="K",
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(sup, SupervisionOptions, only=("hang_timeout", "max_backoff", "grace", "status_every"))
     add_options(sup, RuntimeOptions, only=("log_level",))
     add_options(parser.add_argument_group("security"), RuntimeOptions, only=("keys", "insecure"))
+    dashboard.add_arguments(parser)
     return parser
 
 
@@ -147,6 +149,8 @@ def check(args: argparse.Namespace) -> None:
     AlgorithmOptions(**pricing_fields(args.pricing), workers_total=total, worker=args.worker_offset)
     args.security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
     check_endpoints(args, run)
+    if (refused := dashboard.refusal(args)) is not None:
+        raise Refusal(refused)
     if kinds.DATA_MANAGER.name in run:
         if args.wait_for_data and args.mode != "follow":
             raise Refusal("--wait-for-data is for --mode follow (a replay needs the whole file at start)")
@@ -222,6 +226,9 @@ def check_ports(args: argparse.Namespace, run: set[str]) -> None:
     if kinds.API_SERVER.name in run and args.port:
         host: str = default_of(APIServerOptions, "host")  # the launcher leaves the APIServer on its default host
         preflight.free("--api-port", f"{args.port} (on {host})", host, args.port)
+    if dashboard.wanted(args) and args.dashboard_port:
+        preflight.free("--dashboard-port", f"{args.dashboard_port} (on {args.dashboard_host})", args.dashboard_host,
+                       args.dashboard_port)
 
 
 def data_endpoints(args: argparse.Namespace) -> tuple[str, ...]:
@@ -267,6 +274,8 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
             add(kinds.ALGORITHM, kinds.ALGORITHM.instance(worker, total),
                 AlgorithmOptions(**pricing_fields(args.pricing), ticks=net.ticks, data=",".join(net.data),
                                  api_url=net.api_url, workers_total=total, worker=worker))
+    if dashboard.wanted(args):
+        add(kinds.DASHBOARD, kinds.DASHBOARD.name, dashboard.child_options(args))
     return children, net.heartbeat
 
 
@@ -287,12 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
         cleanup = tempfile.TemporaryDirectory(prefix="repricer-")
         args.heartbeat_endpoint = f"ipc://{cleanup.name}/heartbeat.sock"
+    if dashboard.wanted(args) and args.events is None:
+        directory = args.run_dir or (cleanup := cleanup or tempfile.TemporaryDirectory(prefix="repricer-")).name
+        dashboard.private_events(args, directory)
     # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
     supervisor = Supervisor(children, heartbeat, grace=supervision.grace, status_every=supervision.status_every,
                             security=args.security, events_endpoint=args.events)
+    if dashboard.wanted(args):
+        log.info("dashboard: %s", dashboard.url(args))
     try:
         with supervisor:
             return supervisor.run(supervision.duration)

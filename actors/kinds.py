@@ -17,6 +17,7 @@ class ActorKind:
     name: str  # process name (/proc/PID/comm), logger name, --run entry
     package: str  # ``python -m <package>`` starts one standalone
     stop_stage: int  # the launcher stops stage 0 first: producers before consumers before servers
+    by_default: bool = True  # started by a launcher without --run; False: only when asked for
 
     @property
     def entry(self) -> str:
@@ -34,6 +35,9 @@ SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0)
 ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1)
 DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
 API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
+# A reader of the others' history and events: nothing waits on it, so it goes first.
+# Opt-in (--dashboard): it binds a fixed HTTP port, which two launchers on one machine would fight over.
+DASHBOARD: Final = ActorKind("dashboard", "actors.dashboard", stop_stage=0, by_default=False)
 
-KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, ALGORITHM)
+KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, ALGORITHM, DASHBOARD)
 BY_NAME: Final = MappingProxyType({kind.name: kind for kind in KINDS})

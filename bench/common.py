@@ -25,7 +25,11 @@ import zmq
 
 from supervisor.driver import REPO as REPO  # re-exported: where the benchmarks run commands
 from supervisor.driver import LauncherRun, private_dir
-from supervisor.procfs import alive, cpu_seconds, rss_kib
+from supervisor.driver import free_port as free_port  # re-exported for the bench modules
+from supervisor.driver import wait_http as wait_http
+from supervisor.procfs import alive
+from supervisor.procfs import cpu_seconds as cpu_seconds
+from supervisor.procfs import rss_kib as rss_kib
 from transport import protocol
 from transport.protocol import Tick
 

@@ -162,7 +162,7 @@ class LauncherRun:
         self._lines: list[tuple[float, bytes]] = []
         self._parsed: list[dict[str, Any]] = []
         self._on_decision = on_decision
-        self.log: deque[str] = deque(maxlen=LOG_TAIL)
+        self._log: deque[str] = deque(maxlen=LOG_TAIL)
         command = [sys.executable, str(REPO / "launcher.py"), "--json", "--events", endpoint, *private, *args]
         self.started_at = time.time()
         # A session of its own, so that a failed run can be killed as a group.
@@ -193,7 +193,7 @@ class LauncherRun:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
             with self._changed:
-                self.log.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._log.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     # --- what the run said ---------------------------------------------------------------------------
 
@@ -242,9 +242,14 @@ class LauncherRun:
                         total[key] = total.get(key, 0) + value
         return total
 
-    def log_tail(self, lines: int = 30) -> str:
+    @property
+    def log(self) -> list[str]:
+        """The newest stderr lines (at most LOG_TAIL), to show or to check what was said, never to steer."""
         with self._changed:
-            return "\n".join(list(self.log)[-lines:])
+            return list(self._log)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log[-lines:])
 
     # --- waiting -----------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ CASES = [
     (["--books-file", "{tmp}/empty.txt"], "no book to price: --books-file"),
     (["--books-file", "{tmp}/comments.txt"], "no book to price: --books-file"),
     (["--books-file", "{tmp}/binary.txt"], "not UTF-8 text"),
-    (["--books-file", "/nonexistent"], "--books-file /nonexistent: No such file or directory"),
+    (["--books-file", "/nonexistent"], "No such file or directory"),
     # numbers out of range (each actor's options class checks its own)
     (["--tick", "0"], "--tick must be within"),
     (["--api-port", "70000"], "--api-port must be within 0..65535"),
@@ -88,7 +88,7 @@ CASES = [
     (["--status-every", "0"], "--status-every must be within"),
     # actors and endpoints
     (["--run", "scheduler,bogus"],
-     "--run takes a list of scheduler, datamanager, apiserver, algorithm (unknown: bogus)"),
+     "--run takes a list of scheduler, datamanager, apiserver, algorithm, dashboard (unknown: bogus)"),
     (["--run", ","], "--run takes a list of"),
     (["--ticks-endpoint", "tcp://127.0.0.1:99999"], "the port must be a number in 1..65535"),
     (["--ticks-endpoint", "tcp://127.0.0.1:0"], "the port must be a number in 1..65535"),

@@ -55,7 +55,19 @@ HTTP_BODY_MAX_BYTES: Final = 4096  # one APIServer single-item request body
 HTTP_BATCH_BODY_MAX_BYTES: Final = 256 * 1024  # one APIServer batch request body
 CSV_LINE_MAX_BYTES: Final = 256 * 1024  # a longer CSV line is skipped as a bad row
 BOOKS_FILE_MAX_BYTES: Final = 64 * 1024 * 1024  # a --books-file or a config's book list
+CATALOG_MAX_BYTES: Final = 256 * 1024 * 1024  # a guardrail catalog (streamed: 1,000,000 rows of long ids)
 CONFIG_MAX_BYTES: Final = 1024 * 1024
+
+# --- the APIServer's HTTP edge (bounds on what one client can hold) -----------------------------------
+HTTP_LINE_MAX_BYTES: Final = 4096  # the request line, and each header line
+HTTP_HEADERS_MAX: Final = 32  # header lines in one request
+HTTP_CONNECTIONS_MAX: Final = 512  # open connections; a further one is answered 503 and closed
+HTTP_IDLE_TIMEOUT: Final = 30.0  # s a connection may take to send a request's headers (and idle between
+                                 # requests): above the 15 s after which aiohttp's client drops idle ones
+HTTP_BODY_TIMEOUT: Final = 10.0  # s to receive one request body
+HTTP_WRITE_TIMEOUT: Final = 10.0  # s a client may leave our responses unread once its buffer is full
+API_RATE_MAX: Final = 1_000_000.0  # the largest --rate-limit (requests/s per endpoint)
+API_BURST_MAX: Final = 1_000_000  # the largest --burst
 
 
 def is_valid_book_id(book: str) -> bool:

@@ -1,181 +1,195 @@
-"""The TOML config: which books are priced, by which strategies (see ``repricer.example.toml``).
+"""The TOML config: which books are priced, by which strategies, within which guardrails, and what is
+paused (see ``repricer.example.toml`` and the README's *Config* section).
 
-Parsing is pure (``parse_config(text, name)``); ``load_config(path)`` only reads the files. A bad
-config raises :class:`ConfigError` naming the file, the line and the key, so the launcher can refuse
-to start with a message the user can act on.
+Parsing is pure (``parse_config(text, name, files)``: the files a config names are read through
+``files``); ``load_config(path)`` reads them from disk, bounded (``config_files``). Any config that
+cannot run raises :class:`ConfigError` naming the file, the line and the key
+(``repricer.toml:7: strategies.fast.window: expected an integer 1..64, got 0``), never another
+exception, whatever the file holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from actors.algorithm.config_files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
+from actors.algorithm.config_guardrails import read_guardrails, read_pause
+from actors.algorithm.config_values import ConfigError, ValueReader, show
+from actors.algorithm.guardrails import NONE, Guarded, Guardrails
 from actors.algorithm.pricing import PricingRule
-from actors.algorithm.strategies import DEFAULT_DELAY, Pair, Strategy
+from actors.algorithm.strategies import DEFAULT_DELAY, Pair, Strategy, pairs_for
 from transport import limits
 
+__all__ = ("Config", "ConfigError", "ConfigFiles", "load_config", "parse_config")
+
 KINDS: Final = ("window-average",)  # the task's rule; the only kind so far
+TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "allow_outside_paths"})
 _STRATEGY_KEYS: Final = frozenset({"kind", "delay", "window", "sold_factor", "unsold_factor"})
 _BOOKS_KEYS: Final = frozenset({"ids", "file", "strategies"})
-_NAME: Final = re.compile(rf"^[A-Za-z0-9_.-]{{1,{limits.STRATEGY_NAME_MAX_LEN}}}$")
-
-
-class ConfigError(ValueError):
-    """A config the repricer cannot run with; the message says where and why."""
+_NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.STRATEGY_NAME_MAX_LEN}}}")
+_TOML_LINE: Final = re.compile(r"at line (\d+)")
+_STRATEGIES_LISTED_MAX: Final = 1024  # names in one [[books]].strategies (a config holds few strategies)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """A whole, validated config. Immutable: a reload builds a new one."""
+
     strategies: dict[str, Strategy]
     pairs: list[Pair]
+    guardrail_defaults: Guardrails = NONE
+    guardrail_overrides: Mapping[str, Guardrails] = field(default_factory=dict)  # per book
+    paused_books: frozenset[str] = frozenset()
+    paused_strategies: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()  # to log once loaded (catalog rows skipped, ...), bounded
+    files: tuple[str, ...] = ()  # every file read, the config first: what a reload watches
+    has_guardrails: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        configured = self.guardrail_defaults.configured or any(
+            g.configured for g in self.guardrail_overrides.values())
+        object.__setattr__(self, "has_guardrails", configured)
+
+    @classmethod
+    def simple(cls, books: Iterable[str], delay: Decimal = DEFAULT_DELAY) -> Config:
+        """The config of the command line without ``--config``: every book, the default rule."""
+        strategy = Strategy("default", PricingRule(), delay)
+        return cls({strategy.name: strategy}, pairs_for(books, [strategy]))
 
     @property
     def books(self) -> list[str]:
         return list(dict.fromkeys(pair.book for pair in self.pairs))
 
+    def guardrails_for(self, book: str) -> Guardrails:
+        return self.guardrail_overrides.get(book, self.guardrail_defaults)
 
-def _line_of(text: str, table: str, key: str | None) -> int:
-    """Best-effort line number of ``key`` inside the ``table`` header (``strategies.fast`` or
-    ``books#2`` for the second ``[[books]]``); 0 when it cannot be found."""
-    lines = text.splitlines()
-    if "#" in table:
-        name, nth = table.split("#")
-        headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{name}]]"]
-        start = headers[int(nth) - 1] if len(headers) >= int(nth) else -1
-    else:
-        start = next((i for i, line in enumerate(lines) if line.strip() == f"[{table}]"), -1)
-    if start < 0:
-        return 0
-    if key is None:
-        return start + 1
-    for i in range(start + 1, len(lines)):
-        stripped = lines[i].strip()
-        if stripped.startswith("["):
-            break
-        if re.match(rf"^{re.escape(key)}\s*=", stripped):
-            return i + 1
-    return start + 1
+    def guard(self, book: str, rule_price: Decimal, last_price: Decimal | None) -> Guarded:
+        """The decision's ``price``, ``rule_price`` and ``guardrail`` for the rule's price and the
+        pair's last decided price (None on its first decision)."""
+        if not self.has_guardrails:
+            return Guarded(rule_price, None, ())
+        price, moved = self.guardrails_for(book).apply(rule_price, last_price)
+        return Guarded(price, rule_price, moved)
+
+    def is_paused(self, book: str, strategy: str) -> bool:
+        return book in self.paused_books or strategy in self.paused_strategies
 
 
-class _Reader:
-    def __init__(self, text: str, name: str) -> None:
-        self.text = text
-        self.name = name
-
-    def error(self, table: str, key: str | None, message: str) -> ConfigError:
-        line = _line_of(self.text, table, key)
-        where = f"{self.name}:{line}" if line else self.name
-        label = f"{table.split('#')[0]}.{key}" if key else table.split("#")[0]
-        return ConfigError(f"{where}: {label}: {message}")
-
-    def decimal(self, table: str, key: str, value: Any, minimum: Decimal, maximum: Decimal) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise self.error(table, key, f"expected a number, got {value!r}")
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise self.error(table, key, f"not a number: {value!r}") from None
-        if not number.is_finite() or not minimum <= number <= maximum:
-            raise self.error(table, key, f"must be within {minimum}..{maximum}, got {value!r}")
-        return number
-
-
-def _strategy(reader: _Reader, name: str, table: Any) -> Strategy:
-    where = f"strategies.{name}"
-    if not _NAME.match(name):
+def _strategy(reader: ValueReader, name: str, value: Any, tick: float | None) -> Strategy:
+    where = ("strategies", name)
+    if not _NAME.fullmatch(name):
         raise reader.error(where, None, f"a strategy name is 1-{limits.STRATEGY_NAME_MAX_LEN} letters, digits, "
                            "'_', '.', '-'")
-    if not isinstance(table, dict):
-        raise reader.error(where, None, "expected a table")
-    unknown = set(table) - _STRATEGY_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise reader.error(where, key, f"unknown key (expected one of {', '.join(sorted(_STRATEGY_KEYS))})")
+    table = reader.table(where, None, value, _STRATEGY_KEYS)
     kind = table.get("kind", KINDS[0])
     if kind not in KINDS:
-        raise reader.error(where, "kind", f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
-    window = table.get("window", limits.WINDOW_DEFAULT)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= limits.WINDOW_MAX:
-        raise reader.error(where, "window", f"expected an integer 1..{limits.WINDOW_MAX}, got {window!r}")
+        raise reader.error(where, "kind", f"unknown kind {show(kind)} (known: {', '.join(KINDS)})")
+    window = reader.integer(where, "window", table.get("window", limits.WINDOW_DEFAULT), 1, limits.WINDOW_MAX)
     defaults = PricingRule()
     sold = reader.decimal(where, "sold_factor", table.get("sold_factor", str(defaults.sold_factor)),
                           limits.FACTOR_MIN, limits.FACTOR_MAX)
     unsold = reader.decimal(where, "unsold_factor", table.get("unsold_factor", str(defaults.unsold_factor)),
                             limits.FACTOR_MIN, limits.FACTOR_MAX)
-    delay = reader.decimal(where, "delay", table.get("delay", str(DEFAULT_DELAY)), Decimal(0),
-                           limits.DELAY_MAX)
+    delay = reader.decimal(where, "delay", table.get("delay", str(DEFAULT_DELAY)), Decimal(0), limits.DELAY_MAX)
+    if tick is not None and delay >= Decimal(str(tick)):
+        raise reader.error(where, "delay", f"{delay} s is not shorter than the tick ({tick} s): every decision "
+                           "would overrun its tick and none would ever be made")
     return Strategy(name, PricingRule(window, sold, unsold), delay)
 
 
-def parse_config(text: str, name: str = "<config>",
-                 read_books: Callable[[str], list[str]] | None = None) -> Config:
-    """Parse a config's text. ``read_books(path)`` reads a ``file = ...`` book list (I/O stays with
-    the caller); without it such an entry is an error."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
-    reader = _Reader(text, name)
-    unknown = set(document) - {"strategies", "books"}
-    if unknown:
-        raise ConfigError(f"{name}: unknown top-level key {sorted(unknown)[0]!r} (expected strategies, books)")
-    raw_strategies = document.get("strategies", {"default": {}})
-    if not isinstance(raw_strategies, dict) or not raw_strategies:
-        raise ConfigError(f"{name}: [strategies.NAME] tables expected")
-    strategies = {key: _strategy(reader, key, value) for key, value in raw_strategies.items()}
-    groups = document.get("books")
+def _pairs(reader: ValueReader, groups: Any, strategies: dict[str, Strategy], files: ConfigFiles | None,
+           allow_outside: bool) -> list[Pair]:
     if not isinstance(groups, list) or not groups:
-        raise ConfigError(f"{name}: at least one [[books]] table is required")
+        raise reader.error((), "books", "at least one [[books]] table is required")
     pairs: dict[tuple[str, str], Pair] = {}
     for index, group in enumerate(groups, start=1):
-        where = f"books#{index}"
-        unknown = set(group) - _BOOKS_KEYS
-        if unknown:
-            raise reader.error(where, sorted(unknown)[0], "unknown key (expected ids, file, strategies)")
-        ids = group.get("ids", [])
-        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
-            raise reader.error(where, "ids", "expected a list of non-empty book ids")
-        if "file" in group:
-            if not isinstance(group["file"], str):
-                raise reader.error(where, "file", "expected a path")
-            if read_books is None:
+        where = ("books", index)
+        table = reader.table(where, None, group, _BOOKS_KEYS)
+        ids = [book.strip() for book in reader.strings(where, "ids", table.get("ids", []),
+                                                       lambda b: limits.is_valid_book_id(b.strip()), "book id")]
+        if "file" in table:
+            ref = reader.string(where, "file", table["file"])
+            if files is None:
                 raise reader.error(where, "file", "book files are not supported here")
             try:
-                ids = ids + read_books(group["file"])
-            except OSError as exc:
-                raise reader.error(where, "file", f"cannot read: {exc.strerror or exc}") from None
+                ids += files.book_list(ref, allow_outside)
+            except FileRefused as exc:
+                raise reader.error(where, "file", f"{show(ref)}: {exc}") from None
         if not ids:
             raise reader.error(where, None, "no books: give ids or file")
-        names = group.get("strategies", list(strategies) if len(strategies) == 1 else None)
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        names = table.get("strategies", list(strategies) if len(strategies) == 1 else None)
+        if names is None:
+            raise reader.error(where, "strategies", "required when there are several strategies")
+        names = reader.strings(where, "strategies", names, lambda n: bool(_NAME.fullmatch(n)), "strategy name",
+                               max_items=_STRATEGIES_LISTED_MAX)
+        if not names:
             raise reader.error(where, "strategies", "expected a non-empty list of strategy names")
-        for strategy_name in names:
-            if strategy_name not in strategies:
-                raise reader.error(where, "strategies", f"no strategy named {strategy_name!r}")
+        for name in names:
+            if name not in strategies:
+                raise reader.error(where, "strategies", f"no strategy named {show(name)}")
         for book in ids:
-            for strategy_name in names:
-                pair = Pair(book.strip(), strategies[strategy_name])
-                pairs.setdefault(pair.key, pair)
-        if len(pairs) > limits.BOOKS_MAX:
-            raise reader.error(where, None, f"more than {limits.BOOKS_MAX} (book, strategy) pairs")
-    return Config(strategies, list(pairs.values()))
+            for name in names:
+                pairs.setdefault((book, name), Pair(book, strategies[name]))
+            if len(pairs) > limits.BOOKS_MAX:
+                raise reader.error(where, None, f"more than {limits.BOOKS_MAX} (book, strategy) pairs")
+    return list(pairs.values())
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and parse ``path``; book files are relative to the config's directory."""
+def _document(text: str, name: str) -> dict[str, Any]:
+    if len(text) > limits.CONFIG_MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > limits.CONFIG_MAX_BYTES:
+        raise ConfigError(f"{name}: over the limit of {limits.CONFIG_MAX_BYTES} bytes")
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, and int() refusing a huge number
+        match = _TOML_LINE.search(str(exc))
+        where = f"{name}:{match.group(1)}" if match else name
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+
+
+def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = None, *,
+                 tick: float | None = None) -> Config:
+    """Parse a config's text; ``files`` reads the files it names (without it, naming one is an
+    error). With ``tick``, every strategy's delay must be shorter than it."""
+    if tick is not None and not (math.isfinite(tick) and tick > 0):
+        raise ValueError(f"tick must be a positive number of seconds, got {tick!r}")
+    document = _document(text, name)
+    reader = ValueReader(text, name)
+    reader.table((), None, document, TOP_KEYS)
+    allow_outside = reader.boolean((), "allow_outside_paths", document.get("allow_outside_paths", False))
+    raw = reader.table((), "strategies", document.get("strategies", {"default": {}}))
+    if not raw:
+        raise reader.error((), "strategies", "[strategies.NAME] tables expected")
+    strategies = {key: _strategy(reader, key, value, tick) for key, value in raw.items()}
+    pairs = _pairs(reader, document.get("books"), strategies, files, allow_outside)
+    known: Collection[str] = {pair.book for pair in pairs}
+    defaults, overrides, warnings = read_guardrails(reader, document.get("guardrails", {}), known, files,
+                                                    allow_outside)
+    paused_books, paused_strategies = read_pause(reader, document.get("pause", {}), known, strategies)
+    return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings)
+
+
+def load_config(path: str | Path, *, tick: float | None = None, cancel: CancelFlag | None = None) -> Config:
+    """Read and parse ``path`` (at most ``limits.CONFIG_MAX_BYTES``, a regular UTF-8 file); the files
+    it names are relative to its folder and must stay inside it unless ``allow_outside_paths``.
+    ``cancel`` (a ``threading.Event``) stops a long read (a big catalog) with a ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-    def read_books(relative: str) -> list[str]:
-        with open(path.parent / relative, encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-
-    return parse_config(text, str(path), read_books)
+        text = read_text(path, limits.CONFIG_MAX_BYTES)
+    except FileRefused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    files = LocalFiles(path.parent, cancel)
+    try:
+        config = parse_config(text, str(path), files, tick=tick)
+    except Cancelled:
+        raise ConfigError(f"{path}: reading cancelled") from None
+    return dataclasses.replace(config, files=(str(path), *files.opened))

@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
+from actors.algorithm.config_files import FileRefused, read_book_list
+from actors.algorithm.config_values import ConfigError
 from actors.algorithm.strategies import DEFAULT_DELAY
 from actors.options import option
 from transport import endpoints, limits
+from transport.logs import printable
 
 DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
 
@@ -75,10 +79,21 @@ class AlgorithmOptions(PricingOptions):
 
 
 def book_ids(options: PricingOptions) -> list[str]:
-    """The books from ``--books-file`` if given, else ``--books``; duplicates dropped, order kept."""
+    """The books from ``--books-file`` if given, else ``--books``; duplicates dropped, order kept.
+
+    The file is read as bounded text (a regular UTF-8 file of at most ``limits.BOOKS_FILE_MAX_BYTES``,
+    one valid book id per line, ``#`` comments); raises :class:`ConfigError` (``path:line: reason``
+    or ``--books: reason``) for anything else."""
     if options.books_file:
-        with open(options.books_file, encoding="utf-8") as f:
-            ids = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    else:
-        ids = list(endpoints.split_list(options.books))
-    return list(dict.fromkeys(ids))
+        try:
+            return read_book_list(Path(options.books_file))
+        except FileRefused as exc:
+            raise ConfigError(f"--books-file {options.books_file}: {exc}") from None
+    ids = list(dict.fromkeys(endpoints.split_list(options.books)))
+    for book in ids:
+        if not limits.is_valid_book_id(book):
+            raise ConfigError(f"--books: '{printable(book, 40)}' is not a valid book id (1..{limits.BOOK_ID_MAX_LEN} "
+                              "printable characters)")
+    if len(ids) > limits.BOOKS_MAX:
+        raise ConfigError(f"--books: more than {limits.BOOKS_MAX} books")
+    return ids

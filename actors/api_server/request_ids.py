@@ -92,10 +92,31 @@ class IdAllocator:
         self.next_id = request_id + 1
         return request_id
 
+    def allocate_many(self, count: int) -> int:
+        """``count`` (>= 1) consecutive ids at once; the first is returned. All or nothing: if the block
+        cannot be reserved, nothing is handed out."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        first = self.next_id
+        end = first + count
+        if end > self.block_end:
+            if self._reserve is None or end > MAX_ID:
+                raise OverflowError("request id space exhausted")
+            # One reservation that covers the whole batch, however large the batch against the block.
+            reserved = min(max(end, first + self.block), MAX_ID)
+            self._reserve(reserved)
+            self.block_end = reserved
+        self.next_id = end
+        return first
+
+    @property
+    def oldest_known(self) -> int:
+        """The smallest id still known: ids ``oldest_known <= id < next_id`` are answered."""
+        return max(self.run_start, self.next_id - self.retention)
+
     def is_known(self, request_id: int) -> bool:
         """Issued by this run and still within the last ``retention`` ids."""
-        next_id = self.next_id
-        return self.run_start <= request_id < next_id and request_id >= next_id - self.retention
+        return self.oldest_known <= request_id < self.next_id
 
     @property
     def issued(self) -> int:

@@ -48,6 +48,6 @@ def test_quick_cheapest_measurements(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_everything(tmp_path: Path) -> None:
-    names = ["throughput", "latency", "ticks", "memory", "idle_cpu", "cold_read"]
+    names = ["throughput", "latency", "ticks", "memory", "idle_cpu", "cold_read", "dashboard", "api_server"]
     stdout, report = _run(tmp_path, ",".join(names), timeout=290)
     _check(stdout, report, names)

@@ -1,62 +1,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 
 from actors import runtime
 from actors.api_server import actor as api_server
-from actors.api_server.actor import APIServer
 from actors.api_server.options import APIServerOptions
 from actors.api_server.state_file import StateFile
 from actors.kinds import API_SERVER
+from tests.actors.api_server.serve import call, run, serving
 from tests.helpers import REPO
 from transport.endpoints import is_loopback_host
-
-T = TypeVar("T")
-
-
-def run(test: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
-    """Run one async test body with a hard deadline (no pytest-asyncio here)."""
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await test()
-    return asyncio.run(bounded())
-
-
-@contextlib.asynccontextmanager
-async def serving(**kwargs: Any) -> AsyncIterator[tuple[APIServer, str]]:
-    server = APIServer(APIServerOptions(port=0, **kwargs))
-    stop = asyncio.Event()
-    task = asyncio.create_task(server.run(stop))
-    started = asyncio.create_task(server.started.wait())
-    await asyncio.wait([task, started], timeout=5, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        started.cancel()
-        task.result()  # re-raise why it failed to start
-    assert server.started.is_set(), "server did not start within 5 s"
-    try:
-        yield server, f"http://127.0.0.1:{server.port}"
-    finally:
-        stop.set()
-        async with asyncio.timeout(1.0):  # cleanup must be prompt
-            await task
-
-
-async def call(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
-    async with session.request(method, url, **kwargs) as resp:
-        assert resp.content_type == "application/json", (resp.status, await resp.text())
-        return resp.status, await resp.json()
 
 
 async def register(session: aiohttp.ClientSession, base: str, price: object = "12.34") -> int:
@@ -157,10 +120,13 @@ def test_unknown_ids_and_paths_are_404_json() -> None:
             status, data = await call(session, "GET", f"{base}/request-data/0")
             assert status == 404 and "before this server started" in data["error"]
             assert server.counters["unknown_ids"] == 2
-            for path in ("/", "/nope", "/request-data", "/request-data/", "/request-data/1/x"):
+            for path in ("/", "/nope", "/request-data/", "/request-data/1/x"):
                 status, data = await call(session, "GET", base + path)
                 assert status == 404 and "no such path" in data["error"], path
-            assert server.counters["unknown_paths"] == 5
+            assert server.counters["unknown_paths"] == 4
+            # /request-data itself is the batched lookup now (POST only): GET there is a 405
+            status, data = await call(session, "GET", base + "/request-data")
+            assert status == 405 and "not allowed" in data["error"]
     run(body)
 
 

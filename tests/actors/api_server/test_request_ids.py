@@ -153,3 +153,50 @@ def test_known_matches_the_definition(start: int, retention: int, n: int, offset
     issued = [ids.allocate() for _ in range(n)]
     probe = start + offset
     assert ids.is_known(probe) == (probe in issued[-retention:])
+
+
+def test_allocate_many_hands_out_a_consecutive_run() -> None:
+    ids = IdAllocator(1000, retention=5)
+    assert ids.allocate_many(3) == 1000
+    assert ids.allocate() == 1003
+    assert ids.allocate_many(4) == 1004
+    assert ids.next_id == 1008 and ids.issued == 8
+    assert ids.oldest_known == 1003 and ids.is_known(1003) and not ids.is_known(1002)
+    with pytest.raises(ValueError):
+        ids.allocate_many(0)
+
+
+def test_allocate_many_reserves_a_block_that_covers_the_batch() -> None:
+    reserved: list[int] = []
+    ids = IdAllocator(1000, block=10, reserve=reserved.append)
+    assert ids.allocate_many(4) == 1000
+    assert reserved == [1010]
+    assert ids.allocate_many(25) == 1004  # larger than a block: one reservation covers it all
+    assert reserved == [1010, 1029]
+    assert ids.allocate_many(6) == 1029
+    assert reserved == [1010, 1029, 1039]
+
+
+def test_allocate_many_is_all_or_nothing() -> None:
+    def broken(end: int) -> None:
+        raise OSError("disk full")
+
+    ids = IdAllocator(1000, block=10, reserve=broken)
+    with pytest.raises(OSError):
+        ids.allocate_many(5)
+    assert ids.next_id == 1000
+    full = IdAllocator(MAX_ID - 3)
+    with pytest.raises(OverflowError):
+        full.allocate_many(4)  # MAX_ID itself is never issued, as with allocate()
+    assert full.allocate_many(3) == MAX_ID - 3
+
+
+@given(st.lists(st.integers(min_value=1, max_value=30), max_size=20), st.integers(min_value=1, max_value=25))
+def test_allocate_many_matches_allocate(counts: list[int], block: int) -> None:
+    one_by_one = IdAllocator(500, block=block, reserve=lambda end: None)
+    batched = IdAllocator(500, block=block, reserve=lambda end: None)
+    for count in counts:
+        first = batched.allocate_many(count)
+        assert [one_by_one.allocate() for _ in range(count)] == list(range(first, first + count))
+        assert batched.block_end >= batched.next_id  # every id handed out lies in a reserved block
+    assert batched.next_id == one_by_one.next_id

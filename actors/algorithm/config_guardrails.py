@@ -1,0 +1,95 @@
+"""The config's ``[guardrails]`` and ``[pause]`` tables. Pure: the catalog's lines come through the
+``files`` reader the config was given.
+
+Precedence, field by field: the ``[guardrails]`` defaults, then the book's catalog row, then the
+book's ``[guardrails.books."ID"]`` table. A book named in the TOML that the config does not price is
+an error (a typo there would silently leave a book unguarded or unpaused); one in the catalog is a
+warning (a catalog may serve several configs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from actors.algorithm.catalog import CatalogFormatError, CatalogLoader
+from actors.algorithm.config_files import ConfigFiles, FileRefused
+from actors.algorithm.config_values import Path, ValueReader, show
+from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
+from transport import limits
+
+_GUARDRAILS_KEYS: Final = frozenset({*FIELDS, "catalog", "books"})
+_BOOK_KEYS: Final = frozenset(FIELDS)
+_PAUSE_KEYS: Final = frozenset({"books", "strategies"})
+
+
+def _fields(reader: ValueReader, where: Path, table: dict[str, Any]) -> Guardrails:
+    return Guardrails(**{name: reader.parsed(where, name, table[name], PARSERS[name])
+                         for name in FIELDS if name in table})
+
+
+def _check(reader: ValueReader, where: Path, guardrails: Guardrails, own: Mapping[str, Any]) -> None:
+    problem = guardrails.problem()
+    if problem is not None:
+        key, reason = problem
+        if key == "floor" and "floor" not in own and "ceiling" in own:
+            key = "ceiling"  # the ceiling set here is below an inherited floor: point at it
+        raise reader.error(where, key, reason)
+
+
+def _catalog(reader: ValueReader, ref: str, known: Collection[str], defaults: Guardrails,
+             files: ConfigFiles | None, allow_outside: bool) -> tuple[dict[str, Guardrails], tuple[str, ...]]:
+    where = ("guardrails",)
+    if files is None:
+        raise reader.error(where, "catalog", "catalog files are not supported here")
+    loader = CatalogLoader(ref, known, defaults)
+    try:
+        for line in files.catalog_lines(ref, allow_outside):
+            loader.feed(line.no, line.text, line.problem)
+        catalog = loader.finish()
+    except (FileRefused, CatalogFormatError) as exc:
+        raise reader.error(where, "catalog", f"{show(ref)}: {exc}") from None
+    return catalog.overrides, catalog.warnings
+
+
+def read_guardrails(reader: ValueReader, value: Any, known: Collection[str], files: ConfigFiles | None,
+                    allow_outside: bool) -> tuple[Guardrails, dict[str, Guardrails], tuple[str, ...]]:
+    """The defaults, the per-book guardrails (merged with the defaults) and the catalog's warnings."""
+    where = ("guardrails",)
+    table = reader.table((), "guardrails", value, _GUARDRAILS_KEYS)
+    defaults = _fields(reader, where, table)
+    _check(reader, where, defaults, table)
+    overrides: dict[str, Guardrails] = {}
+    warnings: tuple[str, ...] = ()
+    if "catalog" in table:
+        ref = reader.string(where, "catalog", table["catalog"])
+        overrides, warnings = _catalog(reader, ref, known, defaults, files, allow_outside)
+    books = reader.table(where, "books", table.get("books", {}))
+    for book, own in books.items():
+        here = ("guardrails", "books", book)
+        if not limits.is_valid_book_id(book):
+            raise reader.error(here, None, "not a valid book id")
+        if book not in known:
+            raise reader.error(here, None, "not a book this config prices")
+        own_table = reader.table(here, None, own, _BOOK_KEYS)
+        merged = overrides.get(book, defaults).override(_fields(reader, here, own_table))
+        _check(reader, here, merged, own_table)
+        overrides[book] = merged
+    return defaults, overrides, warnings
+
+
+def read_pause(reader: ValueReader, value: Any, known: Collection[str],
+               strategies: Collection[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """``[pause]``: ``books = [...]`` and ``strategies = [...]`` not decided (each must exist)."""
+    where = ("pause",)
+    table = reader.table((), "pause", value, _PAUSE_KEYS)
+    books = reader.strings(where, "books", table.get("books", []), limits.is_valid_book_id, "book id")
+    for book in books:
+        if book not in known:
+            raise reader.error(where, "books", f"{show(book)} is not a book this config prices")
+    names = reader.strings(where, "strategies", table.get("strategies", []), lambda name: len(name) < 100,
+                           "strategy name", max_items=1000)
+    for name in names:
+        if name not in strategies:
+            raise reader.error(where, "strategies", f"no strategy named {show(name)}")
+    return frozenset(books), frozenset(names)

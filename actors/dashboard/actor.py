@@ -1,0 +1,154 @@
+"""The Dashboard: a browser view of the repricer, served by aiohttp.
+
+History comes from the Ledger's SQLite database, read-only (:mod:`actors.dashboard.ledger`); live
+state from the launcher's events PUB socket (``--events``: ``SupervisorEvent`` and ``ActorStatus``
+messages, :mod:`actors.dashboard.live`). Pages: ``/`` (overview, live over server-sent events),
+``/books`` (every book x strategy, sorted, searched and paginated on the server), ``/book?id=``
+(a chart and every decision, with a CSV download), ``/metrics`` (Prometheus). The JSON behind them is
+under ``/api/``.
+
+Plain HTTP with no authentication, so it binds loopback only unless ``--insecure`` is given (CurveZMQ
+keys protect the events socket, not HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import zmq
+import zmq.asyncio
+from aiohttp import web
+
+from actors import runtime
+from actors.dashboard.bounds import BoundsError, BoundsSource, load_bounds
+from actors.dashboard.ledger import LedgerReader
+from actors.dashboard.live import LiveState
+from actors.dashboard.metrics import DashboardMetrics
+from actors.dashboard.options import DashboardOptions
+from actors.dashboard.sse import LiveStream
+from actors.dashboard.web import DashboardWeb
+from actors.kinds import DASHBOARD
+from transport import protocol
+from transport.endpoints import is_loopback_host
+from transport.logs import RateLimitedLog
+from transport.protocol import ActorStatus, ProtocolError, SupervisorEvent
+from transport.sockets import EVENTS_HWM, Sockets
+
+log = logging.getLogger(DASHBOARD.name)
+
+SHUTDOWN_TIMEOUT: Final = 1.0
+MESSAGES_PER_TURN: Final = 100  # the event loop gets a turn at least this often while messages queue
+
+
+class Dashboard:
+    name = DASHBOARD.name
+
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: DashboardOptions,
+                 bounds: BoundsSource) -> None:
+        self._sockets = sockets
+        self.options = options
+        self.host = options.host
+        self.port = options.port
+        self.started = asyncio.Event()
+        self.state = LiveState(options.history, options.bucket, time.time, listening=options.events is not None)
+        self.ledger = LedgerReader(options.db)
+        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, max_clients=options.max_clients)
+        self.metrics = DashboardMetrics(self.state, self.all_counters)
+        self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
+        self._rlog = RateLimitedLog(log)
+        self._own = {"events": 0, "bad_events": 0}
+        self.statuses = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """What the heartbeat carries. Not the statuses received: each of those would change the counters,
+        so every status would make the next beat a message and that message a status (a loop at 1 Hz)."""
+        merged = {**self._own, **self.web.counters, **self.web.csv.counters, **self.ledger.counters,
+                  **self.stream.counters}
+        merged["actors_refused"] = self.state.refused_actors
+        return merged
+
+    def all_counters(self) -> dict[str, int]:
+        return {**self.counters, "statuses": self.statuses}
+
+    def on_frame(self, frame: bytes) -> None:
+        """One message from the events socket: into the live state, or counted and logged."""
+        try:
+            message = protocol.decode(frame)
+            if not isinstance(message, SupervisorEvent | ActorStatus):
+                raise ProtocolError(f"unexpected {type(message).__name__} on the events socket")
+        except ProtocolError as exc:
+            self._own["bad_events"] += 1
+            self._rlog.warning("bad_event", "rejected a frame on the events socket: %s", exc)
+            return
+        if isinstance(message, SupervisorEvent):
+            self._own["events"] += 1
+            self.state.on_event(message)
+        else:
+            self.statuses += 1
+            self.state.on_status(message)
+
+    async def _listen(self, endpoint: str) -> None:
+        sub = self._sockets.sub(endpoint, EVENTS_HWM)
+        try:
+            while True:
+                self.on_frame(await sub.recv())
+                for _ in range(MESSAGES_PER_TURN):  # drain what queued, then yield and notify once
+                    try:
+                        self.on_frame(await sub.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                self.stream.notify()
+                await asyncio.sleep(0)
+        finally:
+            sub.close(linger=0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # access_log=None: a line per request (the live stream, /metrics scrapes) is noise, and unbounded.
+        runner = web.AppRunner(self.web.make_app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, backlog=128)
+            try:
+                await site.start()
+            except OSError as exc:  # e.g. the port is taken: say which, plainly (the launcher retries)
+                log.error("cannot listen on %s:%d: %s", self.host, self.port, exc.strerror or exc)
+                raise
+            self.port = runner.addresses[0][1]
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,
+                     self.ledger.path, self.options.events or "nowhere: no --events")
+            self.started.set()
+            async with asyncio.TaskGroup() as group:
+                listener = group.create_task(self._listen(self.options.events)) if self.options.events else None
+                await stop.wait()
+                if listener is not None:
+                    listener.cancel()
+                self.stream.close()
+        finally:
+            self.stream.close()
+            await runner.cleanup()
+            self.ledger.close()
+
+
+def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
+    options, runtime_options = runtime.parse_options(DASHBOARD, DashboardOptions, __doc__, argv)
+    if not is_loopback_host(options.host) and not runtime_options.insecure:
+        print(f"dashboard: refusing to bind {options.host!r}: not a loopback address, and the Dashboard speaks "
+              "plain HTTP without authentication; pass --insecure to do it anyway", file=sys.stderr)
+        return 2
+    try:
+        bounds = load_bounds(options.config)
+    except BoundsError as exc:
+        print(f"dashboard: {options.config}: {exc}", file=sys.stderr)
+        return 2
+
+    def make(sockets: Sockets[zmq.asyncio.Socket]) -> Dashboard:
+        return Dashboard(sockets, options, bounds)
+
+    return runtime.run_actor(DASHBOARD.name, make, runtime_options, liveness)

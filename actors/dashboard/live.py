@@ -1,0 +1,157 @@
+"""The system's live state as the launcher tells it (pure): each actor's state from ``SupervisorEvent``
+messages, its numbers from ``ActorStatus`` messages, the rates, recent events, and the banner that
+says what is not up.
+
+States: ``starting`` (started, no heartbeat yet), ``up`` (beating since its start), ``hung`` (missed
+its heartbeats: being killed), ``restarting`` (exited, waiting out its backoff), ``down`` (no process
+and no event saying why), ``stopping``/``stopped`` (the launcher is shutting down). The Dashboard may
+start after the actors: a status alone is enough to place an actor.
+
+Everything is bounded: actors (:data:`ACTORS_MAX`), events kept (:data:`EVENTS_KEPT`), the rate ring.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from actors.dashboard.rates import RateRing
+from transport.protocol import ActorStatus, SupervisorEvent
+
+ACTORS_MAX: Final = 2048
+EVENTS_KEPT: Final = 50
+STALE_AFTER: Final = 30.0  # seconds without any message from the launcher before the banner says so
+LAUNCHER: Final = "launcher"
+_EVENT_STATE: Final = MappingProxyType({"started": "starting", "exited": "restarting", "hung": "hung",
+                                        "stopping": "stopping", "stopped": "stopped", "failed": "failed"})
+_SETTLED: Final = ("stopping", "stopped", "failed")  # only a new start moves an actor out of these
+
+
+@dataclass
+class ActorView:
+    name: str
+    state: str = "down"
+    detail: str = ""
+    pid: int = 0
+    up_since: float = 0.0
+    restarts: int = 0
+    hangs: int = 0
+    rss_kib: int = 0
+    pss_kib: int = 0
+    last_beat: float = 0.0
+    changed: float = 0.0  # when the state last changed
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "detail": self.detail, "pid": self.pid,
+                "up_since": self.up_since or None, "restarts": self.restarts, "hangs": self.hangs,
+                "rss_kib": self.rss_kib, "pss_kib": self.pss_kib, "last_beat": self.last_beat or None,
+                "counters": self.counters}
+
+
+class LiveState:
+    def __init__(self, history: float, bucket: float, clock: Callable[[], float], listening: bool = True) -> None:
+        self._clock = clock
+        self.listening = listening  # False: no events endpoint, so nothing live will ever arrive
+        self.rates = RateRing(history, bucket)
+        self.actors: dict[str, ActorView] = {}
+        self.launcher: ActorStatus | None = None
+        self.events: deque[SupervisorEvent] = deque(maxlen=EVENTS_KEPT)
+        self.last_message = 0.0  # local clock
+        self.version = 0  # bumped at every change: the live stream sends when it moves
+        self.refused_actors = 0
+
+    def _view(self, name: str) -> ActorView | None:
+        view = self.actors.get(name)
+        if view is None:
+            if len(self.actors) >= ACTORS_MAX:
+                self.refused_actors += 1
+                return None
+            view = self.actors[name] = ActorView(name)
+        return view
+
+    def _set_state(self, view: ActorView, state: str, detail: str, now: float) -> None:
+        if (view.state, view.detail) != (state, detail):
+            view.state, view.detail, view.changed = state, detail, now
+
+    def on_event(self, event: SupervisorEvent) -> None:
+        now = self._clock()
+        self.last_message = now
+        self.events.append(event)
+        self.version += 1
+        if event.actor == LAUNCHER:
+            return  # the launcher's own "stopped": not an actor row
+        view = self._view(event.actor)
+        if view is None:
+            return
+        state = _EVENT_STATE.get(event.event, view.state)
+        self._set_state(view, state, event.detail, now)
+        if event.event == "started":
+            view.pid, view.up_since = event.pid, event.ts
+        elif event.event in ("exited", "stopped"):
+            view.pid, view.rss_kib, view.pss_kib = 0, 0, 0
+
+    def on_status(self, status: ActorStatus) -> None:
+        now = self._clock()
+        self.last_message = now
+        self.version += 1
+        if status.actor == LAUNCHER:
+            self.launcher = status
+            return
+        view = self._view(status.actor)
+        if view is None:
+            return
+        self.rates.observe(status.actor, status.pid, status.counters, now)
+        view.restarts, view.hangs = status.restarts, status.hangs
+        view.counters = dict(status.counters)
+        if status.pid == 0:
+            view.pid, view.rss_kib, view.pss_kib = 0, 0, 0
+            if view.state not in ("restarting", "hung", *_SETTLED):
+                self._set_state(view, "down", "no process", now)
+            return
+        view.pid, view.rss_kib, view.pss_kib = status.pid, status.rss_kib, status.pss_kib
+        view.up_since, view.last_beat = status.up_since, status.last_beat
+        if view.state in _SETTLED:
+            return
+        if status.last_beat >= status.up_since > 0:
+            self._set_state(view, "up", "", now)
+        else:
+            self._set_state(view, "starting", view.detail if view.state == "starting" else "", now)
+
+    def banner(self, now: float) -> list[str]:
+        """One line per thing a person should know: an actor not up, a silent launcher."""
+        lines: list[str] = []
+        if not self.listening:
+            lines.append("live state is off: the Dashboard was started without --events")
+        elif self.last_message == 0.0:
+            lines.append("waiting for the launcher's first status message")
+        elif now - self.last_message > STALE_AFTER:
+            lines.append(f"no news from the launcher for {now - self.last_message:.0f}s: is it running?")
+        for view in sorted(self.actors.values(), key=lambda v: v.name):
+            if view.state != "up":
+                detail = f" ({view.detail})" if view.detail else ""
+                lines.append(f"{view.name} is {view.state}{detail}")
+        return lines
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the overview shows, JSON-ready."""
+        now = self._clock()
+        launcher = self.launcher
+        return {
+            "now": now,
+            "listening": self.listening,
+            "last_message": self.last_message or None,
+            "banner": self.banner(now),
+            "rates": self.rates.series(now),
+            "rate_now": self.rates.now(now),
+            "totals": dict(self.rates.totals),
+            "actors": [v.as_json() for v in sorted(self.actors.values(), key=lambda v: v.name)],
+            "launcher": None if launcher is None else {
+                "pid": launcher.pid, "total_rss_kib": launcher.rss_kib, "total_pss_kib": launcher.pss_kib,
+                "counters": launcher.counters},
+            "events": [{"ts": e.ts, "event": e.event, "actor": e.actor, "pid": e.pid, "detail": e.detail}
+                       for e in reversed(self.events)],
+        }

@@ -1,0 +1,40 @@
+"""The Dashboard's command-line options (a light module: the launcher imports it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from actors.options import option
+
+DEFAULT_PORT: Final = 8081
+DEFAULT_DB: Final = "var/ledger.sqlite3"
+MAX_CLIENTS_LIMIT: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardOptions:
+    host: str = option("127.0.0.1", "address to bind (plain HTTP: a non-loopback address needs --insecure)")
+    port: int = option(DEFAULT_PORT, "port to bind, 0 = any free port")
+    events: str | None = option(None, "the launcher's events PUB endpoint (SupervisorEvent, ActorStatus) to "
+                                "subscribe to for live state; without it only history is shown", metavar="ENDPOINT")
+    db: str = option(DEFAULT_DB, "the Ledger's SQLite database, opened read-only (it may not exist yet)",
+                     metavar="PATH")
+    config: str | None = option(None, "the repricer's TOML config, read for guardrail floors and ceilings only",
+                                metavar="FILE")
+    history: float = option(600.0, "seconds of decisions/s history kept in memory for the overview chart",
+                            metavar="S")
+    bucket: float = option(5.0, "seconds per point of the decisions/s chart", metavar="S")
+    max_clients: int = option(16, "live (server-sent events) clients at most; more get a 503", metavar="N")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("--port must be within 0..65535")
+        if not 0.5 <= self.bucket <= 300:
+            raise ValueError("--bucket must be within 0.5..300 seconds")
+        if not self.bucket <= self.history <= 86_400 or self.history / self.bucket > 10_000:
+            raise ValueError("--history must be within --bucket..86400 seconds and hold at most 10000 buckets")
+        if not 1 <= self.max_clients <= MAX_CLIENTS_LIMIT:
+            raise ValueError(f"--max-clients must be within 1..{MAX_CLIENTS_LIMIT}")
+        if not self.db:
+            raise ValueError("--db must name a file")

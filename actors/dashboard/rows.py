@@ -1,0 +1,147 @@
+"""What the Dashboard reads from the Ledger, as typed rows, and their JSON and CSV forms (pure).
+
+Money stays a decimal string from the database to the page (never a float); the columns the Ledger
+stores as JSON (``prices``, ``guardrail``) are parsed defensively: a value that is not what the schema
+says is shown as it is, never a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from actors.dashboard.params import BooksQuery, last_page
+
+PAIR_COLUMNS: Final = "book, strategy, tick, ts, price, avg_comp_price, sold, guardrail, decisions, guardrail_hits"
+DECISION_COLUMNS: Final = ("book, strategy, tick, ts, prices, avg_comp_price, request_id, sold, price, rule_price, "
+                           "guardrail")
+CSV_HEADER: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold", "price",
+                     "rule_price", "guardrail")
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds (the decision lines' format)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def _strings(text: str | None) -> tuple[str, ...]:
+    """A JSON array of strings; anything else is kept as one raw string."""
+    if text is None or text == "":
+        return ()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return (text,)
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+@dataclass(frozen=True, slots=True)
+class PairRow:
+    """A (book, strategy) pair and its newest decision (the ``pairs`` table)."""
+
+    book: str
+    strategy: str
+    tick: int
+    ts: float
+    price: str
+    avg_comp_price: str
+    sold: bool
+    guardrail: tuple[str, ...]
+    decisions: int
+    guardrail_hits: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"book": self.book, "strategy": self.strategy, "tick": self.tick, "ts": iso(self.ts),
+                "price": self.price, "avg_comp_price": self.avg_comp_price, "sold": self.sold,
+                "guardrail": list(self.guardrail) or None, "decisions": self.decisions,
+                "guardrail_hits": self.guardrail_hits}
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One decision, every field the Ledger keeps."""
+
+    book: str
+    strategy: str
+    tick: int
+    ts: float
+    prices: tuple[str, ...]
+    avg_comp_price: str
+    request_id: int
+    sold: bool
+    price: str
+    rule_price: str | None
+    guardrail: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ts": iso(self.ts), "tick": self.tick, "book": self.book, "strategy": self.strategy,
+                "prices": list(self.prices), "avg_comp_price": self.avg_comp_price, "request_id": self.request_id,
+                "sold": self.sold, "price": self.price, "rule_price": self.rule_price,
+                "guardrail": list(self.guardrail) or None}
+
+    def as_csv(self) -> list[str]:
+        return [iso(self.ts), str(self.tick), self.book, self.strategy, " ".join(self.prices), self.avg_comp_price,
+                str(self.request_id), "true" if self.sold else "false", self.price, self.rule_price or "",
+                " ".join(self.guardrail)]
+
+
+@dataclass(frozen=True, slots=True)
+class BooksPage:
+    rows: list[PairRow]
+    total: int
+    query: BooksQuery
+
+    @property
+    def last_page(self) -> int:
+        return last_page(self.total, self.query.size)
+
+    def as_json(self) -> dict[str, Any]:
+        q = self.query
+        return {"total": self.total, "page": q.page, "pages": self.last_page, "size": q.size, "sort": q.sort,
+                "dir": "desc" if q.descending else "asc", "q": q.search, "rows": [r.as_json() for r in self.rows]}
+
+
+def pair(r: Sequence[Any]) -> PairRow:
+    return PairRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), str(r[4]), str(r[5]), bool(r[6]), _strings(r[7]),
+                   int(r[8]), int(r[9]))
+
+
+def decision(r: Sequence[Any]) -> DecisionRow:
+    return DecisionRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), _strings(r[4]), str(r[5]), int(r[6]),
+                       bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]))
+
+
+def csv_lines(decisions: Sequence[DecisionRow], header: bool = False) -> bytes:
+    """CSV text of some decisions (RFC 4180 quoting, CRLF line ends), UTF-8. A field a spreadsheet would
+    run as a formula (=, +, -, @ first) is prefixed with a quote: book ids come from a data file."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(CSV_HEADER)
+    for d in decisions:
+        writer.writerow([_defuse(field) for field in d.as_csv()])
+    return out.getvalue().encode()
+
+
+def _defuse(field: str) -> str:
+    if field[:1] in ("=", "+", "@", "\t", "\r") or (field[:1] == "-" and not _is_number(field)):
+        return "'" + field
+    return field
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,201 @@
+"""The Dashboard's HTTP side: pages, the JSON API, the CSV download, the live stream and /metrics.
+
+Pages are HTML; ``/api/...`` and the CSV answer errors as JSON ``{"error": "..."}``. Every refusal
+(bad parameter, unknown book, page past the end, unknown path, wrong method, Ledger unavailable or
+busy, too many live clients) is a clear 4xx/503, counted by reason and logged rate-limited with the
+peer's text escaped. Every response carries a Content-Security-Policy that allows only this server's
+own scripts and styles.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from actors.dashboard import params, rows
+from actors.dashboard.bounds import BoundsSource
+from actors.dashboard.csv_download import CsvDownloads
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.live import LiveState
+from actors.dashboard.metrics import DashboardMetrics
+from actors.dashboard.pages import Pages
+from actors.dashboard.params import BadRequest
+from actors.dashboard.rows import PairRow
+from actors.dashboard.sse import LiveStream, TooManyClients
+from transport.logs import RateLimitedLog
+
+log = logging.getLogger("dashboard")
+
+STATIC: Final = Path(__file__).resolve().parent / "static"
+HEADERS: Final = MappingProxyType({
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+})
+_HTTP_REASONS: Final = MappingProxyType({404: "unknown_path", 405: "bad_method", 413: "too_large"})
+
+
+class DashboardWeb:
+    def __init__(self, state: LiveState, ledger: LedgerReader, stream: LiveStream, metrics: DashboardMetrics,
+                 bounds: BoundsSource) -> None:
+        self.state = state
+        self.ledger = ledger
+        self.stream = stream
+        self.metrics = metrics
+        self.bounds = bounds
+        self.pages = Pages()
+        self._rlog = RateLimitedLog(log)
+        self._downloads = 0
+        self.csv = CsvDownloads(ledger)
+        self.counters = {"http_requests": 0, "refused": 0}
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def _refuse(self, request: web.Request, status: int, reason: str, message: str) -> web.Response:
+        self.counters["refused"] += 1
+        self.metrics.refused.labels(reason).inc()
+        self._rlog.warning(f"refused_{reason}", "refused %s %s: %d %s", request.method, request.path_qs, status,
+                           message)
+        if request.path.startswith("/api/") or request.path.endswith(".csv") or request.path == "/metrics":
+            return web.json_response({"error": message}, status=status)
+        title = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 503: "Unavailable"}.get(status, "")
+        return web.Response(text=self.pages.error(status, title, message), status=status, content_type="text/html")
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.counters["http_requests"] += 1
+        try:
+            response = await handler(request)
+        except BadRequest as e:
+            response = self._refuse(request, e.status, e.reason, e.message)
+        except LedgerUnavailable as e:
+            response = self._refuse(request, 503, "ledger_unavailable", f"no history: {e}")
+        except LedgerBusy as e:
+            response = self._refuse(request, 503, "ledger_busy", f"the Ledger database is busy, retry: {e}")
+        except TooManyClients as e:
+            response = self._refuse(request, 503, "too_many_clients", str(e))
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            reason = _HTTP_REASONS.get(e.status, "http_error")
+            message = {404: f"no page at {request.path[:80]!r}",
+                       405: f"method {request.method[:10]} not allowed on {request.path[:80]!r}"}.get(e.status,
+                                                                                                       e.reason)
+            response = self._refuse(request, e.status, reason, message)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        self.metrics.http.labels(route, str(response.status)).inc()
+        return response
+
+    @staticmethod
+    async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(HEADERS)
+        if request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "max-age=300"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=4096, middlewares=[self._guard])
+        app.on_response_prepare.append(self._headers)
+        get = app.router.add_get
+        get("/", self.overview)
+        get("/books", self.books)
+        get("/book", self.book)
+        get("/book.csv", self.book_csv)
+        get("/metrics", self.metrics_page)
+        get("/api/overview", self.api_overview)
+        get("/api/live", self.stream.serve)
+        get("/api/ledger", self.api_ledger)
+        get("/api/books", self.api_books)
+        get("/api/book", self.api_book)
+        get("/api/series", self.api_series)
+        app.router.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
+        return app
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request) -> web.Response:
+        try:
+            summary = await self.ledger.summary()
+            note = f"History from {self.ledger.path} (schema version {summary['schema_version']})."
+        except (LedgerUnavailable, LedgerBusy) as e:
+            note = f"No history: {e}."
+        return web.Response(text=self.pages.overview(note), content_type="text/html")
+
+    async def _books_page(self, request: web.Request) -> rows.BooksPage:
+        query = params.books_query(request.query)
+        page = await self.ledger.books(query)
+        params.check_page(query, page.total)
+        return page
+
+    async def books(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.pages.books(await self._books_page(request)), content_type="text/html")
+
+    async def _pair(self, book: str, strategy: str | None) -> tuple[list[PairRow], PairRow]:
+        pairs = await self.ledger.pairs_of(book)
+        if not pairs:
+            raise BadRequest("unknown_book", f"no book {book!r} in the Ledger", status=404)
+        if strategy is None:
+            return pairs, pairs[0]
+        current = next((p for p in pairs if p.strategy == strategy), None)
+        if current is None:
+            raise BadRequest("unknown_strategy", f"book {book!r} has no strategy {strategy!r} (it has "
+                             f"{', '.join(p.strategy for p in pairs)})", status=404)
+        return pairs, current
+
+    async def book(self, request: web.Request) -> web.Response:
+        query = params.book_query(request.query)
+        pairs, current = await self._pair(query.book, query.strategy)
+        decisions = await self.ledger.decisions(query.book, current.strategy, query.before, query.limit)
+        bounds = self.bounds.bounds(query.book, current.strategy)
+        text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT)
+        return web.Response(text=text, content_type="text/html")
+
+    async def book_csv(self, request: web.Request) -> web.StreamResponse:
+        book, strategy = params.book_id(request.query), params.strategy_name(request.query)
+        pairs, _ = await self._pair(book, strategy)
+        return await self.csv.serve(request, book, [p for p in pairs if strategy is None or p.strategy == strategy])
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render(request.headers.get("Accept"))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    # --- JSON API ------------------------------------------------------------------------------
+
+    async def api_overview(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.stream.snapshot_json(), content_type="application/json")
+
+    async def api_ledger(self, request: web.Request) -> web.Response:
+        summary: dict[str, Any] = await self.ledger.summary()
+        return web.json_response({"path": str(self.ledger.path), **summary})
+
+    async def api_books(self, request: web.Request) -> web.Response:
+        return web.json_response((await self._books_page(request)).as_json())
+
+    async def api_book(self, request: web.Request) -> web.Response:
+        query = params.book_query(request.query)
+        pairs, current = await self._pair(query.book, query.strategy)
+        decisions = await self.ledger.decisions(query.book, current.strategy, query.before, query.limit)
+        return web.json_response({"pairs": [p.as_json() for p in pairs], "strategy": current.strategy,
+                                  "bounds": self.bounds.bounds(query.book, current.strategy).as_json(),
+                                  "decisions": [d.as_json() for d in decisions]})
+
+    async def api_series(self, request: web.Request) -> web.Response:
+        book, strategy = params.book_id(request.query), params.strategy_name(request.query)
+        points = params.series_limit(request.query)
+        _, current = await self._pair(book, strategy)
+        series = await self.ledger.series(book, current.strategy, points)
+        return web.json_response({
+            "book": book, "strategy": current.strategy,
+            "bounds": self.bounds.bounds(book, current.strategy).as_json(),
+            "ts": [d.ts for d in series], "tick": [d.tick for d in series],
+            "avg_comp_price": [d.avg_comp_price for d in series], "price": [d.price for d in series],
+            "sold": [d.sold for d in series], "guardrail": [list(d.guardrail) or None for d in series],
+        })
+

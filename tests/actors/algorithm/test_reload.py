@@ -1,0 +1,158 @@
+import asyncio
+import logging
+import os
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from actors.algorithm import reload
+from actors.algorithm.config import Config, ConfigError, load_config
+from actors.algorithm.reload import ConfigReloader, kept_prices, reload_config
+from tests.helpers import async_wait_for, run_async
+
+GOOD = '[strategies.a]\n[strategies.b]\n[[books]]\nfile = "books.txt"\nstrategies = ["a", "b"]\n'
+
+
+def write(folder: Path, text: str, books: str = "B1\nB2\n") -> Path:
+    (folder / "books.txt").write_text(books)
+    path = folder / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_reload_returns_the_new_config_or_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert isinstance(reload_config(path), Config)
+    path.write_text(GOOD + '[pause]\nbook = ["B1"]\n')
+    error = reload_config(path)
+    assert isinstance(error, ConfigError) and str(error) == f"{path}:7: pause.book: unknown key (expected one of " \
+                                                           "books, strategies)"
+    path.write_text(GOOD.replace('[strategies.a]', '[strategies.a]\ndelay = 3'))
+    assert "is not shorter than the tick" in str(reload_config(path, tick=2.0))
+
+
+def test_cancelled_loading_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD, "".join(f"B{i}\n" for i in range(10_000)))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(ConfigError, match="reading cancelled"):
+        load_config(path, cancel=cancel)
+
+
+def test_last_prices_of_the_pairs_still_configured_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '[pause]\nbooks = ["B1"]\n', "B1\nB3\n")
+    last = {("B1", "a"): Decimal(1), ("B2", "a"): Decimal(2), ("B3", "b"): Decimal(3)}
+    assert kept_prices(last, load_config(path)) == {("B1", "a"): Decimal(1), ("B3", "b"): Decimal(3)}
+
+
+def test_a_request_applies_a_good_config_and_refuses_a_bad_one(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, GOOD)
+    applied: list[Config] = []
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), applied.append)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            path.write_text(GOOD + '[pause]\nbooks = ["B2"]\n')
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reloads"] == 1)
+            assert applied[-1].is_paused("B2", "a") and reloader.config is applied[-1]
+            path.write_text(GOOD + '[pause]\nbooks = ["B2"]\n[guardrails]\nfloor = "x"\n')
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reload_errors"] == 1)
+            assert len(applied) == 1 and reloader.config is applied[-1]  # the old config stays
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="algorithm.config"):
+        run_async(scenario())
+    assert f"config reload refused, the running config stays: {path}:9: guardrails.floor: not a decimal" in caplog.text
+    assert "0 paused strateg(ies)" in caplog.text and "1 paused book(s)" in caplog.text
+
+
+def test_polling_reloads_when_any_file_the_config_read_changes(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    applied: list[Config] = []
+
+    def touch(file: Path, text: str) -> None:
+        file.write_text(text)
+        stat = file.stat()
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a coarse mtime clock still differs
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), applied.append, poll=0.1)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            touch(tmp_path / "books.txt", "B1\nB2\nB3\n")
+            await async_wait_for(lambda: len(applied) == 1)
+            assert applied[0].books == ["B1", "B2", "B3"]
+            touch(path, "not toml [")
+            await async_wait_for(lambda: reloader.counters["config_reload_errors"] == 1)
+            await asyncio.sleep(0.35)  # several polls: a broken file is not retried until it changes again
+            assert reloader.counters["config_reload_errors"] == 1
+            touch(path, GOOD + '[pause]\nstrategies = ["b"]\n')
+            await async_wait_for(lambda: len(applied) == 2)
+            assert applied[1].is_paused("B1", "b")
+            stop.set()
+
+    run_async(scenario())
+
+
+def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)
+    started = threading.Event()
+    saw_cancel: list[bool] = []
+
+    def slow_reload(path: Path, *, tick: float | None = None,
+                    cancel: threading.Event | None = None) -> Config | ConfigError:
+        assert cancel is not None
+        started.set()
+        saw_cancel.append(cancel.wait(10))
+        return ConfigError("cancelled")
+
+    monkeypatch.setattr(reload, "reload_config", slow_reload)
+    applied: list[Config] = []
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), applied.append)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(reloader.run(stop))
+            reloader.request()
+            await async_wait_for(started.is_set)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+    run_async(scenario())
+    assert saw_cancel == [True] and not applied
+
+
+def test_cancelling_the_reloader_cancels_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)
+    started = threading.Event()
+    saw_cancel: list[bool] = []
+
+    def slow_reload(path: Path, *, tick: float | None = None,
+                    cancel: threading.Event | None = None) -> Config | ConfigError:
+        assert cancel is not None
+        started.set()
+        saw_cancel.append(cancel.wait(10))
+        return ConfigError("cancelled")
+
+    monkeypatch.setattr(reload, "reload_config", slow_reload)
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), lambda config: None)
+        task = asyncio.ensure_future(reloader.run(asyncio.Event()))
+        reloader.request()
+        await async_wait_for(started.is_set)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run_async(scenario())
+    assert saw_cancel == [True]

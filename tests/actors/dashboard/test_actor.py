@@ -1,0 +1,81 @@
+"""The Dashboard actor over real sockets: it follows the launcher's events PUB socket, rejects and counts
+garbage on it, serves HTTP meanwhile and stops cleanly; run alone, it refuses a public address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from actors.dashboard.actor import Dashboard
+from actors.dashboard.bounds import NoBounds
+from actors.dashboard.options import DashboardOptions
+from tests.helpers import REPO, async_wait_for, ipc_endpoint, run_async
+from transport import protocol
+from transport.protocol import ActorStatus, Decision, SupervisorEvent, Tick
+from transport.sockets import Sockets
+
+
+def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Path, tmp_path: Path) -> None:
+    endpoint = ipc_endpoint(ipc_dir, "events")
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        pub = Sockets(ctx).pub(endpoint, 1000)
+        dashboard = Dashboard(Sockets(ctx), DashboardOptions(port=0, events=endpoint, db=str(tmp_path / "none")),
+                              NoBounds())
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(dashboard.run(stop))
+                await asyncio.wait_for(dashboard.started.wait(), 10)
+
+                async def published() -> bool:  # a SUB joins late: publish until it hears
+                    now = time.time()
+                    await pub.send(protocol.encode(ActorStatus(now, "algorithm", 9, 100, 90, 0, 0, now - 1, now,
+                                                               {"decisions": 3})))
+                    await asyncio.sleep(0.02)
+                    return "algorithm" in dashboard.state.actors
+
+                while not await published():
+                    pass
+                await pub.send(protocol.encode(SupervisorEvent(time.time(), "exited", "algorithm", 9, "exit code 1")))
+                for garbage in (b"\x00garbage", protocol.encode(Tick(1, 1.0, 1.0, 1.0)), b""):
+                    await pub.send(garbage)
+                await async_wait_for(lambda: dashboard.counters["bad_events"] == 3, timeout=5)
+                assert dashboard.state.actors["algorithm"].state == "restarting"
+                url = f"http://127.0.0.1:{dashboard.port}/api/overview"
+                body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+                assert json.loads(body)["banner"] == ["algorithm is restarting (exit code 1)"]
+                assert dashboard.statuses >= 1 and dashboard.counters["events"] == 1
+                assert "statuses" not in dashboard.counters and dashboard.all_counters()["statuses"] >= 1
+                stop.set()
+        finally:
+            pub.close(0)
+            ctx.destroy(0)
+
+    run_async(scenario(), timeout=20)
+
+
+def test_a_decision_on_the_events_socket_is_rejected_too() -> None:
+    dashboard = Dashboard(Sockets(zmq.asyncio.Context()), DashboardOptions(port=0), NoBounds())
+    decision = Decision(1.0, 1, "B1", "default", (), Decimal("1"), 2, True, Decimal("1.10"))
+    dashboard.on_frame(protocol.encode(decision))
+    assert dashboard.counters["bad_events"] == 1 and not dashboard.state.actors
+
+
+def test_standalone_it_refuses_a_public_address_without_insecure() -> None:
+    done = subprocess.run([sys.executable, "-m", "actors.dashboard", "--host", "0.0.0.0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--insecure" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "actors.dashboard", "--bucket", "0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--bucket" in done.stderr

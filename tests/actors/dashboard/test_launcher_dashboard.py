@@ -1,0 +1,55 @@
+"""The launcher's side of the Dashboard: opt-in, its URL logged, a private events endpoint, a refusal
+of a public address without --insecure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from launcher import parse_args
+from supervisor.driver import LauncherRun
+from tests.helpers import REPO, free_port
+
+
+def test_off_by_default_on_with_a_switch_or_run() -> None:
+    from actors.dashboard import launch
+    assert not launch.wanted(parse_args([]))
+    assert launch.wanted(parse_args(["--dashboard"]))
+    assert launch.wanted(parse_args(["--run", "scheduler,dashboard"]))
+    args = parse_args(["--dashboard", "--dashboard-port", "9999", "--dashboard-db", "x.db"])
+    options = launch.child_options(args)
+    assert options.port == 9999 and Path(options.db).is_absolute() and launch.url(args) == "http://127.0.0.1:9999/"
+
+
+def test_a_public_dashboard_needs_insecure() -> None:
+    done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-host", "0.0.0.0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--insecure" in done.stderr
+    done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-port", "70000"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--dashboard-port must be within 0..65535" in done.stderr
+
+
+def test_the_launcher_logs_the_url_and_feeds_the_dashboard_its_events(ipc_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    run = LauncherRun(["--run", "dashboard", "--dashboard-port", str(port), "--dashboard-db",
+                       str(tmp_path / "none.sqlite3")], ipc_dir)
+    try:
+        run.wait_until(lambda: any(f"dashboard: http://127.0.0.1:{port}/" in line for line in run.log), 20, "the URL")
+
+        def dashboard_sees_itself() -> Any:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/overview", timeout=2) as response:
+                    state = json.loads(response.read())
+            except OSError:
+                return None
+            return [a for a in state["actors"] if a["name"] == "dashboard" and a["state"] == "up"]
+
+        run.wait_until(dashboard_sees_itself, 20, "the dashboard to see its own status on the private events socket")
+        assert run.stop() == 0
+    finally:
+        run.kill_everything()
