@@ -39,6 +39,11 @@ TICK_MIN: Final = 0.01  # seconds between ticks
 TICK_MAX: Final = 86_400.0
 DELAY_MAX: Final = Decimal(3600)  # x, seconds between registering a request and reading it
 
+# --- processes and endpoints ------------------------------------------------------------------------
+LAUNCHER_WORKERS_MAX: Final = 64  # Algorithm processes one launcher starts (each ~40 MiB)
+DATA_MANAGERS_MAX: Final = 16  # DataManager processes one launcher starts (each holds every window)
+IPC_PATH_MAX_BYTES: Final = 107  # a unix socket path (sun_path is 108 bytes with the final NUL)
+
 # --- batches ---------------------------------------------------------------------------------------
 BATCH_BOOKS_MAX: Final = 1000  # books in one WindowsRequest to the DataManager
 BATCH_PRICES_MAX: Final = 32_768  # books x count in one WindowsRequest: bounds the reply's size
