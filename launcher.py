@@ -4,8 +4,13 @@ each in its own OS process, and supervise them.
 Supervision (in the spirit of Erlang/OTP supervisors and supervisord): a child that exits or dies is
 restarted with exponential backoff and jitter, reset after a stable start; a child whose event loop
 misses its heartbeats (blocked, deadlocked, SIGSTOPped) is killed and restarted. One child failing
-never stops the others. SIGINT/SIGTERM stop every child (SIGTERM, then SIGKILL after a grace period);
-children die with the launcher even if it is SIGKILLed (PR_SET_PDEATHSIG plus a parent watch).
+never stops the others -- except a child that keeps exiting with a configuration error (exit code 2:
+a port in use, bad keys): after 3 in a row the launcher gives up, stops everything and exits 2.
+SIGINT/SIGTERM stop every child (SIGTERM, then SIGKILL after a grace period); children die with the
+launcher even if it is SIGKILLed (PR_SET_PDEATHSIG plus a parent watch).
+
+What cannot work (a missing --data file, --delay not shorter than --tick, no book, a port in use, a
+value out of range) is refused before anything starts: one line "error: ..." and exit code 2.
 
 Decisions go to stdout (printed by the Algorithm workers); everything else goes to stderr.
 """
@@ -15,17 +20,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import re
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from actors import kinds, runtime
 from actors.algorithm.config import ConfigError, load_config
-from actors.algorithm.options import DEFAULT_BOOKS, AlgorithmOptions, PricingOptions
+from actors.algorithm.options import AlgorithmOptions, PricingOptions, book_ids
 from actors.api_server.options import APIServerOptions
 from actors.dashboard import launch as dashboard
 from actors.data_manager.options import DataManagerOptions
@@ -34,27 +39,19 @@ from actors.ledger.options import DEFAULT_DB, LedgerOptions
 from actors.options import add_options, default_of, from_namespace, to_argv
 from actors.runtime import RuntimeOptions
 from actors.scheduler.options import SchedulerOptions
+from supervisor import preflight
 from supervisor.children import Child
+from supervisor.options import SupervisionOptions
 from supervisor.policy import ChildHealth, RestartPolicy
-from supervisor.procfs import rss_kib as rss_kib
-from supervisor.supervisor import Supervisor
-from transport import endpoints
+from supervisor.preflight import Refusal
+from supervisor.supervisor import Supervisor, SupervisorError
+from transport import endpoints, limits
+from transport.logs import printable
 from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CSV = ROOT / "data" / "data.csv"
 STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
-
-# The launcher's "started NAME pid=PID" log line, parsed here beside the code that writes it, so tools
-# that follow a run through its log (tests, benchmarks) share one reading of it.
-STARTED_LINE = re.compile(r"started (\S+) pid=(\d+)")
-
-
-def started_pids(lines: Iterable[str]) -> dict[str, int]:
-    """The newest pid of each actor, from a launcher's log lines."""
-    return {m.group(1): int(m.group(2)) for line in lines if (m := STARTED_LINE.search(line))}
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -63,19 +60,27 @@ def started_pids(lines: Iterable[str]) -> dict[str, int]:
 RUNNABLE: tuple[ActorKind, ...] = kinds.KINDS
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python launcher.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, ``error: <why>``, exit code 2 (argparse would print the whole usage first)."""
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python launcher.py", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     # Options the launcher passes on to an actor are declared once, on the actor's options class.
     add_options(parser, DataManagerOptions, only=("csv",), flags={"csv": "--data"})
+    parser.add_argument("--wait-for-data", action="store_true",
+                        help="with --mode follow: start even if the --data file does not exist yet (the "
+                             "DataManager waits for it); without, a missing file is refused at start")
     add_options(parser, PricingOptions)
     add_options(parser, SchedulerOptions, only=("tick",))
     add_options(parser, DataManagerOptions, only=("mode",))
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
-                        help="stop cleanly after S seconds (default: run until Ctrl-C / SIGTERM)")
+    add_options(parser, SupervisionOptions, only=("duration",))
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="Algorithm processes this launcher starts; each (book, strategy) is owned by one "
-                             "(default 1)")
+                        help=f"Algorithm processes this launcher starts, 1..{limits.LAUNCHER_WORKERS_MAX}; each "
+                             "(book, strategy) is owned by one (default 1)")
     parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE if k.by_default), metavar="ACTOR,...",
                         help="which actors this launcher starts (default: all but the dashboard); with the endpoint "
                              "options, one launcher per machine supervises that machine's share")
@@ -84,7 +89,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-offset", type=int, default=0, metavar="K",
                         help="global index of this launcher's first worker (default 0)")
     parser.add_argument("--data-managers", type=int, default=1, metavar="N",
-                        help="DataManager processes; the Algorithm's DEALER load-balances over them (default 1)")
+                        help=f"DataManager processes, 1..{limits.DATA_MANAGERS_MAX}; the Algorithm's DEALER "
+                             "load-balances over them (default 1)")
     net = parser.add_argument_group("endpoints")
     net.add_argument("--run-dir", metavar="DIR", default=None,
                      help="use private ipc:// endpoints in DIR instead of the tcp defaults")
@@ -92,41 +98,147 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     net.add_argument("--data-endpoint", default=endpoints.DEFAULT_DATA)
     net.add_argument("--heartbeat-endpoint", default=endpoints.DEFAULT_HEARTBEAT)
     net.add_argument("--events", metavar="ENDPOINT", default=None,
-                     help="publish supervisor events (started, exited, hung, stopping, stopped) and each "
+                     help="publish supervisor events (started, exited, hung, stopping, stopped, failed) and each "
                           "process's status on this PUB endpoint, as msgpack SupervisorEvent and ActorStatus "
                           "messages")
     add_options(net, APIServerOptions, only=("port",), flags={"port": "--api-port"})
     net.add_argument("--api-url", default=None,
                      help="where the Algorithm reaches the APIServer (default http://127.0.0.1:<api-port>)")
     sup = parser.add_argument_group("supervision")
-    sup.add_argument("--hang-timeout", type=float, default=default_of(RestartPolicy, "time_to_dead"), metavar="S",
-                     help="kill and restart an actor silent for this long (default %(default)s)")
-    sup.add_argument("--max-backoff", type=float, default=default_of(RestartPolicy, "max_backoff"), metavar="S",
-                     help="longest wait between restarts of a crashing actor (default %(default)s)")
-    sup.add_argument("--grace", type=float, default=5.0, metavar="S",
-                     help="on stop, SIGKILL actors still running after S seconds (default %(default)s)")
-    sup.add_argument("--status-every", type=float, default=60.0, metavar="S",
-                     help="log every actor's RSS and counters every S seconds (default %(default)s)")
+    add_options(sup, SupervisionOptions, only=("hang_timeout", "max_backoff", "grace", "status_every"))
     add_options(sup, RuntimeOptions, only=("log_level",))
     add_options(parser.add_argument_group("security"), RuntimeOptions, only=("keys", "insecure"))
     add_ledger_options(parser, net)
     dashboard.add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and check the command line; anything that cannot work is one ``error:`` line and exit 2."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    # Each actor's options class validates its own fields: built here, its errors are usage errors.
     args.ledger_options = ledger_options(args, parser)
     args.pricing = from_namespace(PricingOptions, args, parser)
-    if args.tick <= 0:
-        parser.error("--tick must be positive")
-    if args.workers < 1 or args.data_managers < 1:
-        parser.error("--workers and --data-managers must be at least 1")
-    names = endpoints.split_list(args.run)
-    unknown = [name for name in names if name not in kinds.BY_NAME]
-    if unknown or not names:
-        parser.error(f"--run takes a list of {', '.join(k.name for k in RUNNABLE)}"
-                     + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    args.supervision = from_namespace(SupervisionOptions, args, parser)
+    from_namespace(SchedulerOptions, args, parser)
+    try:
+        APIServerOptions(port=args.port)
+    except ValueError as exc:
+        parser.error(str(exc).replace("--port", "--api-port"))  # the launcher's name for it
+    from_namespace(DataManagerOptions, args, parser)
+    args.runtime = from_namespace(RuntimeOptions, args, parser)
+    try:
+        check(args)
+    except (Refusal, ConfigError, ValueError, SecurityError) as exc:
+        parser.error(str(exc))
+    return args
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse at start what cannot work (see :mod:`supervisor.preflight`); keeps what it loaded."""
+    run = set(endpoints.split_list(args.run))
+    unknown = sorted(run - set(kinds.BY_NAME))
+    if unknown or not run:
+        raise Refusal(f"--run takes a list of {', '.join(k.name for k in RUNNABLE)}"
+                      + (f" (unknown: {printable(', '.join(unknown))})" if unknown else ""))
+    if not 1 <= args.workers <= limits.LAUNCHER_WORKERS_MAX:
+        raise Refusal(f"--workers must be within 1..{limits.LAUNCHER_WORKERS_MAX}, got {args.workers}")
+    if not 1 <= args.data_managers <= limits.DATA_MANAGERS_MAX:
+        raise Refusal(f"--data-managers must be within 1..{limits.DATA_MANAGERS_MAX}, got {args.data_managers}")
     total = args.workers_total or args.workers
     if not 0 <= args.worker_offset <= total - args.workers:
-        parser.error(f"--worker-offset {args.worker_offset} + --workers {args.workers} exceeds --workers-total {total}")
-    return args
+        raise Refusal(f"--worker-offset {args.worker_offset} + --workers {args.workers} exceeds --workers-total "
+                      f"{total}")
+    AlgorithmOptions(**pricing_fields(args.pricing), workers_total=total, worker=args.worker_offset)
+    args.security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
+    check_endpoints(args, run)
+    if (refused := dashboard.refusal(args)) is not None:
+        raise Refusal(refused)
+    if kinds.DATA_MANAGER.name in run:
+        if args.wait_for_data and args.mode != "follow":
+            raise Refusal("--wait-for-data is for --mode follow (a replay needs the whole file at start)")
+        if not args.wait_for_data:
+            preflight.readable_file("--data", args.csv)
+    args.books_priced, args.strategies = [], []
+    if kinds.ALGORITHM.name in run:
+        check_pricing(args)
+    check_ports(args, run)
+
+
+def check_pricing(args: argparse.Namespace) -> None:
+    if args.config:
+        config = load_config(args.config)  # a ConfigError names the file, the line and the key
+        args.books_priced, args.strategies = config.books, list(config.strategies)
+        source = f"--config {args.config}"
+        delays = [(f"strategy {name!r}: delay", s.delay) for name, s in config.strategies.items()]
+    else:
+        try:
+            args.books_priced = book_ids(args.pricing)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise Refusal(f"--books-file {printable(args.books_file)}: {reason}") from None
+        source = f"--books-file {args.books_file}" if args.books_file else "--books"
+        delays = [("--delay", args.pricing.delay)]
+    preflight.no_book(args.books_priced, printable(source))
+    preflight.delays_within_tick(delays, args.tick)
+
+
+def check_endpoints(args: argparse.Namespace, run: set[str]) -> None:
+    if args.events:
+        preflight.valid_endpoints("--events", args.events)
+    if args.api_url:
+        preflight.valid_url("--api-url", args.api_url)
+    elif args.port == 0 and kinds.ALGORITHM.name in run:
+        raise Refusal("--api-port 0 (any free port) leaves the Algorithm nowhere to send requests: give a port, or "
+                      "--api-url")
+    if args.run_dir:
+        if not os.path.isdir(args.run_dir):
+            raise Refusal(f"--run-dir {printable(args.run_dir)}: not a directory")
+        net = endpoints.Endpoints.in_directory(args.run_dir, args.port, args.data_managers)
+        for endpoint in (net.ticks, net.heartbeat, *net.data):
+            preflight.valid_endpoints("--run-dir", endpoint)
+        return
+    for flag, value in (("--ticks-endpoint", args.ticks_endpoint), ("--heartbeat-endpoint", args.heartbeat_endpoint)):
+        if len(preflight.valid_endpoints(flag, value)) != 1:
+            raise Refusal(f"{flag} takes one endpoint, got {printable(value)}")
+    preflight.valid_endpoints("--data-endpoint", args.data_endpoint)
+    for endpoint in data_endpoints(args):  # N consecutive ports must all exist
+        preflight.valid_endpoints("--data-endpoint (with --data-managers)", endpoint)
+    ledger = "" if args.no_ledger else args.ledger_endpoint
+    if ledger and len(preflight.valid_endpoints("--ledger-endpoint", ledger)) != 1:
+        raise Refusal(f"--ledger-endpoint takes one endpoint, got {printable(ledger)}")
+    exposed = [e for value in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint, args.events or "",
+                               ledger)
+               for e in endpoints.split_list(value) if not endpoints.is_loopback(e)]
+    if exposed and not args.keys and not args.insecure:
+        # Refused here, once, rather than by every actor in a restart loop.
+        raise Refusal(f"refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
+                      "(python -m transport.security keygen DIR), or --insecure to accept the risk")
+
+
+def check_ports(args: argparse.Namespace, run: set[str]) -> None:
+    """The tcp endpoints this launcher's actors and the launcher itself will bind are free now."""
+    binds: list[tuple[str, str]] = []
+    if args.events:
+        binds.append(("--events", args.events))
+    if not args.run_dir:
+        if args.heartbeat_endpoint != endpoints.DEFAULT_HEARTBEAT:  # the default becomes a private ipc path
+            binds.append(("--heartbeat-endpoint", args.heartbeat_endpoint))
+        if kinds.SCHEDULER.name in run:
+            binds.append(("--ticks-endpoint", args.ticks_endpoint))
+        if kinds.DATA_MANAGER.name in run:
+            binds += [("--data-endpoint", endpoint) for endpoint in data_endpoints(args)]
+        if kinds.LEDGER.name in run and not args.no_ledger:
+            binds.append(("--ledger-endpoint", args.ledger_endpoint))
+    for what, endpoint in binds:
+        preflight.bindable(what, endpoint)
+    if kinds.API_SERVER.name in run and args.port:
+        host: str = default_of(APIServerOptions, "host")  # the launcher leaves the APIServer on its default host
+        preflight.free("--api-port", f"{args.port} (on {host})", host, args.port)
+    if dashboard.wanted(args) and args.dashboard_port:
+        preflight.free("--dashboard-port", f"{args.dashboard_port} (on {args.dashboard_host})", args.dashboard_host,
+                       args.dashboard_port)
 
 
 def add_ledger_options(parser: argparse.ArgumentParser, net: argparse._ArgumentGroup) -> None:
@@ -164,7 +276,7 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
         net = endpoints.Endpoints(args.ticks_endpoint, data_endpoints(args), args.heartbeat_endpoint,
                                   args.api_url or f"http://127.0.0.1:{args.port}", args.ledger_endpoint)
     # Three beats per hang timeout: one late beat is never taken for a hang.
-    beat = min(runtime.HEARTBEAT_INTERVAL, args.hang_timeout / 3)
+    beat = min(runtime.HEARTBEAT_INTERVAL, policy.time_to_dead / 3)
     common = to_argv(RuntimeOptions(heartbeat_interval=round(beat, 3), log_level=args.log_level, keys=args.keys,
                                     insecure=args.insecure))
     run = set(endpoints.split_list(args.run)) - ({kinds.LEDGER.name} if args.no_ledger else set())
@@ -204,32 +316,11 @@ def pricing_fields(pricing: PricingOptions) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.setup_logging("launcher", args.log_level)
-    if args.config:
-        try:  # refuse a bad config now, with file, line and key, rather than crash-looping the workers
-            config = load_config(args.config)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        log.info("config %s: %d book(s), strategies %s", args.config, len(config.books),
-                 ", ".join(config.strategies))
-    if args.books == ",".join(DEFAULT_BOOKS) and Path(args.csv).resolve() != DEFAULT_CSV:
-        log.info("--books not given: pricing the default books %s", args.books)
-    exposed = [e for e in (args.ticks_endpoint, args.data_endpoint, args.heartbeat_endpoint, args.events,
-                           args.ledger_endpoint) if e and not endpoints.is_loopback(e)]
-    if exposed and not args.keys and not args.insecure and not args.run_dir:
-        # Refused here, once, rather than by every actor in a restart loop.
-        print(f"error: refusing to bind {', '.join(exposed)} without CURVE keys: pass --keys DIR "
-              "(python -m transport.security keygen DIR), or --insecure to accept the risk", file=sys.stderr)
-        return 2
-    if (refused := dashboard.refusal(args)) is not None:
-        print(f"error: {refused}", file=sys.stderr)
-        return 2
-    try:
-        security = Security(Keys.load(args.keys) if args.keys else None, args.insecure)
-    except SecurityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    policy = RestartPolicy(time_to_dead=args.hang_timeout, max_backoff=args.max_backoff)
+    if args.books_priced:
+        strategies = f" x strategies {', '.join(args.strategies)}" if args.strategies else ""
+        log.info("pricing %s%s", preflight.priced(args.books_priced), strategies)
+    supervision: SupervisionOptions = args.supervision
+    policy = supervision.policy()
     cleanup: tempfile.TemporaryDirectory[str] | None = None
     if args.run_dir is None and args.heartbeat_endpoint == endpoints.DEFAULT_HEARTBEAT:
         # The heartbeat channel is private to this launcher: an ipc path nobody else can collide with.
@@ -242,17 +333,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # what was published before it joined).
     t0 = time.time() + STARTUP_ALLOWANCE
     children, heartbeat = build_children(args, t0, policy)
-    supervisor = Supervisor(children, heartbeat, grace=args.grace, status_every=args.status_every,
-                            security=security, events_endpoint=args.events)
+    supervisor = Supervisor(children, heartbeat, grace=supervision.grace, status_every=supervision.status_every,
+                            security=args.security, events_endpoint=args.events)
     if dashboard.wanted(args):
         log.info("dashboard: %s", dashboard.url(args))
     try:
-        supervisor.run(args.duration)
+        with supervisor:
+            return supervisor.run(supervision.duration)
+    except SupervisorError as exc:  # one of the launcher's own endpoints cannot be bound
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if cleanup is not None:
             cleanup.cleanup()
-    log.info("stopped: %s", supervisor.counters)
-    return 0
 
 
 if __name__ == "__main__":

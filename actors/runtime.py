@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import logging
 import os
 import signal
@@ -110,8 +111,15 @@ class Liveness(Protocol):
     value: float
 
 
-async def _housekeeping(actor: Actor, sockets: Sockets[zmq.asyncio.Socket], options: RuntimeOptions,
-                        liveness: Liveness | None, stop: asyncio.Event) -> None:
+def _telemetry(actor: Actor, sockets: Sockets[zmq.asyncio.Socket]) -> dict[str, int]:
+    counters = dict(actor.counters)
+    if sockets.security.keys is not None:
+        counters["curve_refusals"] = sockets.security.denied  # peers refused by the ZAP handler
+    return counters
+
+
+async def _housekeeping(actor: Actor, sockets: Sockets[zmq.asyncio.Socket], sock: zmq.Socket[bytes] | None,
+                        options: RuntimeOptions, liveness: Liveness | None, stop: asyncio.Event) -> None:
     """Once per heartbeat interval: tell the supervisor we are alive, and check that it still is.
 
     The beat comes from the event loop on purpose: a loop blocked by a bug misses its beats and gets
@@ -121,34 +129,36 @@ async def _housekeeping(actor: Actor, sockets: Sockets[zmq.asyncio.Socket], opti
     beat is a message. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
     died before prctl ran). One loop for all: an idle actor wakes once per interval, no more.
     """
-    sock = sockets.push(options.heartbeat) if options.heartbeat else None
     every = TELEMETRY_EVERY if liveness is not None else 1
     seq = 0
     sent: dict[str, int] | None = None  # the counters of the last message that left
-    try:
-        while not stop.is_set():
-            if options.parent_pid is not None and os.getppid() != options.parent_pid:
-                log.warning("parent %d is gone: stopping", options.parent_pid)
-                stop.set()
-                return
-            if liveness is not None:
-                liveness.value = time.monotonic()
-            if sock is not None:
-                counters = dict(actor.counters)
-                if sockets.security.keys is not None:
-                    counters["curve_refusals"] = sockets.security.denied  # peers refused by the ZAP handler
-                if seq % every == 0 or counters != sent:
-                    beat = Heartbeat(actor.name, os.getpid(), seq, time.time(), counters)
-                    with contextlib.suppress(zmq.Again):  # no supervisor listening: nobody to tell
-                        sock.send(protocol.encode(beat), zmq.NOBLOCK)
-                        sent = counters
-            seq += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(options.heartbeat_interval):
-                    await stop.wait()
-    finally:
+    while not stop.is_set():
+        if options.parent_pid is not None and os.getppid() != options.parent_pid:
+            log.warning("parent %d is gone: stopping", options.parent_pid)
+            stop.set()
+            return
+        if liveness is not None:
+            liveness.value = time.monotonic()
         if sock is not None:
-            sock.close(linger=0)
+            counters = _telemetry(actor, sockets)
+            if (seq % every == 0 or counters != sent) and _beat(sock, actor.name, seq, counters):
+                sent = counters
+        seq += 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(options.heartbeat_interval):
+                await stop.wait()
+
+
+def _beat(sock: zmq.Socket[bytes], name: str, seq: int, counters: dict[str, int]) -> bool:
+    """Send one Heartbeat without blocking; False if it could not leave (no supervisor listening)."""
+    try:
+        sock.send(protocol.encode(Heartbeat(name, os.getpid(), seq, time.time(), counters)), zmq.NOBLOCK)
+    except zmq.Again:
+        return False
+    return True
+
+
+FINAL_BEAT_LINGER_MS: Final = 1000  # how long the last beat may take to leave before the process exits
 
 
 MakeActor = Callable[[Sockets[zmq.asyncio.Socket]], Actor]
@@ -170,12 +180,22 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
     try:
         factory = Sockets(ctx, security)
         actor = make_actor(factory)
-        async with asyncio.TaskGroup() as group:
-            run = group.create_task(actor.run(stop))
-            if options.heartbeat or options.parent_pid is not None:
-                group.create_task(_housekeeping(actor, factory, options, liveness, stop))
-            await run
-            stop.set()  # the actor returned on its own: let the helpers finish too
+        beats = factory.push(options.heartbeat) if options.heartbeat else None
+        try:
+            async with asyncio.TaskGroup() as group:
+                run = group.create_task(actor.run(stop))
+                if options.heartbeat or options.parent_pid is not None:
+                    group.create_task(_housekeeping(actor, factory, beats, options, liveness, stop))
+                await run
+                stop.set()  # the actor returned on its own: let the helpers finish too
+            if beats is not None:
+                # The final counters, as a message: the supervisor publishes them, so nobody has to
+                # read them back from the log line below.
+                _beat(beats, actor.name, protocol.FINAL_HEARTBEAT_SEQ, _telemetry(actor, factory))
+                beats.close(linger=FINAL_BEAT_LINGER_MS)
+        finally:
+            if beats is not None and not beats.closed:
+                beats.close(linger=0)
         log.info("stopped; counters %s", dict(actor.counters))
     finally:
         security.stop()
@@ -200,22 +220,36 @@ def run_actor(name: str, make_actor: MakeActor, options: RuntimeOptions,
         runner(_serve(make_actor, options, liveness))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
-    except (SecurityError, ExceptionGroup) as exc:
-        refusal = _find(exc, SecurityError)
+    except Exception as exc:
+        refusal = _find(exc, _is_configuration_error)
         if refusal is None:
             raise
-        log.error("%s", refusal)  # a configuration error: say it plainly, no traceback
-        return 2
+        # Restarting cannot help: say it plainly in one line, no traceback, and exit with the code the
+        # supervisor gives up on after a few tries (supervisor.policy).
+        log.error("cannot run: %s", refusal)
+        return CONFIGURATION_ERROR
     return 0
 
 
-def _find(exc: BaseException, kind: type[Exception]) -> BaseException | None:
-    """``exc`` itself or the first ``kind`` inside (TaskGroups wrap errors in ExceptionGroups)."""
-    if isinstance(exc, kind):
+CONFIGURATION_ERROR: Final = 2  # the exit code of an actor that cannot run as configured (argparse's too)
+# A port in use, an address not on this machine, a port or file we may not use.
+_BIND_ERRNOS: Final = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _is_configuration_error(exc: BaseException) -> bool:
+    if isinstance(exc, SecurityError):
+        return True
+    return isinstance(exc, OSError | zmq.ZMQError) and exc.errno in _BIND_ERRNOS
+
+
+def _find(exc: BaseException, matches: Callable[[BaseException], bool]) -> BaseException | None:
+    """``exc`` itself or the first exception inside that ``matches`` (TaskGroups wrap errors in
+    ExceptionGroups)."""
+    if matches(exc):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            if (found := _find(inner, kind)) is not None:
+            if (found := _find(inner, matches)) is not None:
                 return found
     return None
 

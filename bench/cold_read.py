@@ -25,6 +25,8 @@ import zmq
 
 from bench import common
 from bench.common import Config, Outcome, Row
+from supervisor import driver
+from supervisor.procfs import rss_kib
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest
 
@@ -57,7 +59,7 @@ def dm_read(path: Path, rows: int, deadline_s: float) -> dict[str, Any]:
     probe a window in memory every 5 ms meanwhile. Its RSS once the file is read."""
     last_book = common.book_ids(BOOKS)[-1]
     first_book = common.book_ids(BOOKS)[0]
-    with common.run_dir() as directory:
+    with driver.private_dir("bn-") as directory:
         endpoint = f"ipc://{directory}/dm.sock"
         ctx = zmq.Context()
         sock = ctx.socket(zmq.DEALER)
@@ -119,7 +121,7 @@ def dm_read(path: Path, rows: int, deadline_s: float) -> dict[str, Any]:
                 if reply_error:
                     raise RuntimeError(f"DataManager error: {reply_error}")
                 time.sleep(0.2)
-                rss = common.rss_kib(process.pid)
+                rss = rss_kib(process.pid)
             finally:
                 sock.close(0)
                 ctx.term()

@@ -1,5 +1,6 @@
-"""Shared helpers of the benchmark suite: generated data, the launcher as a subprocess, standalone
-actors, /proc readings, percentiles and the result rows every measurement returns.
+"""Shared helpers of the benchmark suite: generated data, the launcher as a subprocess (through
+:mod:`supervisor.driver`, the driver the tests use too), standalone actors, /proc readings,
+percentiles and the result rows every measurement returns.
 
 Nothing here imports the product's actors: the benchmarks drive the real processes from outside
 (only :mod:`transport.protocol` is used, to decode ticks and build DataManager requests).
@@ -7,21 +8,14 @@ Nothing here imports the product's actors: the benchmarks drive the real process
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
 import math
 import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +23,17 @@ from typing import Any, TypeVar
 
 import zmq
 
-from launcher import rss_kib as rss_kib  # re-exported: the launcher's reading of /proc/PID/statm
-from launcher import started_pids
+from supervisor.driver import REPO as REPO  # re-exported: where the benchmarks run commands
+from supervisor.driver import LauncherRun, private_dir
+from supervisor.driver import free_port as free_port  # re-exported for the bench modules
+from supervisor.driver import wait_http as wait_http
+from supervisor.procfs import alive
+from supervisor.procfs import cpu_seconds as cpu_seconds
+from supervisor.procfs import rss_kib as rss_kib
 from transport import protocol
-from transport.protocol import LastPricesReply, LastPricesRequest, Tick
+from transport.protocol import Tick
 
-REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/tmp/bench-data"))  # generated CSVs: never in the repo
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-# tolerant of fields added between rss_kib and restarts (e.g. pss_kib)
-STATUS = re.compile(r"status (\S+) pid=(\S+) rss_kib=(\d+)\b.*? restarts=(\d+) counters=(\{.*\})")
-STATUS_LAUNCHER = re.compile(r"status launcher pid=(\d+) rss_kib=(\d+) total_rss_kib=(\d+)")
 
 T = TypeVar("T")
 
@@ -146,25 +140,6 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds from /proc/PID/stat; 0.0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # after the comm: state(0) ppid(1) ... utime is field 14 of stat, index 11 here; stime index 12
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 # --- data ----------------------------------------------------------------------------------------
 
 
@@ -195,26 +170,6 @@ def write_books_file(directory: Path, books: int) -> Path:
 def count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-
-
-# --- endpoints -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def run_dir() -> Iterator[Path]:
-    """A fresh short directory for ipc:// endpoints (unix socket paths are limited to ~100 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="bn-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -260,50 +215,7 @@ def actor(module: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
         terminate(process)
 
 
-def wait_http(url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1.0):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
-            time.sleep(0.05)
-
-
-def dm_request(endpoint: str, book: str, tick: int, timeout: float, count: int = 5) -> tuple[LastPricesReply, float]:
-    """One LastPricesRequest on a fresh DEALER; the reply and its round trip in seconds."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(endpoint)
-        start = time.monotonic()
-        sock.send(protocol.encode(LastPricesRequest(1, book, tick, count)))
-        if not sock.poll(int(timeout * 1000)):
-            raise TimeoutError(f"no reply from {endpoint} for {book}@{tick} within {timeout}s")
-        reply = protocol.decode(sock.recv())
-        elapsed = time.monotonic() - start
-        assert isinstance(reply, LastPricesReply), reply
-        return reply, elapsed
-    finally:
-        sock.close(0)
-        ctx.term()
-
-
 # --- the launcher --------------------------------------------------------------------------------
-
-
-@dataclass
-class StatusLine:
-    at: float
-    name: str
-    pid: int
-    rss_kib: int
-    counters: dict[str, int]
 
 
 class TickListener:
@@ -339,75 +251,20 @@ class TickListener:
         self._thread.join(5.0)
 
 
-class LauncherRun:
-    """``python launcher.py --json`` with private endpoints: decisions (raw line + receive time),
-    its log, the actors' pids and status lines, the ticks it publishes."""
+class BenchRun(LauncherRun):
+    """A launcher run with private endpoints, plus what benchmarks read beside it: the ticks it
+    publishes (a SUB of our own), every process's RSS and CPU time from /proc."""
 
-    def __init__(self, directory: Path, args: Sequence[str], status_every: float = 1.0) -> None:
-        self.dir = directory
-        self.api_port = free_port()
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(directory),
-                   "--api-port", str(self.api_port), "--status-every", str(status_every), *args]
-        self.started_at = time.time()
-        self.process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, start_new_session=True)
-        self.lines: list[tuple[float, bytes]] = []  # parsed after the run: keeps the reader cheap
-        self.log: list[str] = []
-        self.status: list[StatusLine] = []
-        self.launcher_total_kib: list[tuple[float, int]] = []
+    def __init__(self, directory: Path, args: Sequence[str], status_every: float) -> None:
+        super().__init__(args, directory, status_every)
         self.ticks = TickListener(f"ipc://{directory}/ticks.sock")
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        append = self.lines.append
-        clock = time.time
-        for line in self.process.stdout:
-            append((clock(), line))
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log.append(line)
-            if " status " not in line:
-                continue
-            now = time.time()
-            if match := STATUS_LAUNCHER.search(line):
-                self.launcher_total_kib.append((now, int(match.group(3))))
-            elif (match := STATUS.search(line)) and match.group(2) != "None":
-                with contextlib.suppress(ValueError, SyntaxError):
-                    counters = ast.literal_eval(match.group(5))
-                    self.status.append(StatusLine(now, match.group(1), int(match.group(2)),
-                                                  int(match.group(3)), dict(counters)))
-
-    def pids(self) -> dict[str, int]:
-        return started_pids(list(self.log))
 
     def all_pids(self) -> dict[str, int]:
         """Every actor's pid plus the launcher's."""
         return {**self.pids(), "launcher": self.process.pid}
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"launcher exited ({self.process.returncode}) while waiting for {what}: "
-                                   + "\n".join(self.log[-20:]))
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}: " + "\n".join(self.log[-20:]))
-            time.sleep(0.02)
-
-    def wait_actors(self, count: int, timeout: float = 20.0) -> dict[str, int]:
-        self.wait_for(lambda: len(self.pids()) >= count, timeout, f"{count} actors to start")
-        return self.pids()
-
     def wait_tick(self, seq: int, timeout: float = 30.0) -> Tick:
-        self.wait_for(lambda: bool(self.ticks.ticks) and self.ticks.ticks[-1][0].seq >= seq, timeout,
-                      f"tick {seq}")
+        self.wait_until(lambda: bool(self.ticks.ticks) and self.ticks.ticks[-1][0].seq >= seq, timeout, f"tick {seq}")
         return self.ticks.ticks[-1][0]
 
     def rss(self) -> dict[str, int]:
@@ -420,42 +277,14 @@ class LauncherRun:
         """utime + stime of the launcher and every actor, in seconds."""
         return sum(cpu_seconds(pid) for pid in self.all_pids().values())
 
-    def decisions(self) -> list[tuple[float, dict[str, Any]]]:
-        return [(at, json.loads(line)) for at, line in list(self.lines)]
-
-    def last_counters(self, prefix: str = "algorithm") -> dict[str, int]:
-        """The latest status counters of each actor named ``prefix*``, summed."""
-        latest: dict[str, StatusLine] = {}
-        for line in list(self.status):
-            if line.name.startswith(prefix):
-                latest[line.name] = line
-        total: dict[str, int] = {}
-        for line in latest.values():
-            for key, value in line.counters.items():
-                total[key] = total.get(key, 0) + value
-        return total
-
-    def stop(self) -> None:
-        pids = list(self.pids().values())
-        try:
-            terminate(self.process, pids, grace=15.0)
-        finally:
-            self.ticks.stop()
-            for reader in self._readers:
-                reader.join(5.0)
-            for stream in (self.process.stdout, self.process.stderr):
-                if stream is not None:
-                    stream.close()
-
 
 @contextlib.contextmanager
-def launcher(args: Sequence[str], status_every: float = 1.0) -> Iterator[LauncherRun]:
-    with run_dir() as directory:
-        run = LauncherRun(directory, args, status_every)
+def launcher(args: Sequence[str], status_every: float = 1.0) -> Iterator[BenchRun]:
+    with private_dir("bn-") as directory, BenchRun(directory, args, status_every) as run:
         try:
             yield run
         finally:
-            run.stop()
+            run.ticks.stop()
 
 
 def fmt(value: float | None) -> str:

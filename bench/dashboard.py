@@ -221,16 +221,16 @@ def real_system(cfg: Config) -> tuple[list[Row], dict[str, Any]]:
         args = ["--data", str(csv), "--books-file", str(books_file), "--tick", "5", "--delay", "0",
                 "--dashboard", "--dashboard-port", str(port), "--dashboard-db", str(Path(tmp) / "none.sqlite3")]
         with common.launcher(args, status_every=5.0) as run:
-            run.wait_for(lambda: "dashboard" in run.pids(), 30, "the dashboard")
+            run.wait_for_actors(["dashboard"], 30)
             common.wait_http(f"http://127.0.0.1:{port}/static/style.css", timeout=30)
             pid = run.pids()["dashboard"]
             clients = [LiveClient(port) for _ in range(5)]
             try:
                 time.sleep(15.0)  # the first ticks, every client connected
-                before, decided = common.cpu_ns(pid), len(run.lines)
+                before, decided = common.cpu_ns(pid), run.decision_count()
                 time.sleep(window)
                 cpu_pct = 100.0 * (common.cpu_ns(pid) - before) / 1e9 / window
-                rate = (len(run.lines) - decided) / window
+                rate = (run.decision_count() - decided) / window
                 rss = common.rss_kib(pid)
             finally:
                 for client in clients:

@@ -29,6 +29,7 @@ import zmq
 
 from bench import common
 from bench.common import Config, Outcome, Row
+from supervisor.driver import private_dir
 from transport import limits, protocol
 from transport.protocol import Decision, LastDecidedReply, LastDecidedRequest, LedgerAck, LedgerBatch
 
@@ -187,7 +188,7 @@ def db_bytes(path: Path) -> tuple[int, int]:
 
 
 def insert_run(count: int) -> dict[str, Any]:
-    with common.run_dir() as directory:
+    with private_dir("bl-") as directory:
         endpoint = f"ipc://{directory}/ledger.sock"
         db = directory / "ledger.sqlite3"
         batches = frames(count)
@@ -203,7 +204,7 @@ def insert_run(count: int) -> dict[str, Any]:
 def rss_run(seconds: float) -> dict[str, Any]:
     count = int(seconds * RATE_10K_BOOKS) // BATCH * BATCH
     samples: list[int] = []
-    with common.run_dir() as directory:
+    with private_dir("bl-") as directory:
         endpoint = f"ipc://{directory}/ledger.sock"
         db = directory / "ledger.sqlite3"
         batches = frames(count)

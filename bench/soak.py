@@ -5,8 +5,8 @@ counters and every process's RSS; reports restarts, hangs, decisions and memory 
     python -m bench.soak --tick 5 --duration 1800            # 30 minutes at the default tick
 
 Exit code 0 only if there was no restart, no hang, no duplicate decision, no (book, tick) missing
-without an overrun or skip counted for it, and RSS stayed flat (< --max-growth % from the first
-sample after warm-up to the last).
+without a counter explaining it (an overrun, a skip, a skipped or superseded tick), and RSS stayed
+flat (< --max-growth % from the first sample after warm-up to the last).
 """
 
 from __future__ import annotations
@@ -14,23 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-STATUS = re.compile(r"status (\S+) pid=(\S+) rss_kib=(\d+)")
-FINAL_COUNTERS = re.compile(r"stopped; counters (\{.*\})")
-LAUNCHER_STATUS = re.compile(
-    r"status launcher pid=\d+ rss_kib=(\d+) total_rss_kib=(\d+) total_pss_kib=(\d+) (\{.*\})")
+from supervisor.driver import launched
+from transport.protocol import ActorStatus, SupervisorEvent
 
 
 @dataclass
@@ -45,11 +35,16 @@ class SoakResult:
     rss_kib: dict[str, list[int]] = field(default_factory=dict)
     total_rss_kib: list[int] = field(default_factory=list)
     total_pss_kib: list[int] = field(default_factory=list)
+    pairs: int = 0  # (book, strategy) pairs priced
+    scheduler_counters: dict[str, int] = field(default_factory=dict)
 
     def unaccounted(self) -> int:
-        """Missing decisions that no counter explains: a silent loss (must be 0)."""
-        # "missed": pair-ticks the Algorithm never started (a pair busy at a tick decides it once free)
-        explained = self.algorithm_counters.get("missed", 0) + self.algorithm_counters.get("skipped", 0)
+        """Missing decisions that no counter explains: a silent loss (must be 0). The Algorithm counts
+        ``missed``: pair-ticks it never started -- pairs a tick could not start before the next one
+        (a pair busy at a tick decides it once free), and every pair of a tick it never saw (one the
+        Scheduler skipped, or the Algorithm superseded: its seq is jumped over)."""
+        counted = self.algorithm_counters.get
+        explained = counted("missed", 0) + counted("skipped", 0)
         return max(0, self.missing_decisions - explained)
 
     def growth(self, samples: list[int], warmup: int) -> float:
@@ -66,6 +61,8 @@ class SoakResult:
             "missing_decisions": self.missing_decisions,
             "overruns": self.algorithm_counters.get("overruns", 0),
             "skipped": self.algorithm_counters.get("skipped", 0),
+            "superseded_ticks": self.algorithm_counters.get("superseded_ticks", 0),
+            "ticks_skipped": self.scheduler_counters.get("ticks_skipped", 0),
             "restarts": self.counters.get("exits", 0),
             "hangs": self.counters.get("hangs", 0),
             "samples": len(self.total_rss_kib),
@@ -79,84 +76,93 @@ class SoakResult:
         }
 
 
-def soak(tick: float, duration: float, books: int = 5, delay: float = 0.0, status_every: float = 5.0,
-         extra: Sequence[str] = ()) -> SoakResult:
-    """Run the launcher for ``duration`` seconds and collect what it says."""
-    with tempfile.TemporaryDirectory(prefix="soak-", dir="/tmp") as run_dir:
-        book_ids = ",".join(f"B{i:03}" for i in range(1, books + 1))
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", run_dir, "--api-port",
-                   str(_free_port()), "--tick", str(tick), "--delay", str(delay), "--books", book_ids,
-                   "--status-every", str(status_every), "--duration", str(duration), *extra]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        keys: Counter[tuple[str, int]] = Counter()
-        ticks_per_book: dict[str, set[int]] = defaultdict(set)
-        log: list[str] = []
+def soak(tick: float, duration: float | None = None, books: int = 5, delay: float = 0.0, status_every: float = 5.0,
+         extra: Sequence[str] = (), ticks: int | None = None) -> SoakResult:
+    """Run the launcher for ``duration`` seconds (``--duration``), or until ``ticks`` consecutive ticks
+    have been decided from the first one (however long the start took), and follow what it publishes:
+    decisions on stdout, every process's status (RSS, counters) and the supervisor's events."""
+    if (duration is None) == (ticks is None):
+        raise ValueError("give a duration or a number of ticks")
+    keys: Counter[tuple[str, int]] = Counter()
+    decided: list[int] = []  # [first, newest] tick decided
+    ticks_per_book: dict[str, set[int]] = defaultdict(set)
+    result = SoakResult(0.0, 0, 0, 0, 0, {}, pairs=books)
+    latest: dict[str, ActorStatus] = {}
 
-        def read_errors() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                if "status" in line or "WARNING" in line or "ERROR" in line or "stopped; counters" in line:
-                    log.append(line.rstrip())
-                    del log[:-5000]  # bounded: a soak must not grow its own memory either
+    def on_decision(at: float, line: bytes) -> None:
+        decision = json.loads(line)
+        keys[(decision["book"], decision["tick"])] += 1
+        ticks_per_book[decision["book"]].add(decision["tick"])
+        if decided:
+            decided[1] = max(decided[1], decision["tick"])
+        else:
+            decided.extend([decision["tick"], decision["tick"]])
 
-        reader = threading.Thread(target=read_errors, daemon=True)
-        reader.start()
-        started = time.monotonic()
-        assert process.stdout is not None
-        for line in process.stdout:
-            decision = json.loads(line)
-            keys[(decision["book"], decision["tick"])] += 1
-            ticks_per_book[decision["book"]].add(decision["tick"])
-        try:
-            process.wait(timeout=duration + 60)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            raise
-        reader.join(10)
-        elapsed = time.monotonic() - started
+    def on_message(message: SupervisorEvent | ActorStatus) -> None:
+        if not isinstance(message, ActorStatus):
+            return
+        if message.actor != "launcher":
+            latest[message.actor] = message
+            return
+        if not decided:
+            return  # still starting (imports, first reads): memory is not steady before a first decision
+        # A periodic report (every --status-every): one sample of every process's memory.
+        result.rss_kib.setdefault("launcher", []).append(message.rss_kib - sum(s.rss_kib for s in latest.values()))
+        for name, status in latest.items():
+            if status.pid:
+                result.rss_kib.setdefault(name, []).append(status.rss_kib)
+        result.total_rss_kib.append(message.rss_kib)
+        result.total_pss_kib.append(message.pss_kib)
 
-    result = SoakResult(elapsed, 0, sum(keys.values()), sum(n - 1 for n in keys.values() if n > 1), 0, {})
+    book_ids = ",".join(f"B{i:03}" for i in range(1, books + 1))
+    args = ["--tick", str(tick), "--delay", str(delay), "--books", book_ids, *extra]
+    if duration is not None:
+        args += ["--duration", str(duration)]
+    with launched(args, status_every, on_decision=on_decision, on_message=on_message) as run:
+        if ticks is not None:
+            run.wait_until(lambda: bool(decided) and decided[1] - decided[0] + 1 >= ticks,
+                           60 + 4 * tick * ticks, f"{ticks} ticks decided")
+            code = run.stop(timeout=60)
+        else:
+            code = run.wait((duration or 0) + 60)
+        if code != 0:
+            raise RuntimeError(f"the launcher exited with code {code}:\n{run.log_tail()}")
+        result.seconds = run.wait_until(lambda: run.feed.end, 5, "the launcher's last event", False).ts - \
+            run.started_at
+        final = {s.actor: s for s in run.statuses() if s.actor != "launcher"}  # each actor's last word
+    result.decisions = sum(keys.values())
+    result.duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    # Restarts and hangs over the whole run, as the supervisor counted them for each process.
+    result.counters = {"exits": sum(s.restarts for s in final.values()), "hangs": sum(s.hangs for s in final.values())}
+    result.scheduler_counters = dict(final["scheduler"].counters) if "scheduler" in final else {}
+    for name, status in final.items():
+        if name.startswith("algorithm"):
+            for key, value in status.counters.items():
+                result.algorithm_counters[key] = result.algorithm_counters.get(key, 0) + value
     all_ticks = set().union(*ticks_per_book.values()) if ticks_per_book else set()
     result.ticks = len(all_ticks)
     if all_ticks:
         span = set(range(min(all_ticks), max(all_ticks) + 1))
         result.missing_decisions = sum(len(span - seen) for seen in ticks_per_book.values())
-    for line in log:
-        if (match := STATUS.search(line)) and match.group(1) != "launcher":
-            result.rss_kib.setdefault(match.group(1), []).append(int(match.group(3)))
-        if "algorithm" in line and (match := FINAL_COUNTERS.search(line)):
-            result.algorithm_counters = json.loads(match.group(1).replace("'", '"'))
-        if match := LAUNCHER_STATUS.search(line):
-            result.rss_kib.setdefault("launcher", []).append(int(match.group(1)))
-            result.total_rss_kib.append(int(match.group(2)))
-            result.total_pss_kib.append(int(match.group(3)))
-            result.counters = json.loads(match.group(4).replace("'", '"'))
     return result
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tick", type=float, default=0.05)
-    parser.add_argument("--ticks", type=int, default=4320, help="run for this many ticks (default %(default)s)")
+    parser.add_argument("--ticks", type=int, default=4320,
+                        help="run until this many ticks are decided, from the first (default %(default)s)")
     parser.add_argument("--duration", type=float, default=None, help="seconds; overrides --ticks")
     parser.add_argument("--books", type=int, default=5)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--status-every", type=float, default=None, help="seconds between RSS samples")
     parser.add_argument("--max-growth", type=float, default=2.0, help="percent (default %(default)s)")
     args = parser.parse_args(argv)
-    duration = args.duration if args.duration is not None else args.tick * args.ticks + 3.0  # + t0 allowance
-    status_every = args.status_every or max(1.0, duration / 60)
-    result = soak(args.tick, duration, args.books, args.delay, status_every)
+    seconds = args.duration if args.duration is not None else args.tick * args.ticks
+    status_every = args.status_every or max(1.0, seconds / 60)
+    result = soak(args.tick, args.duration, args.books, args.delay, status_every,
+                  ticks=None if args.duration is not None else args.ticks)
     warmup = max(1, len(result.total_rss_kib) // 10)
     report = result.report(warmup)
     print(json.dumps({"command": " ".join(["python -m bench.soak", *(argv or sys.argv[1:])]), "pid": os.getpid(),

@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import common
 from bench.common import Config, Outcome, Row
+from supervisor import driver
 from transport import limits
 
 ROWS_PER_BOOK = 12
@@ -52,7 +53,7 @@ def default_tick(books: int) -> float:
     return max(0.5, books / 20000)
 
 
-def _cpu_by_actor(run: common.LauncherRun) -> dict[str, float]:
+def _cpu_by_actor(run: common.BenchRun) -> dict[str, float]:
     """CPU seconds (all threads) of each actor kind so far, Algorithm workers summed."""
     totals: dict[str, float] = {}
     for name, pid in run.pids().items():
@@ -75,10 +76,10 @@ def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequen
         cpu = {name: used - cpu_start.get(name, 0.0) for name, used in _cpu_by_actor(run).items()}
         time.sleep(min(0.2, tick / 4))
         rss = run.rss()
-        counters = run.last_counters("algorithm")
-        dm_counters = run.last_counters("datamanager")
+        counters = run.counters("algorithm")
+        dm_counters = run.counters("datamanager")
         ticks = list(run.ticks.ticks)
-    decisions = run.decisions()
+    decisions = run.timed_decisions()
     first_tick = ticks[0][0]
     t0 = first_tick.scheduled_at - first_tick.seq * tick
 
@@ -163,15 +164,15 @@ def ceilings(cfg: Config, books: int) -> dict[str, Any]:
     seconds = cfg.pick(3.0, 8.0)
     csv = common.ensure_csv(books, ROWS_PER_BOOK)
     bfile = books_file(books)
-    with common.run_dir() as directory:
-        port = common.free_port()
+    with driver.private_dir("bn-") as directory:
+        port = driver.free_port()
         endpoint = f"ipc://{directory}/dm.sock"
         api_url = f"http://127.0.0.1:{port}"
         with common.actor("api_server", "--port", str(port)), \
                 common.actor("data_manager", "--csv", str(csv), "--data", endpoint):
-            common.wait_http(f"{api_url}/request-data/0")
+            driver.wait_http(f"{api_url}/request-data/0")
             # Make the DataManager read the whole file first, like the pipeline's warm-up ticks do.
-            common.dm_request(endpoint, common.book_ids(books)[-1], 10**6, timeout=120.0)
+            driver.dm_request(endpoint, common.book_ids(books)[-1], 10**6, timeout=120.0)
             api = _client("api", api_url, endpoint, bfile, 64, seconds)
             wrk = _wrk(directory, port, seconds)
             dm = _client("dm", api_url, endpoint, bfile, 500, seconds)

@@ -34,16 +34,16 @@ def _soak(n_ticks: int) -> dict[str, Any]:
             if run.ticks.ticks and run.ticks.ticks[-1][0].seq >= n_ticks:
                 break
             if run.process.poll() is not None:
-                raise RuntimeError("launcher exited during the soak run: " + "\n".join(run.log[-20:]))
+                raise RuntimeError("launcher exited during the soak run: " + run.log_tail(20))
             if time.monotonic() >= next_sample:
                 rss_samples.append((time.time(), run.rss()))
                 next_sample += 1.0
             time.sleep(0.05)
         rss_samples.append((time.time(), run.rss()))
-        scheduler = run.last_counters("scheduler")
-        algorithm = run.last_counters("algorithm")
+        scheduler = run.counters("scheduler")
+        algorithm = run.counters("algorithm")
         ticks = list(run.ticks.ticks)
-        decisions = len(run.lines)
+        decisions = run.decision_count()
     return {"ticks": ticks, "rss": rss_samples, "scheduler": scheduler, "algorithm": algorithm,
             "decisions": decisions, "n_ticks": n_ticks}
 

@@ -37,12 +37,18 @@ class Child:
     liveness: Any = None  # the shared double the running process stamps at every heartbeat
     last_counters: dict[str, int] = field(default_factory=dict)
     started_wall: float = 0.0  # time.time() of the current process's start
-    last_beat_wall: float = 0.0  # time.time() of the newest heartbeat message
+    last_beat_wall: float = 0.0  # time.time() of the newest liveness stamp
     hangs: int = 0
+    final_beat: bool = False  # the current process's final counters have arrived (it stopped cleanly)
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
+
+    @property
+    def exitcode(self) -> int | None:
+        """The current process's exit code; None while it runs (or when there is none)."""
+        return self.process.exitcode if self.process is not None else None
 
     def spawn(self, extra_argv: Sequence[str]) -> multiprocessing.process.BaseProcess:
         """Start a new process for this child, with a fresh liveness stamp (no stale value)."""
@@ -52,6 +58,7 @@ class Child:
         process.start()
         self.process = process
         self.restart_at = None
+        self.final_beat = False
         return process
 
     def stamp(self) -> float:

@@ -1,9 +1,9 @@
-"""The supervisor loop: start every child, restart what exits, kill what hangs, stop in order.
+"""The supervisor loop: start every child, restart what exits, kill what hangs, give up on what cannot
+work, stop in order.
 
-In the spirit of Erlang/OTP supervisors and circus: the policy (backoff, stable start, hang timeout)
-is the pure :mod:`supervisor.policy`; this module only applies it. Its life (started, exited, hung,
-stopping, stopped) and every child's status are published as messages on the optional events PUB
-socket, besides the log.
+In the spirit of Erlang/OTP supervisors and circus: the policy (backoff, stable start, hang timeout,
+giving up) is the pure :mod:`supervisor.policy`; this module only applies it. Its life and every
+child's status are published by :mod:`supervisor.events`.
 """
 
 from __future__ import annotations
@@ -14,22 +14,29 @@ import os
 import signal
 import time
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Final
 
 import zmq
 
 from supervisor.children import Child, describe_exit
-from supervisor.procfs import pss_kib, rss_kib
-from transport import protocol
-from transport.logs import RateLimitedLog
-from transport.protocol import ActorStatus, Heartbeat, ProtocolError, SupervisorEvent
-from transport.security import Security
-from transport.sockets import EVENTS_HWM, Sockets
+from supervisor.events import Events, child_status, format_counters, launcher_status
+from supervisor.heartbeats import HeartbeatInbox
+from supervisor.policy import CONFIGURATION_ERROR
+from supervisor.shutdown import stop_in_stages
+from supervisor.signals import StopSignals
+from transport.protocol import FINAL_HEARTBEAT_SEQ, Heartbeat
+from transport.security import Security, SecurityError
+from transport.sockets import Sockets
 
 log = logging.getLogger("launcher")
 
 CHECK_INTERVAL: Final = 1.0  # exits, hangs and heartbeats are looked at once a second
-HEARTBEATS_PER_TURN: Final = 1000  # drained per turn at most: a flood of beats cannot stall the checks
+FINAL_BEAT_WAIT: Final = 1.0  # on stop: how long a cleanly exited child's final counters may take to arrive
+
+
+class SupervisorError(Exception):
+    """The supervisor cannot start: an endpoint it must bind is taken, invalid or refused."""
 
 
 class Supervisor:
@@ -38,45 +45,49 @@ class Supervisor:
                  events_endpoint: str | None = None) -> None:
         self._security = security or Security()
         self._events_endpoint = events_endpoint
-        self._events: zmq.Socket[bytes] | None = None
         self.children = {child.name: child for child in children}
         self._heartbeat_endpoint = heartbeat_endpoint
         self._grace = grace
         self._status_every = status_every
-        self._rlog = RateLimitedLog(log)
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0}
+        self.failed: Child | None = None  # the child given up on: the run stops
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._inbox: HeartbeatInbox | None = None
+        self._events = Events(None)
 
-    # --- what others see: log lines and events -------------------------------------------------
+    # --- the launcher's own sockets ------------------------------------------------------------
 
-    def _publish(self, message: SupervisorEvent | ActorStatus) -> None:
-        if self._events is not None:
-            with contextlib.suppress(zmq.Again):  # PUB drops rather than blocks; nobody may listen
-                self._events.send(protocol.encode(message), zmq.NOBLOCK)
+    def open(self) -> Supervisor:
+        """Bind the heartbeat inbox and the events socket; :class:`SupervisorError` if either cannot be."""
+        self._ctx = zmq.Context()
+        self._security.start(self._ctx)
+        sockets = Sockets(self._ctx, self._security)
+        try:
+            what, endpoint = "the heartbeat endpoint", self._heartbeat_endpoint
+            self._inbox = HeartbeatInbox(sockets.pull(endpoint), self._on_heartbeat, self.counters, log)
+            if self._events_endpoint:
+                what, endpoint = "--events", self._events_endpoint
+                self._events = Events(sockets.xpub(endpoint))
+        except (zmq.ZMQError, SecurityError) as exc:
+            self.close()
+            raise SupervisorError(f"cannot bind {what} {endpoint}: {exc}") from None
+        return self
 
-    def _event(self, event: str, child: Child, pid: int | None, detail: str = "") -> None:
-        """Supervisor state as events others can subscribe to (as circus does), besides the log."""
-        self._publish(SupervisorEvent(time.time(), event, child.name, pid or 0, detail))
+    def close(self) -> None:
+        if self._inbox is not None:
+            self._inbox.sock.close(linger=0)
+            self._inbox = None
+        self._events.close()  # lingers: the last events leave before the context goes
+        self._security.stop()
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
 
-    def _status(self, child: Child) -> ActorStatus:
-        pid = child.pid or 0
-        return ActorStatus(time.time(), child.name, pid, rss_kib(pid) if pid else 0, pss_kib(pid) if pid else 0,
-                           child.health.restarts, child.hangs, child.started_wall if pid else 0.0,
-                           child.last_beat_wall, dict(child.last_counters))
+    def __enter__(self) -> Supervisor:
+        return self.open()
 
-    def _report_status(self) -> None:
-        me = os.getpid()
-        total_rss, total_pss = rss_kib(me), pss_kib(me)
-        for child in self.children.values():
-            status = self._status(child)
-            total_rss += status.rss_kib
-            total_pss += status.pss_kib
-            log.info("status %s pid=%s rss_kib=%d pss_kib=%d restarts=%d counters=%s", child.name, child.pid,
-                     status.rss_kib, status.pss_kib, status.restarts, status.counters)
-            self._publish(status)
-        log.info("status launcher pid=%d rss_kib=%d total_rss_kib=%d total_pss_kib=%d %s", me, rss_kib(me),
-                 total_rss, total_pss, self.counters)
-        self._publish(ActorStatus(time.time(), "launcher", me, total_rss, total_pss, 0, 0, 0.0, time.time(),
-                                  dict(self.counters)))
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
     # --- children ------------------------------------------------------------------------------
 
@@ -87,22 +98,29 @@ class Supervisor:
         self.counters["starts"] += 1
         restart = f" (restart #{child.health.restarts})" if child.health.restarts else ""
         log.info("started %s pid=%d%s", child.name, process.pid, restart)
-        self._event("started", child, process.pid, f"restart #{child.health.restarts}")
+        self._events.event("started", child.name, process.pid, f"restart #{child.health.restarts}")
 
     def _reap(self, child: Child, reason: str | None = None) -> None:
-        """The child has exited: record it and schedule its restart."""
+        """The child has exited: record it and schedule its restart, or give up on it."""
         process = child.process
         assert process is not None
         process.join(timeout=0)
         now = time.monotonic()
-        delay = child.health.on_exit(now)
+        delay = child.health.on_exit(now, process.exitcode)
         child.process = None
-        child.restart_at = now + delay
         self.counters["exits"] += 1
         how = f"{reason + ', ' if reason else ''}{describe_exit(process.exitcode)}"
-        log.warning("%s pid=%d %s; restarting in %.1fs (restart #%d)", child.name, process.pid, how, delay,
-                    child.health.restarts)
-        self._event("exited", child, process.pid, f"{how}; restart in {delay:.1f}s")
+        if delay is None:
+            self.failed = child
+            log.error("%s pid=%d %s: a configuration error %d times in a row (its own error is above); giving up "
+                      "and stopping", child.name, process.pid, how, child.health.configuration_errors)
+            self._events.event("failed", child.name, process.pid, how, process.exitcode)
+        else:
+            child.restart_at = now + delay
+            log.warning("%s pid=%d %s; restarting in %.1fs (restart #%d)", child.name, process.pid, how, delay,
+                        child.health.restarts)
+            self._events.event("exited", child.name, process.pid, f"{how}; restart in {delay:.1f}s",
+                               process.exitcode, delay)
         process.close()
 
     def _kill_hung(self, child: Child, now: float) -> None:
@@ -111,7 +129,7 @@ class Supervisor:
         self.counters["hangs"] += 1
         child.hangs += 1
         log.error("%s pid=%d hung: no heartbeat for %.1fs; killing it", child.name, child.process.pid, silent)
-        self._event("hung", child, child.process.pid, f"no heartbeat for {silent:.1f}s")
+        self._events.event("hung", child.name, child.process.pid, f"no heartbeat for {silent:.1f}s")
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.process.pid, signal.SIGKILL)  # SIGKILL also ends a SIGSTOPped process
         child.process.join(timeout=2.0)
@@ -121,131 +139,92 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children.values():
             if child.process is not None:
-                stamp = child.stamp()
+                stamp = child.stamp()  # liveness: written by the child's event loop, nobody else can
                 if stamp and stamp > (child.health.last_heartbeat or 0.0):
                     child.health.on_heartbeat(stamp)  # stamped with the same monotonic clock
+                    child.last_beat_wall = time.time() - (now - stamp)
                 if child.process.exitcode is not None:
                     self._reap(child)
                 elif child.health.is_hung(now):
                     self._kill_hung(child, now)
-            if child.process is None and child.restart_at is not None and now >= child.restart_at:
+            if self.failed is None and child.process is None and child.restart_at is not None \
+                    and now >= child.restart_at:
                 self._start(child)
 
-    def _on_heartbeat(self, frame: bytes) -> None:
-        try:
-            beat = protocol.decode_as(frame, Heartbeat)
-        except ProtocolError as exc:
-            self.counters["bad_heartbeats"] += 1
-            self._rlog.warning("bad_heartbeat", "rejected a heartbeat frame: %s", exc)
-            return
+    def _on_heartbeat(self, beat: Heartbeat) -> None:
         # Matched by pid, not name: several processes run the same actor (workers, DataManagers).
         child = next((c for c in self.children.values() if c.pid == beat.pid), None)
         if child is None:
             return  # from a process we already replaced: ignore
-        child.health.on_heartbeat(time.monotonic())
-        child.last_counters = beat.counters
-        child.last_beat_wall = time.time()
-        self._publish(self._status(child))
+        child.last_counters = beat.counters  # counters only: the beat itself is the shared stamp
+        child.final_beat = beat.seq == FINAL_HEARTBEAT_SEQ
+        self._events.status_changed(child)
+
+    # --- status ------------------------------------------------------------------------------------
+
+    def _report_status(self) -> None:
+        statuses = [child_status(child) for child in self.children.values()]
+        for status in statuses:
+            log.info("status %s pid=%d rss_kib=%d pss_kib=%d restarts=%d hangs=%d %s", status.actor, status.pid,
+                     status.rss_kib, status.pss_kib, status.restarts, status.hangs, format_counters(status.counters))
+            self._events.publish(status)
+        mine = launcher_status(os.getpid(), statuses, self.counters)
+        log.info("status launcher pid=%d total_rss_kib=%d total_pss_kib=%d %s", mine.pid, mine.rss_kib,
+                 mine.pss_kib, format_counters(mine.counters))
+        self._events.publish(mine)
 
     # --- loop ----------------------------------------------------------------------------------
 
-    def run(self, duration: float | None = None) -> None:
-        """Supervise until SIGINT/SIGTERM (or ``duration`` seconds), then stop every child.
+    def run(self, duration: float | None = None) -> int:
+        """Supervise until SIGINT/SIGTERM, ``duration`` seconds, or a child given up on; then stop every
+        child. Returns the launcher's exit code: 0, or 2 when a child was given up on.
 
-        A plain blocking loop, no asyncio: the launcher only waits on the heartbeat socket and a
-        signal pipe, and pyzmq's asyncio layer would cost more CPU per heartbeat than the rest of
-        an idle system together.
+        A plain blocking loop, no asyncio: the launcher only waits on a signal pipe and the events
+        socket's subscriptions, and pyzmq's asyncio layer would cost more CPU per heartbeat than the
+        rest of an idle system together.
         """
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._security.start(ctx)
-        sockets = Sockets(ctx, self._security)
-        pull = sockets.pull(self._heartbeat_endpoint)
-        if self._events_endpoint:
-            self._events = sockets.pub(self._events_endpoint, EVENTS_HWM)
-        wake_r, wake_w = os.pipe()  # signals write here (set_wakeup_fd), so a poll returns at once
-        for fd in (wake_r, wake_w):
-            os.set_blocking(fd, False)
-        previous_wakeup = signal.set_wakeup_fd(wake_w)
-        stopping = False
-
-        def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-        # Only the signal pipe wakes the launcher; heartbeats wait in the socket and are drained once
-        # a second: one wake-up per second instead of one per heartbeat (a wake-up costs ~0.3 ms here).
-        poller = zmq.Poller()
-        poller.register(wake_r, zmq.POLLIN)
+        if self._inbox is None:
+            self.open()
+        assert self._inbox is not None
         now = time.monotonic()
         until = now + duration if duration is not None else None
         next_status = now + self._status_every
-        try:
-            for child in self.children.values():
-                self._start(child)
-            while not stopping:
-                for _ in range(HEARTBEATS_PER_TURN):  # the beats that came in since the last turn
-                    try:
-                        self._on_heartbeat(pull.recv(zmq.NOBLOCK))
-                    except zmq.Again:
+        with StopSignals() as signals:
+            # Heartbeats wait in their socket and are drained once a turn: one wake-up per second
+            # instead of one per heartbeat (a wake-up costs ~0.3 ms here). Only a signal or a new
+            # subscriber wakes the launcher.
+            poller = zmq.Poller()
+            poller.register(signals.fd, zmq.POLLIN)
+            if self._events.sock is not None:
+                poller.register(self._events.sock, zmq.POLLIN)
+            try:
+                for child in self.children.values():
+                    self._start(child)
+                while not signals.requested and self.failed is None:
+                    self._inbox.drain()
+                    self._check()
+                    self._events.read_subscriptions()
+                    self._events.greet(list(self.children.values()))
+                    self._events.flush()
+                    now = time.monotonic()
+                    if until is not None and now >= until:
                         break
-                self._check()
-                now = time.monotonic()
-                if until is not None and now >= until:
-                    break
-                if wake_r in dict(poller.poll(self._poll_timeout_ms(now, until))):
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 512)
-                if time.monotonic() >= next_status:
-                    self._report_status()
-                    next_status += self._status_every
-        finally:
-            pull.close(linger=0)
-            self._stop_all()  # before the context goes: its events are published too
-            if self._events is not None:
-                self._events.close(linger=0)
-                self._events = None
-            self._security.stop()
-            ctx.destroy(linger=0)
-            signal.set_wakeup_fd(previous_wakeup)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            os.close(wake_r)
-            os.close(wake_w)
+                    if signals.fd in dict(poller.poll(self._poll_timeout_ms(now, until, next_status))):
+                        signals.drain()
+                    if time.monotonic() >= next_status:
+                        self._report_status()
+                        next_status = max(next_status + self._status_every, time.monotonic())
+            finally:
+                stop_in_stages(list(self.children.values()), self._grace, self._inbox, self._events)
+        code = CONFIGURATION_ERROR if self.failed is not None else 0
+        log.info("stopped (exit code %d): %s", code, format_counters(self.counters))
+        self._events.event("stopped", "launcher", os.getpid(), format_counters(self.counters), code)
+        return code
 
-    def _poll_timeout_ms(self, now: float, until: float | None) -> int:
-        """Sleep until the next thing due: a check (once a second), a restart, or the end of the run."""
-        due = [now + CHECK_INTERVAL]
+    def _poll_timeout_ms(self, now: float, until: float | None, next_status: float) -> int:
+        """Sleep until the next thing due: a check (once a second), a restart, a status report, a
+        greeting or a held status, the end."""
+        due = [now + CHECK_INTERVAL, next_status]
         due += [c.restart_at for c in self.children.values() if c.process is None and c.restart_at is not None]
-        if until is not None:
-            due.append(until)
+        due += [t for t in (until, self._events.greeting_due_at, self._events.flush_due_at) if t is not None]
         return max(0, int((min(due) - now) * 1000) + 1)
-
-    def _stop_all(self) -> None:
-        """Stop stage by stage (:attr:`ActorKind.stop_stage`) so no decision in flight is lost. Each
-        stage: SIGTERM, then SIGKILL after the grace period."""
-        for stage in sorted({c.kind.stop_stage for c in self.children.values()}):
-            self._stop_stage([c for c in self.children.values() if c.kind.stop_stage == stage])
-
-    def _stop_stage(self, children: list[Child]) -> None:
-        running = [c for c in children if c.process is not None and c.process.exitcode is None]
-        for child in running:
-            assert child.process is not None and child.process.pid is not None
-            log.info("stopping %s pid=%d", child.name, child.process.pid)
-            self._event("stopping", child, child.process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.process.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-                os.kill(child.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self._grace
-        for child in running:
-            assert child.process is not None
-            # join() blocks, but nothing else runs in the launcher while it stops.
-            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if child.process.exitcode is None:
-                log.warning("%s pid=%s did not stop within %.1fs: killing it", child.name, child.process.pid,
-                            self._grace)
-                child.process.kill()
-                child.process.join(timeout=2.0)
-            log.info("%s pid=%s stopped (%s)", child.name, child.process.pid,
-                     describe_exit(child.process.exitcode))
-            self._event("stopped", child, child.process.pid, describe_exit(child.process.exitcode))

@@ -1,123 +1,36 @@
-"""Drive the real ``launcher.py`` as a subprocess: collect its decisions (stdout) and its supervisor
-log (stderr) as they arrive, and wait on them with deadlines."""
+"""What the launcher tests feed the system and check its decisions against: a CSV with awkward
+rows, and an independent model of what must be printed, computed from the CSV without the project's
+code. (The launcher itself is driven by :mod:`supervisor.driver`, shared with the benchmarks.)"""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
-from launcher import STARTED_LINE, started_pids
 
-REPO = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+CSV = """\ufefftimestamp,book_id,price\r
+2026-01-01T00:00:00Z,A,10.00\r
+2026-01-01T00:00:00Z,B,20.00\r
+2026-01-01T00:00:01Z,A,10.50\r
+2026-01-01T00:00:01Z,B,not-a-price\r
+\r
+2026-01-01T00:00:02Z,A,11.25\r
+2026-01-01T00:00:02Z,B,21.00\r
+"""
 
 
-class LauncherRun:
-    """One ``python launcher.py --json ...`` run with private endpoints."""
-
-    def __init__(self, run_dir: Path | None, args: Sequence[str], env: dict[str, str] | None = None) -> None:
-        """With ``run_dir``, private ipc endpoints and a free API port; without, ``args`` say it all."""
-        self.api_port = free_port()
-        private = ["--run-dir", str(run_dir), "--api-port", str(self.api_port)] if run_dir is not None else []
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", *private, *args]
-        self.process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-        self.decisions: list[dict[str, Any]] = []
-        self.log: list[str] = []
-        self._changed = threading.Condition()
-        self._readers = [threading.Thread(target=self._read, args=(stream, sink), daemon=True)
-                         for stream, sink in ((self.process.stdout, self._on_decision),
-                                              (self.process.stderr, self.log.append))]
-        for reader in self._readers:
-            reader.start()
-
-    def _on_decision(self, line: str) -> None:
-        self.decisions.append(json.loads(line))
-
-    def _read(self, stream: Any, sink: Callable[[str], None]) -> None:
-        for line in stream:
-            with self._changed:
-                sink(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    def wait_until(self, predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str) -> T:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not (result := predicate()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    tail = "\n".join(self.log[-30:])
-                    raise AssertionError(f"timed out after {timeout}s waiting for {what}; stderr tail:\n{tail}")
-                self._changed.wait(min(remaining, 0.1))
-            return result
-
-    def pids(self) -> dict[str, int]:
-        """The newest pid of each actor, from the launcher's 'started' lines."""
-        return started_pids(list(self.log))
-
-    def all_pids(self) -> set[int]:
-        """Every pid the launcher started in this run, restarted ones included."""
-        return {int(m.group(2)) for line in list(self.log) if (m := STARTED_LINE.search(line))}
-
-    def wait_for_actors(self, names: Sequence[str], timeout: float = 20.0) -> dict[str, int]:
-        def started() -> dict[str, int] | None:
-            pids = self.pids()
-            return pids if set(names) <= set(pids) else None
-
-        return self.wait_until(started, timeout, f"actors {names} to start")
-
-    def decision_count(self) -> int:
-        with self._changed:
-            return len(self.decisions)
-
-    def wait_decisions(self, more_than: int, timeout: float = 20.0) -> None:
-        self.wait_until(lambda: len(self.decisions) > more_than, timeout, f"more than {more_than} decisions")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        for reader in self._readers:
-            reader.join(5.0)
-        return code
-
-    def kill_everything(self) -> None:
-        """Last-resort cleanup so a failed test leaves no process behind."""
-        for pid in self.all_pids() | {self.process.pid}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(10.0)
-
-
-# --- the independent model of what must be printed --------------------------------------------
+def write_csv(path: Path, rows_per_book: int = 40) -> Path:
+    lines = [CSV.rstrip("\r\n")]
+    for i in range(rows_per_book):
+        lines.append(f"2026-01-02T00:00:{i:02}Z,A,{12 + (i * 37 % 11) / 4:.2f}")
+        lines.append(f"2026-01-02T00:00:{i:02}Z,B,{22 + (i * 13 % 7) / 4:.2f}")
+        lines.append(f"2026-01-02T00:00:{i:02}Z,C,{5 + (i * 7 % 5) / 4:.2f}")
+        if i % 10 == 3:
+            lines.append(f"2026-01-02T00:00:{i:02}Z,C,-1.00")
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
 
 
 def read_points(csv_path: Path) -> dict[str, list[Decimal]]:

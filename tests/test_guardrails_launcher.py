@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from actors.algorithm.pricing import avg_comp_price, reprice
-from tests.harness import LauncherRun, expected_window, read_points
+from supervisor.driver import LauncherRun
+from tests.harness import expected_window, read_points
 
 pytestmark = pytest.mark.skip(reason="needs guardrails, pause and reload wired into actors/algorithm/actor.py")
 
@@ -33,33 +34,33 @@ def test_a_crashed_competitor_prices_the_book_at_its_floor(tmp_path: Path, ipc_d
     csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 8 + ["0.01"] * 200, 200)
     (tmp_path / "c.toml").write_text('[strategies.default]\ndelay = 0\n[[books]]\nids = ["A", "B"]\n'
                                      '[guardrails.books.A]\nfloor = "8.00"\n')
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"])
+    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"], ipc_dir)
     try:
-        run.wait_until(lambda: any(d["book"] == "A" and d["tick"] >= 12 for d in run.decisions), 40,
+        run.wait_until(lambda: any(d["book"] == "A" and d["tick"] >= 12 for d in run.decisions()), 40,
                   "decisions of A after the crash")
         assert run.stop() == 0
     finally:
         run.kill_everything()
     points = read_points(csv_path)
-    crashed = [d for d in run.decisions if d["book"] == "A" and d["tick"] >= 8]  # every window is 0.01 now
+    crashed = [d for d in run.decisions() if d["book"] == "A" and d["tick"] >= 8]  # every window is 0.01 now
     assert crashed
     for d in crashed:
         rule = reprice(avg_comp_price(expected_window(points["A"], d["tick"])), d["sold"])
         assert d["rule_price"] == str(rule) and d["price"] == "8.00" and d["guardrail"] == ["floor"], d
-    assert all(d["guardrail"] is None and d["price"] == d["rule_price"] for d in run.decisions if d["book"] == "B")
+    assert all(d["guardrail"] is None and d["price"] == d["rule_price"] for d in run.decisions() if d["book"] == "B")
 
 
 def test_a_step_limit_turns_a_jump_into_steps(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 40 + ["13.00"] * 300, 10)  # the jump at tick 40 (8 s)
     (tmp_path / "c.toml").write_text('[strategies.default]\ndelay = 0\nwindow = 1\nsold_factor = 1\n'
                                      'unsold_factor = 1\n[[books]]\nids = ["A"]\n[guardrails]\nmax_step_pct = 5\n')
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"])
+    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"], ipc_dir)
     try:
-        run.wait_until(lambda: any(d["price"] == "13.00" for d in run.decisions), 60, "the price to reach 13.00")
+        run.wait_until(lambda: any(d["price"] == "13.00" for d in run.decisions()), 60, "the price to reach 13.00")
         assert run.stop() == 0
     finally:
         run.kill_everything()
-    decisions = sorted(run.decisions, key=lambda d: d["tick"])
+    decisions = sorted(run.decisions(), key=lambda d: d["tick"])
     assert decisions[0]["price"] == "10.00", "the Algorithm started after the jump: no last price to limit from"
     prices = [Decimal(d["price"]) for d in decisions]
     steps = [(b - a) / a for a, b in itertools.pairwise(prices)]
@@ -76,26 +77,26 @@ def test_sighup_reloads_the_config_and_a_bad_one_changes_nothing(tmp_path: Path,
     config = tmp_path / "c.toml"
     good = '[strategies.default]\ndelay = 0\n[[books]]\nids = ["A", "B"]\n'
     config.write_text(good)
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--config", str(config), "--tick", "0.2"])
+    run = LauncherRun(["--data", str(csv_path), "--config", str(config), "--tick", "0.2"], ipc_dir)
     try:
         algorithm = run.wait_for_actors(["algorithm"])["algorithm"]
-        run.wait_until(lambda: len(run.decisions) >= 6, 40, "first decisions")
+        run.wait_until(lambda: len(run.decisions()) >= 6, 40, "first decisions")
         config.write_text(good + '[pause]\nbooks = ["A"]\n')
         os.kill(algorithm, signal.SIGHUP)  # to the Algorithm worker
         run.wait_until(lambda: any("reloaded" in line for line in run.log), 20, "the reload")
-        paused_from = max(d["tick"] for d in run.decisions) + 2  # a tick already under way may still finish
-        run.wait_until(lambda: any(d["tick"] > paused_from + 5 for d in run.decisions), 20, "later ticks")
-        assert not [d for d in run.decisions if d["book"] == "A" and d["tick"] > paused_from]
+        paused_from = max(d["tick"] for d in run.decisions()) + 2  # a tick already under way may still finish
+        run.wait_until(lambda: any(d["tick"] > paused_from + 5 for d in run.decisions()), 20, "later ticks")
+        assert not [d for d in run.decisions() if d["book"] == "A" and d["tick"] > paused_from]
         config.write_text(good + '[pause]\nbooks = ["A"]\ncolour = 1\n')
         os.kill(algorithm, signal.SIGHUP)
         run.wait_until(lambda: any("reload refused" in line and ":7: pause.colour: unknown key" in line
                                    for line in run.log), 20, "the refused reload")
-        latest = max(d["tick"] for d in run.decisions)
-        run.wait_until(lambda: any(d["tick"] > latest + 5 for d in run.decisions), 20, "more ticks")
-        assert not [d for d in run.decisions if d["book"] == "A" and d["tick"] > paused_from]  # still paused
+        latest = max(d["tick"] for d in run.decisions())
+        run.wait_until(lambda: any(d["tick"] > latest + 5 for d in run.decisions()), 20, "more ticks")
+        assert not [d for d in run.decisions() if d["book"] == "A" and d["tick"] > paused_from]  # still paused
         assert run.pids()["algorithm"] == algorithm  # reloaded in place, never restarted
         assert run.stop() == 0
     finally:
         run.kill_everything()
-    seen = [(d["book"], d["strategy"], d["tick"]) for d in run.decisions]
+    seen = [(d["book"], d["strategy"], d["tick"]) for d in run.decisions()]
     assert len(seen) == len(set(seen))  # no pair decided twice in a tick

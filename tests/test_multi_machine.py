@@ -17,9 +17,9 @@ import zmq.asyncio
 import zmq.auth
 
 from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
-from tests.harness import REPO, LauncherRun, check_decision, free_port, read_points
-from tests.helpers import run_async
-from tests.test_launcher import write_csv
+from supervisor.driver import LauncherRun
+from tests.harness import check_decision, read_points, write_csv
+from tests.helpers import REPO, free_port, run_async
 from transport import protocol
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, keygen
@@ -178,10 +178,10 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
     ticks, data, api = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
     shared = ["--keys", str(keys), "--ticks-endpoint", ticks, "--data-endpoint", data, "--tick", "0.2",
               "--delay", "0", "--books", ",".join(sorted(books))]
-    infra = LauncherRun(None, [*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api),
-                               "--data", str(csv_path)])
-    workers = [LauncherRun(None, [*shared, "--run", "algorithm", "--api-url", f"http://127.0.0.1:{api}",
-                                  "--workers", "2", "--workers-total", "4", "--worker-offset", str(offset)])
+    infra = LauncherRun([*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api), "--data",
+                         str(csv_path)])
+    workers = [LauncherRun([*shared, "--run", "algorithm", "--api-url", f"http://127.0.0.1:{api}", "--workers", "2",
+                            "--workers-total", "4", "--worker-offset", str(offset)])
                for offset in (0, 2)]
     try:
         infra.wait_for_actors(["scheduler", "datamanager", "apiserver"])
@@ -194,10 +194,10 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
     finally:
         for run in (*workers, infra):
             run.kill_everything()
-    shares = [{d["book"] for d in run.decisions} for run in workers]
+    shares = [{d["book"] for d in run.decisions()} for run in workers]
     assert shares[0] and shares[1] and not shares[0] & shares[1]  # each pair owned by one machine
     assert shares[0] | shares[1] == books
     points = read_points(csv_path)
     for run in workers:
-        for decision in run.decisions:
+        for decision in run.decisions():
             check_decision(decision, points)

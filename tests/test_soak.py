@@ -9,7 +9,7 @@ from bench.soak import soak
 
 
 def check(ticks: int, tick: float) -> None:
-    result = soak(tick=tick, duration=tick * ticks + 3.0, books=3, status_every=max(1.0, tick * ticks / 20))
+    result = soak(tick=tick, ticks=ticks, books=3, status_every=max(1.0, tick * ticks / 20))
     assert result.counters.get("exits") == 0 and result.counters.get("hangs") == 0  # no restart, no hang
     assert result.duplicates == 0
     assert result.algorithm_counters, "the Algorithm's final counters were not seen"

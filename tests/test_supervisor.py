@@ -1,11 +1,11 @@
 """The launcher as a supervisor, driven for real: kill or freeze each actor in turn, stop the launcher,
-kill the launcher, make an actor crash at start."""
+kill the launcher, crash an actor again and again, make one fail with a configuration error. Every
+observation comes from the launcher's events, never from its log."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
 import signal
 import socket
 import time
@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.harness import LauncherRun, alive, check_decision, read_points
-from tests.test_launcher import write_csv
+from supervisor.driver import LauncherRun, wait_data_manager, wait_http
+from supervisor.procfs import alive, cpu_seconds
+from tests.harness import check_decision, read_points, write_csv
 from transport import protocol
-from transport.protocol import ActorStatus, SupervisorEvent
+from transport.protocol import ActorStatus
 
 ACTORS = ["scheduler", "datamanager", "apiserver", "ledger", "algorithm"]
 FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "1.5", "--grace", "3"]
@@ -33,17 +34,14 @@ def csv_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(csv_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
-    launched = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST])
-    try:
+    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as launched:
         yield launched
-    finally:
-        launched.kill_everything()
 
 
 def assert_consistent(run: LauncherRun, csv_path: Path) -> None:
     """Every decision right, none twice, and per pair the ticks only ever go forward."""
     points = read_points(csv_path)
-    decisions = list(run.decisions)
+    decisions = run.decisions()
     per_key = Counter((d["book"], d["strategy"], d["tick"]) for d in decisions)
     assert max(per_key.values()) == 1
     ticks: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -54,22 +52,27 @@ def assert_consistent(run: LauncherRun, csv_path: Path) -> None:
         assert sequence == sorted(sequence)
 
 
+def newest_tick(run: LauncherRun) -> int:
+    return int(max(d["tick"] for d in run.decisions()))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
 @pytest.mark.parametrize("victim", ACTORS)
 def test_one_actor_failing_never_stops_the_others(run: LauncherRun, csv_path: Path, victim: str, sig: int) -> None:
     before = run.wait_for_actors(ACTORS)
     run.wait_decisions(6)
     os.kill(before[victim], sig)
-    after = run.wait_until(lambda: run.pids()[victim] != before[victim] and run.pids(), 20,
-                           f"{victim} to be restarted")
+    run.wait_restart(victim, before[victim])
+    after = run.pids()
     for name in ACTORS:
         if name != victim:
             assert after[name] == before[name] and alive(before[name]), f"{name} was disturbed"
     assert not alive(before[victim])
-    reason = "hung" if sig == signal.SIGSTOP else "SIGKILL"
-    assert any(victim in line and reason in line for line in run.log)
-    resumed_from = max(d["tick"] for d in run.decisions)
-    run.wait_until(lambda: max(d["tick"] for d in run.decisions) > resumed_from + 2, 20, "decisions to resume")
+    exited = [e for e in run.events("exited", victim) if e.pid == before[victim]]
+    assert [e.exitcode for e in exited] == [-signal.SIGKILL]  # killed: by us, or by the launcher as hung
+    assert bool(run.events("hung", victim)) == (sig == signal.SIGSTOP)
+    resumed_from = newest_tick(run)
+    run.wait_until(lambda: newest_tick(run) > resumed_from + 2, 20, "decisions to resume")
     assert run.stop() == 0
     assert_consistent(run, csv_path)
 
@@ -80,6 +83,7 @@ def test_sigterm_stops_everything_with_exit_0(run: LauncherRun, csv_path: Path) 
     assert run.stop(signal.SIGTERM, timeout=10) == 0
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert_consistent(run, csv_path)
+    assert {(e.actor, e.exitcode) for e in run.events("stopped")} == {*((name, 0) for name in ACTORS), ("launcher", 0)}
 
 
 def test_sigint_stops_everything_with_exit_0(run: LauncherRun) -> None:
@@ -92,106 +96,122 @@ def test_a_killed_launcher_leaves_no_orphans(run: LauncherRun) -> None:
     pids = run.wait_for_actors(ACTORS)
     run.process.kill()
     run.process.wait(5)
-    run.wait_until(lambda: not any(alive(pid) for pid in pids.values()), 10, "every actor to exit")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    run.wait_until(lambda: not any(alive(pid) for pid in pids.values()), 10, "every actor to exit",
+                   launcher_must_run=False)
 
 
 def test_a_crash_loop_backs_off_while_the_others_keep_working(csv_path: Path, ipc_dir: Path) -> None:
-    blocker = socket.socket()
-    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--max-backoff", "4"])
-    try:
-        blocker.bind(("127.0.0.1", run.api_port))  # the APIServer cannot bind: it dies at every start
-        blocker.listen()
-        delays = run.wait_until(
-            lambda: d if len(d := [float(m.group(1)) for line in run.log if "apiserver" in line
-                                   and (m := re.search(r"restarting in ([\d.]+)s", line))]) >= 4 else None,
-            30, "four apiserver restarts")
-        assert all(later > earlier for earlier, later in itertools.pairwise(delays))  # backoff grows
-        pids = run.pids()
+    with LauncherRun(["--data", str(csv_path), *FAST, "--max-backoff", "4"], ipc_dir) as run:
+        pids = run.wait_for_actors(ACTORS)
+        victim = pids["apiserver"]
+        for _ in range(4):  # the APIServer dies as soon as it starts, four times in a row
+            os.kill(victim, signal.SIGKILL)
+            victim = run.wait_restart("apiserver", victim)
+        delays = [e.restart_in for e in run.events("exited", "apiserver")]
+        assert len(delays) == 4 and all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
+        assert delays[-1] <= 4.0  # never beyond --max-backoff, jitter included
+        os.kill(victim, signal.SIGKILL)
         cpu = cpu_seconds(run.process.pid)
-        run.wait_until(lambda: len([line for line in run.log if "apiserver" in line and "restarting" in line]) >= 5,
-                       30, "a fifth restart")
+        victim = run.wait_restart("apiserver", victim)
         assert cpu_seconds(run.process.pid) - cpu < 1.0  # waiting out a backoff costs the launcher nothing
         for name in ("scheduler", "datamanager", "algorithm"):
             assert run.pids()[name] == pids[name] and alive(pids[name])
-        blocker.close()  # the port frees up: the APIServer starts and decisions flow
-        run.wait_decisions(3, timeout=40)
+        count = run.decision_count()  # now left alone, the APIServer serves and decisions flow
+        run.wait_decisions(count + 3, timeout=40)
         assert run.stop() == 0
-    finally:
-        blocker.close()
-        run.kill_everything()
 
 
-@pytest.mark.parametrize(("victim", "ready"), [("datamanager", "serving"), ("apiserver", "listening on")])
+def test_an_actor_that_cannot_bind_its_port_is_given_up_on_with_one_clear_error(csv_path: Path,
+                                                                                 ipc_dir: Path) -> None:
+    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as run, socket.socket() as blocker:
+        pids = run.wait_for_actors(ACTORS)
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        os.kill(pids["apiserver"], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while True:  # take its port the moment it is free, before the restart (0.5 s later)
+            try:
+                blocker.bind(("127.0.0.1", run.api_port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the port never came free"
+                time.sleep(0.005)
+        blocker.listen()
+        code = run.wait(30)  # the launcher gives up on it, stops the others and exits
+        log = run.log_tail(200)
+        failed = run.events("failed")
+        left_behind = [pid for pid in run.every_pid() if alive(pid)]
+    assert code == 2, log
+    assert [(e.actor, e.exitcode) for e in failed] == [("apiserver", 2)]
+    assert [e.exitcode for e in run.events("exited", "apiserver")] == [-signal.SIGKILL, 2, 2]  # 3 tries in all
+    assert "address already in use" in log.lower() and "giving up" in log
+    assert "Traceback" not in log  # one line per attempt, no traceback
+    assert {e.actor for e in run.events("stopped")} == {"scheduler", "datamanager", "ledger", "algorithm", "launcher"}
+    assert not left_behind
+
+
+@pytest.mark.parametrize(("victim", "ready"), [("datamanager", "data"), ("apiserver", "http")])
 def test_decisions_resume_within_two_ticks_of_the_peer_coming_back(csv_path: Path, ipc_dir: Path, victim: str,
                                                                     ready: str) -> None:
     tick = 0.5
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), "--books", "A,B,C", "--tick", str(tick), "--delay", "0"])
-    try:
+    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--tick", str(tick), "--delay", "0"],
+                     ipc_dir) as run:
         before = run.wait_for_actors(ACTORS)
         run.wait_decisions(6)
         os.kill(before[victim], signal.SIGKILL)
-        new_pid = run.wait_until(lambda: (p := run.pids()[victim]) != before[victim] and p, 20, "a restart")
-        run.wait_until(lambda: any(f"{victim}[{new_pid}]" in line and ready in line for line in run.log), 20,
-                       f"the new {victim} to be ready")
-        back_at = time.time()  # the line was read as it was written: this is when the peer came back
-        resumed = run.wait_until(
-            lambda: next((d for d in list(run.decisions) if decided_at(d) > back_at), None), 20,
-            "a decision after the peer came back")
+        run.wait_restart(victim, before[victim])
+        # When the new peer answers, seen from outside as the Algorithm sees it.
+        back_at = (wait_data_manager(f"ipc://{ipc_dir}/data-0.sock", "A") if ready == "data"
+                   else wait_http(f"http://127.0.0.1:{run.api_port}/request-data/0"))
+        resumed = run.wait_until(lambda: next((d for d in run.decisions() if decided_at(d) > back_at), None), 20,
+                                 "a decision after the peer came back")
         assert decided_at(resumed) - back_at <= 2 * tick + 0.5, "not within two ticks of the peer coming back"
         assert run.stop() == 0
-    finally:
-        run.kill_everything()
 
 
 def decided_at(decision: dict[str, object]) -> float:
     return datetime.fromisoformat(str(decision["ts"]).replace("Z", "+00:00")).timestamp()
 
 
-def test_supervisor_events_are_published(csv_path: Path, ipc_dir: Path) -> None:
-    endpoint = f"ipc://{ipc_dir}/events.sock"
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.setsockopt(zmq.RCVTIMEO, 20_000)
-    sub.connect(endpoint)
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--events", endpoint])
-    try:
-        before = run.wait_for_actors(ACTORS)
-        run.wait_decisions(3)
-        os.kill(before["scheduler"], signal.SIGKILL)
-        seen: list[SupervisorEvent] = []
-        statuses: list[ActorStatus] = []
-        # The restart's "started", not the first start's (which the SUB may or may not have caught).
-        while not any(e.event == "started" and e.actor == "scheduler" and e.pid != before["scheduler"] for e in seen):
-            message = protocol.decode(sub.recv())
-            if isinstance(message, SupervisorEvent):
-                seen.append(message)
-            else:
-                assert isinstance(message, ActorStatus)
-                statuses.append(message)
-        exited = next(e for e in seen if e.event == "exited")
-        assert (exited.actor, exited.pid) == ("scheduler", before["scheduler"])
-        assert "SIGKILL" in exited.detail
-        assert seen[-1].pid == run.pids()["scheduler"] != before["scheduler"]
-        assert run.stop() == 0
-        stopped: set[str] = set()
-        while len(stopped) < len(ACTORS):
-            event = protocol.decode(sub.recv())
-            if isinstance(event, SupervisorEvent) and event.event == "stopped":
-                stopped.add(event.actor)
-            elif isinstance(event, ActorStatus):
-                statuses.append(event)
-        assert stopped == set(ACTORS)
-        # Counters travel as messages too: each actor's status comes with its heartbeat's counters.
-        assert {s.actor for s in statuses if s.counters and s.pid} >= {"algorithm", "datamanager"}, statuses
-    finally:
-        run.kill_everything()
-        sub.close(linger=0)
-        ctx.term()
+def counted(run: LauncherRun) -> set[str]:
+    """The actors whose counters have arrived in a status message."""
+    return {s.actor for s in run.statuses() if s.counters and s.pid}
+
+
+def test_supervisor_events_and_statuses_are_published(run: LauncherRun) -> None:
+    before = run.wait_for_actors(ACTORS)
+    run.wait_decisions(3)
+    # Counters travel as messages: each actor's status comes with its heartbeat's counters.
+    run.wait_until(lambda: counted(run) >= {"algorithm", "datamanager", "scheduler", "apiserver"}, 20,
+                   "every actor's counters")
+    os.kill(before["scheduler"], signal.SIGKILL)
+    after = run.wait_restart("scheduler", before["scheduler"])
+    exited = run.events("exited", "scheduler")[-1]
+    assert (exited.pid, exited.exitcode) == (before["scheduler"], -signal.SIGKILL)
+    assert "SIGKILL" in exited.detail and exited.restart_in > 0
+    assert run.events("started", "scheduler")[-1].pid == after
+    assert run.stop() == 0
+    assert {e.actor for e in run.events("stopped")} == {*ACTORS, "launcher"}
+    assert run.events()[-1].actor == "launcher"  # the launcher's own "stopped" is the last word
+    final = {s.actor: s for s in run.statuses()}  # each actor's last status: sent after it stopped
+    assert final["scheduler"].restarts == 1 and final["algorithm"].restarts == 0
+
+
+def test_a_late_subscriber_is_told_every_running_actor(csv_path: Path, ipc_dir: Path) -> None:
+    # A tick of a minute: no counter changes, so no status would come for seconds but for the greeting.
+    with LauncherRun(["--data", str(csv_path), "--tick", "60"], ipc_dir) as run:
+        pids = run.wait_for_actors(ACTORS)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        late = ctx.socket(zmq.SUB)
+        late.setsockopt(zmq.SUBSCRIBE, b"")
+        late.connect(run.events_endpoint)
+        seen: dict[str, int] = {}
+        try:
+            deadline = time.monotonic() + 1.0
+            while set(seen) < set(ACTORS) and late.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                message = protocol.decode(late.recv())
+                if isinstance(message, ActorStatus):
+                    seen[message.actor] = message.pid
+        finally:
+            late.close(linger=0)
+            ctx.term()
+        assert seen == pids  # every running actor and its pid, within a second of joining

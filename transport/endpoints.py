@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from transport import limits
+from transport.logs import printable
+
 DEFAULT_TICKS: Final = "tcp://127.0.0.1:5555"
 DEFAULT_DATA: Final = "tcp://127.0.0.1:5556"
 DEFAULT_HEARTBEAT: Final = "tcp://127.0.0.1:5557"
@@ -66,3 +69,38 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def problem(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot connect two processes, or None: it must be ``tcp://HOST:PORT`` with a
+    port in 1..65535, or ``ipc://PATH`` short enough for a unix socket."""
+    scheme, separator, rest = endpoint.partition("://")
+    shown = printable(endpoint)
+    if scheme == "ipc" and separator:
+        if not rest:
+            return f"{shown}: no path"
+        if len(rest.encode()) > limits.IPC_PATH_MAX_BYTES:
+            return f"{shown}: a unix socket path is at most {limits.IPC_PATH_MAX_BYTES} bytes"
+        return None
+    if scheme != "tcp" or not separator:
+        return f"{shown}: expected tcp://HOST:PORT or ipc://PATH"
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        return f"{shown}: expected tcp://HOST:PORT"
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        return f"{shown}: the port must be a number in 1..65535"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an ``http(s)://HOST:PORT`` base URL, or None."""
+    try:
+        parsed = urlsplit(url)
+        port = parsed.port
+    except ValueError as exc:
+        return f"{printable(url)}: {exc}"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"{printable(url)}: expected http://HOST:PORT"
+    if port == 0:
+        return f"{printable(url)}: the port must be in 1..65535"
+    return None

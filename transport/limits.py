@@ -42,6 +42,11 @@ DELAY_MAX: Final = Decimal(3600)  # x, seconds between registering a request and
 # implausible (a forged or corrupt seq, or a clock off by more than this) and is refused.
 TICK_CLOCK_SKEW_MAX: Final = 60.0
 
+# --- processes and endpoints ------------------------------------------------------------------------
+LAUNCHER_WORKERS_MAX: Final = 64  # Algorithm processes one launcher starts (each ~40 MiB)
+DATA_MANAGERS_MAX: Final = 16  # DataManager processes one launcher starts (each holds every window)
+IPC_PATH_MAX_BYTES: Final = 107  # a unix socket path (sun_path is 108 bytes with the final NUL)
+
 # --- batches ---------------------------------------------------------------------------------------
 BATCH_BOOKS_MAX: Final = 1000  # books in one WindowsRequest to the DataManager
 BATCH_PRICES_MAX: Final = 32_768  # books x count in one WindowsRequest: bounds the reply's size

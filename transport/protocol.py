@@ -168,7 +168,8 @@ class LastDecidedReply:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Sent by every actor from its event loop, so a blocked loop misses it."""
+    """Sent by every actor from its event loop, so a blocked loop misses it; once more with ``seq``
+    :data:`FINAL_HEARTBEAT_SEQ` after the actor has stopped, carrying its final counters."""
 
     actor: str
     pid: int
@@ -177,18 +178,25 @@ class Heartbeat:
     counters: dict[str, int] = field(default_factory=dict)
 
 
+FINAL_HEARTBEAT_SEQ: Final = 2**62
+
+
 @dataclass(frozen=True, slots=True)
 class SupervisorEvent:
-    """Published by the launcher (``--events``): a child started, exited, hung, or is being stopped."""
+    """Published by the launcher (``--events``): a child started, exited, hung, is being stopped or
+    stopped, or was given up on ("failed": it kept exiting with a configuration error; the launcher
+    then stops). Last of all, "stopped" for the actor "launcher" itself."""
 
     ts: float
     event: str  # one of SUPERVISOR_EVENTS
     actor: str
     pid: int
-    detail: str = ""
+    detail: str = ""  # for people: what happened, in words
+    exitcode: int = 0  # exited, stopped, failed: the exit code, or minus the signal that killed it
+    restart_in: float = 0.0  # exited: seconds until the restart
 
 
-SUPERVISOR_EVENTS: Final = ("started", "exited", "hung", "stopping", "stopped")
+SUPERVISOR_EVENTS: Final = ("started", "exited", "hung", "stopping", "stopped", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +272,7 @@ def encode(message: Message) -> bytes:
             ]
         case SupervisorEvent():
             fields = [MessageType.SUPERVISOR_EVENT, message.ts, message.event, message.actor, message.pid,
-                      message.detail]
+                      message.detail, message.exitcode, message.restart_in]
         case WindowsRequest():
             fields = [MessageType.WINDOWS_REQUEST, message.request_id, message.tick, message.count,
                       list(message.books)]
@@ -364,7 +372,7 @@ _ARITY: Final = MappingProxyType({
     MessageType.LAST_PRICES_REPLY: 5,
     MessageType.DECISION: 11,
     MessageType.HEARTBEAT: 5,
-    MessageType.SUPERVISOR_EVENT: 5,
+    MessageType.SUPERVISOR_EVENT: 7,
     MessageType.ACTOR_STATUS: 10,
     MessageType.WINDOWS_REQUEST: 4,
     MessageType.WINDOWS_REPLY: 4,
@@ -493,8 +501,12 @@ def decode(frame: bytes) -> Message:
             event = _str(f[1], "event", 16)
             if event not in SUPERVISOR_EVENTS:
                 raise ProtocolError(f"event: unknown supervisor event {event!r:.20}")
+            restart_in = _float(f[6], "restart_in")
+            if restart_in < 0:
+                raise ProtocolError(f"restart_in: expected a number >= 0, got {restart_in!r:.40}")
             return SupervisorEvent(_float(f[0], "ts"), event, _str(f[2], "actor", 64), _int(f[3], "pid"),
-                                   _str(f[4], "detail", 500, allow_empty=True))
+                                   _str(f[4], "detail", 500, allow_empty=True), _int(f[5], "exitcode", -255, 255),
+                                   restart_in)
         case MessageType.ACTOR_STATUS:
             return ActorStatus(_float(f[0], "ts"), _str(f[1], "actor", 64), _int(f[2], "pid"),
                                _int(f[3], "rss_kib"), _int(f[4], "pss_kib"), _int(f[5], "restarts"),

@@ -62,30 +62,17 @@ class Keys:
         return cls(server_public, server_secret, client_public, client_secret, directory / "authorized")
 
 
-class _CountingAuthenticator(AsyncioAuthenticator):
-    """The ZAP handler of an asyncio actor; ``on_reply`` sees every verdict."""
+def _tell_verdicts(authenticator: AsyncioAuthenticator | ThreadAuthenticator,
+                   on_reply: Callable[[bytes, bytes], None]) -> None:
+    """Make ``authenticator`` (the asyncio one of an actor, or the thread one of the launcher, which
+    runs no event loop) show ``on_reply`` every verdict it sends: pyzmq logs refusals at debug only."""
+    send = authenticator._send_zap_reply
 
-    def __init__(self, ctx: zmq.asyncio.Context, on_reply: Callable[[bytes, bytes], None]) -> None:
-        super().__init__(ctx)
-        self._on_reply = on_reply
+    def told(request_id: Any, status_code: bytes, status_text: bytes, user_id: str = "anonymous") -> None:
+        on_reply(status_code, status_text)
+        send(request_id, status_code, status_text, user_id)
 
-    def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
-                        user_id: str = "anonymous") -> None:
-        self._on_reply(status_code, status_text)
-        super()._send_zap_reply(request_id, status_code, status_text, user_id)
-
-
-class _CountingThreadAuthenticator(ThreadAuthenticator):
-    """The ZAP handler of the launcher, which runs no event loop."""
-
-    def __init__(self, ctx: zmq.Context[Any], on_reply: Callable[[bytes, bytes], None]) -> None:
-        super().__init__(ctx)
-        self._on_reply = on_reply
-
-    def _send_zap_reply(self, request_id: Any, status_code: bytes, status_text: bytes,
-                        user_id: str = "anonymous") -> None:
-        self._on_reply(status_code, status_text)
-        super()._send_zap_reply(request_id, status_code, status_text, user_id)
+    authenticator._send_zap_reply = told  # type: ignore[method-assign]
 
 
 class Security:
@@ -94,7 +81,7 @@ class Security:
     def __init__(self, keys: Keys | None = None, insecure: bool = False) -> None:
         self.keys = keys
         self.insecure = insecure
-        self._authenticator: _CountingAuthenticator | _CountingThreadAuthenticator | None = None
+        self._authenticator: AsyncioAuthenticator | ThreadAuthenticator | None = None
         self.denied = 0  # clients refused by the ZAP handler (CURVE key not authorized)
         # pyzmq logs refusals at debug level only: a refused peer must be visible, but a peer retrying
         # must not flood the log either.
@@ -110,9 +97,10 @@ class Security:
         """Start the ZAP handler that checks client keys (once per context, only with keys)."""
         if self.keys is not None and self._authenticator is None:
             if isinstance(ctx, zmq.asyncio.Context):
-                self._authenticator = _CountingAuthenticator(ctx, self._on_zap_reply)
+                self._authenticator = AsyncioAuthenticator(ctx)
             else:
-                self._authenticator = _CountingThreadAuthenticator(ctx, self._on_zap_reply)
+                self._authenticator = ThreadAuthenticator(ctx)
+            _tell_verdicts(self._authenticator, self._on_zap_reply)
             self._authenticator.start()
             self._authenticator.configure_curve(domain="*", location=str(self.keys.authorized))
 

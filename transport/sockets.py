@@ -68,6 +68,13 @@ class Sockets(Generic[_S]):
         """Ticks, or the launcher's events."""
         return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint)
 
+    def xpub(self, endpoint: str, hwm: int = EVENTS_HWM) -> _S:
+        """A PUB that also hears every subscription (XPUB_VERBOSE), so it can greet a new subscriber
+        with the current state: what was published before a subscriber joined is otherwise lost."""
+        sock = configure(self.ctx.socket(zmq.XPUB), hwm)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        return self._bind(sock, endpoint)
+
     def sub(self, endpoint: str, hwm: int = TICK_HWM) -> _S:
         sock = configure(self.ctx.socket(zmq.SUB), hwm)
         sock.setsockopt(zmq.SUBSCRIBE, b"")

@@ -26,8 +26,8 @@ EVENTS_KEPT: Final = 50
 STALE_AFTER: Final = 30.0  # seconds without any message from the launcher before the banner says so
 LAUNCHER: Final = "launcher"
 _EVENT_STATE: Final = MappingProxyType({"started": "starting", "exited": "restarting", "hung": "hung",
-                                        "stopping": "stopping", "stopped": "stopped"})
-_SETTLED: Final = ("stopping", "stopped")  # only a new start moves an actor out of these
+                                        "stopping": "stopping", "stopped": "stopped", "failed": "failed"})
+_SETTLED: Final = ("stopping", "stopped", "failed")  # only a new start moves an actor out of these
 
 
 @dataclass
@@ -82,6 +82,8 @@ class LiveState:
         self.last_message = now
         self.events.append(event)
         self.version += 1
+        if event.actor == LAUNCHER:
+            return  # the launcher's own "stopped": not an actor row
         view = self._view(event.actor)
         if view is None:
             return

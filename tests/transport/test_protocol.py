@@ -324,8 +324,13 @@ def test_decode_as_accepts_the_expected_kind_only() -> None:
 
 
 def test_supervisor_events_round_trip_and_reject_unknown_kinds() -> None:
-    event = SupervisorEvent(1.5, "exited", "scheduler", 42, "killed by SIGKILL; restart in 0.5s")
+    event = SupervisorEvent(1.5, "exited", "scheduler", 42, "killed by SIGKILL; restart in 0.5s", -9, 0.5)
     assert protocol.decode(protocol.encode(event)) == event
-    bad = msgpack.packb([protocol.PROTOCOL_VERSION, protocol.MessageType.SUPERVISOR_EVENT, 1.0, "exploded", "x", 1, ""])
+    bad = msgpack.packb([protocol.PROTOCOL_VERSION, protocol.MessageType.SUPERVISOR_EVENT, 1.0, "exploded", "x", 1, "",
+                         0, 0.0])
     with pytest.raises(ProtocolError, match="unknown supervisor event"):
         protocol.decode(bad)
+    negative = msgpack.packb([protocol.PROTOCOL_VERSION, protocol.MessageType.SUPERVISOR_EVENT, 1.0, "exited", "x", 1,
+                              "", 0, -1.0])
+    with pytest.raises(ProtocolError, match="restart_in"):
+        protocol.decode(negative)

@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 from bench import fake_ledger
-from tests.harness import LauncherRun
+from supervisor.driver import LauncherRun
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -88,7 +88,7 @@ class LedgerStandIn:
         conn = fake_ledger.create_or_open(self.path)
         try:
             while not self._stop.wait(0.1):
-                fresh = self._run.decisions[self.written:]
+                fresh = self._run.decisions()[self.written:]
                 if fresh:
                     fake_ledger.write(conn, [row_of(d) for d in fresh])
                     self.written += len(fresh)

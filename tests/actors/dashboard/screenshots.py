@@ -17,8 +17,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from supervisor.driver import LauncherRun
 from tests.actors.dashboard.browser import LedgerStandIn, chromium
-from tests.harness import REPO, LauncherRun, free_port
+from tests.helpers import REPO, free_port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,9 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = work / "repricer.toml"
         config.write_text('[guardrails]\nfloor = "15.50"\n', encoding="utf-8")
         port = free_port()
-        events = f"ipc://{work}/events.sock"
-        run = LauncherRun(work, ["--tick", "0.5", "--delay", "0.1", "--events", events, "--status-every", "5"])
-        dashboard = subprocess.Popen([sys.executable, "-m", "actors.dashboard", "--port", str(port), "--events", events,
+        run = LauncherRun(["--tick", "0.5", "--delay", "0.1"], work, status_every=5)
+        dashboard = subprocess.Popen([sys.executable, "-m", "actors.dashboard", "--port", str(port), "--events",
+                                      run.events_endpoint,
                                       "--db", str(work / "ledger.sqlite3"), "--config", str(config)], cwd=REPO,
                                      stdin=subprocess.DEVNULL)
         try:

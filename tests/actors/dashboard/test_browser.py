@@ -22,9 +22,10 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from supervisor.driver import LauncherRun
 from tests.actors.dashboard.browser import LedgerStandIn, chromium, env_says_ci, find_browser
-from tests.harness import LauncherRun, free_port
-from tests.test_launcher import write_csv
+from tests.harness import write_csv
+from tests.helpers import free_port
 
 T = TypeVar("T")
 
@@ -60,8 +61,8 @@ def system(tmp_path: Path, ipc_dir: Path) -> Iterator[tuple[LauncherRun, LedgerS
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     port = free_port()
     db = tmp_path / "ledger.sqlite3"
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port),
-                                "--dashboard-db", str(db)])
+    run = LauncherRun(["--data", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port),
+                       "--dashboard-db", str(db)], ipc_dir)
     try:
         with LedgerStandIn(run, db) as ledger:
             run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")

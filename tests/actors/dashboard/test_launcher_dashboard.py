@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from launcher import parse_args
-from tests.harness import REPO, LauncherRun, free_port
+from supervisor.driver import LauncherRun
+from tests.helpers import REPO, free_port
 
 
 def test_off_by_default_on_with_a_switch_or_run() -> None:
@@ -35,8 +36,8 @@ def test_a_public_dashboard_needs_insecure() -> None:
 
 def test_the_launcher_logs_the_url_and_feeds_the_dashboard_its_events(ipc_dir: Path, tmp_path: Path) -> None:
     port = free_port()
-    run = LauncherRun(ipc_dir, ["--run", "dashboard", "--dashboard-port", str(port), "--dashboard-db",
-                                str(tmp_path / "none.sqlite3")])
+    run = LauncherRun(["--run", "dashboard", "--dashboard-port", str(port), "--dashboard-db",
+                       str(tmp_path / "none.sqlite3")], ipc_dir)
     try:
         run.wait_until(lambda: any(f"dashboard: http://127.0.0.1:{port}/" in line for line in run.log), 20, "the URL")
 

@@ -86,3 +86,13 @@ def test_rates_count_moves_not_totals_and_survive_restarts() -> None:
     assert series["overruns"][-2:] == [2 / 5, 0]
     assert ring.now(111.0)["decisions"] == 4 / 5
     assert ring.series(now=1000.0)["decisions"] == [0.0] * 12  # old buckets fall out of the window
+
+
+def test_an_actor_given_up_on_stays_failed_and_the_launcher_is_not_an_actor() -> None:
+    clock = FakeClock(10.0)
+    state = LiveState(600, 5, clock)
+    state.on_event(SupervisorEvent(10.0, "failed", "apiserver", 5, "exit code 2", 2))
+    state.on_status(status("apiserver", 0, 10.5))  # not running any more
+    assert state.actors["apiserver"].state == "failed"
+    state.on_event(SupervisorEvent(11.0, "stopped", "launcher", 1, "", 2))
+    assert "launcher" not in state.actors

@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import LauncherRun, alive
+from supervisor.driver import LauncherRun
+from supervisor.procfs import alive
+from tests.harness import write_csv
 from tests.helpers import REPO
-from tests.test_launcher import write_csv
 
 # No hang is provoked here: a generous hang timeout keeps a loaded machine from restarting anyone.
 FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "5", "--grace", "3"]
@@ -19,7 +20,7 @@ FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "
 
 def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST])
+    run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
         database = str(ipc_dir / "ledger.sqlite3")  # a --run-dir run keeps its database there
@@ -29,7 +30,7 @@ def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> No
 
         run.wait_until(lambda: logged(before["ledger"], "created"), 20, "the database created")
         os.kill(before["ledger"], signal.SIGKILL)
-        after = run.wait_until(lambda: (p := run.pids()["ledger"]) != before["ledger"] and p, 20, "a restart")
+        after = run.wait_restart("ledger", before["ledger"])
         assert run.pids()["algorithm"] == before["algorithm"], run.log[-20:]  # the others are undisturbed
         run.wait_until(lambda: logged(after, "opened"), 20, "the restarted Ledger to reopen its database")
         assert run.stop() == 0, run.log[-20:]
@@ -40,7 +41,7 @@ def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> No
 
 def test_no_ledger_runs_without_it(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    run = LauncherRun(ipc_dir, ["--data", str(csv_path), *FAST, "--no-ledger"])
+    run = LauncherRun(["--data", str(csv_path), *FAST, "--no-ledger"], ipc_dir)
     try:
         run.wait_for_actors(["scheduler", "algorithm"])
         run.wait_decisions(3)

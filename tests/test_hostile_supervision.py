@@ -1,0 +1,132 @@
+"""The launcher's heartbeat socket under attack (issue 9): a flood of garbage or of forged heartbeats
+must neither starve supervision nor hide a hang, and nothing a peer sends may forge a log line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from supervisor.driver import LauncherRun
+from tests.harness import write_csv
+from transport import protocol
+from transport.protocol import Heartbeat
+
+HANG_TIMEOUT = 1.5
+FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", str(HANG_TIMEOUT),
+        "--status-every", "0.5"]
+
+
+class Flood:
+    """A thread pushing ``frame()`` to the launcher's heartbeat inbox as fast as it can (bounded in time)."""
+
+    def __init__(self, endpoint: str, frame: Callable[[int], bytes], seconds: float = 20.0) -> None:
+        self.sent = 0
+        self._endpoint = endpoint
+        self._frame = frame
+        self._until = time.monotonic() + seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(self._endpoint)
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._until:
+                try:
+                    push.send(self._frame(self.sent), zmq.NOBLOCK)
+                    self.sent += 1
+                except zmq.Again:
+                    push.poll(10, zmq.POLLOUT)
+        finally:
+            push.close(linger=0)
+            ctx.term()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+
+@pytest.fixture
+def run(tmp_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as launched:
+        yield launched
+
+
+# Frames that cost the launcher something to reject: not msgpack, a big valid msgpack array (slow to
+# unpack), a heartbeat with the wrong arity.
+GARBAGE = [os.urandom(64), msgpack.packb([1] * 100_000), msgpack.packb([protocol.PROTOCOL_VERSION, 5, "x"])]
+
+
+def time_to_notice_a_hang(run: LauncherRun, victim: str) -> float:
+    pid = run.pids()[victim]
+    frozen_at = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    run.wait_restart(victim, pid, timeout=30)
+    return time.monotonic() - frozen_at
+
+
+def test_a_garbage_flood_on_the_heartbeat_socket_does_not_starve_supervision(run: LauncherRun,
+                                                                             ipc_dir: Path) -> None:
+    run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
+    run.wait_decisions(3)  # every actor past its start (a first beat is allowed 15 s)
+    flood = Flood(f"ipc://{ipc_dir}/heartbeat.sock", lambda n: GARBAGE[n % len(GARBAGE)])
+    try:
+        # Refused and counted (within the launcher's budget per turn: most of a flood waits in the queue).
+        run.wait_until(lambda: run.counters("launcher").get("bad_heartbeats", 0) > 10, 20, "the flood to arrive")
+        # Checks still run once a second: a frozen actor is noticed after the hang timeout, not later.
+        assert time_to_notice_a_hang(run, "datamanager") < HANG_TIMEOUT + 4.0
+        count = run.decision_count()
+        run.wait_decisions(count + 6)  # and decisions go on
+    finally:
+        flood.stop()
+    assert flood.sent > 1000
+    assert run.stop() == 0
+
+
+def test_forged_heartbeats_cannot_hide_a_hang(run: LauncherRun, ipc_dir: Path) -> None:
+    pids = run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
+    run.wait_decisions(3)  # every actor past its start (a first beat is allowed 15 s)
+    victim = pids["algorithm"]
+    forged = protocol.encode(Heartbeat("algorithm", victim, 1, time.time(), {"decisions": 0}))
+    flood = Flood(f"ipc://{ipc_dir}/heartbeat.sock", lambda n: forged)
+    try:
+        time.sleep(0.2)  # the forgeries are flowing before the victim freezes
+        assert time_to_notice_a_hang(run, "algorithm") < HANG_TIMEOUT + 4.0
+    finally:
+        flood.stop()
+    assert [e.pid for e in run.events("hung", "algorithm")] == [victim]
+    assert run.stop() == 0
+
+
+def test_a_newline_in_a_counter_name_cannot_forge_a_log_line(run: LauncherRun, ipc_dir: Path) -> None:
+    pids = run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
+    forged = "x\n2026-01-01 00:00:00,000 launcher[1] INFO started algorithm pid=1"
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"ipc://{ipc_dir}/heartbeat.sock")
+    beat = protocol.encode(Heartbeat("scheduler", pids["scheduler"], 1, time.time(), {forged[:64]: 1}))
+
+    def logged() -> bool:  # sent again until a status report catches it (real beats replace it)
+        push.send(beat)
+        return "x\\n2026-01-01" in run.log_tail(200)
+
+    try:
+        # A status report logs the scheduler's counters: escaped, on the report's own line.
+        run.wait_until(logged, 10, "the counters to be logged")
+    finally:
+        push.close(linger=0)
+        ctx.term()
+    assert run.stop() == 0
+    assert not [line for line in run.log if line.startswith("2026-01-01 00:00:00,000 launcher[1]")]

@@ -1,0 +1,180 @@
+"""What cannot work is refused at start: one line ``error: ...`` on stderr and exit code 2, before any
+actor is started (issue 15). Checked on the launcher's own parsing (fast), and end to end for a few."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import launcher
+from supervisor import preflight
+from supervisor.supervisor import Supervisor, SupervisorError
+from tests.helpers import REPO
+from transport.security import keygen
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line the launcher refuses ``argv`` with (exit code 2 checked)."""
+    with pytest.raises(SystemExit) as exited:
+        launcher.parse_args(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err  # one line, no usage dump, no traceback
+    return err.strip()
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "comments.txt").write_text("# no id here\n\n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00B001\n")
+    (tmp_path / "slow.toml").write_text('[strategies.slow]\ndelay = 7\n'
+                                        '[[books]]\nids = ["B001"]\nstrategies = ["slow"]\n')
+    (tmp_path / "bad.toml").write_text('[strategies.fast]\nwindow = 0\n')
+    (tmp_path / "nokeys").mkdir()
+    (tmp_path / "unreadable.csv").write_text("timestamp,book_id,price\n")
+    (tmp_path / "unreadable.csv").chmod(0)
+    return tmp_path
+
+
+CASES = [
+    # the data file
+    (["--data", "/nonexistent.csv"], "--data /nonexistent.csv: no such file"),
+    (["--data", "/tmp"], "--data /tmp: not a regular file"),
+    (["--wait-for-data"], "--wait-for-data is for --mode follow"),
+    # x against the tick, for --delay and for a config's strategy
+    (["--delay", "10", "--tick", "2"], "--delay 10 s is not shorter than --tick 2 s"),
+    (["--delay", "2", "--tick", "2"], "--delay 2 s is not shorter than --tick 2 s"),
+    (["--config", "{tmp}/slow.toml"], "strategy 'slow': delay 7 s is not shorter than --tick 5 s"),
+    (["--config", "{tmp}/bad.toml"], "strategies.fast.window"),
+    # nothing to price
+    (["--books", ","], "no book to price: --books lists none"),
+    (["--books-file", "{tmp}/empty.txt"], "no book to price: --books-file"),
+    (["--books-file", "{tmp}/comments.txt"], "no book to price: --books-file"),
+    (["--books-file", "{tmp}/binary.txt"], "not UTF-8 text"),
+    (["--books-file", "/nonexistent"], "No such file or directory"),
+    # numbers out of range (each actor's options class checks its own)
+    (["--tick", "0"], "--tick must be within"),
+    (["--api-port", "70000"], "--api-port must be within 0..65535"),
+    (["--api-port", "0"], "--api-port 0 (any free port) leaves the Algorithm nowhere"),
+    (["--workers", "0"], "--workers must be within 1..64"),
+    (["--workers", "1000"], "--workers must be within 1..64"),
+    (["--data-managers", "100"], "--data-managers must be within 1..16"),
+    (["--workers-total", "2000"], "--workers-total must be within 1..1024"),
+    (["--workers", "2", "--workers-total", "3", "--worker-offset", "2"], "exceeds --workers-total 3"),
+    (["--max-in-flight", "0"], "--max-in-flight must be within"),
+    # durations and timeouts
+    (["--hang-timeout", "0"], "--hang-timeout must be within 0.1..3600 s"),
+    (["--hang-timeout", "-1"], "--hang-timeout must be within"),
+    (["--hang-timeout", "nan"], "--hang-timeout must be within"),
+    (["--max-backoff", "0.1"], "--max-backoff must be within 0.5..3600 s"),
+    (["--duration", "0"], "--duration must be within"),
+    (["--duration", "-5"], "--duration must be within"),
+    (["--duration", "inf"], "--duration must be within"),
+    (["--grace", "0"], "--grace must be within"),
+    (["--status-every", "0"], "--status-every must be within"),
+    # actors and endpoints
+    (["--run", "scheduler,bogus"],
+     "--run takes a list of scheduler, datamanager, apiserver, ledger, algorithm, dashboard (unknown: bogus)"),
+    (["--run", ","], "--run takes a list of"),
+    (["--ticks-endpoint", "tcp://127.0.0.1:99999"], "the port must be a number in 1..65535"),
+    (["--ticks-endpoint", "tcp://127.0.0.1:0"], "the port must be a number in 1..65535"),
+    (["--ticks-endpoint", "inproc://x"], "expected tcp://HOST:PORT or ipc://PATH"),
+    (["--ticks-endpoint", "tcp://127.0.0.1:5555,tcp://127.0.0.1:5554"], "--ticks-endpoint takes one endpoint"),
+    (["--data-endpoint", "tcp://127.0.0.1:65535", "--data-managers", "2"], "the port must be a number in 1..65535"),
+    (["--events", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
+    (["--api-url", "ftp://host"], "--api-url ftp://host: expected http://HOST:PORT"),
+    (["--run-dir", "/nonexistent"], "--run-dir /nonexistent: not a directory"),
+    (["--keys", "{tmp}/nokeys"], "cannot load CURVE keys"),
+    # a public address anywhere in a list needs keys (transport.endpoints.is_loopback on lists)
+    (["--data-endpoint", "tcp://127.0.0.1:5556,tcp://8.8.8.8:5556"],
+     "refusing to bind tcp://8.8.8.8:5556 without CURVE keys"),
+    (["--ticks-endpoint", "tcp://0.0.0.0:5599"], "refusing to bind tcp://0.0.0.0:5599 without CURVE keys"),
+    (["--events", "tcp://*:5599"], "refusing to bind tcp://*:5599 without CURVE keys"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CASES, ids=[" ".join(argv) for argv, _ in CASES])
+def test_what_cannot_work_is_refused_in_one_line(argv: list[str], message: str, files: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    line = refusal([arg.replace("{tmp}", str(files)) for arg in argv], capsys)
+    assert message.replace("{tmp}", str(files)) in line
+
+
+def test_an_unreadable_data_file_is_refused(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = files / "unreadable.csv"
+    try:
+        path.open("rb").close()
+        pytest.skip("running as a user who can read a file with mode 000 (root)")
+    except PermissionError:
+        pass
+    assert "Permission denied" in refusal(["--data", str(path)], capsys)
+
+
+@pytest.mark.parametrize("flag", ["--api-port", "--ticks-endpoint", "--data-endpoint", "--events",
+                                  "--heartbeat-endpoint"])
+def test_a_port_in_use_is_refused_at_start(flag: str, taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    value = str(taken_port) if flag == "--api-port" else f"tcp://127.0.0.1:{taken_port}"
+    assert refusal([flag, value], capsys).endswith("already in use")
+
+
+def test_a_port_only_another_launcher_binds_is_not_checked(taken_port: int) -> None:
+    # This launcher runs the Algorithm only: the APIServer's port is someone else's to bind.
+    args = launcher.parse_args(["--run", "algorithm", "--api-port", str(taken_port)])
+    assert args.books_priced == ["B001", "B002", "B003", "B004", "B005"]
+
+
+def test_the_keys_pass_the_check_when_complete(tmp_path: Path) -> None:
+    keys = keygen(tmp_path / "keys")
+    args = launcher.parse_args(["--keys", str(keys), "--ticks-endpoint", "tcp://0.0.0.0:5599", "--data-endpoint",
+                                "tcp://127.0.0.1:5556,tcp://0.0.0.0:5556"])
+    assert args.security.keys is not None
+
+
+def test_the_supervisor_refuses_a_heartbeat_endpoint_it_cannot_bind(taken_port: int) -> None:
+    # What the start-time check cannot see (a port taken between the check and the bind) still ends
+    # in one clear error, not a traceback.
+    with pytest.raises(SupervisorError, match=f"cannot bind the heartbeat endpoint tcp://127.0.0.1:{taken_port}: "
+                                              "Address already in use"):
+        Supervisor([], f"tcp://127.0.0.1:{taken_port}").open()
+
+
+def test_end_to_end_a_typo_in_the_data_path_exits_2_at_once() -> None:
+    done = subprocess.run([sys.executable, "launcher.py", "--data", "/nonexistent.csv"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data /nonexistent.csv: no such file\n", "")
+
+
+def test_end_to_end_one_public_address_in_a_list_needs_keys() -> None:
+    done = subprocess.run([sys.executable, "launcher.py", "--data-endpoint",
+                           "tcp://127.0.0.1:5556, tcp://192.0.2.1:5556"], cwd=REPO, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == ("error: refusing to bind tcp://192.0.2.1:5556 without CURVE keys: pass --keys DIR "
+                           "(python -m transport.security keygen DIR), or --insecure to accept the risk\n")
+
+
+def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    books = tmp_path / "books.txt"
+    books.write_text("\n".join(f"X{i}" for i in range(12)) + "\n")
+    args = launcher.parse_args(["--books-file", str(books)])
+    assert args.books_priced[:2] == ["X0", "X1"] and len(args.books_priced) == 12
+    assert preflight.priced(args.books_priced) == "12 book(s): X0, X1, X2, X3, X4, ..."
+
+
+def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> None:
+    args = launcher.parse_args(["--mode", "follow", "--wait-for-data", "--data", str(tmp_path / "later.csv")])
+    assert args.wait_for_data and args.mode == "follow"
