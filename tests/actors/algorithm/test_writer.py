@@ -3,10 +3,8 @@ stdout nobody reads is not killed as hung."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -17,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.algorithm.writer import PIPE_BUF, OutputWriter, _chunks
+from supervisor.driver import EventFeed
 from tests.helpers import REPO, free_port, run_async, wait_for
 
 
@@ -29,37 +28,38 @@ def test_chunks_are_whole_lines_within_pipe_buf(lines: list[bytes]) -> None:
         assert len(chunk) <= PIPE_BUF or chunk.count(b"\n") == 1  # a long line goes alone
 
 
-STATUS = re.compile(r"status algorithm pid=\d+ .*?counters=(\{.*\})")
-
-
 def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None:
-    """The launcher's stdout is a pipe nobody reads: it fills within a second; the Algorithm goes on
-    (its beats keep coming: no hang kill, no restart) and keeps deciding. (Lines past the buffer are
+    """The launcher's stdout is a pipe nobody reads: it fills within a few seconds; the Algorithm goes
+    on (its beats keep coming: no hang kill, no restart) and keeps deciding. (Lines past the buffer are
     dropped and counted: the next test.)"""
+    events = f"ipc://{ipc_dir}/events.sock"
     command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(ipc_dir),
                "--api-port", str(free_port()), "--tick", "0.05", "--delay", "0", "--hang-timeout", "2",
-               "--status-every", "0.5"]
+               "--status-every", "0.5", "--events", events]
+    lock = threading.Condition()
+    feed = EventFeed(events, lock, None)
     process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    log: list[str] = []
-    reader = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
-    reader.start()
+                               stderr=subprocess.DEVNULL, start_new_session=True)
 
     def counters() -> dict[str, int]:
-        found = [STATUS.search(line) for line in list(log)]
-        last = [m for m in found if m]
-        return dict(ast.literal_eval(last[-1].group(1))) if last else {}
+        with lock:
+            status = feed.latest.get("algorithm")
+            return dict(status.counters) if status is not None else {}
 
     try:
-        # ~100 lines/s of ~250 bytes: a 64 KiB pipe fills in under 3 s, then the 8 MiB buffer...
+        # ~100 lines/s of ~250 bytes: the 64 KiB pipe is full within 3 s, then lines wait in the buffer
         wait_for(lambda: counters().get("decisions", 0) > 300, timeout=40)
         started = time.monotonic()
         wait_for(lambda: time.monotonic() - started > 6, timeout=10)
-        assert not [line for line in log if " hung" in line or "restarting" in line], log[-20:]
+        with lock:
+            hung = [e for e in feed.events if e.event in ("hung", "exited")]
+            status = feed.latest["algorithm"]
+        assert not hung and status.hangs == 0 and status.restarts == 0, hung
         assert counters().get("decisions", 0) > 500  # still deciding while nobody reads
     finally:
         os.killpg(process.pid, 15)
         process.wait(20)
+        feed.close()
 
 
 def test_a_full_pipe_never_blocks_the_loop_and_drops_are_counted() -> None:
