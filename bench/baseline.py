@@ -2,14 +2,17 @@
 JSON line with its rate:
 
 * ``api``  -- the APIServer ceiling: POST /register-request + GET /request-data/<id> pairs per second
-  from one aiohttp client with ``--concurrency`` pairs in flight.
+  from one client with ``--concurrency`` pairs in flight.
 * ``dm``   -- the DataManager ceiling: LastPricesRequests per second from one asyncio DEALER
   (:class:`actors.algorithm.data_client.LastPricesClient`) with ``--concurrency`` requests in flight.
 * ``bare`` -- the bare baseline: ONE plain script doing the Algorithm's per-book steps (DEALER request
   to the DataManager, average, POST, GET, price) with no supervision, no validation, no output
   formatting, ``--concurrency`` books in flight.
 
-Every mode runs ``--warmup`` seconds uncounted, then counts completions for ``--seconds``.
+Every mode runs ``--warmup`` seconds uncounted, then counts completions for ``--seconds``. The HTTP
+client is the Algorithm's own (``--client thin``, :mod:`actors.algorithm.http_client`) unless
+``--client aiohttp``, so the pipeline is compared with a bare script using the same client. Each mode
+also reports its CPU microseconds per completion (process CPU, all threads).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import aiohttp
 import msgpack
@@ -29,9 +34,39 @@ import zmq
 import zmq.asyncio
 
 from actors.algorithm.data_client import LastPricesClient, RequestPolicy
+from actors.algorithm.http_client import HttpClient
 from transport.sockets import Sockets
 
 CENT = Decimal("0.01")
+
+
+class _Http:
+    """POST/GET returning parsed JSON, on the thin client or on aiohttp."""
+
+    def __init__(self, base: str, kind: str, concurrency: int) -> None:
+        self._base = base
+        self._kind = kind
+        self._thin = HttpClient(base, concurrency)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) \
+            if kind == "aiohttp" else None
+
+    async def post(self, path: str, body: bytes) -> Any:
+        if self._session is None:
+            return json.loads((await self._thin.request("POST", path, body, timeout=5.0)).body)
+        async with self._session.post(self._base + path, data=body,
+                                      headers={"Content-Type": "application/json"}) as r:
+            return json.loads(await r.read())
+
+    async def get(self, path: str) -> Any:
+        if self._session is None:
+            return json.loads((await self._thin.request("GET", path, timeout=5.0)).body)
+        async with self._session.get(self._base + path) as r:
+            return json.loads(await r.read())
+
+    async def close(self) -> None:
+        await self._thin.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 async def _drive(step: Callable[[int], Awaitable[None]], concurrency: int, warmup: float,
@@ -56,22 +91,29 @@ async def _drive(step: Callable[[int], Awaitable[None]], concurrency: int, warmu
             if now >= begin and time.monotonic() < end:
                 done += 1
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"completed": float(done), "errors": float(errors), "seconds": seconds, "rate": done / seconds}
+    cpu_begin = 0.0
+
+    async def cpu_at_begin() -> None:
+        nonlocal cpu_begin
+        await asyncio.sleep(warmup)
+        cpu_begin = sum(os.times()[:2])
+
+    await asyncio.gather(cpu_at_begin(), *(worker() for _ in range(concurrency)))
+    cpu = sum(os.times()[:2]) - cpu_begin
+    return {"completed": float(done), "errors": float(errors), "seconds": seconds, "rate": done / seconds,
+            "cpu_us_per_completion": 1e6 * cpu / done if done else 0.0}
 
 
 async def api_mode(args: argparse.Namespace) -> dict[str, float]:
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        base = args.api_url
-
+    http = _Http(args.api_url, args.client, args.concurrency)
+    try:
         async def pair(i: int) -> None:
-            async with session.post(f"{base}/register-request", json={"book": "B001", "price": "12.34"}) as r:
-                rid = (await r.json())["id"]
-            async with session.get(f"{base}/request-data/{rid}") as r:
-                await r.read()
+            rid = (await http.post("/register-request", b'{"book":"B001","price":"12.34"}'))["id"]
+            await http.get(f"/request-data/{rid}")
 
         return await _drive(pair, args.concurrency, args.warmup, args.seconds)
+    finally:
+        await http.close()
 
 
 def _books(args: argparse.Namespace) -> list[str]:
@@ -113,30 +155,27 @@ async def bare_mode(args: argparse.Namespace) -> dict[str, float]:
 
     receiver = asyncio.create_task(receive())
     loop = asyncio.get_running_loop()
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    http = _Http(args.api_url, args.client, args.concurrency)
     try:
-        async with aiohttp.ClientSession(connector=connector) as session:
-            base = args.api_url
+        async def decide(i: int) -> None:
+            book = books[i % len(books)]
+            rid = next(ids)
+            future: asyncio.Future[list[str]] = loop.create_future()
+            pending[rid] = future
+            await sock.send(msgpack.packb([1, 2, rid, book, 0, 5]))
+            try:
+                prices = await asyncio.wait_for(future, 5.0)
+            finally:
+                pending.pop(rid, None)
+            avg = (sum(map(Decimal, prices), Decimal(0)) / len(prices)).quantize(CENT, ROUND_HALF_UP)
+            body = b'{"book":"%s","price":"%s"}' % (book.encode(), str(avg).encode())
+            request_id = (await http.post("/register-request", body))["id"]
+            sold = (await http.get(f"/request-data/{request_id}"))["sold"]
+            (avg * (Decimal("1.1") if sold else Decimal("0.9"))).quantize(CENT, ROUND_HALF_UP)
 
-            async def decide(i: int) -> None:
-                book = books[i % len(books)]
-                rid = next(ids)
-                future: asyncio.Future[list[str]] = loop.create_future()
-                pending[rid] = future
-                await sock.send(msgpack.packb([1, 2, rid, book, 0, 5]))
-                try:
-                    prices = await asyncio.wait_for(future, 5.0)
-                finally:
-                    pending.pop(rid, None)
-                avg = sum(map(Decimal, prices), Decimal(0)) / len(prices)
-                async with session.post(f"{base}/register-request", json={"book": book, "price": str(avg)}) as r:
-                    request_id = (await r.json())["id"]
-                async with session.get(f"{base}/request-data/{request_id}") as r:
-                    sold = (await r.json())["sold"]
-                (avg * (Decimal("1.1") if sold else Decimal("0.9"))).quantize(CENT, ROUND_HALF_UP)
-
-            return await _drive(decide, args.concurrency, args.warmup, args.seconds)
+        return await _drive(decide, args.concurrency, args.warmup, args.seconds)
     finally:
+        await http.close()
         receiver.cancel()
         sock.close(0)
         ctx.destroy(linger=0)
@@ -153,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default="tcp://127.0.0.1:5556", help="DataManager endpoint")
     parser.add_argument("--books-file", default=None)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--client", choices=("thin", "aiohttp"), default="thin",
+                        help="HTTP client: the Algorithm's (thin, on httptools) or aiohttp")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)

@@ -5,8 +5,8 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --quick          # short version (under 2 minutes)
     python -m bench.run --only ticks,idle_cpu
 
-Measurements (each in its own module): throughput, latency, ticks, memory, idle_cpu, cold_read, dashboard,
-catalog, api_server, ledger.
+Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
+cold_read, dashboard, catalog, api_server, ledger.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bench import (
     cold_read,
     common,
     dashboard,
+    http_clients,
     idle_cpu,
     latency,
     ledger,
@@ -40,6 +41,7 @@ from bench.common import Config, Outcome, Row
 
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "throughput": throughput.measure,
+    "http_clients": http_clients.measure,
     "latency": latency.measure,
     "ticks": ticks.measure,
     "memory": memory.measure,

@@ -25,12 +25,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench import common
 from bench.common import Config, Outcome, Row
 from supervisor import driver
+from transport import limits
 
 ROWS_PER_BOOK = 12
 WARMUP_TICKS = 2
@@ -51,15 +53,27 @@ def default_tick(books: int) -> float:
     return max(0.5, books / 20000)
 
 
-def pipeline(books: int, workers: int, tick: float, measured: int) -> dict[str, Any]:
+def _cpu_by_actor(run: common.BenchRun) -> dict[str, float]:
+    """CPU seconds (all threads) of each actor kind so far, Algorithm workers summed."""
+    totals: dict[str, float] = {}
+    for name, pid in run.pids().items():
+        kind = name.split("-")[0]
+        totals[kind] = totals.get(kind, 0.0) + common.cpu_ns(pid) / 1e9
+    return totals
+
+
+def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One launcher run; see the module docstring for what is computed."""
     csv = common.ensure_csv(books, ROWS_PER_BOOK)
     args = ["--data", str(csv), "--books-file", str(books_file(books)), "--tick", repr(tick), "--delay", "0",
             "--workers", str(workers), "--hang-timeout", "10"]
     last = WARMUP_TICKS + measured  # tick whose publication closes the measured window
-    with common.launcher(args) as run:
+    with common.launcher(args + list(extra)) as run:
         run.wait_actors(3 + workers)
+        run.wait_tick(WARMUP_TICKS, timeout=30.0 + (WARMUP_TICKS + 2) * tick)
+        cpu_start = _cpu_by_actor(run)
         run.wait_tick(last, timeout=30.0 + (last + 2) * tick)
+        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in _cpu_by_actor(run).items()}
         time.sleep(min(0.2, tick / 4))
         rss = run.rss()
         counters = run.counters("algorithm")
@@ -103,14 +117,20 @@ def pipeline(books: int, workers: int, tick: float, measured: int) -> dict[str, 
         "decisions_counter": counters.get("decisions", 0), "superseded_ticks": counters.get("superseded_ticks", 0),
         "dm_timeouts": counters.get("dm_timeouts", 0), "http_errors": counters.get("http_errors", 0),
         "dm_rows_read": dm_counters.get("rows_read", 0), "rss_kib": rss, "per_tick": per_tick,
+        # CPU per decision, from /proc: what contention on a shared machine disturbs least
+        "cpu_us_per_decision": {name: 1e6 * used / max(1, achieved) for name, used in cpu.items()},
+        "gc_pause_max_us": counters.get("gc_pause_max_us", 0), "gc_collections": counters.get("gc_collections", 0),
+        "gc_cpu_max_us": counters.get("gc_cpu_max_us", 0),
+        "unstarted": counters.get("unstarted", 0), "extra": list(extra),
     }
 
 
-def run_pipeline(books: int, workers: int = 1, tick: float | None = None, measured: int = 8) -> dict[str, Any]:
-    """Cached per (books, workers, tick, measured) within one bench run."""
+def run_pipeline(books: int, workers: int = 1, tick: float | None = None, measured: int = 8,
+                 extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Cached per (books, workers, tick, measured, extra options) within one bench run."""
     tick = tick if tick is not None else default_tick(books)
-    key = f"pipeline:{books}:{workers}:{tick}:{measured}"
-    return common.cached(key, lambda: pipeline(books, workers, tick, measured))
+    key = f"pipeline:{books}:{workers}:{tick}:{measured}:{' '.join(extra)}"
+    return common.cached(key, lambda: pipeline(books, workers, tick, measured, extra))
 
 
 # --- ceilings -------------------------------------------------------------------------------------
@@ -119,6 +139,7 @@ def run_pipeline(books: int, workers: int = 1, tick: float | None = None, measur
 def _client(mode: str, api_url: str, data: str, books: Path, concurrency: int, seconds: float) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "bench.baseline", mode, "--api-url", api_url, "--data", data,
                           "--books-file", str(books), "--concurrency", str(concurrency), "--seconds", str(seconds),
+                          "--client", "thin",
                           "--warmup", "1"], cwd=common.REPO, capture_output=True, text=True,
                          timeout=seconds + 60, check=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -163,58 +184,97 @@ def ceilings(cfg: Config, books: int) -> dict[str, Any]:
 
 
 def _note(r: dict[str, Any]) -> str:
+    cpu = r.get("cpu_us_per_decision", {})
     return (f"offered {r['offered_per_s']:.0f}/s, achieved {r['achieved_per_s']:.0f}/s, "
             f"burst {r['burst_per_s']:.0f}/s, in-tick {100 * r['in_tick_fraction']:.0f}%, "
-            f"overruns {r['overruns']}, skipped {r['skipped']}")
+            f"overruns {r['overruns']}, unstarted {r.get('unstarted', 0)}, skipped {r['skipped']}, "
+            f"Algorithm CPU {cpu.get('algorithm', 0):.0f} us/decision, GC max pause "
+            f"{r.get('gc_pause_max_us', 0) / 1000:.1f} ms")
+
+
+def capacity(r: dict[str, Any]) -> float:
+    """Decisions per second the pipeline can do: a tick's decisions over the time from its tick to
+    its last line (burst), or what it achieved when overloaded, whichever is larger."""
+    return float(max(r["burst_per_s"], r["achieved_per_s"]))
+
+
+def overload_curve(cfg: Config, cap: float, books: int) -> list[dict[str, Any]]:
+    """Achieved vs offered from 0.5x to 3x the measured capacity (``books`` fixed, the tick varied)."""
+    points = []
+    for factor in cfg.pick((0.5, 1.1, 2.0), (0.5, 0.9, 1.1, 1.5, 2.0, 3.0)):
+        tick = round(max(limits.TICK_MIN, books / (factor * cap)), 3)
+        r = run_pipeline(books, 1, tick=tick, measured=cfg.pick(4, 6))
+        points.append({"factor": factor, "tick": tick, "offered_per_s": r["offered_per_s"],
+                       "achieved_per_s": r["achieved_per_s"], "achieved_vs_capacity": r["achieved_per_s"] / cap,
+                       "per_tick": [t["decisions"] for t in r["per_tick"]]})
+    return points
 
 
 def measure(cfg: Config) -> Outcome:
-    counts = cfg.pick([1, 1000], [1, 100, 1000, 10000, 25000])
-    largest = counts[-1]
-    measured = cfg.pick(4, 8)
     out = Outcome()
-    ceil = common.cached(f"ceilings:{largest}:{cfg.quick}", lambda: ceilings(cfg, largest))
+    books = cfg.pick(2000, CAPACITY_BOOKS)
+    measured = cfg.pick(4, 6)
+    ceil = common.cached(f"ceilings:{books}:{cfg.quick}", lambda: ceilings(cfg, books))
     bare = float(ceil["bare"]["rate"])
     api = float(ceil["api"]["rate"])
     out.raw["ceilings"] = ceil
     runs: list[dict[str, Any]] = []
-    for books in counts:
-        r = run_pipeline(books, 1, measured=measured)
-        runs.append(r)
-        out.rows.append(Row(f"pipeline decisions/s, {books} books, tick {r['tick']}s", r["sustained_per_s"],
-                            "/s", bare, "bare", note=_note(r)))
-    for workers in cfg.pick([2], [2, 4]):
-        r = run_pipeline(largest, workers, measured=measured)
-        runs.append(r)
-        out.rows.append(Row(f"pipeline decisions/s, {largest} books, {workers} workers", r["sustained_per_s"],
-                            "/s", bare, "bare", note=_note(r)))
-    # Capacity: a tick long enough for the measured rate (burst, or achieved when overloaded), at the
-    # largest book count <= 10k (beyond, that tick would be tens of seconds).
-    cap_books = max(b for b in counts if b <= CAPACITY_BOOKS)
-    rate = max(max(r["burst_per_s"], r["achieved_per_s"]) for r in runs if r["books"] == cap_books)
-    cap_tick = round(max(0.1, cap_books / (CAPACITY_LOAD * rate)), 2) if rate > 0 else default_tick(cap_books)
-    cap = run_pipeline(cap_books, 1, tick=cap_tick, measured=cfg.pick(4, 3))
-    runs.append(cap)
-    out.rows.append(Row(f"pipeline decisions/s, {cap_books} books, capacity tick {cap_tick}s",
-                        cap["sustained_per_s"], "/s", bare, "bare", note=_note(cap)))
-    kept = [r for r in runs if r["keeps_up"]]
-    best = max(kept or runs, key=lambda r: r["sustained_per_s"])
-    best_rate = float(best["sustained_per_s"])
-    label = f"{best['books']} books, {best['workers']} worker(s), tick {best['tick']}s" + (
-        "" if best["keeps_up"] else " (with overruns)")
-    out.rows.append(Row(f"best sustained decisions/s without overruns ({label})", best_rate, "/s",
-                        target=">= 5,000/s", met=best_rate >= TARGET_RATE and best["keeps_up"]))
-    out.rows.append(Row("pipeline vs bare baseline", best_rate, "/s", bare, "bare decisions/s", ">= 1.0x",
-                        met=best_rate >= bare))
-    out.rows.append(Row("pipeline vs APIServer ceiling", best_rate, "/s", api, "API pairs/s", ">= 0.7x",
-                        met=best_rate >= 0.7 * api))
-    out.rows.append(Row("ceiling: APIServer alone, POST+GET pairs/s (aiohttp, 64 in flight)", api, "/s",
+
+    # The black-box run of issue 10: default options, 2 s tick, x = 0, --json.
+    main = run_pipeline(books, 1, tick=2.0, measured=measured)
+    runs.append(main)
+    cap = capacity(main)
+    out.rows.append(Row(f"decisions/s, {books} books, 2 s tick, default options (every book every tick?)",
+                        main["sustained_per_s"], "/s", target="every book every tick" if books == CAPACITY_BOOKS
+                        else "", met=main["keeps_up"] if books == CAPACITY_BOOKS else None, note=_note(main)))
+    out.rows.append(Row(f"capacity, {books} books (a tick's decisions / time from tick to last line)", cap, "/s",
+                        bare, "bare", target=">= 6,500/s" if books == CAPACITY_BOOKS else "",
+                        met=cap >= 6500 if books == CAPACITY_BOOKS else None))
+    cpu = main["cpu_us_per_decision"]
+    bare_cpu = float(ceil["bare"].get("cpu_us_per_completion", 0.0))
+    out.rows.append(Row("Algorithm CPU per decision (process CPU / decisions, from /proc)", cpu.get("algorithm", 0.0),
+                        "us", bare_cpu or None, "bare script CPU per decision",
+                        note=", ".join(f"{k} {v:.0f} us" for k, v in cpu.items())))
+    out.rows.append(Row("GC: longest collection pause in the Algorithm during the run",
+                        main["gc_pause_max_us"] / 1000, "ms", target="< 10 ms", met=main["gc_pause_max_us"] < 10_000,
+                        note=f"{main['gc_collections']} collections; most CPU in one: "
+                        f"{main.get('gc_cpu_max_us', 0) / 1000:.1f} ms (the wall pause also holds waits for a core)"))
+    out.rows.append(Row("pipeline capacity vs bare baseline (same HTTP client)", cap, "/s", bare, "bare decisions/s",
+                        ">= 1.0x", met=cap >= bare))
+
+    # Batched calls (issue 10 part 2).
+    big = cfg.pick(20_000, 100_000)
+    batched = run_pipeline(big, 1, tick=2.0, measured=measured, extra=("--api-batch", "500"))
+    runs.append(batched)
+    spans = sorted(t["span_s"] for t in batched["per_tick"])
+    out.raw["batched_tick_span_p99_s"] = common.percentile(spans, 99) if spans else None
+    out.rows.append(Row(f"decisions/s, {big} books, 2 s tick, --api-batch 500", batched["achieved_per_s"], "/s",
+                        target=">= 50,000/s" if big == 100_000 else "",
+                        met=batched["achieved_per_s"] >= 50_000 if big == 100_000 else None,
+                        note=_note(batched) + f"; tick completion p99 {out.raw['batched_tick_span_p99_s']}s; "
+                        f"Algorithm RSS {batched['rss_kib'].get('algorithm', 0)} KiB"))
+
+    # Overload: achieved vs offered.
+    curve = overload_curve(cfg, cap, books)
+    out.raw["overload_curve"] = curve
+    for point in curve:
+        target = ">= 90% of capacity" if point["factor"] == 1.1 else ""
+        out.rows.append(Row(f"overload: offered {point['factor']}x capacity ({point['offered_per_s']:.0f}/s), achieved",
+                            point["achieved_per_s"], "/s", cap, "capacity", target,
+                            met=point["achieved_vs_capacity"] >= 0.9 if point["factor"] == 1.1 else None,
+                            note=f"per tick {point['per_tick']}"))
+
+    if not cfg.quick:
+        two = run_pipeline(books, 2, tick=2.0, measured=measured)
+        runs.append(two)
+        out.rows.append(Row(f"capacity, {books} books, 2 Algorithm workers", capacity(two), "/s", cap,
+                            "1 worker", note=_note(two)))
+
+    out.rows.append(Row("ceiling: APIServer alone, POST+GET pairs/s (thin client, 64 in flight)", api, "/s",
                         note=f"errors {ceil['api']['errors']:.0f}"))
-    if ceil["wrk_post_req_per_s"] is not None:
-        out.rows.append(Row("ceiling: APIServer alone, wrk POST req/s (64 conns)", ceil["wrk_post_req_per_s"], "/s"))
     out.rows.append(Row("ceiling: DataManager alone, requests/s (LastPricesClient, 500 in flight)",
                         float(ceil["dm"]["rate"]), "/s"))
-    out.rows.append(Row("bare baseline (bench/baseline.py bare, 128 in flight), decisions/s", bare, "/s",
-                        note=f"errors {ceil['bare']['errors']:.0f}"))
+    out.rows.append(Row("bare baseline (bench/baseline.py bare, thin client, 128 in flight), decisions/s", bare,
+                        "/s", note=f"errors {ceil['bare']['errors']:.0f}"))
     out.raw["runs"] = [{k: v for k, v in r.items() if k != "latencies_s"} for r in runs]
     return out

@@ -38,6 +38,9 @@ BOOKS_MAX: Final = 1_000_000  # distinct books the DataManager keeps, and pairs 
 TICK_MIN: Final = 0.01  # seconds between ticks
 TICK_MAX: Final = 86_400.0
 DELAY_MAX: Final = Decimal(3600)  # x, seconds between registering a request and reading it
+# A tick whose due time (t0 + seq * interval) is further than this from the receiver's wall clock is
+# implausible (a forged or corrupt seq, or a clock off by more than this) and is refused.
+TICK_CLOCK_SKEW_MAX: Final = 60.0
 
 # --- processes and endpoints ------------------------------------------------------------------------
 LAUNCHER_WORKERS_MAX: Final = 64  # Algorithm processes one launcher starts (each ~40 MiB)

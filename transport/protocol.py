@@ -53,12 +53,15 @@ class MessageType(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Published by the Scheduler. ``seq`` counts whole intervals since the run's start ``t0``."""
+    """Published by the Scheduler. ``seq`` counts whole intervals since the run's start ``t0``; a
+    run is identified by ``(t0, interval)``, so a receiver tells a restarted Scheduler's new run (seq
+    from 0 again) from ticks going backwards, and checks a seq against the wall clock."""
 
     seq: int
     scheduled_at: float  # t0 + seq * interval, wall clock seconds
     sent_at: float
-    interval: float
+    interval: float  # seconds, within limits.TICK_MIN..TICK_MAX
+    t0: float = 0.0  # the run's start, wall clock seconds (epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +240,8 @@ def encode(message: Message) -> bytes:
     fields: list[Any]
     match message:
         case Tick():
-            fields = [MessageType.TICK, message.seq, message.scheduled_at, message.sent_at, message.interval]
+            fields = [MessageType.TICK, message.seq, message.scheduled_at, message.sent_at, message.interval,
+                      message.t0]
         case LastPricesRequest():
             fields = [
                 MessageType.LAST_PRICES_REQUEST,
@@ -330,6 +334,16 @@ def _decimal(value: Any, name: str) -> Decimal:
 def _prices(value: Any, name: str) -> tuple[Decimal, ...]:
     if type(value) is not list or len(value) > MAX_WINDOW:
         raise ProtocolError(f"{name}: expected a list of at most {MAX_WINDOW} prices")
+    # The checks of _decimal, done in bulk (a batch reply holds thousands of prices); any doubt goes
+    # back to _decimal for the exact error.
+    if all(type(v) is str and len(v) <= 40 for v in value):
+        try:
+            prices = tuple(map(Decimal, value))
+        except InvalidOperation:
+            pass
+        else:
+            if all(p.is_finite() for p in prices):
+                return prices
     return tuple(_decimal(v, name) for v in value)
 
 
@@ -353,7 +367,7 @@ def _counters(value: Any) -> dict[str, int]:
 
 
 _ARITY: Final = MappingProxyType({
-    MessageType.TICK: 4,
+    MessageType.TICK: 5,
     MessageType.LAST_PRICES_REQUEST: 4,
     MessageType.LAST_PRICES_REPLY: 5,
     MessageType.DECISION: 11,
@@ -440,8 +454,12 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(f"{kind.name}: expected {_ARITY[kind]} fields, got {len(f)}")
     match kind:
         case MessageType.TICK:
-            return Tick(_int(f[0], "seq"), _float(f[1], "scheduled_at"), _float(f[2], "sent_at"),
-                        _float(f[3], "interval"))
+            interval = _float(f[3], "interval")
+            if not limits.TICK_MIN <= interval <= limits.TICK_MAX:  # <= 0 would make every seq plausible
+                raise ProtocolError(f"interval: expected {limits.TICK_MIN}..{limits.TICK_MAX:.0f} seconds, "
+                                    f"got {interval!r:.40}")
+            return Tick(_int(f[0], "seq"), _float(f[1], "scheduled_at"), _float(f[2], "sent_at"), interval,
+                        _float(f[4], "t0"))
         case MessageType.LAST_PRICES_REQUEST:
             count = _int(f[3], "count", 1)
             if count > MAX_WINDOW:

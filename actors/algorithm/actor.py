@@ -2,56 +2,49 @@
 
 Per pair and tick: ask the DataManager for the competitor's last prices, average them, register a
 request with the APIServer at the price now being set, wait the strategy's delay x, read whether the
-book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.pricing`).
+book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.algorithm.pricing`).
 
-Bounds, so a slow peer can never make work pile up: a pair has at most one decision in flight (a tick
-that finds it still busy is an *overrun*, counted and skipped, never queued); DataManager and HTTP
-requests in flight are capped by FIFO semaphores; each tick seq is handled at most once, so no
-(book, strategy, tick) is decided twice. A failed step skips that decision with a log line and a
-counter; the pair is tried again on the next tick.
+The jobs, one module each: ``ticks`` (which ticks to follow, the receive loop), ``dispatch`` (which
+pair next: at most one decision in flight per pair, at most one per (book, strategy, tick), a pair
+freed late still decides for the newest tick), ``pool`` (a fixed pool of worker coroutines doing
+every step), ``pipeline`` (the steps and checks of a decision), ``writer`` (printing without ever
+blocking the loop). A failed step skips that decision with a log line and a counter; the pair is
+tried again on the next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
-import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import TextIO
 
-import aiohttp
 import zmq
 import zmq.asyncio
 
 from actors import runtime
-from actors.algorithm.api_client import ApiClient, ApiError, HttpPolicy
+from actors.algorithm import gc_watch
+from actors.algorithm.api_client import ApiClient, HttpPolicy
 from actors.algorithm.config import ConfigError, load_config
-from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.data_client import LastPricesClient, RequestPolicy
+from actors.algorithm.dispatch import Dispatcher
+from actors.algorithm.http_client import HttpClient
 from actors.algorithm.options import AlgorithmOptions, book_ids
-from actors.algorithm.output import format_human, format_json
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice, to_cents
-from actors.algorithm.strategies import Pair, Strategy, dispatch_order, owned_pairs, pairs_for
+from actors.algorithm.output import format_human, format_json_bytes
+from actors.algorithm.pipeline import Pipeline
+from actors.algorithm.pool import Pool
+from actors.algorithm.pricing import PricingRule
+from actors.algorithm.strategies import Pair, Strategy, owned_pairs, pairs_for
+from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
+from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
-from transport import endpoints, protocol
+from transport import endpoints
 from transport.logs import RateLimitedLog
-from transport.protocol import Decision, ProtocolError, Tick
-from transport.sockets import TICK_HWM, Sockets
+from transport.protocol import Decision, Tick
+from transport.sockets import Sockets
 
 log = logging.getLogger(ALGORITHM.name)
-
-def _real_fd(out: TextIO) -> int | None:
-    """The file descriptor behind ``out`` if it is the process's stdout, else None (tests pass a
-    StringIO)."""
-    if out is not sys.__stdout__:
-        return None
-    try:
-        out.flush()
-        return out.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 class Algorithm:
@@ -67,7 +60,10 @@ class Algorithm:
         json_output: bool = False,
         dm_policy: RequestPolicy | None = None,
         http_policy: HttpPolicy | None = None,
+        api_batch: int = 1,
+        dm_batch: int = 200,
         drain_timeout: float = 3.0,
+        tune_gc: bool = False,
         name: str = "algorithm",
     ) -> None:
         self.name = name
@@ -76,155 +72,89 @@ class Algorithm:
         self._data = tuple(data)
         self._api_url = api_url
         self._pairs = tuple(pairs)
-        self._out = out
-        self._out_fd = _real_fd(out)
-        self._format = format_json if json_output else format_human
+        self._json = json_output
         self._dm_policy = dm_policy or RequestPolicy()
         self._http_policy = http_policy or HttpPolicy()
         self._drain_timeout = drain_timeout
-        self._last_seq = -1
-        self._busy: set[tuple[str, str]] = set()  # pairs with a decision in flight: <= len(pairs)
-        self._registered: dict[tuple[str, str], Decimal] = {}  # last decided price: <= len(pairs)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._skips = RateLimitedLog(log)
-        self._own: dict[str, int] = {
-            "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0,
-            "decisions": 0, "skipped": 0, "overruns": 0, "output_errors": 0, "last_tick": -1,
-        }
-        self._dm: LastPricesClient | None = None
-        self._api: ApiClient | None = None
+        self._tune_gc = tune_gc
+        self._dispatcher = Dispatcher(len(self._pairs))
+        self._writer = OutputWriter(out)
+        self._intake = TickReceiver(TickGate(), self._on_tick)
+        self._gc = gc_watch.GcWatch()
+        self._log = RateLimitedLog(log)
+        self._own = {"overruns": 0, "unstarted": 0, "missed": 0}
+        self._last_seq: int | None = None  # of the run followed
+        self._dm = LastPricesClient(sockets, self._data, self._dm_policy)
+        self._http = HttpClient(api_url, self._http_policy.max_in_flight)
+        self._api = ApiClient(self._http, self._http_policy)
+        self._pipeline = Pipeline(self._pairs, self._dispatcher, self._dm, self._api, self._emit,
+                                  dm_batch=dm_batch, api_batch=api_batch)
+        self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=self._http_policy.max_in_flight,
+                          api_batch=api_batch, dm_batch=dm_batch)
+        self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
+                       self._pipeline.counters, self._dm.counters, self._api.counters]
 
     @property
     def counters(self) -> dict[str, int]:
-        merged = dict(self._own)
-        if self._dm is not None:
-            merged.update(self._dm.counters)
-        if self._api is not None:
-            merged.update(self._api.counters)
+        merged: dict[str, int] = {}
+        for part in self._parts:
+            merged.update(part)
+        merged["in_flight"] = self._dispatcher.busy
         return merged
 
-    # --- one decision --------------------------------------------------------------------------
-
-    async def _decide(self, pair: Pair, tick: Tick, dm: LastPricesClient, api: ApiClient) -> None:
-        strategy = pair.strategy
-        try:
-            reply = await dm.last_prices(pair.book, tick.seq, strategy.rule.window)
-            if len(reply.prices) != strategy.rule.window:
-                raise RequestFailed(f"expected {strategy.rule.window} prices, got {len(reply.prices)}")
-            avg = avg_comp_price(reply.prices)
-            registered = self._registered.get(pair.key)
-            if registered is None:  # first tick: register the average, in cents like every price sent
-                registered = to_cents(avg)
-            request_id = await api.register_request(pair.book, strategy.name, registered)
-            await asyncio.sleep(float(strategy.delay))
-            sold = await api.request_data(request_id)
-            price = reprice(avg, sold, strategy.rule)
-            self._registered[pair.key] = price
-            self._emit(Decision(time.time(), tick.seq, pair.book, strategy.name, reply.prices, avg,
-                                request_id, sold, price))
-        except (RequestFailed, ApiError) as exc:
-            self._own["skipped"] += 1
-            self._skips.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (retried next tick)",
-                                pair.book, strategy.name, tick.seq, exc)
-        finally:
-            self._busy.discard(pair.key)
+    def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
+        # Pair-ticks with no decision attempt: ticks never seen (superseded, lost) and pairs a tick
+        # could not start before the next one (what a slow consumer of this output must expect).
+        gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
+        self._last_seq = tick.seq
+        late = self._dispatcher.new_tick(tick.seq)
+        self._own["missed"] += late.unstarted + max(0, gap) * len(self._pairs)
+        if late.overruns or late.unstarted:
+            # Not lost: each of these pairs decides for this newest tick as soon as it can.
+            self._own["overruns"] += late.overruns
+            self._own["unstarted"] += late.unstarted
+            self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d not started "
+                              "for it: they decide for this tick instead", tick.seq, late.overruns, late.unstarted)
+        self._pool.new_tick(tick)
 
     def _emit(self, decision: Decision) -> None:
-        line = self._format(decision) + "\n"
-        try:
-            if self._out_fd is not None:
-                # One write(2) per line, no buffer: the line is out (and whole: < PIPE_BUF) at once.
-                os.write(self._out_fd, line.encode())
-            else:
-                self._out.write(line)
-                self._out.flush()
-        except OSError as exc:  # e.g. stdout closed by `| head`: say so, count it, keep serving
-            self._own["output_errors"] += 1
-            self._skips.warning("output", "could not print the decision for book=%s strategy=%s tick=%d: %s",
-                                decision.book, decision.strategy, decision.tick, exc)
-            return
-        self._own["decisions"] += 1
-
-    # --- ticks ---------------------------------------------------------------------------------
-
-    def _on_tick(self, tick: Tick, group: asyncio.TaskGroup, dm: LastPricesClient, api: ApiClient) -> None:
-        if tick.seq <= self._last_seq:
-            self._own["stale_ticks"] += 1  # already handled: a (book, strategy, tick) is decided once
-            return
-        self._last_seq = tick.seq
-        self._own["ticks"] += 1
-        self._own["last_tick"] = tick.seq
-        overruns = 0
-        for pair in dispatch_order(self._pairs, tick.seq):
-            if pair.key in self._busy:
-                overruns += 1
-                continue
-            self._busy.add(pair.key)
-            task = group.create_task(self._decide(pair, tick, dm, api))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if overruns:
-            self._own["overruns"] += overruns
-            self._skips.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick: skipped",
-                                tick.seq, overruns)
-
-    async def _next_tick(self, sub: zmq.asyncio.Socket) -> Tick | None:
-        """The newest tick on the socket (waiting for one), or None if only garbage arrived."""
-        frames = [await sub.recv()]
-        for _ in range(TICK_HWM):
-            try:
-                frames.append(await sub.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                break
-        newest: Tick | None = None
-        for frame in frames:
-            try:
-                message = protocol.decode_as(frame, Tick)
-            except ProtocolError as exc:
-                self._own["bad_frames"] += 1
-                self._skips.warning("bad_tick", "rejected a frame on the tick socket: %s", exc)
-                continue
-            if newest is not None:
-                self._own["superseded_ticks"] += 1  # we fell behind: serve the present, not the backlog
-            newest = message
-        return newest
-
-    async def _tick_loop(self, sub: zmq.asyncio.Socket, group: asyncio.TaskGroup, dm: LastPricesClient,
-                         api: ApiClient) -> None:
-        while True:
-            tick = await self._next_tick(sub)
-            if tick is not None:
-                self._on_tick(tick, group, dm, api)
-
-    # --- loop ----------------------------------------------------------------------------------
+        if self._json:
+            self._writer.write(format_json_bytes(decision) + b"\n")
+        else:
+            self._writer.write((format_human(decision) + "\n").encode())
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._ticks)
-        dm = self._dm = LastPricesClient(self._sockets, self._data, self._dm_policy)
-        connector = aiohttp.TCPConnector(limit=self._http_policy.max_in_flight, ttl_dns_cache=None)
+        dm, pool = self._dm, self._pool
         log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._pairs),
                  self._ticks, ",".join(self._data), self._api_url)
+        self._writer.start()
+        if self._tune_gc:
+            gc_watch.tune()
         try:
-            # No cookies, no compression, no automatic headers: none is used by the API, and each
-            # costs time on every request of the hot path.
-            async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                             auto_decompress=False,
-                                             skip_auto_headers=("User-Agent", "Accept-Encoding")) as session, \
-                    asyncio.TaskGroup() as group:
-                api = self._api = ApiClient(session, self._api_url, self._http_policy)
-                receiver = group.create_task(dm.run())
-                ticks = group.create_task(self._tick_loop(sub, group, dm, api))
-                await stop.wait()  # every loop waits on its socket with no timeout: idle costs nothing
-                ticks.cancel()
-                # Let decisions in flight finish (none is lost to a clean stop), within a bound.
-                if self._tasks:
-                    await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
-                for task in self._tasks:
-                    task.cancel()
-                receiver.cancel()
+            with self._gc:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(dm.run()), group.create_task(pool.run())]
+                    intake = group.create_task(self._intake.run(sub))
+                    await stop.wait()  # every loop waits on its socket with no timeout: idle costs nothing
+                    intake.cancel()
+                    pool.stop_starting()
+                    await self._drain()
+                    for task in tasks:
+                        task.cancel()
         finally:
             sub.close(linger=0)
             dm.close()
+            await self._http.close()
+            if not await self._writer.aclose(self._drain_timeout):
+                log.warning("stdout is not being read: decisions still waiting to be printed are lost")
+
+    async def _drain(self) -> None:
+        """Let decisions in flight finish (none is lost to a clean stop), within a bound."""
+        try:
+            await asyncio.wait_for(self._pool.drained.wait(), self._drain_timeout)
+        except TimeoutError:
+            log.warning("stopping with %d decision(s) still in flight", self._dispatcher.busy)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -242,12 +172,14 @@ def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = 
         all_pairs = pairs_for(book_ids(options), [Strategy("default", PricingRule(), options.delay)])
     pairs = list(owned_pairs(all_pairs, options.worker, options.workers_total))
     name = ALGORITHM.instance(options.worker, options.workers_total)
+    http_policy = HttpPolicy(timeout=options.http_timeout, max_in_flight=options.max_in_flight,
+                             rate=options.api_rate, burst=options.api_burst)
 
     def make(sockets: Sockets[zmq.asyncio.Socket]) -> runtime.Actor:
         return Algorithm(
             sockets, ticks=options.ticks, data=endpoints.split_list(options.data), api_url=options.api_url,
             pairs=pairs, json_output=options.json, dm_policy=RequestPolicy(timeout=options.dm_timeout),
-            http_policy=HttpPolicy(timeout=options.http_timeout, max_in_flight=options.max_in_flight),
+            http_policy=http_policy, api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True,
             name=name,
         )
 

@@ -1,5 +1,6 @@
 """The Algorithm's side of the DataManager: a DEALER client asking for the last competitor prices of a
-book, many requests in flight on one socket, matched to replies by ``request_id``."""
+book (``LastPricesRequest``) or of many books at once (``WindowsRequest``), many requests in flight
+on one socket, matched to replies by ``request_id``."""
 
 from __future__ import annotations
 
@@ -7,22 +8,46 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
 
 from transport import protocol
 from transport.logs import RateLimitedLog
-from transport.protocol import LastPricesReply, LastPricesRequest, ProtocolError
+from transport.protocol import (
+    LastPricesReply,
+    LastPricesRequest,
+    ProtocolError,
+    WindowsReply,
+    WindowsRequest,
+)
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)
 
+_R = TypeVar("_R", LastPricesReply, WindowsReply)
+DRAIN_MAX = 1000  # replies handled per turn of the receive loop before it yields
+PROBE_GRACE = 0.25  # s: a batch unanswered this long after a single request was is not understood
+REPROBE_AFTER = 60.0  # s: then try batches again (the DataManager may have been upgraded)
+
 
 class RequestFailed(Exception):
     """The DataManager did not answer in time after every retry, or refused the request."""
+
+
+class Refused(RequestFailed):
+    """The DataManager answered with an error for this book (e.g. it has no prices for it)."""
+
+
+class NoReply(RequestFailed):
+    """The request was sent (on its last attempt) and no reply came in time."""
+
+
+class BatchesUnsupported(RequestFailed):
+    """The DataManager answers LastPricesRequest but not WindowsRequest (a version before it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +57,11 @@ class RequestPolicy:
     timeout: float = 1.0
     retries: int = 2  # attempts after the first
     max_in_flight: int = 1000
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 class LastPricesClient:
@@ -52,11 +82,15 @@ class LastPricesClient:
         self._endpoints = tuple(endpoints)
         self._policy = policy
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[LastPricesReply]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
         self._rlog = RateLimitedLog(log)
+        # Whether the DataManager answers WindowsRequest: None until a first batch tells (probed
+        # beside a single request, so a DataManager from before batches costs one timeout, not a tick).
+        self.batches: bool | None = None
+        self._reprobe_at = 0.0
         self.counters: dict[str, int] = {
             "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
         }
@@ -85,15 +119,19 @@ class LastPricesClient:
                     raise
                 continue
             self._on_frame(frame)
-            for _ in range(1000):  # drain what else has arrived, bounded so the loop stays fair
+            for _ in range(DRAIN_MAX):  # drain what else has arrived, bounded so the loop stays fair
                 try:
                     self._on_frame(await sock.recv(zmq.NOBLOCK))
                 except zmq.Again:
                     break
+            # recv() hands back done futures while replies are queued: a flood would never suspend us
+            await asyncio.sleep(0)
 
     def _on_frame(self, frame: bytes) -> None:
         try:
-            reply = protocol.decode_as(frame, LastPricesReply)
+            reply = protocol.decode(frame)
+            if not isinstance(reply, LastPricesReply | WindowsReply):
+                raise ProtocolError(f"unexpected {type(reply).__name__} (expected a reply)")
         except ProtocolError as exc:
             self.counters["dm_bad_frames"] += 1
             self._rlog.warning("bad_frame", "rejected a frame from the DataManager: %s", exc)
@@ -107,15 +145,71 @@ class LastPricesClient:
 
     async def last_prices(self, book: str, tick: int, count: int) -> LastPricesReply:
         """The window for ``book`` at ``tick``; raise :class:`RequestFailed` after the last retry."""
+        reply = await self._ask(lambda rid: LastPricesRequest(rid, book, tick, count), LastPricesReply,
+                                f"{book}@{tick}")
+        if reply.error:
+            raise Refused(f"DataManager refused {book}@{tick}: {reply.error}")
+        return reply
+
+    async def windows(self, tick: int, count: int, books: Sequence[str]) -> WindowsReply:
+        """The windows of many ``books`` at ``tick`` in one request (at most
+        ``limits.BATCH_BOOKS_MAX`` books, books x count <= ``limits.BATCH_PRICES_MAX``); per-book
+        failures are in the reply's ``errors``; raise :class:`RequestFailed` after the last retry."""
+        books = tuple(books)
+        if self.batches is False and time.monotonic() >= self._reprobe_at:
+            self.batches = None
+        if self.batches is False:
+            raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
+        if self.batches is None:
+            reply = await self._probe(tick, count, books)
+        else:
+            reply = await self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
+                                    f"{len(books)} books@{tick}")
+        if len(reply.windows) != len(books):
+            raise RequestFailed(f"DataManager answered {len(reply.windows)} windows for {len(books)} books")
+        return reply
+
+    async def _probe(self, tick: int, count: int, books: tuple[str, ...]) -> WindowsReply:
+        """A first batch, beside a single request for its first book: if the single one is answered
+        and the batch not within PROBE_GRACE after it, the DataManager predates WindowsRequest; single
+        requests are used from then on, and batches are tried again after REPROBE_AFTER seconds (a
+        slow first batch then costs a minute of single requests, not batches for good)."""
+        batch = asyncio.ensure_future(self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
+                                                "a first batch", probing=True))
+        try:
+            try:
+                await self.last_prices(books[0], tick, count)
+                answered = True
+            except Refused:
+                answered = True
+            except RequestFailed:
+                answered = False
+            if answered:
+                done, _ = await asyncio.wait({batch}, timeout=PROBE_GRACE)
+                if not done:
+                    self.batches = False
+                    self._reprobe_at = time.monotonic() + REPROBE_AFTER
+                    log.warning("the DataManager answers single requests but not WindowsRequest (a version "
+                                "before batches?): one LastPricesRequest per book for the next %.0fs",
+                                REPROBE_AFTER)
+                    raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
+            reply = await batch
+        finally:
+            batch.cancel()  # done already, or given up: never left running
+        self.batches = True
+        return reply
+
+    async def _ask(self, make: Callable[[int], LastPricesRequest | WindowsRequest], kind: type[_R],
+                   what: str, probing: bool = False) -> _R:
         async with self._slots:
             last_error = "no attempt"
             for _attempt in range(1 + self._policy.retries):
                 request_id = next(self._ids)
-                future: asyncio.Future[LastPricesReply] = asyncio.get_running_loop().create_future()
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._pending[request_id] = future
                 self.counters["dm_requests"] += 1
                 try:
-                    frame = protocol.encode(LastPricesRequest(request_id, book, tick, count))
+                    frame = protocol.encode(make(request_id))
                     try:
                         await self._socket.send(frame, zmq.NOBLOCK)
                     except zmq.Again:
@@ -123,20 +217,25 @@ class LastPricesClient:
                         await asyncio.sleep(min(0.1, self._policy.timeout))
                         continue
                     sent_on = self._socket
+                    # A timer on the future, not asyncio.timeout(): a third of the cost per request.
+                    expiry = asyncio.get_running_loop().call_later(self._policy.timeout, _expire, future)
                     try:
-                        async with asyncio.timeout(self._policy.timeout):
-                            reply = await future
+                        reply = await future
                     except TimeoutError:
                         self.counters["dm_timeouts"] += 1
                         last_error = f"no reply within {self._policy.timeout}s"
-                        self._note_timeout(sent_on)
+                        if not probing:  # an older DataManager ignores a probe: that is no sign of death
+                            self._note_timeout(sent_on)
                         continue
+                    finally:
+                        expiry.cancel()
                 finally:
                     self._pending.pop(request_id, None)
-                if reply.error:
-                    raise RequestFailed(f"DataManager refused {book}@{tick}: {reply.error}")
+                if not isinstance(reply, kind):
+                    raise RequestFailed(f"DataManager answered {what} with a {type(reply).__name__}")
                 return reply
-            raise RequestFailed(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
+            failure = NoReply if last_error.startswith("no reply") else RequestFailed
+            raise failure(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
 
     def _note_timeout(self, sent_on: zmq.asyncio.Socket) -> None:
         # One lost reply while others arrive is just a retry; silence for a whole timeout means the
@@ -150,6 +249,7 @@ class LastPricesClient:
                            self._policy.timeout)
         old, self._socket = self._socket, self._open()
         self._last_reply_at = time.monotonic()
+        self.batches = None  # a restarted DataManager may be another version: ask again
         old.close(linger=0)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ memory.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -46,13 +47,32 @@ class PricingOptions:
     config: str | None = option(None, "TOML file listing books and their strategies (overrides --books and "
                                 "--delay); see repricer.example.toml", metavar="FILE")
     json: bool = option(False, "print decisions as JSON lines")
-    max_in_flight: int = option(64, "HTTP requests in flight at most", metavar="N")
+    max_in_flight: int = option(64, "HTTP requests in flight at most: the size of each Algorithm worker's "
+                                "pool of coroutines", metavar="N")
     dm_timeout: float = option(1.0, "DataManager reply timeout per attempt", metavar="S")
     http_timeout: float = option(2.0, "APIServer timeout per request", metavar="S")
+    api_batch: int = option(1, "pairs per APIServer call: 1 = one POST /register-request and one GET "
+                            f"/request-data/<id> per decision; 2..{limits.API_BATCH_MAX} = POST /register-requests "
+                            "and POST /request-data with that many items", metavar="N")
+    api_rate: float = option(0.0, "APIServer calls per second per endpoint at most (a token bucket; a batch "
+                             "call counts as one); 0 = unpaced. A 429's retry_after is obeyed either way",
+                             metavar="R")
+    api_burst: int = option(10, "calls the token bucket of --api-rate lets through at once", metavar="B")
+    dm_batch: int = option(200, "books per DataManager request: 1 = one LastPricesRequest per book; "
+                           f"2..{limits.BATCH_BOOKS_MAX} = one WindowsRequest for that many books of a tick",
+                           metavar="N")
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_in_flight <= 10_000:
             raise ValueError("--max-in-flight must be within 1..10000")
+        if not 1 <= self.api_batch <= limits.API_BATCH_MAX:
+            raise ValueError(f"--api-batch must be within 1..{limits.API_BATCH_MAX}")
+        if not 1 <= self.dm_batch <= limits.BATCH_BOOKS_MAX:
+            raise ValueError(f"--dm-batch must be within 1..{limits.BATCH_BOOKS_MAX}")
+        if not (math.isfinite(self.api_rate) and 0 <= self.api_rate <= 1_000_000):
+            raise ValueError("--api-rate must be within 0..1000000 calls per second")
+        if not 1 <= self.api_burst <= 1_000_000:
+            raise ValueError("--api-burst must be within 1..1000000")
         for name in ("dm_timeout", "http_timeout"):
             if not 0.01 <= getattr(self, name) <= 600:
                 raise ValueError(f"--{name.replace('_', '-')} must be within 0.01..600 seconds")

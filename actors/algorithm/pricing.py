@@ -11,7 +11,7 @@ import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from typing import Final, NamedTuple
 
 from transport import limits
 
@@ -58,3 +58,32 @@ def to_cents(amount: Decimal) -> Decimal:
 def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
     """The new price: ``avg * factor``, rounded half-up to cents."""
     return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Priced(NamedTuple):
+    """What a decision sets: ``price``, and when guardrails moved it, what the rule said and which.
+    (A NamedTuple: one is made per decision, at a third of a frozen dataclass's cost.)"""
+
+    price: Decimal
+    rule_price: Decimal | None = None
+    guardrail: tuple[str, ...] = ()
+
+
+def price_for(avg: Decimal, sold: bool, rule: PricingRule, last_price: Decimal | None) -> Priced:
+    """The seam where a decision's price is computed: the rule's price today; guardrails (floor,
+    ceiling, step limit from ``last_price``) plug in here and report themselves in :class:`Priced`."""
+    return Priced(reprice(avg, sold, rule))
+
+
+def refusal(price: Decimal) -> str | None:
+    """Why ``price`` may not be set or sent (a counter-friendly reason), or None when the API takes it:
+    within [PRICE_MIN, PRICE_MAX], in cents."""
+    if not price.is_finite():
+        return "price_not_finite"
+    if price < limits.PRICE_MIN:
+        return "price_below_min"
+    if price > limits.PRICE_MAX:
+        return "price_above_max"
+    if price != price.quantize(CENT):
+        return "price_not_cents"
+    return None

@@ -67,7 +67,7 @@ class Scheduler:
                     self._counters["ticks_skipped"] += late_by
                     log.warning("skipping %d missed tick(s) after tick %d", late_by, seq)
                     seq += late_by
-                tick = Tick(seq, self.t0 + seq * self.interval, now, self.interval)
+                tick = Tick(seq, self.t0 + seq * self.interval, now, self.interval, self.t0)
                 await sock.send(protocol.encode(tick))
                 self._counters["ticks_sent"] += 1
                 self._counters["last_seq"] = seq

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transport import protocol
+from transport import limits, protocol
 from transport.protocol import (
     MAX_BOOK_ID_LEN,
     MAX_COUNTERS,
@@ -41,7 +41,8 @@ price_windows = st.lists(prices, max_size=MAX_WINDOW).map(tuple)
 book_ids = st.text(min_size=1, max_size=MAX_BOOK_ID_LEN)
 short_names = st.text(min_size=1, max_size=64)
 
-ticks = st.builds(Tick, seq=uint, scheduled_at=finite, sent_at=finite, interval=finite)
+intervals = st.floats(min_value=limits.TICK_MIN, max_value=limits.TICK_MAX)
+ticks = st.builds(Tick, seq=uint, scheduled_at=finite, sent_at=finite, interval=intervals, t0=finite)
 requests = st.builds(LastPricesRequest, request_id=uint, book=book_ids, tick=uint,
                      count=st.integers(min_value=1, max_value=MAX_WINDOW))
 replies = st.builds(LastPricesReply, request_id=uint, book=book_ids, tick=uint, prices=price_windows,
@@ -100,8 +101,8 @@ def test_counters_may_be_negative_gauges() -> None:
 
 
 def test_encode_shape_is_versioned_positional_array() -> None:
-    raw = msgpack.unpackb(protocol.encode(Tick(5, 10.0, 10.5, 2.0)))
-    assert raw == [PROTOCOL_VERSION, MessageType.TICK, 5, 10.0, 10.5, 2.0]
+    raw = msgpack.unpackb(protocol.encode(Tick(5, 10.0, 10.5, 2.0, 0.0)))
+    assert raw == [PROTOCOL_VERSION, MessageType.TICK, 5, 10.0, 10.5, 2.0, 0.0]
     raw = msgpack.unpackb(protocol.encode(Decision(1.0, 2, "b", "s", (Decimal("1.50"),), Decimal("1.50"),
                                                    9, True, Decimal("1.49"))))
     assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49",
@@ -110,7 +111,7 @@ def test_encode_shape_is_versioned_positional_array() -> None:
 
 # --- garbage -------------------------------------------------------------------------------------
 
-_TICK = frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5)
+_TICK = frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.5, 1.0, 0.5, 1.0)
 
 
 def _request(request_id: Any = 1, book: Any = "b", tick: Any = 0, count: Any = 3) -> bytes:
@@ -174,30 +175,33 @@ GARBAGE = [
     pytest.param(msgpack.packb(1), "array", id="int"),
     pytest.param(msgpack.packb("tick"), "array", id="str"),
     pytest.param(frame(PROTOCOL_VERSION), "array", id="no-type"),
-    pytest.param(frame(2, MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-2"),
-    pytest.param(frame(0, MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-0"),
-    pytest.param(frame("1", MessageType.TICK, 1, 1.0, 1.0, 0.5), "version", id="version-str"),
+    pytest.param(frame(2, MessageType.TICK, 1, 1.0, 1.0, 0.5, 1.0), "version", id="version-2"),
+    pytest.param(frame(0, MessageType.TICK, 1, 1.0, 1.0, 0.5, 1.0), "version", id="version-0"),
+    pytest.param(frame("1", MessageType.TICK, 1, 1.0, 1.0, 0.5, 1.0), "version", id="version-str"),
     pytest.param(frame(PROTOCOL_VERSION, 99, 1, 1.0, 1.0, 0.5), "unknown message type", id="type-99"),
     pytest.param(frame(PROTOCOL_VERSION, 0), "unknown message type", id="type-0"),
-    pytest.param(frame(PROTOCOL_VERSION, "TICK", 1, 1.0, 1.0, 0.5), "unknown message type", id="type-str"),
+    pytest.param(frame(PROTOCOL_VERSION, "TICK", 1, 1.0, 1.0, 0.5, 1.0), "unknown message type", id="type-str"),
     pytest.param(frame(PROTOCOL_VERSION, None), "unknown message type", id="type-nil"),
     pytest.param(frame(PROTOCOL_VERSION, [1]), "unknown message type", id="type-list"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0), "expected 4 fields", id="arity-short"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5, 0), "expected 4 fields",
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5), "expected 5 fields", id="arity-short"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5, 1.0, 0), "expected 5 fields",
                  id="arity-long"),
     pytest.param(frame(PROTOCOL_VERSION, MessageType.HEARTBEAT), "expected 5 fields", id="arity-empty"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, True, 1.0, 1.0, 0.5), "seq", id="bool-seq"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1.0, 1.0, 1.0, 0.5), "seq", id="float-seq"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, -1, 1.0, 1.0, 0.5), "seq", id="negative-seq"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 2**63, 1.0, 1.0, 0.5), "seq", id="seq-above-int64"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, float("nan"), 1.0, 0.5), "scheduled_at",
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, True, 1.0, 1.0, 0.5, 1.0), "seq", id="bool-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1.0, 1.0, 1.0, 0.5, 1.0), "seq", id="float-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, -1, 1.0, 1.0, 0.5, 1.0), "seq", id="negative-seq"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 2**63, 1.0, 1.0, 0.5, 1.0), "seq", id="seq-above-int64"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, float("nan"), 1.0, 0.5, 1.0), "scheduled_at",
                  id="nan"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, float("inf"), 0.5), "sent_at", id="inf"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, float("-inf")), "interval",
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, float("inf"), 0.5, 1.0), "sent_at", id="inf"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.0, 1.0), "interval", id="zero-interval"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, -2.0, 1.0), "interval", id="neg-interval"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, 0.5, float("nan")), "t0", id="nan-t0"),
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, 1.0, 1.0, float("-inf"), 1.0), "interval",
                  id="-inf"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, True, 1.0, 0.5), "scheduled_at",
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, True, 1.0, 0.5, 1.0), "scheduled_at",
                  id="bool-float"),
-    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, "1.0", 1.0, 0.5), "scheduled_at",
+    pytest.param(frame(PROTOCOL_VERSION, MessageType.TICK, 1, "1.0", 1.0, 0.5, 1.0), "scheduled_at",
                  id="str-float"),
     pytest.param(_request(request_id=True), "request_id", id="bool-request-id"),
     pytest.param(_request(tick=False), "tick", id="bool-tick"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -351,3 +353,57 @@ def test_close_cancels_pending_requests(ipc_dir: Path) -> None:
             assert client._pending == {}
 
     run_async(scenario(), timeout=10)
+
+
+def test_a_flood_of_replies_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
+    """A peer that sends garbage as fast as ZeroMQ takes it (100,000 frames, from a thread, each send
+    waiting for room): the client's receive loop yields at its bound, so another coroutine keeps
+    running throughout (a loop that never suspends on a pending future would stop it for the whole
+    flood, since a frame is always queued)."""
+    endpoint = ipc_endpoint(ipc_dir, "dm")
+    plain = zmq.Context()
+    router = plain.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # wait for room instead of dropping
+    router.bind(endpoint)
+
+    def flood() -> None:
+        with contextlib.suppress(zmq.ZMQError):  # the client goes away at the end: the rest is moot
+            identity, _ = router.recv_multipart()
+            for _ in range(100_000):
+                router.send_multipart([identity, b"garbage"])
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+
+    async def body() -> list[float]:
+        ctx = zmq.asyncio.Context()
+        # A long timeout: no Lazy Pirate reopen (a new identity) while the garbage flows.
+        client = LastPricesClient(Sockets(ctx), [endpoint], RequestPolicy(timeout=60, retries=50))
+        stamps: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(0.001)
+                stamps.append(time.monotonic())
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                beat = group.create_task(heartbeat())
+                receiver = group.create_task(client.run())
+                ask = group.create_task(client.last_prices("A", 0, 5))  # it only opens the way for the flood
+                await async_wait_for(lambda: client.counters["dm_bad_frames"] >= 90_000, timeout=30)
+                for task in (receiver, beat, ask):
+                    task.cancel()
+            return [b - a for a, b in itertools.pairwise(stamps)]
+        finally:
+            client.close()
+            ctx.destroy(linger=0)
+
+    try:
+        gaps = run_async(body(), timeout=40)
+    finally:
+        sender.join(10)
+        router.close(linger=0)
+        plain.term()
+    assert len(gaps) > 20 and max(gaps) < 0.25, (len(gaps), max(gaps, default=0))

@@ -1,7 +1,16 @@
+"""The output lines: unchanged without guardrails, and the JSON line byte for byte what the standard
+library would print."""
+
+from __future__ import annotations
+
 import json
 from decimal import Decimal
 
-from actors.algorithm.output import format_human, format_json
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.algorithm.output import format_human, format_json, format_json_bytes
+from transport import limits
 from transport.protocol import Decision
 
 PLAIN = Decision(1764088783.968, 1, "B001", "default", tuple(Decimal(p) for p in ("18.02", "17.98", "17.99", "17.94",
@@ -28,3 +37,22 @@ def test_with_guardrails_json_always_says_rule_price_and_guardrail() -> None:
     record = json.loads(format_json(moved))
     assert record["price"] == "20.00" and record["rule_price"] == "16.18" and record["guardrail"] == ["step", "floor"]
     assert format_human(moved) == HUMAN.replace("price=16.18", "price=20.00") + " rule_price=16.18 guardrail=step,floor"
+
+
+ids = st.text(min_size=1, max_size=limits.BOOK_ID_MAX_LEN).filter(limits.is_valid_book_id)
+money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("10000000"), places=2)
+
+
+@given(book=ids, strategy=st.text(alphabet="abc_.-é", min_size=1, max_size=10), prices=st.lists(money, min_size=1,
+       max_size=5), price=money, sold=st.booleans(), rid=st.integers(0, 2**53), tick=st.integers(0, 2**40),
+       ts=st.floats(0, 4e9), rule=st.none() | money, moved=st.lists(st.sampled_from(["step", "ending", "floor"]),
+                                                                    max_size=3))
+def test_json_line_is_exactly_the_standard_librarys(book: str, strategy: str, prices: list[Decimal], price: Decimal,
+                                                     sold: bool, rid: int, tick: int, ts: float,
+                                                     rule: Decimal | None, moved: list[str]) -> None:
+    d = Decision(ts, tick, book, strategy, tuple(prices), price, rid, sold, price, rule,
+                 tuple(moved) if rule is not None else ())
+    line = format_json(d)
+    assert line == json.dumps(json.loads(line), separators=(",", ":"))
+    assert format_json_bytes(d) == line.encode()
+    assert "\n" not in line and "\n" not in format_human(d)

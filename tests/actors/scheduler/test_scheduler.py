@@ -104,6 +104,7 @@ def test_ticks_are_consecutive_and_on_schedule(ipc_dir: Path) -> None:
     assert seqs == list(range(seqs[0], seqs[0] + 6))
     for tick in ticks:
         assert tick.interval == INTERVAL
+        assert tick.t0 == t0  # identifies the run: a receiver tells a new run from seq going backwards
         assert tick.scheduled_at == pytest.approx(t0 + tick.seq * INTERVAL, abs=1e-9)
         assert -0.005 < tick.sent_at - tick.scheduled_at < 0.05
     assert scheduler.counters["ticks_sent"] >= 6
@@ -130,6 +131,7 @@ def test_a_restarted_scheduler_continues_the_sequence(ipc_dir: Path) -> None:
     assert first_sent >= expected_at_least > last_of_first + 2  # no replay of the missed ticks
     assert first_sent <= expected_at_least + 2
     assert all(t.seq >= first_sent for t in ticks)
+    assert all(t.t0 == t0 for t in ticks)  # the same run: its seq continues
     assert [t.seq for t in ticks] == list(range(ticks[0].seq, ticks[0].seq + 3))
 
 

@@ -1,0 +1,244 @@
+"""The steps of a decision, for one pair or a batch of pairs: fetch the competitor's window, register
+the price being set, read whether the book sold, price it, check the price, emit the decision.
+
+Two seams are kept on purpose for what plugs in later: :func:`actors.algorithm.pricing.price_for` is
+where the price is computed (guardrails), and ``emit`` is where a decision leaves (stdout today; a
+Ledger outbox can be another sink). A price outside ``transport.limits`` is refused before it is sent
+or printed. Every failure skips that decision with a counter per reason; a book-specific failure
+(refused price, a book the DataManager or the API refuses) is also logged the first time each pair
+fails, so a book failing every tick can be found even when the general log is rate-limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from actors.algorithm.api_client import ApiClient, ApiError, RateLimited, registration_prefix
+from actors.algorithm.data_client import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
+from actors.algorithm.dispatch import Dispatcher
+from actors.algorithm.pricing import Priced, PricingRule, avg_comp_price, price_for, refusal, to_cents
+from actors.algorithm.strategies import Pair
+from transport import limits
+from transport.logs import RateLimitedLog, printable
+from transport.protocol import Decision, Tick
+
+log = logging.getLogger("algorithm")
+
+RATE_LIMIT_ATTEMPTS = 3  # a call answered 429 is tried again after the pause at most this often in all
+SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited")
+REFUSAL_REASONS = ("price_below_min", "price_above_max", "price_not_finite", "price_not_cents")
+
+
+class Work:
+    """One decision in flight: a pair, the tick it serves, and what is known so far."""
+
+    __slots__ = ("attempts", "avg", "index", "pair", "prices", "request_id", "sent", "tick")
+
+    def __init__(self, index: int, pair: Pair, tick: Tick) -> None:
+        self.index = index
+        self.pair = pair
+        self.tick = tick
+        self.prices: tuple[Decimal, ...] = ()
+        self.avg = Decimal(0)
+        self.sent = Decimal(0)  # the price registered with the API
+        self.request_id = -1
+        self.attempts = 0  # calls answered 429 so far
+
+
+class Pipeline:
+    def __init__(self, pairs: Sequence[Pair], dispatcher: Dispatcher, dm: LastPricesClient, api: ApiClient,
+                 emit: Callable[[Decision], None], *, dm_batch: int, api_batch: int,
+                 price: Callable[[Decimal, bool, PricingRule, Decimal | None], Priced] = price_for) -> None:
+        self._pairs = pairs
+        self._dispatcher = dispatcher
+        self._dm = dm
+        self._api = api
+        self._emit = emit
+        self._price = price  # (avg, sold, rule, last decided price) -> Priced: where guardrails plug in
+        self._dm_batch = dm_batch
+        self._api_batch = api_batch
+        self._prefix = [registration_prefix(p.book, p.strategy.name) for p in pairs]
+        self._last: list[Decimal | None] = [None] * len(pairs)  # last decided price per pair
+        self._index = {pair.key: i for i, pair in enumerate(pairs)}
+        self._failed = bytearray(len(pairs))  # pairs whose first book-specific failure was logged
+        self._log = RateLimitedLog(log)
+        self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0}
+        self.counters.update({f"skipped_{reason}": 0 for reason in SKIP_REASONS})
+        self.counters.update({f"refused_{reason}": 0 for reason in REFUSAL_REASONS})
+
+    def remember(self, key: tuple[str, str], price: Decimal) -> bool:
+        """Take ``price`` as the last decided price of pair ``key`` (e.g. restored from a store at
+        start): its next decision registers it instead of the average. False for a pair not ours."""
+        index = self._index.get(key)
+        if index is None or refusal(price) is not None:
+            return False
+        self._last[index] = price
+        return True
+
+    # --- windows -------------------------------------------------------------------------------
+
+    @property
+    def batching(self) -> bool:
+        """Whether windows are fetched many books per request (else one request per book)."""
+        return self._dm_batch > 1 and self._dm.batches is not False
+
+    async def fetch(self, indexes: list[int], tick: Tick) -> list[Work]:
+        """The windows of ``indexes`` at ``tick``; the pairs that got one, with their average."""
+        works = [Work(i, self._pairs[i], tick) for i in indexes]
+        if self.batching:
+            try:
+                return await self._fetch_batches(works, tick)
+            except BatchesUnsupported:
+                pass  # a DataManager before WindowsRequest: one request per book below
+        for work in works:
+            try:
+                reply = await self._dm.last_prices(work.pair.book, tick.seq, work.pair.strategy.rule.window)
+            except RequestFailed as exc:
+                self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))
+                continue
+            work.prices = reply.prices
+        return [w for w in works if self._windowed(w)]
+
+    async def _fetch_batches(self, works: list[Work], tick: Tick) -> list[Work]:
+        by_count: dict[int, list[Work]] = {}
+        for work in works:
+            by_count.setdefault(work.pair.strategy.rule.window, []).append(work)
+        for count, group in by_count.items():
+            books = list(dict.fromkeys(w.pair.book for w in group))
+            per_request = max(1, min(limits.BATCH_BOOKS_MAX, limits.BATCH_PRICES_MAX // count))
+            for start in range(0, len(books), per_request):
+                await self._fetch_batch(tick, count, books[start:start + per_request], group)
+        return [w for w in works if self._windowed(w)]
+
+    async def _fetch_batch(self, tick: Tick, count: int, books: list[str], group: list[Work]) -> None:
+        wanted = set(books)
+        members = [w for w in group if w.pair.book in wanted]
+        try:
+            reply = await self._dm.windows(tick.seq, count, books)
+        except BatchesUnsupported:
+            raise
+        except RequestFailed as exc:
+            for work in members:
+                self.skip(work, "dm", str(exc))
+            return
+        found = {book: (window, error) for book, window, error in zip(books, reply.windows, reply.errors, strict=True)}
+        for work in members:
+            window, error = found[work.pair.book]
+            if error:
+                self.skip(work, "dm_book", f"DataManager refused {work.pair.book}@{tick.seq}: {error}")
+            else:
+                work.prices = window
+
+    def _windowed(self, work: Work) -> bool:
+        """Average the window and choose the price to register; False (skipped) when unusable."""
+        if work.request_id == -2:  # skipped already
+            return False
+        window = work.pair.strategy.rule.window
+        if len(work.prices) != window:
+            self.skip(work, "window", f"expected {window} prices, got {len(work.prices)}")
+            return False
+        work.avg = avg_comp_price(work.prices)
+        last = self._last[work.index]
+        work.sent = to_cents(work.avg) if last is None else last  # the first tick registers the average
+        reason = refusal(work.sent)
+        if reason is not None:
+            self.refuse(work, reason, work.sent)
+            return False
+        return True
+
+    # --- the API -------------------------------------------------------------------------------
+
+    async def register(self, works: list[Work]) -> list[Work]:
+        """Register each work's price; return those to try again after a 429 pause (others are
+        registered, or skipped)."""
+        try:
+            if len(works) == 1 and self._api_batch <= 1:
+                work = works[0]
+                work.request_id = await self._api.register_request(self._prefix[work.index], work.sent)
+                return []
+            results = await self._api.register_batch([(self._prefix[w.index], w.sent) for w in works])
+        except RateLimited as exc:
+            return self._rate_limited(works, exc)
+        except ApiError as exc:
+            for work in works:
+                self.skip(work, "api", str(exc))
+            return []
+        for work, result in zip(works, results, strict=True):
+            if isinstance(result, str):
+                self.skip(work, "api_item", result)
+            else:
+                work.request_id = result
+        return []
+
+    async def read(self, works: list[Work]) -> list[Work]:
+        """Read whether each registered book sold and decide it; return those to try again after a
+        429 pause."""
+        try:
+            if len(works) == 1 and self._api_batch <= 1:
+                self._decide(works[0], await self._api.request_data(works[0].request_id), time.time())
+                return []
+            results = await self._api.read_batch([w.request_id for w in works])
+        except RateLimited as exc:
+            return self._rate_limited(works, exc)
+        except ApiError as exc:
+            for work in works:
+                self.skip(work, "api", str(exc))
+            return []
+        now = time.time()  # a batch is decided at one moment: one timestamp (and one ISO text) for all
+        for work, result in zip(works, results, strict=True):
+            if isinstance(result, str):
+                self.skip(work, "api_item", result)
+            else:
+                self._decide(work, result, now)
+        return []
+
+    def _rate_limited(self, works: list[Work], exc: RateLimited) -> list[Work]:
+        self.counters["rate_limited"] += 1
+        self._log.warning("rate_limited", "%s", exc)
+        retry = []
+        for work in works:
+            work.attempts += 1
+            if work.attempts >= RATE_LIMIT_ATTEMPTS:
+                self.skip(work, "rate_limited", str(exc))
+            else:
+                retry.append(work)
+        return retry
+
+    # --- the decision --------------------------------------------------------------------------
+
+    def _decide(self, work: Work, sold: bool, now: float) -> None:
+        pair = work.pair
+        priced = self._price(work.avg, sold, pair.strategy.rule, self._last[work.index])
+        reason = refusal(priced.price)
+        if reason is not None:
+            self.refuse(work, reason, priced.price)
+            return
+        self._last[work.index] = priced.price
+        self.counters["decisions"] += 1
+        self._dispatcher.finish(work.index)
+        self._emit(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
+                            work.request_id, sold, priced.price, priced.rule_price, priced.guardrail))
+
+    def refuse(self, work: Work, reason: str, price: Decimal) -> None:
+        self.counters["refused"] += 1
+        self.counters[f"refused_{reason}"] += 1
+        self.skip(work, None, f"refused price {price}: {reason.replace('_', ' ')} "
+                  f"(the API takes {limits.PRICE_MIN}..{limits.PRICE_MAX} in cents)")
+
+    def skip(self, work: Work, reason: str | None, detail: str) -> None:
+        """The decision of ``work`` is given up for this tick (``reason`` None: a refused price)."""
+        self.counters["skipped"] += 1
+        if reason is not None:
+            self.counters[f"skipped_{reason}"] += 1
+        work.request_id = -2
+        self._dispatcher.finish(work.index)
+        pair = work.pair
+        if reason in (None, "dm_book", "api_item") and not self._failed[work.index]:
+            self._failed[work.index] = 1  # once per pair: bounded by the number of pairs
+            log.warning("first failure of book=%s strategy=%s tick=%d: %s (later failures of this pair are "
+                        "only counted)", printable(pair.book), pair.strategy.name, work.tick.seq, printable(detail))
+        self._log.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (retried next tick)",
+                          pair.book, pair.strategy.name, work.tick.seq, detail)
