@@ -100,6 +100,7 @@ class Decision:
     price: Decimal  # what was set: the rule's price after the guardrails
     rule_price: Decimal | None = None  # what the rule said, when the guardrails are configured
     guardrail: tuple[str, ...] = ()  # the guardrails that moved the price, in the order applied
+    run: float = 0.0  # the Scheduler run's t0 (Tick.t0): with ``tick``, says which tick of which run
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +233,7 @@ def _money(values: tuple[Decimal, ...]) -> list[str]:
 
 def _decision_fields(d: Decision) -> list[Any]:
     return [d.ts, d.tick, d.book, d.strategy, _money(d.prices), str(d.avg_comp_price), d.request_id, d.sold,
-            str(d.price), "" if d.rule_price is None else str(d.rule_price), list(d.guardrail)]
+            str(d.price), "" if d.rule_price is None else str(d.rule_price), list(d.guardrail), d.run]
 
 
 def encode(message: Message) -> bytes:
@@ -370,7 +371,7 @@ _ARITY: Final = MappingProxyType({
     MessageType.TICK: 5,
     MessageType.LAST_PRICES_REQUEST: 4,
     MessageType.LAST_PRICES_REPLY: 5,
-    MessageType.DECISION: 11,
+    MessageType.DECISION: 12,
     MessageType.HEARTBEAT: 5,
     MessageType.SUPERVISOR_EVENT: 7,
     MessageType.ACTOR_STATUS: 10,
@@ -394,7 +395,8 @@ def _decision(f: Any) -> Decision:
     return Decision(_float(f[0], "ts"), _int(f[1], "tick"), _str(f[2], "book"),
                     _str(f[3], "strategy", limits.STRATEGY_NAME_MAX_LEN), _prices(f[4], "prices"),
                     _decimal(f[5], "avg_comp_price"), _int(f[6], "request_id"), _bool(f[7], "sold"),
-                    _decimal(f[8], "price"), rule_price, _strings(f[10], "guardrail", MAX_GUARDRAILS, 32))
+                    _decimal(f[8], "price"), rule_price, _strings(f[10], "guardrail", MAX_GUARDRAILS, 32),
+                    _float(f[11], "run"))
 
 
 def _ledger_batch(f: list[Any]) -> LedgerBatch:

@@ -51,7 +51,7 @@ decisions = st.builds(Decision, ts=finite, tick=uint, book=book_ids, strategy=sh
                       prices=price_windows, avg_comp_price=prices, request_id=uint, sold=st.booleans(),
                       price=prices, rule_price=st.none() | prices,
                       guardrail=st.lists(st.sampled_from(["step", "ending", "floor", "ceiling"]),
-                                         max_size=4).map(tuple))
+                                         max_size=4).map(tuple), run=finite)
 heartbeats = st.builds(Heartbeat, actor=short_names, pid=uint, seq=uint, sent_at=finite,
                        counters=st.dictionaries(short_names, int64, max_size=MAX_COUNTERS))
 windows_requests = st.builds(WindowsRequest, request_id=uint, tick=uint, count=st.integers(1, 5),
@@ -106,7 +106,7 @@ def test_encode_shape_is_versioned_positional_array() -> None:
     raw = msgpack.unpackb(protocol.encode(Decision(1.0, 2, "b", "s", (Decimal("1.50"),), Decimal("1.50"),
                                                    9, True, Decimal("1.49"))))
     assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49",
-                   "", []]
+                   "", [], 0.0]
 
 
 # --- garbage -------------------------------------------------------------------------------------
@@ -123,9 +123,9 @@ def _reply(prices: Any = ("1.00",), error: Any = "", book: Any = "b") -> bytes:
 
 
 def _decision(sold: Any = False, price: Any = "1.00", avg: Any = "1.00", strategy: Any = "s",
-              rule_price: Any = "", guardrail: Any = ()) -> bytes:
+              rule_price: Any = "", guardrail: Any = (), run: Any = 0.0) -> bytes:
     return frame(PROTOCOL_VERSION, MessageType.DECISION, 1.0, 1, "b", strategy, ["1.00"], avg, 1, sold, price,
-                 rule_price, list(guardrail))
+                 rule_price, list(guardrail), run)
 
 
 def _windows_request(count: Any = 5, books: Any = ("a", "b")) -> bytes:
@@ -233,6 +233,7 @@ GARBAGE = [
     pytest.param(_decision(avg="ten"), "avg_comp_price", id="decision-avg"),
     pytest.param(_decision(strategy="s" * 65), "strategy", id="long-strategy"),
     pytest.param(_decision(rule_price="x"), "rule_price", id="decision-rule-price"),
+    pytest.param(_decision(run="t0"), "run", id="decision-run"),
     pytest.param(_decision(guardrail=["floor"] * 9), "guardrail", id="too-many-guardrails"),
     pytest.param(_windows_request(books=()), "books", id="no-books"),
     pytest.param(_windows_request(books=["b"] * 1001), "books", id="too-many-books"),
