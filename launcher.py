@@ -272,6 +272,8 @@ def build_children(args: argparse.Namespace, t0: float, policy: RestartPolicy) -
     endpoint they report to."""
     if args.run_dir:
         net = endpoints.Endpoints.in_directory(args.run_dir, args.port, args.data_managers)
+        if args.api_url:  # an APIServer elsewhere (e.g. --run without apiserver)
+            net = dataclasses.replace(net, api_url=args.api_url)
     else:
         net = endpoints.Endpoints(args.ticks_endpoint, data_endpoints(args), args.heartbeat_endpoint,
                                   args.api_url or f"http://127.0.0.1:{args.port}", args.ledger_endpoint)

@@ -18,6 +18,7 @@ class ActorKind:
     package: str  # ``python -m <package>`` starts one standalone
     stop_stage: int  # the launcher stops stage 0 first: producers before consumers before servers
     by_default: bool = True  # started by a launcher without --run; False: only when asked for
+    reloads: bool = False  # reloads its config on SIGHUP (the launcher forwards its own SIGHUP to it)
 
     @property
     def entry(self) -> str:
@@ -32,7 +33,7 @@ class ActorKind:
 # Stop order: no new ticks first; then the Algorithm finishes its decisions in flight while the peers
 # it needs still answer; then those peers.
 SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0)
-ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1)
+ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1, reloads=True)
 DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
 API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
 # The Ledger stops with the other servers, after the Algorithm has sent what it decided.

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM as a stop request the supervisor's poll wakes up for."""
+"""SIGINT and SIGTERM as a stop request, SIGHUP as a reload request, both waking the supervisor's poll."""
 
 from __future__ import annotations
 
@@ -10,26 +10,31 @@ from typing import Any
 
 
 class StopSignals:
-    """While entered: SIGINT/SIGTERM set :attr:`requested` and make :attr:`fd` readable (the signal
-    module writes to it: ``set_wakeup_fd``), so a poll on it returns at once. Restores the previous
-    handlers on exit."""
+    """While entered: SIGINT/SIGTERM set :attr:`requested`, SIGHUP sets :attr:`reload`, and either
+    makes :attr:`fd` readable (the signal module writes to it: ``set_wakeup_fd``), so a poll on it
+    returns at once. Restores the previous handlers on exit."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.reload = False
         self.fd = -1
         self._write_fd = -1
         self._previous_wakeup = -1
         self._previous: dict[int, Any] = {}
 
     def _request(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
+        if signum == signal.SIGHUP:
+            self.reload = True
+        else:
+            self.requested = True
 
     def __enter__(self) -> StopSignals:
         self.fd, self._write_fd = os.pipe()
         for fd in (self.fd, self._write_fd):
             os.set_blocking(fd, False)
         self._previous_wakeup = signal.set_wakeup_fd(self._write_fd)
-        self._previous = {signum: signal.signal(signum, self._request) for signum in (signal.SIGTERM, signal.SIGINT)}
+        self._previous = {signum: signal.signal(signum, self._request)
+                          for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         return self
 
     def drain(self) -> None:

@@ -211,6 +211,9 @@ class Supervisor:
                         break
                     if signals.fd in dict(poller.poll(self._poll_timeout_ms(now, until, next_status))):
                         signals.drain()
+                    if signals.reload:
+                        signals.reload = False
+                        self._forward_reload()
                     if time.monotonic() >= next_status:
                         self._report_status()
                         next_status = max(next_status + self._status_every, time.monotonic())
@@ -220,6 +223,14 @@ class Supervisor:
         log.info("stopped (exit code %d): %s", code, format_counters(self.counters))
         self._events.event("stopped", "launcher", os.getpid(), format_counters(self.counters), code)
         return code
+
+    def _forward_reload(self) -> None:
+        """SIGHUP to the launcher: each actor that reloads its config (the Algorithm workers) gets one."""
+        for child in self.children.values():
+            if child.kind.reloads and child.pid is not None:
+                log.info("SIGHUP: asking %s pid=%d to reload its config", child.name, child.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGHUP)
 
     def _poll_timeout_ms(self, now: float, until: float | None, next_status: float) -> int:
         """Sleep until the next thing due: a check (once a second), a restart, a status report, a

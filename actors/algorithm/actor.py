@@ -7,15 +7,18 @@ book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.algorith
 The jobs, one module each: ``ticks`` (which ticks to follow, the receive loop), ``dispatch`` (which
 pair next: at most one decision in flight per pair, at most one per (book, strategy, tick), a pair
 freed late still decides for the newest tick), ``pool`` (a fixed pool of worker coroutines doing
-every step), ``pipeline`` (the steps and checks of a decision), ``writer`` (printing without ever
-blocking the loop). A failed step skips that decision with a log line and a counter; the pair is
-tried again on the next tick.
+every step), ``pipeline`` (the steps and checks of a decision: rule, then guardrails), ``roster``
+(which pairs are priced now: owned, not paused; a reload swaps it on SIGHUP), ``writer`` (printing
+without ever blocking the loop), ``ledger_client`` (every decision kept by the Ledger; each pair
+resumes from its last decided price). A failed step skips that decision with a log line and a
+counter; the pair is tried again on the next tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -26,16 +29,18 @@ import zmq.asyncio
 from actors import runtime
 from actors.algorithm import gc_watch
 from actors.algorithm.api_client import ApiClient, HttpPolicy
-from actors.algorithm.config import ConfigError, load_config
+from actors.algorithm.config import Config, ConfigError, load_config
 from actors.algorithm.data_client import LastPricesClient, RequestPolicy
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.http_client import HttpClient
+from actors.algorithm.ledger_client import LedgerClient
 from actors.algorithm.options import AlgorithmOptions, book_ids
 from actors.algorithm.output import format_human, format_json_bytes
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
-from actors.algorithm.pricing import PricingRule
-from actors.algorithm.strategies import Pair, Strategy, owned_pairs, pairs_for
+from actors.algorithm.reload import ConfigReloader
+from actors.algorithm.roster import Roster
+from actors.algorithm.strategies import Pair
 from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
@@ -55,7 +60,11 @@ class Algorithm:
         ticks: str,
         data: Sequence[str],
         api_url: str,
-        pairs: Sequence[Pair],
+        pairs: Sequence[Pair] = (),
+        config: Config | None = None,
+        config_path: str | None = None,
+        worker: tuple[int, int] = (0, 1),
+        ledger: str = "",
         out: TextIO = sys.stdout,
         json_output: bool = False,
         dm_policy: RequestPolicy | None = None,
@@ -71,7 +80,9 @@ class Algorithm:
         self._ticks = ticks
         self._data = tuple(data)
         self._api_url = api_url
-        self._pairs = tuple(pairs)
+        self._config = config or Config({}, list(pairs))
+        self._config_path = config_path
+        self._pairs = Roster.owned(self._config, *worker) if config is not None else list(pairs)
         self._json = json_output
         self._dm_policy = dm_policy or RequestPolicy()
         self._http_policy = http_policy or HttpPolicy()
@@ -88,11 +99,22 @@ class Algorithm:
         self._http = HttpClient(api_url, self._http_policy.max_in_flight)
         self._api = ApiClient(self._http, self._http_policy)
         self._pipeline = Pipeline(self._pairs, self._dispatcher, self._dm, self._api, self._emit,
-                                  dm_batch=dm_batch, api_batch=api_batch)
+                                  dm_batch=dm_batch, api_batch=api_batch, config=self._config)
+        self._roster = Roster(self._config, *worker, self._pipeline, self._dispatcher)
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=self._http_policy.max_in_flight,
                           api_batch=api_batch, dm_batch=dm_batch)
+        self._ledger = LedgerClient(sockets, ledger) if ledger else None
+        self._reloader = ConfigReloader(config_path, self._config, self._reload) if config_path else None
+        self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
+        # Until the Ledger has said each pair's last price, ticks are held (the newest only): a pair's
+        # first decision must register its last price, not the average.
+        self._started = ledger == ""
+        self._held: tuple[Tick, Verdict] | None = None
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
-                       self._pipeline.counters, self._dm.counters, self._api.counters]
+                       self._pipeline.counters, self._dm.counters, self._api.counters,
+                       *((self._ledger.counters,) if self._ledger else ()),
+                       *((self._reloader.counters,) if self._reloader else ())]
+        self._roster.release()  # the config's paused pairs are blocked from the start
 
     @property
     def counters(self) -> dict[str, int]:
@@ -100,15 +122,20 @@ class Algorithm:
         for part in self._parts:
             merged.update(part)
         merged["in_flight"] = self._dispatcher.busy
+        merged["paused"] = self._dispatcher.paused  # pair-ticks not decided because the pair was paused
+        merged["pairs_active"] = self._roster.active
         return merged
 
     def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
+        if not self._started:
+            self._held = (tick, verdict)
+            return
         # Pair-ticks with no decision attempt: ticks never seen (superseded, lost) and pairs a tick
         # could not start before the next one (what a slow consumer of this output must expect).
         gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
         self._last_seq = tick.seq
         late = self._dispatcher.new_tick(tick.seq)
-        self._own["missed"] += late.unstarted + max(0, gap) * len(self._pairs)
+        self._own["missed"] += late.unstarted + max(0, gap) * self._roster.active
         if late.overruns or late.unstarted:
             # Not lost: each of these pairs decides for this newest tick as soon as it can.
             self._own["overruns"] += late.overruns
@@ -122,6 +149,45 @@ class Algorithm:
             self._writer.write(format_json_bytes(decision) + b"\n")
         else:
             self._writer.write((format_human(decision) + "\n").encode())
+        if self._ledger is not None:
+            self._ledger.submit(decision)  # never blocks; a full outbox is logged and counted
+
+    # --- config reload and resume -------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        if self._reloader is None:
+            self._log.warning("sighup", "SIGHUP: nothing to reload (no --config)")
+        else:
+            self._reloader.request()
+
+    def _reload(self, config: Config) -> None:
+        """A reloaded config, valid as a whole: applies from the next pair started (see ``roster``)."""
+        added = self._roster.apply(config)
+        if isinstance(added, str):
+            log.error("config reload not applied: %s", added)
+            return
+        if added and self._ledger is not None:
+            self._roster.hold(added)
+            try:
+                self._resumes.put_nowait(added)
+            except asyncio.QueueFull:  # many reloads in a row: these start from their average
+                self._roster.release()
+
+    async def _resume(self, ledger: LedgerClient) -> None:
+        """Ask the Ledger for the last decided price of each pair (at start, then pairs a reload adds):
+        those pairs register it instead of the average. Held pairs wait for the answer (bounded)."""
+        while True:
+            pairs = await self._resumes.get()
+            found = await ledger.last_prices([pair.key for pair in pairs])
+            for key, price in found.items():
+                self._pipeline.remember(key, price)
+            if self._resumes.empty():
+                self._roster.release()
+            if not self._started:
+                self._started = True
+                if self._held is not None:
+                    self._on_tick(*self._held)
+                    self._held = None
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._ticks)
@@ -131,20 +197,32 @@ class Algorithm:
         self._writer.start()
         if self._tune_gc:
             gc_watch.tune()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)  # reload (without a handler SIGHUP kills)
         try:
             with self._gc:
                 async with asyncio.TaskGroup() as group:
                     tasks = [group.create_task(dm.run()), group.create_task(pool.run())]
+                    if self._ledger is not None:
+                        self._resumes.put_nowait(list(self._pipeline.pairs))  # first their last prices
+                        tasks += [group.create_task(self._ledger.run()), group.create_task(self._resume(self._ledger))]
+                    if self._reloader is not None:
+                        tasks.append(group.create_task(self._reloader.run(stop)))
                     intake = group.create_task(self._intake.run(sub))
                     await stop.wait()  # every loop waits on its socket with no timeout: idle costs nothing
                     intake.cancel()
                     pool.stop_starting()
                     await self._drain()
+                    if self._ledger is not None:
+                        await self._ledger.flush(self._drain_timeout)  # says what it could not deliver
                     for task in tasks:
                         task.cancel()
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             sub.close(linger=0)
             dm.close()
+            if self._ledger is not None:
+                self._ledger.close()
             await self._http.close()
             if not await self._writer.aclose(self._drain_timeout):
                 log.warning("stdout is not being read: decisions still waiting to be printed are lost")
@@ -162,15 +240,11 @@ class Algorithm:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(ALGORITHM, AlgorithmOptions, __doc__, argv)
-    if options.config:
-        try:
-            all_pairs = load_config(options.config).pairs
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    else:
-        all_pairs = pairs_for(book_ids(options), [Strategy("default", PricingRule(), options.delay)])
-    pairs = list(owned_pairs(all_pairs, options.worker, options.workers_total))
+    try:
+        config = load_config(options.config) if options.config else Config.simple(book_ids(options), options.delay)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return runtime.CONFIGURATION_ERROR
     name = ALGORITHM.instance(options.worker, options.workers_total)
     http_policy = HttpPolicy(timeout=options.http_timeout, max_in_flight=options.max_in_flight,
                              rate=options.api_rate, burst=options.api_burst)
@@ -178,7 +252,8 @@ def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = 
     def make(sockets: Sockets[zmq.asyncio.Socket]) -> runtime.Actor:
         return Algorithm(
             sockets, ticks=options.ticks, data=endpoints.split_list(options.data), api_url=options.api_url,
-            pairs=pairs, json_output=options.json, dm_policy=RequestPolicy(timeout=options.dm_timeout),
+            config=config, config_path=options.config, worker=(options.worker, options.workers_total),
+            ledger=options.ledger, json_output=options.json, dm_policy=RequestPolicy(timeout=options.dm_timeout),
             http_policy=http_policy, api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True,
             name=name,
         )

@@ -11,7 +11,9 @@ tick is a new *generation*; a pair is started for the newest generation only:
 * when a tick arrives before the previous scan has finished (overload), the scan goes on from where
   it stopped: the pairs the old tick could not reach come first, for the newest tick, so every pair
   gets its turn in round-robin order; after a finished scan the next one starts at a rotating place,
-  so no book is always last.
+  so no book is always last;
+* a *blocked* pair (paused in the config, or dropped by a reload) is passed over and counted in
+  :attr:`paused`; the pair list may grow (a reload adding pairs) but never shrinks.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair l
 
 _IDLE = 0
 _BUSY = 1
+PAUSED = 1  # a blocked pair: paused in the config (counted in ``paused``) ...
+HELD = 2  # ... or held back a moment (dropped by a reload, or waiting for its last price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,9 @@ class Dispatcher:
         self.generation = 0  # accepted ticks so far: grows across Scheduler runs, unlike seq
         self._state = bytearray(count)  # _IDLE or _BUSY
         self._wanted = bytearray(count)  # busy while a newer generation wants it
+        self._blocked = bytearray(count)  # PAUSED or HELD: never started
+        self._blocked_count = 0
+        self.paused = 0  # pair-ticks passed over because the pair was blocked
         self._started = [0] * count  # the generation each pair was last started for (0: never)
         self._late: collections.deque[int] = collections.deque()  # freed wanted pairs: <= count
         self._start = 0  # where the current scan began
@@ -48,7 +55,8 @@ class Dispatcher:
 
     def new_tick(self, seq: int) -> NewTick:
         """Tick ``seq`` arrived: from now on pairs are started for it."""
-        outcome = NewTick(self.busy, self._count - self._started_now if self.generation else 0)
+        expected = self._count - self._blocked_count
+        outcome = NewTick(self.busy, max(0, expected - self._started_now) if self.generation else 0)
         self.generation += 1
         self._started_now = 0
         if self._pos >= self._count:  # the last scan finished: start a fresh one at a rotating place
@@ -63,9 +71,10 @@ class Dispatcher:
         taken: list[int] = []
         gen = self.generation
         state, wanted, started, count, late = self._state, self._wanted, self._started, self._count, self._late
+        blocked = self._blocked
         while late and len(taken) < limit:
             index = late.popleft()
-            if state[index] == _IDLE and started[index] < gen:  # the scan may have reached it first
+            if state[index] == _IDLE and started[index] < gen and not blocked[index]:  # the scan may have been first
                 state[index] = _BUSY
                 started[index] = gen
                 taken.append(index)
@@ -76,6 +85,9 @@ class Dispatcher:
             self._pos += 1
             if started[index] >= gen:
                 continue  # already started for this tick (it came back late)
+            if blocked[index]:
+                self.paused += blocked[index] == PAUSED
+                continue
             if state[index] == _BUSY:
                 wanted[index] = 1
                 continue
@@ -94,6 +106,29 @@ class Dispatcher:
             self._wanted[index] = 0
             if self._started[index] < self.generation:
                 self._late.append(index)
+
+    def grow(self, count: int) -> None:
+        """The pair list grew to ``count`` pairs (the new ones idle, unblocked)."""
+        added = count - self._count
+        if added <= 0:
+            return
+        self._state.extend(bytes(added))
+        self._wanted.extend(bytes(added))
+        self._blocked.extend(bytes(added))
+        self._started.extend([0] * added)
+        self._count = count
+
+    def block(self, blocked: bytes) -> None:
+        """Which pairs are blocked from now on (one flag per pair: 0, PAUSED or HELD); a pair in flight
+        finishes."""
+        if len(blocked) != self._count:
+            raise ValueError(f"{len(blocked)} flags for {self._count} pairs")
+        self._blocked[:] = blocked
+        self._blocked_count = sum(1 for flag in blocked if flag)
+
+    @property
+    def blocked(self) -> int:
+        return self._blocked_count
 
     @property
     def pending(self) -> bool:

@@ -1,12 +1,13 @@
 """The steps of a decision, for one pair or a batch of pairs: fetch the competitor's window, register
 the price being set, read whether the book sold, price it, check the price, emit the decision.
 
-Two seams are kept on purpose for what plugs in later: :func:`actors.algorithm.pricing.price_for` is
-where the price is computed (guardrails), and ``emit`` is where a decision leaves (stdout today; a
-Ledger outbox can be another sink). A price outside ``transport.limits`` is refused before it is sent
-or printed. Every failure skips that decision with a counter per reason; a book-specific failure
-(refused price, a book the DataManager or the API refuses) is also logged the first time each pair
-fails, so a book failing every tick can be found even when the general log is rate-limited.
+The price is the strategy's rule, then the config's guardrails (:meth:`Config.guard`: step limit,
+ending, floor/ceiling, each reported in the decision); the first decision of a pair registers the
+average in cents, guarded the same way. ``emit`` is where a decision leaves (stdout, then the
+Ledger). A price outside ``transport.limits`` is refused before it is sent or printed. Every failure
+skips that decision with a counter per reason; a book-specific failure (refused price, a book the
+DataManager or the API refuses) is also logged the first time each pair fails, so a book failing
+every tick can be found even when the general log is rate-limited.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from actors.algorithm.api_client import ApiClient, ApiError, RateLimited, registration_prefix
+from actors.algorithm.config import Config
 from actors.algorithm.data_client import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
 from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.pricing import Priced, PricingRule, avg_comp_price, price_for, refusal, to_cents
+from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
 from actors.algorithm.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
@@ -51,13 +53,13 @@ class Work:
 class Pipeline:
     def __init__(self, pairs: Sequence[Pair], dispatcher: Dispatcher, dm: LastPricesClient, api: ApiClient,
                  emit: Callable[[Decision], None], *, dm_batch: int, api_batch: int,
-                 price: Callable[[Decimal, bool, PricingRule, Decimal | None], Priced] = price_for) -> None:
-        self._pairs = pairs
+                 config: Config | None = None) -> None:
+        self._pairs = list(pairs)  # a pair's index never changes: a reload replaces or appends
         self._dispatcher = dispatcher
         self._dm = dm
         self._api = api
         self._emit = emit
-        self._price = price  # (avg, sold, rule, last decided price) -> Priced: where guardrails plug in
+        self.config = config or Config({}, self._pairs)  # its guardrails; swapped whole by a reload
         self._dm_batch = dm_batch
         self._api_batch = api_batch
         self._prefix = [registration_prefix(p.book, p.strategy.name) for p in pairs]
@@ -68,6 +70,32 @@ class Pipeline:
         self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0}
         self.counters.update({f"skipped_{reason}": 0 for reason in SKIP_REASONS})
         self.counters.update({f"refused_{reason}": 0 for reason in REFUSAL_REASONS})
+
+    @property
+    def pairs(self) -> Sequence[Pair]:
+        return self._pairs
+
+    def update_pairs(self, pairs: Sequence[Pair]) -> tuple[list[int], list[int]]:
+        """A reload's pairs: a pair already known keeps its index and its last price (its strategy's new
+        parameters apply from its next decision), a new pair is appended. Returns (the indexes of new
+        pairs, the indexes of known pairs the reload dropped); a dropped pair forgets its last price."""
+        added: list[int] = []
+        for pair in pairs:
+            index = self._index.get(pair.key)
+            if index is None:
+                index = self._index[pair.key] = len(self._pairs)
+                self._pairs.append(pair)
+                self._prefix.append(registration_prefix(pair.book, pair.strategy.name))
+                self._last.append(None)
+                self._failed.append(0)
+                added.append(index)
+            else:
+                self._pairs[index] = pair
+        kept = {pair.key for pair in pairs}
+        dropped = [i for i, pair in enumerate(self._pairs) if pair.key not in kept]
+        for index in dropped:
+            self._last[index] = None
+        return added, dropped
 
     def remember(self, key: tuple[str, str], price: Decimal) -> bool:
         """Take ``price`` as the last decided price of pair ``key`` (e.g. restored from a store at
@@ -142,7 +170,8 @@ class Pipeline:
             return False
         work.avg = avg_comp_price(work.prices)
         last = self._last[work.index]
-        work.sent = to_cents(work.avg) if last is None else last  # the first tick registers the average
+        # The first tick registers the average, in cents and within the guardrails like every price sent.
+        work.sent = self.config.guard(work.pair.book, to_cents(work.avg), None).price if last is None else last
         reason = refusal(work.sent)
         if reason is not None:
             self.refuse(work, reason, work.sent)
@@ -211,7 +240,8 @@ class Pipeline:
 
     def _decide(self, work: Work, sold: bool, now: float) -> None:
         pair = work.pair
-        priced = self._price(work.avg, sold, pair.strategy.rule, self._last[work.index])
+        rule_price = reprice(work.avg, sold, pair.strategy.rule)
+        priced = self.config.guard(pair.book, rule_price, self._last[work.index])
         reason = refusal(priced.price)
         if reason is not None:
             self.refuse(work, reason, priced.price)
@@ -220,7 +250,7 @@ class Pipeline:
         self.counters["decisions"] += 1
         self._dispatcher.finish(work.index)
         self._emit(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
-                            work.request_id, sold, priced.price, priced.rule_price, priced.guardrail))
+                            work.request_id, sold, priced.price, priced.rule_price, priced.guardrail, work.tick.t0))
 
     def refuse(self, work: Work, reason: str, price: Decimal) -> None:
         self.counters["refused"] += 1

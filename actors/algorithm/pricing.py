@@ -11,7 +11,7 @@ import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final, NamedTuple
+from typing import Final
 
 from transport import limits
 
@@ -58,21 +58,6 @@ def to_cents(amount: Decimal) -> Decimal:
 def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
     """The new price: ``avg * factor``, rounded half-up to cents."""
     return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-class Priced(NamedTuple):
-    """What a decision sets: ``price``, and when guardrails moved it, what the rule said and which.
-    (A NamedTuple: one is made per decision, at a third of a frozen dataclass's cost.)"""
-
-    price: Decimal
-    rule_price: Decimal | None = None
-    guardrail: tuple[str, ...] = ()
-
-
-def price_for(avg: Decimal, sold: bool, rule: PricingRule, last_price: Decimal | None) -> Priced:
-    """The seam where a decision's price is computed: the rule's price today; guardrails (floor,
-    ceiling, step limit from ``last_price``) plug in here and report themselves in :class:`Priced`."""
-    return Priced(reprice(avg, sold, rule))
 
 
 def refusal(price: Decimal) -> str | None:

@@ -1,0 +1,128 @@
+"""The Ledger through the real launcher (issue 11): a SIGKILLed Algorithm worker resumes each pair
+from its last decided price (what the APIServer receives proves it), and a SIGKILLed Ledger loses
+nothing that was printed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from supervisor.driver import LauncherRun, free_port
+from tests.harness import write_csv
+
+FAST = ["--books", "A,B,C", "--tick", "0.3", "--delay", "0", "--hang-timeout", "5", "--grace", "5"]
+
+
+class RecordingApi:
+    """A stand-in for the APIServer that records every registered price (book, price, when)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.registered: list[tuple[str, Decimal, float]] = []
+        self._lock = threading.Lock()
+        self._next_id = 1_000
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _register(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        with self._lock:
+            self.registered.append((body["book"], Decimal(body["price"]), time.time()))
+            self._next_id += 1
+            request_id = self._next_id
+        return web.json_response({"id": request_id})
+
+    async def _read(self, request: web.Request) -> web.Response:
+        return web.json_response({"sold": int(request.match_info["id"]) % 2 == 0})
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/register-request", self._register)
+        app.router.add_get("/request-data/{id}", self._read)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> RecordingApi:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def api() -> Iterator[RecordingApi]:
+    with RecordingApi() as server:
+        yield server
+
+
+def stored(db: Path) -> list[tuple[str, str, int, float, str]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return list(conn.execute("SELECT book, strategy, tick, ts, price FROM decisions"))
+
+
+def test_a_killed_worker_resumes_each_pair_from_its_last_decided_price(tmp_path: Path, ipc_dir: Path,
+                                                                       api: RecordingApi) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    run = LauncherRun(["--data", str(csv_path), *FAST, "--run", "scheduler,datamanager,ledger,algorithm",
+                       "--api-url", f"http://127.0.0.1:{api.port}"], ipc_dir)
+    try:
+        before = run.wait_for_actors(["ledger", "algorithm"])
+        run.wait_decisions(12)
+        killed_at = time.time()
+        os.kill(before["algorithm"], signal.SIGKILL)
+        run.wait_restart("algorithm", before["algorithm"])
+        count = run.decision_count()
+        run.wait_decisions(count + 6, timeout=30)
+        assert run.stop() == 0
+    finally:
+        run.kill_everything()
+    rows = stored(ipc_dir / "ledger.sqlite3")
+    for book in ("A", "B", "C"):
+        kept = [(ts, Decimal(price)) for b, _, _, ts, price in rows if b == book and ts < killed_at]
+        assert kept, f"no decision of {book} kept before the kill"
+        last_price = max(kept)[1]
+        after = [price for b, price, at in api.registered if b == book and at > killed_at]
+        assert after, f"no registration of {book} after the restart"
+        # The restarted worker's first registration of the pair: its last decided price, not the average.
+        assert after[0] == last_price, (book, after[:3], last_price)
+    assert run.counters("algorithm").get("ledger_resumed", 0) >= 3
+
+
+def test_a_killed_ledger_loses_no_printed_decision(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
+    try:
+        before = run.wait_for_actors(["ledger", "algorithm"])
+        run.wait_decisions(9)
+        os.kill(before["ledger"], signal.SIGKILL)
+        run.wait_restart("ledger", before["ledger"])
+        count = run.decision_count()
+        run.wait_decisions(count + 9, timeout=30)
+        assert run.stop() == 0  # a clean stop flushes the outbox
+    finally:
+        run.kill_everything()
+    printed = {(d["book"], d["strategy"], d["tick"]): d["price"] for d in run.decisions()}
+    rows = stored(ipc_dir / "ledger.sqlite3")
+    kept = {(book, strategy, tick): price for book, strategy, tick, _, price in rows}
+    assert len(kept) == len(rows)  # exactly once
+    assert kept == printed  # every printed decision, nothing else, at the printed price
