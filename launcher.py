@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help=f"Algorithm processes this launcher starts, 1..{limits.LAUNCHER_WORKERS_MAX}; each "
                              "(book, strategy) is owned by one (default 1)")
-    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE if k.by_default), metavar="ACTOR,...",
-                        help="which actors this launcher starts (default: all but the dashboard); with the endpoint "
-                             "options, one launcher per machine supervises that machine's share")
+    parser.add_argument("--run", default=",".join(k.name for k in RUNNABLE), metavar="ACTOR,...",
+                        help="which actors this launcher starts (default: all); with the endpoint options, one "
+                             "launcher per machine supervises that machine's share")
     parser.add_argument("--workers-total", type=int, default=None, metavar="M",
                         help="Algorithm workers across all launchers (default: --workers)")
     parser.add_argument("--worker-offset", type=int, default=0, metavar="K",

@@ -17,7 +17,6 @@ class ActorKind:
     name: str  # process name (/proc/PID/comm), logger name, --run entry
     package: str  # ``python -m <package>`` starts one standalone
     stop_stage: int  # the launcher stops stage 0 first: producers before consumers before servers
-    by_default: bool = True  # started by a launcher without --run; False: only when asked for
     reloads: bool = False  # reloads its config on SIGHUP (the launcher forwards its own SIGHUP to it)
 
     @property
@@ -39,8 +38,9 @@ API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
 # The Ledger stops with the other servers, after the Algorithm has sent what it decided.
 LEDGER: Final = ActorKind("ledger", "actors.ledger", stop_stage=2)
 # A reader of the others' history and events: nothing waits on it, so it goes first.
-# Opt-in (--dashboard): it binds a fixed HTTP port, which two launchers on one machine would fight over.
-DASHBOARD: Final = ActorKind("dashboard", "actors.dashboard", stop_stage=0, by_default=False)
+# On by default (--no-dashboard to leave it out); a second launcher on one machine needs its own
+# --dashboard-port, or --no-dashboard (the launcher refuses a port in use at start).
+DASHBOARD: Final = ActorKind("dashboard", "actors.dashboard", stop_stage=0)
 
 KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, LEDGER, ALGORITHM, DASHBOARD)
 BY_NAME: Final = MappingProxyType({kind.name: kind for kind in KINDS})

@@ -72,6 +72,11 @@ def _option(args: Sequence[str], flag: str) -> str | None:
     return None
 
 
+def wants_dashboard(args: Sequence[str]) -> bool:
+    """Whether a launcher command line asks for the Dashboard explicitly."""
+    return "--dashboard" in args or "dashboard" in (_option(args, "--run") or "").split(",")
+
+
 class EventFeed:
     """A SUB to the launcher's ``--events`` endpoint, read in a thread; every update under ``lock``."""
 
@@ -163,6 +168,9 @@ class LauncherRun:
         self._parsed: list[dict[str, Any]] = []
         self._on_decision = on_decision
         self._log: deque[str] = deque(maxlen=LOG_TAIL)
+        if not wants_dashboard(args):
+            # The Dashboard binds a fixed HTTP port: runs that do not look at it leave it out.
+            private.append("--no-dashboard")
         command = [sys.executable, str(REPO / "launcher.py"), "--json", "--events", endpoint, *private, *args]
         self.started_at = time.time()
         # A session of its own, so that a failed run can be killed as a group.

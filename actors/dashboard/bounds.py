@@ -1,25 +1,20 @@
-"""Floors and ceilings to draw on a book's chart: the seam between the Dashboard and the guardrails.
-
-The book page asks a :class:`BoundsSource` for a pair's ``(floor, ceiling)``; either may be None (not
-set: no line). What the Dashboard ships reads the ``[guardrails]`` table's ``floor`` and ``ceiling``
-defaults from the TOML config given with ``--config`` (every other key is ignored, a config without
-that table has no bounds). When the guardrails' own loader exists (per-book rows of its catalog
-included), plug it in here: anything with a ``bounds(book, strategy)`` method will do.
+"""Floors and ceilings to draw on a book's chart, from the repricer's own config (``--config``): the
+guardrails the Algorithm applies, per book (defaults, catalog rows and per-book tables), read with the
+Algorithm's loader so the lines are exactly what holds the prices. Read once, at start: a config
+reloaded by SIGHUP later shows on the Dashboard after its restart (a documented limit).
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Protocol
 
-from transport import limits
+from actors.algorithm.config import Config, ConfigError, load_config
 
 
 class BoundsError(ValueError):
-    """A config whose floor or ceiling the Dashboard cannot read (the message names the key)."""
+    """A config the Dashboard cannot read (the message names the file, the line and the key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,41 +46,23 @@ class DefaultBounds:
         return self._default
 
 
-def _money(name: str, value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise BoundsError(f"guardrails.{name}: expected a price, got {value!r:.40}")
-    try:
-        price = Decimal(str(value))
-    except InvalidOperation:
-        raise BoundsError(f"guardrails.{name}: not a price: {value!r:.40}") from None
-    if not price.is_finite() or not limits.PRICE_MIN <= price <= limits.PRICE_MAX:
-        raise BoundsError(f"guardrails.{name}: must be within {limits.PRICE_MIN}..{limits.PRICE_MAX}")
-    return price
+class ConfigBounds:
+    """Each book's floor and ceiling, as the config's guardrails set them."""
 
+    def __init__(self, config: Config) -> None:
+        self._config = config
 
-def parse_bounds(text: str) -> Bounds:
-    """The ``[guardrails]`` floor and ceiling of a config's text (pure)."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BoundsError(f"not valid TOML: {exc}") from None
-    table = document.get("guardrails")
-    if not isinstance(table, dict):
-        return Bounds()
-    return Bounds(_money("floor", table.get("floor")), _money("ceiling", table.get("ceiling")))
+    def bounds(self, book: str, strategy: str) -> Bounds:
+        guardrails = self._config.guardrails_for(book)
+        return Bounds(guardrails.floor, guardrails.ceiling)
 
 
 def load_bounds(path: str | None) -> BoundsSource:
-    """The bounds of the config at ``path`` (none without one)."""
+    """The bounds of the config at ``path`` (none without one, or without guardrails)."""
     if not path:
         return NoBounds()
     try:
-        if Path(path).stat().st_size > limits.CONFIG_MAX_BYTES:
-            raise BoundsError(f"larger than {limits.CONFIG_MAX_BYTES} bytes")
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BoundsError(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    bounds = parse_bounds(text)
-    return DefaultBounds(bounds) if bounds != Bounds() else NoBounds()
+        config = load_config(path)
+    except ConfigError as exc:
+        raise BoundsError(str(exc)) from None
+    return ConfigBounds(config) if config.has_guardrails else NoBounds()

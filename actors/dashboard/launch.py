@@ -16,20 +16,21 @@ from transport import endpoints
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dashboard")
     group.add_argument("--dashboard", action="store_true",
-                       help="also start the Dashboard (a browser view of prices and health; same as adding "
-                            "'dashboard' to --run)")
+                       help="start the Dashboard even with a --run list that does not name it")
+    group.add_argument("--no-dashboard", action="store_true",
+                       help="run without the Dashboard (a browser view of prices and health, on by default)")
     # Own dest names: the launcher already has a "port" (the APIServer's) and the Ledger a "db".
     group.add_argument("--dashboard-host", default=default_of(DashboardOptions, "host"), metavar="HOST",
                        help="address the Dashboard binds (plain HTTP: a non-loopback one needs --insecure; "
                             "default %(default)s)")
     group.add_argument("--dashboard-port", type=int, default=default_of(DashboardOptions, "port"), metavar="PORT",
                        help="the Dashboard's port (default %(default)s)")
-    group.add_argument("--dashboard-db", default=default_of(DashboardOptions, "db"), metavar="PATH",
-                       help="the Ledger database the Dashboard reads, read-only (default %(default)s)")
+    group.add_argument("--dashboard-db", default=None, metavar="PATH",
+                       help="the Ledger database the Dashboard reads, read-only (default: the Ledger's --db)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return bool(args.dashboard) or DASHBOARD.name in endpoints.split_list(args.run)
+    return not args.no_dashboard and (bool(args.dashboard) or DASHBOARD.name in endpoints.split_list(args.run))
 
 
 def refusal(args: argparse.Namespace) -> str | None:
@@ -54,8 +55,9 @@ def private_events(args: argparse.Namespace, directory: str) -> None:
 
 
 def child_options(args: argparse.Namespace) -> DashboardOptions:
+    db = args.dashboard_db or args.db  # the Ledger's database, as the launcher resolved it
     return DashboardOptions(host=args.dashboard_host, port=args.dashboard_port, events=args.events,
-                            db=str(Path(args.dashboard_db).resolve()), config=args.pricing.config)
+                            db=str(Path(db).resolve()), config=args.pricing.config)
 
 
 def url(args: argparse.Namespace) -> str:

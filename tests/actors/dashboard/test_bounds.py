@@ -1,4 +1,4 @@
-"""Floors and ceilings for the chart, from the config's [guardrails] table (the seam to issue 12)."""
+"""Floors and ceilings for the chart: the guardrails of the repricer's own config, per book."""
 
 from __future__ import annotations
 
@@ -7,27 +7,36 @@ from pathlib import Path
 
 import pytest
 
-from actors.dashboard.bounds import Bounds, BoundsError, NoBounds, load_bounds, parse_bounds
+from actors.dashboard.bounds import Bounds, BoundsError, NoBounds, load_bounds
+
+BOOKS = '[strategies.default]\ndelay = 0\n[[books]]\nids = ["B1", "B2"]\n'
 
 
-def test_guardrails_defaults_are_read_and_other_keys_ignored() -> None:
-    text = '[strategies.default]\nwindow = 5\n[guardrails]\nfloor = "9.50"\nceiling = 40\nmax_step_pct = 5\n'
-    assert parse_bounds(text) == Bounds(Decimal("9.50"), Decimal("40"))
-    assert parse_bounds('[guardrails]\nceiling = "12.00"\n') == Bounds(None, Decimal("12.00"))
-    assert parse_bounds("[[books]]\nids = ['B1']\n") == Bounds()
-
-
-@pytest.mark.parametrize("text", ['[guardrails]\nfloor = "abc"\n', "[guardrails]\nfloor = 0\n",
-                                  "[guardrails]\nceiling = true\n", "[guardrails\n"])
-def test_bad_bounds_are_refused_with_the_key(text: str) -> None:
-    with pytest.raises(BoundsError):
-        parse_bounds(text)
-
-
-def test_load_without_a_config_or_bounds(tmp_path: Path) -> None:
-    assert isinstance(load_bounds(None), NoBounds)
+def write(tmp_path: Path, text: str) -> str:
     config = tmp_path / "c.toml"
-    config.write_text('[guardrails]\nfloor = "30"\n', encoding="utf-8")
-    assert load_bounds(str(config)).bounds("B1", "default") == Bounds(Decimal("30"), None)
+    config.write_text(text, encoding="utf-8")
+    return str(config)
+
+
+def test_each_book_gets_its_own_floor_and_ceiling(tmp_path: Path) -> None:
+    source = load_bounds(write(tmp_path, BOOKS + '[guardrails]\nfloor = "9.50"\nceiling = "40"\nmax_step_pct = 5\n'
+                                               '[guardrails.books.B2]\nfloor = "12.00"\n'))
+    assert source.bounds("B1", "default") == Bounds(Decimal("9.50"), Decimal("40"))
+    assert source.bounds("B2", "default") == Bounds(Decimal("12.00"), Decimal("40"))
+
+
+def test_no_config_or_no_guardrails_means_no_lines(tmp_path: Path) -> None:
+    assert isinstance(load_bounds(None), NoBounds)
+    assert isinstance(load_bounds(write(tmp_path, BOOKS)), NoBounds)
+
+
+@pytest.mark.parametrize("extra", ['[guardrails]\nfloor = "abc"\n', "[guardrails]\nfloor = 0\n",
+                                   "[guardrails]\nceiling = true\n", "[guardrails\n"])
+def test_a_bad_config_is_refused_with_the_key(tmp_path: Path, extra: str) -> None:
+    with pytest.raises(BoundsError, match=r"c\.toml"):
+        load_bounds(write(tmp_path, BOOKS + extra))
+
+
+def test_a_missing_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BoundsError):
         load_bounds(str(tmp_path / "missing.toml"))

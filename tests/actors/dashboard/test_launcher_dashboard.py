@@ -1,5 +1,5 @@
-"""The launcher's side of the Dashboard: opt-in, its URL logged, a private events endpoint, a refusal
-of a public address without --insecure."""
+"""The launcher's side of the Dashboard: on by default, its URL logged, a private events endpoint, a
+refusal of a public address without --insecure."""
 
 from __future__ import annotations
 
@@ -15,14 +15,19 @@ from supervisor.driver import LauncherRun
 from tests.helpers import REPO, free_port
 
 
-def test_off_by_default_on_with_a_switch_or_run() -> None:
+def test_on_by_default_off_with_a_switch_or_run() -> None:
     from actors.dashboard import launch
-    assert not launch.wanted(parse_args([]))
-    assert launch.wanted(parse_args(["--dashboard"]))
-    assert launch.wanted(parse_args(["--run", "scheduler,dashboard"]))
-    args = parse_args(["--dashboard", "--dashboard-port", "9999", "--dashboard-db", "x.db"])
+    free = ["--dashboard-port", "0"]  # the default port may be taken on a machine running tests
+    assert launch.wanted(parse_args(free))
+    assert not launch.wanted(parse_args([*free, "--no-dashboard"]))
+    assert not launch.wanted(parse_args([*free, "--run", "scheduler,datamanager,apiserver,algorithm"]))
+    assert launch.wanted(parse_args([*free, "--run", "scheduler,dashboard"]))
+    assert launch.wanted(parse_args([*free, "--run", "scheduler", "--dashboard"]))
+    args = parse_args(["--dashboard-port", "9999", "--dashboard-db", "x.db"])
     options = launch.child_options(args)
     assert options.port == 9999 and Path(options.db).is_absolute() and launch.url(args) == "http://127.0.0.1:9999/"
+    args = parse_args([*free, "--db", "/tmp/elsewhere.sqlite3"])
+    assert launch.child_options(args).db == "/tmp/elsewhere.sqlite3"  # the Ledger's database by default
 
 
 def test_a_public_dashboard_needs_insecure() -> None:
