@@ -6,7 +6,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only ticks,idle_cpu
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, dashboard, catalog, api_server, ledger.
+cold_read, dashboard, catalog, api_server, ledger, hostile.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bench import (
     cold_read,
     common,
     dashboard,
+    hostile,
     http_clients,
     idle_cpu,
     latency,
@@ -51,6 +52,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "catalog": catalog.measure,
     "api_server": api_server.measure,
     "ledger": ledger.measure,
+    "hostile": hostile.measure,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
