@@ -4,13 +4,13 @@ JSON line with its rate:
 * ``api``  -- the APIServer ceiling: POST /register-request + GET /request-data/<id> pairs per second
   from one client with ``--concurrency`` pairs in flight.
 * ``dm``   -- the DataManager ceiling: LastPricesRequests per second from one asyncio DEALER
-  (:class:`actors.algorithm.data_client.LastPricesClient`) with ``--concurrency`` requests in flight.
+  (:class:`actors.algorithm.clients.data_manager.LastPricesClient`) with ``--concurrency`` requests in flight.
 * ``bare`` -- the bare baseline: ONE plain script doing the Algorithm's per-book steps (DEALER request
   to the DataManager, average, POST, GET, price) with no supervision, no validation, no output
   formatting, ``--concurrency`` books in flight.
 
 Every mode runs ``--warmup`` seconds uncounted, then counts completions for ``--seconds``. The HTTP
-client is the Algorithm's own (``--client thin``, :mod:`actors.algorithm.http_client`) unless
+client is the Algorithm's own (``--client thin``, :mod:`actors.algorithm.clients.http`) unless
 ``--client aiohttp``, so the pipeline is compared with a bare script using the same client. Each mode
 also reports its CPU microseconds per completion (process CPU, all threads).
 """
@@ -33,8 +33,8 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.data_client import LastPricesClient, RequestPolicy
-from actors.algorithm.http_client import HttpClient
+from actors.algorithm.clients.data_manager import LastPricesClient, RequestPolicy
+from actors.algorithm.clients.http import HttpClient
 from transport.sockets import Sockets
 
 CENT = Decimal("0.01")

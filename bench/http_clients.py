@@ -55,7 +55,7 @@ async def _aiohttp(url: str, concurrency: int, tuned: bool) -> tuple[Pair, Calla
 
 
 async def _thin(url: str, concurrency: int) -> tuple[Pair, Callable[[], Awaitable[None]]]:
-    from actors.algorithm.http_client import HttpClient
+    from actors.algorithm.clients.http import HttpClient
 
     client = HttpClient(url, concurrency)
 

@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 import zmq.auth
 
-from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from supervisor.driver import LauncherRun
 from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO, free_port, run_async

@@ -9,7 +9,7 @@ pair next: at most one decision in flight per pair, at most one per (book, strat
 freed late still decides for the newest tick), ``pool`` (a fixed pool of worker coroutines doing
 every step), ``pipeline`` (the steps and checks of a decision: rule, then guardrails), ``roster``
 (which pairs are priced now: owned, not paused; a reload swaps it on SIGHUP), ``writer`` (printing
-without ever blocking the loop), ``ledger_client`` (every decision kept by the Ledger; each pair
+without ever blocking the loop), ``clients.ledger`` (every decision kept by the Ledger; each pair
 resumes from its last decided price). A failed step skips that decision with a log line and a
 counter; the pair is tried again on the next tick.
 """
@@ -28,17 +28,17 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.algorithm import gc_watch
-from actors.algorithm.api_client import ApiClient, HttpPolicy
+from actors.algorithm.clients.api import ApiClient, HttpPolicy
+from actors.algorithm.clients.data_manager import LastPricesClient, RequestPolicy
+from actors.algorithm.clients.http import HttpClient
+from actors.algorithm.clients.ledger import LedgerClient
 from actors.algorithm.config import Config, ConfigError, load_config
-from actors.algorithm.data_client import LastPricesClient, RequestPolicy
+from actors.algorithm.config.reload import ConfigReloader
 from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.http_client import HttpClient
-from actors.algorithm.ledger_client import LedgerClient
 from actors.algorithm.options import AlgorithmOptions, book_ids
 from actors.algorithm.output import format_human, format_json_bytes
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
-from actors.algorithm.reload import ConfigReloader
 from actors.algorithm.roster import Roster
 from actors.algorithm.strategies import Pair
 from actors.algorithm.ticks import TickGate, TickReceiver, Verdict

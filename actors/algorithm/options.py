@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from actors.algorithm.config_files import FileRefused, read_book_list
-from actors.algorithm.config_values import ConfigError
+from actors.algorithm.config.files import FileRefused, read_book_list
+from actors.algorithm.config.values import ConfigError
 from actors.algorithm.strategies import DEFAULT_DELAY
 from actors.options import option
 from transport import endpoints, limits
@@ -57,7 +57,8 @@ class PricingOptions:
     api_rate: float = option(0.0, "APIServer calls per second per endpoint at most (a token bucket; a batch "
                              "call counts as one); 0 = unpaced. A 429's retry_after is obeyed either way",
                              metavar="R")
-    api_burst: int = option(10, "calls the token bucket of --api-rate lets through at once", metavar="B")
+    api_burst: int = option(10, "calls the token bucket of --api-rate lets through at once (keep it below the "
+                            "server's own burst: network jitter then never meets its bucket empty)", metavar="B")
     dm_batch: int = option(200, "books per DataManager request: 1 = one LastPricesRequest per book; "
                            f"2..{limits.BATCH_BOOKS_MAX} = one WindowsRequest for that many books of a tick",
                            metavar="N")

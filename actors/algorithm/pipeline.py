@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from actors.algorithm.api_client import ApiClient, ApiError, RateLimited, registration_prefix
+from actors.algorithm.clients.api import ApiClient, ApiError, RateLimited, registration_prefix
+from actors.algorithm.clients.data_manager import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
 from actors.algorithm.config import Config
-from actors.algorithm.data_client import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
 from actors.algorithm.strategies import Pair

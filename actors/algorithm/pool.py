@@ -22,7 +22,7 @@ import collections
 from collections.abc import Awaitable
 from decimal import Decimal
 
-from actors.algorithm.api_client import READ, REGISTER, ApiClient
+from actors.algorithm.clients.api import READ, REGISTER, ApiClient
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.pipeline import Pipeline, Work
 from transport import limits

@@ -19,8 +19,8 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.api_client import HttpPolicy
-from actors.algorithm.data_client import RequestPolicy
+from actors.algorithm.clients.api import HttpPolicy
+from actors.algorithm.clients.data_manager import RequestPolicy
 from actors.algorithm.pricing import avg_comp_price, reprice
 from actors.algorithm.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async

@@ -15,7 +15,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from actors.data_manager.actor import DataManager
 from actors.data_manager.options import DEFAULT_CSV, DataManagerOptions
 from tests.helpers import REPO

@@ -22,8 +22,8 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.ledger_client import LedgerClient
-from actors.algorithm.ledger_outbox import LedgerPolicy
+from actors.algorithm.clients.ledger import LedgerClient
+from actors.algorithm.clients.outbox import LedgerPolicy
 from tests.actors.ledger.helpers import decision, keys, rows
 from tests.helpers import REPO, async_wait_for, free_port, wait_for
 from transport import protocol

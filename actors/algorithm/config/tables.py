@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from actors.algorithm.catalog import CatalogFormatError, CatalogLoader
-from actors.algorithm.config_files import ConfigFiles, FileRefused
-from actors.algorithm.config_values import Path, ValueReader, show
+from actors.algorithm.config.catalog import CatalogFormatError, CatalogLoader
+from actors.algorithm.config.files import ConfigFiles, FileRefused
+from actors.algorithm.config.values import Path, ValueReader, show
 from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
 from transport import limits
 

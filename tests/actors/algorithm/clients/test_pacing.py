@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.pacing import TokenBucket
+from actors.algorithm.clients.pacing import TokenBucket
 from tests.helpers import FakeClock
 
 

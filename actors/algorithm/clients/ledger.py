@@ -1,5 +1,5 @@
 """The Algorithm's side of the Ledger: a DEALER that sends every decision to the Ledger in batches and
-keeps it until the Ledger acknowledges it (:mod:`actors.algorithm.ledger_outbox`), and asks the Ledger
+keeps it until the Ledger acknowledges it (:mod:`actors.algorithm.clients.outbox`), and asks the Ledger
 for the last decided price of pairs (the resume after a restart).
 
 Reliability is the ZeroMQ guide's *Lazy Pirate* pattern: every batch and every query has a timeout; a
@@ -32,7 +32,7 @@ from decimal import Decimal
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.ledger_outbox import NEVER, Batch, LedgerPolicy, Outbox
+from actors.algorithm.clients.outbox import NEVER, Batch, LedgerPolicy, Outbox
 from transport import limits, protocol
 from transport.logs import RateLimitedLog
 from transport.protocol import (

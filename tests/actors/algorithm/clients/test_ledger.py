@@ -16,8 +16,8 @@ import zmq.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.ledger_client import LedgerClient
-from actors.algorithm.ledger_outbox import NEVER, LedgerPolicy, Outbox
+from actors.algorithm.clients.ledger import LedgerClient
+from actors.algorithm.clients.outbox import NEVER, LedgerPolicy, Outbox
 from actors.ledger.actor import Ledger
 from actors.ledger.options import LedgerOptions
 from tests.actors.ledger.helpers import decision, keys

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from actors.algorithm.api_client import RETRY_AFTER_DEFAULT, RETRY_AFTER_MAX, retry_after
-from actors.algorithm.http_client import MAX_RESPONSE_BYTES, HttpClient, HttpError, Response
+from actors.algorithm.clients.api import RETRY_AFTER_DEFAULT, RETRY_AFTER_MAX, retry_after
+from actors.algorithm.clients.http import MAX_RESPONSE_BYTES, HttpClient, HttpError, Response
 from tests.helpers import free_port, run_async
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"id\":42}"

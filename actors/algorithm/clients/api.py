@@ -20,8 +20,8 @@ from typing import Any, Final
 
 import orjson
 
-from actors.algorithm.http_client import HttpClient, HttpError, Response
-from actors.algorithm.pacing import TokenBucket
+from actors.algorithm.clients.http import HttpClient, HttpError, Response
+from actors.algorithm.clients.pacing import TokenBucket
 from transport import limits
 
 REGISTER: Final = "register"

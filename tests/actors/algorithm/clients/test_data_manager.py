@@ -17,7 +17,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.data_client import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick

@@ -2,7 +2,7 @@
 paused (see ``repricer.example.toml`` and the README's *Config* section).
 
 Parsing is pure (``parse_config(text, name, files)``: the files a config names are read through
-``files``); ``load_config(path)`` reads them from disk, bounded (``config_files``). Any config that
+``files``); ``load_config(path)`` reads them from disk, bounded (``files``). Any config that
 cannot run raises :class:`ConfigError` naming the file, the line and the key
 (``repricer.toml:7: strategies.fast.window: expected an integer 1..64, got 0``), never another
 exception, whatever the file holds.
@@ -20,9 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from actors.algorithm.config_files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
-from actors.algorithm.config_guardrails import read_guardrails, read_pause
-from actors.algorithm.config_values import ConfigError, ValueReader, show
+from actors.algorithm.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
+from actors.algorithm.config.tables import read_guardrails, read_pause
+from actors.algorithm.config.values import ConfigError, ValueReader, show
 from actors.algorithm.guardrails import NONE, Guarded, Guardrails
 from actors.algorithm.pricing import PricingRule
 from actors.algorithm.strategies import DEFAULT_DELAY, Pair, Strategy, pairs_for

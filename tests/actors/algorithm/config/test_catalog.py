@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.algorithm.catalog import (
+from actors.algorithm.config.catalog import (
     CatalogFormatError,
     CatalogLoader,
     parse_catalog_header,

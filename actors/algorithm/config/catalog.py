@@ -1,5 +1,5 @@
 """The guardrail catalog: per-book guardrails in a CSV file, for more books than a TOML file holds.
-Pure: lines in, guardrails out (``config_files.catalog_lines`` streams the file).
+Pure: lines in, guardrails out (``files.catalog_lines`` streams the file).
 
 Catalog format
 --------------

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.algorithm import reload
-from actors.algorithm.config import Config, ConfigError, load_config
-from actors.algorithm.reload import ConfigReloader, kept_prices, reload_config
+from actors.algorithm.config import Config, ConfigError, load_config, reload
+from actors.algorithm.config.reload import ConfigReloader, kept_prices, reload_config
 from tests.helpers import async_wait_for, run_async
 
 GOOD = '[strategies.a]\n[strategies.b]\n[[books]]\nfile = "books.txt"\nstrategies = ["a", "b"]\n'

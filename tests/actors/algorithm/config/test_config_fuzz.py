@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.algorithm.config import Config, ConfigError, load_config, parse_config
-from actors.algorithm.config_files import FileRefused, Line
+from actors.algorithm.config.files import FileRefused, Line
 from transport import limits
 
 FRAGMENTS = ["[strategies.s]", "[strategies.t]", "[[books]]", "[guardrails]", "[guardrails.books.B1]", "[pause]",
