@@ -187,7 +187,7 @@ def test_a_version_2_ledger_is_rebuilt_with_the_run_in_the_key_and_keeps_every_r
     store.close()
     conn = sqlite3.connect(db)
     indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"decisions_by_ts", *schema.PAIRS_INDEXES} <= indexes
+    assert {"decisions_by_ts", "decisions_by_pair_ts", *schema.PAIRS_INDEXES} <= indexes
     assert "decisions_v3" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert conn.execute("SELECT value FROM ledger_counts").fetchone() == (7,)
