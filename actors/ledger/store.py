@@ -23,8 +23,8 @@ from actors.ledger.records import SYNCHRONOUS_MODES, DecisionRow, PairRow, Reten
 BUSY_TIMEOUT: Final = 1.0  # seconds a write waits for another process's lock before failing
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 
-# Columns named: ``run`` is not where version 1 had its columns in every database (``pairs`` gained it
-# at the end).
+# Columns by name, never by position: version 3 put ``run`` before ``tick`` in ``decisions`` and at the
+# end of ``pairs``.
 _INSERT: Final = (f"INSERT OR IGNORE INTO decisions ({', '.join(DecisionRow._fields)}) "
                   f"VALUES ({', '.join('?' * len(DecisionRow._fields))})")
 _NEWEST: Final = ("run", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
