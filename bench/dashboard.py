@@ -84,7 +84,7 @@ def book_paths(count: int, seed: int) -> list[str]:
 
 def books_page(cfg: Config, directory: Path) -> tuple[list[Row], dict[str, Any]]:
     db = directory / "ledger.sqlite3"
-    fake_ledger.fill(db, books=PAIRS // 2, strategies=("default", "fast"), ticks=1)
+    fake_ledger.fill(db, books=PAIRS // 2, strategies=("default", "fast"), ticks=1, indexes=False)
     indexed = directory / "indexed.sqlite3"
     shutil.copy(db, indexed)
     with sqlite3.connect(indexed) as conn:

@@ -1,9 +1,10 @@
-"""A stand-in for the Ledger's writer: creates a database in the Ledger's schema (the team brief's
-shared contract, copied verbatim below) and writes decisions into it the way the Ledger does (a
-decision row, and its pair's row upserted with the counts), with the standard ``sqlite3`` module.
+"""A stand-in for the Ledger's writer: creates a database with the Ledger's own schema (its migrations,
+imported from :mod:`actors.ledger.schema`, so the two can never drift) and writes decisions into it the
+way the Ledger does (a decision row, idempotent on (book, strategy, run, tick), and its pair's row
+upserted with the counts), with the standard ``sqlite3`` module and none of the Ledger's checks.
 
 The Dashboard only reads that database; its tests, its benchmark and its screenshot command use this
-module to make one. Once the Ledger lands, its own writer can replace this (the schema is the same).
+module to make one.
 """
 
 from __future__ import annotations
@@ -19,47 +20,26 @@ from pathlib import Path
 from typing import Final
 
 from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
+from actors.ledger import schema
 
-SCHEMA: Final = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE decisions (
-    book TEXT NOT NULL, strategy TEXT NOT NULL, tick INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    prices TEXT NOT NULL,
-    avg_comp_price TEXT NOT NULL,
-    request_id INTEGER NOT NULL,
-    sold INTEGER NOT NULL,
-    price TEXT NOT NULL,
-    rule_price TEXT,
-    guardrail TEXT,
-    PRIMARY KEY (book, strategy, tick)
-) WITHOUT ROWID;
-CREATE INDEX decisions_by_ts ON decisions (ts);
-CREATE TABLE pairs (
-    book TEXT NOT NULL, strategy TEXT NOT NULL,
-    tick INTEGER NOT NULL, ts REAL NOT NULL,
-    price TEXT NOT NULL, price_cents INTEGER NOT NULL,
-    avg_comp_price TEXT NOT NULL, avg_sort REAL NOT NULL,
-    sold INTEGER NOT NULL, guardrail TEXT,
-    decisions INTEGER NOT NULL,
-    guardrail_hits INTEGER NOT NULL,
-    PRIMARY KEY (book, strategy)
-) WITHOUT ROWID;
-INSERT INTO schema_version VALUES (1);
-"""
+# The indexes the Dashboard asks the Ledger for (its schema version 2): one per sort key of the books
+# table other than the primary key, each ending with (book, strategy) so a page deep in either
+# direction walks the index instead of sorting the table (see the README's Dashboard section).
+PROPOSED_INDEXES: Final = tuple(f"CREATE INDEX IF NOT EXISTS {name} ON pairs ({columns})"
+                                for name, columns in schema.PAIRS_INDEXES.items())
 
-# The indexes the Dashboard asks the Ledger for: one per sort key of the books table other than the
-# primary key, each ending with (book, strategy) so a page deep in either direction walks the index
-# instead of sorting the table (see the README's Dashboard section).
-PROPOSED_INDEXES: Final = (
-    "CREATE INDEX IF NOT EXISTS pairs_by_strategy ON pairs (strategy, book)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_price ON pairs (price_cents, book, strategy)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_avg ON pairs (avg_sort, book, strategy)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_sold ON pairs (sold, book, strategy)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_hits ON pairs (guardrail_hits, book, strategy)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_decisions ON pairs (decisions, book, strategy)",
-    "CREATE INDEX IF NOT EXISTS pairs_by_ts ON pairs (ts, book, strategy)",
-)
+_DECISION_COLUMNS: Final = ("book, strategy, run, tick, ts, prices, avg_comp_price, request_id, sold, price, "
+                            "rule_price, guardrail")
+_PAIR_COLUMNS: Final = ("book, strategy, run, tick, ts, price, price_cents, avg_comp_price, avg_sort, sold, "
+                        "guardrail, decisions, guardrail_hits")
+_NEWEST: Final = ("run", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
+# As the Ledger: the counts always add up, the newest fields change only for a decision newer by
+# (ts, run, tick).
+_UPSERT_PAIR: Final = (
+    f"INSERT INTO pairs ({_PAIR_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?) ON CONFLICT (book, strategy) DO UPDATE "
+    "SET decisions = pairs.decisions + 1, guardrail_hits = pairs.guardrail_hits + excluded.guardrail_hits, "
+    + ", ".join(f"{c} = iif((excluded.ts, excluded.run, excluded.tick) > (pairs.ts, pairs.run, pairs.tick), "
+                f"excluded.{c}, pairs.{c})" for c in _NEWEST))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +57,18 @@ class Row:
     price: Decimal
     rule_price: Decimal | None = None
     guardrail: tuple[str, ...] = ()
+    run: float = 0.0  # the Scheduler run's t0 (0: unknown, as the Ledger keeps rows from before runs)
 
 
-def create(path: Path) -> sqlite3.Connection:
-    """A new database in WAL mode with the Ledger's schema; the writer's connection."""
+def create(path: Path, *, indexes: bool = True) -> sqlite3.Connection:
+    """A new database in WAL mode with the Ledger's current schema; the writer's connection. Without
+    ``indexes``, the Dashboard's indexes on ``pairs`` are left out (to measure what they buy)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(SCHEMA)
+    schema.migrate(conn)
+    if not indexes:
+        for name in schema.PAIRS_INDEXES:
+            conn.execute(f"DROP INDEX {name}")
     return conn
 
 
@@ -95,7 +80,7 @@ def create_or_open(path: Path) -> sqlite3.Connection:
 
 
 def write(conn: sqlite3.Connection, rows: Iterable[Row]) -> int:
-    """Insert decisions idempotently (key: book, strategy, tick) and keep ``pairs`` up to date, in
+    """Insert decisions idempotently (key: book, strategy, run, tick) and keep ``pairs`` up to date, in
     one transaction; the number inserted."""
     inserted = 0
     conn.execute("BEGIN IMMEDIATE")
@@ -103,8 +88,8 @@ def write(conn: sqlite3.Connection, rows: Iterable[Row]) -> int:
         for r in rows:
             guardrail = json.dumps(list(r.guardrail)) if r.guardrail else None
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (r.book, r.strategy, r.tick, r.ts, json.dumps([str(p) for p in r.prices]), str(r.avg_comp_price),
+                f"INSERT OR IGNORE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r.book, r.strategy, r.run, r.tick, r.ts, json.dumps([str(p) for p in r.prices]), str(r.avg_comp_price),
                  r.request_id, int(r.sold), str(r.price), None if r.rule_price is None else str(r.rule_price),
                  guardrail))
             if cursor.rowcount != 1:
@@ -112,14 +97,10 @@ def write(conn: sqlite3.Connection, rows: Iterable[Row]) -> int:
             inserted += 1
             hit = 1 if r.guardrail else 0
             conn.execute(
-                "INSERT INTO pairs VALUES (?,?,?,?,?,?,?,?,?,?,1,?) ON CONFLICT (book, strategy) DO UPDATE SET "
-                "decisions = decisions + 1, guardrail_hits = guardrail_hits + excluded.guardrail_hits, "
-                "tick = excluded.tick, ts = excluded.ts, price = excluded.price, "
-                "price_cents = excluded.price_cents, avg_comp_price = excluded.avg_comp_price, "
-                "avg_sort = excluded.avg_sort, sold = excluded.sold, guardrail = excluded.guardrail "
-                "WHERE excluded.tick >= pairs.tick",
-                (r.book, r.strategy, r.tick, r.ts, str(r.price), int(r.price * 100), str(r.avg_comp_price),
+                _UPSERT_PAIR,
+                (r.book, r.strategy, r.run, r.tick, r.ts, str(r.price), int(r.price * 100), str(r.avg_comp_price),
                  float(r.avg_comp_price), int(r.sold), guardrail, hit))
+        conn.execute("UPDATE ledger_counts SET value = value + ? WHERE name = 'decisions'", (inserted,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -129,8 +110,9 @@ def write(conn: sqlite3.Connection, rows: Iterable[Row]) -> int:
 
 def synthetic(books: Iterable[str], strategies: Iterable[str], ticks: int, *, seed: int = 1,
               start: float | None = None, interval: float = 5.0, floor: Decimal | None = None) -> Iterator[Row]:
-    """Plausible decisions: a competitor random walk per book, priced by the task's rule (with an
-    optional floor, reported as a guardrail the way issue 12 specifies)."""
+    """Plausible decisions of one Scheduler run starting at ``start`` (its ``run``): a competitor random
+    walk per book, priced by the task's rule (with an optional floor, reported as a guardrail the way
+    issue 12 specifies)."""
     rng = random.Random(seed)
     names = list(strategies)
     t0 = time.time() - ticks * interval if start is None else start
@@ -150,13 +132,13 @@ def synthetic(books: Iterable[str], strategies: Iterable[str], ticks: int, *, se
                 if floor is not None and rule_price < floor:
                     price, guardrail = floor, ("floor",)
                 yield Row(book, strategy, tick, t0 + tick * interval, tuple(window), avg, request_id, sold, price,
-                          rule_price if floor is not None else None, guardrail)
+                          rule_price if floor is not None else None, guardrail, t0)
 
 
 def fill(path: Path, books: int, strategies: tuple[str, ...] = ("default",), ticks: int = 1, *,
-         batch: int = 20_000, seed: int = 1) -> None:
+         batch: int = 20_000, seed: int = 1, indexes: bool = True) -> None:
     """A database of ``books`` x ``strategies`` pairs with ``ticks`` decisions each (ids B000001...)."""
-    conn = create(path)
+    conn = create(path, indexes=indexes)
     try:
         ids = (f"B{i:06d}" for i in range(1, books + 1))
         rows = synthetic(ids, strategies, ticks, seed=seed)

@@ -27,6 +27,7 @@ from typing import Any
 
 import zmq
 
+from actors.ledger import schema
 from bench import common
 from bench.common import Config, Outcome, Row
 from supervisor.driver import private_dir
@@ -44,12 +45,14 @@ WINDOW = (Decimal("18.02"), Decimal("17.98"), Decimal("17.99"), Decimal("17.94")
 
 
 def decisions(start: int, count: int, books: int = 10_000) -> list[Decision]:
-    """Realistic decisions: 10,000 books B00001.., one strategy, a window of 5, ticks advancing."""
+    """Realistic decisions: 10,000 books B00001.., one strategy, a window of 5, ticks advancing, all of
+    one Scheduler run (``run`` = T0)."""
     out = []
     for i in range(start, start + count):
         tick, book = divmod(i, books)
         out.append(Decision(time.time(), tick, f"B{book + 1:05d}", "default", WINDOW, Decimal("17.976"),
-                            1_795_000_000_000_000 + i, i % 2 == 0, Decimal("16.18") if i % 2 else Decimal("19.77")))
+                            1_795_000_000_000_000 + i, i % 2 == 0, Decimal("16.18") if i % 2 else Decimal("19.77"),
+                            run=T0))
     return out
 
 
@@ -156,21 +159,20 @@ def idle_probes(endpoint: str, seconds: float) -> dict[str, float]:
 
 
 def baseline(path: Path, count: int) -> float:
-    """Decisions/s of a bare executemany into the same table, same pragmas, a transaction per batch."""
+    """Decisions/s of a bare executemany into the same table (the Ledger's schema, migrated by its own
+    code; ``pairs`` left empty), same pragmas, a transaction per batch."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("CREATE TABLE decisions (book TEXT NOT NULL, strategy TEXT NOT NULL, tick INTEGER NOT NULL, "
-                 "ts REAL NOT NULL, prices TEXT NOT NULL, avg_comp_price TEXT NOT NULL, request_id INTEGER NOT NULL,"
-                 " sold INTEGER NOT NULL, price TEXT NOT NULL, rule_price TEXT, guardrail TEXT, "
-                 "PRIMARY KEY (book, strategy, tick)) WITHOUT ROWID")
-    conn.execute("CREATE INDEX decisions_by_ts ON decisions (ts)")
-    rows = [(d.book, d.strategy, d.tick, d.ts, json.dumps([str(p) for p in d.prices]), str(d.avg_comp_price),
+    schema.migrate(conn)
+    rows = [(d.book, d.strategy, d.run, d.tick, d.ts, json.dumps([str(p) for p in d.prices]), str(d.avg_comp_price),
              d.request_id, int(d.sold), str(d.price), None, None) for d in decisions(0, count)]
+    insert = ("INSERT OR IGNORE INTO decisions (book, strategy, run, tick, ts, prices, avg_comp_price, request_id, "
+              "sold, price, rule_price, guardrail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
     start = time.monotonic()
     for i in range(0, count, BATCH):
         conn.execute("BEGIN")
-        conn.executemany("INSERT OR IGNORE INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows[i:i + BATCH])
+        conn.executemany(insert, rows[i:i + BATCH])
         conn.execute("COMMIT")
     seconds = time.monotonic() - start
     conn.close()

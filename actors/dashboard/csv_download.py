@@ -12,6 +12,7 @@ from aiohttp import web
 
 from actors.dashboard import rows
 from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.params import Cursor
 from actors.dashboard.rows import PairRow
 from transport.logs import RateLimitedLog
 
@@ -60,7 +61,7 @@ class CsvDownloads:
         sent = 0
         await response.write(rows.csv_lines([], header=True))
         for pair in pairs:
-            before: int | None = None
+            before: Cursor | None = None
             while sent < CSV_MAX_ROWS:
                 chunk = await self._ledger.decisions(book, pair.strategy, before, min(CSV_CHUNK, CSV_MAX_ROWS - sent))
                 if not chunk:
@@ -68,4 +69,4 @@ class CsvDownloads:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     await response.write(rows.csv_lines(chunk))
                 sent += len(chunk)
-                before = chunk[-1].tick
+                before = chunk[-1].cursor

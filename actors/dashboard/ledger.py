@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from actors.dashboard import books_page, rows
-from actors.dashboard.params import BooksQuery
+from actors.dashboard.params import BooksQuery, Cursor
 from actors.dashboard.rows import BooksPage, DecisionRow, PairRow
 
 T = TypeVar("T")
@@ -167,8 +167,8 @@ class LedgerReader:
         return await self.call(lambda conn: [rows.pair(r) for r in conn.execute(
             f"SELECT {rows.PAIR_COLUMNS} FROM pairs WHERE book = ? ORDER BY strategy LIMIT 1000", (book,))])
 
-    async def decisions(self, book: str, strategy: str, before: int | None, limit: int) -> list[DecisionRow]:
-        """Newest first: ticks below ``before`` (all when None), at most ``limit``."""
+    async def decisions(self, book: str, strategy: str, before: Cursor | None, limit: int) -> list[DecisionRow]:
+        """Newest first: the decisions older than ``before`` (all when None), at most ``limit``."""
         return await self.call(lambda conn: _decisions(conn, book, strategy, before, limit))
 
     async def series(self, book: str, strategy: str, points: int) -> list[DecisionRow]:
@@ -184,10 +184,16 @@ def _summary(conn: sqlite3.Connection) -> dict[str, Any]:
     return {"schema_version": version, "newest_ts": newest}
 
 
-def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: int | None,
+def decisions_sql(paged: bool) -> str:
+    """A pair's decisions newest first, by time, then run and tick (a total order: (run, tick) is unique
+    within a pair, and tick numbers alone restart with every launcher run); ``paged``: below a cursor.
+    The Ledger's index ``decisions_by_pair_ts`` serves it without a sort, at any depth."""
+    bound = " AND (ts, run, tick) < (?, ?, ?)" if paged else ""
+    return (f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE book = ? AND strategy = ?{bound} "
+            "ORDER BY ts DESC, run DESC, tick DESC LIMIT ?")
+
+
+def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: Cursor | None,
                limit: int) -> list[DecisionRow]:
-    bound = "" if before is None else " AND tick < ?"
-    args: list[Any] = [book, strategy] + ([] if before is None else [before]) + [limit]
-    sql = (f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE book = ? AND strategy = ?{bound} "
-           "ORDER BY tick DESC LIMIT ?")
-    return [rows.decision(r) for r in conn.execute(sql, args)]
+    args: list[Any] = [book, strategy, *(before or ()), limit]
+    return [rows.decision(r) for r in conn.execute(decisions_sql(before is not None), args)]

@@ -115,7 +115,7 @@ class Pages:
         state = {"id": current.book, "strategy": current.strategy}
         pages = [_link(url("/book", state), "« newest")] if query.before is not None else []
         if decisions and len(decisions) == query.limit:
-            pages.append(_link(url("/book", {**state, "before": decisions[-1].tick}), "older »"))
+            pages.append(_link(url("/book", {**state, "before": decisions[-1].cursor.text()}), "older »"))
         notes = [f"{name} {value}" for name, value in (("floor", bounds.floor), ("ceiling", bounds.ceiling))
                  if value is not None]
         content = self._t["book"].substitute(

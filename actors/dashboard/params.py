@@ -7,10 +7,11 @@ the server counts by.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from transport import limits
 
@@ -26,6 +27,23 @@ TICK_MAX: Final = 2**63 - 1
 # Sort keys of the books table, in the order of its columns.
 SORT_KEYS: Final = ("book", "strategy", "price", "avg", "sold", "hits", "decisions", "updated")
 _DIGITS: Final = re.compile(r"[0-9]{1,19}")
+# A decision's place in a pair's newest-first order: "ts,run,tick" (floats as Python writes them, so
+# they read back exactly).
+_NUMBER: Final = r"[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?"
+_CURSOR: Final = re.compile(rf"({_NUMBER}),({_NUMBER}),([0-9]{{1,19}})")
+
+
+class Cursor(NamedTuple):
+    """Where a page of a pair's decisions stops: the last decision shown, by (ts, run, tick), the order
+    the Dashboard lists them in (tick numbers restart with every launcher run: a tick alone is no
+    place). The next, older page starts below it."""
+
+    ts: float
+    run: float
+    tick: int
+
+    def text(self) -> str:
+        return f"{self.ts!r},{self.run!r},{self.tick}"
 
 
 class BadRequest(ValueError):
@@ -55,7 +73,7 @@ class BooksQuery:
 class BookQuery:
     book: str
     strategy: str | None = None  # None: the book's first strategy
-    before: int | None = None  # decisions with a tick below this one (the next, older page)
+    before: Cursor | None = None  # decisions older than this one (the next, older page)
     limit: int = DECISIONS_DEFAULT
 
 
@@ -105,10 +123,22 @@ def books_query(params: Mapping[str, str]) -> BooksQuery:
                       size=_integer(params, "size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX))
 
 
+def cursor(params: Mapping[str, str], name: str = "before") -> Cursor | None:
+    text = params.get(name)
+    if text is None or text == "":
+        return None
+    match = _CURSOR.fullmatch(text)
+    if match is not None:
+        ts, run, tick = float(match[1]), float(match[2]), int(match[3])
+        if math.isfinite(ts) and math.isfinite(run) and tick <= TICK_MAX:
+            return Cursor(ts, run, tick)
+    raise BadRequest(f"bad_{name}", f"{name} must be a place in the decisions, ts,run,tick (as the 'older' link "
+                     f"gives it), got {text[:60]!r}")
+
+
 def book_query(params: Mapping[str, str]) -> BookQuery:
     """``?id=&strategy=&before=&limit=`` of one book's page and its decisions."""
-    before = _integer(params, "before", -1, 1, TICK_MAX)
-    return BookQuery(book_id(params), strategy_name(params), None if before < 0 else before,
+    return BookQuery(book_id(params), strategy_name(params), cursor(params),
                      _integer(params, "limit", DECISIONS_DEFAULT, 1, DECISIONS_MAX))
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from actors.dashboard.params import BooksQuery, last_page
+from actors.dashboard.params import BooksQuery, Cursor, last_page
 
 PAIR_COLUMNS: Final = "book, strategy, tick, ts, price, avg_comp_price, sold, guardrail, decisions, guardrail_hits"
 DECISION_COLUMNS: Final = ("book, strategy, tick, ts, prices, avg_comp_price, request_id, sold, price, rule_price, "
-                           "guardrail")
+                           "guardrail, run")
+# ``run`` last, as in the Ledger's own export: the columns before it keep their places.
 CSV_HEADER: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold", "price",
-                     "rule_price", "guardrail")
+                     "rule_price", "guardrail", "run")
 
 
 def iso(ts: float) -> str:
@@ -82,17 +83,23 @@ class DecisionRow:
     price: str
     rule_price: str | None
     guardrail: tuple[str, ...]
+    run: float  # the Scheduler run's t0 (0: kept before the Ledger recorded runs); with tick, its identity
+
+    @property
+    def cursor(self) -> Cursor:
+        """Its place in the pair's newest-first order (the next page starts below it)."""
+        return Cursor(self.ts, self.run, self.tick)
 
     def as_json(self) -> dict[str, Any]:
         return {"ts": iso(self.ts), "tick": self.tick, "book": self.book, "strategy": self.strategy,
                 "prices": list(self.prices), "avg_comp_price": self.avg_comp_price, "request_id": self.request_id,
                 "sold": self.sold, "price": self.price, "rule_price": self.rule_price,
-                "guardrail": list(self.guardrail) or None}
+                "guardrail": list(self.guardrail) or None, "run": self.run}
 
     def as_csv(self) -> list[str]:
         return [iso(self.ts), str(self.tick), self.book, self.strategy, " ".join(self.prices), self.avg_comp_price,
                 str(self.request_id), "true" if self.sold else "false", self.price, self.rule_price or "",
-                " ".join(self.guardrail)]
+                " ".join(self.guardrail), repr(self.run)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ def pair(r: Sequence[Any]) -> PairRow:
 
 def decision(r: Sequence[Any]) -> DecisionRow:
     return DecisionRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), _strings(r[4]), str(r[5]), int(r[6]),
-                       bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]))
+                       bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]), float(r[11]))
 
 
 def csv_lines(decisions: Sequence[DecisionRow], header: bool = False) -> bytes:

@@ -182,9 +182,10 @@ class DashboardWeb:
         query = params.book_query(request.query)
         pairs, current = await self._pair(query.book, query.strategy)
         decisions = await self.ledger.decisions(query.book, current.strategy, query.before, query.limit)
+        older = decisions[-1].cursor.text() if decisions and len(decisions) == query.limit else None
         return web.json_response({"pairs": [p.as_json() for p in pairs], "strategy": current.strategy,
                                   "bounds": self.bounds.bounds(query.book, current.strategy).as_json(),
-                                  "decisions": [d.as_json() for d in decisions]})
+                                  "decisions": [d.as_json() for d in decisions], "older": older})
 
     async def api_series(self, request: web.Request) -> web.Response:
         book, strategy = params.book_id(request.query), params.strategy_name(request.query)

@@ -148,8 +148,8 @@ class Ledger:
                 continue
             rejected += 1
             reason = row
-            self._rlog.warning("bad_decision", "rejected decision book=%s strategy=%s tick=%d of batch %d: %s",
-                               decision.book, decision.strategy, decision.tick, batch.batch_id, reason)
+            self._rlog.warning("bad_decision", "rejected decision book=%s strategy=%s run=%r tick=%d of batch %d: %s",
+                               decision.book, decision.strategy, decision.run, decision.tick, batch.batch_id, reason)
         self._counters["rejected"] += rejected
         self._writer.submit_batch(PendingBatch(identity, batch.batch_id, rows, rejected))
 

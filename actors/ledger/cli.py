@@ -34,8 +34,9 @@ from transport.logs import printable
 
 COMMANDS: Final = ("history", "summary")
 FORMATS: Final = ("table", "csv", "json")
+# ``run`` last: the columns before it keep their places for whoever reads the CSV by position.
 HISTORY_COLUMNS: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold",
-                          "price", "rule_price", "guardrail")
+                          "price", "rule_price", "guardrail", "run")
 SUMMARY_COLUMNS: Final = ("book", "decisions", "sold_share", "first_price", "last_price", "min_price",
                           "max_price", "first_ts", "last_ts")
 
@@ -96,9 +97,11 @@ class Filter:
 
 
 def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> Iterator[dict[str, Any]]:
-    """Decisions matching ``where``, oldest first, streamed (never all in memory)."""
+    """Decisions matching ``where``, oldest first, streamed (never all in memory). ``run`` is the
+    Scheduler run's t0 as stored (0 for a decision kept before runs were recorded): with ``tick`` it
+    tells apart the decisions of two runs, whose tick numbers both start at 0."""
     clause, params = where.where()
-    sql = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM decisions{clause} ORDER BY ts, strategy"
+    sql = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM decisions{clause} ORDER BY ts, strategy, run, tick"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

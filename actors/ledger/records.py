@@ -32,6 +32,7 @@ class DecisionRow(NamedTuple):
 
     book: str
     strategy: str
+    run: float  # the Scheduler run's t0: with ``tick``, which tick of which run (0: before v3 recorded runs)
     tick: int
     ts: float
     prices: str  # JSON array of decimal strings, oldest first
@@ -49,6 +50,7 @@ class PairRow(NamedTuple):
 
     book: str
     strategy: str
+    run: float
     tick: int
     ts: float
     price: str
@@ -95,6 +97,8 @@ def to_row(decision: Decision) -> DecisionRow | str:
         return "strategy: not a valid strategy name"
     if not (math.isfinite(d.ts) and d.ts > 0):
         return "ts: not a positive time"
+    if not (math.isfinite(d.run) and d.run >= 0):
+        return "run: not a run start time (epoch seconds, or 0 when unknown)"
     if not 1 <= len(d.prices) <= limits.WINDOW_MAX:
         return f"prices: expected 1..{limits.WINDOW_MAX} prices"
     prices: list[str] = []
@@ -117,7 +121,7 @@ def to_row(decision: Decision) -> DecisionRow | str:
     # Decimal strings need no JSON escaping: join them directly (json.dumps costs more, per decision).
     prices_json = '["' + '","'.join(prices) + '"]'
     guardrail = json.dumps(list(d.guardrail), separators=(",", ":")) if d.guardrail else None
-    return DecisionRow(d.book, d.strategy, d.tick, d.ts, prices_json, avg, d.request_id, int(d.sold),
+    return DecisionRow(d.book, d.strategy, d.run, d.tick, d.ts, prices_json, avg, d.request_id, int(d.sold),
                        _in_cents(price), None if rule_price is None else _in_cents(rule_price), guardrail)
 
 
@@ -133,10 +137,11 @@ def stored_price(text: object) -> Decimal | None:
     return price if _money_text(price, limits.PRICE_MIN, limits.PRICE_MAX, 2) is not None else None
 
 
-def _newer(a: DecisionRow, b: DecisionRow) -> bool:
-    """``a`` was decided after ``b``. By time, then tick: ticks restart at 0 with every launcher run, the
-    decision time does not."""
-    return (a.ts, a.tick) > (b.ts, b.tick)
+def newest_key(row: DecisionRow) -> tuple[float, float, int]:
+    """What "newest" sorts by: the decision time (ticks restart at 0 with every launcher run, the time
+    does not), then run and tick, so the order is total (the Ledger's upsert of ``pairs`` compares the
+    same three columns)."""
+    return (row.ts, row.run, row.tick)
 
 
 def pair_rows(rows: Iterable[DecisionRow]) -> list[PairRow]:
@@ -149,13 +154,13 @@ def pair_rows(rows: Iterable[DecisionRow]) -> list[PairRow]:
         count = counts.setdefault(key, [0, 0])
         count[0] += 1
         count[1] += row.guardrail is not None
-        if key not in newest or _newer(row, newest[key]):
+        if key not in newest or newest_key(row) > newest_key(newest[key]):
             newest[key] = row
     out = []
     for key, row in newest.items():
         decisions, hits = counts[key]
         cents = int(Decimal(row.price).scaleb(2))  # exact: a price has at most two decimals
-        out.append(PairRow(row.book, row.strategy, row.tick, row.ts, row.price, cents, row.avg_comp_price,
+        out.append(PairRow(row.book, row.strategy, row.run, row.tick, row.ts, row.price, cents, row.avg_comp_price,
                            float(row.avg_comp_price), row.sold, row.guardrail, decisions, hits))
     return out
 

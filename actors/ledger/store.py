@@ -23,27 +23,33 @@ from actors.ledger.records import SYNCHRONOUS_MODES, DecisionRow, PairRow, Reten
 BUSY_TIMEOUT: Final = 1.0  # seconds a write waits for another process's lock before failing
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 
-_INSERT: Final = f"INSERT OR IGNORE INTO decisions VALUES ({', '.join('?' * len(DecisionRow._fields))})"
-_NEWEST: Final = ("tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
+# Columns by name, never by position: version 3 put ``run`` before ``tick`` in ``decisions`` and at the
+# end of ``pairs``.
+_INSERT: Final = (f"INSERT OR IGNORE INTO decisions ({', '.join(DecisionRow._fields)}) "
+                  f"VALUES ({', '.join('?' * len(DecisionRow._fields))})")
+_NEWEST: Final = ("run", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
 # A pair's counts always add up; its newest fields change only for a newer decision (a resent, older
-# batch may commit after a newer one). SET expressions all see the row as it was before the update.
+# batch may commit after a newer one), newer by (ts, run, tick) as ``records.newest_key``. SET
+# expressions all see the row as it was before the update.
 _UPSERT_PAIR: Final = (
     f"INSERT INTO pairs ({', '.join(PairRow._fields)}) VALUES ({', '.join('?' * len(PairRow._fields))}) "
     "ON CONFLICT (book, strategy) DO UPDATE SET decisions = pairs.decisions + excluded.decisions, "
     "guardrail_hits = pairs.guardrail_hits + excluded.guardrail_hits, "
-    + ", ".join(f"{c} = iif((excluded.ts, excluded.tick) > (pairs.ts, pairs.tick), excluded.{c}, pairs.{c})"
-                for c in _NEWEST)
+    + ", ".join(f"{c} = iif((excluded.ts, excluded.run, excluded.tick) > (pairs.ts, pairs.run, pairs.tick), "
+                f"excluded.{c}, pairs.{c})" for c in _NEWEST)
 )
 _ADD_ROWS: Final = "UPDATE ledger_counts SET value = value + ? WHERE name = 'decisions'"
-_DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, tick) IN "
-                         "(SELECT book, strategy, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
+_DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, run, tick) IN "
+                         "(SELECT book, strategy, run, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
+_KEPT_REQUEST: Final = "SELECT request_id FROM decisions WHERE book = ? AND strategy = ? AND run = ? AND tick = ?"
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     """What one write did: rows inserted, rows already there (resent), and of those, rows whose key
-    holds a *different* decision (same book, strategy and tick, another request id: a tick number
-    reused by a later launcher run)."""
+    holds a *different* decision (same book, strategy, run and tick, another request id: not a resend.
+    Only a sender that does not fill ``run`` (0 for every run) or a pair decided twice on one tick by
+    two workers could cause one)."""
 
     stored: int
     duplicates: int
@@ -102,7 +108,7 @@ class LedgerStore:
         return self._conn
 
     def write(self, batches: Sequence[Sequence[DecisionRow]]) -> list[Written]:
-        """Insert every batch's rows (INSERT OR IGNORE on (book, strategy, tick)) and update ``pairs``
+        """Insert every batch's rows (INSERT OR IGNORE on (book, strategy, run, tick)) and update ``pairs``
         from the rows actually inserted, all in one transaction; return what happened to each batch."""
         conn = self._db()
         rows = [row for batch in batches for row in batch]
@@ -134,8 +140,7 @@ class LedgerStore:
                 stored += 1
                 continue
             duplicates += 1
-            kept = conn.execute("SELECT request_id FROM decisions WHERE book = ? AND strategy = ? AND tick = ?",
-                                (row.book, row.strategy, row.tick)).fetchone()
+            kept = conn.execute(_KEPT_REQUEST, (row.book, row.strategy, row.run, row.tick)).fetchone()
             collisions += kept is not None and kept[0] != row.request_id
         return Written(stored, duplicates, collisions)
 

@@ -211,8 +211,9 @@ class LedgerWriter:
     def _note_collisions(self, result: Written) -> None:
         if result.collisions:
             self.counters["key_collisions"] += result.collisions
-            self._rlog.warning("collision", "%d decision(s) not stored: their (book, strategy, tick) already "
-                               "holds another decision (a tick number reused by a later run?)", result.collisions)
+            self._rlog.warning("collision", "%d decision(s) not stored: their (book, strategy, run, tick) already "
+                               "holds another decision (a sender without its run, or a pair decided twice on "
+                               "one tick?)", result.collisions)
 
     async def _answer_queries(self) -> None:
         queries = list(self._queries)

@@ -112,7 +112,7 @@ def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, LedgerStandIn, st
             " : null"))
         with sqlite3.connect(f"file:{ledger.path}?mode=ro", uri=True) as conn:
             rows = conn.execute("SELECT ts, avg_comp_price, price, sold, tick FROM decisions WHERE book = 'B' AND "
-                                "strategy = 'default' ORDER BY tick").fetchall()
+                                "strategy = 'default' ORDER BY ts, run, tick").fetchall()
         shown = len(chart["data"][0])
         assert before >= 3 and before <= shown <= len(rows)  # everything there when the page loaded, or more
         x, avg, price, sold, unsold = chart["data"][:5]

@@ -17,9 +17,10 @@ import pytest
 
 from actors.dashboard import books_page
 from actors.dashboard.books_page import ORDER
-from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable, decisions_sql
 from actors.dashboard.params import SORT_KEYS, BooksQuery
-from actors.dashboard.rows import PairRow
+from actors.dashboard.rows import DecisionRow, PairRow
+from actors.ledger import schema
 from bench import fake_ledger
 from tests.helpers import run_async, wait_for
 
@@ -90,13 +91,61 @@ def test_decisions_newest_first_with_a_keyset_page_and_the_series_oldest_first(l
         reader = LedgerReader(ledger_db)
         try:
             first = await reader.decisions("B1", "fast", None, 5)
-            older = await reader.decisions("B1", "fast", first[-1].tick, 5)
+            older = await reader.decisions("B1", "fast", first[-1].cursor, 5)
             series = await reader.series("B1", "fast", 4)
             return [d.tick for d in first], [d.tick for d in older], [d.tick for d in series]
         finally:
             reader.close()
 
     assert run_async(read()) == ([11, 10, 9, 8, 7], [6, 5, 4, 3, 2], [8, 9, 10, 11])
+
+
+def runs_db(path: Path) -> list[tuple[float, float, int]]:
+    """One pair decided by three runs that all number their ticks from 0: a first run kept before the
+    Ledger recorded runs (run 0), a later one, and a third whose first decisions have the same times as
+    the second's (a clock stepped back). Returns every (ts, run, tick), newest first."""
+    t0 = time.time() - 3600
+    first = [dataclasses.replace(r, run=0.0) for r in fake_ledger.synthetic(["B1"], ["default"], 7, start=t0)]
+    second = list(fake_ledger.synthetic(["B1"], ["default"], 7, start=t0 + 600, seed=2))
+    third = [dataclasses.replace(r, run=r.run + 0.5, request_id=r.request_id + 100) for r in second[:3]]
+    conn = fake_ledger.create(path)
+    try:
+        assert fake_ledger.write(conn, [*second, *first, *third]) == 17  # same tick numbers: all kept
+    finally:
+        conn.close()
+    return sorted(((r.ts, r.run, r.tick) for r in (*first, *second, *third)), reverse=True)
+
+
+def test_a_pairs_decisions_of_several_runs_page_newest_first_by_time_without_loss(tmp_path: Path) -> None:
+    expected = runs_db(tmp_path / "runs.sqlite3")
+
+    async def read() -> tuple[list[DecisionRow], list[DecisionRow]]:
+        reader = LedgerReader(tmp_path / "runs.sqlite3")
+        try:
+            pages: list[DecisionRow] = []
+            before = None
+            while page := await reader.decisions("B1", "default", before, 4):  # ties straddle the pages
+                pages += page
+                before = page[-1].cursor
+            return pages, await reader.series("B1", "default", 100)
+        finally:
+            reader.close()
+
+    pages, series = run_async(read())
+    assert [(d.ts, d.run, d.tick) for d in pages] == expected
+    assert [(d.ts, d.run, d.tick) for d in series] == expected[::-1]
+
+
+def test_a_page_of_decisions_walks_the_ledgers_index_at_any_depth(tmp_path: Path) -> None:
+    runs_db(tmp_path / "runs.sqlite3")
+    conn = sqlite3.connect(tmp_path / "runs.sqlite3")
+    try:
+        for paged in (False, True):
+            plan = " ".join(str(row) for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + decisions_sql(paged), ["B1", "default", *((1.0, 0.0, 1) if paged else ()), 9]))
+            assert "decisions_by_pair_ts" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        conn.close()
 
 
 def test_no_database_yet_then_one_appears(tmp_path: Path) -> None:
@@ -113,7 +162,7 @@ def test_no_database_yet_then_one_appears(tmp_path: Path) -> None:
                 await reader.summary()
             fake_ledger.fill(tmp_path / "full.sqlite3", books=2)
             os.replace(tmp_path / "full.sqlite3", path)  # the file is replaced: read the new one
-            assert (await reader.summary())["schema_version"] == 1
+            assert (await reader.summary())["schema_version"] == schema.VERSION
             assert reader.counters["db_unavailable"] == 2
         finally:
             reader.close()
@@ -150,7 +199,7 @@ def test_a_query_past_its_deadline_is_interrupted(ledger_db: Path) -> None:
         with pytest.raises(LedgerBusy, match="longer than"):
             run_async(reader.call(lambda conn: conn.execute(endless).fetchone()))
         assert time.monotonic() - started < 2.0
-        assert run_async(reader.summary())["schema_version"] == 1  # the connection still works
+        assert run_async(reader.summary())["schema_version"] == schema.VERSION  # the connection still works
     finally:
         reader.close()
 

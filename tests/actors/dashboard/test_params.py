@@ -43,6 +43,21 @@ def test_malformed_book_parameters_are_named(values: dict[str, str], reason: str
     assert caught.value.reason == reason
 
 
+@given(st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+       st.floats(min_value=0, allow_nan=False, allow_infinity=False), st.integers(0, params.TICK_MAX))
+def test_a_cursor_reads_back_exactly_what_the_older_link_wrote(ts: float, run: float, tick: int) -> None:
+    place = params.Cursor(ts, run, tick)
+    assert params.book_query({"id": "B1", "before": place.text()}).before == place
+
+
+@pytest.mark.parametrize("text", ["17", "1.5,2", "1,2,-3", "nan,0,1", "inf,0,1", "1,2,3,4", "-1,0,1", " 1,0,1",
+                                  "1,0,99999999999999999999", "1e999,0,1"])
+def test_a_malformed_cursor_is_refused(text: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        params.book_query({"id": "B1", "before": text})
+    assert caught.value.reason == "bad_before" and "ts,run,tick" in caught.value.message
+
+
 def test_a_page_past_the_end_is_a_404_saying_where_the_end_is() -> None:
     params.check_page(BooksQuery(page=1), 0)  # page 1 of an empty table exists
     params.check_page(BooksQuery(page=2, size=50), 51)

@@ -65,7 +65,7 @@ def test_pages_answer_and_carry_a_strict_content_security_policy(ledger_db: Path
 def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) -> None:
     with sqlite3.connect(ledger_db) as conn:
         newest = conn.execute("SELECT tick, price, rule_price, request_id FROM decisions WHERE book = 'B3' "
-                              "ORDER BY tick DESC LIMIT 1").fetchone()
+                              "ORDER BY ts DESC LIMIT 1").fetchone()
 
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
         page = await (await client.get("/book?id=B3")).text()
@@ -77,7 +77,7 @@ def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) 
         assert [d["tick"] for d in api["decisions"]] == [11, 10, 9]
         assert api["bounds"] == {"floor": "30", "ceiling": None}
         assert set(api["decisions"][0]) == {"ts", "tick", "book", "strategy", "prices", "avg_comp_price",
-                                            "request_id", "sold", "price", "rule_price", "guardrail"}
+                                            "request_id", "sold", "price", "rule_price", "guardrail", "run"}
 
     serve(ledger_db, scenario, Bounds(Decimal("30"), None))
 
@@ -85,7 +85,7 @@ def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) 
 def test_the_series_holds_every_decision_of_the_pair_oldest_first(ledger_db: Path) -> None:
     with sqlite3.connect(ledger_db) as conn:
         rows = conn.execute("SELECT ts, avg_comp_price, price, sold FROM decisions WHERE book = 'B2' AND "
-                            "strategy = 'fast' ORDER BY tick").fetchall()
+                            "strategy = 'fast' ORDER BY ts").fetchall()
 
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
         series = await (await client.get("/api/series?id=B2&strategy=fast")).json()
@@ -107,6 +107,32 @@ def test_csv_download_streams_every_decision_newest_first(ledger_db: Path) -> No
         assert len(both) == 24 and {r["strategy"] for r in both} == {"default", "fast"}
 
     serve(ledger_db, scenario)
+
+
+def test_two_runs_with_the_same_ticks_are_all_shown_newest_first_and_paged_by_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    start = time.time() - 3600
+    conn = fake_ledger.create(path)
+    for run_start in (start, start + 600):  # each run numbers its ticks 0..4
+        fake_ledger.write(conn, fake_ledger.synthetic(["B1"], ["default"], 5, start=run_start))
+    conn.close()
+    newest_first = [(run_start, tick) for run_start in (start + 600, start) for tick in range(4, -1, -1)]
+
+    async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        table = list(csv.DictReader(io.StringIO(await (await client.get("/book.csv?id=B1")).text())))
+        assert [(float(r["run"]), int(r["tick"])) for r in table] == newest_first
+        seen: list[tuple[float, int]] = []
+        older: str | None = ""
+        while older is not None:
+            api = await (await client.get("/api/book", params={"id": "B1", "limit": "3", "before": older})).json()
+            seen += [(d["run"], d["tick"]) for d in api["decisions"]]
+            older = api["older"]
+        assert seen == newest_first
+        page = await (await client.get("/book?id=B1&limit=3")).text()
+        link = page.split('older »')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+        assert "before=" in link and "<td>1</td>" in await (await client.get(link)).text()
+
+    serve(path, scenario)
 
 
 def test_a_csv_field_that_a_spreadsheet_would_run_is_defused(tmp_path: Path) -> None:
@@ -131,6 +157,7 @@ def test_a_csv_field_that_a_spreadsheet_would_run_is_defused(tmp_path: Path) -> 
     ("/books?page=99999999999999999999", 400, "bad_page", "page must be"),
     ("/books?sort=nope", 400, "bad_sort", "sort must be one of"),
     ("/book?id=B1&before=-3", 400, "bad_before", "before must be"),
+    ("/book?id=B1&before=17", 400, "bad_before", "ts,run,tick"),
     ("/no/such/page", 404, "unknown_path", "no page at"),
 ])
 def test_bad_requests_get_a_clear_html_page_and_are_counted(ledger_db: Path, path: str, status: int, reason: str,

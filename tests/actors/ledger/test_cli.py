@@ -50,7 +50,7 @@ def test_history_json_gives_each_decision_with_its_explanation(db: Path) -> None
     assert records[2] == {"ts": cli.iso(T0 + 3), "tick": 3, "book": "B003", "strategy": "default",
                           "prices": ["18.02", "17.98", "17.99", "17.94", "17.95"], "avg_comp_price": "17.976",
                           "request_id": 1003, "sold": True, "price": "9.99", "rule_price": "9.50",
-                          "guardrail": ["floor"]}
+                          "guardrail": ["floor"], "run": 0.0}
 
 
 def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path) -> None:
@@ -63,6 +63,22 @@ def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["ts", "tick", "book"] and len(lines) == 5
     assert "floor" in lines[-1] and "9.50" in lines[-1]
+
+
+def test_history_tells_apart_two_runs_with_the_same_tick_numbers(db: Path) -> None:
+    store = LedgerStore(str(db))
+    store.open()
+    later = [to_row(decision(t, "B003", ts=T0 + 3600 + t, run=T0 + 3599.25, price="20.00")) for t in (1, 2)]
+    store.write([[r for r in later if not isinstance(r, str)]])
+    store.close()
+    code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "csv", "--db", str(db))
+    assert code == 0
+    rows = [(r["run"], r["tick"], r["price"]) for r in csv.DictReader(io.StringIO(out))]
+    assert rows == [("0.0", "1", "10.00"), ("0.0", "2", "12.50"), ("0.0", "3", "9.99"),
+                    (repr(T0 + 3599.25), "1", "20.00"), (repr(T0 + 3599.25), "2", "20.00")]
+    code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "json", "--db", str(db))
+    assert [(r["run"], r["tick"]) for r in map(json.loads, out.splitlines())][-2:] == [(T0 + 3599.25, 1),
+                                                                                         (T0 + 3599.25, 2)]
 
 
 def test_summary_per_book(db: Path) -> None:

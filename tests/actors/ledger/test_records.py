@@ -27,8 +27,9 @@ def row_of(d: Decision) -> DecisionRow:
 
 
 def test_a_good_decision_becomes_its_row() -> None:
-    row = row_of(decision(7, "B003", "fast", price="16.1", sold=True, rule_price="15", guardrail=("floor",)))
-    assert row == ("B003", "fast", 7, T0 + 7, '["18.02","17.98","17.99","17.94","17.95"]', "17.976", 1007, 1,
+    row = row_of(decision(7, "B003", "fast", price="16.1", sold=True, rule_price="15", guardrail=("floor",),
+                          run=T0 - 0.5))
+    assert row == ("B003", "fast", T0 - 0.5, 7, T0 + 7, '["18.02","17.98","17.99","17.94","17.95"]', "17.976", 1007, 1,
                    "16.10", "15.00", '["floor"]')
     assert row_of(decision()).rule_price is None and row_of(decision()).guardrail is None
     quoted = row_of(decision(guardrail=('a"b', "c\\d")))
@@ -45,6 +46,7 @@ def test_money_is_written_in_fixed_point_never_exponents() -> None:
 @pytest.mark.parametrize(("change", "field"), [
     ({"book": " B1"}, "book"), ({"book": "B\n1"}, "book"), ({"strategy": ""}, "strategy"),
     ({"strategy": "x" * 65}, "strategy"), ({"ts": 0.0}, "ts"), ({"ts": float("inf")}, "ts"),
+    ({"run": -1.0}, "run"), ({"run": float("nan")}, "run"), ({"run": float("inf")}, "run"),
     ({"prices": ()}, "prices"), ({"prices": (Decimal("-1"),)}, "prices"),
     ({"prices": (Decimal("1.0000001"),)}, "prices"),
     ({"prices": (Decimal(1),) * (limits.WINDOW_MAX + 1)}, "prices"),
@@ -68,23 +70,34 @@ def test_pairs_keep_the_newest_decision_by_time_not_by_tick() -> None:
         assert (pair.decisions, pair.guardrail_hits) == (2, 1)
 
 
+def test_pairs_break_a_tie_in_time_by_run_then_tick() -> None:
+    # Same decision time (a clock step, or hand-made rows): the later run wins, whatever the ticks.
+    first = row_of(decision(9, ts=T0, run=T0 - 100, price="10.00"))
+    second = row_of(decision(1, ts=T0, run=T0 - 50, price="12.00"))
+    for order in ([first, second], [second, first]):
+        (pair,) = pair_rows(order)
+        assert (pair.run, pair.tick, pair.price) == (T0 - 50, 1, "12.00")
+
+
 money = st.decimals(min_value=limits.PRICE_MIN, max_value=limits.PRICE_MAX, places=2)
 
 
 @given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["s", "t"]),
-                          st.integers(0, 10**6), money, st.booleans()), max_size=40))
+                          st.integers(0, 10**6), st.sampled_from([0.0, T0, T0 + 1]), money, st.booleans()),
+                max_size=40))
 def test_pair_rows_count_every_decision_once_and_keep_the_newest(
-        items: list[tuple[str, str, int, Decimal, bool]]) -> None:
-    decisions = [decision(i, book, strategy, ts=T0 + ts, price=str(price), guardrail=("step",) if hit else ())
-                 for i, (book, strategy, ts, price, hit) in enumerate(items)]
+        items: list[tuple[str, str, int, float, Decimal, bool]]) -> None:
+    decisions = [decision(i, book, strategy, ts=T0 + ts, run=run, price=str(price),
+                          guardrail=("step",) if hit else ())
+                 for i, (book, strategy, ts, run, price, hit) in enumerate(items)]
     rows = [row_of(d) for d in decisions]
     pairs = pair_rows(rows)
     assert sum(p.decisions for p in pairs) == len(rows)
     assert sum(p.guardrail_hits for p in pairs) == sum(r.guardrail is not None for r in rows)
     for pair in pairs:
         mine = [r for r in rows if (r.book, r.strategy) == (pair.book, pair.strategy)]
-        newest = max(mine, key=lambda r: (r.ts, r.tick))
-        assert (pair.ts, pair.tick, pair.price) == (newest.ts, newest.tick, newest.price)
+        newest = max(mine, key=lambda r: (r.ts, r.run, r.tick))
+        assert (pair.ts, pair.run, pair.tick, pair.price) == (newest.ts, newest.run, newest.tick, newest.price)
         assert Decimal(pair.price_cents) / 100 == Decimal(pair.price)
 
 

@@ -43,11 +43,13 @@ def test_first_start_creates_the_directory_the_file_and_the_contract_schema(db: 
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(schema.VERSION,)]
     columns = {table: [c[1] for c in conn.execute(f"PRAGMA table_info({table})")] for table in ("decisions", "pairs")}
     assert columns == {
-        "decisions": ["book", "strategy", "tick", "ts", "prices", "avg_comp_price", "request_id", "sold", "price",
-                      "rule_price", "guardrail"],
+        "decisions": ["book", "strategy", "run", "tick", "ts", "prices", "avg_comp_price", "request_id", "sold",
+                      "price", "rule_price", "guardrail"],
         "pairs": ["book", "strategy", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold",
-                  "guardrail", "decisions", "guardrail_hits"],
+                  "guardrail", "decisions", "guardrail_hits", "run"],
     }
+    primary_key = sorted((c[5], c[1]) for c in conn.execute("PRAGMA table_info(decisions)") if c[5])
+    assert [name for _, name in primary_key] == ["book", "strategy", "run", "tick"]
     assert ("decisions_by_ts",) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     conn.close()
     assert LedgerStore(str(db)).open() == (schema.VERSION, schema.VERSION)  # the second start changes nothing
@@ -70,9 +72,25 @@ def test_inserts_are_idempotent_and_pairs_count_each_decision_once(db: Path) -> 
 
 def test_a_same_key_with_another_decision_is_a_counted_collision_not_an_overwrite(db: Path) -> None:
     store = opened(db)
-    store.write([[to_row_ok(decision(5, request_id=1))]])
-    assert store.write([[to_row_ok(decision(5, request_id=2, price="99.00"))]]) == [Written(0, 1, 1)]
+    store.write([[to_row_ok(decision(5, request_id=1, run=T0))]])
+    assert store.write([[to_row_ok(decision(5, request_id=2, price="99.00", run=T0))]]) == [Written(0, 1, 1)]
     assert [r["request_id"] for r in rows(db)] == [1]
+
+
+def test_two_runs_with_the_same_tick_numbers_are_both_kept(db: Path) -> None:
+    # Each launcher run numbers its ticks from 0: the second run's ticks 0..2 are new decisions.
+    store = opened(db)
+    first = [to_row_ok(decision(t, ts=T0 + t, run=T0, request_id=100 + t, price="10.00")) for t in range(3)]
+    second = [to_row_ok(decision(t, ts=T0 + 600 + t, run=T0 + 590, request_id=200 + t, price="11.00"))
+              for t in range(3)]
+    assert store.write([first]) == [Written(3, 0, 0)]
+    assert store.write([second]) == [Written(3, 0, 0)]
+    assert store.write([second[1:]]) == [Written(0, 2, 0)]  # a resend is still a duplicate, not a collision
+    assert [(r["run"], r["tick"], r["request_id"]) for r in rows(db)] == (
+        [(T0, t, 100 + t) for t in range(3)] + [(T0 + 590, t, 200 + t) for t in range(3)])
+    (pair,) = rows(db, "pairs")
+    assert (pair["run"], pair["tick"], pair["price"], pair["decisions"]) == (T0 + 590, 2, "11.00", 6)
+    assert store.rows == 6 and store.last_decided([("B001", "default")]) == [("11.00", T0 + 602)]
 
 
 def test_a_late_resend_of_an_older_batch_never_moves_pairs_back(db: Path) -> None:
@@ -131,6 +149,67 @@ def test_a_version_1_ledger_gains_the_dashboard_indexes_and_keeps_its_rows(db: P
     assert {"pairs_by_price", "pairs_by_ts", "pairs_by_strategy"} <= indexes
     plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN SELECT book FROM pairs ORDER BY price_cents"))
     assert "pairs_by_price" in plan and keys(db) == [("B001", "default", 1)]
+
+
+def version_2_ledger(db: Path) -> None:
+    """A database as a Ledger of schema version 2 left it: key (book, strategy, tick), two pairs with
+    rows (B001 with ticks 1..3, the newest in ``pairs``), the row count kept."""
+    db.parent.mkdir()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (2)")
+    for statement in (*schema.MIGRATIONS[0], *schema.MIGRATIONS[1]):
+        conn.execute(statement)
+    old = [("B001", "default", t, T0 + t, '["17.00"]', "17", 1000 + t, t % 2, f"1{t}.00", None,
+            '["floor"]' if t == 2 else None) for t in (1, 2, 3)] + [
+           ("B002", "fast", 7, T0 + 7, '["9.00"]', "9", 2007, 0, "8.50", "8.40", None)]
+    conn.executemany("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?,?)", old)
+    conn.executemany("INSERT INTO pairs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [
+        ("B001", "default", 3, T0 + 3, "13.00", 1300, "17", 17.0, 1, None, 3, 1),
+        ("B002", "fast", 7, T0 + 7, "8.50", 850, "9", 9.0, 0, None, 1, 0)])
+    conn.execute("UPDATE ledger_counts SET value = 4")
+    conn.close()
+
+
+def test_a_version_2_ledger_is_rebuilt_with_the_run_in_the_key_and_keeps_every_row(db: Path) -> None:
+    version_2_ledger(db)
+    before = rows(db, order="book, strategy, tick")
+    store = LedgerStore(str(db))
+    assert store.open() == (2, schema.VERSION) and store.rows == 4
+    after = rows(db)
+    assert after == [{**row, "run": 0.0} for row in before]  # every field kept; run 0: "before runs"
+    assert [(p["book"], p["tick"], p["run"], p["price"], p["decisions"]) for p in rows(db, "pairs", "book")] == [
+        ("B001", 3, 0.0, "13.00", 3), ("B002", 7, 0.0, "8.50", 1)]
+    # The first run after the upgrade numbers its ticks from 0 again: nothing collides with the old rows.
+    new = [to_row_ok(decision(t, ts=T0 + 100 + t, run=T0 + 99, price="14.00")) for t in (1, 2, 3)]
+    assert store.write([new]) == [Written(3, 0, 0)]
+    assert store.last_decided([("B001", "default")]) == [("14.00", T0 + 103)]
+    store.close()
+    conn = sqlite3.connect(db)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"decisions_by_ts", "decisions_by_pair_ts", *schema.PAIRS_INDEXES} <= indexes
+    assert "decisions_v3" not in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert conn.execute("SELECT value FROM ledger_counts").fetchone() == (7,)
+    conn.close()
+    assert LedgerStore(str(db)).open() == (schema.VERSION, schema.VERSION)
+
+
+def test_a_migration_that_fails_half_way_leaves_the_version_2_ledger_as_it_was(db: Path) -> None:
+    version_2_ledger(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    # The migration's last step fails (pairs has a ``run`` already): the rebuilt ``decisions`` before
+    # it must roll back with it.
+    conn.execute("ALTER TABLE pairs ADD COLUMN run TEXT")
+    conn.close()
+    before = rows(db, order="book, strategy, tick")
+    with pytest.raises(sqlite3.OperationalError, match="duplicate column"):
+        LedgerStore(str(db)).open()
+    assert rows(db, order="book, strategy, tick") == before
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert [c[1] for c in conn.execute("PRAGMA table_info(decisions)")][:3] == ["book", "strategy", "tick"]
+    conn.close()
 
 
 def test_a_sqlite_file_of_something_else_is_refused_and_left_alone(db: Path) -> None:
