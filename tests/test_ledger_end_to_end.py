@@ -126,3 +126,21 @@ def test_a_killed_ledger_loses_no_printed_decision(tmp_path: Path, ipc_dir: Path
     kept = {(book, strategy, tick): price for book, strategy, tick, _, price in rows}
     assert len(kept) == len(rows)  # exactly once
     assert kept == printed  # every printed decision, nothing else, at the printed price
+
+
+def test_two_runs_with_the_same_tick_numbers_are_both_kept(tmp_path: Path, ipc_dir: Path) -> None:
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    printed: list[tuple[str, str, int]] = []
+    for _ in range(2):  # ticks start at 0 again: the run tells them apart
+        run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
+        try:
+            run.wait_decisions(6)
+            assert run.stop() == 0
+        finally:
+            run.kill_everything()
+        printed += [(d["book"], d["strategy"], d["tick"]) for d in run.decisions()]
+    with sqlite3.connect(f"file:{ipc_dir / 'ledger.sqlite3'}?mode=ro", uri=True) as conn:
+        runs = conn.execute("SELECT count(DISTINCT run) FROM decisions").fetchone()[0]
+        kept = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    assert len(set(printed)) < len(printed)  # the same (book, strategy, tick) was printed by both runs
+    assert runs == 2 and kept == len(printed)
