@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import msgpack
 
@@ -386,6 +386,8 @@ _ARITY: Final = MappingProxyType({
 
 _M = TypeVar("_M", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent, ActorStatus,
              WindowsRequest, WindowsReply, LedgerBatch, LedgerAck, LastDecidedRequest, LastDecidedReply)
+_N = TypeVar("_N", Tick, LastPricesRequest, LastPricesReply, Decision, Heartbeat, SupervisorEvent, ActorStatus,
+             WindowsRequest, WindowsReply, LedgerBatch, LedgerAck, LastDecidedRequest, LastDecidedReply)
 
 
 def _decision(f: Any) -> Decision:
@@ -425,11 +427,22 @@ def _last_decided_reply(f: list[Any]) -> LastDecidedReply:
                             _str(f[3], "error", 500, allow_empty=True))
 
 
-def decode_as(frame: bytes, kind: type[_M]) -> _M:
-    """Decode a frame that must hold a ``kind`` message: anything else is a :class:`ProtocolError`."""
+@overload
+def decode_as(frame: bytes, kind: type[_M], /) -> _M: ...
+
+
+@overload
+def decode_as(frame: bytes, kind: type[_M], other: type[_N], /) -> _M | _N: ...
+
+
+def decode_as(frame: bytes, *kinds: type[Any]) -> Message:
+    """Decode a frame that must hold a message of one of ``kinds``: anything else is a
+    :class:`ProtocolError`."""
     message = decode(frame)
-    if not isinstance(message, kind):
-        raise ProtocolError(f"unexpected {type(message).__name__} (expected {kind.__name__})")
+    expected_kind = isinstance(message, kinds)
+    if not expected_kind:
+        expected = " or ".join(kind.__name__ for kind in kinds)
+        raise ProtocolError(f"unexpected {type(message).__name__} (expected {expected})")
     return message
 
 

@@ -79,9 +79,7 @@ class Dashboard:
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""
         try:
-            message = protocol.decode(frame)
-            if not isinstance(message, SupervisorEvent | ActorStatus):
-                raise ProtocolError(f"unexpected {type(message).__name__} on the events socket")
+            message = protocol.decode_as(frame, SupervisorEvent, ActorStatus)
         except ProtocolError as exc:
             self._own["bad_events"] += 1
             self._rlog.warning("bad_event", "rejected a frame on the events socket: %s", exc)

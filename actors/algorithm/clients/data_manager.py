@@ -129,9 +129,7 @@ class LastPricesClient:
 
     def _on_frame(self, frame: bytes) -> None:
         try:
-            reply = protocol.decode(frame)
-            if not isinstance(reply, LastPricesReply | WindowsReply):
-                raise ProtocolError(f"unexpected {type(reply).__name__} (expected a reply)")
+            reply = protocol.decode_as(frame, LastPricesReply, WindowsReply)
         except ProtocolError as exc:
             self.counters["dm_bad_frames"] += 1
             self._rlog.warning("bad_frame", "rejected a frame from the DataManager: %s", exc)
