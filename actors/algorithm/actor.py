@@ -143,6 +143,8 @@ class Algorithm:
             self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d not started "
                               "for it: they decide for this tick instead", tick.seq, late.overruns, late.unstarted)
         self._pool.new_tick(tick)
+        if self._reloader is not None:
+            self._reloader.know_tick(tick.interval)
 
     def _emit(self, decision: Decision) -> None:
         if self._json:

@@ -93,6 +93,10 @@ class ConfigReloader:
         self._wanted = asyncio.Event()
         self._seen = signature(config.files or (str(self._path),))
 
+    def know_tick(self, interval: float) -> None:
+        """The tick interval now in use: a reloaded strategy's delay must be shorter than it."""
+        self._tick = interval
+
     def request(self) -> None:
         """Ask for a reload (safe from a signal handler installed with ``loop.add_signal_handler``)."""
         self._wanted.set()

@@ -155,3 +155,22 @@ def test_cancelling_the_reloader_cancels_its_thread(tmp_path: Path, monkeypatch:
 
     run_async(scenario())
     assert saw_cancel == [True]
+
+
+def test_a_reload_refuses_a_delay_not_shorter_than_the_tick_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[strategies.default]\ndelay = 1\n[[books]]\nids = ["A"]\n', encoding="utf-8")
+    applied: list[Config] = []
+    reloader = ConfigReloader(path, load_config(path), applied.append)
+    reloader.know_tick(0.5)
+    stop = asyncio.Event()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(reloader.run(stop))
+        reloader.request()
+        await async_wait_for(lambda: reloader.counters["config_reload_errors"] == 1, timeout=5)
+        stop.set()
+        await task
+
+    run_async(scenario(), timeout=10)
+    assert applied == []
