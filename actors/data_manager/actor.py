@@ -182,6 +182,10 @@ class DataManager:
         file, store = self._file, self._store
         while not stop.is_set():
             await self._send(self._waiters.expire())
+            if self._waiters.revisiting:  # in slices, each followed by a turn of the event loop
+                await self._send(self._waiters.revisit())
+                await asyncio.sleep(0)
+                continue
             if not file.is_open:
                 wait = file.retry_at - time.monotonic()
                 if wait > 0 or not await file.open():
@@ -189,7 +193,8 @@ class DataManager:
                     await self._sleep(stop, wait if wait > 0 else RETRY_INTERVAL)
                     continue
                 await self._reset()
-            cursor = store.cursors.next_busy()
+            need = self._waiters.next_need()  # clients take turns at the reader
+            cursor = store.cursor_for(*need) if need is not None else store.cursors.next_busy()
             if cursor is None and file.columns is None and not file.at_eof:
                 cursor = store.frontier  # read the header right away: a bad one must be reported
             if cursor is None:
@@ -203,8 +208,10 @@ class DataManager:
                 outcome = "changed"
             if outcome == "changed" or not file.is_open:
                 await self._reset()
-            elif outcome == "eof" or file.columns is not columns:
-                await self._send(self._waiters.serve_all())
+            elif file.columns is not columns:
+                self._waiters.revisit_all()  # the header: every request's book is known now
+            elif outcome == "eof":
+                self._waiters.revisit_at_end()
             elif outcome == "wait":
                 await self._sleep(stop, min(STOP_POLL, file.settle_wait or STOP_POLL))
             await self._on_batch()
@@ -213,7 +220,7 @@ class DataManager:
         """The file changed or failed: forget it, and register (or fail) every waiting request again."""
         self._store.clear()
         self._scanner.forget()
-        await self._send(self._waiters.reregister())
+        self._waiters.forget_all()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -225,8 +232,7 @@ class DataManager:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(IDLE_CHECK_INTERVAL):
                 await self._demand.wait()
-        if not self._demand.is_set() and self._file.is_open and await self._file.changed(
-                self._store.frontier.position):
+        if not self._demand.is_set() and self._file.is_open and self._file.changed(self._store.frontier.position):
             await self._reset()  # truncated or rotated while idle
 
 

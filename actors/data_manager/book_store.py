@@ -178,7 +178,6 @@ class BookStore:
             self.cursors.add(self.cursors.frontier, 0, 1)
             return wait
         book.pin(wait.tick, wait.end)
-        self._seek(book, wait.tick)
         self._wake(book)
         return wait
 
@@ -195,8 +194,30 @@ class BookStore:
             self._move(book, None, 0)
             del self.books[key]
 
+    def beyond_read(self, key: str, wait: Wait) -> bool:
+        """Whether a request registered as ``wait`` asks for more than the frontier has read: only the
+        end of the file (or new rows) can answer it."""
+        book = self.books.get(key)
+        return not wait.end or book is None or wait.end > book.total
+
+    def cursor_for(self, key: str, wait: Wait) -> Cursor | None:
+        """The busy cursor whose step serves a request registered as ``wait``, if any."""
+        frontier = self.cursors.frontier
+        if not wait.end:
+            return frontier if frontier.demand else None
+        book = self.books.get(key)
+        if book is None or not book.want_end or book.cursor is None:
+            return None
+        cursor = Cursors.root(book.cursor)
+        return cursor if cursor.busy else None
+
     def _wake(self, book: Book) -> None:
-        """Count the book's demand on its cursor; start a catch-up for a parked book that needs rows."""
+        """The book's waiting requests changed: move its window to the oldest one's tick if a seek is
+        needed (first come, first served between clients), count its demand on its cursor, and start a
+        catch-up for a parked book that needs rows."""
+        target = book.oldest_pin()
+        if target is not None:
+            self._seek(book, target)
         self._move(book, book.cursor, book.next_want())
         if book.cursor is None and book.want_end and not book.full_of_needed(self.capacity):
             cursor = self.cursors.nearest_below(book.parked_at)
@@ -208,8 +229,8 @@ class BookStore:
         """Move the window to ``tick`` by a seek when it is older than the window, or far ahead of a
         book not fed by the frontier (whose rows up to there were read already)."""
         behind = tick < book.base
-        if not behind and (book.cursor is self.cursors.frontier or tick < book.next_index + self.jump
-                           or tick >= book.total):
+        fed_by_frontier = book.cursor is not None and Cursors.root(book.cursor) is self.cursors.frontier
+        if not behind and (fed_by_frontier or tick < book.next_index + self.jump or tick >= book.total):
             return
         found = self.index.seek(book, tick)
         if found is None or (not behind and found[0] < book.next_index + self.jump):

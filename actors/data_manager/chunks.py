@@ -1,7 +1,7 @@
 """Reading whole lines from the CSV file at a byte offset, never blocking the event loop on the disk.
 
 What the page cache holds is read inline with ``preadv(RWF_NOWAIT)`` (~10 us for 64 KiB); what it
-does not (or a short read near the end of the file) is read by ``os.pread`` in the default executor.
+does not is read by ``os.pread`` in the default executor.
 Not every read goes through the executor: each hand-off costs the event loop a GIL switch (up to the
 5 ms switch interval when the pool thread holds it), which with thousands of small catch-up reads
 made every ZeroMQ send on the loop wait. A cursor reads only complete lines, and never past ``limit``
@@ -48,7 +48,8 @@ async def io(fn: Callable[..., T], *args: object) -> T:
 
 
 async def pread(fd: int, size: int, offset: int) -> bytes:
-    """``os.pread``, inline when the page cache has every byte, else in the executor."""
+    """``os.pread``, inline when the page cache has the bytes (or at the end of the file), else in the
+    executor."""
     nowait = getattr(os, "RWF_NOWAIT", 0)
     if nowait:
         buffer = bytearray(size)
@@ -60,8 +61,10 @@ async def pread(fd: int, size: int, offset: int) -> bytes:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
             got = -1  # a file system without RWF_NOWAIT
-        if got == size:
-            return bytes(buffer)
+        # 0 is the end of the file (RWF_NOWAIT says EAGAIN when it would wait); a short read is the
+        # end of the file too unless only part of the range was cached.
+        if got == size or got == 0 or (got > 0 and offset + got >= os.fstat(fd).st_size):
+            return bytes(buffer[:got]) if got < size else bytes(buffer)
     data: bytes = await io(os.pread, fd, size, offset)
     return data
 

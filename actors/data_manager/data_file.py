@@ -105,10 +105,10 @@ class DataFile:
     def _restart(self) -> None:
         self.columns, self.line_no, self.at_eof, self._partial = None, 0, False, None
 
-    async def changed(self, position: int) -> bool:
+    def changed(self, position: int) -> bool:
         """True when the file was truncated below ``position``, rotated or removed (read it again)."""
-        try:
-            st = await io(os.stat, self.path)
+        try:  # inline: a metadata call, cheaper than a hand-off to the executor (see chunks.py)
+            st = os.stat(self.path)
         except OSError as exc:
             self.fail(f"{exc.strerror or exc}: {self.path}")
             return True
@@ -117,7 +117,7 @@ class DataFile:
             log.warning("%s was replaced (rotated): reading the new file from the start", self.path)
             self.close()
             return True
-        size = (await io(os.fstat, self.fd)).st_size
+        size = os.fstat(self.fd).st_size
         if size < position:
             self._counters["truncations"] += 1
             log.warning("%s shrank from %d to %d bytes (truncated): reading it again from the start", self.path,
@@ -132,14 +132,14 @@ class DataFile:
         if block.kind not in ("eof", "partial"):
             self.at_eof, self._partial = False, None
             return block
-        if await self.changed(position):
+        if self.changed(position):
             return "changed"
         if block.kind == "eof":
             self._partial = None
             self.at_eof = True
             self.eof_gen += 1
             return "eof"
-        size = (await io(os.fstat, self.fd)).st_size
+        size = os.fstat(self.fd).st_size
         now = time.monotonic()
         if self._partial is None or self._partial[0] != size:
             self._partial = (size, now)

@@ -7,9 +7,9 @@ Point ``i`` of a book is its i-th valid row in file order (0-based).
 * ``follow``: the newest N points in the file, whatever the tick.
 
 A window keeps at most ``capacity`` points (``base`` is the index of the oldest). Points below the
-book's *floor* -- the lowest tick a waiting request asks for, else the tick last answered -- are no
-longer needed and are evicted first; a window full of needed points takes no more (the book is parked,
-see :mod:`actors.data_manager.book_store`).
+book's *floor* -- the lowest tick a waiting request may get from this window, else the tick last
+answered -- are no longer needed and are evicted first; a window full of needed points takes no more
+(the book is parked, see :mod:`actors.data_manager.book_store`).
 """
 
 from __future__ import annotations
@@ -77,8 +77,17 @@ class Book:
         return self.base + len(self.points)
 
     def floor(self) -> int:
-        """The lowest point a current or coming request needs (ticks only move forward in replay)."""
-        return min(self.pins) if self.pins else self.served
+        """The lowest point a waiting request may still get from this window (one asking for a tick
+        below the window needs a seek anyway), else the tick last answered (replay moves forward)."""
+        if self.pins:
+            reachable = [tick for tick in self.pins if tick >= self.base]
+            if reachable:
+                return min(reachable)
+        return self.served
+
+    def oldest_pin(self) -> int | None:
+        """The tick of the longest-waiting request (a dict keeps insertion order)."""
+        return next(iter(self.pins)) if self.pins else None
 
     def full_of_needed(self, capacity: int) -> bool:
         return len(self.points) >= capacity and self.base >= self.floor()

@@ -67,7 +67,7 @@ class Scanner:
         size = cursor.read_size or CATCH_UP_BYTES
         block = await read_lines(self._file.fd, cursor.position, size, frontier)
         if block.kind in ("eof", "partial"):  # the file shrank under the frontier
-            return "changed" if await self._file.changed(frontier) else "wait"
+            return "changed" if self._file.changed(frontier) else "wait"
         if block.kind == "long":
             self._advance(cursor, block.end, block.end - block.start)
             return "lines"

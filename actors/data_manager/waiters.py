@@ -7,15 +7,19 @@ answered when the store reports its book ready, when the frontier passes the end
 ``wait_limit`` seconds. A request is replied to once all its slots are answered -- a ``WindowsRequest``
 with one window (or error) per book, in order.
 
-Bounded and fair: at most ``waiting_max`` slots wait in all and ``peer_max`` per client (over that, the
-request's waiting slots get a "busy" error); a retry of a request still waiting (same client, book(s),
-tick and count: the Algorithm's Lazy Pirate retry) adds no work -- the waiting request just answers
-under the new request id.
+Bounded and fair: at most ``waiting_max`` slots wait in all, ``peer_max`` per client, and per client
+and book at most ``peer_book_ticks`` distinct ticks (a book has one window: a client asking many ticks
+of it would make the others wait) -- over that, the slot gets a "busy" error; and the reader serves
+clients in turns (:meth:`Waiters.next_need`). A request equal to one still waiting (same client,
+book(s), tick and count: the Algorithm's Lazy Pirate retry, or two strategies with the same window)
+adds no work: the waiting request answers under both request ids.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Protocol
@@ -29,6 +33,7 @@ from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply,
 Reply = LastPricesReply | WindowsReply
 Outgoing = tuple[bytes, Reply]  # (client identity, reply)
 WAIT_LIMIT = 10.0  # a client retries after ~1 s anyway; older waiters only hold memory
+SAME_REQUEST_MAX = 16  # request ids one waiting request answers (retries, or pairs asking the same)
 ERROR_MAX = 500  # characters of an error text in a reply (the protocol's bound)
 
 
@@ -42,12 +47,12 @@ class FileState(Protocol):
 
 
 class Waiter:
-    __slots__ = ("batch", "books", "count", "eof_gen", "errors", "identity", "key", "open", "request_id", "since",
+    __slots__ = ("batch", "books", "count", "eof_gen", "errors", "identity", "key", "open", "request_ids", "since",
                  "slots", "tick", "windows")
 
     def __init__(self, identity: bytes, request: LastPricesRequest | WindowsRequest, eof_gen: int, now: float) -> None:
         self.identity = identity
-        self.request_id = request.request_id
+        self.request_ids = [request.request_id]  # one reply each: a retry, or another pair's same request
         self.tick = request.tick
         self.count = request.count
         self.batch = isinstance(request, WindowsRequest)
@@ -60,10 +65,12 @@ class Waiter:
         self.open = len(self.books)
         self.slots: list[Slot] = []
 
-    def reply(self) -> Reply:
+    def replies(self) -> list[Reply]:
         if self.batch:
-            return WindowsReply(self.request_id, self.tick, tuple(self.windows), tuple(self.errors))
-        return LastPricesReply(self.request_id, self.books[0], self.tick, self.windows[0], self.errors[0])
+            windows, errors = tuple(self.windows), tuple(self.errors)
+            return [WindowsReply(request_id, self.tick, windows, errors) for request_id in self.request_ids]
+        return [LastPricesReply(request_id, self.books[0], self.tick, self.windows[0], self.errors[0])
+                for request_id in self.request_ids]
 
 
 class Slot:
@@ -82,6 +89,7 @@ class Slot:
 class Waiters:
     def __init__(self, store: BookStore, file: FileState, counters: dict[str, int], *,
                  waiting_max: int = limits.DM_WAITING_MAX, peer_max: int = limits.DM_PEER_WAITING_MAX,
+                 peer_book_ticks: int = limits.DM_PEER_BOOK_TICKS_MAX,
                  wait_limit: float = WAIT_LIMIT, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._file = file
@@ -93,16 +101,20 @@ class Waiters:
         self._open: dict[Waiter, None] = {}  # waiters with open slots, oldest first
         self._retries: dict[tuple[object, ...], Waiter] = {}
         self._by_key: dict[str, dict[Slot, None]] = {}  # registered slots by store key
-        self._peers: dict[bytes, int] = {}  # registered slots by client
+        self._by_peer: dict[bytes, dict[Slot, None]] = {}  # registered slots by client, oldest first
+        self._peer_book_ticks = peer_book_ticks
+        self._ticks: dict[tuple[bytes, str], dict[int, int]] = {}  # (client, key) -> waiting ticks
         self.waiting = 0  # registered slots
+        self._revisit: deque[Waiter | Slot] = deque()
+        self._at_end: dict[Slot, None] = {}  # registered slots an end-of-file pass may answer
         self._out: list[Outgoing] = []
 
     def add(self, identity: bytes, request: LastPricesRequest | WindowsRequest) -> list[Outgoing]:
         """A new request: the replies that can go now (its own, unless it must wait)."""
         waiter = Waiter(identity, request, self._file.eof_gen, self._clock())
         known = self._retries.get(waiter.key)
-        if known is not None:
-            known.request_id = request.request_id  # the client now waits for this id
+        if known is not None and len(known.request_ids) < SAME_REQUEST_MAX:
+            known.request_ids.append(request.request_id)  # no new work: answered with the one waiting
             self._counters["deduped"] += 1
             return []
         waits: list[tuple[Slot, str, Wait]] = []
@@ -115,13 +127,22 @@ class Waiters:
             else:
                 self._finish(slot, answer)
         if waits:
-            peer = self._peers.get(identity, 0)
+            peer = len(self._by_peer.get(identity, ()))
+            crowded = [(slot, key) for slot, key, _ in waits
+                       if self._book_ticks(identity, key, waiter.tick) >= self._peer_book_ticks]
             if self.waiting + len(waits) > self._waiting_max or peer + len(waits) > self._peer_max:
                 self._counters["busy"] += 1
                 busy = Failed(f"busy: {self.waiting} requests wait for rows ({peer} of them yours); retry later")
                 for slot, _, _ in waits:
                     self._finish(slot, busy)
-            else:
+                waits = []
+            elif crowded:  # this client keeps a book's window busy with other ticks already
+                self._counters["busy"] += 1
+                for slot, key in crowded:
+                    self._finish(slot, Failed(f"busy: {self._peer_book_ticks} of your requests for book {key} wait "
+                                              "for other ticks; retry later"))
+                waits = [wait for wait in waits if wait[0].open]
+            if waits:
                 self._open[waiter] = None
                 self._retries[waiter.key] = waiter
                 for slot, key, wait in waits:
@@ -135,51 +156,75 @@ class Waiters:
                 self._update(slot)
         return self._flush()
 
-    def serve_all(self) -> list[Outgoing]:
-        """Look at every waiting request again (the end of the file was passed, the header read...)."""
-        for waiter in list(self._open):
-            for slot in waiter.slots:
-                if slot.wait is not None:
+    def revisit_all(self) -> None:
+        """Queue every waiting request to be looked at again (the header was read, the file was
+        forgotten); :meth:`revisit` does it in slices, so a flood of waiting requests never stalls the
+        event loop."""
+        self._revisit.extend(self._open)
+
+    def revisit_at_end(self) -> None:
+        """The frontier passed the end of the file: queue the requests that asked for more than the
+        file held when they registered (an unknown book, a tick past the end, follow mode) -- the
+        others can only be answered by rows, and are when their book is ready."""
+        self._revisit.extend(self._at_end)
+        self._at_end.clear()
+
+    @property
+    def revisiting(self) -> bool:
+        return bool(self._revisit)
+
+    def revisit(self, budget: int = 2000) -> list[Outgoing]:
+        """Look again at queued waiting requests, about ``budget`` books of them."""
+        while self._revisit and budget > 0:
+            queued = self._revisit.popleft()
+            for slot in queued.slots if isinstance(queued, Waiter) else (queued,):
+                if slot.open:
+                    budget -= 1
                     self._update(slot)
         return self._flush()
 
-    def fail_all(self, error: str) -> list[Outgoing]:
-        for waiter in list(self._open):
-            for slot in waiter.slots:
-                if slot.wait is not None:
-                    self._unregister(slot)
-                    self._finish(slot, Failed(error))
-        return self._flush()
-
-    def expire(self) -> list[Outgoing]:
-        """Answer requests that waited longer than ``wait_limit`` with an error (the client retries)."""
+    def expire(self, budget: int = 2000) -> list[Outgoing]:
+        """Answer requests that waited longer than ``wait_limit`` with an error (the client retries),
+        about ``budget`` books of them."""
         deadline = self._clock() - self.wait_limit
-        while self._open:
+        while self._open and budget > 0:
             waiter = next(iter(self._open))  # the oldest
             if waiter.since > deadline:
                 break
             self._counters["expired"] += 1
             for slot in waiter.slots:
+                budget -= 1
                 if slot.wait is not None:
                     self._unregister(slot)
                     self._finish(slot, Failed(f"no answer within {self.wait_limit:.0f}s: the data file is "
                                               "still being read"))
         return self._flush()
 
-    def reregister(self) -> list[Outgoing]:
-        """The store forgot everything (the file was truncated or replaced): register every waiting
-        request again."""
+    def forget_all(self) -> None:
+        """The store forgot everything (the file was truncated, replaced or failed): every waiting
+        request is registered again (or answered) by :meth:`revisit`."""
         self._by_key.clear()
+        self._by_peer.clear()
+        self._ticks.clear()
+        self._at_end.clear()
+        self.waiting = 0
         for waiter in self._open:
             for slot in waiter.slots:
                 slot.wait = None  # the store holds nothing for it any more
-        self._peers.clear()
-        self.waiting = 0
-        for waiter in list(self._open):
-            for slot in waiter.slots:
-                if slot.open:
-                    self._update(slot)
-        return self._flush()
+        self.revisit_all()
+
+    def next_need(self, look: int = 8) -> tuple[str, Wait] | None:
+        """What to read for next, clients taking turns: the (key, wait) of the oldest of a client's
+        waiting requests that the scan can serve now, for the client whose turn it is. So a client
+        flooding requests that cost reading gets its share of the reader, no more."""
+        for _ in range(len(self._by_peer)):
+            identity = next(iter(self._by_peer))
+            slots = self._by_peer.pop(identity)
+            self._by_peer[identity] = slots  # to the back of the turn
+            for slot in itertools.islice(slots, look):
+                if slot.wait is not None and self._store.cursor_for(slot.key, slot.wait) is not None:
+                    return slot.key, slot.wait
+        return None
 
     # --- one slot ------------------------------------------------------------------------------
 
@@ -194,6 +239,11 @@ class Waiters:
         key = ALL_BOOKS if file.columns.book_id is None else book
         return key, self._store.answer(key, waiter.tick, waiter.count, final, book)
 
+    def _book_ticks(self, identity: bytes, key: str, tick: int) -> int:
+        """How many other ticks of book ``key`` the client has waiting."""
+        ticks = self._ticks.get((identity, key))
+        return 0 if ticks is None else len(ticks) - (tick in ticks)
+
     def _update(self, slot: Slot) -> None:
         key, answer = self._answer(slot)
         if isinstance(answer, Wait):
@@ -207,9 +257,12 @@ class Waiters:
     def _register(self, slot: Slot, key: str, wait: Wait) -> None:
         slot.key = key
         slot.wait = self._store.want(key, wait)
+        if self._store.beyond_read(key, slot.wait):
+            self._at_end[slot] = None
         self._by_key.setdefault(key, {})[slot] = None
-        identity = slot.waiter.identity
-        self._peers[identity] = self._peers.get(identity, 0) + 1
+        self._by_peer.setdefault(slot.waiter.identity, {})[slot] = None
+        ticks = self._ticks.setdefault((slot.waiter.identity, key), {})
+        ticks[slot.waiter.tick] = ticks.get(slot.waiter.tick, 0) + 1
         self.waiting += 1
 
     def _unregister(self, slot: Slot) -> None:
@@ -217,17 +270,24 @@ class Waiters:
             return
         self._store.unwant(slot.key, slot.wait)
         slot.wait = None
+        self._at_end.pop(slot, None)
         registered = self._by_key.get(slot.key)
         if registered is not None:
             registered.pop(slot, None)
             if not registered:
                 del self._by_key[slot.key]
-        identity = slot.waiter.identity
-        left = self._peers.get(identity, 1) - 1
-        if left > 0:
-            self._peers[identity] = left
-        else:
-            self._peers.pop(identity, None)
+        mine = self._by_peer.get(slot.waiter.identity)
+        if mine is not None:
+            mine.pop(slot, None)
+            if not mine:
+                del self._by_peer[slot.waiter.identity]
+        ticks = self._ticks.get((slot.waiter.identity, slot.key))
+        if ticks is not None and slot.waiter.tick in ticks:
+            ticks[slot.waiter.tick] -= 1
+            if not ticks[slot.waiter.tick]:
+                del ticks[slot.waiter.tick]
+                if not ticks:
+                    del self._ticks[(slot.waiter.identity, slot.key)]
         self.waiting -= 1
 
     def _finish(self, slot: Slot, answer: Ready | Failed) -> None:
@@ -243,7 +303,7 @@ class Waiters:
             if self._retries.get(waiter.key) is waiter:
                 del self._retries[waiter.key]
             waiter.slots = []
-            self._out.append((waiter.identity, waiter.reply()))
+            self._out.extend((waiter.identity, reply) for reply in waiter.replies())
 
     def _flush(self) -> list[Outgoing]:
         out, self._out = self._out, []
