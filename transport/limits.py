@@ -37,7 +37,7 @@ BOOKS_MAX: Final = 1_000_000  # distinct books the DataManager keeps, and pairs 
 # all, and from one client (a flooding client gets "busy" replies, the others keep their share).
 DM_WAITING_MAX: Final = 200_000
 DM_PEER_WAITING_MAX: Final = 100_000
-DM_PEER_BOOK_TICKS_MAX: Final = 4  # distinct ticks of one book one client may have waiting (one window per book)
+DM_PEER_BOOK_TICKS_MAX: Final = 2  # distinct ticks of one book one client may have waiting (one window per book)
 DM_INDEX_POINTS_MAX: Final = 4 * 1024 * 1024  # byte offsets in the DataManager's sparse index (8 bytes each)
 
 # --- time ----------------------------------------------------------------------------------------

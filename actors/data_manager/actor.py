@@ -215,6 +215,7 @@ class DataManager:
             elif outcome == "wait":
                 await self._sleep(stop, min(STOP_POLL, file.settle_wait or STOP_POLL))
             await self._on_batch()
+            await asyncio.sleep(0)  # one batch per turn: requests (and the heartbeat) get the loop next
 
     async def _reset(self) -> None:
         """The file changed or failed: forget it, and register (or fail) every waiting request again."""

@@ -29,7 +29,8 @@ from actors.data_manager.sparse_index import SparseIndex
 from transport import limits
 
 CATCH_UP_REACH: Final = 256 * 1024  # a parked book joins a catch-up at most this many bytes behind it
-INDEX_STRIDE: Final = 32  # points between two indexed offsets of a book (doubles when the index is full)
+HOME_TTL: Final = 30.0  # seconds a book's home outlives the last request of the client that set it
+INDEX_STRIDE: Final = 16  # points between two indexed offsets of a book (doubles when the index is full)
 
 
 class BookStore:
@@ -140,10 +141,13 @@ class BookStore:
 
     # --- requests --------------------------------------------------------------------------------
 
-    def answer(self, key: str, tick: int, count: int, final: bool, name: str) -> Answer:
+    def answer(self, key: str, tick: int, count: int, final: bool, name: str, client: bytes = b"",
+               now: float = 0.0) -> Answer:
         """What answers ``count`` prices of ``key`` at ``tick`` now. ``final``: the frontier has passed
         the end of the file since the request arrived, so "no more rows" is the truth. ``name`` is
-        the book id for error texts."""
+        the book id for error texts; ``client`` who asks, at monotonic time ``now``: the book's home
+        follows the client it was set by (or a request near it), until that client is gone for
+        ``HOME_TTL`` seconds."""
         if count > self.capacity:
             return Failed(f"count {count} exceeds the window capacity {self.capacity}; raise --window-capacity")
         book = self.books.get(key)
@@ -158,6 +162,9 @@ class BookStore:
         prices = book.window(tick, count)
         if prices is not None:
             book.served = tick
+            if (client == book.home_client or abs(tick - book.home) <= self.jump or book.home < 0
+                    or now - book.home_at > HOME_TTL):
+                book.home, book.home_client, book.home_at = tick, client, now
             return Ready(prices)
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
@@ -212,12 +219,22 @@ class BookStore:
         return cursor if cursor.busy else None
 
     def _wake(self, book: Book) -> None:
-        """The book's waiting requests changed: move its window to the oldest one's tick if a seek is
-        needed (first come, first served between clients), count its demand on its cursor, and start a
-        catch-up for a parked book that needs rows."""
-        target = book.oldest_pin()
-        if target is not None:
-            self._seek(book, target)
+        """The book's waiting requests changed: position its window, count its demand on its cursor,
+        and start a catch-up for a parked book that needs rows.
+
+        One window per book, so who goes first matters: requests near the book's *home* (the client
+        stepping through the ticks) go first, seeking back there if the window was moved away; else
+        those the window reaches without a seek; else the longest-waiting one, with a seek. A request
+        far from the others waits until they are answered instead of moving the window away and back
+        each time (a client asking random ticks of a book cannot make the Algorithm's requests wait
+        behind its seeks)."""
+        pins = book.pins
+        if pins:
+            home = [tick for tick in pins if book.home >= 0 and abs(tick - book.home) <= self.jump]
+            if home:
+                self._seek(book, home[0])
+            elif not any(book.base <= tick < book.next_index + self.jump for tick in pins):
+                self._seek(book, next(iter(pins)))  # the oldest
         self._move(book, book.cursor, book.next_want())
         if book.cursor is None and book.want_end and not book.full_of_needed(self.capacity):
             cursor = self.cursors.nearest_below(book.parked_at)

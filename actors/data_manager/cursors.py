@@ -37,7 +37,7 @@ class Cursor:
         self.merged_into: Cursor | None = None
         self.run_bytes = 0  # bytes read since the cursor last became busy: the forced-merge budget
         self.target = -1  # position of a cursor just ahead to merge into, once the demand is met
-        self.read_size = 0  # bytes of its next read (catch-ups: grows while whole reads get consumed)
+        self.read_size = 0  # bytes of its next read (a catch-up reads more the longer it keeps reading)
 
     @property
     def busy(self) -> bool:

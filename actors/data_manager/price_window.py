@@ -54,8 +54,8 @@ Answer = Ready | Failed | Wait
 class Book:
     """A book's window and where its next row comes from (``__slots__``: there may be a million)."""
 
-    __slots__ = ("base", "cursor", "index", "key", "parked_at", "pins", "points", "served", "total", "want_end",
-                 "wants")
+    __slots__ = ("base", "cursor", "home", "home_at", "home_client", "index", "key", "parked_at", "pins", "points",
+                 "served", "total", "want_end", "wants")
 
     def __init__(self, key: str, cursor: Cursor | None) -> None:
         self.key = key
@@ -67,10 +67,15 @@ class Book:
         # of point ``next_index``. -1 otherwise.
         self.parked_at = -1
         self.index: array[int] | None = None  # offsets of points 0, stride, 2*stride, ... (replay)
-        self.pins: dict[int, int] | None = None  # tick -> waiting requests for it
+        self.pins: dict[int, int] | None = None  # tick -> waiting requests for it, oldest first
         self.wants: list[int] | None = None  # the end (exclusive point index) each waiting request needs
         self.want_end = 0  # the nearest of those ends still beyond the window; 0: none
         self.served = 0  # the tick last answered: the floor while no request waits
+        # Where the client stepping through this book's ticks is (the Algorithm): the tick it was last
+        # answered, which client, when. Requests near it go first (book_store._wake).
+        self.home = -1
+        self.home_client = b""
+        self.home_at = 0.0
 
     @property
     def next_index(self) -> int:
@@ -84,10 +89,6 @@ class Book:
             if reachable:
                 return min(reachable)
         return self.served
-
-    def oldest_pin(self) -> int | None:
-        """The tick of the longest-waiting request (a dict keeps insertion order)."""
-        return next(iter(self.pins)) if self.pins else None
 
     def full_of_needed(self, capacity: int) -> bool:
         return len(self.points) >= capacity and self.base >= self.floor()

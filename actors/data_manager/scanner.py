@@ -1,11 +1,11 @@
 """The scan: one loop that reads lines for a cursor and hands their rows to the book store.
 
-A step reads one block of complete lines at the cursor's position -- the frontier's from the data
-file (with its end-of-file and partial-line handling), a catch-up's up to the frontier -- and parses
-it in batches of ``BATCH_LINES`` (~1 ms), yielding to the event loop after each so requests for
-windows in memory are answered within milliseconds, and letting the actor answer the requests whose
-books became ready. It stops at the exact line where its cursor's demand is met (the rest of the
-frontier's block is kept for its next step) or where a catch-up reaches another cursor.
+A step parses one batch of ``BATCH_LINES`` (~1 ms) of the cursor's lines -- read in blocks of complete
+lines, the frontier's from the data file (with its end-of-file and partial-line handling), a
+catch-up's up to the frontier; what a block holds beyond the batch is kept for the cursor's next step.
+The reader yields to the event loop after each step (requests for windows in memory are answered
+within milliseconds) and lets its clients take turns between steps. A step stops at the exact line
+where its cursor's demand is met, or where a catch-up reaches another cursor.
 
 Only the frontier validates rows for the record: it counts bad rows and learns books; a catch-up
 re-reads rows the frontier has seen, parsing the price only of rows that feed one of its books.
@@ -13,9 +13,9 @@ re-reads rows the frontier has seen, parsing the price only of rows that feed on
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from actors.data_manager.book_store import BookStore
@@ -29,11 +29,23 @@ from transport.logs import RateLimitedLog
 log = logging.getLogger("datamanager")
 
 BATCH_LINES: Final = 500  # ~1 ms of parsing between two turns of the event loop
-# A catch-up's first read: it usually needs a few rows per book. Reads double while they are consumed
-# whole (up to a chunk), and shrink back to what the last step used.
+# A catch-up's first read: it usually needs a few rows per book. Its reads double while it keeps
+# reading, up to CATCH_UP_MAX_BYTES.
 CATCH_UP_BYTES: Final = 4096
+CATCH_UP_MAX_BYTES: Final = 64 * 1024
+REST_KEPT: Final = 8  # cursors whose read-ahead lines are kept between their turns (~0.5 MB each at most)
 
 ScanOutcome = Literal["lines", "eof", "wait", "changed"]
+
+
+@dataclass(slots=True)
+class _Lines:
+    """Lines read for a cursor; ``lines[index:]`` (from byte ``pos``) are not parsed yet."""
+
+    pos: int
+    lines: list[bytes]
+    index: int
+    end: int
 
 
 class Scanner:
@@ -45,21 +57,41 @@ class Scanner:
         self._rlog = rlog
         self._on_batch = on_batch  # after each batch: answer the requests whose books became ready
         self._prices = PriceCache()
-        self._rest: tuple[int, list[bytes], int, int] | None = None  # the frontier's unread lines
+        self._rest: dict[Cursor, _Lines] = {}  # lines read and not parsed yet, by cursor (a few kept)
         self._step_start = 0
 
     def forget(self) -> None:
-        """The file changed under the frontier: drop what it read ahead."""
-        self._rest = None
+        """The file changed under the cursors: drop what they read ahead."""
+        self._rest.clear()
 
     async def scan(self, cursor: Cursor) -> ScanOutcome:
-        """One step of ``cursor``."""
-        if cursor.frontier:
-            got = await self._frontier_lines(cursor)
+        """One batch of ``cursor``'s lines (at most ``BATCH_LINES``, ~1 ms): the reader's unit of work,
+        so that clients take turns at it every millisecond or so."""
+        lines = self._rest.pop(cursor, None)
+        if lines is None or lines.pos != cursor.position:
+            got = await (self._frontier_lines(cursor) if cursor.frontier else self._catch_up_lines(cursor))
             if isinstance(got, str):
                 return got
-            await self._parse(cursor, *got)
-            return "lines"
+            lines = got
+        went_on = await self._parse(cursor, lines)
+        if went_on is cursor and lines.index < len(lines.lines):
+            self._rest[cursor] = lines
+            if len(self._rest) > REST_KEPT:
+                del self._rest[next(iter(self._rest))]  # the least recently stepped
+        return "lines"
+
+    async def _frontier_lines(self, frontier: Cursor) -> _Lines | FrontierEvent:
+        got = await self._file.read_frontier(frontier.position)
+        if isinstance(got, str):
+            return got
+        if got.kind == "long":
+            self._file.line_no += 1
+            self.bad_row(BadRow(self._file.line_no, "line_too_long", f"over {CHUNK_BYTES} bytes"))
+            self._advance(frontier, got.end, got.end - got.start)
+            return _Lines(got.end, [], 0, got.end)
+        return _Lines(got.start, got.lines, 0, got.end)
+
+    async def _catch_up_lines(self, cursor: Cursor) -> _Lines | ScanOutcome:
         frontier = self._store.frontier.position
         if cursor.position >= frontier:
             self._store.cursors.merge(cursor, self._store.frontier)
@@ -71,51 +103,26 @@ class Scanner:
         if block.kind == "long":
             self._advance(cursor, block.end, block.end - block.start)
             return "lines"
-        went_on = await self._parse(cursor, block.start, block.lines, 0, block.end)
-        if went_on is cursor:
-            used = cursor.position - block.start
-            cursor.read_size = min(CHUNK_BYTES, max(CATCH_UP_BYTES, 2 * used if used >= size else used))
-        return "lines"
+        cursor.read_size = min(CATCH_UP_MAX_BYTES, 2 * size)  # a catch-up that keeps reading reads more
+        return _Lines(block.start, block.lines, 0, block.end)
 
-    async def _frontier_lines(self, frontier: Cursor) -> tuple[int, list[bytes], int, int] | FrontierEvent:
-        if self._rest is not None and self._rest[0] == frontier.position:
-            rest, self._rest = self._rest, None
-            return rest
-        self._rest = None
-        got = await self._file.read_frontier(frontier.position)
-        if isinstance(got, str):
-            return got
-        if got.kind == "long":
-            self._file.line_no += 1
-            self.bad_row(BadRow(self._file.line_no, "line_too_long", f"over {CHUNK_BYTES} bytes"))
-            self._advance(frontier, got.end, got.end - got.start)
-            return got.start, [], 0, got.end
-        return got.start, got.lines, 0, got.end
-
-    async def _parse(self, cursor: Cursor, pos: int, lines: list[bytes], index: int, end: int) -> Cursor:
-        """THE scan loop: every line a cursor reads goes through here. Returns the cursor that goes on
-        (the one it merged into, if it did)."""
-        file = self._file
+    async def _parse(self, cursor: Cursor, lines: _Lines) -> Cursor:
+        """THE scan loop: every line any cursor reads goes through here, a batch at a time. Returns the
+        cursor that goes on (the one it merged into, if it did)."""
         handle = self._frontier_line if cursor.frontier else self._catch_up_line
+        pos, index, end = lines.pos, lines.index, lines.end
         self._step_start = pos
-        count = len(lines)
-        while index < count:
-            first, stop = pos, False
-            for raw in lines[index:index + BATCH_LINES]:
-                offset = pos
-                pos = min(pos + len(raw) + 1, end)
-                index += 1
-                if handle(cursor, raw, offset, pos):
-                    stop = True
-                    break
-            cursor = self._advance(cursor, pos, pos - first)
-            if cursor.frontier:
-                self._rest = (pos, lines, index, end) if index < count else None
-            await self._on_batch()
-            await asyncio.sleep(0)  # let requests for windows in memory through
-            if stop or not file.is_open or cursor.merged_into is not None or (
-                    cursor.frontier and cursor is not self._store.frontier):
+        for raw in lines.lines[index:index + BATCH_LINES]:
+            offset = pos
+            pos = min(pos + len(raw) + 1, end)
+            index += 1
+            if handle(cursor, raw, offset, pos):
                 break
+        if not cursor.frontier:
+            self._counters["lines_caught_up"] += index - lines.index
+        lines.pos, lines.index = pos, index
+        cursor = self._advance(cursor, pos, pos - self._step_start)
+        await self._on_batch()
         return cursor
 
     def _advance(self, cursor: Cursor, position: int, read: int) -> Cursor:
@@ -151,7 +158,6 @@ class Scanner:
 
     def _catch_up_line(self, cursor: Cursor, raw: bytes, offset: int, end: int) -> bool:
         """Feed one line to the catch-up's books; True when it should stop after it."""
-        self._counters["lines_caught_up"] += 1
         columns = self._file.columns
         assert columns is not None  # rows behind the frontier were read with a header
         fields = split_row(raw.decode("utf-8", "replace"), columns, 0)

@@ -237,7 +237,7 @@ class Waiters:
         if file.columns is None:  # the frontier reads the header first
             return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(waiter.tick, 0)
         key = ALL_BOOKS if file.columns.book_id is None else book
-        return key, self._store.answer(key, waiter.tick, waiter.count, final, book)
+        return key, self._store.answer(key, waiter.tick, waiter.count, final, book, waiter.identity, self._clock())
 
     def _book_ticks(self, identity: bytes, key: str, tick: int) -> int:
         """How many other ticks of book ``key`` the client has waiting."""

@@ -256,6 +256,26 @@ def test_a_request_far_ahead_does_not_strand_one_waiting_behind_the_window() -> 
     assert sim.store.seeks == 3  # to 40, back to 2, on to 200
 
 
+def test_the_client_stepping_through_the_ticks_goes_before_a_far_request() -> None:
+    """A book has one window: a request far from where the Algorithm steps through the ticks waits for
+    the Algorithm's (a flood of random ticks costs it no seeks away and back)."""
+    sim = Sim(interleaved(["A", "B"], 400), capacity=8)
+    for tick in range(30):
+        assert sim.request("A", tick, 5) == Ready(tuple(d(1000 + tick + i) for i in range(5)))
+    sim.submit(LastPricesRequest(1, "A", 300, 5), b"flood")  # arrives first, far ahead
+    sim.submit(LastPricesRequest(2, "A", 30, 5), b"algorithm")
+    sim.pump()
+    assert list(sim.replies) == [2, 1]  # the Algorithm's answered first, then the window moved to 300
+    sim.replies.clear()
+    seeks = sim.store.seeks
+    sim.submit(LastPricesRequest(3, "A", 310, 5), b"flood")  # near where the window is now
+    sim.submit(LastPricesRequest(4, "A", 31, 5), b"algorithm")
+    sim.pump()
+    assert list(sim.replies) == [4, 3]  # the Algorithm's still first: the window seeks back home for it
+    assert sim.replies[4] == LastPricesReply(4, "A", 31, tuple(d(1031 + i) for i in range(5)))
+    assert sim.store.seeks == seeks + 1  # back home (310 is then reached by reading forward)
+
+
 def test_a_batch_answers_every_book_in_order() -> None:
     sim = Sim(mixed([f"B{i}" for i in range(6)], 40), capacity=8)
     sim.submit(WindowsRequest(7, 30, 5, ("B5", "B0", "nope", "B3")))
