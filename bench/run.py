@@ -5,7 +5,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --quick          # short version (under 2 minutes)
     python -m bench.run --only ticks,idle_cpu
 
-Measurements (each in its own module): throughput, latency, ticks, memory, idle_cpu, cold_read.
+Measurements (each in its own module): throughput, latency, ticks, memory, idle_cpu, cold_read, replay.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_read, common, idle_cpu, latency, memory, throughput, ticks
+from bench import cold_read, common, idle_cpu, latency, memory, replay, throughput, ticks
 from bench.common import Config, Outcome, Row
 
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
@@ -32,6 +32,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "memory": memory.measure,
     "idle_cpu": idle_cpu.measure,
     "cold_read": cold_read.measure,
+    "replay": replay.measure,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

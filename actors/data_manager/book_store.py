@@ -81,7 +81,7 @@ class BookStore:
             if len(self.books) >= self.max_books:
                 return False
             book = self.books[key] = Book(key, None)
-            self._move(book, frontier, 0)
+            self.cursors.reassign(book, frontier, 0)
         point = book.total
         book.total = point + 1
         if self.replay and not point % self.index.stride:
@@ -103,7 +103,7 @@ class BookStore:
             if book.parked_at != offset or book.full_of_needed(self.capacity):
                 return None
             book.parked_at = -1
-            self._move(book, cursor, book.want_end)
+            self.cursors.reassign(book, cursor, book.want_end)
             return book
         if own is not cursor:
             own = Cursors.root(own)
@@ -123,7 +123,7 @@ class BookStore:
         """A valid row of a book that ``claim`` gave to a catch-up."""
         self._push(book, price, offset)
         if book.next_index == book.total and book.cursor is not None:
-            self._move(book, self.cursors.frontier, book.want_end)  # its next row is beyond the frontier
+            self.cursors.reassign(book, self.cursors.frontier, book.want_end)  # its next row is beyond the frontier
 
     def _push(self, book: Book, price: Decimal, offset: int) -> None:
         if self.replay and len(book.points) >= self.capacity and book.base >= book.floor():
@@ -132,12 +132,12 @@ class BookStore:
         book.push(price, self.capacity)
         if book.want_end and book.next_index >= book.want_end:
             self.ready[book.key] = None
-            self._move(book, book.cursor, book.next_want())
+            self.cursors.reassign(book, book.cursor, book.next_want())
 
     def _park(self, book: Book, offset: int) -> None:
         self.parks += 1
         book.parked_at = offset
-        self._move(book, None, book.want_end)
+        self.cursors.reassign(book, None, book.want_end)
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -161,10 +161,7 @@ class BookStore:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
         if prices is not None:
-            book.served = tick
-            if (client == book.home_client or abs(tick - book.home) <= self.jump or book.home < 0
-                    or now - book.home_at > HOME_TTL):
-                book.home, book.home_client, book.home_at = tick, client, now
+            book.answered(tick, client, now, self.jump, HOME_TTL)
             return Ready(prices)
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
@@ -180,7 +177,7 @@ class BookStore:
                 wait = Wait(wait.tick, 0)
             else:
                 book = self.books[key] = Book(key, None)  # a placeholder, gone with its last request
-                self._move(book, self.cursors.frontier, 0)
+                self.cursors.reassign(book, self.cursors.frontier, 0)
         if not wait.end or book is None:
             self.cursors.add(self.cursors.frontier, 0, 1)
             return wait
@@ -198,7 +195,7 @@ class BookStore:
         book.unpin(wait.tick, wait.end)
         self._wake(book)
         if book.idle and book.cursor is not None:
-            self._move(book, None, 0)
+            self.cursors.reassign(book, None, 0)
             del self.books[key]
 
     def beyond_read(self, key: str, wait: Wait) -> bool:
@@ -219,28 +216,17 @@ class BookStore:
         return cursor if cursor.busy else None
 
     def _wake(self, book: Book) -> None:
-        """The book's waiting requests changed: position its window, count its demand on its cursor,
-        and start a catch-up for a parked book that needs rows.
-
-        One window per book, so who goes first matters: requests near the book's *home* (the client
-        stepping through the ticks) go first, seeking back there if the window was moved away; else
-        those the window reaches without a seek; else the longest-waiting one, with a seek. A request
-        far from the others waits until they are answered instead of moving the window away and back
-        each time (a client asking random ticks of a book cannot make the Algorithm's requests wait
-        behind its seeks)."""
-        pins = book.pins
-        if pins:
-            home = [tick for tick in pins if book.home >= 0 and abs(tick - book.home) <= self.jump]
-            if home:
-                self._seek(book, home[0])
-            elif not any(book.base <= tick < book.next_index + self.jump for tick in pins):
-                self._seek(book, next(iter(pins)))  # the oldest
-        self._move(book, book.cursor, book.next_want())
+        """The book's waiting requests changed: position its window (:meth:`Book.seek_target`), count
+        its demand on its cursor, and start a catch-up for a parked book that needs rows."""
+        target = book.seek_target(self.jump)
+        if target is not None:
+            self._seek(book, target)
+        self.cursors.reassign(book, book.cursor, book.next_want())
         if book.cursor is None and book.want_end and not book.full_of_needed(self.capacity):
             cursor = self.cursors.nearest_below(book.parked_at)
             if cursor is None or self.index.dense(book, cursor.position, book.parked_at):
                 cursor = self.cursors.start(book.parked_at)
-            self._move(book, cursor, book.want_end)  # it takes the book when it reaches parked_at
+            self.cursors.reassign(book, cursor, book.want_end)  # it takes the book when it reaches parked_at
 
     def _seek(self, book: Book, tick: int) -> None:
         """Move the window to ``tick`` by a seek when it is older than the window, or far ahead of a
@@ -254,30 +240,6 @@ class BookStore:
             return
         self.seeks += 1
         point, offset = found
-        self._move(book, None, book.want_end)
+        self.cursors.reassign(book, None, book.want_end)
         book.reset(point)
         book.parked_at = offset
-
-    def _move(self, book: Book, cursor: Cursor | None, want_end: int) -> None:
-        """Set who feeds ``book`` and what it still needs, keeping the cursors' counts: a book is one
-        follower of its cursor, and one unit of demand while ``want_end`` is set."""
-        old = book.cursor
-        had = 1 if old is not None and book.want_end else 0
-        has = 1 if cursor is not None and want_end else 0
-        book.want_end = want_end
-        if old is not None:
-            old = Cursors.root(old)
-        if cursor is not None:
-            cursor = Cursors.root(cursor)
-        book.cursor = cursor
-        if old is cursor:
-            if old is not None and had != has:
-                self.cursors.add(old, 0, has - had)
-            return
-        if old is not None:
-            self.cursors.add(old, -1, -had)
-        if cursor is not None:
-            self.cursors.add(cursor, 1, has)
-
-    def max_len(self) -> int:
-        return max((len(b.points) for b in self.books.values()), default=0)

@@ -19,7 +19,10 @@ Followers of a merged cursor are found through ``merged_into`` (a union-find), s
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from actors.data_manager.price_window import Book
 
 BUCKET_BITS: Final = 16  # positions are bucketed by 64 KiB to find the cursor nearest an offset
 
@@ -157,6 +160,27 @@ class Cursors:
             elif was and not cursor.busy:
                 self._busy.pop(cursor, None)
         self.release(cursor)
+
+    def reassign(self, book: Book, cursor: Cursor | None, want_end: int) -> None:
+        """Set who feeds ``book`` and what it still needs, keeping the counts: a book is one follower
+        of its cursor, and one unit of its demand while ``want_end`` is set."""
+        old = book.cursor
+        had = 1 if old is not None and book.want_end else 0
+        has = 1 if cursor is not None and want_end else 0
+        book.want_end = want_end
+        if old is not None:
+            old = self.root(old)
+        if cursor is not None:
+            cursor = self.root(cursor)
+        book.cursor = cursor
+        if old is cursor:
+            if old is not None and had != has:
+                self.add(old, 0, has - had)
+            return
+        if old is not None:
+            self.add(old, -1, -had)
+        if cursor is not None:
+            self.add(cursor, 1, has)
 
     def release(self, cursor: Cursor) -> None:
         if not cursor.frontier and cursor.followers <= 0 and not cursor.busy and cursor.merged_into is None:

@@ -90,6 +90,30 @@ class Book:
                 return min(reachable)
         return self.served
 
+    def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
+        """A request for ``tick`` was answered: it is the floor now, and the book's home if it came
+        from the client that set the home (or is ``near`` it, or the home is older than ``ttl``)."""
+        self.served = tick
+        if client == self.home_client or abs(tick - self.home) <= near or self.home < 0 or now - self.home_at > ttl:
+            self.home, self.home_client, self.home_at = tick, client, now
+
+    def seek_target(self, reach: int) -> int | None:
+        """Where to move the window for its waiting requests, if a seek is needed. One window per book,
+        so who goes first matters: ticks near the home (the client stepping through them) first,
+        seeking back there if the window was moved away; else ticks the window reaches by reading
+        (from its base to ``reach`` points past its end); else the longest-waiting tick. A request far
+        from the others waits until they are answered instead of moving the window away and back each
+        time: a client asking random ticks cannot make the Algorithm wait behind its seeks."""
+        pins = self.pins
+        if not pins:
+            return None
+        home = [tick for tick in pins if self.home >= 0 and abs(tick - self.home) <= reach]
+        if home:
+            return home[0]
+        if any(self.base <= tick < self.next_index + reach for tick in pins):
+            return None
+        return next(iter(pins))  # the oldest
+
     def full_of_needed(self, capacity: int) -> bool:
         return len(self.points) >= capacity and self.base >= self.floor()
 

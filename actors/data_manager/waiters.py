@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Protocol
 
@@ -86,6 +86,57 @@ class Slot:
         self.wait: Wait | None = None
 
 
+class Clients:
+    """Registered slots by client: how many each has waiting, which ticks of each book, and whose turn
+    it is at the reader."""
+
+    def __init__(self) -> None:
+        self.slots: dict[bytes, dict[Slot, None]] = {}  # oldest first; the dict's order is the turn
+        self._ticks: dict[tuple[bytes, str], dict[int, int]] = {}  # (client, key) -> waiting ticks
+
+    def clear(self) -> None:
+        self.slots.clear()
+        self._ticks.clear()
+
+    def waiting(self, identity: bytes) -> int:
+        return len(self.slots.get(identity, ()))
+
+    def other_ticks(self, identity: bytes, key: str, tick: int) -> int:
+        """How many other ticks of book ``key`` the client has waiting."""
+        ticks = self._ticks.get((identity, key))
+        return 0 if ticks is None else len(ticks) - (tick in ticks)
+
+    def add(self, slot: Slot) -> None:
+        identity, tick = slot.waiter.identity, slot.waiter.tick
+        self.slots.setdefault(identity, {})[slot] = None
+        ticks = self._ticks.setdefault((identity, slot.key), {})
+        ticks[tick] = ticks.get(tick, 0) + 1
+
+    def remove(self, slot: Slot) -> None:
+        identity, tick = slot.waiter.identity, slot.waiter.tick
+        mine = self.slots.get(identity)
+        if mine is not None:
+            mine.pop(slot, None)
+            if not mine:
+                del self.slots[identity]
+        ticks = self._ticks.get((identity, slot.key))
+        if ticks is not None and tick in ticks:
+            ticks[tick] -= 1
+            if not ticks[tick]:
+                del ticks[tick]
+                if not ticks:
+                    del self._ticks[(identity, slot.key)]
+
+    def turns(self) -> Iterator[dict[Slot, None]]:
+        """Each client's waiting slots once, starting with the one whose turn it is (who then goes to
+        the back)."""
+        for _ in range(len(self.slots)):
+            identity = next(iter(self.slots))
+            slots = self.slots.pop(identity)
+            self.slots[identity] = slots
+            yield slots
+
+
 class Waiters:
     def __init__(self, store: BookStore, file: FileState, counters: dict[str, int], *,
                  waiting_max: int = limits.DM_WAITING_MAX, peer_max: int = limits.DM_PEER_WAITING_MAX,
@@ -101,9 +152,8 @@ class Waiters:
         self._open: dict[Waiter, None] = {}  # waiters with open slots, oldest first
         self._retries: dict[tuple[object, ...], Waiter] = {}
         self._by_key: dict[str, dict[Slot, None]] = {}  # registered slots by store key
-        self._by_peer: dict[bytes, dict[Slot, None]] = {}  # registered slots by client, oldest first
+        self._clients = Clients()
         self._peer_book_ticks = peer_book_ticks
-        self._ticks: dict[tuple[bytes, str], dict[int, int]] = {}  # (client, key) -> waiting ticks
         self.waiting = 0  # registered slots
         self._revisit: deque[Waiter | Slot] = deque()
         self._at_end: dict[Slot, None] = {}  # registered slots an end-of-file pass may answer
@@ -127,9 +177,9 @@ class Waiters:
             else:
                 self._finish(slot, answer)
         if waits:
-            peer = len(self._by_peer.get(identity, ()))
+            peer = self._clients.waiting(identity)
             crowded = [(slot, key) for slot, key, _ in waits
-                       if self._book_ticks(identity, key, waiter.tick) >= self._peer_book_ticks]
+                       if self._clients.other_ticks(identity, key, waiter.tick) >= self._peer_book_ticks]
             if self.waiting + len(waits) > self._waiting_max or peer + len(waits) > self._peer_max:
                 self._counters["busy"] += 1
                 busy = Failed(f"busy: {self.waiting} requests wait for rows ({peer} of them yours); retry later")
@@ -204,8 +254,7 @@ class Waiters:
         """The store forgot everything (the file was truncated, replaced or failed): every waiting
         request is registered again (or answered) by :meth:`revisit`."""
         self._by_key.clear()
-        self._by_peer.clear()
-        self._ticks.clear()
+        self._clients.clear()
         self._at_end.clear()
         self.waiting = 0
         for waiter in self._open:
@@ -217,10 +266,7 @@ class Waiters:
         """What to read for next, clients taking turns: the (key, wait) of the oldest of a client's
         waiting requests that the scan can serve now, for the client whose turn it is. So a client
         flooding requests that cost reading gets its share of the reader, no more."""
-        for _ in range(len(self._by_peer)):
-            identity = next(iter(self._by_peer))
-            slots = self._by_peer.pop(identity)
-            self._by_peer[identity] = slots  # to the back of the turn
+        for slots in self._clients.turns():
             for slot in itertools.islice(slots, look):
                 if slot.wait is not None and self._store.cursor_for(slot.key, slot.wait) is not None:
                     return slot.key, slot.wait
@@ -239,11 +285,6 @@ class Waiters:
         key = ALL_BOOKS if file.columns.book_id is None else book
         return key, self._store.answer(key, waiter.tick, waiter.count, final, book, waiter.identity, self._clock())
 
-    def _book_ticks(self, identity: bytes, key: str, tick: int) -> int:
-        """How many other ticks of book ``key`` the client has waiting."""
-        ticks = self._ticks.get((identity, key))
-        return 0 if ticks is None else len(ticks) - (tick in ticks)
-
     def _update(self, slot: Slot) -> None:
         key, answer = self._answer(slot)
         if isinstance(answer, Wait):
@@ -260,9 +301,7 @@ class Waiters:
         if self._store.beyond_read(key, slot.wait):
             self._at_end[slot] = None
         self._by_key.setdefault(key, {})[slot] = None
-        self._by_peer.setdefault(slot.waiter.identity, {})[slot] = None
-        ticks = self._ticks.setdefault((slot.waiter.identity, key), {})
-        ticks[slot.waiter.tick] = ticks.get(slot.waiter.tick, 0) + 1
+        self._clients.add(slot)
         self.waiting += 1
 
     def _unregister(self, slot: Slot) -> None:
@@ -276,18 +315,7 @@ class Waiters:
             registered.pop(slot, None)
             if not registered:
                 del self._by_key[slot.key]
-        mine = self._by_peer.get(slot.waiter.identity)
-        if mine is not None:
-            mine.pop(slot, None)
-            if not mine:
-                del self._by_peer[slot.waiter.identity]
-        ticks = self._ticks.get((slot.waiter.identity, slot.key))
-        if ticks is not None and slot.waiter.tick in ticks:
-            ticks[slot.waiter.tick] -= 1
-            if not ticks[slot.waiter.tick]:
-                del ticks[slot.waiter.tick]
-                if not ticks:
-                    del self._ticks[(slot.waiter.identity, slot.key)]
+        self._clients.remove(slot)
         self.waiting -= 1
 
     def _finish(self, slot: Slot, answer: Ready | Failed) -> None:
