@@ -161,6 +161,10 @@ class Waiters:
 
     def add(self, identity: bytes, request: LastPricesRequest | WindowsRequest) -> list[Outgoing]:
         """A new request: the replies that can go now (its own, unless it must wait)."""
+        if isinstance(request, LastPricesRequest):  # the common case, answered from memory: no waiter
+            _, answer = self._answer(identity, request.book, request.tick, request.count, self._file.eof_gen)
+            if isinstance(answer, Ready):
+                return [(identity, LastPricesReply(request.request_id, request.book, request.tick, answer.prices))]
         waiter = Waiter(identity, request, self._file.eof_gen, self._clock())
         known = self._retries.get(waiter.key)
         if known is not None and len(known.request_ids) < SAME_REQUEST_MAX:
@@ -171,7 +175,7 @@ class Waiters:
         for i in range(len(waiter.books)):
             slot = Slot(waiter, i)
             waiter.slots.append(slot)
-            key, answer = self._answer(slot)
+            key, answer = self._slot_answer(slot)
             if isinstance(answer, Wait):
                 waits.append((slot, key, answer))
             else:
@@ -274,19 +278,24 @@ class Waiters:
 
     # --- one slot ------------------------------------------------------------------------------
 
-    def _answer(self, slot: Slot) -> tuple[str, Answer]:
-        waiter, file = slot.waiter, self._file
+    def _answer(self, identity: bytes, book: str, tick: int, count: int, eof_gen: int) -> tuple[str, Answer]:
+        """The store key of ``book`` and what answers it now, for a request that arrived at the
+        frontier's end-of-file pass ``eof_gen``."""
+        file = self._file
         if file.unavailable is not None:
             return "", Failed(f"data file unavailable: {file.unavailable}")
-        book = waiter.books[slot.i]
-        final = file.at_eof and file.eof_gen > waiter.eof_gen
+        final = file.at_eof and file.eof_gen > eof_gen
         if file.columns is None:  # the frontier reads the header first
-            return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(waiter.tick, 0)
+            return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(tick, 0)
         key = ALL_BOOKS if file.columns.book_id is None else book
-        return key, self._store.answer(key, waiter.tick, waiter.count, final, book, waiter.identity, self._clock())
+        return key, self._store.answer(key, tick, count, final, book, identity, self._clock())
+
+    def _slot_answer(self, slot: Slot) -> tuple[str, Answer]:
+        waiter = slot.waiter
+        return self._answer(waiter.identity, waiter.books[slot.i], waiter.tick, waiter.count, waiter.eof_gen)
 
     def _update(self, slot: Slot) -> None:
-        key, answer = self._answer(slot)
+        key, answer = self._slot_answer(slot)
         if isinstance(answer, Wait):
             if slot.wait is None or (key, answer) != (slot.key, slot.wait):
                 self._unregister(slot)
