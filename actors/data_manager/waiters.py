@@ -220,8 +220,7 @@ class Waiters:
         """The frontier passed the end of the file: queue the requests that asked for more than the
         file held when they registered (an unknown book, a tick past the end, follow mode) -- the
         others can only be answered by rows, and are when their book is ready."""
-        self._revisit.extend(self._at_end)
-        self._at_end.clear()
+        self._revisit.extend(self._at_end)  # they leave it when answered (_unregister)
 
     @property
     def revisiting(self) -> bool:
