@@ -14,8 +14,10 @@ to the end of the books' rows. Reported per file:
 * **reply latency** p50/p99 of the batches (every book of a tick, up to 1,000 per batch).
 * **RSS** of the DataManager at the end (the largest seen while running is in the JSON).
 * **largest event-loop stall**: a request that fails validation is answered by the receive loop
-  without any reading, so its round trip, sent every 5 ms throughout, is how long the loop was busy
-  elsewhere.
+  without any reading, so its round trip, sent every 5 ms throughout by a thread of its own on a
+  connection of its own, is how long the loop was busy elsewhere.
+* books not answered within the DataManager's 10 s wait are asked again (as the Algorithm would at its
+  next tick) and counted (``expired_retried``); any other error ends the run.
 
 Files are generated under ``BENCH_DATA_DIR`` (default ``/tmp/bench-data``) by ``data/generate.py``.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ import zmq
 from bench import common
 from bench.common import Config, Outcome, Row
 from transport import limits, protocol
-from transport.protocol import Heartbeat, LastPricesReply, WindowsReply, WindowsRequest
+from transport.protocol import Heartbeat, WindowsRequest
 
 COUNT = 5
 MAX_TICKS = 2000
@@ -57,6 +60,43 @@ def ensure_layout_csv(books: int, rows_per_book: int, layout: str) -> Path:
     return path
 
 
+class Prober:
+    """The stall probe, in a thread of its own (with its own context): every 5 ms a request that fails
+    validation, which the DataManager's receive loop answers without reading anything; the round trip
+    is how long the loop was busy elsewhere. (In the replaying thread it would wait for that thread.)"""
+
+    def __init__(self, endpoint: str) -> None:
+        self.latencies: list[float] = []
+        self._endpoint = endpoint
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="probe")
+        self._thread.start()
+
+    def _run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self._endpoint)
+        request_id = 0
+        try:
+            while not self._stop.is_set():
+                request_id += 1
+                sent = time.monotonic()
+                sock.send(msgpack.packb([protocol.PROTOCOL_VERSION, 2, request_id, "probe", 0, 0]))  # count 0
+                while sock.poll(1000):
+                    if msgpack.unpackb(sock.recv())[2] == request_id:
+                        self.latencies.append(time.monotonic() - sent)
+                        break
+                self._stop.wait(PROBE_EVERY)
+        finally:
+            sock.close(0)
+            ctx.term()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dict[str, Any]:
     ids = common.book_ids(books)
     stride = max(1, min(limits.WINDOW_MAX - COUNT - 1, -(-rows_per_book // MAX_TICKS)))
@@ -71,48 +111,42 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
         for s in (pull, sock):
             s.setsockopt(zmq.LINGER, 0)
         counters: dict[str, int] = {}
+        expired = 0  # books asked again after waiting 10 s, as the Algorithm would at its next tick
         latencies: list[float] = []
-        stalls: list[float] = []
         rss_max = 0
         started = time.monotonic()
         with common.actor("data_manager", "--csv", str(path), "--data", endpoint, "--heartbeat", beats) as process:
+            sock.connect(endpoint)
+            prober = Prober(endpoint)
             try:
-                sock.connect(endpoint)
                 request_id = 0
-                probe_sent: dict[int, float] = {}
-                next_probe = time.monotonic()
-                limit = started + deadline_s
                 for tick in ticks:
-                    sent: dict[int, float] = {}
-                    for batch in batches:
-                        request_id += 1
-                        sent[request_id] = time.monotonic()
-                        sock.send(protocol.encode(WindowsRequest(request_id, tick, COUNT, batch)))
-                    while sent:
-                        now = time.monotonic()
-                        if now > limit:
-                            raise TimeoutError(f"replay of {path} did not finish within {deadline_s}s")
-                        if now >= next_probe:
+                    sent: dict[int, tuple[float, tuple[str, ...]]] = {}
+                    queue = list(batches)
+                    while queue or sent:
+                        for batch in queue:
                             request_id += 1
-                            probe_sent[request_id] = now
-                            # count 0 is invalid: the receive loop answers it without reading anything
-                            sock.send(msgpack.packb([protocol.PROTOCOL_VERSION, 2, request_id, "probe", 0, 0]))
-                            next_probe = max(next_probe + PROBE_EVERY, now)
-                        if not sock.poll(max(1, int((next_probe - time.monotonic()) * 1000))):
+                            sent[request_id] = (time.monotonic(), batch)
+                            sock.send(protocol.encode(WindowsRequest(request_id, tick, COUNT, batch)))
+                        queue = []
+                        if time.monotonic() > started + deadline_s:
+                            raise TimeoutError(f"replay of {path} did not finish within {deadline_s}s")
+                        if not sock.poll(1000):
                             continue
-                        while True:
-                            try:
-                                reply = protocol.decode(sock.recv(zmq.NOBLOCK))
-                            except zmq.Again:
-                                break
-                            at = time.monotonic()
-                            if isinstance(reply, WindowsReply) and reply.request_id in sent:
-                                latencies.append(at - sent.pop(reply.request_id))
-                                failed = [e for e in reply.errors if e]
-                                if failed:
-                                    raise RuntimeError(f"tick {tick}: {len(failed)} books failed, e.g. {failed[0]}")
-                            elif isinstance(reply, LastPricesReply) and reply.request_id in probe_sent:
-                                stalls.append(at - probe_sent.pop(reply.request_id))
+                        # [version, type, request_id, tick, windows, errors]: only the id and the errors are
+                        # read (decoding 5,000 Decimals a reply would make this harness the slow part)
+                        _, _, reply_id, _, _, errors = msgpack.unpackb(sock.recv())
+                        if reply_id not in sent:
+                            continue
+                        at, batch = sent.pop(reply_id)
+                        latencies.append(time.monotonic() - at)
+                        failed = [e for e in errors if e and not e.startswith("no answer within")]
+                        if failed:
+                            raise RuntimeError(f"tick {tick}: {len(failed)} books failed, e.g. {failed[0]}")
+                        again = tuple(b for b, e in zip(batch, errors, strict=True) if e)
+                        if again:
+                            expired += len(again)
+                            queue.append(again)
                     if tick % (stride * 50) == 0:
                         rss_max = max(rss_max, common.rss_kib(process.pid))
                 seconds = time.monotonic() - started
@@ -125,14 +159,15 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
                         if counters.get("lines_read", 0) >= books * rows_per_book:
                             break
             finally:
+                prober.stop()
                 sock.close(0)
                 pull.close(0)
                 ctx.term()
     lines = books * rows_per_book + 1
     return {"books": books, "rows": books * rows_per_book, "ticks": len(ticks), "stride": stride, "seconds": seconds,
             "lines_per_line": (counters.get("lines_read", 0) + counters.get("lines_caught_up", 0)) / lines,
-            "latency_ms": common.summary_ms(latencies), "stall_ms": common.summary_ms(stalls),
-            "rss_kib": rss, "rss_max_kib": max(rss, rss_max), "counters": counters}
+            "latency_ms": common.summary_ms(latencies), "stall_ms": common.summary_ms(prober.latencies),
+            "rss_kib": rss, "rss_max_kib": max(rss, rss_max), "expired_retried": expired, "counters": counters}
 
 
 def measure(cfg: Config) -> Outcome:

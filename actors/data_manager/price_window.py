@@ -107,10 +107,14 @@ class Book:
         pins = self.pins
         if not pins:
             return None
+        end = self.base + len(self.points) + reach
+        if len(pins) == 1:  # the usual case: one tick waits
+            tick = next(iter(pins))
+            return None if self.base <= tick < end else tick
         home = [tick for tick in pins if self.home >= 0 and abs(tick - self.home) <= reach]
         if home:
             return home[0]
-        if any(self.base <= tick < self.next_index + reach for tick in pins):
+        if any(self.base <= tick < end for tick in pins):
             return None
         return next(iter(pins))  # the oldest
 
@@ -163,10 +167,13 @@ class Book:
 
     def next_want(self) -> int:
         """The nearest end a waiting request needs beyond the window (0: every one is satisfied)."""
-        if not self.wants:
+        wants = self.wants
+        if not wants:
             return 0
-        have = self.next_index
-        return min((end for end in self.wants if end > have), default=0)
+        have = self.base + len(self.points)
+        if len(wants) == 1:
+            return wants[0] if wants[0] > have else 0
+        return min((end for end in wants if end > have), default=0)
 
     @property
     def idle(self) -> bool:
