@@ -119,20 +119,25 @@ class BookStore:
                 return None
         return book
 
-    def feed(self, book: Book, price: Decimal, offset: int) -> None:
-        """A valid row of a book that ``claim`` gave to a catch-up."""
-        self._push(book, price, offset)
+    def feed(self, book: Book, price: Decimal, offset: int) -> bool:
+        """A valid row of a book that ``claim`` gave to a catch-up; False when the book took no more
+        (parked) or its next row lies beyond the frontier (it follows the frontier now)."""
+        if not self._push(book, price, offset):
+            return False
         if book.next_index == book.total and book.cursor is not None:
             self.cursors.reassign(book, self.cursors.frontier, book.want_end)  # its next row is beyond the frontier
+            return False
+        return True
 
-    def _push(self, book: Book, price: Decimal, offset: int) -> None:
+    def _push(self, book: Book, price: Decimal, offset: int) -> bool:
         if self.replay and len(book.points) >= self.capacity and book.base >= book.floor():
             self._park(book, offset)  # every kept point is still needed: stop feeding, remember where
-            return
+            return False
         book.push(price, self.capacity)
         if book.want_end and book.next_index >= book.want_end:
             self.ready[book.key] = None
             self.cursors.reassign(book, book.cursor, book.next_want())
+        return True
 
     def _park(self, book: Book, offset: int) -> None:
         self.parks += 1

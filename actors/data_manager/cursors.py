@@ -196,16 +196,19 @@ class Cursors:
             self._busy.pop(cursor, None)
             self.release(cursor)
 
-    def stop_after(self, cursor: Cursor, end: int, read: int) -> bool:
-        """After a line of a step of ``cursor`` ending at ``end`` (``read`` bytes into the step): True to
-        stop there. A catch-up stops on reaching another cursor (to merge into it); once its demand is
-        met it reads on to a cursor just ahead -- at most as far as it has read since it became busy,
-        so at most doubling its reading -- else it stops. The frontier stops when its demand is met."""
+    def stop_after(self, cursor: Cursor, end: int, read: int, fed: bool = False) -> bool:
+        """After a line of a step of ``cursor`` ending at ``end`` (``read`` bytes into the step; ``fed``:
+        the line went into one of its books' windows): True to stop there. The frontier stops when its
+        demand is met. A catch-up stops on reaching another cursor (to merge into it); once its demand
+        is met it reads on while the lines it reads feed its books (in a file sorted by book: the
+        book's next rows, already read, until its window is full -- one step then serves many ticks),
+        then to a cursor just ahead -- at most as far as it has read since it became busy, so at most
+        doubling its reading -- else it stops."""
         if cursor.frontier:
             return not cursor.demand
         if end in self._at:
             return True
-        if cursor.demand:
+        if cursor.demand or fed:
             return False
         if cursor.target < 0:
             ahead = self.nearest_above(end, min(self.reach, cursor.run_bytes + read))

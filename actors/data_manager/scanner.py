@@ -160,6 +160,7 @@ class Scanner:
         """Feed one line to the catch-up's books; True when it should stop after it."""
         columns = self._file.columns
         assert columns is not None  # rows behind the frontier were read with a header
+        fed = False
         fields = split_row(raw.decode("utf-8", "replace"), columns, 0)
         if fields is not None and not isinstance(fields, BadRow):
             key = ALL_BOOKS if columns.book_id is None else fields[columns.book_id].strip()
@@ -167,8 +168,8 @@ class Scanner:
             if book is not None:
                 row = row_from_fields(fields, columns, 0, self._prices)
                 if isinstance(row, Row):
-                    self._store.feed(book, row.price, offset)
-        return self._store.cursors.stop_after(cursor, end, end - self._step_start)
+                    fed = self._store.feed(book, row.price, offset)
+        return self._store.cursors.stop_after(cursor, end, end - self._step_start, fed)
 
     def bad_row(self, bad: BadRow) -> None:
         self._counters["bad_rows"] += 1

@@ -101,6 +101,7 @@ class Sim:
         for _ in range(self.block):
             if pos >= limit:
                 break
+            fed = False
             book, price = self.rows[i]
             offset, pos = pos, self.offsets[i + 1]
             i += 1
@@ -109,9 +110,8 @@ class Sim:
                 store.frontier_row(book, price, offset)
             else:
                 claimed = store.claim(cursor, book, offset)
-                if claimed is not None:
-                    store.feed(claimed, price, offset)
-            if cursors.stop_after(cursor, pos, pos - start):
+                fed = claimed is not None and store.feed(claimed, price, offset)
+            if cursors.stop_after(cursor, pos, pos - start, cursor is not frontier and fed):
                 break
         cursor.run_bytes += pos - start
         cursors.move(cursor, pos)
