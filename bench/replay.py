@@ -43,6 +43,7 @@ from transport.protocol import Heartbeat, WindowsRequest
 COUNT = 5
 MAX_TICKS = 2000
 PROBE_EVERY = 0.005
+IDLE_PROBE = 2.0  # seconds of probing the idle DataManager first: the stall's baseline
 
 
 def ensure_layout_csv(books: int, rows_per_book: int, layout: str) -> Path:
@@ -117,6 +118,15 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
         started = time.monotonic()
         with common.actor("data_manager", "--csv", str(path), "--data", endpoint, "--heartbeat", beats) as process:
             sock.connect(endpoint)
+            ready = Prober(endpoint)  # wait until the DataManager answers (it is still starting)
+            deadline = time.monotonic() + 30
+            while not ready.latencies and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ready.stop()
+            idle = Prober(endpoint)  # the baselines: the same DataManager before any request
+            time.sleep(IDLE_PROBE)
+            idle.stop()
+            rss_idle = common.rss_kib(process.pid)
             prober = Prober(endpoint)
             try:
                 request_id = 0
@@ -167,7 +177,8 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
     return {"books": books, "rows": books * rows_per_book, "ticks": len(ticks), "stride": stride, "seconds": seconds,
             "lines_per_line": (counters.get("lines_read", 0) + counters.get("lines_caught_up", 0)) / lines,
             "latency_ms": common.summary_ms(latencies), "stall_ms": common.summary_ms(prober.latencies),
-            "rss_kib": rss, "rss_max_kib": max(rss, rss_max), "expired_retried": expired, "counters": counters}
+            "idle_stall_ms": common.summary_ms(idle.latencies), "rss_idle_kib": rss_idle, "rss_kib": rss,
+            "rss_max_kib": max(rss, rss_max), "expired_retried": expired, "counters": counters}
 
 
 def measure(cfg: Config) -> Outcome:
@@ -180,15 +191,20 @@ def measure(cfg: Config) -> Outcome:
             out.raw[f"{layout}_{books}"] = result
             label = f"{layout}, {books:,} books, {rows / 1e6:g}M rows"
             lat, stall = result["latency_ms"], result["stall_ms"]
+            sorted_file = layout == "sorted"
             out.rows.append(Row(f"replay {label}: lines read per line of the file", result["lines_per_line"], "",
-                                target="~1 (sorted: < 2)", met=result["lines_per_line"] < (1.05 if layout ==
-                                                                                          "interleaved" else 2.0),
+                                target="~2" if sorted_file else "~1",
+                                met=result["lines_per_line"] < (2.05 if sorted_file else 1.05),
                                 note=f"{result['ticks']} ticks (stride {result['stride']}) in "
-                                     f"{result['seconds']:.0f}s"))
-            out.rows.append(Row(f"replay {label}: reply p50 / p99 (a batch of up to 1,000 books)", lat["p50"], "ms",
-                                note=f"p99 {lat['p99']:.1f} ms, n={int(lat['n'])}"))
-            out.rows.append(Row(f"replay {label}: largest event-loop stall", stall["max"], "ms",
-                                note=f"p99 {stall['p99']:.1f} ms, n={int(stall['n'])}"))
+                                     f"{result['seconds']:.0f}s; {result['expired_retried']} book-requests asked "
+                                     "again after 10 s"))
+            out.rows.append(Row(f"replay {label}: batch reply p50 (up to 1,000 books; a tick's batches sent at once)",
+                                lat["p50"], "ms", note=f"p99 {lat['p99']:.1f} ms, n={int(lat['n'])}"))
+            idle = result["idle_stall_ms"]
+            out.rows.append(Row(f"replay {label}: event-loop stall p99", stall["p99"], "ms", idle["p99"],
+                                "the same DataManager idle", note=f"max {stall['max']:.0f} ms (idle: "
+                                                                  f"{idle['max']:.0f} ms), n={int(stall['n'])}"))
             out.rows.append(Row(f"replay {label}: DataManager RSS", result["rss_kib"] / 1024, "MiB",
+                                result["rss_idle_kib"] / 1024, "before the first request",
                                 note=f"max {result['rss_max_kib'] / 1024:.0f} MiB"))
     return out
