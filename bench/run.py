@@ -6,7 +6,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only ticks,idle_cpu
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, dashboard, catalog, api_server, ledger, hostile.
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from bench import (
     latency,
     ledger,
     memory,
+    replay,
     throughput,
     ticks,
 )
@@ -48,6 +49,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "memory": memory.measure,
     "idle_cpu": idle_cpu.measure,
     "cold_read": cold_read.measure,
+    "replay": replay.measure,
     "dashboard": dashboard.measure,
     "catalog": catalog.measure,
     "api_server": api_server.measure,

@@ -33,6 +33,12 @@ STRATEGY_NAME_MAX_LEN: Final = 64
 WINDOW_MAX: Final = 64  # competitor prices one decision may average, and the DataManager keeps per book
 WINDOW_DEFAULT: Final = 5
 BOOKS_MAX: Final = 1_000_000  # distinct books the DataManager keeps, and pairs a config may list
+# Book-requests (one per book of a WindowsRequest) waiting in the DataManager for rows to be read: in
+# all, and from one client (a flooding client gets "busy" replies, the others keep their share).
+DM_WAITING_MAX: Final = 200_000
+DM_PEER_WAITING_MAX: Final = 100_000
+DM_PEER_BOOK_TICKS_MAX: Final = 2  # distinct ticks of one book one client may have waiting (one window per book)
+DM_INDEX_POINTS_MAX: Final = 4 * 1024 * 1024  # byte offsets in the DataManager's sparse index (8 bytes each)
 
 # --- time ----------------------------------------------------------------------------------------
 TICK_MIN: Final = 0.01  # seconds between ticks

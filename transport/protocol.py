@@ -528,3 +528,45 @@ def decode(frame: bytes) -> Message:
                                _int(f[6], "hangs"), _float(f[7], "up_since"), _float(f[8], "last_beat"),
                                _counters(f[9]))
     raise AssertionError(kind)  # pragma: no cover - every MessageType is matched above
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRequest:
+    """What can be read of a request frame that failed validation: enough to answer it with an error
+    instead of silence (a client left without a reply times out and reconnects). ``books`` is the number
+    of books of a WindowsRequest when its list is usable, else 0."""
+
+    kind: MessageType
+    request_id: int
+    tick: int
+    book: str
+    books: int
+
+
+def refused_request(frame: bytes) -> RefusedRequest | None:
+    """For a frame :func:`decode` refused: the request's id and what else can be echoed, when the frame
+    is a request of this protocol version whose ``request_id`` is valid; None otherwise."""
+    if len(frame) > MAX_FRAME_BYTES:
+        return None
+    try:
+        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception:  # msgpack raises several unrelated types for garbage
+        return None
+    if type(raw) is not list or len(raw) < 3 or raw[0] != PROTOCOL_VERSION or type(raw[0]) is not int:
+        return None
+    kind, request_id = raw[1], raw[2]
+    if kind not in (MessageType.LAST_PRICES_REQUEST, MessageType.WINDOWS_REQUEST) or type(kind) is not int:
+        return None
+    if type(request_id) is not int or not 0 <= request_id <= 2**63 - 1:
+        return None
+    fields = raw[3:]
+    if kind == MessageType.LAST_PRICES_REQUEST:
+        book, tick = [*fields, None, None][:2]
+        books = 0
+    else:
+        tick, book = [*fields, None][0], None
+        listed = fields[2] if len(fields) > 2 else None
+        books = len(listed) if type(listed) is list and 0 < len(listed) <= limits.BATCH_BOOKS_MAX else 0
+    echo = book[:MAX_BOOK_ID_LEN] if type(book) is str and book else "?"
+    tick = tick if type(tick) is int and 0 <= tick <= 2**63 - 1 else 0
+    return RefusedRequest(MessageType(kind), request_id, tick, echo, books)

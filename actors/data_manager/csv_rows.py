@@ -147,8 +147,27 @@ def parse_price(raw: str) -> Decimal | str:
     return price
 
 
-def parse_row(line: str, columns: Columns, line_no: int) -> Row | BadRow | None:
-    """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
+class PriceCache:
+    """Parsed prices by their text, bounded: a file repeats the same prices over and over (a random walk
+    in cents has a few thousand values), so most rows skip the regex and the ``Decimal`` constructor,
+    and windows share one ``Decimal`` per distinct price instead of one per point."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._size = size
+        self._known: dict[str, Decimal | str] = {}
+
+    def parse(self, raw: str) -> Decimal | str:
+        known = self._known.get(raw)
+        if known is None:
+            if len(self._known) >= self._size:
+                self._known.clear()  # bounded; a new generation fills up with the prices in use
+            known = self._known[raw] = parse_price(raw)
+        return known
+
+
+def split_row(line: str, columns: Columns, line_no: int) -> list[str] | BadRow | None:
+    """The fields of one data line (with or without its line end), a BadRow when it has malformed quotes
+    or the wrong number of fields, or None for a blank line."""
     text = line.strip()
     if not text:
         return None
@@ -158,8 +177,13 @@ def parse_row(line: str, columns: Columns, line_no: int) -> Row | BadRow | None:
     if len(fields) != columns.count:
         return BadRow(line_no, "wrong_column_count",
                       f"expected {columns.count} fields as in the header, got {len(fields)}")
+    return fields
+
+
+def row_from_fields(fields: list[str], columns: Columns, line_no: int, prices: PriceCache | None = None
+                    ) -> Row | BadRow:
     raw = fields[columns.price].strip()
-    price = parse_price(raw)
+    price = prices.parse(raw) if prices is not None else parse_price(raw)
     if isinstance(price, str):
         return BadRow(line_no, price, f"price {raw!r:.40}")
     book: str | None = None
@@ -172,3 +196,12 @@ def parse_row(line: str, columns: Columns, line_no: int) -> Row | BadRow | None:
                           "128 characters")
     timestamp = fields[columns.timestamp].strip() if columns.timestamp is not None else None
     return Row(book, price, timestamp)
+
+
+def parse_row(line: str, columns: Columns, line_no: int, prices: PriceCache | None = None
+              ) -> Row | BadRow | None:
+    """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
+    fields = split_row(line, columns, line_no)
+    if fields is None or isinstance(fields, BadRow):
+        return fields
+    return row_from_fields(fields, columns, line_no, prices)

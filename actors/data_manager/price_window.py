@@ -1,4 +1,4 @@
-"""The DataManager's bounded per-book price windows and the replay/follow lookup. Pure: no I/O.
+"""One book's bounded window of competitor prices, and the answers a request can get. Pure: no I/O.
 
 Point ``i`` of a book is its i-th valid row in file order (0-based).
 
@@ -6,24 +6,23 @@ Point ``i`` of a book is its i-th valid row in file order (0-based).
   new price per tick. Past the end of the book's rows (file fully read) it sees the last N points.
 * ``follow``: the newest N points in the file, whatever the tick.
 
-Memory: every book keeps at most ``capacity`` (W >= N) points. One shared forward cursor (the
-*global scan*) reads the file and feeds every row to :meth:`WindowStore.add`. In replay mode a point
-still needed (index >= the book's *floor*: the latest tick requested, lowered while an older request
-waits) is never evicted: when the global scan would have to, the book is *detached* instead -- the
-store remembers only the byte offset of the first row it did not keep, and the global scan ignores
-the book from then on. A later request that needs more of that book makes the reader run a *private
-scan* from that offset, feeding only that book's rows to :meth:`WindowStore.add_private`; the book
-re-attaches when the private scan reaches the global cursor (:meth:`WindowStore.reattach`), or
-detaches again further on. So a file sorted by book (all of A, then all of B) is served in bounded
-memory. A request for a tick older than the book's window answers an "evicted" error.
+A window keeps at most ``capacity`` points (``base`` is the index of the oldest). Points below the
+book's *floor* -- the lowest tick a waiting request may get from this window, else the tick last
+answered -- are no longer needed and are evicted first; a window full of needed points takes no more
+(the book is parked, see :mod:`actors.data_manager.book_store`).
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from array import array
+
+    from actors.data_manager.cursors import Cursor
 
 Mode = Literal["replay", "follow"]
 MODES: Final[tuple[Mode, ...]] = ("replay", "follow")
@@ -41,169 +40,142 @@ class Failed:
 
 
 @dataclass(frozen=True, slots=True)
-class NeedGlobal:
-    """Read further with the global cursor (or, at EOF, check the file once more for new rows)."""
+class Wait:
+    """Not answerable yet. Replay: points ``tick .. end-1`` of the book are needed; ``end == 0``: the
+    frontier must first pass the end of the file (follow mode, an unknown book)."""
+
+    tick: int
+    end: int
 
 
-@dataclass(frozen=True, slots=True)
-class NeedPrivate:
-    """Run (or continue) the private scan of ``book`` from byte ``offset``."""
-
-    book: str
-    offset: int
+Answer = Ready | Failed | Wait
 
 
-Answer = Ready | Failed | NeedGlobal | NeedPrivate
+class Book:
+    """A book's window and where its next row comes from (``__slots__``: there may be a million)."""
 
+    __slots__ = ("base", "cursor", "home", "home_at", "home_client", "index", "key", "parked_at", "pins", "points",
+                 "served", "total", "want_end", "wants")
 
-@dataclass(slots=True)
-class BookWindow:
-    points: deque[Decimal] = field(default_factory=deque)
-    base: int = 0  # point index of points[0]
-    detached_at: int | None = None  # resume offset of the private scan; None while attached
-    max_tick: int = 0
-    pins: Counter[int] = field(default_factory=Counter)  # ticks of requests still waiting
+    def __init__(self, key: str, cursor: Cursor | None) -> None:
+        self.key = key
+        self.points: deque[Decimal] = deque()
+        self.base = 0  # point index of points[0]
+        self.total = 0  # valid rows of the book the frontier has read: points 0 .. total-1 exist
+        self.cursor = cursor  # the cursor feeding the book; None while parked
+        # Parked (cursor None), or waiting for ``cursor`` to reach it: the exact byte offset of the row
+        # of point ``next_index``. -1 otherwise.
+        self.parked_at = -1
+        self.index: array[int] | None = None  # offsets of points 0, stride, 2*stride, ... (replay)
+        self.pins: dict[int, int] | None = None  # tick -> waiting requests for it, oldest first
+        self.wants: list[int] | None = None  # the end (exclusive point index) each waiting request needs
+        self.want_end = 0  # the nearest of those ends still beyond the window; 0: none
+        self.served = 0  # the tick last answered: the floor while no request waits
+        # Where the client stepping through this book's ticks is (the Algorithm): the tick it was last
+        # answered, which client, when. Requests near it go first (book_store._wake).
+        self.home = -1
+        self.home_client = b""
+        self.home_at = 0.0
 
     @property
     def next_index(self) -> int:
         return self.base + len(self.points)
 
     def floor(self) -> int:
-        """Lowest point index a current or future request may still need."""
-        return min(self.max_tick, min(self.pins)) if self.pins else self.max_tick
+        """The lowest point a waiting request may still get from this window (one asking for a tick
+        below the window needs a seek anyway), else the tick last answered (replay moves forward)."""
+        if self.pins:
+            reachable = [tick for tick in self.pins if tick >= self.base]
+            if reachable:
+                return min(reachable)
+        return self.served
 
+    def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
+        """A request for ``tick`` was answered: it is the floor now, and the book's home if it came
+        from the client that set the home (or is ``near`` it, or the home is older than ``ttl``)."""
+        self.served = tick
+        if client == self.home_client or abs(tick - self.home) <= near or self.home < 0 or now - self.home_at > ttl:
+            self.home, self.home_client, self.home_at = tick, client, now
 
-class WindowStore:
-    def __init__(self, capacity: int, mode: Mode = "replay", max_books: int = 1_000_000) -> None:
-        if capacity < 1 or max_books < 1:
-            raise ValueError("capacity and max_books must be >= 1")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.capacity = capacity
-        self.mode: Mode = mode
-        self.books: dict[str, BookWindow] = {}
-        self.max_books = max_books  # memory is bounded per book *and* in the number of books
-        self.detaches = 0
+    def seek_target(self, reach: int) -> int | None:
+        """Where to move the window for its waiting requests, if a seek is needed. One window per book,
+        so who goes first matters: ticks near the home (the client stepping through them) first,
+        seeking back there if the window was moved away; else ticks the window reaches by reading
+        (from its base to ``reach`` points past its end); else the longest-waiting tick. A request far
+        from the others waits until they are answered instead of moving the window away and back each
+        time: a client asking random ticks cannot make the Algorithm wait behind its seeks."""
+        pins = self.pins
+        if not pins:
+            return None
+        end = self.base + len(self.points) + reach
+        if len(pins) == 1:  # the usual case: one tick waits
+            tick = next(iter(pins))
+            return None if self.base <= tick < end else tick
+        home = [tick for tick in pins if self.home >= 0 and abs(tick - self.home) <= reach]
+        if home:
+            return home[0]
+        if any(self.base <= tick < end for tick in pins):
+            return None
+        return next(iter(pins))  # the oldest
 
-    def clear(self) -> None:
-        """Forget everything (the file was truncated or replaced); requests' pins are kept."""
-        for book in self.books.values():
-            book.points.clear()
-            book.base = 0
-            book.detached_at = None
-        self.books = {k: b for k, b in self.books.items() if b.pins}
+    def full_of_needed(self, capacity: int) -> bool:
+        return len(self.points) >= capacity and self.base >= self.floor()
 
-    # --- feeding ---------------------------------------------------------------------------------
+    def push(self, price: Decimal, capacity: int) -> None:
+        """Append the next point, evicting the oldest when full (the caller checked it may)."""
+        if len(self.points) >= capacity:
+            self.points.popleft()
+            self.base += 1
+        self.points.append(price)
 
-    def _book(self, key: str) -> BookWindow:
-        book = self.books.get(key)
-        if book is None:
-            book = self.books[key] = BookWindow()
-        return book
+    def reset(self, base: int) -> None:
+        """Drop the window; the next point pushed is point ``base``."""
+        self.points.clear()
+        self.base = base
 
-    def add(self, key: str, price: Decimal, offset: int) -> bool:
-        """A row from the global scan starting at byte ``offset``; ignored while the book is detached.
-        False when the row is refused because ``key`` would be a book beyond ``max_books``."""
-        if key not in self.books and len(self.books) >= self.max_books:
-            return False
-        book = self._book(key)
-        if book.detached_at is None:
-            self._push(book, price, offset)
-        return True
+    def window(self, tick: int, count: int) -> tuple[Decimal, ...] | None:
+        start = tick - self.base
+        if start < 0 or start + count > len(self.points):
+            return None
+        points = self.points
+        return tuple(points[i] for i in range(start, start + count))
 
-    def add_private(self, key: str, price: Decimal, offset: int, end: int) -> bool:
-        """A row of the detached book ``key`` from its private scan (the line spans ``offset..end``);
-        False when the book detached again at this row, so the private scan stops."""
-        book = self._book(key)
-        if book.detached_at is None:
-            return False
-        book.detached_at = None
-        kept = self._push(book, price, offset)
-        if kept:
-            book.detached_at = end
-        return kept
+    def newest(self, count: int) -> tuple[Decimal, ...]:
+        n = len(self.points)
+        return tuple(self.points[i] for i in range(max(0, n - count), n))
 
-    def advance_private(self, key: str, offset: int) -> None:
-        """The private scan read every line before ``offset``: resume there next time."""
-        book = self.books.get(key)
-        if book is not None and book.detached_at is not None:
-            book.detached_at = max(book.detached_at, offset)
+    # --- waiting requests (the store keeps ``want_end`` and its cursors' counts in step) ---------
 
-    def reattach(self, key: str) -> None:
-        """The private scan reached the global cursor: the global scan feeds the book again."""
-        book = self.books.get(key)
-        if book is not None:
-            book.detached_at = None
+    def pin(self, tick: int, end: int) -> None:
+        pins = self.pins if self.pins is not None else {}
+        pins[tick] = pins.get(tick, 0) + 1
+        self.pins = pins
+        if end:
+            self.wants = [*(self.wants or ()), end]
 
-    def _push(self, book: BookWindow, price: Decimal, offset: int) -> bool:
-        if len(book.points) >= self.capacity:
-            if self.mode == "replay" and book.base >= book.floor():
-                book.detached_at = offset  # every kept point is still needed: stop feeding, remember where
-                self.detaches += 1
-                return False
-            book.points.popleft()
-            book.base += 1
-        book.points.append(price)
-        return True
+    def unpin(self, tick: int, end: int) -> None:
+        if self.pins and tick in self.pins:
+            self.pins[tick] -= 1
+            if not self.pins[tick]:
+                del self.pins[tick]
+            if not self.pins:
+                self.pins = None
+        if end and self.wants and end in self.wants:
+            self.wants.remove(end)
+            if not self.wants:
+                self.wants = None
 
-    # --- requests --------------------------------------------------------------------------------
+    def next_want(self) -> int:
+        """The nearest end a waiting request needs beyond the window (0: every one is satisfied)."""
+        wants = self.wants
+        if not wants:
+            return 0
+        have = self.base + len(self.points)
+        if len(wants) == 1:
+            return wants[0] if wants[0] > have else 0
+        return min((end for end in wants if end > have), default=0)
 
-    def note_request(self, key: str, tick: int) -> None:
-        """A request for ``tick`` arrived: points before the newest requested tick may be evicted."""
-        book = self.books.get(key)
-        if book is not None and tick > book.max_tick:
-            book.max_tick = tick
-
-    def pin(self, key: str, tick: int) -> None:
-        """A request for ``tick`` waits for rows: keep its points until :meth:`unpin`."""
-        book = self._book(key)
-        book.pins[tick] += 1
-        book.max_tick = max(book.max_tick, tick)
-
-    def unpin(self, key: str, tick: int) -> None:
-        book = self.books.get(key)
-        if book is not None and book.pins[tick] > 0:
-            book.pins[tick] -= 1
-            if not book.pins[tick]:
-                del book.pins[tick]
-            if not book.pins and not book.points and book.detached_at is None:
-                del self.books[key]  # a request for an unknown book leaves nothing behind
-
-    def lookup(self, key: str, tick: int, count: int, at_eof: bool, name: str | None = None) -> Answer:
-        """What answers ``count`` prices of ``key`` at ``tick``. ``at_eof``: the global scan has read the
-        whole file *since the request arrived*, so "no more rows" is final. ``name`` is the book id
-        used in error texts (defaults to ``key``)."""
-        name = key if name is None else name
-        if count > self.capacity:
-            return Failed(f"count {count} exceeds the window capacity {self.capacity}; "
-                          "raise --window-capacity")
-        book = self.books.get(key)
-        if book is None or (not book.points and book.detached_at is None):
-            return Failed(f"unknown book {name}") if at_eof else NeedGlobal()
-        if self.mode == "follow":
-            if not at_eof:
-                return NeedGlobal()
-            return self._last(book, count, name)
-        end = tick + count
-        if book.next_index >= end:
-            if tick >= book.base:
-                start = tick - book.base
-                return Ready(tuple(book.points[i] for i in range(start, start + count)))
-            return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
-                          f"(points {book.base}..{book.next_index - 1}); book {name}'s rows are too far "
-                          "apart in the file or the tick went back; raise --window-capacity")
-        if book.detached_at is not None:
-            return NeedPrivate(key, book.detached_at)
-        if not at_eof:
-            return NeedGlobal()
-        return self._last(book, count, name)  # past the end of the book's rows
-
-    @staticmethod
-    def _last(book: BookWindow, count: int, name: str) -> Answer:
-        if book.next_index < count:
-            return Failed(f"only {book.next_index} prices for book {name}")
-        n = len(book.points)
-        return Ready(tuple(book.points[i] for i in range(n - count, n)))
-
-    def max_len(self) -> int:
-        return max((len(b.points) for b in self.books.values()), default=0)
+    @property
+    def idle(self) -> bool:
+        """No point, no row seen, no request: a placeholder that can go."""
+        return not self.points and not self.total and not self.pins

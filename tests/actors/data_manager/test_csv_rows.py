@@ -11,10 +11,12 @@ from actors.data_manager.csv_rows import (
     BadRow,
     Columns,
     CsvFormatError,
+    PriceCache,
     Row,
     parse_header,
     parse_price,
     parse_row,
+    split_row,
 )
 from transport.limits import COMPETITOR_PRICE_MAX
 
@@ -141,3 +143,49 @@ def test_any_positive_two_place_price_round_trips(price: Decimal) -> None:
 def test_exponent_notation_is_kept_as_plain_digits() -> None:
     price = parse_price("1e3")
     assert price == Decimal(1000) and str(price) == "1000"
+
+
+# --- any byte sequence is a row or a counted bad row, never an exception (issue 9) ---------------
+
+HEADERS = [parse_header(h) for h in ("timestamp,book_id,price", "price", "book_id,price", '"price","book_id",x')]
+
+
+def _check_line(line: str) -> None:
+    for columns in HEADERS:
+        row = parse_row(line, columns, 7)
+        assert row is None or isinstance(row, Row | BadRow)
+        if isinstance(row, BadRow):
+            assert row.reason in BAD_ROW_REASONS and row.line_no == 7
+        fields = split_row(line, columns, 7)
+        assert fields is None or isinstance(fields, BadRow) or len(fields) == columns.count
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_parse_to_a_row_or_a_bad_row(raw: bytes) -> None:
+    for line in raw.split(b"\n"):
+        _check_line(line.decode("utf-8", "replace"))
+
+
+@given(st.text(alphabet=st.sampled_from('",\r\t\x00\x0b\x1a \ufeff\u2028\u0661\uff12.-+eE01Bnaif'), max_size=60))
+def test_csv_metacharacters_parse_to_a_row_or_a_bad_row(line: str) -> None:
+    _check_line(line)
+
+
+@given(st.text(max_size=200))
+def test_any_header_is_columns_or_a_format_error(line: str) -> None:
+    try:
+        columns = parse_header(line)
+    except CsvFormatError:
+        return
+    assert 0 <= columns.price < columns.count
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789.-+eEinfINFnaN_ \u0661"), max_size=40))
+def test_the_price_cache_answers_as_the_parser(raw: str) -> None:
+    cache = PriceCache(size=4)
+    assert cache.parse(raw) == parse_price(raw)
+    assert cache.parse(raw) == parse_price(raw)  # from the cache
+
+
+def test_a_quoted_field_followed_by_a_bare_carriage_return_is_a_bad_row() -> None:
+    assert parse_row('t,B001,"18.00"\rX', COLUMNS, 3) == BadRow(3, "malformed_quotes", "line 't,B001,\"18.00\"\\rX'")

@@ -1,0 +1,154 @@
+"""The CSV file, followed like ``tail -F``: its open file, its header, and what happens at its end.
+
+* Rows appended later are read (a request that would be answered "past the end" or "unknown book"
+  first makes the frontier look at the end of the file once more).
+* A file that shrank below the frontier was truncated: it is read again from the start.
+* A path that now names another inode was rotated: the new file is read from the start.
+* A last line without its newline is taken once the file size has not changed for 0.5 s.
+* A missing, unreadable or header-less file is logged, counted and retried every second; requests
+  meanwhile get an error reply ("data file unavailable: ..."); the actor never exits over its data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import time
+from typing import Final, Literal
+
+from actors.data_manager.chunks import Block, io, read_lines
+from actors.data_manager.csv_rows import Columns, CsvFormatError, parse_header
+from transport.logs import RateLimitedLog
+
+log = logging.getLogger("datamanager")
+
+PARTIAL_LINE_SETTLE: Final = 0.5
+RETRY_INTERVAL: Final = 1.0
+
+# What a frontier read may find instead of lines: the end of the file (one more pass over it), a last
+# line still being written ("wait" ``settle_wait`` seconds), or a truncated/rotated/removed file.
+FrontierEvent = Literal["eof", "wait", "changed"]
+
+
+def _open_regular(path: str) -> tuple[int, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"not a regular file: {path}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+class DataFile:
+    def __init__(self, path: str, counters: dict[str, int], rlog: RateLimitedLog) -> None:
+        self.path = path
+        self._counters = counters
+        self._rlog = rlog
+        self.fd = -1
+        self._id = (0, 0)  # (st_dev, st_ino) of the open file
+        self.columns: Columns | None = None  # None until the header line has been read
+        self.line_no = 0  # lines the frontier has read
+        self.at_eof = False
+        self.eof_gen = 0  # passes of the frontier over the end of the file
+        self.unavailable: str | None = None
+        self.retry_at = 0.0  # monotonic time of the next attempt to open a failed file
+        self.settle_wait = 0.0
+        self._partial: tuple[int, float] | None = None  # (size, first seen) of an unterminated last line
+
+    @property
+    def is_open(self) -> bool:
+        return self.fd >= 0
+
+    async def open(self) -> bool:
+        try:
+            fd, st = await io(_open_regular, self.path)
+        except OSError as exc:
+            self.fail(f"{exc.strerror or exc}: {self.path}")
+            return False
+        if self.unavailable is not None and not self.unavailable.startswith("bad header"):
+            log.info("data file %s is available again", self.path)
+            self.unavailable = None  # a bad header stays the reason until a good one is read
+        self.fd, self._id = fd, (st.st_dev, st.st_ino)
+        self._restart()
+        return True
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def fail(self, reason: str) -> None:
+        self._counters["file_errors"] += 1
+        self._rlog.warning("file_error", "data file unavailable (retrying every %.0fs): %s", RETRY_INTERVAL, reason)
+        self.unavailable = reason
+        self.retry_at = time.monotonic() + RETRY_INTERVAL
+        self.close()
+
+    def header(self, text: str) -> bool:
+        """Read the header line; False (and the file failed) when it is unusable."""
+        try:
+            self.columns = parse_header(text)
+        except CsvFormatError as exc:
+            self.fail(f"bad header in {self.path}: {exc}")
+            return False
+        if self.unavailable is not None:
+            log.info("data file %s has a valid header again", self.path)
+            self.unavailable = None
+        return True
+
+    def _restart(self) -> None:
+        self.columns, self.line_no, self.at_eof, self._partial = None, 0, False, None
+
+    def changed(self, position: int) -> bool:
+        """True when the file was truncated below ``position``, rotated or removed (read it again)."""
+        try:  # inline: a metadata call, cheaper than a hand-off to the executor (see chunks.py)
+            st = os.stat(self.path)
+        except OSError as exc:
+            self.fail(f"{exc.strerror or exc}: {self.path}")
+            return True
+        if (st.st_dev, st.st_ino) != self._id:
+            self._counters["rotations"] += 1
+            log.warning("%s was replaced (rotated): reading the new file from the start", self.path)
+            self.close()
+            return True
+        size = os.fstat(self.fd).st_size
+        if size < position:
+            self._counters["truncations"] += 1
+            log.warning("%s shrank from %d to %d bytes (truncated): reading it again from the start", self.path,
+                        position, size)
+            self._restart()
+            return True
+        return False
+
+    async def read_frontier(self, position: int) -> Block | FrontierEvent:
+        """The next lines for the frontier at ``position``, or what it found instead."""
+        block = await read_lines(self.fd, position)
+        if block.kind not in ("eof", "partial"):
+            self.at_eof, self._partial = False, None
+            return block
+        if self.changed(position):
+            return "changed"
+        if block.kind == "eof":
+            self._partial = None
+            self.at_eof = True
+            self.eof_gen += 1
+            return "eof"
+        size = os.fstat(self.fd).st_size
+        now = time.monotonic()
+        if self._partial is None or self._partial[0] != size:
+            self._partial = (size, now)
+        waited = now - self._partial[1]
+        if waited < PARTIAL_LINE_SETTLE:  # a writer may be mid-line: wait for its newline
+            self.settle_wait = PARTIAL_LINE_SETTLE - waited
+            return "wait"
+        self._partial = None
+        last = await read_lines(self.fd, position, limit=size)
+        if last.kind == "lines":
+            return last
+        return Block(position, [], size, "long")  # the unterminated last line is over a chunk long
