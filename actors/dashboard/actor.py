@@ -34,7 +34,6 @@ from actors.dashboard.sse import LiveStream
 from actors.dashboard.web import DashboardWeb
 from actors.kinds import DASHBOARD
 from transport import protocol
-from transport.endpoints import is_loopback_host
 from transport.logs import RateLimitedLog
 from transport.protocol import ActorStatus, ProtocolError, SupervisorEvent
 from transport.sockets import EVENTS_HWM, Sockets
@@ -136,9 +135,8 @@ class Dashboard:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(DASHBOARD, DashboardOptions, __doc__, argv)
-    if not is_loopback_host(options.host) and not runtime_options.insecure:
-        print(f"dashboard: refusing to bind {options.host!r}: not a loopback address, and the Dashboard speaks "
-              "plain HTTP without authentication; pass --insecure to do it anyway", file=sys.stderr)
+    if runtime.refuse_plain_http(DASHBOARD, options.host, runtime_options,
+                                 "the Dashboard speaks plain HTTP without authentication"):
         return 2
     try:
         bounds = load_bounds(options.config)
