@@ -33,9 +33,8 @@ from actors.dashboard.options import DashboardOptions
 from actors.dashboard.sse import LiveStream
 from actors.dashboard.web import DashboardWeb
 from actors.kinds import DASHBOARD
-from transport import protocol
-from transport.logs import RateLimitedLog
-from transport.protocol import ActorStatus, ProtocolError, SupervisorEvent
+from transport.logs import FrameDecoder, RateLimitedLog
+from transport.protocol import ActorStatus, SupervisorEvent
 from transport.sockets import EVENTS_HWM, Sockets
 
 log = logging.getLogger(DASHBOARD.name)
@@ -59,8 +58,9 @@ class Dashboard:
         self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, max_clients=options.max_clients)
         self.metrics = DashboardMetrics(self.state, self.all_counters)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
-        self._rlog = RateLimitedLog(log)
         self._own = {"events": 0, "bad_events": 0}
+        self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
+                                    "rejected a frame on the events socket")
         self.statuses = 0
 
     @property
@@ -77,11 +77,8 @@ class Dashboard:
 
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""
-        try:
-            message = protocol.decode_as(frame, SupervisorEvent, ActorStatus)
-        except ProtocolError as exc:
-            self._own["bad_events"] += 1
-            self._rlog.warning("bad_event", "rejected a frame on the events socket: %s", exc)
+        message = self._frames.decode_as(frame, SupervisorEvent, ActorStatus)
+        if message is None:
             return
         if isinstance(message, SupervisorEvent):
             self._own["events"] += 1
