@@ -30,7 +30,7 @@ from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.options import DashboardOptions
-from actors.dashboard.sse import LiveStream
+from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from actors.kinds import DASHBOARD
 from transport.logs import FrameDecoder, RateLimitedLog
@@ -55,7 +55,7 @@ class Dashboard:
         self.started = asyncio.Event()
         self.state = LiveState(options.history, options.bucket, time.time, listening=options.events is not None)
         self.ledger = LedgerReader(options.db)
-        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, max_clients=options.max_clients)
+        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
         self.metrics = DashboardMetrics(self.state, self.all_counters)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
         self._own = {"events": 0, "bad_events": 0}
