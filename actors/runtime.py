@@ -29,6 +29,7 @@ import zmq.asyncio
 from actors.kinds import ActorKind
 from actors.options import add_options, from_namespace, option
 from transport import protocol
+from transport.endpoints import is_loopback_host
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, SecurityError
 from transport.sockets import Sockets
@@ -252,6 +253,16 @@ def _find(exc: BaseException, matches: Callable[[BaseException], bool]) -> BaseE
             if (found := _find(inner, matches)) is not None:
                 return found
     return None
+
+
+def refuse_plain_http(kind: ActorKind, host: str, options: RuntimeOptions, why: str) -> bool:
+    """True, having said so on stderr, when an actor serving plain HTTP is asked to bind ``host``, not a
+    loopback address, without ``--insecure``; ``why`` says what makes that unsafe."""
+    if is_loopback_host(host) or options.insecure:
+        return False
+    print(f"{kind.name}: refusing to bind {host!r}: not a loopback address, and {why}; pass --insecure to do it "
+          "anyway", file=sys.stderr)
+    return True
 
 
 def parse_options(kind: ActorKind, options_class: type[_O], description: str | None,

@@ -11,9 +11,8 @@ from typing import Final
 
 import zmq
 
-from transport import protocol
-from transport.logs import RateLimitedLog
-from transport.protocol import Heartbeat, ProtocolError
+from transport.logs import FrameDecoder, RateLimitedLog
+from transport.protocol import Heartbeat
 
 # Messages read per turn at most, and for at most this long: a flood of beats or of garbage that is
 # slow to decode cannot delay the supervisor's checks.
@@ -26,8 +25,9 @@ class HeartbeatInbox:
                  log: logging.Logger) -> None:
         self.sock = sock
         self._on_beat = on_beat
-        self._counters = counters  # the supervisor's: "bad_heartbeats" counts what is refused here
-        self._rlog = RateLimitedLog(log)
+        # counters are the supervisor's: "bad_heartbeats" counts what is refused here
+        self._frames = FrameDecoder(counters, "bad_heartbeats", RateLimitedLog(log), "bad_heartbeat",
+                                    "rejected a heartbeat frame")
 
     def drain(self) -> None:
         """Handle the messages waiting, within the turn's bounds."""
@@ -37,12 +37,8 @@ class HeartbeatInbox:
                 frame = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            try:
-                beat = protocol.decode_as(frame, Heartbeat)
-            except ProtocolError as exc:
-                self._counters["bad_heartbeats"] += 1
-                self._rlog.warning("bad_heartbeat", "rejected a heartbeat frame: %s", exc)
-            else:
+            beat = self._frames.decode_as(frame, Heartbeat)
+            if beat is not None:
                 self._on_beat(beat)
             if time.monotonic() >= deadline:
                 return

@@ -1,5 +1,6 @@
 """Logging what peers send, safely: rate-limited per kind of problem, and with control characters
-escaped so a peer can neither flood stderr nor forge a line in it."""
+escaped so a peer can neither flood stderr nor forge a line in it; a frame a peer sends that the
+protocol refuses is counted and logged that way (:class:`FrameDecoder`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final, TypeVar, overload
+
+from transport import protocol
 
 _SHORT: Final = MappingProxyType({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
@@ -63,3 +66,34 @@ class RateLimitedLog:
         self._state[kind] = (started, count)
         if count <= self._burst:
             self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a) for a in args))
+
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+class FrameDecoder:
+    """Decodes the frames of one socket: a frame :func:`protocol.decode_as` refuses is counted under
+    ``counters[counter]`` and logged (rate-limited, as ``kind``: "``message``: the reason"), then
+    answered with None, never raised: a peer's bad frame costs a counter and a log line, not a crash."""
+
+    def __init__(self, counters: dict[str, int], counter: str, log: RateLimitedLog, kind: str, message: str) -> None:
+        self._counters = counters
+        self._counter = counter
+        self._log = log
+        self._kind = kind
+        self._message = message + ": %s"
+
+    @overload
+    def decode_as(self, frame: bytes, kind: type[_A], /) -> _A | None: ...
+
+    @overload
+    def decode_as(self, frame: bytes, kind: type[_A], other: type[_B], /) -> _A | _B | None: ...
+
+    def decode_as(self, frame: bytes, *kinds: type[Any]) -> Any:
+        try:
+            return protocol.decode_as(frame, *kinds)
+        except protocol.ProtocolError as exc:
+            self._counters[self._counter] += 1
+            self._log.warning(self._kind, self._message, exc)
+            return None

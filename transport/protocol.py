@@ -11,6 +11,7 @@ Money crosses the wire as decimal strings, never floats.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
@@ -427,6 +428,93 @@ def _last_decided_reply(f: list[Any]) -> LastDecidedReply:
                             _str(f[3], "error", 500, allow_empty=True))
 
 
+def _tick(f: list[Any]) -> Tick:
+    interval = _float(f[3], "interval")
+    if not limits.TICK_MIN <= interval <= limits.TICK_MAX:  # <= 0 would make every seq plausible
+        raise ProtocolError(f"interval: expected {limits.TICK_MIN}..{limits.TICK_MAX:.0f} seconds, "
+                            f"got {interval!r:.40}")
+    return Tick(_int(f[0], "seq"), _float(f[1], "scheduled_at"), _float(f[2], "sent_at"), interval,
+                _float(f[4], "t0"))
+
+
+def _last_prices_request(f: list[Any]) -> LastPricesRequest:
+    count = _int(f[3], "count", 1)
+    if count > MAX_WINDOW:
+        raise ProtocolError(f"count: at most {MAX_WINDOW}, got {count}")
+    return LastPricesRequest(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"), count)
+
+
+def _last_prices_reply(f: list[Any]) -> LastPricesReply:
+    return LastPricesReply(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"),
+                           _prices(f[3], "prices"), _str(f[4], "error", 500, allow_empty=True))
+
+
+def _heartbeat(f: list[Any]) -> Heartbeat:
+    return Heartbeat(_str(f[0], "actor", 64), _int(f[1], "pid"), _int(f[2], "seq"),
+                     _float(f[3], "sent_at"), _counters(f[4]))
+
+
+def _supervisor_event(f: list[Any]) -> SupervisorEvent:
+    event = _str(f[1], "event", 16)
+    if event not in SUPERVISOR_EVENTS:
+        raise ProtocolError(f"event: unknown supervisor event {event!r:.20}")
+    restart_in = _float(f[6], "restart_in")
+    if restart_in < 0:
+        raise ProtocolError(f"restart_in: expected a number >= 0, got {restart_in!r:.40}")
+    return SupervisorEvent(_float(f[0], "ts"), event, _str(f[2], "actor", 64), _int(f[3], "pid"),
+                           _str(f[4], "detail", 500, allow_empty=True), _int(f[5], "exitcode", -255, 255),
+                           restart_in)
+
+
+def _actor_status(f: list[Any]) -> ActorStatus:
+    return ActorStatus(_float(f[0], "ts"), _str(f[1], "actor", 64), _int(f[2], "pid"),
+                       _int(f[3], "rss_kib"), _int(f[4], "pss_kib"), _int(f[5], "restarts"),
+                       _int(f[6], "hangs"), _float(f[7], "up_since"), _float(f[8], "last_beat"),
+                       _counters(f[9]))
+
+
+def _windows_request(f: list[Any]) -> WindowsRequest:
+    count = _int(f[2], "count", 1, MAX_WINDOW)
+    books = _strings(f[3], "books", limits.BATCH_BOOKS_MAX, MAX_BOOK_ID_LEN, allow_empty=False)
+    if not books or count * len(books) > limits.BATCH_PRICES_MAX:
+        raise ProtocolError(f"books: 1..{limits.BATCH_BOOKS_MAX} books and at most "
+                            f"{limits.BATCH_PRICES_MAX} prices in all, got {len(books)} x {count}")
+    return WindowsRequest(_int(f[0], "request_id"), _int(f[1], "tick"), count, books)
+
+
+def _windows_reply(f: list[Any]) -> WindowsReply:
+    if type(f[2]) is not list or len(f[2]) > limits.BATCH_BOOKS_MAX:
+        raise ProtocolError(f"windows: expected a list of at most {limits.BATCH_BOOKS_MAX} windows")
+    windows = tuple(_prices(window, "windows") for window in f[2])
+    errors = _strings(f[3], "errors", limits.BATCH_BOOKS_MAX, 500)
+    if len(errors) != len(windows):
+        raise ProtocolError(f"errors: {len(errors)} entries for {len(windows)} windows")
+    return WindowsReply(_int(f[0], "request_id"), _int(f[1], "tick"), windows, errors)
+
+
+def _ledger_ack(f: list[Any]) -> LedgerAck:
+    return LedgerAck(_int(f[0], "batch_id"), _int(f[1], "stored"), _int(f[2], "duplicates"),
+                     _int(f[3], "rejected"), _str(f[4], "error", 500, allow_empty=True))
+
+
+# How each message type is read from its fields (their number checked against _ARITY first).
+_DECODERS: Final[MappingProxyType[MessageType, Callable[[list[Any]], Message]]] = MappingProxyType({
+    MessageType.TICK: _tick,
+    MessageType.LAST_PRICES_REQUEST: _last_prices_request,
+    MessageType.LAST_PRICES_REPLY: _last_prices_reply,
+    MessageType.DECISION: _decision,
+    MessageType.HEARTBEAT: _heartbeat,
+    MessageType.SUPERVISOR_EVENT: _supervisor_event,
+    MessageType.ACTOR_STATUS: _actor_status,
+    MessageType.WINDOWS_REQUEST: _windows_request,
+    MessageType.WINDOWS_REPLY: _windows_reply,
+    MessageType.LEDGER_BATCH: _ledger_batch,
+    MessageType.LEDGER_ACK: _ledger_ack,
+    MessageType.LAST_DECIDED_REQUEST: _last_decided_request,
+    MessageType.LAST_DECIDED_REPLY: _last_decided_reply,
+})
+
+
 @overload
 def decode_as(frame: bytes, kind: type[_M], /) -> _M: ...
 
@@ -467,67 +555,7 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(f"unknown message type {kind!r:.20}") from None
     if len(f) != _ARITY[kind]:
         raise ProtocolError(f"{kind.name}: expected {_ARITY[kind]} fields, got {len(f)}")
-    match kind:
-        case MessageType.TICK:
-            interval = _float(f[3], "interval")
-            if not limits.TICK_MIN <= interval <= limits.TICK_MAX:  # <= 0 would make every seq plausible
-                raise ProtocolError(f"interval: expected {limits.TICK_MIN}..{limits.TICK_MAX:.0f} seconds, "
-                                    f"got {interval!r:.40}")
-            return Tick(_int(f[0], "seq"), _float(f[1], "scheduled_at"), _float(f[2], "sent_at"), interval,
-                        _float(f[4], "t0"))
-        case MessageType.LAST_PRICES_REQUEST:
-            count = _int(f[3], "count", 1)
-            if count > MAX_WINDOW:
-                raise ProtocolError(f"count: at most {MAX_WINDOW}, got {count}")
-            return LastPricesRequest(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"), count)
-        case MessageType.LAST_PRICES_REPLY:
-            return LastPricesReply(_int(f[0], "request_id"), _str(f[1], "book"), _int(f[2], "tick"),
-                                   _prices(f[3], "prices"), _str(f[4], "error", 500, allow_empty=True))
-        case MessageType.DECISION:
-            return _decision(f)
-        case MessageType.LEDGER_BATCH:
-            return _ledger_batch(f)
-        case MessageType.LEDGER_ACK:
-            return LedgerAck(_int(f[0], "batch_id"), _int(f[1], "stored"), _int(f[2], "duplicates"),
-                             _int(f[3], "rejected"), _str(f[4], "error", 500, allow_empty=True))
-        case MessageType.LAST_DECIDED_REQUEST:
-            return _last_decided_request(f)
-        case MessageType.LAST_DECIDED_REPLY:
-            return _last_decided_reply(f)
-        case MessageType.WINDOWS_REQUEST:
-            count = _int(f[2], "count", 1, MAX_WINDOW)
-            books = _strings(f[3], "books", limits.BATCH_BOOKS_MAX, MAX_BOOK_ID_LEN, allow_empty=False)
-            if not books or count * len(books) > limits.BATCH_PRICES_MAX:
-                raise ProtocolError(f"books: 1..{limits.BATCH_BOOKS_MAX} books and at most "
-                                    f"{limits.BATCH_PRICES_MAX} prices in all, got {len(books)} x {count}")
-            return WindowsRequest(_int(f[0], "request_id"), _int(f[1], "tick"), count, books)
-        case MessageType.WINDOWS_REPLY:
-            if type(f[2]) is not list or len(f[2]) > limits.BATCH_BOOKS_MAX:
-                raise ProtocolError(f"windows: expected a list of at most {limits.BATCH_BOOKS_MAX} windows")
-            windows = tuple(_prices(window, "windows") for window in f[2])
-            errors = _strings(f[3], "errors", limits.BATCH_BOOKS_MAX, 500)
-            if len(errors) != len(windows):
-                raise ProtocolError(f"errors: {len(errors)} entries for {len(windows)} windows")
-            return WindowsReply(_int(f[0], "request_id"), _int(f[1], "tick"), windows, errors)
-        case MessageType.HEARTBEAT:
-            return Heartbeat(_str(f[0], "actor", 64), _int(f[1], "pid"), _int(f[2], "seq"),
-                             _float(f[3], "sent_at"), _counters(f[4]))
-        case MessageType.SUPERVISOR_EVENT:
-            event = _str(f[1], "event", 16)
-            if event not in SUPERVISOR_EVENTS:
-                raise ProtocolError(f"event: unknown supervisor event {event!r:.20}")
-            restart_in = _float(f[6], "restart_in")
-            if restart_in < 0:
-                raise ProtocolError(f"restart_in: expected a number >= 0, got {restart_in!r:.40}")
-            return SupervisorEvent(_float(f[0], "ts"), event, _str(f[2], "actor", 64), _int(f[3], "pid"),
-                                   _str(f[4], "detail", 500, allow_empty=True), _int(f[5], "exitcode", -255, 255),
-                                   restart_in)
-        case MessageType.ACTOR_STATUS:
-            return ActorStatus(_float(f[0], "ts"), _str(f[1], "actor", 64), _int(f[2], "pid"),
-                               _int(f[3], "rss_kib"), _int(f[4], "pss_kib"), _int(f[5], "restarts"),
-                               _int(f[6], "hangs"), _float(f[7], "up_since"), _float(f[8], "last_beat"),
-                               _counters(f[9]))
-    raise AssertionError(kind)  # pragma: no cover - every MessageType is matched above
+    return _DECODERS[kind](f)
 
 
 @dataclass(frozen=True, slots=True)

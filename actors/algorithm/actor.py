@@ -40,7 +40,7 @@ from actors.algorithm.output import format_human, format_json_bytes
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.roster import Roster
-from actors.algorithm.strategies import Pair
+from actors.algorithm.strategies import Pair, Share
 from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
@@ -63,7 +63,7 @@ class Algorithm:
         pairs: Sequence[Pair] = (),
         config: Config | None = None,
         config_path: str | None = None,
-        worker: tuple[int, int] = (0, 1),
+        share: Share | None = None,
         ledger: str = "",
         out: TextIO = sys.stdout,
         json_output: bool = False,
@@ -82,7 +82,8 @@ class Algorithm:
         self._api_url = api_url
         self._config = config or Config({}, list(pairs))
         self._config_path = config_path
-        self._pairs = Roster.owned(self._config, *worker) if config is not None else list(pairs)
+        share = share or Share()  # a single worker owns every pair
+        self._pairs = share.owned(self._config.pairs) if config is not None else list(pairs)
         self._json = json_output
         self._dm_policy = dm_policy or RequestPolicy()
         self._http_policy = http_policy or HttpPolicy()
@@ -100,7 +101,7 @@ class Algorithm:
         self._api = ApiClient(self._http, self._http_policy)
         self._pipeline = Pipeline(self._pairs, self._dispatcher, self._dm, self._api, self._emit,
                                   dm_batch=dm_batch, api_batch=api_batch, config=self._config)
-        self._roster = Roster(self._config, *worker, self._pipeline, self._dispatcher)
+        self._roster = Roster(self._config, share, self._pipeline, self._dispatcher)
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=self._http_policy.max_in_flight,
                           api_batch=api_batch, dm_batch=dm_batch)
         self._ledger = LedgerClient(sockets, ledger) if ledger else None
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = 
     def make(sockets: Sockets[zmq.asyncio.Socket]) -> runtime.Actor:
         return Algorithm(
             sockets, ticks=options.ticks, data=endpoints.split_list(options.data), api_url=options.api_url,
-            config=config, config_path=options.config, worker=(options.worker, options.workers_total),
+            config=config, config_path=options.config, share=Share(options.worker, options.workers_total),
             ledger=options.ledger, json_output=options.json, dm_policy=RequestPolicy(timeout=options.dm_timeout),
             http_policy=http_policy, api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True,
             name=name,

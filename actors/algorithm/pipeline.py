@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal
+from typing import TypeVar
 
 from actors.algorithm.clients.api import ApiClient, ApiError, RateLimited, registration_prefix
 from actors.algorithm.clients.data_manager import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
@@ -28,6 +29,7 @@ from transport.logs import RateLimitedLog, printable
 from transport.protocol import Decision, Tick
 
 log = logging.getLogger("algorithm")
+T = TypeVar("T")
 
 RATE_LIMIT_ATTEMPTS = 3  # a call answered 429 is tried again after the pause at most this often in all
 SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited")
@@ -183,46 +185,50 @@ class Pipeline:
     async def register(self, works: list[Work]) -> list[Work]:
         """Register each work's price; return those to try again after a 429 pause (others are
         registered, or skipped)."""
-        try:
-            if len(works) == 1 and self._api_batch <= 1:
-                work = works[0]
-                work.request_id = await self._api.register_request(self._prefix[work.index], work.sent)
-                return []
-            results = await self._api.register_batch([(self._prefix[w.index], w.sent) for w in works])
-        except RateLimited as exc:
-            return self._rate_limited(works, exc)
-        except ApiError as exc:
-            for work in works:
-                self.skip(work, "api", str(exc))
-            return []
-        for work, result in zip(works, results, strict=True):
-            if isinstance(result, str):
-                self.skip(work, "api_item", result)
-            else:
-                work.request_id = result
-        return []
+        retry, answers = await self._call_api(
+            works, lambda work: self._api.register_request(self._prefix[work.index], work.sent),
+            lambda batch: self._api.register_batch([(self._prefix[w.index], w.sent) for w in batch]))
+        for work, request_id in self._answered(answers):
+            work.request_id = request_id
+        return retry
 
     async def read(self, works: list[Work]) -> list[Work]:
         """Read whether each registered book sold and decide it; return those to try again after a
         429 pause."""
+        retry, answers = await self._call_api(works, lambda work: self._api.request_data(work.request_id),
+                                              lambda batch: self._api.read_batch([w.request_id for w in batch]))
+        now = time.time()  # a batch is decided at one moment: one timestamp (and one ISO text) for all
+        for work, sold in self._answered(answers):
+            self._decide(work, sold, now)
+        return retry
+
+    async def _call_api(self, works: list[Work], one: Callable[[Work], Awaitable[T]],
+                        many: Callable[[list[Work]], Awaitable[Sequence[T | str]]]
+                        ) -> tuple[list[Work], list[tuple[Work, T | str]]]:
+        """One API call for ``works``: ``one`` for a lone work when calls are not batched, else ``many``.
+        Returns the works to try again after a 429 pause, and each work with its answer (an error text
+        where the API refused that item); a call that fails skips its works and answers none."""
         try:
             if len(works) == 1 and self._api_batch <= 1:
-                self._decide(works[0], await self._api.request_data(works[0].request_id), time.time())
-                return []
-            results = await self._api.read_batch([w.request_id for w in works])
+                results: Sequence[T | str] = [await one(works[0])]
+            else:
+                results = await many(works)
         except RateLimited as exc:
-            return self._rate_limited(works, exc)
+            return self._rate_limited(works, exc), []
         except ApiError as exc:
             for work in works:
                 self.skip(work, "api", str(exc))
-            return []
-        now = time.time()  # a batch is decided at one moment: one timestamp (and one ISO text) for all
-        for work, result in zip(works, results, strict=True):
-            if isinstance(result, str):
-                self.skip(work, "api_item", result)
+            return [], []
+        return [], list(zip(works, results, strict=True))
+
+    def _answered(self, answers: list[tuple[Work, T | str]]) -> Iterator[tuple[Work, T]]:
+        """The works the API answered, with their answers, in order; each work whose item it refused
+        is skipped on the way (so skips and decisions keep the order of the call)."""
+        for work, answer in answers:
+            if isinstance(answer, str):
+                self.skip(work, "api_item", answer)
             else:
-                self._decide(work, result, now)
-        return []
+                yield work, answer
 
     def _rate_limited(self, works: list[Work], exc: RateLimited) -> list[Work]:
         self.counters["rate_limited"] += 1

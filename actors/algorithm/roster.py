@@ -16,23 +16,18 @@ from collections.abc import Iterable
 from actors.algorithm.config import Config
 from actors.algorithm.dispatch import HELD, PAUSED, Dispatcher
 from actors.algorithm.pipeline import Pipeline
-from actors.algorithm.strategies import Pair, owned_pairs
+from actors.algorithm.strategies import Pair, Share
 from transport import limits
 
 
 class Roster:
-    def __init__(self, config: Config, worker: int, workers: int, pipeline: Pipeline, dispatcher: Dispatcher) -> None:
+    def __init__(self, config: Config, share: Share, pipeline: Pipeline, dispatcher: Dispatcher) -> None:
         self.config = config
-        self._worker = worker
-        self._workers = workers
+        self._share = share
         self._pipeline = pipeline
         self._dispatcher = dispatcher
         self._dropped: set[int] = set()
         self._resuming: set[int] = set()  # new pairs held back until the Ledger says their last price
-
-    @staticmethod
-    def owned(config: Config, worker: int, workers: int) -> list[Pair]:
-        return list(owned_pairs(config.pairs, worker, workers))
 
     def hold(self, pairs: Iterable[Pair]) -> None:
         """Hold these pairs back until :meth:`release` (their last price is being asked for)."""
@@ -46,7 +41,7 @@ class Roster:
 
     def apply(self, config: Config) -> list[Pair] | str:
         """Take a reloaded config; return the pairs it adds (to resume), or why it cannot be taken."""
-        owned = self.owned(config, self._worker, self._workers)
+        owned = self._share.owned(config.pairs)
         known = {pair.key for pair in self._pipeline.pairs}
         fresh = sum(1 for pair in owned if pair.key not in known)
         if len(self._pipeline.pairs) + fresh > limits.BOOKS_MAX:

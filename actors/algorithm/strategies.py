@@ -49,6 +49,17 @@ def owned_pairs(pairs: Iterable[Pair], worker: int, workers: int) -> Iterator[Pa
     return (pair for pair in pairs if owner(pair, workers) == worker)
 
 
+@dataclass(frozen=True, slots=True)
+class Share:
+    """Worker ``index`` of ``count``: which pairs it owns (see :func:`owner`)."""
+
+    index: int = 0
+    count: int = 1
+
+    def owned(self, pairs: Iterable[Pair]) -> list[Pair]:
+        return list(owned_pairs(pairs, self.index, self.count))
+
+
 def pairs_for(books: Iterable[str], strategies: Iterable[Strategy]) -> list[Pair]:
     """Every book priced by every strategy (the simple, CLI case)."""
     strategies = tuple(strategies)

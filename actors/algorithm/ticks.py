@@ -21,9 +21,9 @@ from typing import Final
 import zmq
 import zmq.asyncio
 
-from transport import limits, protocol
-from transport.logs import RateLimitedLog
-from transport.protocol import ProtocolError, Tick
+from transport import limits
+from transport.logs import FrameDecoder, RateLimitedLog
+from transport.protocol import Tick
 from transport.sockets import TICK_HWM
 
 log = logging.getLogger("algorithm")
@@ -96,6 +96,8 @@ class TickReceiver:
             "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0, "implausible_ticks": 0,
             "foreign_run_ticks": 0, "new_runs": 0, "tick_stalls": 0, "last_tick": -1,
         }
+        self._frames = FrameDecoder(self.counters, "bad_frames", self._log, "bad_tick",
+                                    "rejected a frame on the tick socket")
         self._refused_since = 0  # ticks refused since the last one followed (for the stall warning)
 
     def _quiet_limit(self) -> float:
@@ -122,11 +124,8 @@ class TickReceiver:
         newest: tuple[Tick, Verdict] | None = None
         now = self._clock()
         for frame in frames:
-            try:
-                tick = protocol.decode_as(frame, Tick)
-            except ProtocolError as exc:
-                self.counters["bad_frames"] += 1
-                self._log.warning("bad_tick", "rejected a frame on the tick socket: %s", exc)
+            tick = self._frames.decode_as(frame, Tick)
+            if tick is None:
                 continue
             verdict = self._gate.judge(tick, now)
             if verdict.accepted:

@@ -47,7 +47,6 @@ from actors.api_server.rate_limit import RateLimiter, retry_after_body, retry_af
 from actors.api_server.request_ids import IdAllocator
 from actors.api_server.state_file import StateFile
 from actors.kinds import API_SERVER
-from transport.endpoints import is_loopback_host
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES
 from transport.logs import RateLimitedLog
 from transport.sockets import Sockets
@@ -188,9 +187,7 @@ class APIServer:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(API_SERVER, APIServerOptions, __doc__, argv)
-    if not is_loopback_host(options.host) and not runtime_options.insecure:
-        print(f"apiserver: refusing to bind {options.host!r}: not a loopback address and this mock speaks "
-              "plain HTTP; pass --insecure to do it anyway", file=sys.stderr)
+    if runtime.refuse_plain_http(API_SERVER, options.host, runtime_options, "this mock speaks plain HTTP"):
         return 2
     if options.state_file:
         try:  # a corrupt mark is fatal (guessing could reissue ids): say so plainly, not as a traceback

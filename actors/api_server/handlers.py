@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from aiohttp import HttpVersion11, StreamReader, web
 
@@ -21,6 +22,7 @@ from actors.api_server.requests import BadRequest, parse_registration
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES, HTTP_BODY_MAX_BYTES, HTTP_BODY_TIMEOUT
 from transport.logs import RateLimitedLog
 
+_T = TypeVar("_T")
 _SOLD: Final = b'{"sold":true}'
 _NOT_SOLD: Final = b'{"sold":false}'
 COUNTER_NAMES: Final = ("registered", "lookups", "sold", "not_sold", "bad_requests", "unknown_ids",
@@ -63,6 +65,17 @@ class Handlers:
         self._bad_log.warning(kind, "bad request %s %s from %s: %s", request.method, request.path,
                               request.remote, message)
         return json_error(400, message)
+
+    async def _parsed_body(self, request: web.Request, limit: int, parse: Callable[[bytes], _T], kind: str
+                           ) -> _T | web.Response:
+        """The body as ``parse`` makes it, or the response that refuses it: the 413/408/400 of
+        :meth:`_read`, or a 400 counted and logged as ``kind`` when ``parse`` raises BadRequest."""
+        try:
+            return parse(await self._read(request, limit))
+        except _Refusal as refusal:
+            return refusal.response
+        except BadRequest as e:
+            return self._bad(kind, str(e), request)
 
     async def _read(self, request: web.Request, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes (413 otherwise, chunked bodies too), received within
@@ -123,14 +136,10 @@ class Handlers:
             return None
 
     async def register(self, request: web.Request) -> web.Response:
-        try:
-            body = await self._read(request, HTTP_BODY_MAX_BYTES)
-        except _Refusal as refusal:
-            return refusal.response
-        try:
-            parse_registration(body)
-        except BadRequest as e:
-            return self._bad("bad body", str(e), request)
+        # Validated only: the mock keeps no registration, it issues an id.
+        parsed = await self._parsed_body(request, HTTP_BODY_MAX_BYTES, parse_registration, "bad body")
+        if isinstance(parsed, web.Response):
+            return parsed
         request_id = self._allocate(1)
         if request_id is None:
             return json_error(503, "cannot issue a request id right now")
@@ -156,12 +165,9 @@ class Handlers:
         return web.Response(body=_NOT_SOLD, content_type="application/json")
 
     async def register_batch(self, request: web.Request) -> web.Response:
-        try:
-            batch = batches.parse_registrations(await self._read(request, HTTP_BATCH_BODY_MAX_BYTES))
-        except _Refusal as refusal:
-            return refusal.response
-        except BadRequest as e:
-            return self._bad("bad batch", str(e), request)
+        batch = await self._parsed_body(request, HTTP_BATCH_BODY_MAX_BYTES, batches.parse_registrations, "bad batch")
+        if isinstance(batch, web.Response):
+            return batch
         first_id = 0
         if batch.valid:
             allocated = self._allocate(batch.valid)
@@ -178,12 +184,9 @@ class Handlers:
         return web.Response(body=batches.registration_results(batch, first_id), content_type="application/json")
 
     async def request_data_batch(self, request: web.Request) -> web.Response:
-        try:
-            ids = batches.parse_lookups(await self._read(request, HTTP_BATCH_BODY_MAX_BYTES))
-        except _Refusal as refusal:
-            return refusal.response
-        except BadRequest as e:
-            return self._bad("bad batch", str(e), request)
+        ids = await self._parsed_body(request, HTTP_BATCH_BODY_MAX_BYTES, batches.parse_lookups, "bad batch")
+        if isinstance(ids, web.Response):
+            return ids
         body, tally = batches.lookup_results(ids, self.ids)
         counters = self._counters
         counters["batch_lookups"] += 1

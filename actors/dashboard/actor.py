@@ -30,13 +30,11 @@ from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.options import DashboardOptions
-from actors.dashboard.sse import LiveStream
+from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from actors.kinds import DASHBOARD
-from transport import protocol
-from transport.endpoints import is_loopback_host
-from transport.logs import RateLimitedLog
-from transport.protocol import ActorStatus, ProtocolError, SupervisorEvent
+from transport.logs import FrameDecoder, RateLimitedLog
+from transport.protocol import ActorStatus, SupervisorEvent
 from transport.sockets import EVENTS_HWM, Sockets
 
 log = logging.getLogger(DASHBOARD.name)
@@ -57,11 +55,12 @@ class Dashboard:
         self.started = asyncio.Event()
         self.state = LiveState(options.history, options.bucket, time.time, listening=options.events is not None)
         self.ledger = LedgerReader(options.db)
-        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, max_clients=options.max_clients)
+        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
         self.metrics = DashboardMetrics(self.state, self.all_counters)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
-        self._rlog = RateLimitedLog(log)
         self._own = {"events": 0, "bad_events": 0}
+        self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
+                                    "rejected a frame on the events socket")
         self.statuses = 0
 
     @property
@@ -78,11 +77,8 @@ class Dashboard:
 
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""
-        try:
-            message = protocol.decode_as(frame, SupervisorEvent, ActorStatus)
-        except ProtocolError as exc:
-            self._own["bad_events"] += 1
-            self._rlog.warning("bad_event", "rejected a frame on the events socket: %s", exc)
+        message = self._frames.decode_as(frame, SupervisorEvent, ActorStatus)
+        if message is None:
             return
         if isinstance(message, SupervisorEvent):
             self._own["events"] += 1
@@ -136,9 +132,8 @@ class Dashboard:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(DASHBOARD, DashboardOptions, __doc__, argv)
-    if not is_loopback_host(options.host) and not runtime_options.insecure:
-        print(f"dashboard: refusing to bind {options.host!r}: not a loopback address, and the Dashboard speaks "
-              "plain HTTP without authentication; pass --insecure to do it anyway", file=sys.stderr)
+    if runtime.refuse_plain_http(DASHBOARD, options.host, runtime_options,
+                                 "the Dashboard speaks plain HTTP without authentication"):
         return 2
     try:
         bounds = load_bounds(options.config)

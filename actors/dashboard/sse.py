@@ -1,4 +1,5 @@
-"""The overview's live stream: server-sent events carrying the live state, bounded every way.
+"""The overview's live stream: server-sent events carrying the live state, bounded every way
+(:class:`StreamLimits`).
 
 - At most ``max_clients`` streams; one more gets a 503 (counted).
 - A client never has a queue: it is sent the newest snapshot, at most once per ``interval``, when
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -27,17 +29,25 @@ class TooManyClients(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """The bounds of the live stream (see above): streams at most, seconds between two snapshots to a
+    client and between keepalives, and what a slow client may cost (seconds a write may take, bytes
+    left unsent) before it is dropped."""
+
+    max_clients: int
+    interval: float = 1.0
+    keepalive: float = KEEPALIVE
+    write_timeout: float = WRITE_TIMEOUT
+    buffer_limit: int = BUFFER_LIMIT
+
+
 class LiveStream:
-    def __init__(self, snapshot: Callable[[], dict[str, Any]], version: Callable[[], int], *, max_clients: int,
-                 interval: float = 1.0, keepalive: float = KEEPALIVE, write_timeout: float = WRITE_TIMEOUT,
-                 buffer_limit: int = BUFFER_LIMIT) -> None:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], version: Callable[[], int],
+                 limits: StreamLimits) -> None:
         self._snapshot = snapshot
         self._version = version
-        self.max_clients = max_clients
-        self._interval = interval
-        self._keepalive = keepalive
-        self._write_timeout = write_timeout
-        self._buffer_limit = buffer_limit
+        self.limits = limits
         self._changed = asyncio.Event()
         self._closing = False
         self._cached: tuple[int, bytes] = (-1, b"")
@@ -66,9 +76,9 @@ class LiveStream:
         return b"event: state\ndata: " + self.snapshot_json() + b"\n\n"
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
-        if self.clients >= self.max_clients:
+        if self.clients >= self.limits.max_clients:
             self.counters["live_refused"] += 1
-            raise TooManyClients(f"{self.clients} live clients already (at most {self.max_clients})")
+            raise TooManyClients(f"{self.clients} live clients already (at most {self.limits.max_clients})")
         self.clients += 1
         self.counters["live_clients"] = self.clients
         try:
@@ -91,11 +101,11 @@ class LiveStream:
                     return
                 sent = version
                 self.counters["live_sent"] += 1
-                await asyncio.sleep(self._interval)  # at most one snapshot per interval per client
+                await asyncio.sleep(self.limits.interval)  # at most one snapshot per interval per client
                 continue
             changed = self._changed
             try:
-                async with asyncio.timeout(self._keepalive):
+                async with asyncio.timeout(self.limits.keepalive):
                     await changed.wait()
             except TimeoutError:
                 if not await self._send(request, response, b": keepalive\n\n"):
@@ -106,10 +116,10 @@ class LiveStream:
         transport = request.transport
         if transport is None or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() > self._buffer_limit:
+        if transport.get_write_buffer_size() > self.limits.buffer_limit:
             return self._drop(request)
         try:
-            async with asyncio.timeout(self._write_timeout):
+            async with asyncio.timeout(self.limits.write_timeout):
                 await response.write(data)
         except TimeoutError:
             return self._drop(request)

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import zmq.asyncio
 
@@ -32,14 +33,30 @@ def next_seq(t0: float, interval: float, now: float) -> int:
     return math.floor((now - t0) / interval) + 1
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A run's timetable: tick ``seq`` is due at ``t0 + seq * interval``."""
+
+    t0: float
+    interval: float
+
+    def due(self, seq: int) -> float:
+        return self.t0 + seq * self.interval
+
+    def next_seq(self, now: float) -> int:
+        return next_seq(self.t0, self.interval, now)
+
+    def tick(self, seq: int, sent_at: float) -> Tick:
+        return Tick(seq, self.due(seq), sent_at, self.interval, self.t0)
+
+
 class Scheduler:
     name = SCHEDULER.name
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: SchedulerOptions) -> None:
         self._sockets = sockets
         self.endpoint = options.ticks
-        self.interval = options.tick
-        self.t0 = options.t0 if options.t0 is not None else time.time()
+        self.schedule = Schedule(options.t0 if options.t0 is not None else time.time(), options.tick)
         self._counters = {"ticks_sent": 0, "ticks_skipped": 0, "last_seq": 0}
 
     @property
@@ -48,12 +65,12 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         sock = self._sockets.pub(self.endpoint)
-        log.info("publishing ticks every %ss on %s (t0=%.3f)", self.interval, self.endpoint, self.t0)
-        seq = next_seq(self.t0, self.interval, time.time())
+        schedule = self.schedule
+        log.info("publishing ticks every %ss on %s (t0=%.3f)", schedule.interval, self.endpoint, schedule.t0)
+        seq = schedule.next_seq(time.time())
         try:
             while not stop.is_set():
-                due = self.t0 + seq * self.interval
-                delay = due - time.time()
+                delay = schedule.due(seq) - time.time()
                 if delay > 0:
                     try:
                         async with asyncio.timeout(delay):
@@ -62,13 +79,12 @@ class Scheduler:
                     except TimeoutError:
                         pass
                 now = time.time()
-                late_by = next_seq(self.t0, self.interval, now) - 1 - seq
+                late_by = schedule.next_seq(now) - 1 - seq
                 if late_by > 0:  # the loop was held up past whole intervals (e.g. SIGSTOP): skip them
                     self._counters["ticks_skipped"] += late_by
                     log.warning("skipping %d missed tick(s) after tick %d", late_by, seq)
                     seq += late_by
-                tick = Tick(seq, self.t0 + seq * self.interval, now, self.interval, self.t0)
-                await sock.send(protocol.encode(tick))
+                await sock.send(protocol.encode(schedule.tick(seq, now)))
                 self._counters["ticks_sent"] += 1
                 self._counters["last_seq"] = seq
                 seq += 1

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
-from transport.logs import RateLimitedLog, printable
+from transport import protocol
+from transport.logs import FrameDecoder, RateLimitedLog, printable
+from transport.protocol import Heartbeat, Tick
 
 LOGGER = "tests.logs.ratelimited"
 
@@ -79,6 +81,27 @@ def test_peer_text_cannot_start_a_log_line_of_its_own(caplog: pytest.LogCaptureF
     (message,) = _messages(caplog)
     assert "\n" not in message and "\r" not in message and "\x1b" not in message
     assert message == "bad request for /x\\n2026-01-01 launcher[1] INFO started algorithm pid=1\\r\\x1b[2J"
+
+
+# --- FrameDecoder --------------------------------------------------------------------------------
+
+
+def test_frame_decoder_counts_and_logs_what_it_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    counters = {"bad": 0}
+    frames = FrameDecoder(counters, "bad", RateLimitedLog(logging.getLogger(LOGGER)), "bad_tick",
+                          "rejected a frame on the tick socket")
+    tick = Tick(3, 1.0, 1.5, 1.0, 0.0)
+    assert frames.decode_as(protocol.encode(tick), Tick) == tick
+    assert counters["bad"] == 0 and _messages(caplog) == []
+    assert frames.decode_as(b"\xc1garbage", Tick) is None
+    beat = protocol.encode(Heartbeat("scheduler", 1, 0, 1.0, {}))
+    assert frames.decode_as(beat, Tick) is None  # a valid message of another kind is refused too
+    assert frames.decode_as(beat, Tick, Heartbeat) == Heartbeat("scheduler", 1, 0, 1.0, {})
+    assert counters["bad"] == 2
+    garbage, other = _messages(caplog)
+    assert garbage.startswith("rejected a frame on the tick socket: not msgpack")
+    assert other == "rejected a frame on the tick socket: unexpected Heartbeat (expected Tick)"
 
 
 @given(st.text(max_size=300))

@@ -16,11 +16,10 @@ import zmq
 import zmq.asyncio
 
 from transport import protocol
-from transport.logs import RateLimitedLog
+from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import (
     LastPricesReply,
     LastPricesRequest,
-    ProtocolError,
     WindowsReply,
     WindowsRequest,
 )
@@ -94,6 +93,8 @@ class LastPricesClient:
         self.counters: dict[str, int] = {
             "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
         }
+        self._frames = FrameDecoder(self.counters, "dm_bad_frames", self._rlog, "bad_frame",
+                                    "rejected a frame from the DataManager")
 
     def _open(self) -> zmq.asyncio.Socket:
         return self._sockets.dealer(self._endpoints)
@@ -128,11 +129,8 @@ class LastPricesClient:
             await asyncio.sleep(0)
 
     def _on_frame(self, frame: bytes) -> None:
-        try:
-            reply = protocol.decode_as(frame, LastPricesReply, WindowsReply)
-        except ProtocolError as exc:
-            self.counters["dm_bad_frames"] += 1
-            self._rlog.warning("bad_frame", "rejected a frame from the DataManager: %s", exc)
+        reply = self._frames.decode_as(frame, LastPricesReply, WindowsReply)
+        if reply is None:
             return
         self._last_reply_at = time.monotonic()
         future = self._pending.pop(reply.request_id, None)

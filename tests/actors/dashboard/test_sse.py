@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.dashboard.sse import LiveStream, TooManyClients
+from actors.dashboard.sse import LiveStream, StreamLimits, TooManyClients
 from tests.helpers import async_wait_for, run_async
 
 
@@ -48,7 +48,8 @@ async def next_state(response: Any) -> dict[str, Any]:
 
 def test_clients_get_the_newest_state_as_it_moves_and_no_more_than_the_bound() -> None:
     source = Source()
-    stream = LiveStream(source.snapshot, lambda: source.version, max_clients=2, interval=0.01, keepalive=0.2)
+    stream = LiveStream(source.snapshot, lambda: source.version,
+                        StreamLimits(max_clients=2, interval=0.01, keepalive=0.2))
 
     async def scenario() -> None:
         async with TestClient(TestServer(app_for(stream))) as client:
@@ -74,8 +75,9 @@ def test_clients_get_the_newest_state_as_it_moves_and_no_more_than_the_bound() -
 
 def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
     source = Source(size=200_000)
-    stream = LiveStream(source.snapshot, lambda: source.version, max_clients=4, interval=0.0, keepalive=10,
-                        write_timeout=0.3, buffer_limit=64 * 1024)
+    stream = LiveStream(source.snapshot, lambda: source.version,
+                        StreamLimits(max_clients=4, interval=0.0, keepalive=10, write_timeout=0.3,
+                                     buffer_limit=64 * 1024))
 
     async def scenario() -> None:
         async with TestServer(app_for(stream)) as server:

@@ -20,7 +20,7 @@ from actors.dashboard.bounds import Bounds, DefaultBounds, NoBounds
 from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
-from actors.dashboard.sse import LiveStream
+from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from bench import fake_ledger
 from tests.helpers import run_async
@@ -32,7 +32,7 @@ Scenario = Callable[[TestClient[Any, Any], DashboardWeb], Awaitable[None]]
 def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None) -> DashboardWeb:
     state = LiveState(600, 5, time.time)
     ledger = LedgerReader(db)
-    stream = LiveStream(state.snapshot, lambda: state.version, max_clients=2, interval=0.01)
+    stream = LiveStream(state.snapshot, lambda: state.version, StreamLimits(max_clients=2, interval=0.01))
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
     web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds())
