@@ -165,18 +165,18 @@ class PriceCache:
         return known
 
 
-def split_row(line: str, columns: Columns, line_no: int) -> list[str] | BadRow | None:
+def split_row(line: str, count: int, line_no: int) -> list[str] | BadRow | None:
     """The fields of one data line (with or without its line end), a BadRow when it has malformed quotes
-    or the wrong number of fields, or None for a blank line."""
+    or not the ``count`` fields its header names, or None for a blank line. (The guardrail catalog's
+    rows too.)"""
     text = line.strip()
     if not text:
         return None
     fields = split_fields(text)
     if fields is None:
         return BadRow(line_no, "malformed_quotes", f"line {text!r:.60}")
-    if len(fields) != columns.count:
-        return BadRow(line_no, "wrong_column_count",
-                      f"expected {columns.count} fields as in the header, got {len(fields)}")
+    if len(fields) != count:
+        return BadRow(line_no, "wrong_column_count", f"expected {count} fields as in the header, got {len(fields)}")
     return fields
 
 
@@ -201,7 +201,7 @@ def row_from_fields(fields: list[str], columns: Columns, line_no: int, prices: P
 def parse_row(line: str, columns: Columns, line_no: int, prices: PriceCache | None = None
               ) -> Row | BadRow | None:
     """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
-    fields = split_row(line, columns, line_no)
+    fields = split_row(line, columns.count, line_no)
     if fields is None or isinstance(fields, BadRow):
         return fields
     return row_from_fields(fields, columns, line_no, prices)

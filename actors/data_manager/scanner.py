@@ -161,7 +161,7 @@ class Scanner:
         columns = self._file.columns
         assert columns is not None  # rows behind the frontier were read with a header
         fed = False
-        fields = split_row(raw.decode("utf-8", "replace"), columns, 0)
+        fields = split_row(raw.decode("utf-8", "replace"), columns.count, 0)
         if fields is not None and not isinstance(fields, BadRow):
             key = ALL_BOOKS if columns.book_id is None else fields[columns.book_id].strip()
             book = self._store.claim(cursor, key, offset)

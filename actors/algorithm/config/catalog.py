@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Final
 
 from actors.algorithm.guardrails import FIELDS, NONE, PARSERS, Guardrails
-from actors.data_manager.csv_rows import BadRow, split_fields
+from actors.data_manager.csv_rows import BadRow, split_fields, split_row
 from transport import limits
 from transport.logs import printable
 
@@ -65,15 +65,9 @@ def parse_catalog_header(line: str) -> CatalogColumns:
 
 def split_catalog_row(line: str, columns: CatalogColumns, line_no: int) -> tuple[str, list[str]] | BadRow | None:
     """One data line -> (its valid book id, its fields), a BadRow, or None for a blank line."""
-    text = line.strip()
-    if not text:
-        return None
-    fields = split_fields(text)
-    if fields is None:
-        return BadRow(line_no, "malformed_quotes", f"line {printable(text, 60)}")
-    if len(fields) != columns.count:
-        return BadRow(line_no, "wrong_column_count",
-                      f"expected {columns.count} fields as in the header, got {len(fields)}")
+    fields = split_row(line, columns.count, line_no)
+    if fields is None or isinstance(fields, BadRow):
+        return fields
     book = fields[columns.book_id].strip()
     if not book:
         return BadRow(line_no, "empty_book_id", "book_id is empty")
