@@ -83,6 +83,21 @@ class FrameDecoder:
         self._log = log
         self._kind = kind
         self._message = message + ": %s"
+        self.last_error = ""  # why the last frame was refused, to answer its sender with
+
+    def _refuse(self, reason: object) -> None:
+        self.last_error = str(reason)
+        self._counters[self._counter] += 1
+        self._log.warning(self._kind, self._message, reason)
+
+    def routed(self, frames: list[bytes], kind: type[_A], other: type[_B]) -> tuple[bytes, _A | _B] | None:
+        """A ROUTER's message as (the peer's identity, its decoded message of one of the two kinds): a
+        DEALER sends one frame, no delimiter; anything else is refused (counted, logged) as None."""
+        if len(frames) != 2:
+            self._refuse(f"expected [identity, frame], got {len(frames)} frames")
+            return None
+        message = self.decode_as(frames[1], kind, other)
+        return None if message is None else (frames[0], message)
 
     @overload
     def decode_as(self, frame: bytes, kind: type[_A], /) -> _A | None: ...
@@ -94,6 +109,5 @@ class FrameDecoder:
         try:
             return protocol.decode_as(frame, *kinds)
         except protocol.ProtocolError as exc:
-            self._counters[self._counter] += 1
-            self._log.warning(self._kind, self._message, exc)
+            self._refuse(exc)
             return None

@@ -36,12 +36,11 @@ from actors.data_manager.scanner import Scanner
 from actors.data_manager.waiters import Outgoing, Waiters
 from actors.kinds import DATA_MANAGER
 from transport import protocol
-from transport.logs import RateLimitedLog
+from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import (
     LastPricesReply,
     LastPricesRequest,
     MessageType,
-    ProtocolError,
     WindowsReply,
     WindowsRequest,
 )
@@ -74,6 +73,7 @@ class DataManager:
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {name: 0 for name in COUNTERS}
         self._counters.update({f"bad_rows_{reason}": 0 for reason in BAD_ROW_REASONS})
+        self._frames = FrameDecoder(self._counters, "bad_frames", self._rlog, "bad_frame", "rejected a frame")
         self._store = BookStore(options.window_capacity, "follow" if self.mode == "follow" else "replay",
                                 options.max_books)
         self._file = DataFile(options.csv, self._counters, self._rlog)
@@ -125,19 +125,12 @@ class DataManager:
 
     async def _on_frames(self, frames: list[bytes]) -> int:
         """Handle one message; return its cost in books asked for (at least 1)."""
-        if len(frames) != 2:  # [identity, request]: a DEALER sends one frame, no delimiter
-            self._bad_frame("expected [identity, frame], got %d frames", len(frames))
+        routed = self._frames.routed(frames, LastPricesRequest, WindowsRequest)
+        if routed is None:
+            if len(frames) == 2:  # an error reply when the request's id can be read
+                await self._refuse(frames[0], frames[1], self._frames.last_error)
             return 1
-        identity, frame = frames
-        try:
-            request = protocol.decode(frame)
-        except ProtocolError as exc:
-            self._bad_frame("%s", exc)
-            await self._refuse(identity, frame, str(exc))
-            return 1
-        if not isinstance(request, LastPricesRequest | WindowsRequest):
-            self._bad_frame("unexpected %s (expected a LastPricesRequest or a WindowsRequest)", type(request).__name__)
-            return 1
+        identity, request = routed
         self._counters["requests"] += 1
         books = 1
         if isinstance(request, WindowsRequest):
@@ -148,10 +141,6 @@ class DataManager:
         if self._waiters.waiting != waiting:
             self._demand.set()
         return books
-
-    def _bad_frame(self, message: str, *args: object) -> None:
-        self._counters["bad_frames"] += 1
-        self._rlog.warning("bad_frame", "rejected a frame: " + message, *args)
 
     async def _refuse(self, identity: bytes, frame: bytes, error: str) -> None:
         """Answer an invalid request whose id can be read, so its client is not left waiting."""

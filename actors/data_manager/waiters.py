@@ -21,6 +21,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
@@ -137,23 +138,31 @@ class Clients:
             yield slots
 
 
+@dataclass(frozen=True, slots=True)
+class WaitLimits:
+    """How much may wait for rows: in all, per client, distinct ticks per client and book, and how long."""
+
+    waiting_max: int = limits.DM_WAITING_MAX
+    peer_max: int = limits.DM_PEER_WAITING_MAX
+    peer_book_ticks: int = limits.DM_PEER_BOOK_TICKS_MAX
+    wait_limit: float = WAIT_LIMIT
+
+
 class Waiters:
-    def __init__(self, store: BookStore, file: FileState, counters: dict[str, int], *,
-                 waiting_max: int = limits.DM_WAITING_MAX, peer_max: int = limits.DM_PEER_WAITING_MAX,
-                 peer_book_ticks: int = limits.DM_PEER_BOOK_TICKS_MAX,
-                 wait_limit: float = WAIT_LIMIT, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: BookStore, file: FileState, counters: dict[str, int],
+                 bounds: WaitLimits = WaitLimits(), clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._file = file
         self._counters = counters
-        self._waiting_max = waiting_max
-        self._peer_max = peer_max
-        self.wait_limit = wait_limit
+        self._waiting_max = bounds.waiting_max
+        self._peer_max = bounds.peer_max
+        self.wait_limit = bounds.wait_limit
         self._clock = clock
         self._open: dict[Waiter, None] = {}  # waiters with open slots, oldest first
         self._retries: dict[tuple[object, ...], Waiter] = {}
         self._by_key: dict[str, dict[Slot, None]] = {}  # registered slots by store key
         self._clients = Clients()
-        self._peer_book_ticks = peer_book_ticks
+        self._peer_book_ticks = bounds.peer_book_ticks
         self.waiting = 0  # registered slots
         self._revisit: deque[Waiter | Slot] = deque()
         self._at_end: dict[Slot, None] = {}  # registered slots an end-of-file pass may answer

@@ -32,8 +32,8 @@ from actors.ledger.records import DecisionRow, to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
 from transport import protocol
-from transport.logs import RateLimitedLog
-from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message, ProtocolError
+from transport.logs import FrameDecoder, RateLimitedLog
+from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message
 from transport.sockets import Sockets
 
 log = logging.getLogger(LEDGER.name)
@@ -58,6 +58,7 @@ class Ledger:
             "frames": 0, "bad_frames": 0, "batches": 0, "decisions": 0, "rejected": 0, "queries": 0,
             "replies_dropped": 0,
         }
+        self._frames = FrameDecoder(self._counters, "bad_frames", self._rlog, "bad_frame", "rejected a frame")
 
     @property
     def counters(self) -> dict[str, int]:
@@ -110,30 +111,17 @@ class Ledger:
         if sent.cancelled() or sent.exception() is not None:
             self._counters["replies_dropped"] += 1
 
-    def _bad_frame(self, message: str, *args: object) -> None:
-        self._counters["bad_frames"] += 1
-        self._rlog.warning("bad_frame", "rejected a frame: " + message, *args)
-
     def _on_frames(self, frames: list[bytes]) -> int:
         """Handle one message; return the work it cost (see RECEIVE_BURST)."""
         self._counters["frames"] += 1
-        if len(frames) != 2:  # [identity, message]: a DEALER sends one frame, no delimiter
-            self._bad_frame("expected [identity, frame], got %d frames", len(frames))
-            return 1
-        identity, frame = frames
-        try:
-            message = protocol.decode(frame)
-        except ProtocolError as exc:
-            self._bad_frame("%s", exc)
-            return 1 + len(frame) // 4096
+        routed = self._frames.routed(frames, LedgerBatch, LastDecidedRequest)
+        if routed is None:
+            return 1 + sum(map(len, frames)) // 4096
+        identity, message = routed
         if isinstance(message, LedgerBatch):
             self._on_batch(identity, message)
             return RECEIVE_BURST
-        if isinstance(message, LastDecidedRequest):
-            self._on_query(identity, message)
-        else:
-            self._bad_frame("unexpected %s (the Ledger takes LedgerBatch and LastDecidedRequest)",
-                            type(message).__name__)
+        self._on_query(identity, message)
         return 1
 
     def _on_batch(self, identity: bytes, batch: LedgerBatch) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.csv_rows import Columns, parse_header
-from actors.data_manager.waiters import Waiters
+from actors.data_manager.waiters import Waiters, WaitLimits
 from tests.helpers import FakeClock
 from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply, WindowsRequest
 
@@ -30,8 +30,8 @@ def setup(waiting_max: int = 100, peer_max: int = 100) -> tuple[BookStore, FileS
     file = FileState()
     counters: Counter[str] = Counter()
     clock = FakeClock()
-    waiters = Waiters(store, file, counters, waiting_max=waiting_max, peer_max=peer_max,
-                      wait_limit=10.0, clock=clock)
+    waiters = Waiters(store, file, counters, WaitLimits(waiting_max=waiting_max, peer_max=peer_max, wait_limit=10.0),
+                      clock=clock)
     return store, file, waiters, counters, clock
 
 
