@@ -48,14 +48,14 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
 
     try:
         # ~100 lines/s of ~250 bytes: the 64 KiB pipe is full within 3 s, then lines wait in the buffer
-        wait_for(lambda: counters().get("decisions", 0) > 300, timeout=40)
+        wait_for(lambda: counters().get("decisions", 0) > 250, timeout=40)
         started = time.monotonic()
-        wait_for(lambda: time.monotonic() - started > 6, timeout=10)
+        wait_for(lambda: time.monotonic() - started > 4, timeout=10)
         with lock:
             hung = [e for e in feed.events if e.event in ("hung", "exited")]
             status = feed.latest["algorithm"]
         assert not hung and status.hangs == 0 and status.restarts == 0, hung
-        assert counters().get("decisions", 0) > 500  # still deciding while nobody reads
+        assert counters().get("decisions", 0) > 400  # still deciding while nobody reads
     finally:
         os.killpg(process.pid, 15)
         process.wait(20)
