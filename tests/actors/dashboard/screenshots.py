@@ -1,16 +1,14 @@
 """Regenerate the Dashboard's screenshots in ``docs/``: ``python -m tests.actors.dashboard.screenshots``.
 
-Runs the real launcher on the shipped ``data/data.csv`` (five books, 0.5 s ticks) publishing its events,
-writes its decisions into a Ledger database as the Ledger would (:class:`LedgerStandIn`), runs the
-Dashboard beside it with a config holding a floor (so the book chart shows one; the launcher's own
-config does not take a ``[guardrails]`` table until the guardrails land), and saves what headless
-Chromium shows of the overview, one book and the books table. Needs chromium and chromedriver.
+Runs the real launcher -- Ledger and Dashboard included -- on the shipped ``data/data.csv`` (five books,
+0.5 s ticks) with a config holding a floor (so the book chart shows one and some decisions say why),
+and saves what headless Chromium shows of the overview, one book and the books table. Needs chromium
+and chromedriver.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from supervisor.driver import LauncherRun
-from tests.actors.dashboard.browser import LedgerStandIn, chromium
+from tests.actors.dashboard.browser import chromium
 from tests.helpers import REPO, free_port
 
 
@@ -32,31 +30,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dash-shot-") as tmp:
         work = Path(tmp)
         config = work / "repricer.toml"
-        config.write_text('[guardrails]\nfloor = "15.50"\n', encoding="utf-8")
+        config.write_text('[strategies.default]\ndelay = 0.1\n'
+                          '[[books]]\nids = ["B001", "B002", "B003", "B004", "B005"]\n'
+                          '[guardrails]\nfloor = "15.50"\n', encoding="utf-8")
         port = free_port()
-        run = LauncherRun(["--tick", "0.5", "--delay", "0.1"], work, status_every=5)
-        dashboard = subprocess.Popen([sys.executable, "-m", "actors.dashboard", "--port", str(port), "--events",
-                                      run.events_endpoint,
-                                      "--db", str(work / "ledger.sqlite3"), "--config", str(config)], cwd=REPO,
-                                     stdin=subprocess.DEVNULL)
+        run = LauncherRun(["--tick", "0.5", "--config", str(config), "--dashboard",
+                           "--dashboard-port", str(port)], work, status_every=5)
         try:
-            with LedgerStandIn(run, work / "ledger.sqlite3"):
-                time.sleep(args.seconds)
-                with chromium() as browser:
-                    base = f"http://127.0.0.1:{port}"
-                    browser.get(base + "/")
-                    time.sleep(2.5)
-                    browser.save_screenshot(str(out / "dashboard-overview.png"))
-                    browser.get(base + "/book?id=B002")
-                    time.sleep(1.5)
-                    browser.save_screenshot(str(out / "dashboard-book.png"))
-                    browser.get(base + "/books?sort=price&dir=desc")
-                    time.sleep(0.5)
-                    browser.save_screenshot(str(out / "dashboard-books.png"))
+            run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")
+            time.sleep(args.seconds)  # history for the charts: there is nothing to wait for but time
+            with chromium() as browser:
+                base = f"http://127.0.0.1:{port}"
+                browser.get(base + "/")
+                time.sleep(2.5)  # the live chart fills from the event stream
+                browser.save_screenshot(str(out / "dashboard-overview.png"))
+                browser.get(base + "/book?id=B002")
+                time.sleep(1.5)
+                browser.save_screenshot(str(out / "dashboard-book.png"))
+                browser.get(base + "/books?sort=price&dir=desc")
+                time.sleep(0.5)
+                browser.save_screenshot(str(out / "dashboard-books.png"))
             run.stop()
         finally:
-            dashboard.terminate()
-            dashboard.wait(10)
             run.kill_everything()
     print(f"wrote {out}/dashboard-overview.png, dashboard-book.png, dashboard-books.png")
     return 0

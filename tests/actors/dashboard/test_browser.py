@@ -2,8 +2,8 @@
 
 One run of the launcher (three books, fast ticks, the Dashboard on) serves the whole scenario: the
 overview's numbers move without a reload, a book's chart holds exactly the decisions in the database,
-and killing the DataManager raises the banner, which clears once it is back. Until the Ledger lands,
-the test writes the launcher's decisions into the database itself (:class:`LedgerStandIn`).
+and killing the DataManager raises the banner, which clears once it is back. The real Ledger keeps the
+decisions in ``<run dir>/ledger.sqlite3``; the Dashboard reads that database.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped without them,
 except under CI, where their absence is a failure.
@@ -23,7 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from supervisor.driver import LauncherRun
-from tests.actors.dashboard.browser import LedgerStandIn, chromium, env_says_ci, find_browser
+from tests.actors.dashboard.browser import chromium, env_says_ci, find_browser
 from tests.harness import write_csv
 from tests.helpers import free_port
 
@@ -57,16 +57,13 @@ def wait(browser: webdriver.Chrome, what: str, predicate: Callable[[webdriver.Ch
 
 
 @pytest.fixture
-def system(tmp_path: Path, ipc_dir: Path) -> Iterator[tuple[LauncherRun, LedgerStandIn, str]]:
+def system(tmp_path: Path, ipc_dir: Path) -> Iterator[tuple[LauncherRun, Path, str]]:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     port = free_port()
-    db = tmp_path / "ledger.sqlite3"
-    run = LauncherRun(["--data", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port),
-                       "--dashboard-db", str(db)], ipc_dir)
+    run = LauncherRun(["--data", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port)], ipc_dir)
     try:
-        with LedgerStandIn(run, db) as ledger:
-            run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")
-            yield run, ledger, f"http://127.0.0.1:{port}"
+        run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")
+        yield run, ipc_dir / "ledger.sqlite3", f"http://127.0.0.1:{port}"  # the Ledger's --db under --run-dir
     finally:
         run.kill_everything()
 
@@ -83,8 +80,8 @@ def numeric(text: str) -> int | None:
 
 
 @pytest.mark.timeout(120)
-def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, LedgerStandIn, str]) -> None:
-    run, ledger, base = system
+def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, Path, str]) -> None:
+    run, db, base = system
     assert any(f"dashboard: {base}/" in line for line in run.log)  # the launcher printed the URL
     run.wait_decisions(6)
     with chromium() as browser:
@@ -104,13 +101,13 @@ def test_the_dashboard_in_a_browser(system: tuple[LauncherRun, LedgerStandIn, st
         assert names["algorithm"]["counters"]["decisions"] > 0
 
         # 2. A book's chart holds the decisions in the database, point for point.
-        run.wait_until(lambda: ledger.written >= 9, 20, "decisions in the database")
-        before = count_decisions(ledger.path, "B")
+        run.wait_until(lambda: db.exists() and count_decisions(db, "B") >= 3, 20, "decisions in the database")
+        before = count_decisions(db, "B")
         browser.get(base + "/book?id=B&strategy=default")
         chart = wait(browser, "the chart", lambda b: b.execute_script(
             "return window.dashboardChart ? {data: window.dashboardChart.data, n: window.dashboardSeries.ts.length}"
             " : null"))
-        with sqlite3.connect(f"file:{ledger.path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             rows = conn.execute("SELECT ts, avg_comp_price, price, sold, tick FROM decisions WHERE book = 'B' AND "
                                 "strategy = 'default' ORDER BY ts, run, tick").fetchall()
         shown = len(chart["data"][0])
