@@ -25,6 +25,7 @@ from supervisor.heartbeats import HeartbeatInbox
 from supervisor.policy import CONFIGURATION_ERROR
 from supervisor.shutdown import stop_in_stages
 from supervisor.signals import StopSignals
+from transport.logs import RateLimitedLog, printable
 from transport.protocol import FINAL_HEARTBEAT_SEQ, Heartbeat
 from transport.security import Security, SecurityError
 from transport.sockets import Sockets
@@ -44,12 +45,14 @@ class Supervisor:
                  status_every: float = 60.0, security: Security | None = None,
                  events_endpoint: str | None = None) -> None:
         self._security = security or Security()
+        self._stray_log = RateLimitedLog(log)
         self._events_endpoint = events_endpoint
         self.children = {child.name: child for child in children}
         self._heartbeat_endpoint = heartbeat_endpoint
         self._grace = grace
         self._status_every = status_every
-        self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0}
+        self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0, "stray_heartbeats": 0,
+                         "curve_refusals": 0}
         self.failed: Child | None = None  # the child given up on: the run stops
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._inbox: HeartbeatInbox | None = None
@@ -154,8 +157,11 @@ class Supervisor:
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         # Matched by pid, not name: several processes run the same actor (workers, DataManagers).
         child = next((c for c in self.children.values() if c.pid == beat.pid), None)
-        if child is None:
-            return  # from a process we already replaced: ignore
+        if child is None:  # from a process we already replaced (its last beats), or a forgery: ignore
+            self.counters["stray_heartbeats"] += 1
+            self._stray_log.warning("stray heartbeat", "ignored a heartbeat from pid %d (%s): not a running child",
+                                 beat.pid, printable(beat.actor, 64))
+            return
         child.last_counters = beat.counters  # counters only: the beat itself is the shared stamp
         child.final_beat = beat.seq == FINAL_HEARTBEAT_SEQ
         self._events.status_changed(child)
@@ -168,6 +174,7 @@ class Supervisor:
             log.info("status %s pid=%d rss_kib=%d pss_kib=%d restarts=%d hangs=%d %s", status.actor, status.pid,
                      status.rss_kib, status.pss_kib, status.restarts, status.hangs, format_counters(status.counters))
             self._events.publish(status)
+        self.counters["curve_refusals"] = self._security.denied  # at the heartbeat and events sockets
         mine = launcher_status(os.getpid(), statuses, self.counters)
         log.info("status launcher pid=%d total_rss_kib=%d total_pss_kib=%d %s", mine.pid, mine.rss_kib,
                  mine.pss_kib, format_counters(mine.counters))

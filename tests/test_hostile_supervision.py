@@ -130,3 +130,23 @@ def test_a_newline_in_a_counter_name_cannot_forge_a_log_line(run: LauncherRun, i
         ctx.term()
     assert run.stop() == 0
     assert not [line for line in run.log if line.startswith("2026-01-01 00:00:00,000 launcher[1]")]
+
+
+def test_a_heartbeat_from_a_process_that_is_not_a_child_is_counted_and_ignored(run: LauncherRun,
+                                                                                  ipc_dir: Path) -> None:
+    run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"ipc://{ipc_dir}/heartbeat.sock")
+    stray = protocol.encode(Heartbeat("algorithm", 2**31 - 7, 1, time.time(), {"decisions": 10**9}))
+    try:
+        push.send(stray)
+        run.wait_until(lambda: run.counters("launcher").get("stray_heartbeats", 0) >= 1, 20, "a stray beat counted")
+    finally:
+        push.close(linger=0)
+        ctx.term()
+    assert any("ignored a heartbeat from pid 2147483641 (algorithm): not a running child" in line
+               for line in run.log)
+    assert run.counters("algorithm").get("decisions", 0) < 10**9  # its counters did not replace the child's
+    assert run.stop() == 0
+

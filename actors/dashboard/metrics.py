@@ -80,6 +80,11 @@ class ActorCollector(Collector):
                                     value=launcher.rss_kib * 1024)
             yield GaugeMetricFamily("repricer_total_pss_bytes", "summed PSS of the launcher and every actor",
                                     value=launcher.pss_kib * 1024)
+            mine = GaugeMetricFamily("repricer_launcher_counter", "the launcher's own counters (starts, exits, "
+                                     "hangs, bad_heartbeats, ...), as last reported", labels=["counter"])
+            for name, value in launcher.counters.items():
+                mine.add_metric([name], value)
+            yield mine
         own = GaugeMetricFamily("repricer_dashboard_counter", "the Dashboard's own counters (as in its heartbeat)",
                                 labels=["counter"])
         for name, value in self._own().items():

@@ -215,6 +215,8 @@ def test_metrics_expose_the_actors_numbers(ledger_db: Path) -> None:
                                          "http_requests": 240, "http_errors": 4}))
         web.state.on_status(ActorStatus(now, "datamanager", 8, 30_000, 20_000, 0, 0, now - 5, now,
                                         {"requests": 130, "errors": 2}))
+        web.state.on_status(ActorStatus(now, "launcher", 6, 90_000, 60_000, 0, 0, 0.0, now,
+                                        {"starts": 6, "hangs": 1, "bad_heartbeats": 9}))
         response = await client.get("/metrics")
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = await response.text()
@@ -227,7 +229,9 @@ def test_metrics_expose_the_actors_numbers(ledger_db: Path) -> None:
                      'repricer_served_errors_total{actor="datamanager"} 2.0',
                      'repricer_actor_restarts_total{actor="algorithm-0"} 2.0',
                      'repricer_actor_rss_bytes{actor="algorithm-0"} 4.096e+07',
-                     'repricer_actor_up{actor="algorithm-0"} 1.0'):
+                     'repricer_actor_up{actor="algorithm-0"} 1.0',
+                     'repricer_launcher_counter{counter="bad_heartbeats"} 9.0',
+                     'repricer_launcher_counter{counter="hangs"} 1.0'):
             assert line in text, line
         again = await (await client.get("/metrics")).text()
         assert 'repricer_dashboard_http_requests_total{route="/metrics",status="200"} 1.0' in again
