@@ -13,6 +13,9 @@ our reader received before tick ``k+1`` was due:
   tick's worth of work is done, independent of the tick length (the pipeline's capacity);
 * ``keeps_up`` = every book decided within its tick on every measured tick (no overrun, no skip).
 
+The default run and the ``--api-batch 500`` run are repeated with ``--no-ledger``: what keeping every
+decision in the Ledger costs, side by side (issue 11).
+
 A final *capacity* run sets the tick to books / (0.8 * max(burst, achieved)) at the largest book count
 up to 10k, to show the rate sustained without overruns when the tick is not the limit.
 """
@@ -122,6 +125,7 @@ def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequen
         "gc_pause_max_us": counters.get("gc_pause_max_us", 0), "gc_collections": counters.get("gc_collections", 0),
         "gc_cpu_max_us": counters.get("gc_cpu_max_us", 0),
         "unstarted": counters.get("unstarted", 0), "extra": list(extra),
+        "ledger_acked": counters.get("ledger_acked", 0), "ledger_dropped": counters.get("ledger_dropped", 0),
     }
 
 
@@ -253,6 +257,19 @@ def measure(cfg: Config) -> Outcome:
                         met=batched["achieved_per_s"] >= 50_000 if big == 100_000 else None,
                         note=_note(batched) + f"; tick completion p99 {out.raw['batched_tick_span_p99_s']}s; "
                         f"Algorithm RSS {batched['rss_kib'].get('algorithm', 0)} KiB"))
+
+    # The Ledger's cost (issue 11): the same runs without it, side by side.
+    bare_ledger = run_pipeline(books, 1, tick=2.0, measured=measured, extra=("--no-ledger",))
+    runs.append(bare_ledger)
+    out.rows.append(Row(f"capacity, {books} books, with the Ledger (default) vs --no-ledger", cap, "/s",
+                        capacity(bare_ledger), "--no-ledger capacity", note=f"with: {_note(main)}; "
+                        f"ledger acked {main['ledger_acked']}, dropped {main['ledger_dropped']}"))
+    batched_bare = run_pipeline(big, 1, tick=2.0, measured=measured, extra=("--api-batch", "500", "--no-ledger"))
+    runs.append(batched_bare)
+    out.rows.append(Row(f"decisions/s, {big} books, --api-batch 500, with the Ledger vs --no-ledger",
+                        batched["achieved_per_s"], "/s", batched_bare["achieved_per_s"], "--no-ledger",
+                        note=f"with: ledger acked {batched['ledger_acked']}, dropped {batched['ledger_dropped']}; "
+                        f"without: {_note(batched_bare)}"))
 
     # Overload: achieved vs offered.
     curve = overload_curve(cfg, cap, books)
