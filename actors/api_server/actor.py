@@ -38,14 +38,14 @@ import zmq.asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors import runtime
-from actors.api_server import http_edge, request_ids
+from actors import http_edge, runtime
+from actors.api_server import request_ids
 from actors.api_server.handlers import COUNTER_NAMES, Handlers
-from actors.api_server.http_edge import HttpBounds, json_error
 from actors.api_server.options import APIServerOptions
 from actors.api_server.rate_limit import RateLimiter, retry_after_body, retry_after_header
 from actors.api_server.request_ids import IdAllocator
 from actors.api_server.state_file import StateFile
+from actors.http_edge import HttpBounds, json_error
 from actors.kinds import API_SERVER
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES
 from transport.logs import RateLimitedLog

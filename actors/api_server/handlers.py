@@ -16,9 +16,9 @@ from typing import Final, TypeVar
 from aiohttp import HttpVersion11, StreamReader, web
 
 from actors.api_server import batches, request_ids
-from actors.api_server.http_edge import describe_parse_error, json_error
 from actors.api_server.request_ids import IdAllocator
 from actors.api_server.requests import BadRequest, parse_registration
+from actors.http_edge import describe_parse_error, json_error
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES, HTTP_BODY_MAX_BYTES, HTTP_BODY_TIMEOUT
 from transport.logs import RateLimitedLog
 

@@ -24,7 +24,7 @@ import zmq
 import zmq.asyncio
 from aiohttp import web
 
-from actors import runtime
+from actors import http_edge, runtime
 from actors.dashboard.bounds import BoundsError, BoundsSource, load_bounds
 from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
@@ -32,6 +32,7 @@ from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.options import DashboardOptions
 from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
+from actors.http_edge import HttpBounds
 from actors.kinds import DASHBOARD
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import ActorStatus, SupervisorEvent
@@ -58,7 +59,8 @@ class Dashboard:
         self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
         self.metrics = DashboardMetrics(self.state, self.all_counters)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
-        self._own = {"events": 0, "bad_events": 0}
+        self._own = {"events": 0, "bad_events": 0, **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
+        self._http_log = RateLimitedLog(log)
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
                                     "rejected a frame on the events socket")
         self.statuses = 0
@@ -106,14 +108,19 @@ class Dashboard:
         # access_log=None: a line per request (the live stream, /metrics scrapes) is noise, and unbounded.
         runner = web.AppRunner(self.web.make_app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
+        server: asyncio.Server | None = None
         try:
-            site = web.TCPSite(runner, self.host, self.port, backlog=128)
+            assert runner.server is not None
+            # As the APIServer's: malformed requests answered 400 with one rate-limited line and a counter
+            # (not aiohttp's traceback), open connections capped, idle and stalled clients dropped.
+            factory = http_edge.protocol_factory(runner.server, asyncio.get_running_loop(), self._own,
+                                                 self._http_log, HttpBounds())
             try:
-                await site.start()
+                server = await asyncio.get_running_loop().create_server(factory, self.host, self.port, backlog=128)
             except OSError as exc:  # e.g. the port is taken: say which, plainly (the launcher retries)
                 log.error("cannot listen on %s:%d: %s", self.host, self.port, exc.strerror or exc)
                 raise
-            self.port = runner.addresses[0][1]
+            self.port = server.sockets[0].getsockname()[1]
             host = f"[{self.host}]" if ":" in self.host else self.host
             log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,
                      self.ledger.path, self.options.events or "nowhere: no --events")
@@ -126,6 +133,8 @@ class Dashboard:
                 self.stream.close()
         finally:
             self.stream.close()
+            if server is not None:
+                server.close()  # no new connections; the runner closes the open ones
             await runner.cleanup()
             self.ledger.close()
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from actors.api_server.actor import APIServer
-from actors.api_server.http_edge import HttpBounds
 from actors.api_server.options import APIServerOptions
+from actors.http_edge import HttpBounds
 
 T = TypeVar("T")
 

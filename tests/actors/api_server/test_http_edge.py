@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 
-from actors.api_server.http_edge import HttpBounds, JsonErrorHandler, describe_parse_error
+from actors.http_edge import HttpBounds, JsonErrorHandler, describe_parse_error
 from tests.actors.api_server.serve import call, exchange, run, serving, split_response, split_responses
 from tests.helpers import REPO, async_wait_for
 from transport.limits import HTTP_LINE_MAX_BYTES

@@ -1,10 +1,12 @@
 """The Dashboard actor over real sockets: it follows the launcher's events PUB socket, rejects and counts
-garbage on it, serves HTTP meanwhile and stops cleanly; run alone, it refuses a public address."""
+garbage on it, serves HTTP meanwhile (malformed HTTP answered 400 and counted, not a traceback) and
+stops cleanly; run alone, it refuses a public address."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -79,3 +81,36 @@ def test_standalone_it_refuses_a_public_address_without_insecure() -> None:
     done = subprocess.run([sys.executable, "-m", "actors.dashboard", "--bucket", "0"], cwd=REPO,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--bucket" in done.stderr
+
+
+def test_malformed_http_is_answered_400_counted_and_logged_in_one_line(tmp_path: Path, caplog: object) -> None:
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        dashboard = Dashboard(Sockets(ctx), DashboardOptions(port=0, db=str(tmp_path / "none")), NoBounds())
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(dashboard.run(stop))
+                await asyncio.wait_for(dashboard.started.wait(), 10)
+                for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # TLS to plain HTTP
+                                b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                                b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n"):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", dashboard.port)
+                    writer.write(garbage)
+                    answer = await asyncio.wait_for(reader.read(4096), 5)
+                    writer.close()
+                    assert answer.split(b" ")[1] == b"400" and b"malformed HTTP request" in answer, answer
+                assert dashboard.counters["bad_http"] == 3
+                url = f"http://127.0.0.1:{dashboard.port}/api/overview"  # and it still serves
+                body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+                assert "actors" in json.loads(body)
+                stop.set()
+        finally:
+            ctx.destroy(0)
+
+    with caplog.at_level(logging.WARNING):  # type: ignore[attr-defined]
+        run_async(scenario(), timeout=20)
+    lines = [r for r in caplog.records if "malformed HTTP request" in r.getMessage()]  # type: ignore[attr-defined]
+    assert lines and all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    assert not [r for r in caplog.records if "Error handling request" in r.getMessage()]  # type: ignore[attr-defined]
+

@@ -1,5 +1,5 @@
-"""The APIServer's HTTP edge below the application: what aiohttp does on its own for a request that
-never reaches a handler, made to follow the project's rules.
+"""The HTTP edge below an aiohttp application (the APIServer's and the Dashboard's): what aiohttp does
+on its own for a request that never reaches a handler, made to follow the project's rules.
 
 - A malformed request (bad request line or HTTP version, bad header, line too long...) gets a JSON
   ``{"error": ...}`` 400 like every other error, not aiohttp's plain text, and costs one escaped,
@@ -33,6 +33,8 @@ from transport.limits import (
 from transport.logs import RateLimitedLog, printable
 
 _SUMMARY_MAX: Final = 160
+# What the edge counts; the server's counters dict must hold these keys.
+EDGE_COUNTERS: Final = ("bad_http", "disconnects", "internal_errors", "slow_readers", "connections_refused")
 
 
 @dataclass(frozen=True, slots=True)
