@@ -34,7 +34,7 @@ from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from actors.http_edge import HttpBounds
 from actors.kinds import DASHBOARD
-from transport.logs import FrameDecoder, RateLimitedLog
+from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
 from transport.sockets import EVENTS_HWM, Sockets
 
@@ -82,12 +82,16 @@ class Dashboard:
         message = self._frames.decode_as(frame, SupervisorEvent, ActorStatus)
         if message is None:
             return
+        refused = self.state.refused_actors
         if isinstance(message, SupervisorEvent):
             self._own["events"] += 1
             self.state.on_event(message)
         else:
             self.statuses += 1
             self.state.on_status(message)
+        if self.state.refused_actors > refused:
+            self._http_log.warning("actors", "ignored a message about actor %s: %d actors already shown (the limit)",
+                                   printable(message.actor, 64), len(self.state.actors))
 
     async def _listen(self, endpoint: str) -> None:
         sub = self._sockets.sub(endpoint, EVENTS_HWM)

@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
+
+from transport.logs import RateLimitedLog
+
+log = logging.getLogger("dashboard")
 
 KEEPALIVE: Final = 15.0
 WRITE_TIMEOUT: Final = 5.0
@@ -53,6 +58,7 @@ class LiveStream:
         self._cached: tuple[int, bytes] = (-1, b"")
         self.clients = 0
         self.counters = {"live_clients": 0, "live_refused": 0, "live_dropped": 0, "live_sent": 0}
+        self._log = RateLimitedLog(log)
 
     def notify(self) -> None:
         """The state moved: wake every stream (each sends at its own pace)."""
@@ -129,6 +135,9 @@ class LiveStream:
 
     def _drop(self, request: web.Request) -> bool:
         self.counters["live_dropped"] += 1
+        self._log.warning("slow live client", "dropped the live stream of %s: it does not keep up (over %d bytes "
+                          "unsent, or a write stalled %.0fs)", request.remote, self.limits.buffer_limit,
+                          self.limits.write_timeout)
         if request.transport is not None:
             with contextlib.suppress(Exception):
                 request.transport.abort()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -73,7 +75,7 @@ def test_clients_get_the_newest_state_as_it_moves_and_no_more_than_the_bound() -
     run_async(scenario())
 
 
-def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
+def test_a_client_that_does_not_read_is_dropped_not_buffered(caplog: pytest.LogCaptureFixture) -> None:
     source = Source(size=200_000)
     stream = LiveStream(source.snapshot, lambda: source.version,
                         StreamLimits(max_clients=4, interval=0.0, keepalive=10, write_timeout=0.3,
@@ -98,4 +100,6 @@ def test_a_client_that_does_not_read_is_dropped_not_buffered() -> None:
                 reader.close()
                 stream.close()
 
-    run_async(scenario(), timeout=20)
+    with caplog.at_level(logging.WARNING, "dashboard"):
+        run_async(scenario(), timeout=20)
+    assert any("dropped the live stream of 127.0.0.1: it does not keep up" in r.getMessage() for r in caplog.records)
