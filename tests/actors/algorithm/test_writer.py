@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
     dropped and counted: the next test.)"""
     events = f"ipc://{ipc_dir}/events.sock"
     command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(ipc_dir),
-               "--api-port", str(free_port()), "--tick", "0.05", "--delay", "0", "--hang-timeout", "2",
+               "--api-port", str(free_port()), "--tick", "0.02", "--delay", "0", "--hang-timeout", "2",
                "--status-every", "0.5", "--events", events]
     lock = threading.Condition()
     feed = EventFeed(events, lock, None)
@@ -47,17 +48,17 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
             return dict(status.counters) if status is not None else {}
 
     try:
-        # ~100 lines/s of ~250 bytes: the 64 KiB pipe is full within 3 s, then lines wait in the buffer
-        wait_for(lambda: counters().get("decisions", 0) > 250, timeout=40)
+        # ~250 lines/s of ~250 bytes: the 64 KiB pipe is full within ~1 s, then lines wait in the buffer
+        wait_for(lambda: counters().get("decisions", 0) > 400, timeout=40)
         started = time.monotonic()
         wait_for(lambda: time.monotonic() - started > 4, timeout=10)
         with lock:
             hung = [e for e in feed.events if e.event in ("hung", "exited")]
             status = feed.latest["algorithm"]
         assert not hung and status.hangs == 0 and status.restarts == 0, hung
-        assert counters().get("decisions", 0) > 400  # still deciding while nobody reads
-    finally:
-        os.killpg(process.pid, 15)
+        assert counters().get("decisions", 0) > 700  # still deciding while nobody reads
+    finally:  # SIGKILL to the group: a graceful stop would wait out its grace on the full pipe
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(20)
         feed.close()
 
