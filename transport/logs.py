@@ -35,11 +35,13 @@ def printable(text: object, limit: int = 200) -> str:
 class RateLimitedLog:
     """Log a repeated problem at most ``burst`` times per ``window`` seconds per kind, then say how
     many were suppressed: bad input must be visible, but must not flood stderr (a log is bounded too).
-    Arguments are escaped with :func:`printable`: they usually come from a peer."""
+    Arguments are escaped with :func:`printable` (each cut at ``limit`` characters): they usually come
+    from a peer."""
 
     def __init__(self, logger: logging.Logger, burst: int = 5, window: float = 60.0, kinds: int = 64,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, limit: int = 200) -> None:
         self._log = logger
+        self._limit = limit
         self._burst = burst
         self._window = window
         self._max_kinds = kinds
@@ -65,7 +67,8 @@ class RateLimitedLog:
         count += 1
         self._state[kind] = (started, count)
         if count <= self._burst:
-            self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a) for a in args))
+            self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a, self._limit)
+                                            for a in args))
 
 
 _A = TypeVar("_A")

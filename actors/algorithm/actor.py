@@ -33,7 +33,7 @@ from actors.algorithm.clients.data_manager import LastPricesClient, RequestPolic
 from actors.algorithm.clients.http import HttpClient
 from actors.algorithm.clients.ledger import LedgerClient
 from actors.algorithm.config import Config, ConfigError, load_config
-from actors.algorithm.config.reload import ConfigReloader
+from actors.algorithm.config.reload import ConfigReloader, log_warnings, warnings_log
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.options import AlgorithmOptions, book_ids
 from actors.algorithm.output import format_human, format_json_bytes
@@ -94,7 +94,9 @@ class Algorithm:
         self._intake = TickReceiver(TickGate(), self._on_tick)
         self._gc = gc_watch.GcWatch()
         self._log = RateLimitedLog(log)
-        self._own = {"overruns": 0, "unstarted": 0, "missed": 0}
+        # reload_without_config: SIGHUPs with nothing to reload (no --config); a reload's own outcome is
+        # config_reloads / config_reload_errors (the reloader's)
+        self._own = {"overruns": 0, "unstarted": 0, "missed": 0, "reload_without_config": 0}
         self._last_seq: int | None = None  # of the run followed
         self._dm = LastPricesClient(sockets, self._data, self._dm_policy)
         self._http = HttpClient(api_url, self._http_policy.max_in_flight)
@@ -105,7 +107,9 @@ class Algorithm:
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=self._http_policy.max_in_flight,
                           api_batch=api_batch, dm_batch=dm_batch)
         self._ledger = LedgerClient(sockets, ledger) if ledger else None
-        self._reloader = ConfigReloader(config_path, self._config, self._reload) if config_path else None
+        self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
+        self._reloader = (ConfigReloader(config_path, self._config, self._reload, warnings=self._config_log)
+                          if config_path else None)
         self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
         # Until the Ledger has said each pair's last price, ticks are held (the newest only): a pair's
         # first decision must register its last price, not the average.
@@ -125,6 +129,7 @@ class Algorithm:
         merged["in_flight"] = self._dispatcher.busy
         merged["paused"] = self._dispatcher.paused  # pair-ticks not decided because the pair was paused
         merged["pairs_active"] = self._roster.active
+        merged.update(self._roster.config.catalog_counters())  # of the config running now
         return merged
 
     def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
@@ -159,22 +164,24 @@ class Algorithm:
 
     def _on_sighup(self) -> None:
         if self._reloader is None:
+            self._own["reload_without_config"] += 1
             self._log.warning("sighup", "SIGHUP: nothing to reload (no --config)")
         else:
             self._reloader.request()
 
-    def _reload(self, config: Config) -> None:
-        """A reloaded config, valid as a whole: applies from the next pair started (see ``roster``)."""
+    def _reload(self, config: Config) -> str | None:
+        """A reloaded config, valid as a whole: applies from the next pair started (see ``roster``).
+        Returns why it cannot be taken (the reloader then refuses it and keeps the running one)."""
         added = self._roster.apply(config)
         if isinstance(added, str):
-            log.error("config reload not applied: %s", added)
-            return
+            return added
         if added and self._ledger is not None:
             self._roster.hold(added)
             try:
                 self._resumes.put_nowait(added)
             except asyncio.QueueFull:  # many reloads in a row: these start from their average
                 self._roster.release()
+        return None
 
     async def _resume(self, ledger: LedgerClient) -> None:
         """Ask the Ledger for the last decided price of each pair (at start, then pairs a reload adds):
@@ -197,6 +204,7 @@ class Algorithm:
         dm, pool = self._dm, self._pool
         log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._pairs),
                  self._ticks, ",".join(self._data), self._api_url)
+        log_warnings(self._config_log, self._config)  # what loading it skipped (as a reload logs it)
         self._writer.start()
         if self._tune_gc:
             gc_watch.tune()

@@ -141,8 +141,9 @@ class TickReceiver:
             self.counters["last_tick"] = tick.seq
             if verdict is Verdict.NEW_RUN:
                 self.counters["new_runs"] += 1
-                log.warning("following a new Scheduler run: t0=%.3f interval=%ss, from seq %d", tick.t0,
-                            tick.interval, tick.seq)
+                # Rate-limited: forged ticks of ever new runs could repeat it many times a second.
+                self._log.warning("new_run", "following a new Scheduler run: t0=%.3f interval=%ss, from seq %d",
+                                  tick.t0, tick.interval, tick.seq)
             self._on_tick(tick, verdict)
 
     def _refused(self, tick: Tick, verdict: Verdict, now: float) -> None:

@@ -59,6 +59,7 @@ BACKLOG: Final = 1024
 ENDPOINTS: Final = ("register-request", "request-data", "register-requests", "request-data-batch")
 # Framework-raised errors (routing) and the counter each one bumps.
 _STATUS_COUNTER: Final = MappingProxyType({400: "bad_requests", 404: "unknown_paths", 405: "bad_methods"})
+_PATH_LOGGED: Final = 120  # characters of a refused request's path in its log line
 
 
 class ListenError(Exception):
@@ -125,7 +126,11 @@ class APIServer:
             except web.HTTPException as e:  # routing 404/405 come as exceptions: make them JSON
                 if e.status < 400:
                     raise
-                self._counters[_STATUS_COUNTER.get(e.status, "other_errors")] += 1
+                counter = _STATUS_COUNTER.get(e.status, "other_errors")
+                self._counters[counter] += 1
+                # The peer's method and path, escaped and cut by the log (a scanner probes many paths).
+                self._bad_log.warning(counter, "%d %s %s from %s", e.status, request.method,
+                                      request.path[:_PATH_LOGGED], request.remote)
                 message = e.reason if e.status != 404 else f"no such path {request.path[:80]!r}"
                 if e.status == 405:
                     message = f"method {request.method} not allowed on {request.path[:80]!r}"

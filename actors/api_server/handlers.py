@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from aiohttp import HttpVersion11, StreamReader, web
+from aiohttp import HttpVersion11, web
 
 from actors.api_server import batches, request_ids
 from actors.api_server.request_ids import IdAllocator
@@ -25,6 +25,7 @@ from transport.logs import RateLimitedLog
 _T = TypeVar("_T")
 _SOLD: Final = b'{"sold":true}'
 _NOT_SOLD: Final = b'{"sold":false}'
+_PATH_LOGGED: Final = 120  # characters of a refused request's path in its log line
 COUNTER_NAMES: Final = ("registered", "lookups", "sold", "not_sold", "bad_requests", "unknown_ids",
                         "unknown_paths", "bad_methods", "too_large", "injected_errors", "persist_errors",
                         "other_errors", "batch_registers", "batch_lookups", "bad_items", "rate_limited",
@@ -81,13 +82,12 @@ class Handlers:
         """The whole body, at most ``limit`` bytes (413 otherwise, chunked bodies too), received within
         the body timeout (408 otherwise: a client trickling its body must not hold us forever)."""
         if request.content_length is not None and request.content_length > limit:
-            raise self._too_large(limit)
-        content = request.content
+            raise self._too_large(request, limit)
         try:
-            if content.is_eof():  # the usual case: already all here, no timer needed
-                return await self._read_all(content, limit)
+            if request.content.is_eof():  # the usual case: already all here, no timer needed
+                return await self._read_all(request, limit)
             async with asyncio.timeout(self._body_timeout):
-                return await self._read_all(content, limit)
+                return await self._read_all(request, limit)
         except TimeoutError:
             self._counters["body_timeouts"] += 1
             self._bad_log.warning("body timeout", "no complete body within %gs from %s", self._body_timeout,
@@ -100,12 +100,12 @@ class Handlers:
             self._bad_log.warning("bad http", "malformed body from %s: %s", request.remote, reason)
             raise await _closing(request, json_error(400, f"malformed request body: {reason}")) from None
 
-    async def _read_all(self, content: StreamReader, limit: int) -> bytes:
+    async def _read_all(self, request: web.Request, limit: int) -> bytes:
         body = bytearray()
-        while chunk := await content.readany():
+        while chunk := await request.content.readany():
             body += chunk
             if len(body) > limit:
-                raise self._too_large(limit)
+                raise self._too_large(request, limit)
         return bytes(body)
 
     async def expect(self, request: web.Request) -> web.Response | None:
@@ -122,8 +122,10 @@ class Handlers:
         response.force_close()  # the client may or may not send its body now: start afresh
         return response
 
-    def _too_large(self, limit: int) -> _Refusal:
+    def _too_large(self, request: web.Request, limit: int) -> _Refusal:
         self._counters["too_large"] += 1
+        self._bad_log.warning("too large", "body over %d bytes refused (413): %s %s from %s", limit, request.method,
+                              request.path[:_PATH_LOGGED], request.remote)
         return _Refusal(json_error(413, f"body larger than {limit} bytes"))
 
     def _allocate(self, count: int) -> int | None:

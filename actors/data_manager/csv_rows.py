@@ -18,7 +18,8 @@ CSV format
   ``non_numeric_price``, ``not_finite_price`` (NaN, inf), ``negative_price``, ``zero_price``,
   ``too_many_decimals``, ``price_too_small``, ``price_too_large``, ``empty_book_id``, ``bad_book_id``
   (control characters, surrounding spaces or over 128 characters), ``malformed_quotes`` (and, from the
-  reader, ``line_too_long``).
+  reader, ``line_too_long`` and ``not_utf8``: a line that is not valid UTF-8 is refused whole, so no
+  book id ever holds a U+FFFD that stands for bytes it did not have).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from transport.limits import COMPETITOR_PRICE_MAX, COMPETITOR_PRICE_MIN, PRICE_D
 BAD_ROW_REASONS: Final = (
     "wrong_column_count", "missing_price", "non_numeric_price", "not_finite_price", "negative_price",
     "zero_price", "too_many_decimals", "price_too_small", "price_too_large", "empty_book_id", "bad_book_id",
-    "malformed_quotes", "line_too_long",
+    "malformed_quotes", "line_too_long", "not_utf8",
 )
+NOT_UTF8: Final = "not_utf8"  # a line that is not valid UTF-8: refused whole (the guardrail catalog's too)
 
 
 class CsvFormatError(ValueError):
@@ -65,6 +67,11 @@ class BadRow:
     line_no: int
     reason: str  # a short stable key from BAD_ROW_REASONS, usable as a counter name
     detail: str = ""
+
+
+def not_utf8(line_no: int, exc: UnicodeDecodeError) -> BadRow:
+    """The BadRow of a line that is not valid UTF-8 (the price CSV's and the guardrail catalog's)."""
+    return BadRow(line_no, NOT_UTF8, f"not UTF-8 text (byte {exc.start} of the line)")
 
 
 def split_fields(line: str) -> list[str] | None:

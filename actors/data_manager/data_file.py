@@ -114,14 +114,15 @@ class DataFile:
             return True
         if (st.st_dev, st.st_ino) != self._id:
             self._counters["rotations"] += 1
-            log.warning("%s was replaced (rotated): reading the new file from the start", self.path)
+            self._rlog.warning("rotation", "%s was replaced (rotated): reading the new file from the start",
+                               self.path)
             self.close()
             return True
         size = os.fstat(self.fd).st_size
         if size < position:
             self._counters["truncations"] += 1
-            log.warning("%s shrank from %d to %d bytes (truncated): reading it again from the start", self.path,
-                        position, size)
+            self._rlog.warning("truncation", "%s shrank from %d to %d bytes (truncated): reading it again from "
+                               "the start", self.path, position, size)
             self._restart()
             return True
         return False

@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import CHUNK_BYTES, read_lines
-from actors.data_manager.csv_rows import BadRow, PriceCache, Row, parse_row, row_from_fields, split_row
+from actors.data_manager.csv_rows import BadRow, PriceCache, Row, not_utf8, parse_row, row_from_fields, split_row
 from actors.data_manager.cursors import Cursor
 from actors.data_manager.data_file import DataFile, FrontierEvent
 from actors.data_manager.price_window import ALL_BOOKS
@@ -137,8 +137,14 @@ class Scanner:
         """Validate, count and feed one line; True when the frontier should stop after it."""
         file = self._file
         file.line_no += 1
-        text = raw.decode("utf-8", "replace")
         columns = file.columns
+        try:
+            text = raw.decode("utf-8")  # strict: a replaced byte would make another book id
+        except UnicodeDecodeError as exc:
+            if columns is not None:
+                self.bad_row(not_utf8(file.line_no, exc))
+                return False
+            text = raw.decode("utf-8", "replace")  # the header: its own checks name what is wrong
         if columns is None:
             if not text.lstrip("\ufeff").strip():
                 return False
@@ -161,7 +167,11 @@ class Scanner:
         columns = self._file.columns
         assert columns is not None  # rows behind the frontier were read with a header
         fed = False
-        fields = split_row(raw.decode("utf-8", "replace"), columns.count, 0)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:  # the frontier refused it (not_utf8): skip it as well
+            text = ""
+        fields = split_row(text, columns.count, 0)
         if fields is not None and not isinstance(fields, BadRow):
             key = ALL_BOOKS if columns.book_id is None else fields[columns.book_id].strip()
             book = self._store.claim(cursor, key, offset)

@@ -51,6 +51,7 @@ class Config:
     paused_strategies: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()  # to log once loaded (catalog rows skipped, ...), bounded
     files: tuple[str, ...] = ()  # every file read, the config first: what a reload watches
+    catalog_counts: Mapping[str, int] = field(default_factory=dict)  # the guardrail catalog's (catalog.py)
     has_guardrails: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,17 @@ class Config:
             return Guarded(rule_price, None, ())
         price, moved = self.guardrails_for(book).apply(rule_price, last_price)
         return Guarded(price, rule_price, moved)
+
+    def catalog_counters(self) -> dict[str, int]:
+        """The guardrail catalog's counts as the Algorithm's counters: ``catalog_rows`` (used),
+        ``catalog_bad_rows`` (skipped, and ``catalog_bad_rows_<reason>`` per reason seen) and
+        ``catalog_unknown_books`` (rows for books this config does not price). They describe the
+        config running now (a reload replaces them); zero without a catalog."""
+        counts = self.catalog_counts
+        out = {"catalog_rows": counts.get("rows", 0), "catalog_bad_rows": counts.get("bad_rows", 0),
+               "catalog_unknown_books": counts.get("unknown_books", 0)}
+        out.update((f"catalog_{key}", count) for key, count in counts.items() if key.startswith("bad_rows_"))
+        return out
 
     def is_paused(self, book: str, strategy: str) -> bool:
         return book in self.paused_books or strategy in self.paused_strategies
@@ -172,10 +184,13 @@ def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = 
     strategies = {key: _strategy(reader, key, value, tick) for key, value in raw.items()}
     pairs = _pairs(reader, document.get("books"), strategies, files, allow_outside)
     known: Collection[str] = {pair.book for pair in pairs}
-    defaults, overrides, warnings = read_guardrails(reader, document.get("guardrails", {}), known, files,
-                                                    allow_outside)
+    defaults, overrides, catalog = read_guardrails(reader, document.get("guardrails", {}), known, files,
+                                                   allow_outside)
     paused_books, paused_strategies = read_pause(reader, document.get("pause", {}), known, strategies)
-    return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings)
+    if catalog is None:
+        return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies)
+    return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, catalog.warnings,
+                  catalog_counts=catalog.counts)
 
 
 def load_config(path: str | Path, *, tick: float | None = None, cancel: CancelFlag | None = None) -> Config:

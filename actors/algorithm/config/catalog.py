@@ -16,6 +16,9 @@ Catalog format
 * A row for a book the config does not price is counted (``unknown_books``) and reported as a
   warning, not an error: one catalog can serve several configs (its cells are not even parsed).
   Only rows of priced books are kept, so memory grows with the books priced, never with the file.
+* The counts (:attr:`Catalog.counts`) become the Algorithm's ``catalog_*`` counters and the warnings
+  (a summary with the count per reason, then the first ``EXAMPLES_MAX`` rows with their line numbers)
+  are logged, the same at start and on every reload.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from transport.logs import printable
 
 REQUIRED: Final = ("book_id", "floor", "ceiling")
 EXAMPLES_MAX: Final = 10  # bad rows and unknown books reported one by one; the rest only counted
+WARNINGS_MAX: Final = EXAMPLES_MAX + 2  # a loaded catalog's warnings: a summary, the examples, "N more"
 PARSED_CACHE_MAX: Final = 65_536  # distinct cell values remembered while loading
 
 
@@ -190,14 +194,15 @@ class CatalogLoader:
         if self._columns is None:
             raise CatalogFormatError("no header row: the first line must name the columns, e.g. "
                                      "book_id,floor,ceiling,max_step_pct,ending")
-        warnings = list(self._warnings)
+        warnings: list[str] = []
         skipped = self._counts["bad_rows"] + self._counts["unknown_books"]
-        if skipped > len(self._warnings):
-            warnings.append(f"{self._name}: {skipped - len(self._warnings)} more skipped row(s) not listed")
-        if skipped:
+        if skipped:  # the summary first: if a log limits the lines, it is the one kept
             reasons = ", ".join(f"{key.removeprefix('bad_rows_')} {count}" for key, count in
                                 sorted(self._counts.items()) if key.startswith("bad_rows_"))
             warnings.append(f"{self._name}: {self._counts['rows']} row(s) used, {self._counts['bad_rows']} bad "
                             f"({reasons or 'none'}), {self._counts['unknown_books']} for books not priced")
+        warnings += self._warnings
+        if skipped > len(self._warnings):
+            warnings.append(f"{self._name}: {skipped - len(self._warnings)} more skipped row(s) not listed")
         self._interned, self._parsed = {}, {}
         return Catalog(self._overrides, dict(self._counts), tuple(warnings))

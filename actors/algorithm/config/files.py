@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple, Protocol
 
+from actors.data_manager.csv_rows import NOT_UTF8
 from transport import limits
 from transport.logs import printable
 
@@ -106,7 +107,7 @@ def lines(path: Path, max_bytes: int, cancel: CancelFlag | None = None) -> Itera
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield Line(number, None, "not_utf8")
+                yield Line(number, None, NOT_UTF8)  # the price CSV's reason too
                 continue
             yield Line(number, text.rstrip("\r\n"))
 

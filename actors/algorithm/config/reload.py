@@ -16,7 +16,12 @@ its last price (its state is keyed by the pair's ``(book, strategy)``, never by 
   so the map stays bounded by the pairs configured.
 
 ``apply(new)`` is called on the event loop, between two ticks' dispatches (it is synchronous), so a
-tick is always dispatched against one whole config.
+tick is always dispatched against one whole config. It may still refuse a valid config (the Algorithm's
+roster: over ``limits.BOOKS_MAX`` pairs tracked); that reload is refused like a bad file: counted in
+``config_reload_errors``, logged, and the running config stays the reloader's current one.
+
+A loaded config's warnings (the catalog's bad rows) are logged by :func:`log_warnings`, the same at
+start and on each reload, through a :class:`RateLimitedLog` that lets one load's lines through.
 """
 
 from __future__ import annotations
@@ -31,11 +36,25 @@ from pathlib import Path
 from typing import Final
 
 from actors.algorithm.config import Config, ConfigError, load_config
-from transport.logs import printable
+from actors.algorithm.config.catalog import WARNINGS_MAX
+from transport.logs import RateLimitedLog, printable
 
 log = logging.getLogger("algorithm.config")
 Signature = tuple[tuple[str, int, int, int] | tuple[str, None, None, None], ...]
 _STOP_POLL: Final = 0.2  # how often a stopping actor looks at a reload in its thread
+_WARNING_CHARS: Final = 500  # a catalog summary names up to a dozen reasons
+
+
+def warnings_log(logger: logging.Logger = log) -> RateLimitedLog:
+    """The log of loaded configs' warnings: one load's lines per minute, then only counted (a file
+    changing every poll must not flood stderr; the ``catalog_*`` counters still say it all)."""
+    return RateLimitedLog(logger, burst=WARNINGS_MAX, limit=_WARNING_CHARS)
+
+
+def log_warnings(rlog: RateLimitedLog, config: Config) -> None:
+    """Log what loading ``config`` skipped (the catalog's summary first, then examples by line)."""
+    for warning in config.warnings:
+        rlog.warning("config_warnings", "%s", warning)
 
 
 def reload_config(path: str | Path, *, tick: float | None = None,
@@ -76,11 +95,13 @@ def describe(old: Config, new: Config) -> str:
 
 class ConfigReloader:
     """Reloads ``path`` when :meth:`request` is called (wire it to SIGHUP) and, with ``poll``
-    seconds, when one of the files the config read changes; calls ``apply(new)`` on success.
+    seconds, when one of the files the config read changes; calls ``apply(new)`` on success, which
+    returns None once it took the config, or why it cannot (then the reload is refused).
     Requests arriving during a reload are merged into one more reload after it."""
 
-    def __init__(self, path: str | Path, config: Config, apply: Callable[[Config], None], *,
-                 tick: float | None = None, poll: float | None = None, logger: logging.Logger = log) -> None:
+    def __init__(self, path: str | Path, config: Config, apply: Callable[[Config], str | None], *,
+                 tick: float | None = None, poll: float | None = None, logger: logging.Logger = log,
+                 warnings: RateLimitedLog | None = None) -> None:
         if poll is not None and not 0.1 <= poll <= 3600:
             raise ValueError("poll must be within 0.1..3600 seconds")
         self.config = config
@@ -90,6 +111,7 @@ class ConfigReloader:
         self._tick = tick
         self._poll = poll
         self._log = logger
+        self._warnings = warnings or warnings_log(logger)
         self._wanted = asyncio.Event()
         self._seen = signature(config.files or (str(self._path),))
 
@@ -143,11 +165,18 @@ class ConfigReloader:
                 return
             self._done(result, before)
 
+    def _refuse(self, reason: str, before: Signature) -> None:
+        self._seen = before  # polling retries only when a file changes again
+        self.counters["config_reload_errors"] += 1
+        self._log.error("config reload refused, the running config stays: %s", printable(reason, 500))
+
     def _done(self, result: Config | ConfigError, before: Signature) -> None:
         if isinstance(result, ConfigError):
-            self._seen = before  # polling retries only when a file changes again
-            self.counters["config_reload_errors"] += 1
-            self._log.error("config reload refused, the running config stays: %s", printable(result, 500))
+            self._refuse(str(result), before)
+            return
+        refusal = self._apply(result)  # before it becomes ours: the Algorithm may still refuse it
+        if refusal is not None:
+            self._refuse(refusal, before)
             return
         # Files read before too keep the stat taken before the load, so a change during it is seen
         # by the next poll; files new to this config are stat'ed now.
@@ -157,6 +186,4 @@ class ConfigReloader:
         old, self.config = self.config, result
         self.counters["config_reloads"] += 1
         self._log.info("config %s reloaded: %s", printable(self._path), describe(old, result))
-        for warning in result.warnings:
-            self._log.warning("%s", printable(warning, 500))
-        self._apply(result)
+        log_warnings(self._warnings, result)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from actors.algorithm.config.catalog import CatalogFormatError, CatalogLoader
+from actors.algorithm.config.catalog import Catalog, CatalogFormatError, CatalogLoader
 from actors.algorithm.config.files import ConfigFiles, FileRefused
 from actors.algorithm.config.values import Path, ValueReader, show
 from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
@@ -38,7 +38,7 @@ def _check(reader: ValueReader, where: Path, guardrails: Guardrails, own: Mappin
 
 
 def _catalog(reader: ValueReader, ref: str, known: Collection[str], defaults: Guardrails,
-             files: ConfigFiles | None, allow_outside: bool) -> tuple[dict[str, Guardrails], tuple[str, ...]]:
+             files: ConfigFiles | None, allow_outside: bool) -> Catalog:
     where = ("guardrails",)
     if files is None:
         raise reader.error(where, "catalog", "catalog files are not supported here")
@@ -49,21 +49,23 @@ def _catalog(reader: ValueReader, ref: str, known: Collection[str], defaults: Gu
         catalog = loader.finish()
     except (FileRefused, CatalogFormatError) as exc:
         raise reader.error(where, "catalog", f"{show(ref)}: {exc}") from None
-    return catalog.overrides, catalog.warnings
+    return catalog
 
 
 def read_guardrails(reader: ValueReader, value: Any, known: Collection[str], files: ConfigFiles | None,
-                    allow_outside: bool) -> tuple[Guardrails, dict[str, Guardrails], tuple[str, ...]]:
-    """The defaults, the per-book guardrails (merged with the defaults) and the catalog's warnings."""
+                    allow_outside: bool) -> tuple[Guardrails, dict[str, Guardrails], Catalog | None]:
+    """The defaults, the per-book guardrails (merged with the defaults) and the catalog as loaded (its
+    counts and warnings), None without one."""
     where = ("guardrails",)
     table = reader.table((), "guardrails", value, _GUARDRAILS_KEYS)
     defaults = _fields(reader, where, table)
     _check(reader, where, defaults, table)
     overrides: dict[str, Guardrails] = {}
-    warnings: tuple[str, ...] = ()
+    catalog: Catalog | None = None
     if "catalog" in table:
         ref = reader.string(where, "catalog", table["catalog"])
-        overrides, warnings = _catalog(reader, ref, known, defaults, files, allow_outside)
+        catalog = _catalog(reader, ref, known, defaults, files, allow_outside)
+        overrides = catalog.overrides
     books = reader.table(where, "books", table.get("books", {}))
     for book, own in books.items():
         here = ("guardrails", "books", book)
@@ -75,7 +77,7 @@ def read_guardrails(reader: ValueReader, value: Any, known: Collection[str], fil
         merged = overrides.get(book, defaults).override(_fields(reader, here, own_table))
         _check(reader, here, merged, own_table)
         overrides[book] = merged
-    return defaults, overrides, warnings
+    return defaults, overrides, catalog
 
 
 def read_pause(reader: ValueReader, value: Any, known: Collection[str],

@@ -157,3 +157,15 @@ def test_ticks_that_stop_advancing_are_warned_about(ipc_dir: Path, caplog: Any) 
     receiver = run_async(body())
     assert receiver.counters["last_tick"] == 7
     assert any("no new tick for" in m and "last seq 7" in m for m in caplog.messages)
+
+
+def test_new_runs_are_all_counted_but_logged_rate_limited(caplog: Any) -> None:
+    """Forged ticks of ever new runs (each after the old one fell quiet) must not flood the log."""
+    now = [NOW]
+    receiver = TickReceiver(TickGate(), lambda t, v: None, clock=lambda: now[0])
+    for _ in range(20):
+        now[0] += 10.0  # the run followed is quiet for 10 intervals: the next run is taken
+        receiver.handle([protocol.encode(Tick(0, now[0], now[0], 1.0, now[0]))])
+    assert receiver.counters["new_runs"] == 19 and receiver.counters["ticks"] == 20
+    logged = [m for m in caplog.messages if m.startswith("following a new Scheduler run")]
+    assert len(logged) == 5  # RateLimitedLog's burst; the rest only counted

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -300,3 +301,27 @@ def test_help_runs() -> None:
     with pytest.raises(SystemExit) as exc:
         parse_args(["--help"])
     assert exc.value.code == 0
+
+
+def test_unknown_paths_bad_methods_and_large_bodies_are_logged_with_the_peer(caplog: pytest.LogCaptureFixture
+                                                                              ) -> None:
+    """Each refusal is counted and logged (rate-limited) with the peer's address and what it sent,
+    escaped: a path with an encoded newline cannot forge a log line."""
+    async def body() -> None:
+        async with serving() as (server, base), aiohttp.ClientSession() as session:
+            for i in range(7):
+                status, _ = await call(session, "GET", f"{base}/nope%0Aforged{i}")
+                assert status == 404
+            status, _ = await call(session, "DELETE", f"{base}/register-request")
+            assert status == 405
+            status, _ = await call(session, "POST", f"{base}/register-request", data=b"x" * 5000)
+            assert status == 413
+            c = server.counters
+            assert (c["unknown_paths"], c["bad_methods"], c["too_large"]) == (7, 1, 1)
+
+    with caplog.at_level(logging.WARNING, logger=api_server.log.name):
+        run(body)
+    unknown = [m for m in caplog.messages if m.startswith("404 GET /nope")]
+    assert unknown == [f"404 GET /nope\\nforged{i} from 127.0.0.1" for i in range(5)]  # the burst, escaped
+    assert "405 DELETE /register-request from 127.0.0.1" in caplog.messages
+    assert "body over 4096 bytes refused (413): POST /register-request from 127.0.0.1" in caplog.messages

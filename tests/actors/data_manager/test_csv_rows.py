@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from actors.data_manager.csv_rows import (
     BAD_ROW_REASONS,
+    NOT_UTF8,
     BadRow,
     Columns,
     CsvFormatError,
     PriceCache,
     Row,
+    not_utf8,
     parse_header,
     parse_price,
     parse_row,
@@ -189,3 +191,14 @@ def test_the_price_cache_answers_as_the_parser(raw: str) -> None:
 
 def test_a_quoted_field_followed_by_a_bare_carriage_return_is_a_bad_row() -> None:
     assert parse_row('t,B001,"18.00"\rX', COLUMNS, 3) == BadRow(3, "malformed_quotes", "line 't,B001,\"18.00\"\\rX'")
+
+
+@given(st.binary(max_size=60))
+def test_a_line_is_utf8_text_or_a_not_utf8_bad_row(raw: bytes) -> None:
+    """How the scanner and the catalog reader refuse bytes (never a U+FFFD standing in for them)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = not_utf8(4, exc)
+        assert bad.reason == NOT_UTF8 and NOT_UTF8 in BAD_ROW_REASONS and bad.line_no == 4
+        assert f"byte {exc.start} " in bad.detail

@@ -169,6 +169,20 @@ def test_bad_rows_are_skipped_and_counted(tmp_path: Path) -> None:
             c["bad_rows_empty_book_id"]) == (1, 1, 1, 2, 2, 1)
 
 
+def test_a_row_that_is_not_utf8_is_a_bad_row_not_a_book_with_a_replacement_character(tmp_path: Path) -> None:
+    """``B\xff`` must not become the book ``B\ufffd`` (which a valid UTF-8 row may name)."""
+    path = tmp_path / "bytes.csv"
+    path.write_bytes(b"book_id,price\nA,1.00\nB\xff,2.00\nB\xef\xbf\xbd,3.00\nA,4.00,\xfe\nA,5.00\n")
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "A", 0, 2) == prices("1.00", "5.00")
+        assert await ask(client, "B\ufffd", 0, 1) == prices("3.00")  # the row that really names it, only
+
+    dm = serve(tmp_path, path, body)
+    c = dm.counters
+    assert c["bad_rows_not_utf8"] == 2 and c["bad_rows"] == 2 and c["rows_read"] == 3
+
+
 def test_file_without_book_id_serves_every_book(tmp_path: Path) -> None:
     path = tmp_path / "one.csv"
     write(path, "price\n" + "".join(f"{i}.50\n" for i in range(1, 11)))

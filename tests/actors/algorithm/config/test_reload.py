@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -174,3 +175,73 @@ def test_a_reload_refuses_a_delay_not_shorter_than_the_tick_in_use(tmp_path: Pat
 
     run_async(scenario(), timeout=10)
     assert applied == []
+
+
+def test_a_config_the_algorithm_refuses_is_a_refused_reload(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """apply() may refuse a valid config (the roster's pair limit): counted as an error, logged, and
+    the running config stays the reloader's, so the next good file reloads as usual."""
+    path = write(tmp_path, GOOD)
+    applied: list[Config] = []
+
+    def apply(config: Config) -> str | None:
+        if len(config.books) > 2:
+            return "too many pairs for this worker"
+        applied.append(config)
+        return None
+
+    async def scenario() -> None:
+        running = load_config(path)
+        reloader = ConfigReloader(path, running, apply)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            (tmp_path / "books.txt").write_text("B1\nB2\nB3\n")
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reload_errors"] == 1)
+            assert reloader.counters["config_reloads"] == 0 and reloader.config is running and not applied
+            (tmp_path / "books.txt").write_text("B1\nB2\n")
+            path.write_text(GOOD + '[pause]\nbooks = ["B2"]\n')
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reloads"] == 1)
+            assert reloader.config is applied[-1] and applied[-1].is_paused("B2", "a")
+            assert reloader.counters["config_reload_errors"] == 1
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="algorithm.config"):
+        run_async(scenario())
+    assert "config reload refused, the running config stays: too many pairs for this worker" in caplog.text
+    assert "3 pair(s)" not in caplog.text  # the refused config was never announced as reloaded
+
+
+def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, GOOD + '[guardrails]\ncatalog = "cat.csv"\n')
+    (tmp_path / "cat.csv").write_bytes(b"book_id,floor,ceiling\nB1,1,2\nB2,x,2\nB9,1,2\nB2,1,\xff\n")
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), lambda config: None)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reloads"] == 1)
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="algorithm.config"):
+        run_async(scenario())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0] == "cat.csv: 1 row(s) used, 2 bad (bad_floor 1, not_utf8 1), 1 for books not priced"
+    assert "cat.csv line 3: skipped a bad row (bad_floor): floor x: " in warnings[1]
+    assert "cat.csv line 4: book B9 is not priced by this config: row ignored" in warnings
+    assert "cat.csv line 5: skipped a bad row (not_utf8): skipped" in warnings
+
+
+def test_config_warnings_let_one_load_through_then_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    warnings = tuple(f"line {i}" for i in range(12))
+    config = dataclasses.replace(Config.simple(["B1"]), warnings=warnings)
+    rlog = reload.warnings_log(logging.getLogger("algorithm.config.test"))
+    with caplog.at_level(logging.WARNING, logger="algorithm.config.test"):
+        reload.log_warnings(rlog, config)
+        reload.log_warnings(rlog, config)  # a second load within the minute: counted by the log only
+    assert caplog.messages == list(warnings)

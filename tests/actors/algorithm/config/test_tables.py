@@ -111,6 +111,11 @@ def test_a_catalog_sets_per_book_guardrails_over_the_defaults(tmp_path: Path) ->
                      "catalog.csv: 2 row(s) used, 4 bad (bad_floor 1, duplicate_book_id 1, floor_above_ceiling 1, "
                      "wrong_column_count 1), 1 for books not priced"):
         assert expected in warnings
+    assert config.warnings[0].startswith("catalog.csv: 2 row(s) used, 4 bad")  # the summary first
+    assert config.catalog_counters() == {
+        "catalog_rows": 2, "catalog_bad_rows": 4, "catalog_unknown_books": 1, "catalog_bad_rows_bad_floor": 1,
+        "catalog_bad_rows_duplicate_book_id": 1, "catalog_bad_rows_floor_above_ceiling": 1,
+        "catalog_bad_rows_wrong_column_count": 1}
     assert str(tmp_path / "catalog.csv") in config.files
 
 
@@ -118,8 +123,15 @@ def test_catalog_warnings_are_bounded(tmp_path: Path) -> None:
     rows = "".join(f"X{i},1,2\n" for i in range(10_000))
     config = load(tmp_path, BOOKS + '[guardrails]\ncatalog = "catalog.csv"\n', "book_id,floor,ceiling\n" + rows)
     assert len(config.warnings) <= 12
-    assert "10000 for books not priced" in config.warnings[-1]
+    assert "10000 for books not priced" in config.warnings[0]  # the summary, kept by a rate-limited log
+    assert config.warnings[-1] == "catalog.csv: 9990 more skipped row(s) not listed"
+    assert config.catalog_counters() == {"catalog_rows": 0, "catalog_bad_rows": 0, "catalog_unknown_books": 10_000}
     assert not config.has_guardrails
+
+
+def test_without_a_catalog_its_counters_are_zero() -> None:
+    assert parse_config(BOOKS).catalog_counters() == {"catalog_rows": 0, "catalog_bad_rows": 0,
+                                                      "catalog_unknown_books": 0}
 
 
 @pytest.mark.parametrize(("catalog", "expected"), [
@@ -140,6 +152,8 @@ def test_unreadable_catalog_lines_are_bad_rows(tmp_path: Path) -> None:
     warnings = "\n".join(config.warnings)
     assert "line 2: skipped a bad row (not_utf8)" in warnings
     assert "line 3: skipped a bad row (line_too_long)" in warnings
+    counters = config.catalog_counters()
+    assert counters["catalog_bad_rows_not_utf8"] == 1 and counters["catalog_bad_rows_line_too_long"] == 1
 
 
 def test_the_command_line_config_has_one_strategy_and_no_guardrails() -> None:

@@ -1,0 +1,46 @@
+"""The followed data file's own events: a truncation or rotation is counted every time and logged
+rate-limited (a writer truncating in a loop must not flood the log)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from actors.data_manager.data_file import DataFile
+from transport.logs import RateLimitedLog
+
+LOGGER = "datamanager.test"
+
+
+def counters() -> dict[str, int]:
+    return {"truncations": 0, "rotations": 0, "file_errors": 0}
+
+
+def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("book_id,price\nA,1.00\n")
+    seen = counters()
+    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+
+    async def scenario() -> None:
+        assert await data.open()
+        for _ in range(12):
+            assert data.changed(10**6)  # the file is shorter than what was read of it: truncated
+        for i in range(12):
+            fresh = tmp_path / f"fresh{i}.csv"
+            fresh.write_text("book_id,price\nA,2.00\n")
+            os.replace(fresh, path)
+            assert data.changed(0)  # another inode at the path: rotated (and closed)
+            assert await data.open()
+        data.close()
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        asyncio.run(scenario())
+    assert seen == {"truncations": 12, "rotations": 12, "file_errors": 0}
+    assert sum("(truncated)" in m for m in caplog.messages) == 5  # RateLimitedLog's burst, per kind
+    assert sum("(rotated)" in m for m in caplog.messages) == 5
