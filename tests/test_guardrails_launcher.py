@@ -43,10 +43,10 @@ def test_a_crashed_competitor_prices_the_book_at_its_floor(tmp_path: Path, ipc_d
 
 
 def test_a_step_limit_turns_a_jump_into_steps(tmp_path: Path, ipc_dir: Path) -> None:
-    csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 40 + ["13.00"] * 300, 10)  # the jump at tick 40 (8 s)
+    csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 60 + ["13.00"] * 300, 10)  # the jump at tick 60 (6 s)
     (tmp_path / "c.toml").write_text('[strategies.default]\ndelay = 0\nwindow = 1\nsold_factor = 1\n'
                                      'unsold_factor = 1\n[[books]]\nids = ["A"]\n[guardrails]\nmax_step_pct = 5\n')
-    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"], ipc_dir)
+    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.1"], ipc_dir)
     try:
         run.wait_until(lambda: any(d["price"] == "13.00" for d in run.decisions()), 60, "the price to reach 13.00")
         assert run.stop() == 0

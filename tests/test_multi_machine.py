@@ -189,7 +189,7 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
                               strict=True):
             run.wait_for_actors(names)
         for run in workers:
-            run.wait_decisions(10, timeout=30)
+            run.wait_decisions(6, timeout=30)
         assert all(run.stop() == 0 for run in workers) and infra.stop() == 0
     finally:
         for run in (*workers, infra):
