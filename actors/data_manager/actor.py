@@ -87,7 +87,8 @@ class DataManager:
     def counters(self) -> dict[str, int]:
         store = self._store
         self._counters.update(waiting=self._waiters.waiting, books=len(store.books), parks=store.parks,
-                              seeks=store.seeks, cursors=len(store.cursors), merges=store.cursors.merges,
+                              seeks=store.seeks, moves_refused=store.moves_refused, cursors=len(store.cursors),
+                              merges=store.cursors.merges,
                               catch_ups=store.cursors.started, index_points=store.index.points,
                               index_stride=store.index.stride)
         return self._counters

@@ -16,6 +16,11 @@ The scan (:mod:`actors.data_manager.scanner`) reads the file and hands rows here
 * A request for a tick older than a book's window (a new Scheduler run, a hand-made request), or
   far ahead of a parked book, moves the window with a seek from the sparse index: no request can move
   a window in a way another cannot undo.
+* Moving a window away from where another client steps through the ticks (the book's *home*) costs
+  that client a seek and a re-read back, so such requests are budgeted per client
+  (:class:`MoveBudget`): a client asking other ticks of every book as fast as it can gets "busy"
+  replies instead of making the DataManager move windows back and forth while the Algorithm waits.
+  The stepping client itself is never charged (a new Scheduler run included).
 """
 
 from __future__ import annotations
@@ -31,6 +36,32 @@ from transport import limits
 CATCH_UP_REACH: Final = 256 * 1024  # a parked book joins a catch-up at most this many bytes behind it
 HOME_TTL: Final = 30.0  # seconds a book's home outlives the last request of the client that set it
 INDEX_STRIDE: Final = 16  # points between two indexed offsets of a book (doubles when the index is full)
+
+
+MOVES_PER_SECOND: Final = 20.0  # windows a client may take away from another client's home, per second
+MOVES_BURST: Final = 40.0
+MOVE_CLIENTS_MAX: Final = 1024  # clients whose budget is remembered (the least recently charged go first)
+
+
+class MoveBudget:
+    """A token bucket per client for taking windows away from other clients' homes. Pure; bounded: a
+    forgotten client starts again with a full burst."""
+
+    def __init__(self, rate: float = MOVES_PER_SECOND, burst: float = MOVES_BURST,
+                 clients: int = MOVE_CLIENTS_MAX) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clients = clients
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # client -> (tokens, at); insertion order = LRU
+
+    def take(self, client: bytes, now: float) -> bool:
+        tokens, at = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self._clients:
+            del self._buckets[next(iter(self._buckets))]
+        return allowed
 
 
 class BookStore:
@@ -53,6 +84,8 @@ class BookStore:
         self.ready: dict[str, None] = {}  # books whose waiting requests may be answerable now
         self.parks = 0
         self.seeks = 0
+        self.moves = MoveBudget()
+        self.moves_refused = 0
 
     def clear(self) -> None:
         """Forget the file (truncated or replaced); waiting requests must be registered again."""
@@ -147,12 +180,13 @@ class BookStore:
     # --- requests --------------------------------------------------------------------------------
 
     def answer(self, key: str, tick: int, count: int, final: bool, name: str, client: bytes = b"",
-               now: float = 0.0) -> Answer:
+               now: float = 0.0, charge: bool = True) -> Answer:
         """What answers ``count`` prices of ``key`` at ``tick`` now. ``final``: the frontier has passed
         the end of the file since the request arrived, so "no more rows" is the truth. ``name`` is
         the book id for error texts; ``client`` who asks, at monotonic time ``now``: the book's home
-        follows the client it was set by (or a request near it), until that client is gone for
-        ``HOME_TTL`` seconds."""
+        follows the client stepping through the ticks (:meth:`Book.answered`). ``charge``: a new
+        request (a second look at a waiting one is not charged again to its client's
+        :class:`MoveBudget`)."""
         if count > self.capacity:
             return Failed(f"count {count} exceeds the window capacity {self.capacity}; raise --window-capacity")
         book = self.books.get(key)
@@ -171,6 +205,12 @@ class BookStore:
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
                           f"(points {book.base}..{book.next_index - 1})")
+        far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
+        if charge and far and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
+                and not self.moves.take(client, now):
+            self.moves_refused += 1
+            return Failed(f"busy: your requests took windows away from another client's ticks more than "
+                          f"{self.moves.rate:.0f} times a second; retry later")
         return Wait(tick, tick + count)
 
     def want(self, key: str, wait: Wait) -> Wait:

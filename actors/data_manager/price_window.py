@@ -51,11 +51,15 @@ class Wait:
 Answer = Ready | Failed | Wait
 
 
+TAKEOVER_STEPS: Final = 2  # another client takes a home by asking one of its next ticks
+JUMPER_QUIET: Final = 1.0  # seconds before a client that jumped away from its home may take one again
+
+
 class Book:
     """A book's window and where its next row comes from (``__slots__``: there may be a million)."""
 
-    __slots__ = ("base", "cursor", "home", "home_at", "home_client", "index", "key", "parked_at", "pins", "points",
-                 "served", "total", "want_end", "wants")
+    __slots__ = ("base", "cursor", "home", "home_at", "home_client", "index", "jumped_at", "jumper", "key",
+                 "parked_at", "pins", "points", "served", "total", "want_end", "wants")
 
     def __init__(self, key: str, cursor: Cursor | None) -> None:
         self.key = key
@@ -76,6 +80,10 @@ class Book:
         self.home = -1
         self.home_client = b""
         self.home_at = 0.0
+        # The client whose jump far from its home released it, and when: it may not take a home again
+        # at once (a client asking ticks at random must not hold one).
+        self.jumper = b""
+        self.jumped_at = 0.0
 
     @property
     def next_index(self) -> int:
@@ -91,11 +99,28 @@ class Book:
         return self.served
 
     def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
-        """A request for ``tick`` was answered: it is the floor now, and the book's home if it came
-        from the client that set the home (or is ``near`` it, or the home is older than ``ttl``)."""
+        """A request for ``tick`` was answered: it is the floor now, and the book's home follows the
+        client stepping through the ticks. A fresh home (younger than ``ttl``) moves with its client
+        while it steps (``near`` the home) and is released when it jumps far; another client takes it
+        only by asking the home's next ticks (a reconnected DEALER has a new identity). With no fresh
+        home the client answered takes it -- unless it is the one that just jumped away."""
         self.served = tick
-        if client == self.home_client or abs(tick - self.home) <= near or self.home < 0 or now - self.home_at > ttl:
+        if self.home >= 0 and now - self.home_at <= ttl:
+            if client == self.home_client:
+                if abs(tick - self.home) <= near:
+                    self.home, self.home_at = tick, now
+                else:
+                    self.home, self.home_client, self.jumper, self.jumped_at = -1, b"", client, now
+            elif self.home <= tick <= self.home + TAKEOVER_STEPS:
+                self.home, self.home_client, self.home_at = tick, client, now
+        elif client != self.jumper or now - self.jumped_at > JUMPER_QUIET:
             self.home, self.home_client, self.home_at = tick, client, now
+
+    def moves_away(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> bool:
+        """Whether serving ``client`` at ``tick`` takes the window away from another client's fresh
+        home (that client then needs a seek back)."""
+        return (self.home >= 0 and client != self.home_client and abs(tick - self.home) > near
+                and now - self.home_at <= ttl)
 
     def seek_target(self, reach: int) -> int | None:
         """Where to move the window for its waiting requests, if a seek is needed. One window per book,

@@ -171,7 +171,8 @@ class Waiters:
     def add(self, identity: bytes, request: LastPricesRequest | WindowsRequest) -> list[Outgoing]:
         """A new request: the replies that can go now (its own, unless it must wait)."""
         if isinstance(request, LastPricesRequest):  # the common case, answered from memory: no waiter
-            _, answer = self._answer(identity, request.book, request.tick, request.count, self._file.eof_gen)
+            _, answer = self._answer(identity, request.book, request.tick, request.count, self._file.eof_gen,
+                                     charge=False)  # only a Ready is taken here: charged below if it waits
             if isinstance(answer, Ready):
                 return [(identity, LastPricesReply(request.request_id, request.book, request.tick, answer.prices))]
         waiter = Waiter(identity, request, self._file.eof_gen, self._clock())
@@ -286,7 +287,8 @@ class Waiters:
 
     # --- one slot ------------------------------------------------------------------------------
 
-    def _answer(self, identity: bytes, book: str, tick: int, count: int, eof_gen: int) -> tuple[str, Answer]:
+    def _answer(self, identity: bytes, book: str, tick: int, count: int, eof_gen: int,
+                charge: bool = True) -> tuple[str, Answer]:
         """The store key of ``book`` and what answers it now, for a request that arrived at the
         frontier's end-of-file pass ``eof_gen``."""
         file = self._file
@@ -296,14 +298,15 @@ class Waiters:
         if file.columns is None:  # the frontier reads the header first
             return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(tick, 0)
         key = ALL_BOOKS if file.columns.book_id is None else book
-        return key, self._store.answer(key, tick, count, final, book, identity, self._clock())
+        return key, self._store.answer(key, tick, count, final, book, identity, self._clock(), charge)
 
-    def _slot_answer(self, slot: Slot) -> tuple[str, Answer]:
+    def _slot_answer(self, slot: Slot, charge: bool = True) -> tuple[str, Answer]:
         waiter = slot.waiter
-        return self._answer(waiter.identity, waiter.books[slot.i], waiter.tick, waiter.count, waiter.eof_gen)
+        return self._answer(waiter.identity, waiter.books[slot.i], waiter.tick, waiter.count, waiter.eof_gen,
+                            charge)
 
     def _update(self, slot: Slot) -> None:
-        key, answer = self._slot_answer(slot)
+        key, answer = self._slot_answer(slot, charge=False)  # a second look: charged when it arrived
         if isinstance(answer, Wait):
             if slot.wait is None or (key, answer) != (slot.key, slot.wait):
                 self._unregister(slot)

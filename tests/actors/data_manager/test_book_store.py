@@ -54,9 +54,9 @@ class Sim:
         self.ids = itertools.count(1)
         self.scanned = 0
 
-    def request(self, book: str, tick: int, count: int) -> Ready | Failed:
+    def request(self, book: str, tick: int, count: int, peer: bytes = b"peer") -> Ready | Failed:
         request_id = next(self.ids)
-        self._collect(self.waiters.add(b"peer", LastPricesRequest(request_id, book, tick, count)))
+        self._collect(self.waiters.add(peer, LastPricesRequest(request_id, book, tick, count)))
         self.pump()
         reply = self.replies.pop(request_id)
         assert isinstance(reply, LastPricesReply)
@@ -274,6 +274,53 @@ def test_the_client_stepping_through_the_ticks_goes_before_a_far_request() -> No
     assert list(sim.replies) == [4, 3]  # the Algorithm's still first: the window seeks back home for it
     assert sim.replies[4] == LastPricesReply(4, "A", 31, tuple(d(1031 + i) for i in range(5)))
     assert sim.store.seeks == seeks + 1  # back home (310 is then reached by reading forward)
+
+
+def test_a_client_taking_windows_away_from_the_stepping_client_is_budgeted() -> None:
+    """A client asking an old tick of every book, over and over, would make the DataManager move each
+    window away and back for every request (issue 9: the Algorithm lost 97% of its decisions to
+    such a flood). Each such move is charged to its client: past its budget it gets "busy"."""
+    books = [f"B{i}" for i in range(10)]
+    sim = Sim(interleaved(books, 400), capacity=8)
+    for tick in range(100):  # the Algorithm steps through the ticks: every window's home
+        for k, book in enumerate(books):
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    answered = refused = 0
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            old = sim.request(book, 3, 5, b"flood")
+            if isinstance(old, Failed):
+                assert old.error.startswith("busy: your requests took windows away")
+                refused += 1
+            else:
+                answered += 1
+            tick = 100 + round_  # the Algorithm's next tick is answered, whatever the flood did
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert answered <= 60 and refused >= 240 and sim.store.moves_refused == refused  # 40 + 20/s, no more
+
+
+def test_the_stepping_client_is_never_charged_for_its_own_jumps() -> None:
+    """A new Scheduler run makes the Algorithm ask tick 0 of every book again: a jump of its own, not
+    one taken from another client."""
+    books = [f"B{i}" for i in range(60)]
+    sim = Sim(interleaved(books, 200), capacity=8)
+    for tick in (*range(100, 110), *range(0, 5)):
+        for k, book in enumerate(books):
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert sim.store.moves_refused == 0
+
+
+def test_a_client_asking_ticks_at_random_cannot_hold_a_home() -> None:
+    """It arrives first and takes the home, but its first jump releases it; the stepping client then
+    takes the home and is never refused."""
+    sim = Sim(interleaved(["A"], 3000), capacity=8)
+    rng = random.Random(3)
+    for tick in range(60):
+        sim.request("A", rng.randrange(2000), 5, b"flood")
+        assert sim.request("A", tick, 5, b"algorithm") == Ready(tuple(d(1000 + tick + i) for i in range(5)))
 
 
 def test_a_batch_answers_every_book_in_order() -> None:
