@@ -40,13 +40,8 @@ class RateLimitedLog:
 
     def __init__(self, logger: logging.Logger, burst: int = 5, window: float = 60.0, kinds: int = 64,
                  clock: Callable[[], float] = time.monotonic, limit: int = 200) -> None:
-        self._log = logger
-        self._limit = limit
-        self._burst = burst
-        self._window = window
-        self._max_kinds = kinds
-        self._clock = clock
-        self._state: dict[str, tuple[float, int]] = {}
+        self._log, self._clock, self._state = logger, clock, dict[str, tuple[float, int]]()
+        self._budget = (burst, window, kinds, limit)  # per kind: lines, per seconds; kinds kept; arg length
 
     def warning(self, kind: str, message: str, *args: object) -> None:
         self._emit(logging.WARNING, kind, message, args)
@@ -55,20 +50,19 @@ class RateLimitedLog:
         self._emit(logging.ERROR, kind, message, args)
 
     def _emit(self, level: int, kind: str, message: str, args: tuple[object, ...]) -> None:
+        burst, window, kinds, limit = self._budget
         now = self._clock()
-        if kind not in self._state and len(self._state) >= self._max_kinds:
+        if kind not in self._state and len(self._state) >= kinds:
             kind = "other"  # one shared budget for kinds beyond the table: the log stays bounded
         started, count = self._state.get(kind, (now, 0))
-        if now - started >= self._window:
-            if count > self._burst:
-                self._log.log(level, "%s: %d more suppressed in the last %.0fs", kind, count - self._burst,
-                              now - started)
+        if now - started >= window:
+            if count > burst:
+                self._log.log(level, "%s: %d more suppressed in the last %.0fs", kind, count - burst, now - started)
             started, count = now, 0
         count += 1
         self._state[kind] = (started, count)
-        if count <= self._burst:
-            self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a, self._limit)
-                                            for a in args))
+        if count <= burst:
+            self._log.log(level, message, *(a if isinstance(a, int | float) else printable(a, limit) for a in args))
 
 
 _A = TypeVar("_A")
