@@ -66,3 +66,12 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def stamp_every_ms(stamps: list[float]) -> None:
+    """What a heartbeat would see: a stamp each time a 1 ms sleep wakes up (gaps = event-loop stalls).
+    Runs until cancelled."""
+    while True:
+        await asyncio.sleep(0.001)
+        stamps.append(time.monotonic())
+

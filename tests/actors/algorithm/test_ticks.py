@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
-from tests.helpers import async_wait_for, ipc_endpoint, run_async
+from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import limits, protocol
 from transport.protocol import Tick
 from transport.sockets import Sockets
@@ -102,15 +102,10 @@ def test_a_tick_flood_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
         receiver = TickReceiver(TickGate(), lambda t, v: followed.append(t.seq))
         stamps: list[float] = []
 
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(0.001)
-                stamps.append(time.monotonic())
-
         try:
             async with asyncio.TaskGroup() as group:
                 task = group.create_task(receiver.run(sub))
-                beat = group.create_task(heartbeat())
+                beat = group.create_task(stamp_every_ms(stamps))
                 t0 = time.time()
                 good = protocol.encode(Tick(0, t0, t0, 1.0, t0))
                 while not followed:

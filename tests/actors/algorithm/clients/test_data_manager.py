@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
-from tests.helpers import async_wait_for, ipc_endpoint, run_async
+from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
 from transport.sockets import Sockets
@@ -382,14 +382,9 @@ def test_a_flood_of_replies_does_not_starve_the_event_loop(ipc_dir: Path) -> Non
         client = LastPricesClient(Sockets(ctx), [endpoint], RequestPolicy(timeout=60, retries=50))
         stamps: list[float] = []
 
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(0.001)
-                stamps.append(time.monotonic())
-
         try:
             async with asyncio.TaskGroup() as group:
-                beat = group.create_task(heartbeat())
+                beat = group.create_task(stamp_every_ms(stamps))
                 receiver = group.create_task(client.run())
                 ask = group.create_task(client.last_prices("A", 0, 5))  # it only opens the way for the flood
                 await async_wait_for(lambda: client.counters["dm_bad_frames"] >= 90_000, timeout=30)

@@ -102,8 +102,8 @@ def test_polling_reloads_when_any_file_the_config_read_changes(tmp_path: Path) -
     run_async(scenario())
 
 
-def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, GOOD)
+def slow_reloads(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[bool]]:
+    """Make a reload block until it is cancelled: (set when one started, whether each saw its cancel)."""
     started = threading.Event()
     saw_cancel: list[bool] = []
 
@@ -115,6 +115,12 @@ def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pyte
         return ConfigError("cancelled")
 
     monkeypatch.setattr(reload, "reload_config", slow_reload)
+    return started, saw_cancel
+
+
+def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)
+    started, saw_cancel = slow_reloads(monkeypatch)
     applied: list[Config] = []
 
     async def scenario() -> None:
@@ -133,17 +139,7 @@ def test_stopping_cancels_a_reload_in_progress(tmp_path: Path, monkeypatch: pyte
 
 def test_cancelling_the_reloader_cancels_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, GOOD)
-    started = threading.Event()
-    saw_cancel: list[bool] = []
-
-    def slow_reload(path: Path, *, tick: float | None = None,
-                    cancel: threading.Event | None = None) -> Config | ConfigError:
-        assert cancel is not None
-        started.set()
-        saw_cancel.append(cancel.wait(10))
-        return ConfigError("cancelled")
-
-    monkeypatch.setattr(reload, "reload_config", slow_reload)
+    started, saw_cancel = slow_reloads(monkeypatch)
 
     async def scenario() -> None:
         reloader = ConfigReloader(path, load_config(path), lambda config: None)
