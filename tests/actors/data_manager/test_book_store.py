@@ -30,6 +30,8 @@ def d(value: int) -> Decimal:
 
 
 class FileState:
+    """What the waiters read of the data file: a header read, not at its end, nothing wrong."""
+
     def __init__(self) -> None:
         self.columns: Columns | None = parse_header("book_id,price")
         self.at_eof = False

@@ -6,18 +6,10 @@ from collections import Counter
 from decimal import Decimal
 
 from actors.data_manager.book_store import BookStore
-from actors.data_manager.csv_rows import Columns, parse_header
 from actors.data_manager.waiters import Waiters, WaitLimits
+from tests.actors.data_manager.test_book_store import FileState
 from tests.helpers import FakeClock
 from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply, WindowsRequest
-
-
-class FileState:
-    def __init__(self) -> None:
-        self.columns: Columns | None = parse_header("book_id,price")
-        self.at_eof = False
-        self.eof_gen = 0
-        self.unavailable: str | None = None
 
 
 def p(value: int) -> Decimal:
