@@ -45,6 +45,13 @@ def measure(cfg: Config) -> Outcome:
                         "%", target="< 2%", met=growth < 2.0,
                         note=f"{_mib(first):.1f} -> {_mib(last):.1f} MiB; worst process {worst[1]} "
                              f"{worst[0]:+.1f}%"))
+    # A leak grows steadily; a cache filling up (SQLite's pages, the allocator's arenas) levels off.
+    # The second half of the same run tells them apart.
+    half = samples[len(samples) // 2][1]["total"]
+    late = 100.0 * (last - half) / half if half else 0.0
+    out.raw["soak"]["second_half_growth_pct"] = late
+    out.rows.append(Row("total RSS growth over the second half of the same run", late, "%", target="< 2%",
+                        met=late < 2.0, note=f"{_mib(half):.1f} -> {_mib(last):.1f} MiB: a leak would keep growing"))
     big_rows = cfg.pick(200_000, 2_000_000)
     big = cold_read.dm_rss(big_rows)
     small = cold_read.dm_rss(200)
