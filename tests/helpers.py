@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -74,4 +76,9 @@ async def stamp_every_ms(stamps: list[float]) -> None:
     while True:
         await asyncio.sleep(0.001)
         stamps.append(time.monotonic())
+
+
+def python(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """``python ARGS...`` run from the repository, its output captured: a command as a user types it."""
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 

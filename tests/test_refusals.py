@@ -4,8 +4,6 @@ actor is started (issue 15). Checked on the launcher's own parsing (fast), and e
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 import launcher
 from supervisor import preflight
 from supervisor.supervisor import Supervisor, SupervisorError
-from tests.helpers import REPO
+from tests.helpers import python
 from transport.security import keygen
 
 
@@ -153,15 +151,12 @@ def test_the_supervisor_refuses_a_heartbeat_endpoint_it_cannot_bind(taken_port: 
 
 
 def test_end_to_end_a_typo_in_the_data_path_exits_2_at_once() -> None:
-    done = subprocess.run([sys.executable, "launcher.py", "--data", "/nonexistent.csv"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    done = python("launcher.py", "--data", "/nonexistent.csv")
     assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data /nonexistent.csv: no such file\n", "")
 
 
 def test_end_to_end_one_public_address_in_a_list_needs_keys() -> None:
-    done = subprocess.run([sys.executable, "launcher.py", "--data-endpoint",
-                           "tcp://127.0.0.1:5556, tcp://192.0.2.1:5556"], cwd=REPO, capture_output=True, text=True,
-                          timeout=30)
+    done = python("launcher.py", "--data-endpoint", "tcp://127.0.0.1:5556, tcp://192.0.2.1:5556")
     assert done.returncode == 2
     assert done.stderr == ("error: refusing to bind tcp://192.0.2.1:5556 without CURVE keys: pass --keys DIR "
                            "(python -m transport.security keygen DIR), or --insecure to accept the risk\n")

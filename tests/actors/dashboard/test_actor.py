@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 import time
 import urllib.request
 from decimal import Decimal
@@ -20,7 +18,7 @@ import zmq.asyncio
 from actors.dashboard.actor import Dashboard
 from actors.dashboard.bounds import NoBounds
 from actors.dashboard.options import DashboardOptions
-from tests.helpers import REPO, async_wait_for, ipc_endpoint, run_async
+from tests.helpers import async_wait_for, ipc_endpoint, python, run_async
 from transport import protocol
 from transport.protocol import ActorStatus, Decision, SupervisorEvent, Tick
 from transport.sockets import Sockets
@@ -75,11 +73,9 @@ def test_a_decision_on_the_events_socket_is_rejected_too() -> None:
 
 
 def test_standalone_it_refuses_a_public_address_without_insecure() -> None:
-    done = subprocess.run([sys.executable, "-m", "actors.dashboard", "--host", "0.0.0.0"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    done = python("-m", "actors.dashboard", "--host", "0.0.0.0")
     assert done.returncode == 2 and "--insecure" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "actors.dashboard", "--bucket", "0"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    done = python("-m", "actors.dashboard", "--bucket", "0")
     assert done.returncode == 2 and "--bucket" in done.stderr
 
 

@@ -4,15 +4,13 @@ refusal of a public address without --insecure."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from launcher import parse_args
 from supervisor.driver import LauncherRun
-from tests.helpers import REPO, free_port
+from tests.helpers import free_port, python
 
 
 def test_on_by_default_off_with_a_switch_or_run() -> None:
@@ -31,11 +29,9 @@ def test_on_by_default_off_with_a_switch_or_run() -> None:
 
 
 def test_a_public_dashboard_needs_insecure() -> None:
-    done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-host", "0.0.0.0"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    done = python("launcher.py", "--dashboard", "--dashboard-host", "0.0.0.0")
     assert done.returncode == 2 and "--insecure" in done.stderr
-    done = subprocess.run([sys.executable, "launcher.py", "--dashboard", "--dashboard-port", "70000"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    done = python("launcher.py", "--dashboard", "--dashboard-port", "70000")
     assert done.returncode == 2 and "--dashboard-port must be within 0..65535" in done.stderr
 
 
