@@ -60,7 +60,7 @@ class Dashboard:
         self.metrics = DashboardMetrics(self.state, self.all_counters)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds)
         self._own = {"events": 0, "bad_events": 0, **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
-        self._http_log = RateLimitedLog(log)
+        self._peer_log = RateLimitedLog(log)
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
                                     "rejected a frame on the events socket")
         self.statuses = 0
@@ -90,7 +90,7 @@ class Dashboard:
             self.statuses += 1
             self.state.on_status(message)
         if self.state.refused_actors > refused:
-            self._http_log.warning("actors", "ignored a message about actor %s: %d actors already shown (the limit)",
+            self._peer_log.warning("actors", "ignored a message about actor %s: %d actors already shown (the limit)",
                                    printable(message.actor, 64), len(self.state.actors))
 
     async def _listen(self, endpoint: str) -> None:
@@ -118,7 +118,7 @@ class Dashboard:
             # As the APIServer's: malformed requests answered 400 with one rate-limited line and a counter
             # (not aiohttp's traceback), open connections capped, idle and stalled clients dropped.
             factory = http_edge.protocol_factory(runner.server, asyncio.get_running_loop(), self._own,
-                                                 self._http_log, HttpBounds())
+                                                 self._peer_log, HttpBounds())
             try:
                 server = await asyncio.get_running_loop().create_server(factory, self.host, self.port, backlog=128)
             except OSError as exc:  # e.g. the port is taken: say which, plainly (the launcher retries)

@@ -53,22 +53,21 @@ class FakeDataManager:
                 request = protocol.decode(frame)
                 assert isinstance(request, LastPricesRequest | WindowsRequest)
                 self.requests.append(request)
-                if not self.answer:
-                    continue
-                reply: LastPricesReply | WindowsReply
-                if isinstance(request, LastPricesRequest):
-                    book = request.book
-                    reply = (LastPricesReply(request.request_id, book, request.tick, (), f"unknown book {book}")
-                             if book in self.unknown else
-                             LastPricesReply(request.request_id, book, request.tick, self.window(book, request.tick)))
-                else:
-                    reply = WindowsReply(request.request_id, request.tick,
-                                         tuple(() if b in self.unknown else self.window(b, request.tick)
-                                               for b in request.books),
-                                         tuple(f"unknown book {b}" if b in self.unknown else "" for b in request.books))
-                await sock.send_multipart([identity, protocol.encode(reply)])
+                reply = self.reply(request) if self.answer else None
+                if reply is not None:
+                    await sock.send_multipart([identity, protocol.encode(reply)])
         finally:
             sock.close(linger=0)
+
+    def reply(self, request: LastPricesRequest | WindowsRequest) -> LastPricesReply | WindowsReply | None:
+        if isinstance(request, LastPricesRequest):
+            book = request.book
+            return (LastPricesReply(request.request_id, book, request.tick, (), f"unknown book {book}")
+                    if book in self.unknown else
+                    LastPricesReply(request.request_id, book, request.tick, self.window(book, request.tick)))
+        return WindowsReply(request.request_id, request.tick,
+                            tuple(() if b in self.unknown else self.window(b, request.tick) for b in request.books),
+                            tuple(f"unknown book {b}" if b in self.unknown else "" for b in request.books))
 
 
 @dataclass
@@ -464,19 +463,8 @@ def test_a_new_scheduler_run_is_followed_and_a_forged_seq_changes_nothing(ipc_di
 class OldDataManager(FakeDataManager):
     """A DataManager from before WindowsRequest: it answers single requests, drops batches."""
 
-    async def serve(self, ctx: zmq.asyncio.Context) -> None:
-        sock = Sockets(ctx).router(self.endpoint)
-        try:
-            while True:
-                identity, frame = await sock.recv_multipart()
-                request = protocol.decode(frame)
-                self.requests.append(request)  # type: ignore[arg-type]
-                if isinstance(request, LastPricesRequest):
-                    reply = LastPricesReply(request.request_id, request.book, request.tick,
-                                            window(request.book, request.tick))
-                    await sock.send_multipart([identity, protocol.encode(reply)])
-        finally:
-            sock.close(linger=0)
+    def reply(self, request: LastPricesRequest | WindowsRequest) -> LastPricesReply | WindowsReply | None:
+        return super().reply(request) if isinstance(request, LastPricesRequest) else None
 
 
 def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: Path) -> None:
