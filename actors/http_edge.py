@@ -16,7 +16,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -151,7 +151,8 @@ class _Refused(asyncio.Protocol):
         self._limit = limit
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+        # A stream transport, though not always a WriteTransport subclass (uvloop's is not): no isinstance.
+        transport = cast(asyncio.WriteTransport, transport)
         body = json.dumps({"error": f"too many connections (limit {self._limit})"}).encode()
         transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MAX_IPC_PATH
+from tests.helpers import LOOPS, MAX_IPC_PATH, LoopChoice
 
 
 @pytest.fixture
@@ -23,6 +23,25 @@ def ipc_dir(tmp_path: Path) -> Iterator[Path]:
         yield short
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The event loop ``run_async`` starts: asyncio's; each of asyncio's and uvloop for a test marked
+    ``both_loops``; uvloop alone for one marked ``production_loop`` (a long load test worth one run)."""
+    kind: str = getattr(request, "param", "asyncio")
+    LoopChoice.kind = kind
+    try:
+        yield kind
+    finally:
+        LoopChoice.kind = "asyncio"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("production_loop") is not None:
+        metafunc.parametrize("loop_kind", ["uvloop"], indirect=True)
+    elif metafunc.definition.get_closest_marker("both_loops") is not None:
+        metafunc.parametrize("loop_kind", LOOPS, indirect=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

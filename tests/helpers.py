@@ -21,14 +21,36 @@ REPO = Path(__file__).resolve().parent.parent
 MAX_IPC_PATH = 100
 
 
+# The event loops the loop-sensitive tests run on: asyncio's own, and uvloop, which every actor runs on in
+# production (actors.runtime). They differ where it hurts: uvloop's ``call_at`` with a time already due
+# returns a plain Handle (no ``when()``), its transports are no ``asyncio.WriteTransport``.
+LOOPS = ("asyncio", "uvloop")
+
+
+class LoopChoice:
+    """Which loop :func:`run_async` starts; set per test by the ``loop_kind`` fixture (tests/conftest.py)."""
+
+    kind = "asyncio"
+
+
+def loop_factory(kind: str | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A factory of fresh loops of ``kind`` ("asyncio" or "uvloop"; default: the test's choice)."""
+    if (kind or LoopChoice.kind) == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def run_async(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-    """Run ``coro`` in a fresh event loop; fail (TimeoutError) if it takes longer than ``timeout``."""
+    """Run ``coro`` in a fresh event loop (the test's choice of loop, see :class:`LoopChoice`); fail
+    (TimeoutError) if it takes longer than ``timeout``."""
 
     async def bounded() -> T:
         async with asyncio.timeout(timeout):
             return await coro
 
-    return asyncio.run(bounded())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(bounded())
 
 
 def ipc_endpoint(directory: Path, name: str) -> str:

@@ -49,7 +49,10 @@ class Pool:
         self._waiting = 0  # works in _windowed
         self._fetching = 0  # window requests in flight
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._timer: asyncio.TimerHandle | None = None
+        # The wake-up timer and its deadline, kept here: uvloop's call_at returns a plain Handle (no
+        # when()) for a time already due, so the handle cannot be asked when it fires.
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._tick: Tick | None = None
         self._stopping = False
         self.drained = asyncio.Event()
@@ -134,9 +137,10 @@ class Pool:
     def _wake_at(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """One timer for the earliest thing an idle worker must do (a read due, a bucket refilled)."""
         if self._timer is not None:
-            if self._timer.when() <= when:
+            if self._timer_due <= when:
                 return
             self._timer.cancel()
+        self._timer_due = when
         self._timer = loop.call_at(when, self._timer_fired)
 
     def _timer_fired(self) -> None:

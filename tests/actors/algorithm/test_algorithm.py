@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 import zmq.asyncio
 from aiohttp import web
@@ -27,6 +28,8 @@ from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 
 def window(book: str, tick: int) -> tuple[Decimal, ...]:
@@ -490,6 +493,7 @@ def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: P
     assert not [q for q in batches if q.tick == 2]
 
 
+@pytest.mark.production_loop
 def test_slight_overload_still_delivers_the_capacity(ipc_dir: Path) -> None:
     """4 workers and 20 ms per API call: the capacity is measured on two unhurried ticks, then ticks are
     offered at 1.1x of it. A pair still busy at a tick decides for it once free, so the achieved rate
@@ -540,6 +544,7 @@ def test_a_remembered_price_is_registered_instead_of_the_average(ipc_dir: Path) 
     assert Decimal(sent["B"]) == avg_comp_price(window("B", 0)).quantize(Decimal("0.01"))
 
 
+@pytest.mark.production_loop
 def test_paced_at_the_servers_rate_limit_the_rate_is_kept_and_429s_stop(ipc_dir: Path) -> None:
     """The server allows 50 calls/s per endpoint (burst 5); 75 books on 0.5 s ticks offer 150/s.
     Paced by its own bucket at the same rate, the Algorithm gets within 5% of the limit, and any 429

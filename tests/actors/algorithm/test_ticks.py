@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 import zmq.asyncio
 from hypothesis import given, settings
@@ -18,6 +19,8 @@ from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_m
 from transport import limits, protocol
 from transport.protocol import Tick
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 NOW = 1_800_000_000.0
 T0 = NOW - 100.0

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,6 +64,7 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
         feed.close()
 
 
+@pytest.mark.both_loops
 def test_a_full_pipe_never_blocks_the_loop_and_drops_are_counted() -> None:
     """stdout is a pipe nobody reads: writes go on without blocking; past the buffer, lines are
     dropped and counted; once a reader drains the pipe, what was buffered comes out whole."""

@@ -13,16 +13,16 @@ import aiohttp
 from actors.api_server.actor import APIServer
 from actors.api_server.options import APIServerOptions
 from actors.http_edge import HttpBounds
+from tests.helpers import run_async
 
 T = TypeVar("T")
 
 
 def run(test: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
-    """Run one async test body with a hard deadline (no pytest-asyncio here)."""
-    async def bounded() -> T:
-        async with asyncio.timeout(timeout):
-            return await test()
-    return asyncio.run(bounded())
+    """Run one async test body with a hard deadline (no pytest-asyncio here), on the test's loop."""
+    async def body() -> T:
+        return await test()
+    return run_async(body(), timeout)
 
 
 @contextlib.asynccontextmanager

@@ -28,6 +28,8 @@ from tests.helpers import REPO, async_wait_for
 from transport.limits import HTTP_LINE_MAX_BYTES
 from transport.logs import RateLimitedLog
 
+pytestmark = pytest.mark.both_loops  # the edge runs on uvloop in production: its transports differ
+
 MALFORMED = [
     b"GET / HTTP/9.9\r\n\r\n",  # the example: an invalid HTTP version
     b"GET / HTTP/1.1 extra\r\n\r\n",

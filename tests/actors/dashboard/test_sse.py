@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from actors.dashboard.sse import LiveStream, StreamLimits, TooManyClients
 from tests.helpers import async_wait_for, run_async
 
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
+
 
 class Source:
     """A state whose snapshot and version the test moves by hand."""

@@ -26,6 +26,8 @@ from bench import fake_ledger
 from tests.helpers import run_async
 from transport.protocol import ActorStatus, SupervisorEvent
 
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
+
 Scenario = Callable[[TestClient[Any, Any], DashboardWeb], Awaitable[None]]
 
 

@@ -3,7 +3,6 @@ rate-limited (a writer truncating in a loop must not flood the log)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
@@ -11,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from actors.data_manager.data_file import DataFile
+from tests.helpers import run_async
 from transport.logs import RateLimitedLog
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 LOGGER = "datamanager.test"
 
@@ -40,7 +42,7 @@ def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path:
         data.close()
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        asyncio.run(scenario())
+        run_async(scenario(), timeout=60)
     assert seen == {"truncations": 12, "rotations": 12, "file_errors": 0}
     assert sum("(truncated)" in m for m in caplog.messages) == 5  # RateLimitedLog's burst, per kind
     assert sum("(rotated)" in m for m in caplog.messages) == 5

@@ -19,10 +19,12 @@ import zmq.asyncio
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from actors.data_manager.actor import DataManager
 from actors.data_manager.options import DEFAULT_CSV, DataManagerOptions
-from tests.helpers import REPO
+from tests.helpers import REPO, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 Body = Callable[[LastPricesClient, DataManager, zmq.asyncio.Context, str], Awaitable[None]]
 
@@ -60,7 +62,7 @@ def serve(tmp_path: Path, path: Path, body: Body, mode: str = "replay", capacity
             client.close()
             ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    run_async(main(), timeout=60)
     return dm_holder[0]
 
 
@@ -507,6 +509,7 @@ def test_follow_mode_counts_fuzzed_appends_and_keeps_serving(tmp_path: Path) -> 
     assert dm.counters["bad_rows"] == non_blank(garbage) + non_blank(binary.split(b"\n"))
 
 
+@pytest.mark.production_loop
 def test_a_flooding_client_never_starves_the_event_loop_or_the_other_clients(tmp_path: Path) -> None:
     path = tmp_path / "flood.csv"
     books = [f"B{i:03d}" for i in range(20)]

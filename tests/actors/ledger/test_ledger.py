@@ -27,6 +27,7 @@ from actors.ledger.records import DecisionRow
 from actors.ledger.store import Written
 from actors.ledger.writer import QUEUE_MAX, TRANSACTION_MAX
 from tests.actors.ledger.helpers import decision, keys, rows
+from tests.helpers import run_async
 from transport import limits, protocol
 from transport.protocol import (
     Decision,
@@ -38,6 +39,8 @@ from transport.protocol import (
     Tick,
 )
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 
 class Peer:
@@ -103,7 +106,7 @@ def serve(tmp_path: Path, body: Body, limit: float = 30.0, **options: object) ->
         finally:
             ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    run_async(main(), timeout=60)
     return holder[0]
 
 

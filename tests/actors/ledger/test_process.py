@@ -25,11 +25,13 @@ import zmq.asyncio
 from actors.algorithm.clients.ledger import LedgerClient
 from actors.algorithm.clients.outbox import LedgerPolicy
 from tests.actors.ledger.helpers import decision, keys, rows
-from tests.helpers import REPO, async_wait_for, free_port, wait_for
+from tests.helpers import REPO, async_wait_for, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Decision, LedgerAck, LedgerBatch
 from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE = 1
@@ -88,6 +90,7 @@ def send_batch(endpoint: str, batch_id: int, decisions: list[Decision], within: 
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.production_loop
 def test_sigkill_during_inserts_loses_no_acknowledged_decision_and_stores_none_twice(shared_dir: Path) -> None:
     endpoint = f"ipc://{shared_dir}/ledger.sock"
     db = shared_dir / "ledger.sqlite3"
@@ -131,7 +134,7 @@ def test_sigkill_during_inserts_loses_no_acknowledged_decision_and_stores_none_t
             ctx.destroy(linger=0)
         checks["counters"] = dict(client.counters)
 
-    asyncio.run(main())
+    run_async(main(), timeout=60)
     assert checks["streaming_at_kill"], "the kill must land in the middle of the stream"
     acked_at_kill, in_db_at_kill = checks["acked_at_kill"], checks["in_db_at_kill"]
     assert isinstance(acked_at_kill, set) and isinstance(in_db_at_kill, set)

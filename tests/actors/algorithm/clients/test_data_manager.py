@@ -23,6 +23,8 @@ from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
 from transport.sockets import Sockets
 
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
+
 Multipart = list[bytes]
 
 

@@ -14,6 +14,8 @@ from actors.algorithm.clients.api import RETRY_AFTER_DEFAULT, RETRY_AFTER_MAX, r
 from actors.algorithm.clients.http import MAX_RESPONSE_BYTES, HttpClient, HttpError, Response
 from tests.helpers import free_port, run_async
 
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"id\":42}"
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -21,9 +21,11 @@ from actors.algorithm.clients.outbox import NEVER, LedgerPolicy, Outbox
 from actors.ledger.actor import Ledger
 from actors.ledger.options import LedgerOptions
 from tests.actors.ledger.helpers import decision, keys
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, run_async
 from transport.protocol import Decision
 from transport.sockets import Sockets
+
+pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
 
 POLICY = LedgerPolicy(outbox_max=10, batch_max=3, in_flight=2, linger=0.05, ack_timeout=1.0, retry_min=0.1,
                       retry_max=0.4)
@@ -137,7 +139,7 @@ def run_client(tmp_path: Path, body: Body, policy: LedgerPolicy = FAST,
             client.close()
             ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    run_async(main(), timeout=60)
     return holder[0]
 
 
