@@ -23,10 +23,9 @@ from typing import Any
 
 import zmq
 
-from bench import common
+from bench import common, driver
 from bench.common import Config, Outcome, Row
-from supervisor import driver
-from supervisor.procfs import rss_kib
+from repricer_supervisor.procfs import rss_kib
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest
 

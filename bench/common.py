@@ -1,5 +1,5 @@
 """Shared helpers of the benchmark suite: generated data, the launcher as a subprocess (through
-:mod:`supervisor.driver`, the driver the tests use too), standalone actors, /proc readings,
+:mod:`bench.driver`, the driver the tests use too), standalone actors, /proc readings,
 percentiles and the result rows every measurement returns.
 
 Nothing here imports the product's actors: the benchmarks drive the real processes from outside
@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 
 import zmq
 
-from supervisor.driver import REPO as REPO  # re-exported: where the benchmarks run commands
-from supervisor.driver import LauncherRun, private_dir
-from supervisor.driver import free_port as free_port  # re-exported for the bench modules
-from supervisor.driver import wait_http as wait_http
-from supervisor.procfs import alive
-from supervisor.procfs import cpu_seconds as cpu_seconds
-from supervisor.procfs import rss_kib as rss_kib
+from bench.driver import REPO as REPO  # re-exported: where the benchmarks run commands
+from bench.driver import LauncherRun, private_dir
+from bench.driver import free_port as free_port  # re-exported for the bench modules
+from bench.driver import wait_http as wait_http
+from repricer_supervisor.procfs import alive
+from repricer_supervisor.procfs import cpu_seconds as cpu_seconds
+from repricer_supervisor.procfs import rss_kib as rss_kib
 from transport import protocol
 from transport.protocol import Tick
 

@@ -31,7 +31,7 @@ import zmq
 
 from bench import common
 from bench.common import Config, Outcome, Row
-from supervisor.driver import LauncherRun, private_dir
+from bench.driver import LauncherRun, private_dir
 from transport import protocol
 from transport.protocol import LastPricesRequest
 

@@ -30,7 +30,7 @@ import zmq
 from actors.ledger import schema
 from bench import common
 from bench.common import Config, Outcome, Row
-from supervisor.driver import private_dir
+from bench.driver import private_dir
 from transport import limits, protocol
 from transport.protocol import Decision, LastDecidedReply, LastDecidedRequest, LedgerAck, LedgerBatch
 

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from supervisor.driver import launched
+from bench.driver import launched
 from transport.protocol import ActorStatus, SupervisorEvent
 
 

@@ -32,9 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import common
+from bench import common, driver
 from bench.common import Config, Outcome, Row
-from supervisor import driver
 from transport import limits
 
 ROWS_PER_BOOK = 12

@@ -1,6 +1,6 @@
 """What the launcher tests feed the system and check its decisions against: a CSV with awkward
 rows, and an independent model of what must be printed, computed from the CSV without the project's
-code. (The launcher itself is driven by :mod:`supervisor.driver`, shared with the benchmarks.)"""
+code. (The launcher itself is driven by :mod:`bench.driver`, shared with the benchmarks.)"""
 
 from __future__ import annotations
 

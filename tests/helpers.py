@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from supervisor.driver import free_port as free_port  # one definition, shared with the benchmarks
+from bench.driver import free_port as free_port  # one definition, shared with the benchmarks
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors.algorithm.pricing import avg_comp_price, reprice
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
 from tests.harness import expected_window, read_points
 
 

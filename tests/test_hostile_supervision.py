@@ -14,7 +14,7 @@ import msgpack
 import pytest
 import zmq
 
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
 from tests.harness import write_csv
 from transport import protocol
 from transport.protocol import Heartbeat

@@ -9,8 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from supervisor.driver import LauncherRun
-from supervisor.procfs import alive
+from bench.driver import LauncherRun
+from repricer_supervisor.procfs import alive
 from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO
 

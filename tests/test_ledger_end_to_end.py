@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from supervisor.driver import LauncherRun, free_port
+from bench.driver import LauncherRun, free_port
 from tests.harness import write_csv
 
 FAST = ["--books", "A,B,C", "--tick", "0.3", "--delay", "0", "--hang-timeout", "5", "--grace", "5"]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import REPO
 
-PACKAGES = ("actors", "transport", "supervisor")
+PACKAGES = ("actors", "transport", "repricer_supervisor")
 # Calls that make a mutable object when assigned at module level.
 MUTABLE_CALLS = {"dict", "list", "set", "defaultdict", "deque", "Counter", "OrderedDict", "bytearray",
                  "Event", "Lock", "Queue"}

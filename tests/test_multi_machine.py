@@ -17,7 +17,7 @@ import zmq.asyncio
 import zmq.auth
 
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
 from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO, free_port, run_async
 from transport import protocol

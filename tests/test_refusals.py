@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import launcher
-from supervisor import preflight
-from supervisor.supervisor import Supervisor, SupervisorError
+from repricer_supervisor import launcher, preflight
+from repricer_supervisor.supervisor import Supervisor, SupervisorError
 from tests.helpers import python
 from transport.security import keygen
 

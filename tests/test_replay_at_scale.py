@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
 from tests.harness import check_decision, read_points
 from tests.helpers import REPO
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors.algorithm.pricing import PricingRule
-from supervisor.driver import LauncherRun
-from supervisor.procfs import alive
+from bench.driver import LauncherRun
+from repricer_supervisor.procfs import alive
 from tests.harness import check_decision, read_points, write_csv
 
 CONFIG = """

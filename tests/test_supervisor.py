@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from supervisor.driver import LauncherRun, wait_data_manager, wait_http
-from supervisor.procfs import alive, cpu_seconds
+from bench.driver import LauncherRun, wait_data_manager, wait_http
+from repricer_supervisor.procfs import alive, cpu_seconds
 from tests.harness import check_decision, read_points, write_csv
 from transport import protocol
 from transport.protocol import ActorStatus

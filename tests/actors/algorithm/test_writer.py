@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.algorithm.writer import PIPE_BUF, OutputWriter, _chunks
-from supervisor.driver import EventFeed
+from bench.driver import EventFeed
 from tests.helpers import REPO, free_port, run_async, wait_for
 
 

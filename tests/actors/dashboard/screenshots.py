@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
 from tests.actors.dashboard.browser import chromium
 from tests.helpers import REPO, free_port
 

@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from launcher import parse_args
-from supervisor.driver import LauncherRun
+from bench.driver import LauncherRun
+from repricer_supervisor.launcher import parse_args
 from tests.helpers import free_port, python
 
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from supervisor.driver import LauncherRun
-from supervisor.procfs import alive
+from bench.driver import LauncherRun
+from repricer_supervisor.procfs import alive
 from tests.harness import write_csv
 from tests.helpers import REPO
 

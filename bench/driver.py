@@ -30,7 +30,7 @@ from typing import Any, Final, Literal, Self, TypeVar
 
 import zmq
 
-from supervisor.procfs import alive
+from repricer_supervisor.procfs import alive
 from transport import protocol
 from transport.protocol import ActorStatus, LastPricesReply, LastPricesRequest, ProtocolError, SupervisorEvent
 from transport.security import Keys, Security

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.kinds import ActorKind
-from supervisor.policy import ChildHealth
+from repricer_supervisor.policy import ChildHealth
 
 # spawn, not fork: safe with threads and ZeroMQ contexts.
 _MP = multiprocessing.get_context("spawn")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.options import default_of, option
-from supervisor.policy import RestartPolicy
+from repricer_supervisor.policy import RestartPolicy
 
 
 def _seconds(name: str, value: float | None, low: float, high: float) -> None:

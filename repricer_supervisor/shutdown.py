@@ -14,9 +14,9 @@ from typing import Final
 
 import zmq
 
-from supervisor.children import Child, describe_exit
-from supervisor.events import Events, child_status
-from supervisor.heartbeats import HeartbeatInbox
+from repricer_supervisor.children import Child, describe_exit
+from repricer_supervisor.events import Events, child_status
+from repricer_supervisor.heartbeats import HeartbeatInbox
 
 log = logging.getLogger("launcher")
 

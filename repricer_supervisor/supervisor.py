@@ -19,12 +19,12 @@ from typing import Final
 
 import zmq
 
-from supervisor.children import Child, describe_exit
-from supervisor.events import Events, child_status, format_counters, launcher_status
-from supervisor.heartbeats import HeartbeatInbox
-from supervisor.policy import CONFIGURATION_ERROR
-from supervisor.shutdown import stop_in_stages
-from supervisor.signals import StopSignals
+from repricer_supervisor.children import Child, describe_exit
+from repricer_supervisor.events import Events, child_status, format_counters, launcher_status
+from repricer_supervisor.heartbeats import HeartbeatInbox
+from repricer_supervisor.policy import CONFIGURATION_ERROR
+from repricer_supervisor.shutdown import stop_in_stages
+from repricer_supervisor.signals import StopSignals
 from transport.logs import RateLimitedLog, printable
 from transport.protocol import FINAL_HEARTBEAT_SEQ, Heartbeat
 from transport.security import Security, SecurityError

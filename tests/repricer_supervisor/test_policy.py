@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.policy import CONFIGURATION_ERROR, ChildHealth, RestartPolicy
+from repricer_supervisor.policy import CONFIGURATION_ERROR, ChildHealth, RestartPolicy
 
 POLICY = RestartPolicy(initial_backoff=0.5, max_backoff=8.0, multiplier=2.0, jitter=0.0, stable_start_time=10.0,
                        time_to_dead=3.0, startup_timeout=15.0)

@@ -16,8 +16,8 @@ from typing import Final
 
 import zmq
 
-from supervisor.children import Child
-from supervisor.procfs import pss_kib, rss_kib
+from repricer_supervisor.children import Child
+from repricer_supervisor.procfs import pss_kib, rss_kib
 from transport import protocol
 from transport.logs import printable
 from transport.protocol import ActorStatus, SupervisorEvent
