@@ -3,6 +3,14 @@
 greeted with every child's current status, so one that joins late still knows every pid), and the
 same in the log for people. Tools subscribe; nothing reads the log back.
 
+The XPUB is manual: only the :data:`TOPICS` below are ever applied (everything, or one message kind);
+any other subscription is ignored and counted. That alone does not bound memory: libzmq 4.3 keeps every
+subscription a peer sent (each distinct topic ~0.5 KB, a million of them gigabytes) until that peer
+disconnects, in any PUB or XPUB. So the live subscriptions are counted (each passes through us, and a
+peer's are unsubscribed when it leaves), and past :data:`SUBSCRIPTIONS_MAX` -- far above any honest
+use: a subscriber holds one -- the socket is closed and bound again, which frees them all. Honest
+subscribers reconnect within ~0.1 s and are greeted again; the flooder loses its connection.
+
 Everything a child sent (its counters) is logged through :func:`transport.logs.printable`, so a
 counter name cannot start a line of its own in the log.
 """
@@ -11,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 import zmq
@@ -19,12 +27,20 @@ import zmq
 from repricer_supervisor.children import Child
 from repricer_supervisor.procfs import pss_kib, rss_kib
 from transport import protocol
-from transport.logs import printable
+from transport.logs import RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
 
 SUBSCRIPTIONS_PER_TURN: Final = 100  # subscription messages read per wake-up at most
+SUBSCRIPTIONS_MAX: Final = 1000  # live subscriptions on the events socket before it is bound again
 GREETING_EVERY: Final = 0.25  # seconds: a flood of subscriptions costs at most 4 greetings a second
 CLOSE_LINGER_MS: Final = 1000  # the final events may take this long to leave when the launcher stops
+# The subscriptions taken: everything, or the frames of one kind (a frame starts with its msgpack array
+# header, the protocol version and the message type: three bytes fixed per kind).
+TOPICS: Final = frozenset({
+    b"",
+    protocol.encode(SupervisorEvent(0.0, "", "", 0, "", 0, 0.0))[:3],
+    protocol.encode(ActorStatus(0.0, "", 0, 0, 0, 0, 0, 0.0, 0.0, {}))[:3],
+})
 # A child's status is published when its counters arrive, at most this often: a flood of (forged)
 # heartbeats must not become a flood of statuses that pushes the events out of subscribers' queues.
 STATUS_EVERY_AT_MOST: Final = 0.25
@@ -43,14 +59,20 @@ def format_counters(counters: Mapping[str, int]) -> str:
 
 
 class Events:
-    """The events socket (or nothing, without ``--events``): publish, greet new subscribers, close."""
+    """The events socket (or nothing, without ``--events``): publish, greet new subscribers, close.
+    ``bind`` makes the socket (and makes it again when a flood of subscriptions forces a rebind)."""
 
-    def __init__(self, sock: zmq.Socket[bytes] | None) -> None:
-        self.sock = sock
+    def __init__(self, bind: Callable[[], zmq.Socket[bytes]] | None, log: RateLimitedLog | None = None) -> None:
+        self._bind = bind
+        self.sock = bind() if bind is not None else None
+        self._log = log
+        self._live = 0  # subscriptions minus unsubscriptions since the socket was bound
+        self.rebinds = 0
         self._greeted_at = 0.0
         self._due_at: float | None = None
         self._status_at: dict[str, float] = {}  # when each child's status was last published
         self._held: dict[str, Child] = {}  # children whose newer counters wait for their turn
+        self.refused_subscriptions = 0  # subscriptions to topics we do not publish (or not subscriptions)
 
     def status_changed(self, child: Child) -> None:
         """Publish ``child``'s status now, or as soon as its rate allows (see :meth:`flush`)."""
@@ -88,7 +110,8 @@ class Events:
                                      restart_in))
 
     def read_subscriptions(self) -> None:
-        """Read the subscriptions that came in (bounded per call); a new one makes a greeting due."""
+        """Read the subscriptions that came in (bounded per call): apply those to a known topic (each
+        applies to the subscriber that sent it, the last one read); a new one makes a greeting due."""
         if self.sock is None:
             return
         for _ in range(SUBSCRIPTIONS_PER_TURN):
@@ -96,8 +119,29 @@ class Events:
                 frame = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if frame[:1] == b"\x01" and self._due_at is None:
+            kind, topic = frame[:1], frame[1:]
+            if kind in (b"\x00", b"\x01"):
+                self._live += 1 if kind == b"\x01" else -1
+            if self._live > SUBSCRIPTIONS_MAX:
+                self._rebind()
+                return
+            if kind not in (b"\x00", b"\x01") or topic not in TOPICS:
+                self.refused_subscriptions += 1
+                continue
+            self.sock.setsockopt(zmq.SUBSCRIBE if kind == b"\x01" else zmq.UNSUBSCRIBE, topic)
+            if kind == b"\x01" and self._due_at is None:
                 self._due_at = max(time.monotonic(), self._greeted_at + GREETING_EVERY)
+
+    def _rebind(self) -> None:
+        """Close the socket (freeing every subscription libzmq holds) and bind it again."""
+        assert self.sock is not None and self._bind is not None
+        self.rebinds += 1
+        if self._log is not None:
+            self._log.warning("subscriptions", "events socket: over %d live subscriptions (a subscriber floods "
+                              "it): binding it again; every subscriber reconnects", SUBSCRIPTIONS_MAX)
+        self.sock.close(linger=0)
+        self.sock, self._live = None, 0
+        self.sock = self._bind()
 
     @property
     def greeting_due_at(self) -> float | None:

@@ -52,7 +52,7 @@ class Supervisor:
         self._grace = grace
         self._status_every = status_every
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0, "stray_heartbeats": 0,
-                         "curve_refusals": 0}
+                         "curve_refusals": 0, "refused_subscriptions": 0, "events_rebinds": 0}
         self.failed: Child | None = None  # the child given up on: the run stops
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._inbox: HeartbeatInbox | None = None
@@ -70,7 +70,7 @@ class Supervisor:
             self._inbox = HeartbeatInbox(sockets.pull(endpoint), self._on_heartbeat, self.counters, log)
             if self._events_endpoint:
                 what, endpoint = "--events", self._events_endpoint
-                self._events = Events(sockets.xpub(endpoint))
+                self._events = Events(lambda: sockets.xpub(endpoint), RateLimitedLog(log))
         except (zmq.ZMQError, SecurityError) as exc:
             self.close()
             raise SupervisorError(f"cannot bind {what} {endpoint}: {exc}") from None
@@ -174,7 +174,7 @@ class Supervisor:
             log.info("status %s pid=%d rss_kib=%d pss_kib=%d restarts=%d hangs=%d %s", status.actor, status.pid,
                      status.rss_kib, status.pss_kib, status.restarts, status.hangs, format_counters(status.counters))
             self._events.publish(status)
-        self.counters["curve_refusals"] = self._security.denied  # at the heartbeat and events sockets
+        self._refresh_counters()
         mine = launcher_status(os.getpid(), statuses, self.counters)
         log.info("status launcher pid=%d total_rss_kib=%d total_pss_kib=%d %s", mine.pid, mine.rss_kib,
                  mine.pss_kib, format_counters(mine.counters))
@@ -202,8 +202,9 @@ class Supervisor:
             # subscriber wakes the launcher.
             poller = zmq.Poller()
             poller.register(signals.fd, zmq.POLLIN)
-            if self._events.sock is not None:
-                poller.register(self._events.sock, zmq.POLLIN)
+            polled = self._events.sock
+            if polled is not None:
+                poller.register(polled, zmq.POLLIN)
             try:
                 for child in self.children.values():
                     self._start(child)
@@ -211,6 +212,12 @@ class Supervisor:
                     self._inbox.drain()
                     self._check()
                     self._events.read_subscriptions()
+                    if self._events.sock is not polled:  # bound again after a subscription flood
+                        if polled is not None:
+                            poller.unregister(polled)
+                        polled = self._events.sock
+                        if polled is not None:
+                            poller.register(polled, zmq.POLLIN)
                     self._events.greet(list(self.children.values()))
                     self._events.flush()
                     now = time.monotonic()
@@ -227,9 +234,16 @@ class Supervisor:
             finally:
                 stop_in_stages(list(self.children.values()), self._grace, self._inbox, self._events)
         code = CONFIGURATION_ERROR if self.failed is not None else 0
+        self._refresh_counters()
         log.info("stopped (exit code %d): %s", code, format_counters(self.counters))
         self._events.event("stopped", "launcher", os.getpid(), format_counters(self.counters), code)
         return code
+
+    def _refresh_counters(self) -> None:
+        """The counters kept by the socket owners, copied in before they are reported."""
+        self.counters["curve_refusals"] = self._security.denied  # at the heartbeat and events sockets
+        self.counters["refused_subscriptions"] = self._events.refused_subscriptions
+        self.counters["events_rebinds"] = self._events.rebinds
 
     def _forward_reload(self) -> None:
         """SIGHUP to the launcher: each actor that reloads its config (the Algorithm workers) gets one."""

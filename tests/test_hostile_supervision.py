@@ -3,6 +3,7 @@ must neither starve supervision nor hide a hang, and nothing a peer sends may fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -15,6 +16,7 @@ import pytest
 import zmq
 
 from bench.driver import LauncherRun
+from repricer_supervisor.procfs import rss_kib
 from tests.harness import write_csv
 from transport import protocol
 from transport.protocol import Heartbeat
@@ -150,3 +152,67 @@ def test_a_heartbeat_from_a_process_that_is_not_a_child_is_counted_and_ignored(r
     assert run.counters("algorithm").get("decisions", 0) < 10**9  # its counters did not replace the child's
     assert run.stop() == 0
 
+
+
+class SubscriptionFlood(threading.Thread):
+    """An XSUB on the launcher's events socket sending distinct subscriptions as fast as it can (bounded
+    in time), reconnecting whenever the launcher drops it; each topic ``size`` bytes."""
+
+    def __init__(self, endpoint: str, size: int, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.sent = 0
+        self.attempts = 0
+        self._endpoint, self._size, self._seconds = endpoint, size, seconds
+        self._halt = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        xsub = ctx.socket(zmq.XSUB)
+        xsub.setsockopt(zmq.LINGER, 0)
+        xsub.connect(self._endpoint)
+        until = time.monotonic() + self._seconds
+        try:
+            while not self._halt.is_set() and time.monotonic() < until:
+                self.attempts += 1
+                with contextlib.suppress(zmq.Again):
+                    topic = os.urandom(8).hex().encode().ljust(self._size, b"x")
+                    xsub.send(b"\x01" + topic, zmq.NOBLOCK)
+                    self.sent += 1
+                if self.attempts % 1000 == 0:
+                    xsub.poll(1, zmq.POLLOUT)
+        finally:
+            xsub.close(linger=0)
+            ctx.term()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5.0)
+
+
+@pytest.mark.parametrize("size", [40, 2000])  # topics the XPUB reads, topics over its message size limit
+def test_a_subscription_flood_on_the_events_socket_costs_no_memory_and_no_supervision(run: LauncherRun,
+                                                                                       size: int) -> None:
+    """1M distinct subscriptions took the launcher from 31 MiB to 9.8 GiB and delayed its hang detection
+    to 8.7 s: libzmq keeps every subscription a peer sends. Bounded now: memory flat, hangs on time, and
+    an honest subscriber (the driver's) still hears the events."""
+    run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
+    run.wait_decisions(3)
+    launcher = run.process.pid
+    before = rss_kib(launcher)
+    flood = SubscriptionFlood(run.events_endpoint, size, seconds=20.0)
+    try:
+        # (Long topics: each reconnect of the flooder resends every topic it holds, slowing it down itself.)
+        run.wait_until(lambda: flood.attempts > (20_000 if size < 1024 else 1_000), 20, "the flood to get going")
+        assert time_to_notice_a_hang(run, "datamanager") < HANG_TIMEOUT + 4.0
+        assert rss_kib(launcher) < before + 20 * 1024, (before, rss_kib(launcher))  # MiB, not GiB
+        count = run.decision_count()
+        run.wait_decisions(count + 6)  # decisions go on
+    finally:
+        flood.stop()
+    # The honest subscriber is back after the flood: it sees the launcher's next status.
+    if size < 1024:  # read, counted: the socket was bound again (a longer one drops its sender at once)
+        run.wait_until(lambda: run.counters("launcher").get("events_rebinds", 0) >= 1, 10, "the rebind counted")
+    seen = len(run.events())
+    assert run.stop() == 0
+    assert len(run.events()) > seen  # the stop's events reached the honest subscriber

@@ -24,6 +24,10 @@ TICK_HWM: Final = 100
 REQUEST_HWM: Final = 10_000
 HEARTBEAT_HWM: Final = 10
 EVENTS_HWM: Final = 1000
+# What a peer may send the events XPUB: subscriptions (one byte and a topic; the topics we take are a
+# few bytes long) and the handshake (CURVE's largest command is ~300 bytes); more drops the connection.
+SUBSCRIPTION_MAX_BYTES: Final = 1024
+SUBSCRIPTIONS_HWM: Final = 100  # subscription messages queued per subscriber before ZeroMQ stops reading it
 
 
 def configure(sock: _S, hwm: int) -> _S:
@@ -69,10 +73,15 @@ class Sockets(Generic[_S]):
         return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint)
 
     def xpub(self, endpoint: str, hwm: int = EVENTS_HWM) -> _S:
-        """A PUB that also hears every subscription (XPUB_VERBOSE), so it can greet a new subscriber
-        with the current state: what was published before a subscriber joined is otherwise lost."""
+        """A PUB that hears every subscription, so it can greet a new subscriber with the current state
+        (what was published before a subscriber joined is otherwise lost). Manual (XPUB_MANUAL): ZeroMQ
+        applies no subscription by itself; the owner applies the ones it knows (``subscribe_last``) and
+        ignores the rest; subscriptions are small and queued in small numbers. (libzmq still keeps each
+        one until its sender leaves: repricer_supervisor.events bounds how many.)"""
         sock = configure(self.ctx.socket(zmq.XPUB), hwm)
-        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.XPUB_MANUAL, 1)
+        sock.setsockopt(zmq.RCVHWM, SUBSCRIPTIONS_HWM)
+        sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)
         return self._bind(sock, endpoint)
 
     def sub(self, endpoint: str, hwm: int = TICK_HWM) -> _S:
