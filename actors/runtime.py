@@ -21,13 +21,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import zmq
 import zmq.asyncio
 
 from actors.kinds import ActorKind
-from actors.options import add_options, from_namespace, option
+from actors.options import add_options, from_namespace, make_parser, option
 from transport import protocol
 from transport.endpoints import is_loopback_host
 from transport.protocol import Heartbeat
@@ -80,8 +80,8 @@ def setup_logging(name: str, level: str = "INFO") -> None:
 class RuntimeOptions:
     """What every actor process takes besides its own options: supervision, logging, security."""
 
-    heartbeat: str | None = option(None, "PUSH heartbeats to this supervisor endpoint (the launcher sets it)",
-                                   metavar="ENDPOINT")
+    heartbeat_endpoint: str | None = option(None, "PUSH heartbeats to this supervisor endpoint (the launcher sets "
+                                            "it)", metavar="ENDPOINT", deprecated=("--heartbeat",))
     heartbeat_interval: float = option(HEARTBEAT_INTERVAL, "seconds between heartbeats", metavar="S")
     parent_pid: int | None = option(None, "exit when this process (the launcher) is gone", parse=int,
                                     metavar="PID")
@@ -94,10 +94,6 @@ class RuntimeOptions:
     def __post_init__(self) -> None:
         if not 0.01 <= self.heartbeat_interval <= 60:
             raise ValueError(f"--heartbeat-interval must be within 0.01..60 s, got {self.heartbeat_interval}")
-
-
-def add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    add_options(parser.add_argument_group("supervision, logging and security"), RuntimeOptions)
 
 
 TELEMETRY_EVERY: Final = 10  # with shared liveness, counters travel on every 10th beat only
@@ -126,8 +122,8 @@ async def _housekeeping(actor: Actor, sockets: Sockets[zmq.asyncio.Socket], sock
     The beat comes from the event loop on purpose: a loop blocked by a bug misses its beats and gets
     restarted. Under the launcher it is a stamp in shared memory plus a Heartbeat message carrying the
     counters whenever they changed (so a busy actor's status is live, an idle one sends nothing) and
-    at least every TELEMETRY_EVERY beats; supervised from elsewhere (``--heartbeat`` alone) every
-    beat is a message. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
+    at least every TELEMETRY_EVERY beats; supervised from elsewhere (``--heartbeat-endpoint`` alone)
+    every beat is a message. The parent check backs up PR_SET_PDEATHSIG (other systems, or a parent that
     died before prctl ran). One loop for all: an idle actor wakes once per interval, no more.
     """
     every = TELEMETRY_EVERY if liveness is not None else 1
@@ -181,11 +177,11 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
     try:
         factory = Sockets(ctx, security)
         actor = make_actor(factory)
-        beats = factory.push(options.heartbeat) if options.heartbeat else None
+        beats = factory.push(options.heartbeat_endpoint) if options.heartbeat_endpoint else None
         try:
             async with asyncio.TaskGroup() as group:
                 run = group.create_task(actor.run(stop))
-                if options.heartbeat or options.parent_pid is not None:
+                if options.heartbeat_endpoint or options.parent_pid is not None:
                     group.create_task(_housekeeping(actor, factory, beats, options, liveness, stop))
                 await run
                 stop.set()  # the actor returned on its own: let the helpers finish too
@@ -265,12 +261,16 @@ def refuse_plain_http(kind: ActorKind, host: str, options: RuntimeOptions, why: 
     return True
 
 
+def build_parser(kind: ActorKind, options_class: type[Any], description: str | None) -> argparse.ArgumentParser:
+    parser = make_parser(f"python -m {kind.package}", description)
+    add_options(parser, options_class)
+    add_options(parser, RuntimeOptions, "supervision, logging and security")
+    return parser
+
+
 def parse_options(kind: ActorKind, options_class: type[_O], description: str | None,
                   argv: Sequence[str] | None) -> tuple[_O, RuntimeOptions]:
     """Parse an actor's command line: its own options (``options_class``) and the runtime's."""
-    parser = argparse.ArgumentParser(prog=f"python -m {kind.package}", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, options_class)
-    add_runtime_options(parser)
+    parser = build_parser(kind, options_class, description)
     args = parser.parse_args(argv)
     return from_namespace(options_class, args, parser), from_namespace(RuntimeOptions, args, parser)

@@ -124,7 +124,8 @@ def _books(args: argparse.Namespace) -> list[str]:
 async def dm_mode(args: argparse.Namespace) -> dict[str, float]:
     books = _books(args)
     ctx = zmq.asyncio.Context()
-    client = LastPricesClient(Sockets(ctx), [args.data], RequestPolicy(timeout=5.0, max_in_flight=args.concurrency))
+    policy = RequestPolicy(timeout=5.0, max_in_flight=args.concurrency)
+    client = LastPricesClient(Sockets(ctx), [args.data_endpoint], policy)
     receiver = asyncio.create_task(client.run())
     try:
         async def request(i: int) -> None:
@@ -142,7 +143,7 @@ async def bare_mode(args: argparse.Namespace) -> dict[str, float]:
     ctx = zmq.asyncio.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(args.data)
+    sock.connect(args.data_endpoint)
     pending: dict[int, asyncio.Future[list[str]]] = {}
     ids = itertools.count(1)
 
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=sorted(MODES))
     parser.add_argument("--api-url", default="http://127.0.0.1:8080")
-    parser.add_argument("--data", default="tcp://127.0.0.1:5556", help="DataManager endpoint")
+    parser.add_argument("--data-endpoint", default="tcp://127.0.0.1:5556", help="DataManager endpoint")
     parser.add_argument("--books-file", default=None)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--client", choices=("thin", "aiohttp"), default="thin",

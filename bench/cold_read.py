@@ -64,7 +64,7 @@ def dm_read(path: Path, rows: int, deadline_s: float) -> dict[str, Any]:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         start = time.monotonic()
-        with common.actor("data_manager", "--csv", str(path), "--data", endpoint) as process:
+        with common.actor("data_manager", "--data-file", str(path), "--data-endpoint", endpoint) as process:
             try:
                 sock.connect(endpoint)  # messages queue until the DataManager binds
                 sock.send(protocol.encode(LastPricesRequest(1, last_book, FAR_TICK, 5)))

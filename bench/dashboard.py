@@ -46,7 +46,7 @@ PAIRS = 100_000
 def dashboard(db: Path, events: str | None = None) -> Iterator[tuple[int, int]]:
     """A Dashboard on a free port; (port, pid)."""
     port = common.free_port()
-    args = ["--port", str(port), "--db", str(db)] + (["--events", events] if events else [])
+    args = ["--port", str(port), "--db", str(db)] + (["--events-endpoint", events] if events else [])
     with common.actor("dashboard", *args) as process:
         common.wait_http(f"http://127.0.0.1:{port}/static/style.css", timeout=30)
         yield port, process.pid
@@ -218,7 +218,7 @@ def real_system(cfg: Config) -> tuple[list[Row], dict[str, Any]]:
     window = 30.0
     with tempfile.TemporaryDirectory(prefix="bn-dash-books-") as tmp:
         books_file = common.write_books_file(Path(tmp), books)
-        args = ["--data", str(csv), "--books-file", str(books_file), "--tick", "5", "--delay", "0",
+        args = ["--data-file", str(csv), "--books-file", str(books_file), "--tick", "5", "--delay", "0",
                 "--dashboard", "--dashboard-port", str(port), "--dashboard-db", str(Path(tmp) / "none.sqlite3")]
         with common.launcher(args, status_every=5.0) as run:
             run.wait_for_actors(["dashboard"], 30)

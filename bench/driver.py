@@ -1,5 +1,5 @@
 """Drive the real ``launcher.py`` from outside, as the tests and the benchmarks do: start it as a
-subprocess with a private ``--events`` endpoint, collect its decisions (stdout) as they arrive, follow
+subprocess with a private ``--events-endpoint``, collect its decisions (stdout) as they arrive, follow
 its :class:`SupervisorEvent` and :class:`ActorStatus` messages (which actor runs under which pid,
 every exit, restart and hang, every process's counters and memory), and wait on any of it with a
 deadline.
@@ -78,7 +78,7 @@ def wants_dashboard(args: Sequence[str]) -> bool:
 
 
 class EventFeed:
-    """A SUB to the launcher's ``--events`` endpoint, read in a thread; every update under ``lock``."""
+    """A SUB to the launcher's ``--events-endpoint``, read in a thread; every update under ``lock``."""
 
     def __init__(self, endpoint: str, lock: threading.Condition, keys: str | None) -> None:
         self.events: deque[SupervisorEvent] = deque(maxlen=HISTORY)
@@ -153,8 +153,8 @@ class LauncherRun:
     def __init__(self, args: Sequence[str], run_dir: Path | None = None, status_every: float | None = None,
                  env: dict[str, str] | None = None, on_decision: DecisionSink | None = None,
                  on_message: Callable[[SupervisorEvent | ActorStatus], None] | None = None) -> None:
-        if _option(args, "--events") is not None:
-            raise ValueError("the driver gives the launcher its own --events endpoint: see events_endpoint")
+        if _option(args, "--events-endpoint") is not None or _option(args, "--events") is not None:
+            raise ValueError("the driver gives the launcher its own --events-endpoint: see events_endpoint")
         self._dir = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))  # the events endpoint's own place
         self.api_port = free_port()
         private = ["--run-dir", str(run_dir), "--api-port", str(self.api_port)] if run_dir is not None else []
@@ -171,7 +171,7 @@ class LauncherRun:
         if not wants_dashboard(args):
             # The Dashboard binds a fixed HTTP port: runs that do not look at it leave it out.
             private.append("--no-dashboard")
-        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--events", endpoint, *private, *args]
+        command = [sys.executable, str(REPO / "launcher.py"), "--json", "--events-endpoint", endpoint, *private, *args]
         self.started_at = time.time()
         # A session of its own, so that a failed run can be killed as a group.
         self.process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -152,7 +152,7 @@ def _csv(path: Path, rows: int, fuzz: bool) -> Path:
 
 def _launch(directory: Path, csv_path: Path) -> tuple[LauncherRun, float]:
     books = common.write_books_file(directory, BOOKS)
-    run = LauncherRun(["--data", str(csv_path), "--books-file", str(books), "--tick", str(TICK), "--delay", "0",
+    run = LauncherRun(["--data-file", str(csv_path), "--books-file", str(books), "--tick", str(TICK), "--delay", "0",
                        "--hang-timeout", "3"], directory)
     run.wait_for_actors(["scheduler", "datamanager", "apiserver", "ledger", "algorithm"])
     run.wait_decisions(BOOKS * 2, timeout=60)

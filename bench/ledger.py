@@ -194,7 +194,7 @@ def insert_run(count: int) -> dict[str, Any]:
         endpoint = f"ipc://{directory}/ledger.sock"
         db = directory / "ledger.sqlite3"
         batches = frames(count)
-        with common.actor("ledger", "--ledger", endpoint, "--db", str(db)):
+        with common.actor("ledger", "--ledger-endpoint", endpoint, "--db", str(db)):
             idle = idle_probes(endpoint, 1.0)
             run = stream(endpoint, batches)
         size, rows = db_bytes(db)
@@ -211,7 +211,8 @@ def rss_run(seconds: float) -> dict[str, Any]:
         db = directory / "ledger.sqlite3"
         batches = frames(count)
         retain = count // 4  # retention deletes run through most of the stream
-        with common.actor("ledger", "--ledger", endpoint, "--db", str(db), "--retain-rows", str(retain)) as ledger:
+        with common.actor("ledger", "--ledger-endpoint", endpoint, "--db", str(db),
+                          "--retain-rows", str(retain)) as ledger:
             run = stream(endpoint, batches, rate=RATE_10K_BOOKS,
                          sample=lambda: samples.append(common.rss_kib(ledger.pid)))
         size, rows = db_bytes(db)

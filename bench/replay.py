@@ -2,7 +2,7 @@
 ask for it, for interleaved and book-sorted layouts with 100, 1,000 and 100,000 books (quick: 100,
 1,000, 10,000).
 
-For each file a DataManager is started alone (``--heartbeat`` to our PULL socket, so its counters come
+For each file a DataManager is started alone (``--heartbeat-endpoint`` to our PULL socket, so its counters come
 as messages) and one client steps through the ticks the way the Algorithm does: every book at every
 tick, in ``WindowsRequest`` batches of up to 1,000 books, the next tick once the last reply came. Ticks
 go by a stride (at most 2,000 ticks in all, a stride below the window so every point is still read),
@@ -117,7 +117,8 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
         latencies: list[float] = []
         rss_max = 0
         started = time.monotonic()
-        with common.actor("data_manager", "--csv", str(path), "--data", endpoint, "--heartbeat", beats) as process:
+        with common.actor("data_manager", "--data-file", str(path), "--data-endpoint", endpoint,
+                          "--heartbeat-endpoint", beats) as process:
             sock.connect(endpoint)
             ready = Prober(endpoint)  # wait until the DataManager answers (it is still starting)
             deadline = time.monotonic() + 30

@@ -67,7 +67,7 @@ def _cpu_by_actor(run: common.BenchRun) -> dict[str, float]:
 def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One launcher run; see the module docstring for what is computed."""
     csv = common.ensure_csv(books, ROWS_PER_BOOK)
-    args = ["--data", str(csv), "--books-file", str(books_file(books)), "--tick", repr(tick), "--delay", "0",
+    args = ["--data-file", str(csv), "--books-file", str(books_file(books)), "--tick", repr(tick), "--delay", "0",
             "--workers", str(workers), "--hang-timeout", "10"]
     last = WARMUP_TICKS + measured  # tick whose publication closes the measured window
     with common.launcher(args + list(extra)) as run:
@@ -140,7 +140,7 @@ def run_pipeline(books: int, workers: int = 1, tick: float | None = None, measur
 
 
 def _client(mode: str, api_url: str, data: str, books: Path, concurrency: int, seconds: float) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.baseline", mode, "--api-url", api_url, "--data", data,
+    out = subprocess.run([sys.executable, "-m", "bench.baseline", mode, "--api-url", api_url, "--data-endpoint", data,
                           "--books-file", str(books), "--concurrency", str(concurrency), "--seconds", str(seconds),
                           "--client", "thin",
                           "--warmup", "1"], cwd=common.REPO, capture_output=True, text=True,
@@ -172,7 +172,7 @@ def ceilings(cfg: Config, books: int) -> dict[str, Any]:
         endpoint = f"ipc://{directory}/dm.sock"
         api_url = f"http://127.0.0.1:{port}"
         with common.actor("api_server", "--port", str(port)), \
-                common.actor("data_manager", "--csv", str(csv), "--data", endpoint):
+                common.actor("data_manager", "--data-file", str(csv), "--data-endpoint", endpoint):
             driver.wait_http(f"{api_url}/request-data/0")
             # Make the DataManager read the whole file first, like the pipeline's warm-up ticks do.
             driver.dm_request(endpoint, common.book_ids(books)[-1], 10**6, timeout=120.0)

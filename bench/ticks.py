@@ -23,7 +23,7 @@ TARGET_P99_MS = 2.0
 
 
 def _soak(n_ticks: int) -> dict[str, Any]:
-    args = ["--books", ",".join(common.book_ids(SOAK_BOOKS)), "--data", str(common.REPO / "data" / "data.csv"),
+    args = ["--books", ",".join(common.book_ids(SOAK_BOOKS)), "--data-file", str(common.REPO / "data" / "data.csv"),
             "--tick", repr(SOAK_TICK), "--delay", "0"]
     rss_samples: list[tuple[float, dict[str, int]]] = []
     with common.launcher(args) as run:

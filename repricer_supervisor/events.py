@@ -1,5 +1,5 @@
 """What the supervisor tells the world: each child's status as an :class:`ActorStatus`, its life as
-:class:`SupervisorEvent` messages on the optional ``--events`` socket (an XPUB: a new subscriber is
+:class:`SupervisorEvent` messages on the optional ``--events-endpoint`` socket (an XPUB: a new subscriber is
 greeted with every child's current status, so one that joins late still knows every pid), and the
 same in the log for people. Tools subscribe; nothing reads the log back.
 
@@ -59,7 +59,7 @@ def format_counters(counters: Mapping[str, int]) -> str:
 
 
 class Events:
-    """The events socket (or nothing, without ``--events``): publish, greet new subscribers, close.
+    """The events socket (or nothing, without ``--events-endpoint``): publish, greet new subscribers, close.
     ``bind`` makes the socket (and makes it again when a flood of subscriptions forces a rebind)."""
 
     def __init__(self, bind: Callable[[], zmq.Socket[bytes]] | None, log: RateLimitedLog | None = None) -> None:

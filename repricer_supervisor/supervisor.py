@@ -22,6 +22,7 @@ import zmq
 from repricer_supervisor.children import Child, describe_exit
 from repricer_supervisor.events import Events, child_status, format_counters, launcher_status
 from repricer_supervisor.heartbeats import HeartbeatInbox
+from repricer_supervisor.options import SupervisionOptions
 from repricer_supervisor.policy import CONFIGURATION_ERROR
 from repricer_supervisor.shutdown import stop_in_stages
 from repricer_supervisor.signals import StopSignals
@@ -41,16 +42,16 @@ class SupervisorError(Exception):
 
 
 class Supervisor:
-    def __init__(self, children: Sequence[Child], heartbeat_endpoint: str, grace: float = 5.0,
-                 status_every: float = 60.0, security: Security | None = None,
-                 events_endpoint: str | None = None) -> None:
+    def __init__(self, children: Sequence[Child], heartbeat_endpoint: str, options: SupervisionOptions | None = None,
+                 security: Security | None = None, events_endpoint: str | None = None) -> None:
+        options = options or SupervisionOptions()
         self._security = security or Security()
         self._stray_log = RateLimitedLog(log)
         self._events_endpoint = events_endpoint
         self.children = {child.name: child for child in children}
         self._heartbeat_endpoint = heartbeat_endpoint
-        self._grace = grace
-        self._status_every = status_every
+        self._grace = options.grace
+        self._status_every = options.status_every
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0, "stray_heartbeats": 0,
                          "curve_refusals": 0, "refused_subscriptions": 0, "events_rebinds": 0}
         self.failed: Child | None = None  # the child given up on: the run stops
@@ -69,7 +70,7 @@ class Supervisor:
             what, endpoint = "the heartbeat endpoint", self._heartbeat_endpoint
             self._inbox = HeartbeatInbox(sockets.pull(endpoint), self._on_heartbeat, self.counters, log)
             if self._events_endpoint:
-                what, endpoint = "--events", self._events_endpoint
+                what, endpoint = "--events-endpoint", self._events_endpoint
                 self._events = Events(lambda: sockets.xpub(endpoint), RateLimitedLog(log))
         except (zmq.ZMQError, SecurityError) as exc:
             self.close()
@@ -95,7 +96,7 @@ class Supervisor:
     # --- children ------------------------------------------------------------------------------
 
     def _start(self, child: Child) -> None:
-        process = child.spawn(["--heartbeat", self._heartbeat_endpoint, "--parent-pid", str(os.getpid())])
+        process = child.spawn(["--heartbeat-endpoint", self._heartbeat_endpoint, "--parent-pid", str(os.getpid())])
         child.health.on_start(time.monotonic())
         child.started_wall = time.time()
         self.counters["starts"] += 1

@@ -26,7 +26,7 @@ def test_a_crashed_competitor_prices_the_book_at_its_floor(tmp_path: Path, ipc_d
     csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 8 + ["0.01"] * 200, 200)
     (tmp_path / "c.toml").write_text('[strategies.default]\ndelay = 0\n[[books]]\nids = ["A", "B"]\n'
                                      '[guardrails.books.A]\nfloor = "8.00"\n')
-    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.2"], ipc_dir)
     try:
         run.wait_until(lambda: any(d["book"] == "A" and d["tick"] >= 12 for d in run.decisions()), 40,
                   "decisions of A after the crash")
@@ -46,7 +46,7 @@ def test_a_step_limit_turns_a_jump_into_steps(tmp_path: Path, ipc_dir: Path) -> 
     csv_path = write_csv(tmp_path / "p.csv", ["10.00"] * 60 + ["13.00"] * 300, 10)  # the jump at tick 60 (6 s)
     (tmp_path / "c.toml").write_text('[strategies.default]\ndelay = 0\nwindow = 1\nsold_factor = 1\n'
                                      'unsold_factor = 1\n[[books]]\nids = ["A"]\n[guardrails]\nmax_step_pct = 5\n')
-    run = LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.1"], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), "--config", str(tmp_path / "c.toml"), "--tick", "0.1"], ipc_dir)
     try:
         run.wait_until(lambda: any(d["price"] == "13.00" for d in run.decisions()), 60, "the price to reach 13.00")
         assert run.stop() == 0
@@ -69,7 +69,7 @@ def test_sighup_reloads_the_config_and_a_bad_one_changes_nothing(tmp_path: Path,
     config = tmp_path / "c.toml"
     good = '[strategies.default]\ndelay = 0\n[[books]]\nids = ["A", "B"]\n'
     config.write_text(good)
-    run = LauncherRun(["--data", str(csv_path), "--config", str(config), "--tick", "0.2"], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), "--config", str(config), "--tick", "0.2"], ipc_dir)
     try:
         algorithm = run.wait_for_actors(["algorithm"])["algorithm"]
         run.wait_until(lambda: len(run.decisions()) >= 6, 40, "first decisions")

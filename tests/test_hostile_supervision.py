@@ -62,7 +62,7 @@ class Flood:
 @pytest.fixture
 def run(tmp_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
-    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as launched:
+    with LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir) as launched:
         yield launched
 
 

@@ -19,13 +19,13 @@ def test_help_documents_every_option() -> None:
     result = subprocess.run([sys.executable, "launcher.py", "--help"], cwd=REPO, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0
-    for option in ("--data", "--books", "--tick", "--delay", "--mode", "--duration", "--json", "--workers"):
+    for option in ("--data-file", "--books", "--tick", "--delay", "--mode", "--duration", "--json", "--workers"):
         assert option in result.stdout
 
 
 def test_every_decision_matches_the_csv(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--tick", "0.2", "--delay", "0.05"],
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A,B,C", "--tick", "0.2", "--delay", "0.05"],
                      ipc_dir) as run:
         run.wait_decisions(3 * 5, timeout=60)  # several ticks for every book
         code = run.stop()
@@ -46,7 +46,7 @@ def test_every_decision_matches_the_csv(tmp_path: Path, ipc_dir: Path) -> None:
 
 def test_duration_stops_the_run_by_itself_with_exit_0(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    with LauncherRun(["--data", str(csv_path), "--books", "A", "--tick", "0.2", "--delay", "0", "--duration", "3"],
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A", "--tick", "0.2", "--delay", "0", "--duration", "3"],
                      ipc_dir) as run:
         started = time.monotonic()
         assert run.wait(40) == 0

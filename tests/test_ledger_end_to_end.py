@@ -83,7 +83,7 @@ def stored(db: Path) -> list[tuple[str, str, int, float, str]]:
 def test_a_killed_worker_resumes_each_pair_from_its_last_decided_price(tmp_path: Path, ipc_dir: Path,
                                                                        api: RecordingApi) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
-    run = LauncherRun(["--data", str(csv_path), *FAST, "--run", "scheduler,datamanager,ledger,algorithm",
+    run = LauncherRun(["--data-file", str(csv_path), *FAST, "--run", "scheduler,datamanager,ledger,algorithm",
                        "--api-url", f"http://127.0.0.1:{api.port}"], ipc_dir)
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
@@ -110,7 +110,7 @@ def test_a_killed_worker_resumes_each_pair_from_its_last_decided_price(tmp_path:
 
 def test_a_killed_ledger_loses_no_printed_decision(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
-    run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir)
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
         run.wait_decisions(9)
@@ -132,7 +132,7 @@ def test_two_runs_with_the_same_tick_numbers_are_both_kept(tmp_path: Path, ipc_d
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     printed: list[tuple[str, str, int]] = []
     for _ in range(2):  # ticks start at 0 again: the run tells them apart
-        run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
+        run = LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir)
         try:
             run.wait_decisions(6)
             assert run.stop() == 0

@@ -69,11 +69,11 @@ def test_actors_started_by_hand_over_tcp_with_curve(tmp_path: Path, keys: Path) 
     ticks, data, api = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
     secure = ["--keys", str(keys)]
     actors = [
-        Actor("data_manager", "--data", data, "--csv", str(csv_path), *secure),
+        Actor("data_manager", "--data-endpoint", data, "--data-file", str(csv_path), *secure),
         Actor("api_server", "--port", str(api), *secure),
-        Actor("algorithm", "--ticks", ticks, "--data", data, "--api-url", f"http://127.0.0.1:{api}",
+        Actor("algorithm", "--ticks-endpoint", ticks, "--data-endpoint", data, "--api-url", f"http://127.0.0.1:{api}",
               "--books", "A,B", "--delay", "0", "--json", *secure),
-        Actor("scheduler", "--ticks", ticks, "--tick", "0.2", *secure),
+        Actor("scheduler", "--ticks-endpoint", ticks, "--tick", "0.2", *secure),
     ]
     algorithm = actors[2]
     try:
@@ -89,8 +89,8 @@ def test_actors_started_by_hand_over_tcp_with_curve(tmp_path: Path, keys: Path) 
 
 
 def test_binding_a_public_address_needs_keys_or_insecure() -> None:
-    result = subprocess.run([sys.executable, "-m", "actors.data_manager", "--data", "tcp://0.0.0.0:0"], cwd=REPO,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, "-m", "actors.data_manager", "--data-endpoint", "tcp://0.0.0.0:0"],
+                            cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "refusing to bind tcp://0.0.0.0:0 without CURVE keys" in result.stderr
 
@@ -131,8 +131,8 @@ def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> Non
     inbox.setsockopt(zmq.RCVTIMEO, 10_000)
     Security(Keys.load(keys)).secure_server(inbox, beats, loopback=True)  # a supervisor holding the keys
     inbox.bind(beats)
-    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(keys),
-                    "--heartbeat", beats, "--heartbeat-interval", "0.1")
+    manager = Actor("data_manager", "--data-endpoint", endpoint, "--data-file", str(csv_path), "--keys", str(keys),
+                    "--heartbeat-endpoint", beats, "--heartbeat-interval", "0.1")
     # An intruder who knows the server's public key but whose own key is not authorized...
     intruder = tmp_path / "intruder"
     shutil.copytree(keys, intruder)
@@ -178,8 +178,8 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
     ticks, data, api = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port())
     shared = ["--keys", str(keys), "--ticks-endpoint", ticks, "--data-endpoint", data, "--tick", "0.2",
               "--delay", "0", "--books", ",".join(sorted(books))]
-    infra = LauncherRun([*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api), "--data",
-                         str(csv_path)])
+    infra = LauncherRun([*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api),
+                         "--data-file", str(csv_path)])
     workers = [LauncherRun([*shared, "--run", "algorithm", "--api-url", f"http://127.0.0.1:{api}", "--workers", "2",
                             "--workers-total", "4", "--worker-offset", str(offset)])
                for offset in (0, 2)]

@@ -49,8 +49,8 @@ def files(tmp_path: Path) -> Path:
 
 CASES = [
     # the data file
-    (["--data", "/nonexistent.csv"], "--data /nonexistent.csv: no such file"),
-    (["--data", "/tmp"], "--data /tmp: not a regular file"),
+    (["--data-file", "/nonexistent.csv"], "--data-file /nonexistent.csv: no such file"),
+    (["--data-file", "/tmp"], "--data-file /tmp: not a regular file"),
     (["--wait-for-data"], "--wait-for-data is for --mode follow"),
     # x against the tick, for --delay and for a config's strategy
     (["--delay", "10", "--tick", "2"], "--delay 10 s is not shorter than --tick 2 s"),
@@ -92,7 +92,7 @@ CASES = [
     (["--ticks-endpoint", "inproc://x"], "expected tcp://HOST:PORT or ipc://PATH"),
     (["--ticks-endpoint", "tcp://127.0.0.1:5555,tcp://127.0.0.1:5554"], "--ticks-endpoint takes one endpoint"),
     (["--data-endpoint", "tcp://127.0.0.1:65535", "--data-managers", "2"], "the port must be a number in 1..65535"),
-    (["--events", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
+    (["--events-endpoint", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
     (["--api-url", "ftp://host"], "--api-url ftp://host: expected http://HOST:PORT"),
     (["--run-dir", "/nonexistent"], "--run-dir /nonexistent: not a directory"),
     (["--keys", "{tmp}/nokeys"], "cannot load CURVE keys"),
@@ -100,7 +100,7 @@ CASES = [
     (["--data-endpoint", "tcp://127.0.0.1:5556,tcp://8.8.8.8:5556"],
      "refusing to bind tcp://8.8.8.8:5556 without CURVE keys"),
     (["--ticks-endpoint", "tcp://0.0.0.0:5599"], "refusing to bind tcp://0.0.0.0:5599 without CURVE keys"),
-    (["--events", "tcp://*:5599"], "refusing to bind tcp://*:5599 without CURVE keys"),
+    (["--events-endpoint", "tcp://*:5599"], "refusing to bind tcp://*:5599 without CURVE keys"),
 ]
 
 
@@ -118,10 +118,10 @@ def test_an_unreadable_data_file_is_refused(files: Path, capsys: pytest.CaptureF
         pytest.skip("running as a user who can read a file with mode 000 (root)")
     except PermissionError:
         pass
-    assert "Permission denied" in refusal(["--data", str(path)], capsys)
+    assert "Permission denied" in refusal(["--data-file", str(path)], capsys)
 
 
-@pytest.mark.parametrize("flag", ["--api-port", "--ticks-endpoint", "--data-endpoint", "--events",
+@pytest.mark.parametrize("flag", ["--api-port", "--ticks-endpoint", "--data-endpoint", "--events-endpoint",
                                   "--heartbeat-endpoint"])
 def test_a_port_in_use_is_refused_at_start(flag: str, taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
     value = str(taken_port) if flag == "--api-port" else f"tcp://127.0.0.1:{taken_port}"
@@ -150,8 +150,15 @@ def test_the_supervisor_refuses_a_heartbeat_endpoint_it_cannot_bind(taken_port: 
 
 
 def test_end_to_end_a_typo_in_the_data_path_exits_2_at_once() -> None:
+    done = python("launcher.py", "--data-file", "/nonexistent.csv")
+    assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data-file /nonexistent.csv: no such file\n", "")
+
+
+def test_end_to_end_the_old_name_of_the_data_file_still_works_and_warns() -> None:
     done = python("launcher.py", "--data", "/nonexistent.csv")
-    assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data /nonexistent.csv: no such file\n", "")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("warning: --data is deprecated and goes in the next release: use --data-file\n"
+                           "error: --data-file /nonexistent.csv: no such file\n")
 
 
 def test_end_to_end_one_public_address_in_a_list_needs_keys() -> None:
@@ -170,5 +177,6 @@ def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> None:
-    args = launcher.parse_args(["--mode", "follow", "--wait-for-data", "--data", str(tmp_path / "later.csv")])
-    assert args.wait_for_data and args.mode == "follow"
+    argv = ["--mode", "follow", "--wait-for-data", "--data-file", str(tmp_path / "later.csv")]
+    options = launcher.parse_args(argv).options
+    assert options.wait_for_data and options.mode == "follow"

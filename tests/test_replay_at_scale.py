@@ -49,7 +49,7 @@ def compact_csv(path: Path, layout: str, books: list[str], points: int) -> Path:
 
 def start(ipc_dir: Path, csv: Path, books: list[str], tick: float) -> LauncherRun:
     (ipc_dir / "books.txt").write_text("\n".join(books) + "\n", encoding="utf-8")
-    return LauncherRun(["--data", str(csv), "--books-file", str(ipc_dir / "books.txt"), "--tick", str(tick),
+    return LauncherRun(["--data-file", str(csv), "--books-file", str(ipc_dir / "books.txt"), "--tick", str(tick),
                         "--delay", "0"], ipc_dir, status_every=1)
 
 

@@ -38,7 +38,7 @@ RULES = {"default": PricingRule(), "wide": PricingRule(3, Decimal("1.2"), Decima
 def test_two_strategies_on_one_book_each_decide_every_tick(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=100)
     (tmp_path / "repricer.toml").write_text(CONFIG)
-    with LauncherRun(["--data", str(csv_path), "--config", str(tmp_path / "repricer.toml"), "--tick", "0.2"],
+    with LauncherRun(["--data-file", str(csv_path), "--config", str(tmp_path / "repricer.toml"), "--tick", "0.2"],
                      ipc_dir) as run:
         run.wait_until(lambda: len({d["tick"] for d in run.decisions() if d["strategy"] == "wide"}) >= 10, 60,
                        "ten ticks decided by the second strategy")
@@ -58,8 +58,8 @@ def test_two_strategies_on_one_book_each_decide_every_tick(tmp_path: Path, ipc_d
 def test_killing_one_of_several_workers_pauses_only_its_share(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     actors = ["scheduler", "datamanager", "apiserver", "algorithm-0", "algorithm-1"]
-    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--workers", "2", "--tick", "0.2", "--delay", "0",
-                      "--hang-timeout", "1.5"], ipc_dir) as run:
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A,B,C", "--workers", "2", "--tick", "0.2",
+                      "--delay", "0", "--hang-timeout", "1.5"], ipc_dir) as run:
         before = run.wait_for_actors(actors)
         run.wait_decisions(6)
         # Which worker owns which book follows from the decisions themselves: no book is in two shares.
@@ -80,7 +80,7 @@ def test_killing_one_of_several_workers_pauses_only_its_share(tmp_path: Path, ip
 
 def test_several_datamanagers_share_the_requests_and_cover_for_each_other(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
-    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--data-managers", "2", "--tick", "0.2",
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A,B,C", "--data-managers", "2", "--tick", "0.2",
                       "--delay", "0"], ipc_dir) as run:
         before = run.wait_for_actors(["datamanager-0", "datamanager-1", "algorithm"])
         run.wait_decisions(6)

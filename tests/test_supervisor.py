@@ -34,7 +34,7 @@ def csv_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(csv_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
-    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as launched:
+    with LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir) as launched:
         yield launched
 
 
@@ -101,7 +101,7 @@ def test_a_killed_launcher_leaves_no_orphans(run: LauncherRun) -> None:
 
 
 def test_a_crash_loop_backs_off_while_the_others_keep_working(csv_path: Path, ipc_dir: Path) -> None:
-    with LauncherRun(["--data", str(csv_path), *FAST, "--max-backoff", "2"], ipc_dir) as run:
+    with LauncherRun(["--data-file", str(csv_path), *FAST, "--max-backoff", "2"], ipc_dir) as run:
         pids = run.wait_for_actors(ACTORS)
         victim = pids["apiserver"]
         for _ in range(3):  # the APIServer dies as soon as it starts, three times in a row: 0.5, 1, 2 s
@@ -123,7 +123,7 @@ def test_a_crash_loop_backs_off_while_the_others_keep_working(csv_path: Path, ip
 
 def test_an_actor_that_cannot_bind_its_port_is_given_up_on_with_one_clear_error(csv_path: Path,
                                                                                  ipc_dir: Path) -> None:
-    with LauncherRun(["--data", str(csv_path), *FAST], ipc_dir) as run, socket.socket() as blocker:
+    with LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir) as run, socket.socket() as blocker:
         pids = run.wait_for_actors(ACTORS)
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         os.kill(pids["apiserver"], signal.SIGKILL)
@@ -153,7 +153,7 @@ def test_an_actor_that_cannot_bind_its_port_is_given_up_on_with_one_clear_error(
 def test_decisions_resume_within_two_ticks_of_the_peer_coming_back(csv_path: Path, ipc_dir: Path, victim: str,
                                                                     ready: str) -> None:
     tick = 0.5
-    with LauncherRun(["--data", str(csv_path), "--books", "A,B,C", "--tick", str(tick), "--delay", "0"],
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A,B,C", "--tick", str(tick), "--delay", "0"],
                      ipc_dir) as run:
         before = run.wait_for_actors(ACTORS)
         run.wait_decisions(6)
@@ -198,7 +198,7 @@ def test_supervisor_events_and_statuses_are_published(run: LauncherRun) -> None:
 
 def test_a_late_subscriber_is_told_every_running_actor(csv_path: Path, ipc_dir: Path) -> None:
     # A tick of a minute: no counter changes, so no status would come for seconds but for the greeting.
-    with LauncherRun(["--data", str(csv_path), "--tick", "60"], ipc_dir) as run:
+    with LauncherRun(["--data-file", str(csv_path), "--tick", "60"], ipc_dir) as run:
         pids = run.wait_for_actors(ACTORS)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         late = ctx.socket(zmq.SUB)

@@ -257,16 +257,14 @@ def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = 
         print(f"error: {exc}", file=sys.stderr)
         return runtime.CONFIGURATION_ERROR
     name = ALGORITHM.instance(options.worker, options.workers_total)
-    http_policy = HttpPolicy(timeout=options.http_timeout, max_in_flight=options.max_in_flight,
-                             rate=options.api_rate, burst=options.api_burst)
 
     def make(sockets: Sockets[zmq.asyncio.Socket]) -> runtime.Actor:
         return Algorithm(
-            sockets, ticks=options.ticks, data=endpoints.split_list(options.data), api_url=options.api_url,
-            config=config, config_path=options.config, share=Share(options.worker, options.workers_total),
-            ledger=options.ledger, json_output=options.json, dm_policy=RequestPolicy(timeout=options.dm_timeout),
-            http_policy=http_policy, api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True,
-            name=name,
+            sockets, ticks=options.ticks_endpoint, data=endpoints.split_list(options.data_endpoint),
+            api_url=options.api_url, config=config, config_path=options.config,
+            share=Share(options.worker, options.workers_total), ledger=options.ledger_endpoint,
+            json_output=options.json, dm_policy=RequestPolicy.of(options), http_policy=HttpPolicy.of(options),
+            api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True, name=name,
         )
 
     return runtime.run_actor(name, make, runtime_options, liveness)

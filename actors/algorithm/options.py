@@ -83,14 +83,16 @@ class PricingOptions:
 class AlgorithmOptions(PricingOptions):
     """A worker's whole command line: the pricing options, its peers, and which share of the pairs."""
 
-    ticks: str = option(endpoints.DEFAULT_TICKS, "Scheduler PUB endpoint to connect to", metavar="ENDPOINT")
-    data: str = option(endpoints.DEFAULT_DATA, "DataManager ROUTER endpoint(s); several are load-balanced",
-                       metavar="ENDPOINT[,ENDPOINT]")
+    ticks_endpoint: str = option(endpoints.DEFAULT_TICKS, "Scheduler PUB endpoint to connect to", metavar="ENDPOINT",
+                                 deprecated=("--ticks",))
+    data_endpoint: str = option(endpoints.DEFAULT_DATA, "DataManager ROUTER endpoint(s); several are load-balanced",
+                                metavar="ENDPOINT[,ENDPOINT]", deprecated=("--data",))
     api_url: str = option(endpoints.DEFAULT_API_URL, "APIServer base URL")
-    ledger: str = option(endpoints.DEFAULT_LEDGER, "Ledger ROUTER endpoint: decisions are kept there and pairs "
-                         "resume from their last decided price (empty: no Ledger)", metavar="ENDPOINT")
+    ledger_endpoint: str = option(endpoints.DEFAULT_LEDGER, "Ledger ROUTER endpoint: decisions are kept there and "
+                                  "pairs resume from their last decided price (empty: no Ledger)", metavar="ENDPOINT",
+                                  deprecated=("--ledger",))
     workers_total: int = option(1, "Algorithm workers in all, across every launcher", metavar="M",
-                                aliases=("--workers",))
+                                deprecated=("--workers",))
     worker: int = option(0, "this worker's index in 0..workers_total-1", metavar="K")
 
     def __post_init__(self) -> None:

@@ -1,8 +1,8 @@
 """The Dashboard: a browser view of the repricer, served by aiohttp.
 
 History comes from the Ledger's SQLite database, read-only (:mod:`actors.dashboard.ledger`); live
-state from the launcher's events PUB socket (``--events``: ``SupervisorEvent`` and ``ActorStatus``
-messages, :mod:`actors.dashboard.live`). Pages: ``/`` (overview, live over server-sent events),
+state from the launcher's events PUB socket (``--events-endpoint``: ``SupervisorEvent`` and
+``ActorStatus`` messages, :mod:`actors.dashboard.live`). Pages: ``/`` (overview, live over server-sent events),
 ``/books`` (every book x strategy, sorted, searched and paginated on the server), ``/book?id=``
 (a chart and every decision, with a CSV download), ``/metrics`` (Prometheus). The JSON behind them is
 under ``/api/``.
@@ -54,7 +54,8 @@ class Dashboard:
         self.host = options.host
         self.port = options.port
         self.started = asyncio.Event()
-        self.state = LiveState(options.history, options.bucket, time.time, listening=options.events is not None)
+        self.state = LiveState(options.history, options.bucket, time.time,
+                               listening=options.events_endpoint is not None)
         self.ledger = LedgerReader(options.db)
         self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
         self.metrics = DashboardMetrics(self.state, self.all_counters)
@@ -127,10 +128,11 @@ class Dashboard:
             self.port = server.sockets[0].getsockname()[1]
             host = f"[{self.host}]" if ":" in self.host else self.host
             log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,
-                     self.ledger.path, self.options.events or "nowhere: no --events")
+                     self.ledger.path, self.options.events_endpoint or "nowhere: no --events-endpoint")
             self.started.set()
             async with asyncio.TaskGroup() as group:
-                listener = group.create_task(self._listen(self.options.events)) if self.options.events else None
+                events = self.options.events_endpoint
+                listener = group.create_task(self._listen(events)) if events else None
                 await stop.wait()
                 if listener is not None:
                     listener.cancel()

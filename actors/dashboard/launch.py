@@ -1,67 +1,61 @@
-"""What the launcher needs to start the Dashboard: its options, whether it runs, its events endpoint and
-its URL. Kept here (a light module: no aiohttp) so ``launcher.py`` gains a few calls, not a section."""
+"""The launcher's options for the Dashboard: whether it runs, where it listens, and the options its
+process gets. Kept here (a light module: no aiohttp) beside the Dashboard's own options, which these
+borrow (:func:`actors.options.borrow`): the defaults and help are declared once, in
+:class:`~actors.dashboard.options.DashboardOptions`."""
 
 from __future__ import annotations
 
-import argparse
-import os
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from actors.dashboard.options import DashboardOptions
 from actors.kinds import DASHBOARD
-from actors.options import default_of
+from actors.options import borrow, borrowed, option
 from transport import endpoints
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("dashboard")
-    group.add_argument("--dashboard", action="store_true",
-                       help="start the Dashboard even with a --run list that does not name it")
-    group.add_argument("--no-dashboard", action="store_true",
-                       help="run without the Dashboard (a browser view of prices and health, on by default)")
-    # Own dest names: the launcher already has a "port" (the APIServer's) and the Ledger a "db".
-    group.add_argument("--dashboard-host", default=default_of(DashboardOptions, "host"), metavar="HOST",
-                       help="address the Dashboard binds (plain HTTP: a non-loopback one needs --insecure; "
-                            "default %(default)s)")
-    group.add_argument("--dashboard-port", type=int, default=default_of(DashboardOptions, "port"), metavar="PORT",
-                       help="the Dashboard's port (default %(default)s)")
-    group.add_argument("--dashboard-db", default=None, metavar="PATH",
-                       help="the Ledger database the Dashboard reads, read-only (default: the Ledger's --db)")
+@dataclass(frozen=True, slots=True)
+class DashboardLaunch:
+    """``--dashboard``, ``--no-dashboard``, ``--dashboard-host``, ``--dashboard-port``, ``--dashboard-db``:
+    the launcher's own names (it has a ``--port``-like option for the APIServer and a ``--db`` for the
+    Ledger already)."""
 
+    start: bool = option(False, "start the Dashboard even with a --run list that does not name it",
+                         flag="--dashboard")
+    off: bool = option(False, "run without the Dashboard (a browser view of prices and health, on by default)",
+                       flag="--no-dashboard")
+    host: str = borrow(DashboardOptions, "host", flag="--dashboard-host",
+                       help="address the Dashboard binds (plain HTTP: a non-loopback one needs --insecure)")
+    port: int = borrow(DashboardOptions, "port", flag="--dashboard-port",
+                       help="the Dashboard's port, 0 = any free port")
+    db: str | None = option(None, "the Ledger database the Dashboard reads, read-only (default: the Ledger's --db)",
+                            flag="--dashboard-db", metavar="PATH")
 
-def wanted(args: argparse.Namespace) -> bool:
-    return not args.no_dashboard and (bool(args.dashboard) or DASHBOARD.name in endpoints.split_list(args.run))
+    def wanted(self, run: Collection[str]) -> bool:
+        """Whether the launcher starts the Dashboard, given the ``--run`` list."""
+        return not self.off and (self.start or DASHBOARD.name in run)
 
-
-def refusal(args: argparse.Namespace) -> str | None:
-    """Why the launcher must not start the Dashboard as asked (said once, not by a crash-looping child)."""
-    if not wanted(args):
+    def refusal(self, insecure: bool) -> str | None:
+        """Why the launcher must not start the Dashboard as asked (said once at start, not by a child
+        crash-looping)."""
+        if not endpoints.is_loopback_host(self.host) and not insecure:
+            return (f"refusing to serve the Dashboard on {self.host!r} without --insecure: it is plain HTTP with no "
+                    "authentication (CurveZMQ keys do not cover it)")
+        try:
+            borrowed(self, DashboardOptions)
+        except ValueError as exc:
+            return str(exc)
         return None
-    if not endpoints.is_loopback_host(args.dashboard_host) and not args.insecure:
-        return (f"refusing to serve the Dashboard on {args.dashboard_host!r} without --insecure: it is plain "
-                "HTTP with no authentication (CurveZMQ keys do not cover it)")
-    try:
-        child_options(args)
-    except ValueError as exc:
-        return str(exc).replace("--port", "--dashboard-port")
-    return None
 
+    def child_options(self, events_endpoint: str | None, ledger_db: str, config: str | None) -> DashboardOptions:
+        """The Dashboard's options: it reads the launcher's events, and the Ledger's database unless
+        ``--dashboard-db`` names another."""
+        return borrowed(self, DashboardOptions, events_endpoint=events_endpoint,
+                        db=str(Path(self.db or ledger_db).resolve()), config=config)
 
-def private_events(args: argparse.Namespace, directory: str) -> None:
-    """The Dashboard's live state comes from the launcher's events: without ``--events``, publish them
-    on a private ipc endpoint in ``directory``."""
-    if wanted(args) and args.events is None:
-        args.events = f"ipc://{os.path.join(directory, 'events.sock')}"
-
-
-def child_options(args: argparse.Namespace) -> DashboardOptions:
-    db = args.dashboard_db or args.db  # the Ledger's database, as the launcher resolved it
-    return DashboardOptions(host=args.dashboard_host, port=args.dashboard_port, events=args.events,
-                            db=str(Path(db).resolve()), config=args.pricing.config)
-
-
-def url(args: argparse.Namespace) -> str:
-    host = f"[{args.dashboard_host}]" if ":" in args.dashboard_host else args.dashboard_host
-    if args.dashboard_port == 0:
-        return f"http://{host}:<any free port: see the dashboard's own log line>/"
-    return f"http://{host}:{args.dashboard_port}/"
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port == 0:
+            return f"http://{host}:<any free port: see the dashboard's own log line>/"
+        return f"http://{host}:{self.port}/"

@@ -125,7 +125,7 @@ class LiveState:
         """One line per thing a person should know: an actor not up, a silent launcher."""
         lines: list[str] = []
         if not self.listening:
-            lines.append("live state is off: the Dashboard was started without --events")
+            lines.append("live state is off: the Dashboard was started without --events-endpoint")
         elif self.last_message == 0.0:
             lines.append("waiting for the launcher's first status message")
         elif now - self.last_message > STALE_AFTER:

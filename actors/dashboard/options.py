@@ -16,8 +16,9 @@ MAX_CLIENTS_LIMIT: Final = 1000
 class DashboardOptions:
     host: str = option("127.0.0.1", "address to bind (plain HTTP: a non-loopback address needs --insecure)")
     port: int = option(DEFAULT_PORT, "port to bind, 0 = any free port")
-    events: str | None = option(None, "the launcher's events PUB endpoint (SupervisorEvent, ActorStatus) to "
-                                "subscribe to for live state; without it only history is shown", metavar="ENDPOINT")
+    events_endpoint: str | None = option(None, "the launcher's events PUB endpoint (SupervisorEvent, ActorStatus) "
+                                         "to subscribe to for live state; without it only history is shown",
+                                         metavar="ENDPOINT", deprecated=("--events",))
     db: str = option(DEFAULT_DB, "the Ledger's SQLite database, opened read-only (it may not exist yet)",
                      metavar="PATH")
     config: str | None = option(None, "the repricer's TOML config, read for guardrail floors and ceilings only",

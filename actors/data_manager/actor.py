@@ -67,8 +67,8 @@ class DataManager:
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: DataManagerOptions) -> None:
         self._sockets = sockets
-        self.endpoint = options.data
-        self.path = options.csv
+        self.endpoint = options.data_endpoint
+        self.path = options.data_file
         self.mode = "follow" if options.mode == "follow" else "replay"
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {name: 0 for name in COUNTERS}
@@ -76,7 +76,7 @@ class DataManager:
         self._frames = FrameDecoder(self._counters, "bad_frames", self._rlog, "bad_frame", "rejected a frame")
         self._store = BookStore(options.window_capacity, "follow" if self.mode == "follow" else "replay",
                                 options.max_books)
-        self._file = DataFile(options.csv, self._counters, self._rlog)
+        self._file = DataFile(options.data_file, self._counters, self._rlog)
         self._waiters = Waiters(self._store, self._file, self._counters)
         self._scanner = Scanner(self._file, self._store, self._counters, self._rlog, self._on_batch)
         self._demand = asyncio.Event()

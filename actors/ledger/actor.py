@@ -49,7 +49,7 @@ class Ledger:
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: LedgerOptions) -> None:
         self._sockets = sockets
-        self.endpoint = options.ledger
+        self.endpoint = options.ledger_endpoint
         self._store = LedgerStore(options.db, options.synchronous, options.max_db_bytes)
         self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send)
         self._sock: zmq.asyncio.Socket | None = None

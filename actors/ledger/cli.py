@@ -1,6 +1,6 @@
 """``python -m actors.ledger``: run the Ledger (the default, or ``serve``), or read what it kept.
 
-    python -m actors.ledger [serve] [--db PATH] [--ledger ENDPOINT] ...   run the actor
+    python -m actors.ledger [serve] [--db PATH] [--ledger-endpoint ENDPOINT] ...  run the actor
     python -m actors.ledger history --book B003 [--strategy S] [--since ISO] [--until ISO]
                                     [--format table|csv|json] [--limit N] [--db PATH]
     python -m actors.ledger summary [--book B] [--strategy S] [--since ISO] [--until ISO]

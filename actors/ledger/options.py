@@ -16,8 +16,8 @@ MIN_DB_BYTES: Final = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class LedgerOptions:
-    ledger: str = option(endpoints.DEFAULT_LEDGER, "ROUTER endpoint to bind (the Algorithm workers connect "
-                         "to it)", metavar="ENDPOINT")
+    ledger_endpoint: str = option(endpoints.DEFAULT_LEDGER, "ROUTER endpoint to bind (the Algorithm workers "
+                                  "connect to it)", metavar="ENDPOINT", deprecated=("--ledger",))
     db: str = option(DEFAULT_DB, "SQLite database file; created, with its directory, on first start",
                      metavar="PATH")
     retain_days: float = option(30.0, "delete decisions older than D days, a few thousand rows at a time "

@@ -55,7 +55,7 @@ class Scheduler:
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: SchedulerOptions) -> None:
         self._sockets = sockets
-        self.endpoint = options.ticks
+        self.endpoint = options.ticks_endpoint
         self.schedule = Schedule(options.t0 if options.t0 is not None else time.time(), options.tick)
         self._counters = {"ticks_sent": 0, "ticks_skipped": 0, "last_seq": 0}
 

@@ -11,7 +11,8 @@ from transport import endpoints, limits
 
 @dataclass(frozen=True, slots=True)
 class SchedulerOptions:
-    ticks: str = option(endpoints.DEFAULT_TICKS, "PUB endpoint to bind", metavar="ENDPOINT")
+    ticks_endpoint: str = option(endpoints.DEFAULT_TICKS, "PUB endpoint to bind", metavar="ENDPOINT",
+                                 deprecated=("--ticks",))
     tick: float = option(5.0, "seconds between ticks", metavar="S")
     t0: float | None = option(None, "start of the run, epoch seconds: tick seq counts intervals since t0 "
                               "(default: now; the launcher passes its own so restarts continue the sequence)",

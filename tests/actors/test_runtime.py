@@ -45,7 +45,7 @@ class TinyActor:
 
 
 def _args(heartbeat: str | None = None, parent_pid: int | None = None) -> runtime.RuntimeOptions:
-    return runtime.RuntimeOptions(heartbeat=heartbeat, heartbeat_interval=0.05, parent_pid=parent_pid)
+    return runtime.RuntimeOptions(heartbeat_endpoint=heartbeat, heartbeat_interval=0.05, parent_pid=parent_pid)
 
 
 def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
@@ -118,8 +118,8 @@ def test_scheduler_process_heartbeats_with_its_name_pid_and_increasing_seq(ipc_d
     pull.setsockopt(zmq.RCVTIMEO, 5000)
     pull.bind(heartbeat)
     process = subprocess.Popen(
-        [sys.executable, "-m", "actors.scheduler", "--tick", "0.05", "--ticks", ipc_endpoint(ipc_dir, "ticks"),
-         "--heartbeat", heartbeat, "--heartbeat-interval", "0.05", "--parent-pid", str(os.getpid()),
+        [sys.executable, "-m", "actors.scheduler", "--tick", "0.05", "--ticks-endpoint", ipc_endpoint(ipc_dir, "ticks"),
+         "--heartbeat-endpoint", heartbeat, "--heartbeat-interval", "0.05", "--parent-pid", str(os.getpid()),
          "--log-level", "WARNING"],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -22,6 +22,8 @@ import orjson
 
 from actors.algorithm.clients.http import HttpClient, HttpError, Response
 from actors.algorithm.clients.pacing import TokenBucket
+from actors.algorithm.options import PricingOptions
+from actors.options import default_of
 from transport import limits
 
 REGISTER: Final = "register"
@@ -44,10 +46,18 @@ class RateLimited(ApiError):
 
 @dataclass(frozen=True, slots=True)
 class HttpPolicy:
-    timeout: float = 2.0
-    max_in_flight: int = 64  # connections (and so requests in flight) at most
-    rate: float = 0.0  # calls per second per endpoint; 0: unpaced
-    burst: int = 10
+    """Timeout, concurrency and pacing of the calls to the APIServer. The defaults are the options'
+    (``--http-timeout``, ``--max-in-flight``, ``--api-rate``, ``--api-burst``), declared there once."""
+
+    timeout: float = default_of(PricingOptions, "http_timeout")
+    max_in_flight: int = default_of(PricingOptions, "max_in_flight")  # connections (so requests in flight) at most
+    rate: float = default_of(PricingOptions, "api_rate")  # calls per second per endpoint; 0: unpaced
+    burst: int = default_of(PricingOptions, "api_burst")
+
+    @classmethod
+    def of(cls, options: PricingOptions) -> HttpPolicy:
+        return cls(timeout=options.http_timeout, max_in_flight=options.max_in_flight, rate=options.api_rate,
+                   burst=options.api_burst)
 
 
 def registration_prefix(book: str, strategy: str) -> bytes:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import zmq
 import zmq.asyncio
 
+from actors.algorithm.options import PricingOptions
+from actors.options import default_of
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import (
@@ -51,11 +53,16 @@ class BatchesUnsupported(RequestFailed):
 
 @dataclass(frozen=True, slots=True)
 class RequestPolicy:
-    """Lazy Pirate knobs: how long to wait for one reply and how often to try."""
+    """Lazy Pirate knobs: how long to wait for one reply (``--dm-timeout``, its default declared there)
+    and how often to try."""
 
-    timeout: float = 1.0
+    timeout: float = default_of(PricingOptions, "dm_timeout")
     retries: int = 2  # attempts after the first
     max_in_flight: int = 1000
+
+    @classmethod
+    def of(cls, options: PricingOptions) -> RequestPolicy:
+        return cls(timeout=options.dm_timeout)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.algorithm.clients.api import HttpPolicy
+from actors.algorithm.clients.data_manager import RequestPolicy
 from actors.algorithm.config import ConfigError
 from actors.algorithm.options import PricingOptions, book_ids
 from transport import limits
@@ -33,3 +35,12 @@ def test_a_books_file_is_read_as_bounded_text(tmp_path: Path) -> None:
         book_ids(PricingOptions(books_file=str(path)))
     with pytest.raises(ConfigError, match="cannot read"):
         book_ids(PricingOptions(books_file=str(tmp_path / "missing")))
+
+
+def test_the_policies_take_their_defaults_from_the_options() -> None:
+    defaults = PricingOptions()
+    assert HttpPolicy() == HttpPolicy.of(defaults)
+    assert RequestPolicy().timeout == RequestPolicy.of(defaults).timeout == defaults.dm_timeout
+    given = PricingOptions(http_timeout=0.5, max_in_flight=3, api_rate=7.0, api_burst=2, dm_timeout=0.25)
+    assert HttpPolicy.of(given) == HttpPolicy(timeout=0.5, max_in_flight=3, rate=7.0, burst=2)
+    assert RequestPolicy.of(given) == RequestPolicy(timeout=0.25)

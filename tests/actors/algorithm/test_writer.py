@@ -37,7 +37,7 @@ def test_an_unread_stdout_never_gets_the_algorithm_killed(ipc_dir: Path) -> None
     events = f"ipc://{ipc_dir}/events.sock"
     command = [sys.executable, str(REPO / "launcher.py"), "--json", "--run-dir", str(ipc_dir),
                "--api-port", str(free_port()), "--tick", "0.02", "--delay", "0", "--hang-timeout", "2",
-               "--status-every", "0.5", "--events", events]
+               "--status-every", "0.5", "--events-endpoint", events]
     lock = threading.Condition()
     feed = EventFeed(events, lock, None)
     process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -30,8 +30,8 @@ def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Pa
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
         pub = Sockets(ctx).pub(endpoint, 1000)
-        dashboard = Dashboard(Sockets(ctx), DashboardOptions(port=0, events=endpoint, db=str(tmp_path / "none")),
-                              NoBounds())
+        options = DashboardOptions(port=0, events_endpoint=endpoint, db=str(tmp_path / "none"))
+        dashboard = Dashboard(Sockets(ctx), options, NoBounds())
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:

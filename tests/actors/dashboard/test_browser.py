@@ -60,7 +60,7 @@ def wait(browser: webdriver.Chrome, what: str, predicate: Callable[[webdriver.Ch
 def system(tmp_path: Path, ipc_dir: Path) -> Iterator[tuple[LauncherRun, Path, str]]:
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     port = free_port()
-    run = LauncherRun(["--data", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port)], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), *FAST, "--dashboard", "--dashboard-port", str(port)], ipc_dir)
     try:
         run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")
         yield run, ipc_dir / "ledger.sqlite3", f"http://127.0.0.1:{port}"  # the Ledger's --db under --run-dir

@@ -8,24 +8,35 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from actors.kinds import DASHBOARD
 from bench.driver import LauncherRun
 from repricer_supervisor.launcher import parse_args
+from repricer_supervisor.plan import plan
 from tests.helpers import free_port, python
 
 
 def test_on_by_default_off_with_a_switch_or_run() -> None:
-    from actors.dashboard import launch
-    free = ["--dashboard-port", "0"]  # the default port may be taken on a machine running tests
-    assert launch.wanted(parse_args(free))
-    assert not launch.wanted(parse_args([*free, "--no-dashboard"]))
-    assert not launch.wanted(parse_args([*free, "--run", "scheduler,datamanager,apiserver,algorithm"]))
-    assert launch.wanted(parse_args([*free, "--run", "scheduler,dashboard"]))
-    assert launch.wanted(parse_args([*free, "--run", "scheduler", "--dashboard"]))
-    args = parse_args(["--dashboard-port", "9999", "--dashboard-db", "x.db"])
-    options = launch.child_options(args)
-    assert options.port == 9999 and Path(options.db).is_absolute() and launch.url(args) == "http://127.0.0.1:9999/"
-    args = parse_args([*free, "--db", "/tmp/elsewhere.sqlite3"])
-    assert launch.child_options(args).db == "/tmp/elsewhere.sqlite3"  # the Ledger's database by default
+    def starts(*argv: str) -> bool:
+        # --dashboard-port 0: the default port may be taken on a machine running tests
+        return parse_args(["--dashboard-port", "0", *argv]).options.starts(DASHBOARD)
+
+    assert starts()
+    assert not starts("--no-dashboard")
+    assert not starts("--run", "scheduler,datamanager,apiserver,algorithm")
+    assert starts("--run", "scheduler,dashboard")
+    assert starts("--run", "scheduler", "--dashboard")
+
+
+def test_its_options_come_from_the_launcher() -> None:
+    options = parse_args(["--dashboard-port", "9999", "--dashboard-db", "x.db"]).options
+    planned = plan(options, t0=0.0, private_dir="/run/x")
+    argv = planned.named("dashboard").argv
+    assert argv[argv.index("--port") + 1] == "9999" and Path(argv[argv.index("--db") + 1]).is_absolute()
+    assert argv[argv.index("--events-endpoint") + 1] == planned.events_endpoint == "ipc:///run/x/events.sock"
+    assert planned.dashboard_url == "http://127.0.0.1:9999/"
+    options = parse_args(["--dashboard-port", "0", "--db", "/tmp/elsewhere.sqlite3"]).options
+    argv = plan(options, t0=0.0, private_dir="/run/x").named("dashboard").argv
+    assert argv[argv.index("--db") + 1] == "/tmp/elsewhere.sqlite3"  # the Ledger's database by default
 
 
 def test_a_public_dashboard_needs_insecure() -> None:

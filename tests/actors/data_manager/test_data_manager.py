@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from actors.data_manager.actor import DataManager
-from actors.data_manager.options import DEFAULT_CSV, DataManagerOptions
+from actors.data_manager.options import DEFAULT_DATA_FILE, DataManagerOptions
 from tests.helpers import REPO, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
@@ -37,7 +37,7 @@ def serve(tmp_path: Path, path: Path, body: Body, mode: str = "replay", capacity
 
     async def main() -> None:
         ctx = zmq.asyncio.Context()
-        dm = DataManager(Sockets(ctx), DataManagerOptions(data=endpoint, csv=str(path), mode=mode,
+        dm = DataManager(Sockets(ctx), DataManagerOptions(data_endpoint=endpoint, data_file=str(path), mode=mode,
                                                          window_capacity=capacity))
         dm_holder.append(dm)
         client = LastPricesClient(Sockets(ctx), [endpoint], RequestPolicy(timeout=3.0, retries=3))
@@ -101,7 +101,7 @@ def series(path: Path) -> dict[str, list[Decimal]]:
 
 
 def test_replay_matches_the_shipped_csv(tmp_path: Path) -> None:
-    expected = series(DEFAULT_CSV)
+    expected = series(DEFAULT_DATA_FILE)
     assert sorted(expected) == ["B001", "B002", "B003", "B004", "B005"]
     assert all(len(v) == 2000 for v in expected.values())
 
@@ -119,7 +119,7 @@ def test_replay_matches_the_shipped_csv(tmp_path: Path) -> None:
         unknown = await ask(client, "B999", 0)
         assert isinstance(unknown, str) and "unknown book B999" in unknown
 
-    dm = serve(tmp_path, DEFAULT_CSV, body, capacity=64)
+    dm = serve(tmp_path, DEFAULT_DATA_FILE, body, capacity=64)
     assert dm.counters["bad_rows"] == 0
     assert dm.counters["rows_read"] == 10_000
 
@@ -360,7 +360,7 @@ def test_windows_in_memory_are_served_while_a_big_file_is_read(tmp_path: Path) -
 def test_cli_help() -> None:
     result = subprocess.run([sys.executable, "-m", "actors.data_manager", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=30, check=True)
-    for option in ("--data", "--csv", "--mode", "--window-capacity", "--heartbeat"):
+    for option in ("--data-endpoint", "--data-file", "--mode", "--window-capacity", "--heartbeat-endpoint"):
         assert option in result.stdout
 
 

@@ -20,7 +20,7 @@ FAST = ["--books", "A,B,C", "--tick", "0.2", "--delay", "0", "--hang-timeout", "
 
 def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    run = LauncherRun(["--data", str(csv_path), *FAST], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir)
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
         database = str(ipc_dir / "ledger.sqlite3")  # a --run-dir run keeps its database there
@@ -41,7 +41,7 @@ def test_the_launcher_supervises_the_ledger(tmp_path: Path, ipc_dir: Path) -> No
 
 def test_no_ledger_runs_without_it(tmp_path: Path, ipc_dir: Path) -> None:
     csv_path = write_csv(tmp_path / "prices.csv")
-    run = LauncherRun(["--data", str(csv_path), *FAST, "--no-ledger"], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), *FAST, "--no-ledger"], ipc_dir)
     try:
         run.wait_for_actors(["scheduler", "algorithm"])
         run.wait_decisions(3)

@@ -83,7 +83,7 @@ Body = Callable[[Ledger, Peer, zmq.asyncio.Context, str], Awaitable[None]]
 def serve(tmp_path: Path, body: Body, limit: float = 30.0, **options: object) -> Ledger:
     """Run a Ledger on ``tmp_path/ledger.sqlite3`` (unless ``db`` is given) while ``body`` runs."""
     endpoint = f"ipc://{tmp_path}/ledger.sock"
-    opts = LedgerOptions(**{"ledger": endpoint, "db": str(tmp_path / "ledger.sqlite3"), "db_retry": 0.2,
+    opts = LedgerOptions(**{"ledger_endpoint": endpoint, "db": str(tmp_path / "ledger.sqlite3"), "db_retry": 0.2,
                             **options})  # type: ignore[arg-type]
     holder: list[Ledger] = []
 

@@ -42,7 +42,7 @@ def start(endpoint: str, db: Path, log: Path, *extra: str,
           preexec: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "actors.ledger", "--ledger", endpoint, "--db", str(db), "--db-retry", "0.2",
+            [sys.executable, "-m", "actors.ledger", "--ledger-endpoint", endpoint, "--db", str(db), "--db-retry", "0.2",
              "--parent-pid", str(os.getpid()), *extra],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=preexec)
 

@@ -95,7 +95,7 @@ def test_ticks_are_consecutive_and_on_schedule(ipc_dir: Path) -> None:
     endpoint = ipc_endpoint(ipc_dir, "ticks")
     t0 = time.time()
     ctx = zmq.asyncio.Context()
-    scheduler = Scheduler(Sockets(ctx), SchedulerOptions(ticks=endpoint, tick=INTERVAL, t0=t0))
+    scheduler = Scheduler(Sockets(ctx), SchedulerOptions(ticks_endpoint=endpoint, tick=INTERVAL, t0=t0))
     try:
         ticks = run_async(collect_ticks(endpoint, scheduler, 6), timeout=5)
     finally:
@@ -116,13 +116,13 @@ def test_a_restarted_scheduler_continues_the_sequence(ipc_dir: Path) -> None:
     t0 = time.time()
     ctx = zmq.asyncio.Context()
     try:
-        first = Scheduler(Sockets(ctx), SchedulerOptions(ticks=endpoint, tick=INTERVAL, t0=t0))
+        first = Scheduler(Sockets(ctx), SchedulerOptions(ticks_endpoint=endpoint, tick=INTERVAL, t0=t0))
         run_async(collect_ticks(endpoint, first, 3), timeout=5)
         last_of_first = first.counters["last_seq"]
         # The second run starts at least one whole interval after the first stopped.
         wait_for(lambda: next_seq(t0, INTERVAL, time.time()) > last_of_first + 2, timeout=2)
         expected_at_least = next_seq(t0, INTERVAL, time.time())
-        second = Scheduler(Sockets(ctx), SchedulerOptions(ticks=endpoint, tick=INTERVAL, t0=t0))
+        second = Scheduler(Sockets(ctx), SchedulerOptions(ticks_endpoint=endpoint, tick=INTERVAL, t0=t0))
         ticks = run_async(collect_ticks(endpoint, second, 3), timeout=5)
     finally:
         ctx.destroy(linger=0)
@@ -140,8 +140,8 @@ def test_stop_event_stops_the_scheduler_promptly(ipc_dir: Path) -> None:
         ctx = zmq.asyncio.Context()
         try:
             # A long interval: the scheduler is asleep waiting for its next tick when stopped.
-            scheduler = Scheduler(Sockets(ctx), SchedulerOptions(ticks=ipc_endpoint(ipc_dir, "ticks"), tick=30.0,
-                                                                t0=time.time()))
+            options = SchedulerOptions(ticks_endpoint=ipc_endpoint(ipc_dir, "ticks"), tick=30.0, t0=time.time())
+            scheduler = Scheduler(Sockets(ctx), options)
             stop = asyncio.Event()
             run = asyncio.create_task(scheduler.run(stop))
             await asyncio.sleep(0)  # let it start and bind
@@ -186,7 +186,7 @@ def test_scheduler_process_publishes_is_named_and_exits_cleanly_on_sigterm(ipc_d
     sub.setsockopt(zmq.RCVTIMEO, 5000)
     sub.connect(endpoint)
     process = subprocess.Popen(
-        [sys.executable, "-m", "actors.scheduler", "--tick", str(INTERVAL), "--ticks", endpoint,
+        [sys.executable, "-m", "actors.scheduler", "--tick", str(INTERVAL), "--ticks-endpoint", endpoint,
          "--parent-pid", str(os.getpid()), "--log-level", "WARNING"],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -210,4 +210,4 @@ def test_scheduler_help_exits_zero() -> None:
     result = subprocess.run([sys.executable, "-m", "actors.scheduler", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=20, check=False)
     assert result.returncode == 0
-    assert "--tick" in result.stdout and "--heartbeat" in result.stdout
+    assert "--tick" in result.stdout and "--ticks-endpoint" in result.stdout and "--heartbeat-endpoint" in result.stdout

@@ -145,7 +145,7 @@ def run_client(tmp_path: Path, body: Body, policy: LedgerPolicy = FAST,
 
 async def with_ledger(ctx: zmq.asyncio.Context, endpoint: str, db: Path,
                       body: Callable[[Ledger], Awaitable[None]], **options: object) -> None:
-    ledger = Ledger(Sockets(ctx), LedgerOptions(ledger=endpoint, db=str(db), db_retry=0.1, **options))  # type: ignore[arg-type]
+    ledger = Ledger(Sockets(ctx), LedgerOptions(ledger_endpoint=endpoint, db=str(db), db_retry=0.1, **options))  # type: ignore[arg-type]
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as group:
         run = group.create_task(ledger.run(stop))
