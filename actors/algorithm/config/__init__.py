@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from actors.algorithm.config.backtest import DEFAULT as BACKTEST_DEFAULT
+from actors.algorithm.config.backtest import BacktestSettings, read_backtest
 from actors.algorithm.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
 from actors.algorithm.config.tables import read_guardrails, read_pause
 from actors.algorithm.config.values import ConfigError, ValueReader, show
@@ -31,7 +33,7 @@ from transport import limits
 __all__ = ("Config", "ConfigError", "ConfigFiles", "load_config", "parse_config")
 
 KINDS: Final = ("window-average",)  # the task's rule; the only kind so far
-TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "allow_outside_paths"})
+TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "allow_outside_paths", "backtest"})
 _STRATEGY_KEYS: Final = frozenset({"kind", "delay", "window", "sold_factor", "unsold_factor"})
 _BOOKS_KEYS: Final = frozenset({"ids", "file", "strategies"})
 _NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.STRATEGY_NAME_MAX_LEN}}}")
@@ -52,6 +54,8 @@ class Config:
     warnings: tuple[str, ...] = ()  # to log once loaded (catalog rows skipped, ...), bounded
     files: tuple[str, ...] = ()  # every file read, the config first: what a reload watches
     catalog_counts: Mapping[str, int] = field(default_factory=dict)  # the guardrail catalog's (catalog.py)
+    catalog: str | None = None  # the guardrail catalog's path, as the config names it (relative to it)
+    backtest: BacktestSettings = BACKTEST_DEFAULT  # [backtest]: read by the backtest only
     has_guardrails: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -187,10 +191,11 @@ def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = 
     defaults, overrides, catalog = read_guardrails(reader, document.get("guardrails", {}), known, files,
                                                    allow_outside)
     paused_books, paused_strategies = read_pause(reader, document.get("pause", {}), known, strategies)
+    backtest = read_backtest(reader, document["backtest"]) if "backtest" in document else BACKTEST_DEFAULT
     if catalog is None:
-        return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies)
+        return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, backtest=backtest)
     return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, catalog.warnings,
-                  catalog_counts=catalog.counts)
+                  catalog_counts=catalog.counts, catalog=catalog.name, backtest=backtest)
 
 
 def load_config(path: str | Path, *, tick: float | None = None, cancel: CancelFlag | None = None) -> Config:

@@ -111,6 +111,7 @@ class Catalog:
     """A loaded catalog: the merged guardrails of each priced book it lists, what was skipped, and
     the warnings to log (bounded)."""
 
+    name: str  # the path as the config names it
     overrides: dict[str, Guardrails]
     counts: dict[str, int]
     warnings: tuple[str, ...]
@@ -205,4 +206,4 @@ class CatalogLoader:
         if skipped > len(self._warnings):
             warnings.append(f"{self._name}: {skipped - len(self._warnings)} more skipped row(s) not listed")
         self._interned, self._parsed = {}, {}
-        return Catalog(self._overrides, dict(self._counts), tuple(warnings))
+        return Catalog(self._name, self._overrides, dict(self._counts), tuple(warnings))
