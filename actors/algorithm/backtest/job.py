@@ -80,8 +80,10 @@ class Chart:
         numbers = np.arange(self.seen, self.seen + len(ticks))
         self.seen += len(ticks)
         stride = self.stride
-        while sum(1 for n in self.number if n % stride == 0) + int((numbers % stride == 0).sum()) > limit:
+        kept = len(self.number)  # every number kept is a multiple of the stride
+        while kept + int((numbers % stride == 0).sum()) > limit:
             stride *= 2
+            kept = sum(1 for n in self.number if n % stride == 0)
         if stride != self.stride:
             kept = [i for i, n in enumerate(self.number) if n % stride == 0]
             self.number, self.tick = [self.number[i] for i in kept], [self.tick[i] for i in kept]
