@@ -31,8 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actors import kinds, runtime
-from actors.algorithm.config import ConfigError, load_config
-from actors.algorithm.options import book_ids
+from actors.algorithm.config import ConfigError
 from actors.api_server.options import APIServerOptions
 from actors.options import add_options, default_of, from_namespace, make_parser
 from repricer_supervisor import preflight
@@ -93,6 +92,7 @@ def check(options: LauncherOptions) -> Startup:
         raise Refusal(f"--run-dir {printable(options.net.run_dir)}: not a directory")
     if options.starts(kinds.DATA_MANAGER) and not options.wait_for_data:
         preflight.readable_file("--data-file", options.data_file)
+        preflight.csv_header("--data-file", options.data_file, replay=options.mode == "replay")
     books: list[str] = []
     strategies: list[str] = []
     if options.starts(kinds.ALGORITHM):
@@ -103,23 +103,8 @@ def check(options: LauncherOptions) -> Startup:
 
 def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str]]:
     """The books and strategies priced; refused if there is none, or if a delay is not below the tick."""
-    pricing = options.pricing
-    if pricing.config:
-        config = load_config(pricing.config)  # a ConfigError names the file, the line and the key
-        books, strategies = config.books, list(config.strategies)
-        source = f"--config {pricing.config}"
-        delays = [(f"strategy {name!r}: delay", s.delay) for name, s in config.strategies.items()]
-    else:
-        try:
-            books, strategies = book_ids(pricing), []
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise Refusal(f"--books-file {printable(pricing.books_file or '')}: {reason}") from None
-        source = f"--books-file {pricing.books_file}" if pricing.books_file else "--books"
-        delays = [("--delay", pricing.delay)]
-    preflight.no_book(books, printable(source))
-    preflight.delays_within_tick(delays, options.tick)
-    return books, strategies
+    books, config = preflight.pricing(options.pricing, options.tick)
+    return books, list(config.strategies) if config is not None else []
 
 
 def check_ports(options: LauncherOptions) -> None:

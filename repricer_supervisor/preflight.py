@@ -1,6 +1,8 @@
 """What the launcher checks before it starts anything, so that what cannot work is refused at once,
 in one line, instead of crash-looping (or idling) for ever. Each check raises :class:`Refusal` with
-the reason; the launcher prints ``error: <reason>`` and exits 2."""
+the reason; the launcher prints ``error: <reason>`` and exits 2. The backtest puts the launcher's
+``--data-file``, ``--config`` and ``--tick`` through the same checks (:func:`readable_file`,
+:func:`csv_header`, :func:`pricing`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ import stat
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from transport import endpoints
+from actors.algorithm.config import Config, load_config
+from actors.algorithm.options import PricingOptions, book_ids
+from actors.data_manager.csv_rows import CsvFormatError, parse_header
+from transport import endpoints, limits
 from transport.logs import printable
 
 SHOWN_BOOKS = 5  # ids named in the "pricing ..." line; the count says the rest
@@ -37,6 +42,55 @@ def readable_file(flag: str, path: str) -> None:
             pass
     except OSError as exc:
         raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
+
+
+def csv_header(flag: str, path: str, replay: bool = True) -> None:
+    """The CSV's header (its first line that is not blank) names a price column: with a bad one no
+    row can ever be read (the DataManager would retry it every second for ever). A file with no line
+    yet is refused in replay mode only (in follow mode its rows may come)."""
+    shown = printable(path)
+    try:
+        with open(path, "rb") as f:
+            for _ in range(limits.CSV_HEADER_SEARCH_LINES):
+                raw = f.readline(limits.CSV_LINE_MAX_BYTES)
+                if not raw.endswith(b"\n") and (len(raw) >= limits.CSV_LINE_MAX_BYTES or not replay):
+                    return  # a line too long is a bad row to the DataManager; one not written whole may still come
+                text = raw.decode("utf-8", "replace")
+                if text.lstrip("\ufeff").strip():
+                    parse_header(text)
+                    return
+                if not raw:
+                    break
+    except OSError as exc:
+        raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
+    except CsvFormatError as exc:
+        raise Refusal(f"{flag} {shown}: bad header: {exc}") from None
+    if replay:
+        raise Refusal(f"{flag} {shown}: no header row: the first line must name the columns, e.g. "
+                      "'timestamp,book_id,price'")
+
+
+def pricing(options: PricingOptions, tick: float) -> tuple[list[str], Config | None]:
+    """The books priced and the config (None without ``--config``: ``--books``/``--books-file`` and
+    ``--delay`` then), checked: a bad config is a ConfigError naming file, line and key; no book, or a
+    delay not shorter than the tick, a Refusal."""
+    config = None
+    if options.config:
+        config = load_config(options.config)
+        books = config.books
+        source = f"--config {options.config}"
+        delays = [(f"strategy {name!r}: delay", s.delay) for name, s in config.strategies.items()]
+    else:
+        try:
+            books = book_ids(options)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise Refusal(f"--books-file {printable(options.books_file or '')}: {reason}") from None
+        source = f"--books-file {options.books_file}" if options.books_file else "--books"
+        delays = [("--delay", options.delay)]
+    no_book(books, printable(source))
+    delays_within_tick(delays, tick)
+    return books, config
 
 
 def valid_endpoints(flag: str, value: str) -> tuple[str, ...]:

@@ -68,6 +68,7 @@ FRAME_MAX_BYTES: Final = 1024 * 1024  # one ZeroMQ message (ZMQ_MAXMSGSIZE on ev
 HTTP_BODY_MAX_BYTES: Final = 4096  # one APIServer single-item request body
 HTTP_BATCH_BODY_MAX_BYTES: Final = 256 * 1024  # one APIServer batch request body
 CSV_LINE_MAX_BYTES: Final = 256 * 1024  # a longer CSV line is skipped as a bad row
+CSV_HEADER_SEARCH_LINES: Final = 10_000  # blank lines a start-time check reads past to find a CSV's header
 BOOKS_FILE_MAX_BYTES: Final = 64 * 1024 * 1024  # a --books-file or a config's book list
 CATALOG_MAX_BYTES: Final = 256 * 1024 * 1024  # a guardrail catalog (streamed: 1,000,000 rows of long ids)
 CONFIG_MAX_BYTES: Final = 1024 * 1024

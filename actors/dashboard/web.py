@@ -17,6 +17,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from actors import charts
 from actors.dashboard import params, rows
 from actors.dashboard.bounds import BoundsSource
 from actors.dashboard.csv_download import CsvDownloads
@@ -113,8 +114,16 @@ class DashboardWeb:
         get("/api/books", self.api_books)
         get("/api/book", self.api_book)
         get("/api/series", self.api_series)
+        for shared in (charts.UPLOT_JS, charts.UPLOT_CSS):  # the vendored chart library, shared with the backtest
+            get(f"/static/{shared.name}", self._file(shared))
         app.router.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
         return app
+
+    @staticmethod
+    def _file(path: Path) -> Handler:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(path)
+        return serve
 
     # --- pages ---------------------------------------------------------------------------------
 

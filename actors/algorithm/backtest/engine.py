@@ -40,7 +40,7 @@ from actors.algorithm.guardrails import NONE, Guardrails
 from actors.algorithm.pricing import avg_comp_price, reprice
 from transport import limits
 
-NARROW: Final = 4  # below this many pairs in a lockstep step, a decision at a time is cheaper
+NARROW: Final = 8  # below this many pairs in a lockstep step, a decision at a time is cheaper
 ROUND_SLOTS: Final = 1 << 20  # decisions per batch after the end of the file (bounded memory)
 _TICK_SPAN: Final = 1 << 41  # a pair's ticks in one sorted array: pair * span + tick
 Index = npt.NDArray[np.intp]
@@ -96,8 +96,7 @@ class FastEngine:
         self.model = job.demand
         logistic = isinstance(self.model, Logistic)
         self.chained = (self.guard.configured & self.guard.step_set) | ~self.exact | logistic
-        ranks = job.ranks()
-        self.rank = np.array([ranks[p.key] for p in pairs], dtype=np.int64)
+        self.rank = np.array(job.ranks(), dtype=np.int64)
         self.keys = np.array([demand.book_key(p.book) for p in pairs], dtype=np.int64)
         # state
         self.last = np.zeros(len(pairs), dtype=np.int64)
@@ -219,7 +218,7 @@ class FastEngine:
     def _generated(self, pair: I64, tick: I64) -> I64:
         if isinstance(self.model, Logistic):
             return np.full(len(pair), -1, dtype=np.int64)
-        return demand.generated_ids(self.model.first_id, tick, self.count_pairs, self.rank[pair])
+        return demand.generated_ids(self.model.first_id, tick, self.job.ids_per_tick(), self.rank[pair])
 
     def _finish(self) -> int:
         """After the end of the file: the ticks left, on each book's last window (the clamp); the

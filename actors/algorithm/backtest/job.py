@@ -34,15 +34,20 @@ class Job:
     costs: Mapping[str, int] = field(default_factory=dict)  # unit cost per book, cents
     chart_pairs: int = CHART_PAIRS
     chart_points: int = CHART_POINTS
+    # Parity without --ids: each pair's place in the generated id sequence and the pairs per tick in it
+    # (default: its index among ``pairs``; a sweep's variants keep the place of the pair they vary).
+    id_ranks: tuple[int, ...] | None = None
+    id_pairs: int | None = None
 
     @property
     def demand(self) -> Parity | Logistic:
         return self.config.backtest.demand
 
-    def ranks(self) -> dict[tuple[str, str], int]:
-        """Each pair's place among the config's unpaused pairs: its slot in the generated id sequence
-        (a sweep's variants keep the place of the pair they vary)."""
-        return {pair.key: rank for rank, pair in enumerate(self.pairs)}
+    def ranks(self) -> tuple[int, ...]:
+        return self.id_ranks if self.id_ranks is not None else tuple(range(len(self.pairs)))
+
+    def ids_per_tick(self) -> int:
+        return self.id_pairs if self.id_pairs is not None else len(self.pairs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,8 +107,7 @@ class ReferenceEngine:
             if tick != self.next[i] or (job.ticks is not None and tick >= job.ticks):
                 return None
             model = job.demand
-            return -1 if isinstance(model, Logistic) else model.first_id + tick * len(job.pairs) + \
-                self.ranks[job.pairs[i].key]
+            return -1 if isinstance(model, Logistic) else model.first_id + tick * job.ids_per_tick() + self.ranks[i]
         found = job.ids.pairs.get(job.pairs[i].key)
         if found is None or self.next[i] >= len(found.ticks) or int(found.ticks[self.next[i]]) != tick:
             return None

@@ -56,7 +56,12 @@ class PairStats:
         if not self.decisions or not self.comp_sum:
             return None
         ratio = Decimal(self.price_sum * self.window * (MICRO // 100)) / Decimal(self.comp_sum)
-        return (ratio - 1).quantize(_RATIO, rounding=ROUND_HALF_UP)
+        return _ratio(ratio)
+
+
+def _ratio(ratio: Decimal) -> Decimal:
+    """``ratio - 1`` to 4 places (no "-0.0000")."""
+    return (ratio - 1).quantize(_RATIO, rounding=ROUND_HALF_UP) + 0
 
 
 def _mean(total: int, count: int) -> Decimal | None:
@@ -103,7 +108,7 @@ class StrategyTotals:
     def vs_competitor(self) -> Decimal | None:
         if not self.decisions or not self.comp_sum_cents:
             return None
-        return (Decimal(self.price_sum) / self.comp_sum_cents - 1).quantize(_RATIO, rounding=ROUND_HALF_UP)
+        return _ratio(Decimal(self.price_sum) / self.comp_sum_cents)
 
     def objective(self, name: str) -> int:
         if name == "units":

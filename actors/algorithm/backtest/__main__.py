@@ -1,0 +1,5 @@
+import sys
+
+from actors.algorithm.backtest.cli import main
+
+sys.exit(main())
