@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from actors.algorithm.config.backtest import REPORT_DEFAULT
 from actors.options import option
 
 DEFAULT_PORT: Final = 8081
@@ -23,6 +24,8 @@ class DashboardOptions:
                      metavar="PATH")
     config: str | None = option(None, "the repricer's TOML config, read for guardrail floors and ceilings only",
                                 metavar="FILE")
+    backtest_report: str = option(REPORT_DEFAULT, "the backtest's last HTML report, linked and served at /backtest "
+                                  "when it exists (python -m actors.algorithm.backtest writes it)", metavar="PATH")
     history: float = option(600.0, "seconds of decisions/s history kept in memory for the overview chart",
                             metavar="S")
     bucket: float = option(5.0, "seconds per point of the decisions/s chart", metavar="S")

@@ -55,11 +55,15 @@ class Pages:
         body = self._t["error"].substitute(status=status, title=esc(title), message=esc(message))
         return self._layout(f"{status} {title}", body)
 
-    def overview(self, ledger_note: str) -> str:
+    def overview(self, ledger_note: str, report_written: float | None = None) -> str:
         head = ('<link rel="stylesheet" href="/static/uPlot.min.css">'
                 '<script src="/static/uPlot.iife.min.js" defer></script><script src="/static/overview.js" defer>'
                 '</script>')
-        return self._layout("Overview", self._t["overview"].substitute(ledger=esc(ledger_note)), "overview", head)
+        backtest = (f'<a id="backtest-report" href="/backtest">The last backtest report</a> (written '
+                    f"{esc(iso(report_written))})." if report_written is not None else
+                    "No backtest report yet: <code>python -m actors.algorithm.backtest</code> writes one.")
+        body = self._t["overview"].substitute(ledger=esc(ledger_note), backtest=backtest)
+        return self._layout("Overview", body, "overview", head)
 
     # --- books ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ own scripts and styles.
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -39,16 +40,23 @@ HEADERS: Final = MappingProxyType({
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
 })
 _HTTP_REASONS: Final = MappingProxyType({404: "unknown_path", 405: "bad_method", 413: "too_large"})
+# The backtest's report is one self-contained file with inline scripts: served in a sandbox (an opaque
+# origin: its scripts reach nothing of this server's), allowed inline code and nothing from anywhere.
+REPORT_CSP: Final = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+                     "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+                     "frame-ancestors 'none'")
+REPORT_MAX_BYTES: Final = 256 << 20
 
 
 class DashboardWeb:
     def __init__(self, state: LiveState, ledger: LedgerReader, stream: LiveStream, metrics: DashboardMetrics,
-                 bounds: BoundsSource) -> None:
+                 bounds: BoundsSource, report: Path | None = None) -> None:
         self.state = state
         self.ledger = ledger
         self.stream = stream
         self.metrics = metrics
         self.bounds = bounds
+        self.report = report  # the backtest's last report, if any
         self.pages = Pages()
         self._rlog = RateLimitedLog(log)
         self._downloads = 0
@@ -95,7 +103,10 @@ class DashboardWeb:
 
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+        report = response.headers.get("Content-Security-Policy") == REPORT_CSP
         response.headers.update(HEADERS)
+        if report:
+            response.headers["Content-Security-Policy"] = REPORT_CSP
         if request.path.startswith("/static/"):
             response.headers["Cache-Control"] = "max-age=300"
 
@@ -108,6 +119,7 @@ class DashboardWeb:
         get("/book", self.book)
         get("/book.csv", self.book_csv)
         get("/metrics", self.metrics_page)
+        get("/backtest", self.backtest)
         get("/api/overview", self.api_overview)
         get("/api/live", self.stream.serve)
         get("/api/ledger", self.api_ledger)
@@ -133,7 +145,28 @@ class DashboardWeb:
             note = f"History from {self.ledger.path} (schema version {summary['schema_version']})."
         except (LedgerUnavailable, LedgerBusy) as e:
             note = f"No history: {e}."
-        return web.Response(text=self.pages.overview(note), content_type="text/html")
+        return web.Response(text=self.pages.overview(note, self._report_written()), content_type="text/html")
+
+    def _report_written(self) -> float | None:
+        """When the backtest's report was written (its mtime), None when there is none to serve."""
+        try:
+            info = self.report.stat() if self.report is not None else None
+        except OSError:
+            return None
+        return info.st_mtime if info is not None and stat.S_ISREG(info.st_mode) else None
+
+    async def backtest(self, request: web.Request) -> web.StreamResponse:
+        """The backtest's last report, as written (a file replaced whole by the backtest)."""
+        written = self._report_written()
+        if written is None or self.report is None:
+            raise BadRequest("no_report", f"no backtest report at {self.report}: python -m actors.algorithm.backtest "
+                             "writes one", status=404)
+        if self.report.stat().st_size > REPORT_MAX_BYTES:
+            raise BadRequest("report_too_large", f"the backtest report is over {REPORT_MAX_BYTES} bytes: open it "
+                             "from disk", status=404)
+        response = web.FileResponse(self.report, headers={"Content-Security-Policy": REPORT_CSP,
+                                                          "Content-Type": "text/html; charset=utf-8"})
+        return response
 
     async def _books_page(self, request: web.Request) -> rows.BooksPage:
         query = params.books_query(request.query)

@@ -27,7 +27,7 @@ from actors.algorithm.backtest.job import Job, Result
 from actors.algorithm.backtest.plan import IdsError, read_ids
 from actors.algorithm.backtest.stats import OBJECTIVES, totals
 from actors.algorithm.config import Config, ConfigError
-from actors.algorithm.config.backtest import Logistic
+from actors.algorithm.config.backtest import REPORT_DEFAULT, Logistic
 from actors.algorithm.options import PricingOptions
 from actors.options import add_options, borrow, borrowed, from_namespace, make_parser
 from repricer_supervisor import preflight
@@ -35,7 +35,7 @@ from repricer_supervisor.options import LauncherOptions
 from repricer_supervisor.preflight import Refusal
 from transport.logs import printable
 
-DEFAULT_REPORT: Final = "var/backtest/report.html"  # the Dashboard links to the report found here
+DEFAULT_REPORT: Final = REPORT_DEFAULT  # the Dashboard links to the report found here
 ENGINES: Final = ("fast", "plain")
 
 

@@ -230,7 +230,8 @@ class FastEngine:
         elif self.explicit:
             last_tick = int(self.plan_ticks.max(initial=-1))
         else:
-            last_tick = int((self.count[book] - self.window)[enough].max(initial=-1))
+            horizon = self.window if self.job.horizon_window is None else self.job.horizon_window
+            last_tick = int((self.count[book] - horizon)[enough].max(initial=-1))
         if self.explicit:
             left = self.plan_count - self.next_tick
         else:

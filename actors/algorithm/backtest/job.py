@@ -38,6 +38,9 @@ class Job:
     # (default: its index among ``pairs``; a sweep's variants keep the place of the pair they vary).
     id_ranks: tuple[int, ...] | None = None
     id_pairs: int | None = None
+    # The run's last tick is each pair's last new window (count - window), the latest of all; a sweep
+    # split over processes fixes the window used here so that every share runs the same ticks.
+    horizon_window: int | None = None
 
     @property
     def demand(self) -> Parity | Logistic:

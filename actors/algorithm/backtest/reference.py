@@ -130,8 +130,8 @@ class ReferenceEngine:
         elif job.ids is not None:
             last_tick = max((int(f.ticks.max()) for f in job.ids.pairs.values() if len(f.ticks)), default=-1)
         else:
-            last_tick = max((counts[b] - job.pairs[i].strategy.rule.window for b, mine in by_book.items()
-                             for i in mine if enough[i]), default=-1)
+            last_tick = max((counts[b] - (job.horizon_window or job.pairs[i].strategy.rule.window)
+                             for b, mine in by_book.items() for i in mine if enough[i]), default=-1)
         for book, mine in by_book.items():
             for i in mine:
                 size = job.pairs[i].strategy.rule.window

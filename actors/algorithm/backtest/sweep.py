@@ -111,7 +111,8 @@ def sweep_job(job: Job, strategy: str, axes: Sequence[Axis]) -> Job:
                 id_ranks.append(ranks[i])
     if not pairs:
         raise SweepError(f"--sweep-strategy {strategy}: it prices no book here (all paused?)")
-    return replace(job, pairs=tuple(pairs), id_ranks=tuple(id_ranks), id_pairs=job.ids_per_tick(), chart_pairs=0)
+    return replace(job, pairs=tuple(pairs), id_ranks=tuple(id_ranks), id_pairs=job.ids_per_tick(), chart_pairs=0,
+                   horizon_window=min(p.strategy.rule.window for p in pairs))
 
 
 def _share(job: Job, path: str, block_bytes: int) -> Result:

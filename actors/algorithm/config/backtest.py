@@ -24,6 +24,7 @@ from actors.algorithm.config.values import Path, ValueReader, show
 from actors.algorithm.guardrails import parse_money
 
 MODELS: Final = ("parity", "logistic")
+REPORT_DEFAULT: Final = "var/backtest/report.html"  # where the backtest writes its report, and the Dashboard looks
 FIRST_ID_MAX: Final = 2**53  # ids stay exact anywhere (the mock's are microseconds since 1970, ~2**50)
 SEED_MAX: Final = 2**31 - 1
 _KEYS: Final = frozenset({"demand", "first_id", "unit_cost", "logistic"})

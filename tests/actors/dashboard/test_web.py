@@ -31,13 +31,13 @@ pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in p
 Scenario = Callable[[TestClient[Any, Any], DashboardWeb], Awaitable[None]]
 
 
-def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None) -> DashboardWeb:
+def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None, report: Path | None = None) -> DashboardWeb:
     state = LiveState(600, 5, time.time)
     ledger = LedgerReader(db)
     stream = LiveStream(state.snapshot, lambda: state.version, StreamLimits(max_clients=2, interval=0.01))
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
-    web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds())
+    web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds(), report)
 
     async def run() -> None:
         async with TestClient(TestServer(web.make_app())) as client:
@@ -54,7 +54,7 @@ def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None) -> Dashboa
 def test_pages_answer_and_carry_a_strict_content_security_policy(ledger_db: Path) -> None:
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
         for path in ("/", "/books", "/books?sort=hits&dir=desc&q=b", "/book?id=B1", "/book?id=B1&strategy=fast",
-                     "/static/uPlot.iife.min.js", "/static/overview.js"):
+                     "/static/uPlot.iife.min.js", "/static/uPlot.min.css", "/static/overview.js"):
             response = await client.get(path)
             assert response.status == 200, path
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
@@ -62,6 +62,27 @@ def test_pages_answer_and_carry_a_strict_content_security_policy(ledger_db: Path
         assert page.count('<a href="/book?id=') == 5 and "1 to 5 of 5 (book, strategy) pairs" in page
 
     serve(ledger_db, scenario)
+
+
+def test_the_backtest_report_is_linked_and_served_in_a_sandbox(ledger_db: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+
+    async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        missing = await client.get("/backtest")
+        assert missing.status == 404 and "python -m actors.algorithm.backtest" in await missing.text()
+        assert 'href="/backtest">The last backtest report' not in await (await client.get("/")).text()
+        report.write_text("<!doctype html><script>document.title = 'inline'</script>", encoding="utf-8")
+        page = await (await client.get("/")).text()
+        assert 'href="/backtest">The last backtest report</a> (written 20' in page
+        served = await client.get("/backtest")
+        assert served.status == 200 and await served.text() == report.read_text(encoding="utf-8")
+        policy = served.headers["Content-Security-Policy"]
+        assert policy.startswith("sandbox allow-scripts;") and "script-src 'unsafe-inline'" in policy
+        assert served.headers["Content-Type"].startswith("text/html")
+        other = await client.get("/books")  # every other page keeps the strict policy
+        assert "script-src 'self'" in other.headers["Content-Security-Policy"]
+
+    serve(ledger_db, scenario, report=report)
 
 
 def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) -> None:
