@@ -6,7 +6,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only ticks,idle_cpu
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, replay, dashboard, catalog, api_server, ledger, hostile.
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import (
     api_server,
+    backtest,
     catalog,
     cold_read,
     common,
@@ -55,6 +56,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "api_server": api_server.measure,
     "ledger": ledger.measure,
     "hostile": hostile.measure,
+    "backtest": backtest.measure,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

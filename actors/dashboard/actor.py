@@ -17,8 +17,8 @@ import asyncio
 import logging
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 import zmq
@@ -60,7 +60,8 @@ class Dashboard:
         self.ledger = LedgerReader(options.db)
         self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
         self.metrics = DashboardMetrics(self.state, self.all_counters)
-        self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds, Path(options.backtest_report))
+        self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds,
+                                Path(options.backtest_report))
         self._own = {"events": 0, "bad_events": 0, **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
         self._peer_log = RateLimitedLog(log)
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",

@@ -38,7 +38,12 @@ INT64_MAX: Final = 2**63 - 1
 EXACT_DEN_MAX: Final = 10**30  # beyond, 60 significant digits could round differently: use Decimal
 
 # Which guardrails moved a price, as bits (the names in the order Guardrails.apply reports them).
-STEP, ENDING, FLOOR, CEILING, PRICE_MIN, PRICE_MAX = 1, 2, 4, 8, 16, 32
+STEP: Final = 1
+ENDING: Final = 2
+FLOOR: Final = 4
+CEILING: Final = 8
+PRICE_MIN: Final = 16
+PRICE_MAX: Final = 32
 BIT_NAMES: Final = ((STEP, "step"), (ENDING, "ending"), (FLOOR, "floor"), (CEILING, "ceiling"),
                     (PRICE_MIN, "price_min"), (PRICE_MAX, "price_max"))
 

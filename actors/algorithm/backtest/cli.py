@@ -25,6 +25,7 @@ from actors.algorithm.backtest import engine, output, reference, report, sweep
 from actors.algorithm.backtest.costs import unit_costs
 from actors.algorithm.backtest.job import Job, Result
 from actors.algorithm.backtest.plan import IdsError, read_ids
+from actors.algorithm.backtest.reader import BLOCK_BYTES
 from actors.algorithm.backtest.stats import OBJECTIVES, totals
 from actors.algorithm.config import Config, ConfigError
 from actors.algorithm.config.backtest import REPORT_DEFAULT, Logistic
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ticks", type=int, metavar="N", help="decide ticks 0..N-1 (default: every tick until every "
                      "book has shown its last price)")
     run.add_argument("--engine", choices=ENGINES, default="fast",
-                     help="fast (numpy, integer cents) or plain (a loop over the live Decimal code; slow, for checking)")
+                     help="fast (numpy, integer cents) or plain (a loop over the live Decimal code: slow, for "
+                          "checking)")
     out = parser.add_argument_group("output")
     out.add_argument("--format", choices=output.FORMATS, default="table", help="stdout's format (default table)")
     out.add_argument("--objective", choices=OBJECTIVES, default="revenue",
@@ -161,7 +163,7 @@ def replay(plan: Plan) -> Result:
         sink = output.DecisionWriter(decisions, job)
     try:
         if plan.axes and args.engine == "fast" and sink is None:
-            return sweep.run(job, plan.inputs.data_file, args.jobs, engine.BLOCK_BYTES)
+            return sweep.run(job, plan.inputs.data_file, args.jobs, BLOCK_BYTES)
         run = engine.run if args.engine == "fast" else reference.run
         return run(job, plan.inputs.data_file, sink)
     finally:
@@ -183,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for example in result.examples:
         print(f"warning: {example}", file=sys.stderr)
     if result.counters.get("bad_rows"):
-        print(f"warning: {result.counters['bad_rows']} bad row(s) skipped, as the DataManager skips them", file=sys.stderr)
+        print(f"warning: {result.counters['bad_rows']} bad row(s) skipped, as the DataManager skips them",
+              file=sys.stderr)
     if args.decisions != "-":
         if args.format == "json":
             text = output.json_text(result, ranking, about(plan))

@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from actors.algorithm.backtest.cents import MICRO_PER_CENT, I64, Bools
+from actors.algorithm.backtest.cents import I64, MICRO_PER_CENT, Bools
 from actors.algorithm.config.backtest import Logistic
 
 U64 = npt.NDArray[np.uint64]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -84,10 +84,10 @@ class FastEngine:
         arith = [RuleArith.of(p.strategy.rule) for p in pairs]
         self.exact = np.array([a.exact for a in arith], dtype=np.bool_)
         fits = all(max(a.sold_num, a.unsold_num, 2 * a.q) <= cents.INT64_MAX for a in arith)
-        kind: type = np.int64 if fits else object
-        self.sold_num = np.array([a.sold_num for a in arith], dtype=kind)
-        self.unsold_num = np.array([a.unsold_num for a in arith], dtype=kind)
-        self.q = np.array([a.q for a in arith], dtype=kind)
+        kind: type = np.int64 if fits else object  # Python ints when a factor's integers outgrow int64
+        self.sold_num: npt.NDArray[Any] = np.array([a.sold_num for a in arith], dtype=kind)
+        self.unsold_num: npt.NDArray[Any] = np.array([a.unsold_num for a in arith], dtype=kind)
+        self.q: npt.NDArray[Any] = np.array([a.q for a in arith], dtype=kind)
         config = job.config
         self.guardrails: list[Guardrails] = [config.guardrails_for(p.book) if config.has_guardrails else NONE
                                              for p in pairs]
@@ -232,10 +232,7 @@ class FastEngine:
         else:
             horizon = self.window if self.job.horizon_window is None else self.job.horizon_window
             last_tick = int((self.count[book] - horizon)[enough].max(initial=-1))
-        if self.explicit:
-            left = self.plan_count - self.next_tick
-        else:
-            left = np.maximum(last_tick - self.next_tick + 1, 0)
+        left = self.plan_count - self.next_tick if self.explicit else np.maximum(last_tick - self.next_tick + 1, 0)
         skipping = ~enough & (left > 0)
         self.sums["skipped"][skipping] += left[skipping]
         prefix = np.zeros((len(self.tail), self.span + 1), dtype=np.int64)

@@ -93,9 +93,9 @@ class Chart:
             stride *= 2
             kept = sum(1 for n in self.number if n % stride == 0)
         if stride != self.stride:
-            kept = [i for i, n in enumerate(self.number) if n % stride == 0]
-            self.number, self.tick = [self.number[i] for i in kept], [self.tick[i] for i in kept]
-            self.price, self.sums = [self.price[i] for i in kept], [self.sums[i] for i in kept]
+            keep = [i for i, n in enumerate(self.number) if n % stride == 0]
+            self.number, self.tick = [self.number[i] for i in keep], [self.tick[i] for i in keep]
+            self.price, self.sums = [self.price[i] for i in keep], [self.sums[i] for i in keep]
             self.stride = stride
         take = numbers % stride == 0
         self.number += numbers[take].tolist()

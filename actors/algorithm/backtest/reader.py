@@ -128,6 +128,7 @@ def _key(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 PAD: Final = limits.BOOK_ID_MAX_LEN + 16  # zero bytes after a block: every field's words can be read
 _MASKS: Final = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # the low k bytes of a word
+_MASKS.setflags(write=False)  # a constant table
 
 
 def _field_words(buf: U8, starts: I64, lengths: I64, count: int) -> npt.NDArray[np.uint64]:

@@ -146,9 +146,11 @@ def render(job: Job, result: Result, ranking: list[StrategyTotals], about: dict[
                            "price": [p / 100 for p in chart.price],  # drawn only: money stays exact in the tables
                            "competitor": [s / window / MICRO for s in chart.sums]})
     bits = [f"data {about.get('data')}", f"config {about.get('config') or '(none: --books)'}",
-            f"demand {about.get('demand')}" + (f" with the request ids of {about.get('ids')}" if about.get("ids") else ""),
+            f"demand {about.get('demand')}" + (f" with the request ids of {about.get('ids')}" if about.get("ids")
+                                               else ""),
             f"ticks 0..{result.last_tick}", f"{result.decisions:,} decisions in {result.seconds:.2f} s",
-            f"{result.counters.get('rows_read', 0):,} rows read, {result.counters.get('bad_rows', 0):,} bad rows skipped",
+            f"{result.counters.get('rows_read', 0):,} rows read, "
+            f"{result.counters.get('bad_rows', 0):,} bad rows skipped",
             f"written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"]
     best_html = ""
     if best is not None:

@@ -85,13 +85,13 @@ def variants(base: Strategy, axes: Sequence[Axis]) -> list[Strategy]:
         raise SweepError(f"--sweep: {len(combos)} combinations, more than {COMBINATIONS_MAX}")
     out = []
     for combo in combos:
-        fields = {"window": base.rule.window, "sold_factor": base.rule.sold_factor,
+        fields = {"window": Decimal(base.rule.window), "sold_factor": base.rule.sold_factor,
                   "unsold_factor": base.rule.unsold_factor}
         for axis, value in zip(axes, combo, strict=True):
-            fields[axis.name] = int(value) if axis.name == "window" else value
+            fields[axis.name] = value
         label = " ".join(f"{axis.name}={value.normalize() if axis.name != 'window' else int(value)}"
                          for axis, value in zip(axes, combo, strict=True))
-        rule = PricingRule(int(fields["window"]), Decimal(fields["sold_factor"]), Decimal(fields["unsold_factor"]))
+        rule = PricingRule(int(fields["window"]), fields["sold_factor"], fields["unsold_factor"])
         out.append(Strategy(f"{base.name}[{label}]", rule, base.delay))
     return out
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.algorithm.backtest.reader import ALL_BOOKS, LINE_MAX, BookIndex, PriceFile
-from actors.data_manager.csv_rows import BadRow, CsvFormatError, not_utf8, parse_header, parse_row
+from actors.data_manager.csv_rows import BadRow, CsvFormatError, Row, not_utf8, parse_header, parse_row
 
 
 def expected(data: bytes) -> tuple[list[tuple[str, Decimal]], dict[str, int]]:
@@ -35,7 +35,7 @@ def expected(data: bytes) -> tuple[list[tuple[str, Decimal]], dict[str, int]]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            row: object = not_utf8(number, exc)
+            row: Row | BadRow | None = not_utf8(number, exc)
         else:
             row = parse_row(text, columns, number)
         if isinstance(row, BadRow):

@@ -78,7 +78,7 @@ def test_the_report_draws_its_charts_offline(tmp_path: Path) -> None:
         browser.get(html.as_uri())
         state = WebDriverWait(browser, 20, poll_frequency=0.05).until(
             lambda b: (s := b.execute_script(STATE))["drawn"] is not None and s, "the charts")
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[no-untyped-call]
     assert errors == []
     assert state["drawn"] == "10" and state["canvases"] == 10
     assert state["titles"][:2] == ["B001 · task", "B001 · bold"] and f"{odd} · bold" in state["titles"]
