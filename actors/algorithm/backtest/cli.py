@@ -124,6 +124,8 @@ def _plan(args: argparse.Namespace, inputs: Inputs, books: list[str], config: Co
         raise Refusal(f"--jobs must be at least 1, got {args.jobs}")
     if args.ids_run and not args.ids:
         raise Refusal("--ids-run goes with --ids")
+    if args.ids and args.ticks is not None:
+        raise Refusal("--ticks goes without --ids: a live run's ids say which ticks are decided")
     if args.ids and isinstance(config.backtest.demand, Logistic):
         raise Refusal("--ids gives a live run's request ids: that is the parity demand model, not logistic")
     ids = read_ids(args.ids, args.ids_run) if args.ids else None

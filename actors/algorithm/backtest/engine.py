@@ -23,6 +23,7 @@ calls the live functions for every decision.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -44,6 +45,7 @@ NARROW: Final = 8  # below this many pairs in a lockstep step, a decision at a t
 ROUND_SLOTS: Final = 1 << 20  # decisions per batch after the end of the file (bounded memory)
 _TICK_SPAN: Final = 1 << 41  # a pair's ticks in one sorted array: pair * span + tick
 Index = npt.NDArray[np.intp]
+WindowSums = Callable[[I64, I64, I64], I64]
 _SUMS: Final = ("decisions", "skipped", "units", "revenue", "price_sum", "comp_high", "comp_low", "at_floor",
                 "at_ceiling", "hits", *GUARDRAILS, "changes", "first_price")
 
@@ -193,8 +195,9 @@ class FastEngine:
         self._decide_upto(pairs, limit, lambda slot_pair, tick, at: prefix[offset[at] + tick + window[at]]
                           - prefix[offset[at] + tick])
 
-    def _decide_upto(self, pairs: I64, limit: I64, window_sums: object) -> None:
-        """Decide each of ``pairs``' planned ticks up to ``limit`` (its own), not decided yet."""
+    def _decide_upto(self, pairs: I64, limit: I64, window_sums: WindowSums) -> None:
+        """Decide each of ``pairs``' planned ticks up to ``limit`` (its own), not decided yet;
+        ``window_sums(slot pairs, ticks, their index in pairs)`` gives each decision's window sum."""
         if self.explicit:
             done = np.searchsorted(self.plan_keyed, pairs * _TICK_SPAN + limit, side="right") - self.plan_start[pairs]
             taken = self.next_tick[pairs]  # with a plan: how many of its ticks are decided
@@ -211,7 +214,7 @@ class FastEngine:
         else:
             tick = self.next_tick[slot_pair] + rank
             ids = self._generated(slot_pair, tick)
-        sums = window_sums(slot_pair, tick, at)  # type: ignore[operator]
+        sums = window_sums(slot_pair, tick, at)
         self.next_tick[pairs] += count
         self._decide(_Batch(slot_pair, tick, sums, ids))
 

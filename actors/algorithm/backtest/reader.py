@@ -230,7 +230,7 @@ class PriceFile:
             self.examples.append(f"{printable(self.path)} line {bad.line_no}: skipped a bad row ({bad.reason}): "
                                  f"{printable(bad.detail)}")
 
-    def _header(self, raw: bytes, line_no: int) -> None:
+    def _header(self, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace")  # the header: its own checks name what is wrong
         if text.lstrip("\ufeff").strip():
             self.columns = parse_header(text)  # CsvFormatError: the file cannot be read
@@ -319,7 +319,7 @@ class PriceFile:
             if len(raw) >= LINE_MAX:
                 self._line_too_long(first_line + first)
             else:
-                self._header(raw, first_line + first)
+                self._header(raw)
             first += 1
         if self.columns is None or first >= len(ends):
             return None

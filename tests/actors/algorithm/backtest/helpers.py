@@ -6,8 +6,7 @@ import random
 from pathlib import Path
 
 from actors.algorithm.backtest.job import Decisions, Job
-from actors.algorithm.backtest.plan import read_ids
-from actors.algorithm.config import Config, load_config
+from actors.algorithm.config import Config
 
 
 def price_file(path: Path, books: list[str], rows: int, seed: int, *, sort_by_book: bool = False,
@@ -34,15 +33,6 @@ def price_file(path: Path, books: list[str], rows: int, seed: int, *, sort_by_bo
 def job_of(config: Config, **kwargs: object) -> Job:
     pairs = tuple(p for p in config.pairs if not config.is_paused(p.book, p.strategy.name))
     return Job(config, pairs, **kwargs)  # type: ignore[arg-type]
-
-
-def config_file(path: Path, text: str) -> Config:
-    path.write_text(text, encoding="utf-8")
-    return load_config(path)
-
-
-def ids_of(path: Path) -> object:
-    return read_ids(str(path))
 
 
 def decisions_by_key(batches: list[Decisions], job: Job) -> dict[tuple[str, str, int], tuple[int, ...]]:

@@ -67,6 +67,7 @@ def test_a_config_with_a_bad_backtest_table_names_line_and_key(files: Path, caps
     (["--ticks", "0"], "--ticks must be within 1.."),
     (["--ids", "/nonexistent.csv"], "--ids /nonexistent.csv: cannot read"),
     (["--ids-run", "5"], "--ids-run goes with --ids"),
+    (["--ids", "x.csv", "--ticks", "5"], "--ticks goes without --ids"),
     (["--sweep", "colour=1..2"], "expected NAME=FROM..TO:STEP"),
     (["--sweep", "sold_factor=1.5..3:0.5"], "sold_factor 2.5 is not within 0.5..2"),
     (["--sweep", "window=0,5"], "window 0 is not an integer 1..64"),
