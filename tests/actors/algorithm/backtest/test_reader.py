@@ -78,6 +78,14 @@ def test_every_odd_line_is_read_as_the_datamanager_reads_it(tmp_path: Path) -> N
     assert ("B001", Decimal("18.02")) in rows and ("é", Decimal("12.00")) in rows and bad
 
 
+def test_tidy_lines_with_empty_fields(tmp_path: Path) -> None:
+    # Every line with its commas (the fast path's shortcut), some fields empty, one line without a timestamp.
+    check(tmp_path / "tidy.csv", b"timestamp,book_id,price\n,B001,1.50\nt,B002,2\n,,3\nt,B001,\n")
+    rows, bad = read(tmp_path / "tidy.csv")
+    assert rows == [("B001", Decimal("1.50")), ("B002", Decimal(2))] and bad == {"empty_book_id": 1,
+                                                                                "missing_price": 1}
+
+
 @pytest.mark.parametrize("block_bytes", [1024, 4096, 1 << 20])
 def test_blocks_of_any_size_give_the_same_rows(tmp_path: Path, block_bytes: int) -> None:
     lines = [f"2026-01-01T00:00:{i % 60:02d}Z,B{i % 7:03d},{10 + i % 997 / 100:.2f}".encode() for i in range(3000)]
