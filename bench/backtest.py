@@ -63,7 +63,7 @@ def _configs(folder: Path, books: int) -> dict[str, Path]:
 
 def backtest(data: Path, config: Path, engine: str = "fast") -> dict[str, Any]:
     """One run in its own process: its json output, CPU seconds, wall seconds and peak RSS."""
-    command = [sys.executable, "-m", "actors.algorithm.backtest", "--data", str(data), "--config", str(config),
+    command = [sys.executable, "-m", "actors.algorithm.backtest", "--data-file", str(data), "--config", str(config),
                "--format", "json", "--no-html", "--engine", engine]
     started = time.monotonic()
     with open(DATA_DIR / "backtest-out.json", "w+b") as out:

@@ -41,8 +41,9 @@ def files(tmp_path: Path) -> Path:
 
 
 SAME = [
-    ["--data", "/nonexistent.csv"], ["--data", "/tmp"], ["--data", "{tmp}/noprice.csv"], ["--data", "{tmp}/empty.csv"],
-    ["--data", "{tmp}/blank.csv"], ["--data", "{tmp}/quotes.csv"], ["--config", "{tmp}/slow.toml"],
+    ["--data-file", "/nonexistent.csv"], ["--data-file", "/tmp"], ["--data-file", "{tmp}/noprice.csv"],
+    ["--data-file", "{tmp}/empty.csv"], ["--data-file", "{tmp}/blank.csv"], ["--data-file", "{tmp}/quotes.csv"],
+    ["--config", "{tmp}/slow.toml"],
     ["--config", "{tmp}/slow.toml", "--tick", "2"], ["--config", "{tmp}/bad.toml"], ["--config", "{tmp}/demand.toml"],
     ["--config", "{tmp}/garbage.toml"], ["--config", "/nonexistent.toml"], ["--books", ","],
     ["--books-file", "{tmp}/empty.txt"], ["--books-file", "/nonexistent"], ["--delay", "10", "--tick", "2"],
@@ -79,8 +80,12 @@ def test_its_own_options_are_checked_too(argv: list[str], message: str, capsys: 
 
 
 def test_end_to_end_a_typo_in_the_data_path_is_the_launchers_error() -> None:
-    done = python("-m", "actors.algorithm.backtest", "--data", "/nonexistent.csv")
-    assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data /nonexistent.csv: no such file\n", "")
+    done = python("-m", "actors.algorithm.backtest", "--data-file", "/nonexistent.csv")
+    assert (done.returncode, done.stderr, done.stdout) == (2, "error: --data-file /nonexistent.csv: no such file\n", "")
+    old = python("-m", "actors.algorithm.backtest", "--data", "/nonexistent.csv")  # the old name, as the launcher's
+    launcher_old = python("launcher.py", "--data", "/nonexistent.csv")
+    assert (old.returncode, old.stderr) == (launcher_old.returncode, launcher_old.stderr)
+    assert old.stderr.startswith("warning: --data is deprecated")
 
 
 @pytest.fixture
@@ -105,7 +110,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, s
 def test_the_formats_say_the_same(market: tuple[Path, Path], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     data, config = market
-    base = ["--data", str(data), "--config", str(config), "--no-html"]
+    base = ["--data-file", str(data), "--config", str(config), "--no-html"]
     document = json.loads(run_cli([*base, "--format", "json"], capsys)[0])
     rows = list(csv.DictReader(io.StringIO(run_cli([*base, "--format", "csv"], capsys)[0])))
     table, err = run_cli(base, capsys)
@@ -128,7 +133,7 @@ def test_every_decision_to_a_file(market: tuple[Path, Path], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     data, config = market
     out = tmp_path / "decisions.csv"
-    document = json.loads(run_cli(["--data", str(data), "--config", str(config), "--no-html", "--format", "json",
+    document = json.loads(run_cli(["--data-file", str(data), "--config", str(config), "--no-html", "--format", "json",
                                    "--decisions", str(out)], capsys)[0])
     lines = list(csv.DictReader(out.open()))
     assert len(lines) == sum(p["decisions"] for p in document["pairs"])
@@ -144,7 +149,7 @@ def test_every_decision_to_a_file(market: tuple[Path, Path], tmp_path: Path,
 def test_a_sweep_in_parallel_finds_what_one_process_finds(market: tuple[Path, Path], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     data, config = market
-    base = ["--data", str(data), "--config", str(config), "--format", "json", "--sweep-strategy", "b",
+    base = ["--data-file", str(data), "--config", str(config), "--format", "json", "--sweep-strategy", "b",
             "--sweep", "sold_factor=1.00..1.30:0.10", "--sweep", "window=2,5", "--html", str(tmp_path / "r.html")]
     one = json.loads(run_cli([*base, "--jobs", "1"], capsys)[0])
     two = json.loads(run_cli([*base, "--jobs", "2"], capsys)[0])

@@ -45,7 +45,7 @@ def test_a_parity_backtest_fed_a_live_runs_ids_makes_its_decisions(tmp_path: Pat
     data = price_file(tmp_path / "prices.csv", ["A", "B", "C", "D"], 300, 11, bad_every=40)
     config = tmp_path / "repricer.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    run = LauncherRun(["--data", str(data), "--config", str(config), "--tick", "0.25", "--hang-timeout", "5",
+    run = LauncherRun(["--data-file", str(data), "--config", str(config), "--tick", "0.25", "--hang-timeout", "5",
                        "--grace", "5"], ipc_dir)
     try:
         run.wait_decisions(80, timeout=60)
@@ -66,7 +66,7 @@ def test_a_parity_backtest_fed_a_live_runs_ids_makes_its_decisions(tmp_path: Pat
         writer.writerows([tick, book, strategy, request_id, price, run_start]
                          for book, strategy, tick, request_id, _, price, _, run_start in live)
     decisions = tmp_path / "decisions.csv"
-    assert cli.main(["--data", str(data), "--config", str(config), "--tick", "0.25", "--ids", str(ids),
+    assert cli.main(["--data-file", str(data), "--config", str(config), "--tick", "0.25", "--ids", str(ids),
                      "--decisions", str(decisions), "--no-html", "--format", "json"]) == 0
     capsys.readouterr()
     with decisions.open(newline="", encoding="utf-8") as f:

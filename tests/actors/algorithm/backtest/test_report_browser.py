@@ -62,7 +62,8 @@ def backtest(data: Path, config: Path, html: Path) -> dict[str, Any]:
     """Run the backtest's command line; its json output."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["--data", str(data), "--config", str(config), "--html", str(html), "--format", "json"]) == 0
+        assert cli.main(["--data-file", str(data), "--config", str(config), "--html", str(html),
+                         "--format", "json"]) == 0
     document: dict[str, Any] = json.loads(out.getvalue())
     return document
 
