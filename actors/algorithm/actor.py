@@ -21,7 +21,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Final, TextIO
 
 import zmq
 import zmq.asyncio
@@ -36,60 +36,40 @@ from actors.algorithm.config import Config, ConfigError, load_config
 from actors.algorithm.config.reload import ConfigReloader, log_warnings, warnings_log
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.options import AlgorithmOptions, book_ids
-from actors.algorithm.output import format_human, format_json_bytes
+from actors.algorithm.pairs import PairTable
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.roster import Roster
+from actors.algorithm.sink import PrintThenKeep
 from actors.algorithm.strategies import Pair, Share
 from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
 from transport import endpoints
 from transport.logs import RateLimitedLog
-from transport.protocol import Decision, Tick
+from transport.protocol import Tick
 from transport.sockets import Sockets
 
 log = logging.getLogger(ALGORITHM.name)
 
 
+DRAIN_TIMEOUT: Final = 3.0  # seconds a clean stop waits for decisions in flight, then for stdout, the Ledger
+
+
 class Algorithm:
-    def __init__(
-        self,
-        sockets: Sockets[zmq.asyncio.Socket],
-        *,
-        ticks: str,
-        data: Sequence[str],
-        api_url: str,
-        pairs: Sequence[Pair] = (),
-        config: Config | None = None,
-        config_path: str | None = None,
-        share: Share | None = None,
-        ledger: str = "",
-        out: TextIO = sys.stdout,
-        json_output: bool = False,
-        dm_policy: RequestPolicy | None = None,
-        http_policy: HttpPolicy | None = None,
-        api_batch: int = 1,
-        dm_batch: int = 200,
-        drain_timeout: float = 3.0,
-        tune_gc: bool = False,
-        name: str = "algorithm",
-    ) -> None:
-        self.name = name
+    """One worker: ``options`` (its command line), the ``config`` loaded from them (the pairs of every
+    worker: this one takes its share), its sockets, and where decisions are printed."""
+
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: AlgorithmOptions, config: Config,
+                 out: TextIO = sys.stdout) -> None:
+        self.name = ALGORITHM.instance(options.worker, options.workers_total)
         self._sockets = sockets
-        self._ticks = ticks
-        self._data = tuple(data)
-        self._api_url = api_url
-        self._config = config or Config({}, list(pairs))
-        self._config_path = config_path
-        share = share or Share()  # a single worker owns every pair
-        self._pairs = share.owned(self._config.pairs) if config is not None else list(pairs)
-        self._json = json_output
-        self._dm_policy = dm_policy or RequestPolicy()
-        self._http_policy = http_policy or HttpPolicy()
-        self._drain_timeout = drain_timeout
-        self._tune_gc = tune_gc
-        self._dispatcher = Dispatcher(len(self._pairs))
+        self._options = options
+        self._data = endpoints.split_list(options.data_endpoint)
+        self._config = config
+        share = Share(options.worker, options.workers_total)
+        self._table = PairTable(share.owned(config.pairs))
+        http_policy = HttpPolicy.of(options)
         self._writer = OutputWriter(out)
         self._intake = TickReceiver(TickGate(), self._on_tick)
         self._gc = gc_watch.GcWatch()
@@ -98,22 +78,24 @@ class Algorithm:
         # config_reloads / config_reload_errors (the reloader's)
         self._own = {"overruns": 0, "unstarted": 0, "missed": 0, "reload_without_config": 0}
         self._last_seq: int | None = None  # of the run followed
-        self._dm = LastPricesClient(sockets, self._data, self._dm_policy)
-        self._http = HttpClient(api_url, self._http_policy.max_in_flight)
-        self._api = ApiClient(self._http, self._http_policy)
-        self._pipeline = Pipeline(self._pairs, self._dispatcher, self._dm, self._api, self._emit,
-                                  dm_batch=dm_batch, api_batch=api_batch, config=self._config)
-        self._roster = Roster(self._config, share, self._pipeline, self._dispatcher)
-        self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=self._http_policy.max_in_flight,
-                          api_batch=api_batch, dm_batch=dm_batch)
-        self._ledger = LedgerClient(sockets, ledger) if ledger else None
+        self._dm = LastPricesClient(sockets, self._data, RequestPolicy.of(options))
+        self._http = HttpClient(options.api_url, http_policy.max_in_flight)
+        self._api = ApiClient(self._http, http_policy)
+        self._ledger = LedgerClient(sockets, options.ledger_endpoint) if options.ledger_endpoint else None
+        self._sink = PrintThenKeep(self._writer, json_output=options.json, ledger=self._ledger)
+        self._pipeline = Pipeline(self._table, self._dm, self._api, self._sink,
+                                  dm_batch=options.dm_batch, api_batch=options.api_batch, config=config)
+        self._roster = Roster(config, share, self._table, self._pipeline)
+        self._dispatcher = Dispatcher(self._table)
+        self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=http_policy.max_in_flight,
+                          api_batch=options.api_batch, dm_batch=options.dm_batch)
         self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
-        self._reloader = (ConfigReloader(config_path, self._config, self._reload, warnings=self._config_log)
-                          if config_path else None)
+        self._reloader = (ConfigReloader(options.config, config, self._reload, warnings=self._config_log)
+                          if options.config else None)
         self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
         # Until the Ledger has said each pair's last price, ticks are held (the newest only): a pair's
         # first decision must register its last price, not the average.
-        self._started = ledger == ""
+        self._started = self._ledger is None
         self._held: tuple[Tick, Verdict] | None = None
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
                        self._pipeline.counters, self._dm.counters, self._api.counters,
@@ -140,7 +122,7 @@ class Algorithm:
         # could not start before the next one (what a slow consumer of this output must expect).
         gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
         self._last_seq = tick.seq
-        late = self._dispatcher.new_tick(tick.seq)
+        late = self._pool.new_tick(tick)
         self._own["missed"] += late.unstarted + max(0, gap) * self._roster.active
         if late.overruns or late.unstarted:
             # Not lost: each of these pairs decides for this newest tick as soon as it can.
@@ -148,17 +130,8 @@ class Algorithm:
             self._own["unstarted"] += late.unstarted
             self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d not started "
                               "for it: they decide for this tick instead", tick.seq, late.overruns, late.unstarted)
-        self._pool.new_tick(tick)
         if self._reloader is not None:
             self._reloader.know_tick(tick.interval)
-
-    def _emit(self, decision: Decision) -> None:
-        if self._json:
-            self._writer.write(format_json_bytes(decision) + b"\n")
-        else:
-            self._writer.write((format_human(decision) + "\n").encode())
-        if self._ledger is not None:
-            self._ledger.submit(decision)  # never blocks; a full outbox is logged and counted
 
     # --- config reload and resume -------------------------------------------------------------
 
@@ -200,14 +173,12 @@ class Algorithm:
                     self._held = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        sub = self._sockets.sub(self._ticks)
+        sub = self._sockets.sub(self._options.ticks_endpoint)
         dm, pool = self._dm, self._pool
-        log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._pairs),
-                 self._ticks, ",".join(self._data), self._api_url)
+        log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._table),
+                 self._options.ticks_endpoint, ",".join(self._data), self._options.api_url)
         log_warnings(self._config_log, self._config)  # what loading it skipped (as a reload logs it)
         self._writer.start()
-        if self._tune_gc:
-            gc_watch.tune()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)  # reload (without a handler SIGHUP kills)
         try:
@@ -225,7 +196,7 @@ class Algorithm:
                     pool.stop_starting()
                     await self._drain()
                     if self._ledger is not None:
-                        await self._ledger.flush(self._drain_timeout)  # says what it could not deliver
+                        await self._ledger.flush(DRAIN_TIMEOUT)  # says what it could not deliver
                     for task in tasks:
                         task.cancel()
         finally:
@@ -235,13 +206,13 @@ class Algorithm:
             if self._ledger is not None:
                 self._ledger.close()
             await self._http.close()
-            if not await self._writer.aclose(self._drain_timeout):
+            if not await self._writer.aclose(DRAIN_TIMEOUT):
                 log.warning("stdout is not being read: decisions still waiting to be printed are lost")
 
     async def _drain(self) -> None:
         """Let decisions in flight finish (none is lost to a clean stop), within a bound."""
         try:
-            await asyncio.wait_for(self._pool.drained.wait(), self._drain_timeout)
+            await asyncio.wait_for(self._pool.drained.wait(), DRAIN_TIMEOUT)
         except TimeoutError:
             log.warning("stopping with %d decision(s) still in flight", self._dispatcher.busy)
 
@@ -256,15 +227,11 @@ def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = 
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return runtime.CONFIGURATION_ERROR
-    name = ALGORITHM.instance(options.worker, options.workers_total)
 
     def make(sockets: Sockets[zmq.asyncio.Socket]) -> runtime.Actor:
-        return Algorithm(
-            sockets, ticks=options.ticks_endpoint, data=endpoints.split_list(options.data_endpoint),
-            api_url=options.api_url, config=config, config_path=options.config,
-            share=Share(options.worker, options.workers_total), ledger=options.ledger_endpoint,
-            json_output=options.json, dm_policy=RequestPolicy.of(options), http_policy=HttpPolicy.of(options),
-            api_batch=options.api_batch, dm_batch=options.dm_batch, tune_gc=True, name=name,
-        )
+        algorithm = Algorithm(sockets, options, config)
+        gc_watch.tune()  # after the pairs exist: they live as long as the process (see gc_watch)
+        return algorithm
 
-    return runtime.run_actor(name, make, runtime_options, liveness)
+    return runtime.run_actor(ALGORITHM.instance(options.worker, options.workers_total), make, runtime_options,
+                             liveness)

@@ -1,9 +1,10 @@
 """Which pair to start next, for which tick. Pure: no I/O, no clock.
 
 Every pair has at most one decision in flight and is decided at most once per tick. Each accepted
-tick is a new *generation*; a pair is started for the newest generation only:
+tick is a new *generation*; a pair is started for the newest generation only, and the :class:`Work`
+it gets carries that tick:
 
-* a tick's pairs are handed out by a scan over the pair list, a few at a time (:meth:`take`), so a
+* a tick's pairs are handed out by a scan over the pair table, a few at a time (:meth:`take`), so a
   tick costs O(1) when it arrives whatever the number of pairs;
 * a pair still busy with an older tick when the scan reaches it is marked *wanted*: the moment it
   finishes it goes to the front (:meth:`finish`), so a pair that frees up late still decides for the
@@ -12,8 +13,11 @@ tick is a new *generation*; a pair is started for the newest generation only:
   it stopped: the pairs the old tick could not reach come first, for the newest tick, so every pair
   gets its turn in round-robin order; after a finished scan the next one starts at a rotating place,
   so no book is always last;
-* a *blocked* pair (paused in the config, or dropped by a reload) is passed over and counted in
-  :attr:`paused`; the pair list may grow (a reload adding pairs) but never shrinks.
+* a *blocked* pair (paused in the config, or held: dropped by a reload, waiting for its last price)
+  is passed over, a paused one counted in :attr:`paused`; the table may grow (a reload adding pairs)
+  but never shrinks.
+
+The dispatch state of a pair lives in its :class:`PairRecord` (``started``, ``wanted``, ``work``).
 """
 
 from __future__ import annotations
@@ -21,12 +25,10 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
-_ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
+from actors.algorithm.pairs import Block, PairRecord, PairTable, Work
+from transport.protocol import Tick
 
-_IDLE = 0
-_BUSY = 1
-PAUSED = 1  # a blocked pair: paused in the config (counted in ``paused``) ...
-HELD = 2  # ... or held back a moment (dropped by a reload, or waiting for its last price)
+_ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,99 +40,84 @@ class NewTick:
 
 
 class Dispatcher:
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self, table: PairTable) -> None:
+        self._table = table
         self.generation = 0  # accepted ticks so far: grows across Scheduler runs, unlike seq
-        self._state = bytearray(count)  # _IDLE or _BUSY
-        self._wanted = bytearray(count)  # busy while a newer generation wants it
-        self._blocked = bytearray(count)  # PAUSED or HELD: never started
-        self._blocked_count = 0
-        self.paused = 0  # pair-ticks passed over because the pair was blocked
-        self._started = [0] * count  # the generation each pair was last started for (0: never)
-        self._late: collections.deque[int] = collections.deque()  # freed wanted pairs: <= count
+        self.tick: Tick | None = None  # the newest tick: what pairs are started for
+        self.paused = 0  # pair-ticks passed over because the pair was paused
+        self.busy = 0  # pairs with a decision in flight
+        self._late: collections.deque[PairRecord] = collections.deque()  # freed wanted pairs: <= pairs
         self._start = 0  # where the current scan began
-        self._pos = count  # positions scanned in the current generation (count: done)
-        self.busy = 0
+        self._pos = len(table)  # positions scanned in the current generation (len(table): done)
         self._started_now = 0  # pairs started for the current generation
 
-    def new_tick(self, seq: int) -> NewTick:
-        """Tick ``seq`` arrived: from now on pairs are started for it."""
-        expected = self._count - self._blocked_count
+    def new_tick(self, tick: Tick) -> NewTick:
+        """``tick`` arrived: from now on pairs are started for it."""
+        count = len(self._table)
+        expected = count - self._table.blocked
         outcome = NewTick(self.busy, max(0, expected - self._started_now) if self.generation else 0)
         self.generation += 1
+        self.tick = tick
         self._started_now = 0
-        if self._pos >= self._count:  # the last scan finished: start a fresh one at a rotating place
-            self._start = (seq * _ROTATION_STEP) % self._count if self._count else 0
+        if self._pos >= count:  # the last scan finished: start a fresh one at a rotating place
+            self._start = (tick.seq * _ROTATION_STEP) % count if count else 0
         else:  # overloaded: continue where we stopped, wrapping round to cover every pair once
-            self._start = (self._start + self._pos) % self._count
+            self._start = (self._start + self._pos) % count
         self._pos = 0
         return outcome
 
-    def take(self, limit: int) -> list[int]:
-        """Up to ``limit`` pairs to start now for the newest tick (marked busy)."""
-        taken: list[int] = []
+    def take(self, limit: int) -> list[Work]:
+        """Up to ``limit`` decisions to start now, for the newest tick (their pairs become busy)."""
+        tick = self.tick
+        if tick is None:
+            return []
+        taken: list[Work] = []
         gen = self.generation
-        state, wanted, started, count, late = self._state, self._wanted, self._started, self._count, self._late
-        blocked = self._blocked
+        late, records = self._late, self._table.records
+        count = len(records)
         while late and len(taken) < limit:
-            index = late.popleft()
-            if state[index] == _IDLE and started[index] < gen and not blocked[index]:  # the scan may have been first
-                state[index] = _BUSY
-                started[index] = gen
-                taken.append(index)
+            record = late.popleft()
+            # the scan may have started it meanwhile; or it was blocked since
+            if record.work is None and record.started < gen and record.block is Block.NONE:
+                taken.append(self._start_work(record, tick, gen))
         while len(taken) < limit and self._pos < count:
             index = self._start + self._pos
             if index >= count:
                 index -= count
             self._pos += 1
-            if started[index] >= gen:
+            record = records[index]
+            if record.started >= gen:
                 continue  # already started for this tick (it came back late)
-            if blocked[index]:
-                self.paused += blocked[index] == PAUSED
+            if record.block is not Block.NONE:
+                self.paused += record.block is Block.PAUSED
                 continue
-            if state[index] == _BUSY:
-                wanted[index] = 1
+            if record.work is not None:
+                record.wanted = True
                 continue
-            state[index] = _BUSY
-            started[index] = gen
-            taken.append(index)
+            taken.append(self._start_work(record, tick, gen))
         self.busy += len(taken)
         self._started_now += len(taken)
         return taken
 
-    def finish(self, index: int) -> None:
-        """The decision of pair ``index`` is over (decided or skipped)."""
-        self._state[index] = _IDLE
+    @staticmethod
+    def _start_work(record: PairRecord, tick: Tick, gen: int) -> Work:
+        record.started = gen
+        record.work = work = Work(record, tick)
+        return work
+
+    def finish(self, work: Work) -> None:
+        """The decision ``work`` is over (decided or skipped): its pair is free."""
+        record = work.record
+        if record.work is not work:
+            raise ValueError(f"{work!r} is not the decision in flight of {record!r}")
+        record.work = None
         self.busy -= 1
-        if self._wanted[index]:
-            self._wanted[index] = 0
-            if self._started[index] < self.generation:
-                self._late.append(index)
-
-    def grow(self, count: int) -> None:
-        """The pair list grew to ``count`` pairs (the new ones idle, unblocked)."""
-        added = count - self._count
-        if added <= 0:
-            return
-        self._state.extend(bytes(added))
-        self._wanted.extend(bytes(added))
-        self._blocked.extend(bytes(added))
-        self._started.extend([0] * added)
-        self._count = count
-
-    def block(self, blocked: bytes) -> None:
-        """Which pairs are blocked from now on (one flag per pair: 0, PAUSED or HELD); a pair in flight
-        finishes."""
-        if len(blocked) != self._count:
-            raise ValueError(f"{len(blocked)} flags for {self._count} pairs")
-        self._blocked[:] = blocked
-        self._blocked_count = sum(1 for flag in blocked if flag)
-
-    @property
-    def blocked(self) -> int:
-        return self._blocked_count
+        if record.wanted:
+            record.wanted = False
+            if record.started < self.generation:
+                self._late.append(record)
 
     @property
     def pending(self) -> bool:
         """Whether :meth:`take` may return something now."""
-        return bool(self._late) or self._pos < self._count
+        return self.tick is not None and (bool(self._late) or self._pos < len(self._table))

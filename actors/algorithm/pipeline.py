@@ -3,8 +3,10 @@ the price being set, read whether the book sold, price it, check the price, emit
 
 The price is the strategy's rule, then the config's guardrails (:meth:`Config.guard`: step limit,
 ending, floor/ceiling, each reported in the decision); the first decision of a pair registers the
-average in cents, guarded the same way. ``emit`` is where a decision leaves (stdout, then the
-Ledger). A price outside ``transport.limits`` is refused before it is sent or printed. Every failure
+average in cents, guarded the same way. A decision leaves through the sink
+(:class:`actors.algorithm.sink.DecisionSink`). Each step moves a :class:`Work` from one
+:class:`State` to the next (``actors.algorithm.pairs``); the caller, the pool, frees the pair of a
+work that is over. A price outside ``transport.limits`` is refused before it is sent or printed. Every failure
 skips that decision with a counter per reason; a book-specific failure (refused price, a book the
 DataManager or the API refuses) is also logged the first time each pair fails, so a book failing
 every tick can be found even when the general log is rate-limited.
@@ -16,17 +18,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from actors.algorithm.clients.api import ApiClient, ApiError, RateLimited, registration_prefix
-from actors.algorithm.clients.data_manager import BatchesUnsupported, LastPricesClient, Refused, RequestFailed
+from actors.algorithm.clients.api import ApiError, RateLimited
+from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
 from actors.algorithm.config import Config
-from actors.algorithm.dispatch import Dispatcher
+from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
+from actors.algorithm.sink import DecisionSink
 from actors.algorithm.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
-from transport.protocol import Decision, Tick
+from transport.protocol import Decision, LastPricesReply, WindowsReply
 
 log = logging.getLogger("algorithm")
 T = TypeVar("T")
@@ -36,77 +39,53 @@ SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited")
 REFUSAL_REASONS = ("price_below_min", "price_above_max", "price_not_finite", "price_not_cents")
 
 
-class Work:
-    """One decision in flight: a pair, the tick it serves, and what is known so far."""
+class Windows(Protocol):
+    """The DataManager's side (:class:`LastPricesClient`)."""
 
-    __slots__ = ("attempts", "avg", "index", "pair", "prices", "request_id", "sent", "tick")
+    batches: bool | None  # whether it answers WindowsRequest (None: not known yet)
 
-    def __init__(self, index: int, pair: Pair, tick: Tick) -> None:
-        self.index = index
-        self.pair = pair
-        self.tick = tick
-        self.prices: tuple[Decimal, ...] = ()
-        self.avg = Decimal(0)
-        self.sent = Decimal(0)  # the price registered with the API
-        self.request_id = -1
-        self.attempts = 0  # calls answered 429 so far
+    async def last_prices(self, book: str, tick: int, count: int) -> LastPricesReply: ...
+
+    async def windows(self, tick: int, count: int, books: Sequence[str]) -> WindowsReply: ...
+
+
+class Api(Protocol):
+    """The APIServer's side (:class:`ApiClient`): raises ApiError (RateLimited on a 429)."""
+
+    async def register_request(self, prefix: bytes, price: Decimal) -> int: ...
+
+    async def request_data(self, request_id: int) -> bool: ...
+
+    async def register_batch(self, items: Sequence[tuple[bytes, Decimal]]) -> list[int | str]: ...
+
+    async def read_batch(self, ids: Sequence[int]) -> list[bool | str]: ...
 
 
 class Pipeline:
-    def __init__(self, pairs: Sequence[Pair], dispatcher: Dispatcher, dm: LastPricesClient, api: ApiClient,
-                 emit: Callable[[Decision], None], *, dm_batch: int, api_batch: int,
-                 config: Config | None = None) -> None:
-        self._pairs = list(pairs)  # a pair's index never changes: a reload replaces or appends
-        self._dispatcher = dispatcher
+    """The steps; each takes works in one state and leaves each in the next one, or SKIPPED/DECIDED
+    (the caller frees the pairs of works that are over). Decisions go to ``sink``."""
+
+    def __init__(self, table: PairTable, dm: Windows, api: Api, sink: DecisionSink, *,
+                 dm_batch: int, api_batch: int, config: Config | None = None) -> None:
+        self._table = table
         self._dm = dm
         self._api = api
-        self._emit = emit
-        self.config = config or Config({}, self._pairs)  # its guardrails; swapped whole by a reload
+        self._sink = sink
+        self.config = config or Config({}, table.pairs)  # its guardrails; swapped whole by a reload
         self._dm_batch = dm_batch
         self._api_batch = api_batch
-        self._prefix = [registration_prefix(p.book, p.strategy.name) for p in pairs]
-        self._last: list[Decimal | None] = [None] * len(pairs)  # last decided price per pair
-        self._index = {pair.key: i for i, pair in enumerate(pairs)}
-        self._failed = bytearray(len(pairs))  # pairs whose first book-specific failure was logged
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0}
         self.counters.update({f"skipped_{reason}": 0 for reason in SKIP_REASONS})
         self.counters.update({f"refused_{reason}": 0 for reason in REFUSAL_REASONS})
 
     @property
-    def pairs(self) -> Sequence[Pair]:
-        return self._pairs
-
-    def update_pairs(self, pairs: Sequence[Pair]) -> tuple[list[int], list[int]]:
-        """A reload's pairs: a pair already known keeps its index and its last price (its strategy's new
-        parameters apply from its next decision), a new pair is appended. Returns (the indexes of new
-        pairs, the indexes of known pairs the reload dropped); a dropped pair forgets its last price."""
-        added: list[int] = []
-        for pair in pairs:
-            index = self._index.get(pair.key)
-            if index is None:
-                index = self._index[pair.key] = len(self._pairs)
-                self._pairs.append(pair)
-                self._prefix.append(registration_prefix(pair.book, pair.strategy.name))
-                self._last.append(None)
-                self._failed.append(0)
-                added.append(index)
-            else:
-                self._pairs[index] = pair
-        kept = {pair.key for pair in pairs}
-        dropped = [i for i, pair in enumerate(self._pairs) if pair.key not in kept]
-        for index in dropped:
-            self._last[index] = None
-        return added, dropped
+    def pairs(self) -> list[Pair]:
+        return self._table.pairs
 
     def remember(self, key: tuple[str, str], price: Decimal) -> bool:
-        """Take ``price`` as the last decided price of pair ``key`` (e.g. restored from a store at
-        start): its next decision registers it instead of the average. False for a pair not ours."""
-        index = self._index.get(key)
-        if index is None or refusal(price) is not None:
-            return False
-        self._last[index] = price
-        return True
+        """Take ``price`` as the last decided price of pair ``key`` (see :meth:`PairTable.remember`)."""
+        return self._table.remember(key, price)
 
     # --- windows -------------------------------------------------------------------------------
 
@@ -115,39 +94,42 @@ class Pipeline:
         """Whether windows are fetched many books per request (else one request per book)."""
         return self._dm_batch > 1 and self._dm.batches is not False
 
-    async def fetch(self, indexes: list[int], tick: Tick) -> list[Work]:
-        """The windows of ``indexes`` at ``tick``; the pairs that got one, with their average."""
-        works = [Work(i, self._pairs[i], tick) for i in indexes]
+    async def fetch(self, works: list[Work]) -> list[Work]:
+        """FETCHING: the window of each work at its tick; returns those that got a usable one, now
+        REGISTERING with their average and the price to register (the others are SKIPPED)."""
         if self.batching:
             try:
-                return await self._fetch_batches(works, tick)
+                return await self._fetch_batches(works)
             except BatchesUnsupported:
                 pass  # a DataManager before WindowsRequest: one request per book below
         for work in works:
+            if work.state is not State.FETCHING:
+                continue  # skipped by a batch before the DataManager turned out to refuse batches
+            pair = work.pair
             try:
-                reply = await self._dm.last_prices(work.pair.book, tick.seq, work.pair.strategy.rule.window)
+                reply = await self._dm.last_prices(pair.book, work.tick.seq, pair.strategy.rule.window)
             except RequestFailed as exc:
                 self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))
                 continue
             work.prices = reply.prices
         return [w for w in works if self._windowed(w)]
 
-    async def _fetch_batches(self, works: list[Work], tick: Tick) -> list[Work]:
-        by_count: dict[int, list[Work]] = {}
+    async def _fetch_batches(self, works: list[Work]) -> list[Work]:
+        groups: dict[tuple[int, int], list[Work]] = {}  # by (tick, window length): one request each
         for work in works:
-            by_count.setdefault(work.pair.strategy.rule.window, []).append(work)
-        for count, group in by_count.items():
+            groups.setdefault((work.tick.seq, work.pair.strategy.rule.window), []).append(work)
+        for (seq, count), group in groups.items():
             books = list(dict.fromkeys(w.pair.book for w in group))
             per_request = max(1, min(limits.BATCH_BOOKS_MAX, limits.BATCH_PRICES_MAX // count))
             for start in range(0, len(books), per_request):
-                await self._fetch_batch(tick, count, books[start:start + per_request], group)
+                await self._fetch_batch(seq, count, books[start:start + per_request], group)
         return [w for w in works if self._windowed(w)]
 
-    async def _fetch_batch(self, tick: Tick, count: int, books: list[str], group: list[Work]) -> None:
+    async def _fetch_batch(self, seq: int, count: int, books: list[str], group: list[Work]) -> None:
         wanted = set(books)
         members = [w for w in group if w.pair.book in wanted]
         try:
-            reply = await self._dm.windows(tick.seq, count, books)
+            reply = await self._dm.windows(seq, count, books)
         except BatchesUnsupported:
             raise
         except RequestFailed as exc:
@@ -158,43 +140,46 @@ class Pipeline:
         for work in members:
             window, error = found[work.pair.book]
             if error:
-                self.skip(work, "dm_book", f"DataManager refused {work.pair.book}@{tick.seq}: {error}")
+                self.skip(work, "dm_book", f"DataManager refused {work.pair.book}@{seq}: {error}")
             else:
                 work.prices = window
 
     def _windowed(self, work: Work) -> bool:
-        """Average the window and choose the price to register; False (skipped) when unusable."""
-        if work.request_id == -2:  # skipped already
+        """Average the window and choose the price to register (the work is then REGISTERING); False
+        (SKIPPED) when unusable."""
+        if work.state is not State.FETCHING:  # skipped already
             return False
         window = work.pair.strategy.rule.window
         if len(work.prices) != window:
             self.skip(work, "window", f"expected {window} prices, got {len(work.prices)}")
             return False
         work.avg = avg_comp_price(work.prices)
-        last = self._last[work.index]
+        last = work.record.last
         # The first tick registers the average, in cents and within the guardrails like every price sent.
         work.sent = self.config.guard(work.pair.book, to_cents(work.avg), None).price if last is None else last
         reason = refusal(work.sent)
         if reason is not None:
             self.refuse(work, reason, work.sent)
             return False
+        work.state = State.REGISTERING
         return True
 
     # --- the API -------------------------------------------------------------------------------
 
     async def register(self, works: list[Work]) -> list[Work]:
-        """Register each work's price; return those to try again after a 429 pause (others are
-        registered, or skipped)."""
+        """REGISTERING: register each work's price (those registered are then READING); return those
+        to try again after a 429 pause (still REGISTERING; the others are SKIPPED)."""
         retry, answers = await self._call_api(
-            works, lambda work: self._api.register_request(self._prefix[work.index], work.sent),
-            lambda batch: self._api.register_batch([(self._prefix[w.index], w.sent) for w in batch]))
+            works, lambda work: self._api.register_request(work.record.prefix, work.sent),
+            lambda batch: self._api.register_batch([(w.record.prefix, w.sent) for w in batch]))
         for work, request_id in self._answered(answers):
             work.request_id = request_id
+            work.state = State.READING
         return retry
 
     async def read(self, works: list[Work]) -> list[Work]:
-        """Read whether each registered book sold and decide it; return those to try again after a
-        429 pause."""
+        """READING: read whether each registered book sold and decide it (DECIDED, or SKIPPED if the
+        price is refused); return those to try again after a 429 pause (still READING)."""
         retry, answers = await self._call_api(works, lambda work: self._api.request_data(work.request_id),
                                               lambda batch: self._api.read_batch([w.request_id for w in batch]))
         now = time.time()  # a batch is decided at one moment: one timestamp (and one ISO text) for all
@@ -245,18 +230,19 @@ class Pipeline:
     # --- the decision --------------------------------------------------------------------------
 
     def _decide(self, work: Work, sold: bool, now: float) -> None:
-        pair = work.pair
+        pair, record = work.pair, work.record
         rule_price = reprice(work.avg, sold, pair.strategy.rule)
-        priced = self.config.guard(pair.book, rule_price, self._last[work.index])
+        priced = self.config.guard(pair.book, rule_price, record.last)
         reason = refusal(priced.price)
         if reason is not None:
             self.refuse(work, reason, priced.price)
             return
-        self._last[work.index] = priced.price
+        record.last = priced.price
+        work.state = State.DECIDED
         self.counters["decisions"] += 1
-        self._dispatcher.finish(work.index)
-        self._emit(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
-                            work.request_id, sold, priced.price, priced.rule_price, priced.guardrail, work.tick.t0))
+        self._sink.accept(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
+                                   work.request_id, sold, priced.price, priced.rule_price, priced.guardrail,
+                                   work.tick.t0))
 
     def refuse(self, work: Work, reason: str, price: Decimal) -> None:
         self.counters["refused"] += 1
@@ -269,11 +255,10 @@ class Pipeline:
         self.counters["skipped"] += 1
         if reason is not None:
             self.counters[f"skipped_{reason}"] += 1
-        work.request_id = -2
-        self._dispatcher.finish(work.index)
-        pair = work.pair
-        if reason in (None, "dm_book", "api_item") and not self._failed[work.index]:
-            self._failed[work.index] = 1  # once per pair: bounded by the number of pairs
+        work.state = State.SKIPPED
+        pair, record = work.pair, work.record
+        if reason in (None, "dm_book", "api_item") and not record.failure_logged:
+            record.failure_logged = True  # once per pair: bounded by the number of pairs
             log.warning("first failure of book=%s strategy=%s tick=%d: %s (later failures of this pair are "
                         "only counted)", printable(pair.book), pair.strategy.name, work.tick.seq, printable(detail))
         self._log.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (retried next tick)",

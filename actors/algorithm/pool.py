@@ -1,7 +1,9 @@
 """The worker pool: a fixed number of coroutines (``--max-in-flight``) that do every step of every
 decision, instead of one task per pair per tick.
 
-A worker always takes the most urgent job first:
+:meth:`Pool.new_tick` is the one way in for a tick: the dispatcher starts pairs for it from then on,
+and each :class:`Work` it hands out carries the tick it serves. A worker always takes the most urgent
+job first:
 
 1. a *read* whose delay x is over (GET, or a batch read): the second half of a decision must never
    wait behind a tick's worth of registrations;
@@ -13,29 +15,65 @@ A worker always takes the most urgent job first:
 A worker never sleeps holding a job: x runs out on a timer, and an endpoint paced by its token bucket
 (or paused by a 429) is simply not chosen until its time comes. At most ``workers`` HTTP requests are
 in flight. An idle worker waits on a future of its own; new work wakes as many workers as it needs.
+After each job the pool frees the pairs whose decision is over (decided or skipped).
+
+Time comes from a :class:`Clock`: the running loop in production, a fake one in the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Protocol
 
-from actors.algorithm.clients.api import READ, REGISTER, ApiClient
-from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.pipeline import Pipeline, Work
+from actors.algorithm.clients.api import READ, REGISTER
+from actors.algorithm.clients.pacing import TokenBucket
+from actors.algorithm.dispatch import Dispatcher, NewTick
+from actors.algorithm.pairs import State, Work
 from transport import limits
 from transport.protocol import Tick
 
 MAX_FETCHES = 4  # window requests in flight at most when each asks for a batch of books
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the pool needs of time: an asyncio event loop is one."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Cancellable: ...
+
+
+class Steps(Protocol):
+    """The steps of a decision (:class:`actors.algorithm.pipeline.Pipeline`)."""
+
+    @property
+    def batching(self) -> bool: ...
+
+    async def fetch(self, works: list[Work]) -> list[Work]: ...
+
+    async def register(self, works: list[Work]) -> list[Work]: ...
+
+    async def read(self, works: list[Work]) -> list[Work]: ...
+
+
+class Endpoints(Protocol):
+    """The API client's pacing, one token bucket per endpoint (:class:`ApiClient`)."""
+
+    buckets: dict[str, TokenBucket]
+
+
 class Pool:
-    def __init__(self, dispatcher: Dispatcher, pipeline: Pipeline, api: ApiClient, *, workers: int,
-                 api_batch: int, dm_batch: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, steps: Steps, api: Endpoints, *, workers: int,
+                 api_batch: int, dm_batch: int, clock: Clock | None = None) -> None:
         self._dispatcher = dispatcher
-        self._pipeline = pipeline
+        self._steps = steps
         self._api = api
         self._workers = workers
         self._api_batch = max(1, api_batch)
@@ -44,33 +82,36 @@ class Pool:
         # batch's round trip, not the CPU, would otherwise bound the rate), never unbounded.
         self._prefetch = max(4 * self._api_batch, 2 * self._dm_batch, workers)
         self._fetch_size = min(limits.BATCH_BOOKS_MAX, max(self._dm_batch, self._api_batch))
-        self._windowed: dict[Decimal, collections.deque[Work]] = {}  # by delay x: awaiting registration
-        self._reads: dict[Decimal, collections.deque[tuple[float, list[Work]]]] = {}  # by x: (due, works)
+        self._windowed: dict[Decimal, collections.deque[Work]] = {}  # by delay x: REGISTERING
+        self._reads: dict[Decimal, collections.deque[tuple[float, list[Work]]]] = {}  # by x: (due, READING)
         self._waiting = 0  # works in _windowed
         self._fetching = 0  # window requests in flight
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         # The wake-up timer and its deadline, kept here: uvloop's call_at returns a plain Handle (no
         # when()) for a time already due, so the handle cannot be asked when it fires.
-        self._timer: asyncio.Handle | None = None
+        self._timer: Cancellable | None = None
         self._timer_due = 0.0
-        self._tick: Tick | None = None
         self._stopping = False
         self.drained = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = clock
 
-    def new_tick(self, tick: Tick) -> None:
-        self._tick = tick
-        self._wake(self._max_fetches())
+    def new_tick(self, tick: Tick) -> NewTick:
+        """``tick`` arrived: pairs are started for it from now on (see the dispatcher); returns what
+        the previous tick left undone."""
+        late = self._dispatcher.new_tick(tick)
+        if not self._stopping:
+            self._wake(self._max_fetches())
+        return late
 
     def stop_starting(self) -> None:
         """Start no new pair (a clean stop lets those in flight finish: ``drained`` says when)."""
-        self._tick = None
         self._stopping = True
         if not self._dispatcher.busy:
             self.drained.set()
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as group:
             for _ in range(self._workers):
                 group.create_task(self._work())
@@ -79,12 +120,18 @@ class Pool:
     def in_flight(self) -> int:
         return self._dispatcher.busy
 
+    @property
+    def idle_workers(self) -> int:
+        """Workers waiting for something to do (all of them: nothing can happen until a tick, a timer
+        or an answer)."""
+        return sum(1 for future in self._idle if not future.done())
+
     # --- choosing a job ------------------------------------------------------------------------
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            job = self._next(loop)
+            job = self._next()
             if job is None:
                 future = loop.create_future()
                 self._idle.append(future)
@@ -94,8 +141,9 @@ class Pool:
             if self._stopping and not self._dispatcher.busy:
                 self.drained.set()
 
-    def _next(self, loop: asyncio.AbstractEventLoop) -> Awaitable[None] | None:
-        now = loop.time()
+    def _next(self) -> Awaitable[None] | None:
+        assert self._clock is not None
+        now = self._clock.time()
         soonest = None
         read_delay = self._api.buckets[READ].delay()
         for reads in self._reads.values():
@@ -114,18 +162,18 @@ class Pool:
                         return self._register(works)
             else:
                 soonest = now + register_delay if soonest is None else min(soonest, now + register_delay)
-        if (self._tick is not None and self._fetching < self._max_fetches() and self._waiting < self._prefetch
+        if (not self._stopping and self._fetching < self._max_fetches() and self._waiting < self._prefetch
                 and self._dispatcher.pending):
-            indexes = self._dispatcher.take(self._fetch_size if self._pipeline.batching else 1)
-            if indexes:
-                return self._fetch(indexes, self._tick)
+            works = self._dispatcher.take(self._fetch_size if self._steps.batching else 1)
+            if works:
+                return self._fetch(works)
         if soonest is not None:
-            self._wake_at(loop, soonest)
+            self._wake_at(soonest)
         return None
 
     def _max_fetches(self) -> int:
         # One DataManager request per pair needs more of them in flight than one per batch of pairs.
-        return MAX_FETCHES if self._pipeline.batching else max(MAX_FETCHES, self._workers // 2)
+        return MAX_FETCHES if self._steps.batching else max(MAX_FETCHES, self._workers // 2)
 
     def _wake(self, count: int) -> None:
         while count > 0 and self._idle:
@@ -134,59 +182,75 @@ class Pool:
                 future.set_result(None)
                 count -= 1
 
-    def _wake_at(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+    def _wake_at(self, when: float) -> None:
         """One timer for the earliest thing an idle worker must do (a read due, a bucket refilled)."""
+        assert self._clock is not None
         if self._timer is not None:
             if self._timer_due <= when:
                 return
             self._timer.cancel()
         self._timer_due = when
-        self._timer = loop.call_at(when, self._timer_fired)
+        self._timer = self._clock.call_at(when, self._timer_fired)
 
     def _timer_fired(self) -> None:
         self._timer = None
         self._wake(1)
 
+    def _finish_over(self, works: list[Work]) -> None:
+        """Free the pairs of the works that are over (decided or skipped)."""
+        finish = self._dispatcher.finish
+        for work in works:
+            if work.state.over:
+                finish(work)
+
     # --- the jobs ------------------------------------------------------------------------------
 
-    async def _fetch(self, indexes: list[int], tick: Tick) -> None:
+    async def _fetch(self, works: list[Work]) -> None:
         self._fetching += 1
         try:
-            works = await self._pipeline.fetch(indexes, tick)
+            windowed = await self._steps.fetch(works)
         finally:
             self._fetching -= 1
-        for work in works:
+            self._finish_over(works)
+        for work in windowed:
             self._windowed.setdefault(work.pair.strategy.delay, collections.deque()).append(work)
-        self._waiting += len(works)
-        self._wake(min(len(works), self._workers))
+        self._waiting += len(windowed)
+        self._wake(min(len(windowed), self._workers))
 
     async def _register(self, works: list[Work]) -> None:
-        retry = await self._pipeline.register(works)
+        try:
+            retry = await self._steps.register(works)
+        finally:
+            self._finish_over(works)
         if retry:  # 429: back to the front, after the pause the bucket now imposes
             queue = self._windowed.setdefault(works[0].pair.strategy.delay, collections.deque())
             queue.extendleft(reversed(retry))
             self._waiting += len(retry)
-        registered = [w for w in works if w.request_id >= 0]
-        loop = asyncio.get_running_loop()
+        registered = [w for w in works if w.state is State.READING]
         if registered:
+            assert self._clock is not None
             delay = registered[0].pair.strategy.delay
-            due = loop.time() + float(delay)
+            due = self._clock.time() + float(delay)
             self._reads.setdefault(delay, collections.deque()).append((due, registered))
             if delay:
-                self._wake_at(loop, due)
+                self._wake_at(due)
         if retry:
             self._next_when_allowed()
 
     async def _read(self, works: list[Work]) -> None:
-        retry = await self._pipeline.read(works)
+        try:
+            retry = await self._steps.read(works)
+        finally:
+            self._finish_over(works)
         if retry:
+            assert self._clock is not None
             delay = retry[0].pair.strategy.delay
-            self._reads.setdefault(delay, collections.deque()).appendleft((asyncio.get_running_loop().time(), retry))
+            self._reads.setdefault(delay, collections.deque()).appendleft((self._clock.time(), retry))
             self._next_when_allowed()
         if self._dispatcher.pending:
             self._wake(1)  # pairs freed late may be waiting for the newest tick
 
     def _next_when_allowed(self) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._clock is not None
         delay = min(self._api.buckets[REGISTER].delay(), self._api.buckets[READ].delay())
-        self._wake_at(loop, loop.time() + max(delay, 0.001))
+        self._wake_at(self._clock.time() + max(delay, 0.001))

@@ -20,8 +20,8 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.clients.api import HttpPolicy
-from actors.algorithm.clients.data_manager import RequestPolicy
+from actors.algorithm.config import Config
+from actors.algorithm.options import AlgorithmOptions
 from actors.algorithm.pricing import avg_comp_price, reprice
 from actors.algorithm.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
@@ -210,12 +210,11 @@ async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: boo
     stop = asyncio.Event()
     strategy = Strategy("default", delay=Decimal(delay))
     async with api_server(api) as url:
-        algorithm = Algorithm(Sockets(ctx), ticks=ticks, data=[dm.endpoint], api_url=url,
-                              pairs=[Pair(book, strategy) for book in books], out=out, json_output=True,
-                              dm_policy=RequestPolicy(timeout=0.2, retries=1),
-                              http_policy=HttpPolicy(timeout=1.0, rate=rate, burst=burst, max_in_flight=workers),
-                              drain_timeout=1.0,
-                              api_batch=api_batch, dm_batch=dm_batch)
+        options = AlgorithmOptions(ticks_endpoint=ticks, data_endpoint=dm.endpoint, api_url=url, ledger_endpoint="",
+                                   json=True, dm_timeout=0.2, http_timeout=1.0, api_rate=rate, api_burst=burst,
+                                   max_in_flight=workers, api_batch=api_batch, dm_batch=dm_batch)
+        config = Config({strategy.name: strategy}, [Pair(book, strategy) for book in books])
+        algorithm = Algorithm(Sockets(ctx), options, config, out=out)
         async with asyncio.TaskGroup() as group:
             dm_task = group.create_task(dm.serve(ctx))
             run = group.create_task(algorithm.run(stop))

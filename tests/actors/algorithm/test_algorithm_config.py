@@ -17,7 +17,8 @@ import pytest
 import zmq.asyncio
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.config import load_config
+from actors.algorithm.config import Config, load_config
+from actors.algorithm.options import AlgorithmOptions
 from actors.algorithm.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import limits
@@ -57,9 +58,10 @@ def running(ipc_dir: Path, make: Callable[[Sockets[zmq.asyncio.Socket]], Algorit
     return run_async(scenario(), timeout=20)
 
 
-def options(ipc_dir: Path) -> dict[str, Any]:
-    return {"ticks": ipc_endpoint(ipc_dir, "ticks"), "data": [ipc_endpoint(ipc_dir, "dm")],
-            "api_url": "http://127.0.0.1:9", "out": io.StringIO(), "drain_timeout": 1.0}
+def options(ipc_dir: Path, config: Path | None = None) -> AlgorithmOptions:
+    return AlgorithmOptions(ticks_endpoint=ipc_endpoint(ipc_dir, "ticks"), data_endpoint=ipc_endpoint(ipc_dir, "dm"),
+                            api_url="http://127.0.0.1:9", ledger_endpoint="",
+                            config=None if config is None else str(config))
 
 
 async def sighup(algorithm: Algorithm, counter: str, expected: int) -> None:
@@ -79,8 +81,8 @@ def test_the_catalogs_bad_rows_are_logged_and_counted_at_start(ipc_dir: Path, tm
         await async_wait_for(lambda: "for books not priced" in caplog.text)
 
     with caplog.at_level(logging.INFO):
-        algorithm = running(ipc_dir, lambda s: Algorithm(s, config=config, config_path=str(path),
-                                                         **options(ipc_dir)), body)
+        algorithm = running(ipc_dir, lambda s: Algorithm(s, options(ipc_dir, path), config,
+                                                         out=io.StringIO()), body)
     c = algorithm.counters
     assert (c["catalog_rows"], c["catalog_bad_rows"], c["catalog_unknown_books"]) == (1, 3, 1)
     assert (c["catalog_bad_rows_floor_above_ceiling"], c["catalog_bad_rows_bad_floor"],
@@ -99,7 +101,8 @@ def test_a_sighup_without_a_config_is_counted_and_logged_rate_limited(ipc_dir: P
             await sighup(algorithm, "reload_without_config", count)
 
     pairs = [Pair("B1", Strategy("default"))]
-    algorithm = running(ipc_dir, lambda s: Algorithm(s, pairs=pairs, **options(ipc_dir)), body)
+    algorithm = running(ipc_dir, lambda s: Algorithm(s, options(ipc_dir), Config({}, pairs),
+                                                         out=io.StringIO()), body)
     assert algorithm.counters["reload_without_config"] == 7
     assert "config_reloads" not in algorithm.counters  # no reloader without --config
     assert caplog.messages.count("SIGHUP: nothing to reload (no --config)") == 5  # the log's burst
@@ -120,8 +123,8 @@ def test_a_reload_over_the_pair_limit_is_refused_and_the_next_good_one_is_taken(
         assert algorithm.counters["pairs_active"] == 1 and algorithm.counters["config_reload_errors"] == 1
 
     with caplog.at_level(logging.INFO):
-        algorithm = running(ipc_dir, lambda s: Algorithm(s, config=config, config_path=str(path),
-                                                         **options(ipc_dir)), body)
+        algorithm = running(ipc_dir, lambda s: Algorithm(s, options(ipc_dir, path), config,
+                                                         out=io.StringIO()), body)
     assert (algorithm.counters["config_reloads"], algorithm.counters["config_reload_errors"]) == (1, 1)
     refused = [m for m in caplog.messages if m.startswith("config reload refused, the running config stays")]
     assert len(refused) == 1 and "more than 3 pairs" in refused[0]

@@ -6,7 +6,31 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.dispatch import Dispatcher
+from actors.algorithm import dispatch
+from actors.algorithm.pairs import PairTable, Work
+from actors.algorithm.strategies import Pair, Strategy
+from transport.protocol import Tick
+
+
+class Dispatcher(dispatch.Dispatcher):
+    """The dispatcher over ``count`` pairs, spoken to by pair index (what these tests check)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(PairTable(Pair(f"B{i}", Strategy()) for i in range(count)))
+        self._works: dict[int, Work] = {}
+
+    def new_tick(self, seq: int) -> dispatch.NewTick:  # type: ignore[override]
+        return super().new_tick(Tick(seq, float(seq), float(seq), 1.0))
+
+    def take(self, limit: int) -> list[int]:  # type: ignore[override]
+        works = super().take(limit)
+        for work in works:
+            assert work.tick is self.tick  # each decision carries the tick it serves: the newest
+            self._works[work.record.index] = work
+        return [work.record.index for work in works]
+
+    def finish(self, index: int) -> None:  # type: ignore[override]
+        super().finish(self._works.pop(index))
 
 
 def test_a_tick_hands_out_every_pair_once() -> None:

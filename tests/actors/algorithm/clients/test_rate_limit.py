@@ -16,8 +16,8 @@ import zmq
 import zmq.asyncio
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.clients.api import HttpPolicy
-from actors.algorithm.clients.data_manager import RequestPolicy
+from actors.algorithm.config import Config
+from actors.algorithm.options import AlgorithmOptions
 from actors.algorithm.strategies import Pair, Strategy
 from tests.actors.algorithm.test_algorithm import FakeDataManager
 from tests.helpers import REPO, free_port, ipc_endpoint, run_async, wait_for
@@ -47,12 +47,13 @@ def test_paced_at_a_real_apiservers_limit(ipc_dir: Path) -> None:
             dm = FakeDataManager(ipc_endpoint(ipc_dir, "dm"))
             pub = Sockets(ctx).pub(ticks)
             strategy = Strategy("default", delay=Decimal(0))
-            algorithm = Algorithm(Sockets(ctx), ticks=ticks, data=[dm.endpoint], api_url=f"http://127.0.0.1:{port}",
-                                  pairs=[Pair(f"B{i:03d}", strategy) for i in range(300)], out=io.StringIO(),
-                                  json_output=True, dm_policy=RequestPolicy(timeout=0.5),
-                                  # A burst below the server's: jitter in the network then never meets an
-                                  # empty bucket there (equal bursts made an odd 429 under load).
-                                  http_policy=HttpPolicy(timeout=2.0, rate=LIMIT, burst=5), dm_batch=100)
+            # A burst below the server's: jitter in the network then never meets an empty bucket there
+            # (equal bursts made an odd 429 under load).
+            options = AlgorithmOptions(ticks_endpoint=ticks, data_endpoint=dm.endpoint,
+                                       api_url=f"http://127.0.0.1:{port}", ledger_endpoint="", json=True,
+                                       dm_timeout=0.5, http_timeout=2.0, api_rate=LIMIT, api_burst=5, dm_batch=100)
+            config = Config({strategy.name: strategy}, [Pair(f"B{i:03d}", strategy) for i in range(300)])
+            algorithm = Algorithm(Sockets(ctx), options, config, out=io.StringIO())
             stop = asyncio.Event()
             samples: list[tuple[float, int, int]] = []  # (time, requests, 429s)
             try:
