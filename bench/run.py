@@ -6,7 +6,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only ticks,idle_cpu
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest.
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    algorithm_load,
     api_server,
     backtest,
     catalog,
@@ -57,6 +58,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "ledger": ledger.measure,
     "hostile": hostile.measure,
     "backtest": backtest.measure,
+    "algorithm_load": algorithm_load.measure,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

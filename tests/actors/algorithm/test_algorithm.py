@@ -452,9 +452,11 @@ def test_a_new_scheduler_run_is_followed_and_a_forged_seq_changes_nothing(ipc_di
             await r.pub.send(protocol.encode(forged))
             await async_wait_for(lambda: r.algorithm.counters["implausible_ticks"] >= 1)
             await r.tick(6, lambda: r.algorithm.counters["decisions"] == 2)  # not silenced
-            await asyncio.sleep(1.6)  # the old run falls silent for more than 1.5 intervals...
-            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 3, t0=time.time())  # ...a new run
+            # A new run, sent at once: refused while the old run is alive, followed once it has been
+            # silent for 1.5 intervals (the tick is sent again until then).
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 3, t0=time.time())
             assert r.algorithm.counters["new_runs"] == 1
+            assert r.algorithm.counters["foreign_run_ticks"] >= 1
         return r
 
     r = run_async(body())
@@ -493,36 +495,31 @@ def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: P
 
 
 @pytest.mark.production_loop
-def test_slight_overload_still_delivers_the_capacity(ipc_dir: Path) -> None:
-    """4 workers and 20 ms per API call: the capacity is measured on two unhurried ticks, then ticks are
-    offered at 1.1x of it. A pair still busy at a tick decides for it once free, so the achieved rate
-    stays near the capacity (skipping busy pairs for a whole tick halved it: 10,000 / ~500 per tick)."""
+def test_under_overload_no_pair_is_decided_twice_for_a_tick_and_every_pair_decides_the_newest(ipc_dir: Path) -> None:
+    """4 workers and 20 ms per API call (two calls per decision: at most 100 decisions/s), 40 books, ticks
+    every 0.2 s: twice what the pool can do, so pairs are busy when a tick comes. No (book, tick) is
+    decided twice, nor a tick never offered, and once the ticks stop every pair decides for the last
+    one (a pair busy at a tick decides for the newest once free). How close to its capacity it stays is
+    measured in bench/algorithm_load.py."""
     books = [f"B{i:02d}" for i in range(40)]
 
-    async def body() -> tuple[float, float, list[int]]:
+    async def body() -> Rig:
         async with rig(ipc_dir, books, workers=4) as r:
             r.api.latency = 0.02
             await r.tick(0, lambda: r.algorithm.counters["decisions"] == 40)
-            await asyncio.sleep(0.1)
-            r.out.seek(0)
-            r.out.truncate()
-            started = time.monotonic()
-            await r.tick(1, lambda: r.algorithm.counters["decisions"] == 80)
-            await r.tick(2, lambda: r.algorithm.counters["decisions"] == 120)
-            capacity = 80 / (time.monotonic() - started)
-            interval = 40 / (1.1 * capacity)
-            before = r.algorithm.counters["decisions"]
             begin = time.monotonic()
-            for seq in range(3, 11):
+            for seq in range(1, 9):
                 await r.pub.send(protocol.encode(r.make_tick(seq)))
-                await asyncio.sleep(max(0.0, begin + (seq - 2) * interval - time.monotonic()))
-            achieved = (r.algorithm.counters["decisions"] - before) / (time.monotonic() - begin)
-            per_tick = [sum(1 for d in r.decisions() if d["tick"] == seq) for seq in range(3, 11)]
-        return capacity, achieved, per_tick
+                await asyncio.sleep(max(0.0, begin + seq * 0.2 - time.monotonic()))  # the offered load
+            await async_wait_for(lambda: {d["book"] for d in r.decisions() if d["tick"] == 8} == set(books),
+                                 timeout=10)
+        return r
 
-    capacity, achieved, per_tick = run_async(body(), timeout=30)
-    # 0.9 in the bench on a quiet machine; here a margin for a shared one (the old collapse gave ~0.5)
-    assert achieved >= 0.75 * capacity, (achieved, capacity, per_tick)
+    r = run_async(body(), timeout=30)
+    decided = [(d["book"], d["tick"]) for d in r.decisions()]
+    assert len(decided) == len(set(decided))
+    assert {tick for _, tick in decided} <= set(range(9))
+    assert r.algorithm.counters["overruns"] >= 1  # a tick came while pairs were in flight: the case tested
 
 
 def test_a_remembered_price_is_registered_instead_of_the_average(ipc_dir: Path) -> None:
@@ -544,23 +541,22 @@ def test_a_remembered_price_is_registered_instead_of_the_average(ipc_dir: Path) 
 
 
 @pytest.mark.production_loop
-def test_paced_at_the_servers_rate_limit_the_rate_is_kept_and_429s_stop(ipc_dir: Path) -> None:
-    """The server allows 50 calls/s per endpoint (burst 5); 75 books on 0.5 s ticks offer 150/s.
-    Paced by its own bucket at the same rate, the Algorithm gets within 5% of the limit, and any 429
-    comes in the first second only (after one, it cuts its burst)."""
+def test_paced_by_its_bucket_it_never_sends_more_than_the_bucket_allows(ipc_dir: Path) -> None:
+    """The Algorithm's bucket at 50 calls/s per endpoint (burst 5); 75 books on 0.5 s ticks offer 150/s:
+    over the run the POSTs never exceed the burst plus 50/s (with 0.5 s for delivery). How close to
+    the rate it stays, and when 429s stop against a server with the same limit, is measured in
+    bench/algorithm_load.py."""
     books = [f"B{i:03d}" for i in range(75)]
 
-    async def body() -> tuple[float, list[float], float]:
+    async def body() -> list[float]:
         async with rig(ipc_dir, books, rate=50.0, burst=5) as r:
-            r.api.server_rate = 50.0
             begin = time.monotonic()
-            for seq in range(0, 9):  # 4 s
+            for seq in range(0, 5):  # 2.5 s
                 await r.pub.send(protocol.encode(r.make_tick(seq, interval=0.5)))
-                await asyncio.sleep(max(0.0, begin + (seq + 1) * 0.5 - time.monotonic()))
-            end = time.monotonic()
-            posts = [at for path, _, at in r.api.calls if path == "/register-request" and begin + 1 <= at < end]
-        return len(posts) / (end - begin - 1), list(r.api.refused), begin
+                await asyncio.sleep(max(0.0, begin + (seq + 1) * 0.5 - time.monotonic()))  # the offered load
+            await async_wait_for(lambda: r.algorithm.counters["decisions"] >= 50, timeout=10)
+            return sorted(at for path, _, at in r.api.calls if path == "/register-request")
 
-    rate, refused, begin = run_async(body(), timeout=30)
-    assert 47.5 <= rate <= 52.5, (rate, [round(at - begin, 2) for at in refused])  # 429s included
-    assert all(at < begin + 1 for at in refused), [round(at - begin, 2) for at in refused]
+    posts = run_async(body(), timeout=30)
+    span = posts[-1] - posts[0]
+    assert len(posts) <= 5 + 50.0 * (span + 0.5), (len(posts), span)  # unpaced, 150/s would come
