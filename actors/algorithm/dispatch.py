@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
-from actors.algorithm.pairs import Block, PairRecord, PairTable, Work
+from actors.algorithm.pairs import NOT_BLOCKED, PAUSED, PairRecord, PairTable, Work
 from transport.protocol import Tick
 
 _ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
@@ -78,8 +78,10 @@ class Dispatcher:
         while late and len(taken) < limit:
             record = late.popleft()
             # the scan may have started it meanwhile; or it was blocked since
-            if record.work is None and record.started < gen and record.block is Block.NONE:
-                taken.append(self._start_work(record, tick, gen))
+            if record.work is None and record.started < gen and record.block is NOT_BLOCKED:
+                record.started = gen
+                record.work = work = Work(record, tick)
+                taken.append(work)
         while len(taken) < limit and self._pos < count:
             index = self._start + self._pos
             if index >= count:
@@ -88,22 +90,18 @@ class Dispatcher:
             record = records[index]
             if record.started >= gen:
                 continue  # already started for this tick (it came back late)
-            if record.block is not Block.NONE:
-                self.paused += record.block is Block.PAUSED
+            if record.block is not NOT_BLOCKED:
+                self.paused += record.block is PAUSED
                 continue
             if record.work is not None:
                 record.wanted = True
                 continue
-            taken.append(self._start_work(record, tick, gen))
+            record.started = gen
+            record.work = work = Work(record, tick)
+            taken.append(work)
         self.busy += len(taken)
         self._started_now += len(taken)
         return taken
-
-    @staticmethod
-    def _start_work(record: PairRecord, tick: Tick, gen: int) -> Work:
-        record.started = gen
-        record.work = work = Work(record, tick)
-        return work
 
     def finish(self, work: Work) -> None:
         """The decision ``work`` is over (decided or skipped): its pair is free."""

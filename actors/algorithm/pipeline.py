@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from actors.algorithm.clients.api import ApiError, RateLimited
 from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
 from actors.algorithm.config import Config
-from actors.algorithm.pairs import PairTable, State, Work
+from actors.algorithm.pairs import DECIDED, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
 from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
 from actors.algorithm.sink import DecisionSink
 from actors.algorithm.strategies import Pair
@@ -103,7 +103,7 @@ class Pipeline:
             except BatchesUnsupported:
                 pass  # a DataManager before WindowsRequest: one request per book below
         for work in works:
-            if work.state is not State.FETCHING:
+            if work.state is not FETCHING:
                 continue  # skipped by a batch before the DataManager turned out to refuse batches
             pair = work.pair
             try:
@@ -115,14 +115,19 @@ class Pipeline:
         return [w for w in works if self._windowed(w)]
 
     async def _fetch_batches(self, works: list[Work]) -> list[Work]:
-        groups: dict[tuple[int, int], list[Work]] = {}  # by (tick, window length): one request each
+        seq = works[0].tick.seq if works else 0
+        if any(work.tick.seq != seq for work in works):  # never from one take() of the dispatcher
+            for seq in dict.fromkeys(work.tick.seq for work in works):
+                await self._fetch_batches([work for work in works if work.tick.seq == seq])
+            return [w for w in works if w.state is REGISTERING]
+        by_count: dict[int, list[Work]] = {}  # one request per window length (per batch of books)
         for work in works:
-            groups.setdefault((work.tick.seq, work.pair.strategy.rule.window), []).append(work)
-        for (seq, count), group in groups.items():
+            by_count.setdefault(work.pair.strategy.rule.window, []).append(work)
+        for count, group in by_count.items():
             books = list(dict.fromkeys(w.pair.book for w in group))
             per_request = max(1, min(limits.BATCH_BOOKS_MAX, limits.BATCH_PRICES_MAX // count))
             for start in range(0, len(books), per_request):
-                await self._fetch_batch(seq, count, books[start:start + per_request], group)
+                await self._fetch_batch(group[0].tick.seq, count, books[start:start + per_request], group)
         return [w for w in works if self._windowed(w)]
 
     async def _fetch_batch(self, seq: int, count: int, books: list[str], group: list[Work]) -> None:
@@ -147,7 +152,7 @@ class Pipeline:
     def _windowed(self, work: Work) -> bool:
         """Average the window and choose the price to register (the work is then REGISTERING); False
         (SKIPPED) when unusable."""
-        if work.state is not State.FETCHING:  # skipped already
+        if work.state is not FETCHING:  # skipped already
             return False
         window = work.pair.strategy.rule.window
         if len(work.prices) != window:
@@ -161,7 +166,7 @@ class Pipeline:
         if reason is not None:
             self.refuse(work, reason, work.sent)
             return False
-        work.state = State.REGISTERING
+        work.state = REGISTERING
         return True
 
     # --- the API -------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class Pipeline:
             lambda batch: self._api.register_batch([(w.record.prefix, w.sent) for w in batch]))
         for work, request_id in self._answered(answers):
             work.request_id = request_id
-            work.state = State.READING
+            work.state = READING
         return retry
 
     async def read(self, works: list[Work]) -> list[Work]:
@@ -238,7 +243,7 @@ class Pipeline:
             self.refuse(work, reason, priced.price)
             return
         record.last = priced.price
-        work.state = State.DECIDED
+        work.state = DECIDED
         self.counters["decisions"] += 1
         self._sink.accept(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
                                    work.request_id, sold, priced.price, priced.rule_price, priced.guardrail,
@@ -255,7 +260,7 @@ class Pipeline:
         self.counters["skipped"] += 1
         if reason is not None:
             self.counters[f"skipped_{reason}"] += 1
-        work.state = State.SKIPPED
+        work.state = SKIPPED
         pair, record = work.pair, work.record
         if reason in (None, "dm_book", "api_item") and not record.failure_logged:
             record.failure_logged = True  # once per pair: bounded by the number of pairs

@@ -31,7 +31,7 @@ from typing import Protocol
 from actors.algorithm.clients.api import READ, REGISTER
 from actors.algorithm.clients.pacing import TokenBucket
 from actors.algorithm.dispatch import Dispatcher, NewTick
-from actors.algorithm.pairs import State, Work
+from actors.algorithm.pairs import READING, SKIPPED, State, Work
 from transport import limits
 from transport.protocol import Tick
 
@@ -196,13 +196,6 @@ class Pool:
         self._timer = None
         self._wake(1)
 
-    def _finish_over(self, works: list[Work]) -> None:
-        """Free the pairs of the works that are over (decided or skipped)."""
-        finish = self._dispatcher.finish
-        for work in works:
-            if work.state.over:
-                finish(work)
-
     # --- the jobs ------------------------------------------------------------------------------
 
     async def _fetch(self, works: list[Work]) -> None:
@@ -211,22 +204,22 @@ class Pool:
             windowed = await self._steps.fetch(works)
         finally:
             self._fetching -= 1
-            self._finish_over(works)
+        if len(windowed) < len(works):
+            self._finish(works, SKIPPED)
         for work in windowed:
             self._windowed.setdefault(work.pair.strategy.delay, collections.deque()).append(work)
         self._waiting += len(windowed)
         self._wake(min(len(windowed), self._workers))
 
     async def _register(self, works: list[Work]) -> None:
-        try:
-            retry = await self._steps.register(works)
-        finally:
-            self._finish_over(works)
+        retry = await self._steps.register(works)
+        registered = [w for w in works if w.state is READING]
+        if len(registered) + len(retry) < len(works):
+            self._finish(works, SKIPPED)
         if retry:  # 429: back to the front, after the pause the bucket now imposes
             queue = self._windowed.setdefault(works[0].pair.strategy.delay, collections.deque())
             queue.extendleft(reversed(retry))
             self._waiting += len(retry)
-        registered = [w for w in works if w.state is State.READING]
         if registered:
             assert self._clock is not None
             delay = registered[0].pair.strategy.delay
@@ -238,10 +231,11 @@ class Pool:
             self._next_when_allowed()
 
     async def _read(self, works: list[Work]) -> None:
-        try:
-            retry = await self._steps.read(works)
-        finally:
-            self._finish_over(works)
+        retry = await self._steps.read(works)
+        finish = self._dispatcher.finish
+        for work in works:
+            if work.state is not READING:  # decided or skipped (those to try again are still reading)
+                finish(work)
         if retry:
             assert self._clock is not None
             delay = retry[0].pair.strategy.delay
@@ -249,6 +243,13 @@ class Pool:
             self._next_when_allowed()
         if self._dispatcher.pending:
             self._wake(1)  # pairs freed late may be waiting for the newest tick
+
+    def _finish(self, works: list[Work], state: State) -> None:
+        """Free the pairs of the works that ended in ``state``."""
+        finish = self._dispatcher.finish
+        for work in works:
+            if work.state is state:
+                finish(work)
 
     def _next_when_allowed(self) -> None:
         assert self._clock is not None

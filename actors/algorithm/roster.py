@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from actors.algorithm.config import Config
-from actors.algorithm.pairs import Block, PairRecord, PairTable
+from actors.algorithm.pairs import HELD, NOT_BLOCKED, PAUSED, Block, PairRecord, PairTable
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.strategies import Pair, Share
 from transport import limits
@@ -54,7 +54,7 @@ class Roster:
 
     def _block(self) -> None:
         config = self.config
-        blocks = [Block.NONE] * len(self._table)
+        blocks = [NOT_BLOCKED] * len(self._table)
         if config.paused_books or config.paused_strategies or self._dropped or self._resuming:
             for record in self._table:
                 blocks[record.index] = self._block_of(record)
@@ -62,10 +62,10 @@ class Roster:
 
     def _block_of(self, record: PairRecord) -> Block:
         if record.index in self._dropped or record.index in self._resuming:
-            return Block.HELD
+            return HELD
         if self.config.is_paused(record.pair.book, record.pair.strategy.name):
-            return Block.PAUSED
-        return Block.NONE
+            return PAUSED
+        return NOT_BLOCKED
 
     @property
     def active(self) -> int:

@@ -166,3 +166,11 @@ def test_a_price_outside_the_limits_is_refused_before_it_is_sent() -> None:
     assert run_async(pipeline.fetch(todo)) == []
     assert todo[0].state is State.SKIPPED and api.registered == [] and sink.decisions == []
     assert pipeline.counters["refused_price_above_max"] == 1
+
+
+def test_works_of_two_ticks_get_the_windows_of_their_own_tick() -> None:
+    pipeline, pairs, dm, _, _ = make(["A", "B"])
+    todo = [Work(pairs[0], tick(3)), Work(pairs[1], tick(4))]
+    assert run_async(pipeline.fetch(todo)) == todo
+    assert dm.requests == [("many", 3, ("A",)), ("many", 4, ("B",))]
+    assert [w.prices for w in todo] == [window("A", 3), window("B", 4)]
