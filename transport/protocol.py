@@ -159,13 +159,17 @@ class LastDecidedRequest:
 
 @dataclass(frozen=True, slots=True)
 class LastDecidedReply:
-    """One entry per requested pair, in order: the price (None if the pair has no decision kept) and
-    its decision time (epoch seconds, 0 if none). ``error`` set: no answer (prices and ts empty)."""
+    """One entry per requested pair, in order: the price (None if the pair has no decision kept), its
+    decision time (epoch seconds, 0 if none), and the run (t0) and tick it was decided for (0 and -1
+    if none; both tuples empty: not told): a restarted Algorithm does not decide that tick again.
+    ``error`` set: no answer (every tuple empty)."""
 
     request_id: int
     prices: tuple[Decimal | None, ...]
     ts: tuple[float, ...]
     error: str = ""
+    runs: tuple[float, ...] = ()
+    ticks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +295,7 @@ def encode(message: Message) -> bytes:
         case LastDecidedReply():
             fields = [MessageType.LAST_DECIDED_REPLY, message.request_id,
                       ["" if price is None else str(price) for price in message.prices], list(message.ts),
-                      message.error]
+                      message.error, list(message.runs), list(message.ticks)]
         case ActorStatus():
             fields = [MessageType.ACTOR_STATUS, message.ts, message.actor, message.pid, message.rss_kib,
                       message.pss_kib, message.restarts, message.hangs, message.up_since, message.last_beat,
@@ -381,7 +385,7 @@ _ARITY: Final = MappingProxyType({
     MessageType.LEDGER_BATCH: 2,
     MessageType.LEDGER_ACK: 5,
     MessageType.LAST_DECIDED_REQUEST: 2,
-    MessageType.LAST_DECIDED_REPLY: 4,
+    MessageType.LAST_DECIDED_REPLY: 6,
 })
 
 
@@ -423,9 +427,12 @@ def _last_decided_reply(f: list[Any]) -> LastDecidedReply:
     if type(f[1]) is not list or type(f[2]) is not list or len(f[1]) != len(f[2]) \
             or len(f[1]) > limits.LEDGER_QUERY_MAX:
         raise ProtocolError(f"prices, ts: two lists of the same length, at most {limits.LEDGER_QUERY_MAX}")
+    if type(f[4]) is not list or type(f[5]) is not list or len(f[4]) != len(f[5]) or len(f[4]) not in (0, len(f[1])):
+        raise ProtocolError("runs, ticks: two lists as long as prices (or both empty: not told)")
     prices = tuple(None if p == "" else _decimal(p, "price") for p in f[1])
     return LastDecidedReply(_int(f[0], "request_id"), prices, tuple(_float(t, "ts") for t in f[2]),
-                            _str(f[3], "error", 500, allow_empty=True))
+                            _str(f[3], "error", 500, allow_empty=True), tuple(_float(r, "run") for r in f[4]),
+                            tuple(_int(t, "tick", -1) for t in f[5]))
 
 
 def _tick(f: list[Any]) -> Tick:

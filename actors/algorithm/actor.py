@@ -11,7 +11,9 @@ every step), ``pipeline`` (the steps and checks of a decision: rule, then guardr
 (which pairs are priced now: owned, not paused; a reload swaps it on SIGHUP), ``writer`` (printing
 without ever blocking the loop), ``clients.ledger`` (every decision kept by the Ledger; each pair
 resumes from its last decided price). A failed step skips that decision with a log line and a
-counter; the pair is tried again on the next tick.
+counter; the pair is tried again on the next tick. At start (and after a restart) ticks are taken at
+once; only registrations wait for the Ledger to say each pair's last decision, and a pair it says was
+decided for the current tick is not decided again.
 """
 
 from __future__ import annotations
@@ -87,16 +89,14 @@ class Algorithm:
                                   dm_batch=options.dm_batch, api_batch=options.api_batch, config=config)
         self._roster = Roster(config, share, self._table, self._pipeline)
         self._dispatcher = Dispatcher(self._table)
+        # With a Ledger, a pair's first decision must register its last decided price, not the average:
+        # windows are fetched at once, registrations wait for the Ledger's answer (bounded).
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=http_policy.max_in_flight,
-                          api_batch=options.api_batch, dm_batch=options.dm_batch)
+                          api_batch=options.api_batch, dm_batch=options.dm_batch, resuming=self._ledger is not None)
         self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
         self._reloader = (ConfigReloader(options.config, config, self._reload, warnings=self._config_log)
                           if options.config else None)
         self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
-        # Until the Ledger has said each pair's last price, ticks are held (the newest only): a pair's
-        # first decision must register its last price, not the average.
-        self._started = self._ledger is None
-        self._held: tuple[Tick, Verdict] | None = None
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
                        self._pipeline.counters, self._dm.counters, self._api.counters,
                        *((self._ledger.counters,) if self._ledger else ()),
@@ -110,14 +110,13 @@ class Algorithm:
             merged.update(part)
         merged["in_flight"] = self._dispatcher.busy
         merged["paused"] = self._dispatcher.paused  # pair-ticks not decided because the pair was paused
+        # pair-ticks not decided again after a restart: the Ledger had them (passed over, or found waiting)
+        merged["decided_before"] = self._dispatcher.decided_before + self._pipeline.counters["decided_before"]
         merged["pairs_active"] = self._roster.active
         merged.update(self._roster.config.catalog_counters())  # of the config running now
         return merged
 
     def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
-        if not self._started:
-            self._held = (tick, verdict)
-            return
         # Pair-ticks with no decision attempt: ticks never seen (superseded, lost) and pairs a tick
         # could not start before the next one (what a slow consumer of this output must expect).
         gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
@@ -157,20 +156,17 @@ class Algorithm:
         return None
 
     async def _resume(self, ledger: LedgerClient) -> None:
-        """Ask the Ledger for the last decided price of each pair (at start, then pairs a reload adds):
-        those pairs register it instead of the average. Held pairs wait for the answer (bounded)."""
+        """Ask the Ledger for the last decision of each pair (at start, then pairs a reload adds): those
+        pairs register its price instead of the average, and a tick it was for is not decided again (a
+        restart). Meanwhile the start's decisions wait to register, a reload's new pairs are held."""
         while True:
             pairs = await self._resumes.get()
-            found = await ledger.last_prices([pair.key for pair in pairs])
-            for key, price in found.items():
-                self._pipeline.remember(key, price)
+            found = await ledger.last_decided([pair.key for pair in pairs])
+            for key, last in found.items():
+                self._table.remember(key, last.price, (last.run, last.tick) if last.tick >= 0 else None)
             if self._resumes.empty():
                 self._roster.release()
-            if not self._started:
-                self._started = True
-                if self._held is not None:
-                    self._on_tick(*self._held)
-                    self._held = None
+            self._pool.resume_done()  # the first answer (at start) releases the registrations
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._options.ticks_endpoint)

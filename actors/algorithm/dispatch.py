@@ -15,7 +15,9 @@ it gets carries that tick:
   so no book is always last;
 * a *blocked* pair (paused in the config, or held: dropped by a reload, waiting for its last price)
   is passed over, a paused one counted in :attr:`paused`; the table may grow (a reload adding pairs)
-  but never shrinks.
+  but never shrinks;
+* a pair the Ledger says was decided for this very tick (run and seq) before a restart is passed over,
+  counted in :attr:`decided_before`: a restarted worker never decides a (pair, run, tick) twice.
 
 The dispatch state of a pair lives in its :class:`PairRecord` (``started``, ``wanted``, ``work``).
 """
@@ -45,6 +47,7 @@ class Dispatcher:
         self.generation = 0  # accepted ticks so far: grows across Scheduler runs, unlike seq
         self.tick: Tick | None = None  # the newest tick: what pairs are started for
         self.paused = 0  # pair-ticks passed over because the pair was paused
+        self.decided_before = 0  # pair-ticks passed over: decided before a restart (the Ledger said)
         self.busy = 0  # pairs with a decision in flight
         self._late: collections.deque[PairRecord] = collections.deque()  # freed wanted pairs: <= pairs
         self._start = 0  # where the current scan began
@@ -79,6 +82,8 @@ class Dispatcher:
             record = late.popleft()
             # the scan may have started it meanwhile; or it was blocked since
             if record.work is None and record.started < gen and record.block is NOT_BLOCKED:
+                if record.decided_for is not None and self._decided_before(record, tick, gen):
+                    continue
                 record.started = gen
                 record.work = work = Work(record, tick)
                 taken.append(work)
@@ -96,12 +101,25 @@ class Dispatcher:
             if record.work is not None:
                 record.wanted = True
                 continue
+            if record.decided_for is not None and self._decided_before(record, tick, gen):
+                continue
             record.started = gen
             record.work = work = Work(record, tick)
             taken.append(work)
         self.busy += len(taken)
         self._started_now += len(taken)
         return taken
+
+    def _decided_before(self, record: PairRecord, tick: Tick, gen: int) -> bool:
+        """Whether the Ledger told (after a restart) that ``record`` was decided for ``tick`` already;
+        looked at once: the first tick dispatched after it was told."""
+        decided_for, record.decided_for = record.decided_for, None
+        if decided_for != (tick.t0, tick.seq):
+            return False
+        record.started = gen
+        self.decided_before += 1
+        self._started_now += 1  # not a pair that missed the tick
+        return True
 
     def finish(self, work: Work) -> None:
         """The decision ``work`` is over (decided or skipped): its pair is free."""

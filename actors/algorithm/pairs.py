@@ -14,7 +14,9 @@ A decision's life (each arrow one step of :mod:`actors.algorithm.pipeline`)::
           \\-------------------------------^
 
 A 429 leaves a work where it is (REGISTERING or READING) to be tried again after the pause. When it
-ends (DECIDED or SKIPPED) the dispatcher frees its pair: the pair's state is IDLE again.
+ends (DECIDED or SKIPPED; or DECIDED_BEFORE: a restarted worker learns from the Ledger, while the work
+waited to register, that its pair was decided for that tick already) the dispatcher frees its pair:
+the pair's state is IDLE again.
 
 The :class:`PairTable` lists the records in a fixed order: a record's index never changes (a reload
 replaces a pair's strategy in place, or appends a new record; a dropped pair stays, blocked).
@@ -40,6 +42,7 @@ class State(enum.Enum):
     READING = "reading"  # registered: x runs out, then whether it sold is read (again, after a 429)
     DECIDED = "decided"  # priced and handed to the sink
     SKIPPED = "skipped"  # given up for this tick (counted by reason); tried again next tick
+    DECIDED_BEFORE = "decided_before"  # the Ledger has its decision for this tick (before a restart)
 
 
 class Block(enum.Enum):
@@ -58,6 +61,7 @@ REGISTERING: Final = State.REGISTERING
 READING: Final = State.READING
 DECIDED: Final = State.DECIDED
 SKIPPED: Final = State.SKIPPED
+DECIDED_BEFORE: Final = State.DECIDED_BEFORE
 NOT_BLOCKED: Final = Block.NONE
 PAUSED: Final = Block.PAUSED
 HELD: Final = Block.HELD
@@ -66,13 +70,17 @@ HELD: Final = Block.HELD
 class PairRecord:
     """Everything about one pair (see the module docstring)."""
 
-    __slots__ = ("block", "failure_logged", "index", "last", "pair", "prefix", "started", "wanted", "work")
+    __slots__ = ("block", "decided_for", "failure_logged", "index", "last", "pair", "prefix", "started", "wanted",
+                 "work")
 
     def __init__(self, index: int, pair: Pair) -> None:
         self.index = index  # its place in the table: never changes
         self.pair = pair  # a reload may swap its strategy's parameters (same name)
         self.prefix = registration_prefix(pair.book, pair.strategy.name)  # made once: only the price varies
         self.last: Decimal | None = None  # last decided price (None: the next decision registers the average)
+        # The (run, tick) of its last decision as the Ledger told a restarted worker: that tick is not
+        # decided again. Looked at once, by the first tick dispatched after it was told, then cleared.
+        self.decided_for: tuple[float, int] | None = None
         self.failure_logged = False  # its first book-specific failure was logged (later ones only counted)
         self.block = NOT_BLOCKED
         self.started = 0  # the tick generation it was last started for (0: never)
@@ -165,14 +173,15 @@ class PairTable:
             record.last = None
         return added, dropped
 
-    def remember(self, key: tuple[str, str], price: Decimal) -> bool:
+    def remember(self, key: tuple[str, str], price: Decimal, decided_for: tuple[float, int] | None = None) -> bool:
         """Take ``price`` as the last decided price of pair ``key`` (restored from the Ledger at start):
-        its next decision registers it instead of the average. False for a pair not ours, or a price
-        the API would refuse."""
+        its next decision registers it instead of the average; ``decided_for``, the (run, tick) it was
+        decided for, is not decided again. False for a pair not ours, or a price the API would refuse."""
         record = self._by_key.get(key)
         if record is None or refusal(price) is not None:
             return False
         record.last = price
+        record.decided_for = decided_for
         return True
 
     def set_blocks(self, blocks: Sequence[Block]) -> None:

@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from actors.algorithm.clients.api import ApiError, RateLimited
 from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
 from actors.algorithm.config import Config
-from actors.algorithm.pairs import DECIDED, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
+from actors.algorithm.pairs import DECIDED, DECIDED_BEFORE, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
 from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
 from actors.algorithm.sink import DecisionSink
 from actors.algorithm.strategies import Pair
@@ -35,7 +35,7 @@ log = logging.getLogger("algorithm")
 T = TypeVar("T")
 
 RATE_LIMIT_ATTEMPTS = 3  # a call answered 429 is tried again after the pause at most this often in all
-SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited")
+SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited", "stopping")
 REFUSAL_REASONS = ("price_below_min", "price_above_max", "price_not_finite", "price_not_cents")
 
 
@@ -75,7 +75,8 @@ class Pipeline:
         self._dm_batch = dm_batch
         self._api_batch = api_batch
         self._log = RateLimitedLog(log)
-        self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0}
+        self.counters: dict[str, int] = {"decisions": 0, "skipped": 0, "refused": 0, "rate_limited": 0,
+                                         "decided_before": 0}
         self.counters.update({f"skipped_{reason}": 0 for reason in SKIP_REASONS})
         self.counters.update({f"refused_{reason}": 0 for reason in REFUSAL_REASONS})
 
@@ -159,15 +160,32 @@ class Pipeline:
             self.skip(work, "window", f"expected {window} prices, got {len(work.prices)}")
             return False
         work.avg = avg_comp_price(work.prices)
+        work.state = REGISTERING
+        return self._choose_price(work)
+
+    def _choose_price(self, work: Work) -> bool:
+        """The price to register: the pair's last decided price; on its first decision the average, in
+        cents and within the guardrails like every price sent. False (SKIPPED) if the API would refuse it."""
         last = work.record.last
-        # The first tick registers the average, in cents and within the guardrails like every price sent.
         work.sent = self.config.guard(work.pair.book, to_cents(work.avg), None).price if last is None else last
         reason = refusal(work.sent)
         if reason is not None:
             self.refuse(work, reason, work.sent)
             return False
-        work.state = REGISTERING
         return True
+
+    def resumed(self, work: Work) -> bool:
+        """A REGISTERING work that waited for the Ledger to say its pair's last decision (a restart):
+        True if it goes on to register (its price chosen again, from what the Ledger said); False if it
+        is over: DECIDED_BEFORE when the Ledger has its pair's decision for this very tick (a restarted
+        worker never decides a (pair, run, tick) twice), else SKIPPED (a refused price)."""
+        record = work.record
+        decided_for, record.decided_for = record.decided_for, None
+        if decided_for == (work.tick.t0, work.tick.seq):
+            work.state = DECIDED_BEFORE
+            self.counters["decided_before"] += 1
+            return False
+        return self._choose_price(work)
 
     # --- the API -------------------------------------------------------------------------------
 

@@ -62,6 +62,10 @@ class Steps(Protocol):
 
     async def read(self, works: list[Work]) -> list[Work]: ...
 
+    def resumed(self, work: Work) -> bool: ...
+
+    def skip(self, work: Work, reason: str | None, detail: str) -> None: ...
+
 
 class Endpoints(Protocol):
     """The API client's pacing, one token bucket per endpoint (:class:`ApiClient`)."""
@@ -71,7 +75,9 @@ class Endpoints(Protocol):
 
 class Pool:
     def __init__(self, dispatcher: Dispatcher, steps: Steps, api: Endpoints, *, workers: int,
-                 api_batch: int, dm_batch: int, clock: Clock | None = None) -> None:
+                 api_batch: int, dm_batch: int, clock: Clock | None = None, resuming: bool = False) -> None:
+        """``resuming``: the pairs' last decisions are being asked of the Ledger (a start): windows are
+        fetched meanwhile, registrations wait for :meth:`resume_done`."""
         self._dispatcher = dispatcher
         self._steps = steps
         self._api = api
@@ -85,6 +91,8 @@ class Pool:
         self._windowed: dict[Decimal, collections.deque[Work]] = {}  # by delay x: REGISTERING
         self._reads: dict[Decimal, collections.deque[tuple[float, list[Work]]]] = {}  # by x: (due, READING)
         self._waiting = 0  # works in _windowed
+        self._resuming = resuming
+        self._parked: list[Work] = []  # REGISTERING while resuming: at most one per pair
         self._fetching = 0  # window requests in flight
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         # The wake-up timer and its deadline, kept here: uvloop's call_at returns a plain Handle (no
@@ -103,10 +111,32 @@ class Pool:
             self._wake(self._max_fetches())
         return late
 
+    def resume_done(self) -> None:
+        """The Ledger has said the pairs' last decisions (or not in time): parked works register, each
+        with its last price, or end if the Ledger has its pair's decision for their tick already."""
+        self._resuming = False
+        parked, self._parked = self._parked, []
+        for work in parked:
+            if self._steps.resumed(work):
+                self._windowed.setdefault(work.pair.strategy.delay, collections.deque()).append(work)
+                self._waiting += 1
+            else:
+                self._dispatcher.finish(work)
+        self._wake(min(len(parked), self._workers))
+        self._drained_if_idle()
+
     def stop_starting(self) -> None:
-        """Start no new pair (a clean stop lets those in flight finish: ``drained`` says when)."""
+        """Start no new pair (a clean stop lets those in flight finish: ``drained`` says when); works
+        still waiting for the Ledger's answer are given up (they registered nothing)."""
         self._stopping = True
-        if not self._dispatcher.busy:
+        parked, self._parked = self._parked, []
+        for work in parked:
+            self._steps.skip(work, "stopping", "stopped before the Ledger said its pair's last price")
+            self._dispatcher.finish(work)
+        self._drained_if_idle()
+
+    def _drained_if_idle(self) -> None:
+        if self._stopping and not self._dispatcher.busy:
             self.drained.set()
 
     async def run(self) -> None:
@@ -138,8 +168,7 @@ class Pool:
                 await future
                 continue
             await job
-            if self._stopping and not self._dispatcher.busy:
-                self.drained.set()
+            self._drained_if_idle()
 
     def _next(self) -> Awaitable[None] | None:
         assert self._clock is not None
@@ -206,6 +235,11 @@ class Pool:
             self._fetching -= 1
         if len(windowed) < len(works):
             self._finish(works, SKIPPED)
+        if self._resuming:  # the price to register is not known yet
+            self._parked.extend(windowed)
+            if self._stopping:
+                self.stop_starting()
+            return
         for work in windowed:
             self._windowed.setdefault(work.pair.strategy.delay, collections.deque()).append(work)
         self._waiting += len(windowed)

@@ -5,7 +5,9 @@ A tick is followed when it is *plausible* -- its due time ``t0 + seq * interval`
 ``scheduled_at`` and lies within ``limits.TICK_CLOCK_SKEW_MAX`` of our wall clock -- and *new*: a
 higher seq of the run we follow, or the first tick of another run (``t0``, ``interval``) once ours has
 gone quiet. So a restarted Scheduler's run (new t0, seq from 0) is followed at once, while one forged
-tick with seq 2^63-1 is refused and counted instead of making every later tick look stale.
+tick with seq 2^63-1 is refused and counted instead of making every later tick look stale. The seq
+followed now, published again (the Scheduler repeats its current tick for subscribers that join late),
+is stale like any seq followed already: counted, changing nothing.
 """
 
 from __future__ import annotations

@@ -14,11 +14,21 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from actors.ledger import schema
 from actors.ledger.errors import SchemaError
 from actors.ledger.records import SYNCHRONOUS_MODES, DecisionRow, PairRow, Retention, pair_rows
+
+
+class Newest(NamedTuple):
+    """A pair's newest kept decision, as a resume query answers it."""
+
+    price: str
+    ts: float
+    run: float
+    tick: int
+
 
 BUSY_TIMEOUT: Final = 1.0  # seconds a write waits for another process's lock before failing
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
@@ -146,12 +156,17 @@ class LedgerStore:
 
     def last_decided(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, float] | None]:
         """The newest kept (price, ts) of each pair, in order; None for a pair never decided."""
+        return [None if item is None else (item.price, item.ts) for item in self.newest(pairs)]
+
+    def newest(self, pairs: Sequence[tuple[str, str]]) -> list[Newest | None]:
+        """The newest kept decision of each pair (its price, time, run and tick), in order; None for a
+        pair never decided."""
         conn = self._db()
-        query = "SELECT price, ts FROM pairs WHERE book = ? AND strategy = ?"
-        found: list[tuple[str, float] | None] = []
+        query = "SELECT price, ts, run, tick FROM pairs WHERE book = ? AND strategy = ?"
+        found: list[Newest | None] = []
         for pair in pairs:
             row = conn.execute(query, pair).fetchone()
-            found.append(None if row is None else (str(row[0]), float(row[1])))
+            found.append(None if row is None else Newest(str(row[0]), float(row[1]), float(row[2]), int(row[3])))
         return found
 
     def prune(self, retention: Retention, now: float) -> int:

@@ -220,7 +220,7 @@ class LedgerWriter:
         self._queries.clear()
         pairs = [pair for query in queries for pair in query.request.pairs]
         try:
-            found = await self._call(self._store.last_decided, pairs)
+            found = await self._call(self._store.newest, pairs)
         except Exception as exc:
             reason = self._fail("query", exc)
             for query in queries:
@@ -230,10 +230,12 @@ class LedgerWriter:
         for query in queries:
             part = found[start:start + len(query.request.pairs)]
             start += len(query.request.pairs)
-            prices = tuple(None if item is None else stored_price(item[0]) for item in part)
-            stamps = tuple(0.0 if item is None else item[1] for item in part)
+            prices = tuple(None if item is None else stored_price(item.price) for item in part)
+            stamps = tuple(0.0 if item is None else item.ts for item in part)
+            runs = tuple(0.0 if item is None else item.run for item in part)
+            ticks = tuple(-1 if item is None else item.tick for item in part)
             self.counters["queries_answered"] += 1
-            self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps))
+            self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps, "", runs, ticks))
 
     async def _prune(self, now: float) -> None:
         try:

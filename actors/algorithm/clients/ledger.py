@@ -13,7 +13,7 @@ Use (the owner's TaskGroup runs :meth:`run`)::
 
     ledger = LedgerClient(sockets, endpoint)
     group.create_task(ledger.run())
-    found = await ledger.last_prices([(book, strategy), ...])   # {} parts when no Ledger answers
+    found = await ledger.last_decided([(book, strategy), ...])  # {} parts when no Ledger answers
     ledger.submit(decision)                                      # after printing it
     await ledger.flush(timeout)                                  # on a clean stop
     ledger.close()
@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 import zmq
 import zmq.asyncio
@@ -48,6 +49,15 @@ from transport.sockets import Sockets
 log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]  # (book, strategy)
+
+
+class LastDecided(NamedTuple):
+    """A pair's newest decision the Ledger keeps: its price, and the run (t0) and tick it was for (a tick
+    of -1: the Ledger did not say)."""
+
+    price: Decimal
+    run: float
+    tick: int
 RECEIVE_BURST = 64  # frames handled before the receive loop yields
 CONNECT_POLL = 0.05  # seconds between send attempts while no Ledger is connected (queries only)
 
@@ -251,12 +261,12 @@ class LedgerClient:
 
     # --- resume ----------------------------------------------------------------------------------
 
-    async def last_prices(self, pairs: Sequence[Pair]) -> dict[Pair, Decimal]:
-        """The last decided price of each pair the Ledger knows, asked in batches. Pairs it does not
+    async def last_decided(self, pairs: Sequence[Pair]) -> dict[Pair, LastDecided]:
+        """The last decision of each pair the Ledger knows, asked in batches. Pairs it does not
         know are left out; if the Ledger does not answer within ``resume_timeout`` in all, the pairs not
         yet answered are left out too (logged, counted in ``ledger_resume_fallbacks``): the caller
         prices those as if new. Needs :meth:`run` running."""
-        found: dict[Pair, Decimal] = {}
+        found: dict[Pair, LastDecided] = {}
         deadline = self._clock() + self._policy.resume_timeout
         step = limits.LEDGER_QUERY_MAX
         for start in range(0, len(pairs), step):
@@ -268,9 +278,10 @@ class LedgerClient:
                 self._rlog.warning("resume", "no answer from the Ledger at %s within %.1fs: %d pair(s) start "
                                    "from the average", self._dealer.endpoint, self._policy.resume_timeout, missing)
                 break
-            for pair, price in zip(chunk, reply.prices, strict=True):
+            told = len(reply.ticks) == len(chunk)
+            for i, (pair, price) in enumerate(zip(chunk, reply.prices, strict=True)):
                 if price is not None:
-                    found[pair] = price
+                    found[pair] = LastDecided(price, reply.runs[i] if told else 0.0, reply.ticks[i] if told else -1)
         self.counters["ledger_resumed"] += len(found)
         return found
 

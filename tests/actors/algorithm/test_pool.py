@@ -76,6 +76,12 @@ class FakePipeline:
             self.done.set()
         return []
 
+    def resumed(self, work: Work) -> bool:
+        return True
+
+    def skip(self, work: Work, reason: str | None, detail: str) -> None:
+        work.state = State.SKIPPED
+
 
 def test_a_timer_due_at_once_never_crashes_the_pool() -> None:
     """The soak's crash: with a delay x and an endpoint's bucket asking for a sub-millisecond wait, two idle

@@ -39,10 +39,15 @@ MESSAGES = [
     st.lists(st.tuples(st.none() | prices, st.floats(allow_nan=False, allow_infinity=False)), max_size=20).flatmap(
         lambda items: st.builds(LastDecidedReply, request_id=uint, prices=st.just(tuple(p for p, _ in items)),
                                 ts=st.just(tuple(t for _, t in items)), error=st.text(max_size=500))),
+    st.lists(st.tuples(st.none() | prices, st.floats(min_value=0, max_value=2e9), st.integers(-1, 2**40)),
+             max_size=20).flatmap(
+        lambda items: st.builds(LastDecidedReply, request_id=uint, prices=st.just(tuple(p for p, _, _ in items)),
+                                ts=st.just(tuple(t for _, t, _ in items)), runs=st.just(tuple(t for _, t, _ in items)),
+                                ticks=st.just(tuple(k for _, _, k in items)))),
 ]
 
 
-@pytest.mark.parametrize("strategy", MESSAGES, ids=["batch", "ack", "query", "reply"])
+@pytest.mark.parametrize("strategy", MESSAGES, ids=["batch", "ack", "query", "reply", "reply-with-ticks"])
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_round_trip(strategy: st.SearchStrategy[Any], data: st.DataObject) -> None:
@@ -99,8 +104,11 @@ FIELDS = [1.0, 1, "b", "s", ["1.00"], "1.00", 9, True, "1.10", "", []]
     pytest.param(frame(MessageType.LAST_DECIDED_REQUEST, 1, [["b", ""]]), "strategy", id="empty-strategy"),
     pytest.param(frame(MessageType.LAST_DECIDED_REQUEST, 1, [["b", "s"]] * (limits.LEDGER_QUERY_MAX + 1)), "pairs",
                  id="too-many-pairs"),
-    pytest.param(frame(MessageType.LAST_DECIDED_REPLY, 1, ["1.00"], [], ""), "same length", id="reply-mismatch"),
-    pytest.param(frame(MessageType.LAST_DECIDED_REPLY, 1, ["NaN"], [1.0], ""), "price", id="reply-nan"),
+    pytest.param(frame(MessageType.LAST_DECIDED_REPLY, 1, ["1.00"], [], "", [], []), "same length",
+                 id="reply-mismatch"),
+    pytest.param(frame(MessageType.LAST_DECIDED_REPLY, 1, ["NaN"], [1.0], "", [], []), "price", id="reply-nan"),
+    pytest.param(frame(MessageType.LAST_DECIDED_REPLY, 1, ["1.00"], [1.0], "", [0.0], []), "runs, ticks",
+                 id="reply-runs-without-ticks"),
 ])
 def test_bad_ledger_frames_are_protocol_errors(data: bytes, reason: str) -> None:
     with pytest.raises(ProtocolError, match=reason):

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from actors import runtime
 from actors.kinds import SCHEDULER
-from actors.scheduler.actor import Scheduler, next_seq
+from actors.scheduler.actor import Scheduler, next_seq, repeat_every
 from actors.scheduler.options import SchedulerOptions
-from tests.helpers import REPO, ipc_endpoint, run_async, wait_for
+from tests.helpers import REPO, async_wait_for, ipc_endpoint, run_async, wait_for
 from transport import protocol
 from transport.protocol import PROTOCOL_VERSION, MessageType, Tick
 from transport.sockets import Sockets
@@ -133,6 +133,39 @@ def test_a_restarted_scheduler_continues_the_sequence(ipc_dir: Path) -> None:
     assert all(t.seq >= first_sent for t in ticks)
     assert all(t.t0 == t0 for t in ticks)  # the same run: its seq continues
     assert [t.seq for t in ticks] == list(range(ticks[0].seq, ticks[0].seq + 3))
+
+
+def test_a_subscriber_joining_after_a_tick_gets_it_repeated_before_the_next(ipc_dir: Path) -> None:
+    """The slow joiner: a SUB connected after tick 0 was sent (a standalone Algorithm started after the
+    Scheduler, a restarted one) still gets tick 0, repeated, long before tick 1 is due."""
+    endpoint = ipc_endpoint(ipc_dir, "ticks")
+
+    async def scenario() -> list[Tick]:
+        ctx = zmq.asyncio.Context()
+        scheduler = Scheduler(Sockets(ctx), SchedulerOptions(ticks_endpoint=endpoint, tick=3.0, t0=time.time()))
+        stop = asyncio.Event()
+        run = asyncio.create_task(scheduler.run(stop))
+        try:
+            await async_wait_for(lambda: scheduler.counters["ticks_sent"] == 1)  # tick 0 went to nobody
+            sub = Sockets(ctx).sub(endpoint)
+            ticks = [protocol.decode_as(await sub.recv(), Tick), protocol.decode_as(await sub.recv(), Tick)]
+            sub.close(linger=0)
+            assert scheduler.counters["ticks_sent"] == 1 and scheduler.counters["ticks_repeated"] >= 2
+            return ticks
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 1.0)
+            ctx.destroy(linger=0)
+
+    ticks = run_async(scenario(), timeout=5)
+    assert [t.seq for t in ticks] == [0, 0]  # tick 0 again (every second at most; here every 1 s)
+    assert all(t.scheduled_at == ticks[0].t0 for t in ticks)  # the same tick: only sent_at differs
+    assert ticks[1].sent_at - ticks[0].sent_at == pytest.approx(1.0, abs=0.3)
+
+
+def test_fast_ticks_are_not_repeated() -> None:
+    assert repeat_every(0.05) is None
+    assert repeat_every(0.5) == 0.25 and repeat_every(5.0) == 1.0
 
 
 def test_stop_event_stops_the_scheduler_promptly(ipc_dir: Path) -> None:

@@ -16,7 +16,7 @@ import zmq.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.clients.ledger import LedgerClient
+from actors.algorithm.clients.ledger import LastDecided, LedgerClient
 from actors.algorithm.clients.outbox import NEVER, LedgerPolicy, Outbox
 from actors.ledger.actor import Ledger
 from actors.ledger.options import LedgerOptions
@@ -166,8 +166,10 @@ def test_decisions_reach_the_ledger_once_and_resume_reads_them_back(tmp_path: Pa
             for d in decisions:
                 assert client.submit(d)
             assert await client.flush(10.0)
-            found = await client.last_prices([("B1", "default"), ("B1", "other"), ("B6", "default")])
-            assert found == {("B1", "default"): Decimal("16.18"), ("B6", "default"): Decimal("16.18")}
+            found = await client.last_decided([("B1", "default"), ("B1", "other"), ("B6", "default")])
+            # the newest of each pair: B1 at tick 498 (498 % 7 == 1), B6 at 496, run 0.0 (the helper's)
+            assert found == {("B1", "default"): LastDecided(Decimal("16.18"), 0.0, 498),
+                             ("B6", "default"): LastDecided(Decimal("16.18"), 0.0, 496)}
             assert ledger.counters["stored"] == 500
 
         await with_ledger(ctx, endpoint, db, with_it)
@@ -188,7 +190,7 @@ def test_without_a_ledger_resume_falls_back_in_time_and_the_outbox_waits_then_dr
 
     async def body(client: LedgerClient, ctx: zmq.asyncio.Context, endpoint: str) -> None:
         started = time.monotonic()
-        assert await client.last_prices([("B1", "default")] * 3) == {}
+        assert await client.last_decided([("B1", "default")] * 3) == {}
         assert time.monotonic() - started < 2.0
         for t in range(400):  # pricing goes on: the client never blocks, the surplus is dropped
             client.submit(decision(t))
