@@ -18,6 +18,7 @@ class ActorKind:
     package: str  # ``python -m <package>`` starts one standalone
     stop_stage: int  # the launcher stops stage 0 first: producers before consumers before servers
     reloads: bool = False  # reloads its config on SIGHUP (the launcher forwards its own SIGHUP to it)
+    starts_last: bool = False  # the launcher starts it once every other actor runs (their loops beat)
 
     @property
     def entry(self) -> str:
@@ -31,7 +32,9 @@ class ActorKind:
 
 # Stop order: no new ticks first; then the Algorithm finishes its decisions in flight while the peers
 # it needs still answer; then those peers.
-SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0)
+# Start order: the Scheduler last, once the others run: a PUB drops a tick sent before its subscribers
+# joined, and tick 0 must find the Algorithm and its peers ready (issue 21).
+SCHEDULER: Final = ActorKind("scheduler", "actors.scheduler", stop_stage=0, starts_last=True)
 ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1, reloads=True)
 DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
 API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)

@@ -146,8 +146,9 @@ async def running(directory: Path, books: int, api: Api, **options: Any) -> Asyn
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     config = Config.simple([f"B{i:03d}" for i in range(books)], Decimal(0))
-    algorithm = Algorithm(Sockets(ctx), AlgorithmOptions(ticks=ticks, data=data, api_url=f"http://127.0.0.1:{port}",
-                                                         ledger="", json=True, dm_batch=1, **options),
+    algorithm = Algorithm(Sockets(ctx), AlgorithmOptions(ticks_endpoint=ticks, data_endpoint=data,
+                                                         api_url=f"http://127.0.0.1:{port}",
+                                                         ledger_endpoint="", json=True, dm_batch=1, **options),
                           config, out=io.StringIO())
     stop = asyncio.Event()
     try:

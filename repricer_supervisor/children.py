@@ -8,7 +8,7 @@ import multiprocessing
 import multiprocessing.process
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ class Child:
     last_beat_wall: float = 0.0  # time.time() of the newest liveness stamp
     hangs: int = 0
     final_beat: bool = False  # the current process's final counters have arrived (it stopped cleanly)
+    # Called once, at the first start: the argv fixed then (the Scheduler's run starts when it does).
+    argv_at_first_start: Callable[[], list[str]] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -52,6 +54,8 @@ class Child:
 
     def spawn(self, extra_argv: Sequence[str]) -> multiprocessing.process.BaseProcess:
         """Start a new process for this child, with a fresh liveness stamp (no stale value)."""
+        if self.argv_at_first_start is not None:
+            self.argv, self.argv_at_first_start = self.argv_at_first_start(), None
         self.liveness = _MP.RawValue("d", 0.0)
         process = _MP.Process(target=child_main, args=(self.kind.entry, [*self.argv, *extra_argv], self.liveness),
                               name=self.name)

@@ -46,7 +46,7 @@ from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 
-STARTUP_ALLOWANCE = 1.5  # seconds: spawning a Python process and importing pyzmq/aiohttp takes ~0.5-1 s
+STARTUP_ALLOWANCE = 1.0  # seconds from the Scheduler's start to tick 0: its own spawn and imports (~0.5 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +132,21 @@ def check_ports(options: LauncherOptions) -> None:
         preflight.free("--dashboard-port", f"{dashboard.port} (on {dashboard.host})", dashboard.host, dashboard.port)
 
 
-def supervisor_for(startup: Startup, the_plan: Plan) -> Supervisor:
-    """The supervisor of the planned children, each restarted by the options' policy."""
+def supervisor_for(startup: Startup, the_plan: Plan, private_dir: str | None = None) -> Supervisor:
+    """The supervisor of the planned children, each restarted by the options' policy. The Scheduler
+    starts once the others run (``kinds.SCHEDULER.starts_last``): its run's t0 is planned then, from
+    the moment of its first start (its restarts continue that run)."""
     supervision = startup.options.supervision
     policy = supervision.policy()
     children = [Child(child.name, child.kind, list(child.argv), ChildHealth(policy)) for child in the_plan.children]
+
+    def scheduler_argv() -> list[str]:
+        fresh = plan(startup.options, t0=time.time() + STARTUP_ALLOWANCE, private_dir=private_dir)
+        return list(fresh.named(kinds.SCHEDULER.name).argv)
+
+    for child in children:
+        if child.kind is kinds.SCHEDULER:
+            child.argv_at_first_start = scheduler_argv
     return Supervisor(children, the_plan.endpoints.heartbeat, supervision, security=startup.security,
                       events_endpoint=the_plan.events_endpoint)
 
@@ -153,10 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # ipc paths nobody else can collide with.
         private = (cleanup.enter_context(tempfile.TemporaryDirectory(prefix="repricer-"))
                    if needs_private_dir(options) else None)
-        # Tick 0 is due once every actor has had time to start and connect (a SUB that joins late misses
-        # what was published before it joined).
+        # The Scheduler's t0 is planned again when it first starts, once the others run (supervisor_for).
         the_plan = plan(options, t0=time.time() + STARTUP_ALLOWANCE, private_dir=private)
-        supervisor = supervisor_for(startup, the_plan)
+        supervisor = supervisor_for(startup, the_plan, private)
         if the_plan.dashboard_url:
             log.info("dashboard: %s", the_plan.dashboard_url)
         try:

@@ -34,6 +34,8 @@ from transport.sockets import Sockets
 log = logging.getLogger("launcher")
 
 CHECK_INTERVAL: Final = 1.0  # exits, hangs and heartbeats are looked at once a second
+PEERS_WAIT: Final = 60.0  # seconds a kind that starts last waits at most for the others to run
+PEERS_POLL: Final = 0.05  # seconds between looks at the others meanwhile
 FINAL_BEAT_WAIT: Final = 1.0  # on stop: how long a cleanly exited child's final counters may take to arrive
 
 
@@ -207,11 +209,18 @@ class Supervisor:
             if polled is not None:
                 poller.register(polled, zmq.POLLIN)
             try:
+                waiting = [child for child in self.children.values() if child.kind.starts_last]
                 for child in self.children.values():
-                    self._start(child)
+                    if not child.kind.starts_last:
+                        self._start(child)
+                peers_by = time.monotonic() + PEERS_WAIT
                 while not signals.requested and self.failed is None:
                     self._inbox.drain()
                     self._check()
+                    if waiting and (self._peers_run() or time.monotonic() >= peers_by):
+                        for child in waiting:
+                            self._start(child)
+                        waiting = []
                     self._events.read_subscriptions()
                     if self._events.sock is not polled:  # bound again after a subscription flood
                         if polled is not None:
@@ -246,6 +255,10 @@ class Supervisor:
         self.counters["refused_subscriptions"] = self._events.refused_subscriptions
         self.counters["events_rebinds"] = self._events.rebinds
 
+    def _peers_run(self) -> bool:
+        """Whether every child that does not start last has beaten once (its event loop runs)."""
+        return all(child.stamp() > 0 for child in self.children.values() if not child.kind.starts_last)
+
     def _forward_reload(self) -> None:
         """SIGHUP to the launcher: each actor that reloads its config (the Algorithm workers) gets one."""
         for child in self.children.values():
@@ -257,7 +270,9 @@ class Supervisor:
     def _poll_timeout_ms(self, now: float, until: float | None, next_status: float) -> int:
         """Sleep until the next thing due: a check (once a second), a restart, a status report, a
         greeting or a held status, the end."""
-        due = [now + CHECK_INTERVAL, next_status]
+        starting = any(c.process is None and c.restart_at is None and self.failed is None
+                       for c in self.children.values())  # a kind that starts last, waiting for its peers
+        due = [now + (PEERS_POLL if starting else CHECK_INTERVAL), next_status]
         due += [c.restart_at for c in self.children.values() if c.process is None and c.restart_at is not None]
         due += [t for t in (until, self._events.greeting_due_at, self._events.flush_due_at) if t is not None]
         return max(0, int((min(due) - now) * 1000) + 1)

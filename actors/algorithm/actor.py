@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Final, TextIO
 
@@ -55,6 +57,7 @@ from transport.sockets import Sockets
 log = logging.getLogger(ALGORITHM.name)
 
 
+RETRY_MIN: Final = 0.5  # seconds between retries within a tick (forged repeats cannot make a storm)
 DRAIN_TIMEOUT: Final = 3.0  # seconds a clean stop waits for decisions in flight, then for stdout, the Ledger
 
 
@@ -73,7 +76,8 @@ class Algorithm:
         self._table = PairTable(share.owned(config.pairs))
         http_policy = HttpPolicy.of(options)
         self._writer = OutputWriter(out)
-        self._intake = TickReceiver(TickGate(), self._on_tick)
+        self._intake = TickReceiver(TickGate(), self._on_tick, on_repeat=self._on_repeat)
+        self._retried_at = -math.inf  # monotonic time of the last retry within a tick
         self._gc = gc_watch.GcWatch()
         self._log = RateLimitedLog(log)
         # reload_without_config: SIGHUPs with nothing to reload (no --config); a reload's own outcome is
@@ -109,6 +113,7 @@ class Algorithm:
         for part in self._parts:
             merged.update(part)
         merged["in_flight"] = self._dispatcher.busy
+        merged["retried_in_tick"] = self._dispatcher.retried  # pair-ticks tried again when their tick came again
         merged["paused"] = self._dispatcher.paused  # pair-ticks not decided because the pair was paused
         # pair-ticks not decided again after a restart: the Ledger had them (passed over, or found waiting)
         merged["decided_before"] = self._dispatcher.decided_before + self._pipeline.counters["decided_before"]
@@ -131,6 +136,14 @@ class Algorithm:
                               "for it: they decide for this tick instead", tick.seq, late.overruns, late.unstarted)
         if self._reloader is not None:
             self._reloader.know_tick(tick.interval)
+
+    def _on_repeat(self, tick: Tick) -> None:
+        """The tick followed now came again: pairs it skipped because a peer did not answer (at a start,
+        the APIServer or DataManager may come up after the tick) try again, at most once a RETRY_MIN."""
+        now = time.monotonic()
+        if now - self._retried_at >= RETRY_MIN:
+            self._retried_at = now
+            self._pool.retry_skipped()
 
     # --- config reload and resume -------------------------------------------------------------
 

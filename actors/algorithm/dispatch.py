@@ -16,6 +16,8 @@ it gets carries that tick:
 * a *blocked* pair (paused in the config, or held: dropped by a reload, waiting for its last price)
   is passed over, a paused one counted in :attr:`paused`; the table may grow (a reload adding pairs)
   but never shrinks;
+* a pair skipped because a peer did not answer (the DataManager, the APIServer: still starting, or
+  restarting) is started again for the same tick when the Scheduler repeats it (:meth:`retry_skipped`);
 * a pair the Ledger says was decided for this very tick (run and seq) before a restart is passed over,
   counted in :attr:`decided_before`: a restarted worker never decides a (pair, run, tick) twice.
 
@@ -50,6 +52,8 @@ class Dispatcher:
         self.decided_before = 0  # pair-ticks passed over: decided before a restart (the Ledger said)
         self.busy = 0  # pairs with a decision in flight
         self._late: collections.deque[PairRecord] = collections.deque()  # freed wanted pairs: <= pairs
+        self._retry: list[PairRecord] = []  # skipped for the current tick, a peer not answering: <= pairs
+        self.retried = 0  # pair-ticks started again within their tick (see retry_skipped)
         self._start = 0  # where the current scan began
         self._pos = len(table)  # positions scanned in the current generation (len(table): done)
         self._started_now = 0  # pairs started for the current generation
@@ -61,6 +65,7 @@ class Dispatcher:
         outcome = NewTick(self.busy, max(0, expected - self._started_now) if self.generation else 0)
         self.generation += 1
         self.tick = tick
+        self._retry.clear()
         self._started_now = 0
         if self._pos >= count:  # the last scan finished: start a fresh one at a rotating place
             self._start = (tick.seq * _ROTATION_STEP) % count if count else 0
@@ -128,10 +133,25 @@ class Dispatcher:
             raise ValueError(f"{work!r} is not the decision in flight of {record!r}")
         record.work = None
         self.busy -= 1
+        if work.retry and record.started == self.generation:
+            self._retry.append(record)
         if record.wanted:
             record.wanted = False
             if record.started < self.generation:
                 self._late.append(record)
+
+    def retry_skipped(self) -> int:
+        """Start again, for the current tick, the pairs it skipped because a peer did not answer (the
+        Scheduler repeats its tick: a peer still starting, or restarting, may answer now); how many."""
+        retry, self._retry = self._retry, []
+        count = 0
+        for record in retry:
+            if record.work is None and record.started == self.generation:
+                record.started = self.generation - 1  # not started for this tick: take() may start it
+                self._late.append(record)
+                count += 1
+        self.retried += count
+        return count
 
     @property
     def pending(self) -> bool:

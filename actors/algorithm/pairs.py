@@ -102,7 +102,7 @@ class PairRecord:
 class Work:
     """One decision in flight: its pair's record, the tick it serves, and what is known so far."""
 
-    __slots__ = ("attempts", "avg", "pair", "prices", "record", "request_id", "sent", "state", "tick")
+    __slots__ = ("attempts", "avg", "pair", "prices", "record", "request_id", "retry", "sent", "state", "tick")
 
     def __init__(self, record: PairRecord, tick: Tick) -> None:
         self.record = record
@@ -114,6 +114,7 @@ class Work:
         self.sent = Decimal(0)  # the price registered with the API
         self.request_id = 0  # the API's id, from REGISTERING on
         self.attempts = 0  # calls answered 429 so far
+        self.retry = False  # SKIPPED for a peer that did not answer: tried again when its tick is repeated
 
     def __repr__(self) -> str:
         return f"Work({self.pair.key}, tick={self.tick.seq}, {self.state.name})"

@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 RATE_LIMIT_ATTEMPTS = 3  # a call answered 429 is tried again after the pause at most this often in all
 SKIP_REASONS = ("dm", "dm_book", "window", "api", "api_item", "rate_limited", "stopping")
+# A peer that did not answer (not yet up at a start, restarting): worth another try within the tick.
+RETRIED_REASONS = frozenset({"dm", "api"})
 REFUSAL_REASONS = ("price_below_min", "price_above_max", "price_not_finite", "price_not_cents")
 
 
@@ -279,10 +281,12 @@ class Pipeline:
         if reason is not None:
             self.counters[f"skipped_{reason}"] += 1
         work.state = SKIPPED
+        work.retry = reason in RETRIED_REASONS
         pair, record = work.pair, work.record
         if reason in (None, "dm_book", "api_item") and not record.failure_logged:
             record.failure_logged = True  # once per pair: bounded by the number of pairs
             log.warning("first failure of book=%s strategy=%s tick=%d: %s (later failures of this pair are "
                         "only counted)", printable(pair.book), pair.strategy.name, work.tick.seq, printable(detail))
-        self._log.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (retried next tick)",
-                          pair.book, pair.strategy.name, work.tick.seq, detail)
+        self._log.warning("skipped", "skipped book=%s strategy=%s tick=%d: %s (tried again %s)",
+                          pair.book, pair.strategy.name, work.tick.seq, detail,
+                          "when the tick is repeated" if work.retry else "next tick")

@@ -111,6 +111,13 @@ class Pool:
             self._wake(self._max_fetches())
         return late
 
+    def retry_skipped(self) -> int:
+        """The current tick came again: pairs it skipped for a peer that did not answer try again."""
+        count = self._dispatcher.retry_skipped()
+        if count and not self._stopping:
+            self._wake(self._max_fetches())
+        return count
+
     def resume_done(self) -> None:
         """The Ledger has said the pairs' last decisions (or not in time): parked works register, each
         with its last price, or end if the Ledger has its pair's decision for their tick already."""

@@ -89,9 +89,13 @@ class TickReceiver:
     """
 
     def __init__(self, gate: TickGate, on_tick: Callable[[Tick, Verdict], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 on_repeat: Callable[[Tick], None] | None = None) -> None:
+        """``on_repeat``: called with the tick followed now when it comes again (the Scheduler repeats
+        its current tick), at most once per batch of frames."""
         self._gate = gate
         self._on_tick = on_tick
+        self._on_repeat = on_repeat
         self._clock = clock
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {
@@ -124,6 +128,7 @@ class TickReceiver:
 
     def handle(self, frames: list[bytes]) -> None:
         newest: tuple[Tick, Verdict] | None = None
+        repeated: Tick | None = None
         now = self._clock()
         for frame in frames:
             tick = self._frames.decode_as(frame, Tick)
@@ -136,6 +141,11 @@ class TickReceiver:
                 newest = (tick, verdict)
             else:
                 self._refused(tick, verdict, now)
+                if (verdict is Verdict.STALE and tick.seq == self._gate.last_seq
+                        and self._gate.run == (tick.t0, tick.interval)):
+                    repeated = tick
+        if newest is None and repeated is not None and self._on_repeat is not None:
+            self._on_repeat(repeated)
         if newest is not None:
             tick, verdict = newest
             self._refused_since = 0

@@ -16,6 +16,7 @@ from actors.algorithm.dispatch import Dispatcher, NewTick
 from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
+from actors.algorithm.pricing import avg_comp_price, to_cents
 from actors.algorithm.strategies import Pair, Strategy
 from tests.actors.algorithm import fakes
 from tests.helpers import async_wait_for, run_async
@@ -125,7 +126,7 @@ class Rig:
 
 
 def rig(books: list[str], delay: str = "0", *, limited: dict[str, int] | None = None, retry_after: float = 0.5,
-        dm: fakes.FakeDataManager | None = None, api_batch: int = 1, dm_batch: int = 20) -> Rig:
+        dm: fakes.FakeDataManager | None = None, api_batch: int = 1, dm_batch: int = 20, resuming: bool = False) -> Rig:
     """The pool over ``books``; the API answers the next ``limited[endpoint]`` calls with 429."""
     clock = fakes.FakeClock()
     pairs = fakes.table(books, delay)
@@ -134,7 +135,8 @@ def rig(books: list[str], delay: str = "0", *, limited: dict[str, int] | None = 
     sink = fakes.ListSink()
     pipeline = Pipeline(pairs, dm, api, sink, dm_batch=dm_batch, api_batch=api_batch)
     dispatcher = Dispatcher(pairs)
-    pool = Pool(dispatcher, pipeline, api, workers=WORKERS, api_batch=api_batch, dm_batch=dm_batch, clock=clock)
+    pool = Pool(dispatcher, pipeline, api, workers=WORKERS, api_batch=api_batch, dm_batch=dm_batch, clock=clock,
+                resuming=resuming)
     return Rig(pool, dispatcher, pipeline, dm, api, sink, clock)
 
 
@@ -284,3 +286,80 @@ def test_a_stop_starts_nothing_new_and_drains_what_is_in_flight() -> None:
     scenario(r, body)
     assert r.sink.keys() == [(book, 0) for book in BOOKS[:4]]
     assert [seq for _, seq, _ in r.dm.requests] == [0]
+
+
+def test_registrations_wait_for_the_ledger_and_a_pair_it_has_for_this_tick_is_not_decided_again() -> None:
+    """A restarted worker: tick 0 is taken at once (windows fetched), registrations wait for the
+    Ledger's answer; a pair it says was decided for this very (run, tick) is not decided again, the
+    others register the last price it says (or the average)."""
+    r = rig(["A", "B", "C"], resuming=True)
+    table = r.dispatcher._table
+    run = fakes.tick(0).t0
+
+    async def body() -> None:
+        r.pool.new_tick(fakes.tick(0))
+        await r.settled()
+        assert len(r.dm.requests) == 1 and r.api.registered == []  # parked, not registered
+        assert table.remember(("A", "default"), Decimal("12.34"), (run, 0))  # decided before the restart
+        assert table.remember(("B", "default"), Decimal("20.00"), (run - 50, 7))  # in an older run
+        r.pool.resume_done()
+        await async_wait_for(lambda: len(r.sink.decisions) == 2)
+        await r.settled()
+
+    scenario(r, body)
+    assert r.sink.keys() == [("B", 0), ("C", 0)]
+    sent = {prefix.split(b'"book":"')[1][:1].decode(): price for prefix, price in r.api.registered}
+    assert sent == {"B": Decimal("20.00"), "C": to_cents(avg_comp_price(fakes.window("C", 0)))}
+    assert r.pipeline.counters["decided_before"] == 1 and r.dispatcher.busy == 0
+
+
+def test_a_pair_the_ledger_has_for_the_next_tick_is_passed_over_when_it_comes() -> None:
+    r = rig(["A", "B"], resuming=True)
+    table = r.dispatcher._table
+    run = fakes.tick(0).t0
+
+    async def body() -> None:
+        assert table.remember(("A", "default"), Decimal("12.34"), (run, 3))
+        r.pool.resume_done()  # the Ledger answered before any tick came
+        r.pool.new_tick(fakes.tick(3))
+        await async_wait_for(lambda: len(r.sink.decisions) == 1)
+        await r.settled()
+        r.pool.new_tick(fakes.tick(4))  # told once: the next tick decides it again
+        await async_wait_for(lambda: len(r.sink.decisions) == 3)
+
+    scenario(r, body)
+    assert r.sink.keys() == [("A", 4), ("B", 3), ("B", 4)]
+    assert r.dispatcher.decided_before == 1
+
+
+def test_a_stop_while_waiting_for_the_ledger_gives_up_the_waiting_works() -> None:
+    r = rig(["A", "B"], resuming=True)
+
+    async def body() -> None:
+        r.pool.new_tick(fakes.tick(0))
+        await r.settled()
+        r.pool.stop_starting()
+        await asyncio.wait_for(r.pool.drained.wait(), 5)
+
+    scenario(r, body)
+    assert r.api.registered == [] and r.pipeline.counters["skipped_stopping"] == 2
+
+
+def test_pairs_skipped_for_a_peer_not_answering_try_again_when_the_tick_comes_again() -> None:
+    """At a start the DataManager may answer after tick 0 came: those pairs are tried again for tick 0
+    when the Scheduler repeats it; a book the DataManager refuses is not (it would refuse again)."""
+    r = rig(["A", "B", "GONE"], dm=fakes.FakeDataManager(down=True, refused=frozenset({"GONE"})))
+
+    async def body() -> None:
+        r.pool.new_tick(fakes.tick(0))
+        await async_wait_for(lambda: r.pipeline.counters["skipped_dm"] == 3)
+        await r.settled()
+        r.dm.down = False
+        assert r.pool.retry_skipped() == 3  # all three skipped for the silence
+        await async_wait_for(lambda: len(r.sink.decisions) == 2)
+        await r.settled()
+        assert r.pool.retry_skipped() == 0  # GONE was refused, not silence: not again within the tick
+
+    scenario(r, body)
+    assert r.sink.keys() == [("A", 0), ("B", 0)]
+    assert r.pipeline.counters["skipped_dm_book"] == 1 and r.dispatcher.retried == 3

@@ -167,3 +167,14 @@ def test_new_runs_are_all_counted_but_logged_rate_limited(caplog: Any) -> None:
     assert receiver.counters["new_runs"] == 19 and receiver.counters["ticks"] == 20
     logged = [m for m in caplog.messages if m.startswith("following a new Scheduler run")]
     assert len(logged) == 5  # RateLimitedLog's burst; the rest only counted
+
+
+def test_the_tick_followed_coming_again_is_reported_as_a_repeat() -> None:
+    repeats: list[int] = []
+    receiver = TickReceiver(TickGate(), lambda t, v: None, clock=lambda: NOW, on_repeat=lambda t: repeats.append(t.seq))
+    receiver.handle([protocol.encode(tick(100))])
+    receiver.handle([protocol.encode(tick(100)), protocol.encode(tick(100))])  # the Scheduler repeats it
+    receiver.handle([protocol.encode(tick(99))])  # older: stale, not a repeat
+    receiver.handle([protocol.encode(tick(100, t0=T0 - 7))])  # another run's seq 100: not ours
+    assert repeats == [100]
+    assert receiver.counters["stale_ticks"] == 3
