@@ -32,7 +32,7 @@ def test_a_launcher_start_decides_tick_0_and_so_does_a_start_over_its_ledger(tmp
     """The second run finds the first's Ledger: its resume must not cost it tick 0 (its run is new)."""
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
     for start in ("fresh", "over the first run's ledger"):
-        with LauncherRun(["--data", str(csv_path), "--books", ",".join(BOOKS), "--tick", "2", "--delay", "0"],
+        with LauncherRun(["--data-file", str(csv_path), "--books", ",".join(BOOKS), "--tick", "2", "--delay", "0"],
                          ipc_dir) as run:
             run.wait_until(lambda: first_tick_books(run.decisions()) == set(BOOKS), 40,
                            f"tick 0 decided for every book ({start})")
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_tick_decides_every_book_of_the_next_tick_and_none_t
     csv_path = common.ensure_csv(12, 200)
     # A 4 s tick: far from overload even on a loaded machine (a tick overrun by the next is decided for
     # the newest tick instead, by design, which is not what this test is about).
-    with LauncherRun(["--data", str(csv_path), "--books", ",".join(books), "--tick", "4", "--delay", "0.5",
+    with LauncherRun(["--data-file", str(csv_path), "--books", ",".join(books), "--tick", "4", "--delay", "0.5",
                       "--hang-timeout", "5"], ipc_dir) as run:
         ticks = common.TickListener(f"ipc://{ipc_dir}/ticks.sock")
         try:
