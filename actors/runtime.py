@@ -26,10 +26,12 @@ from typing import Any, Final, Protocol, TypeVar
 import zmq
 import zmq.asyncio
 
+from actors.health import HealthServer
 from actors.kinds import ActorKind
 from actors.options import add_options, from_namespace, make_parser, option
 from transport import protocol
 from transport.endpoints import is_loopback_host
+from transport.logs import printable
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, SecurityError
 from transport.sockets import Sockets
@@ -89,11 +91,25 @@ class RuntimeOptions:
                             parse=str.upper)
     keys: str | None = option(None, "CurveZMQ key directory (python -m transport.security keygen DIR): "
                               "encrypt and authenticate every ZeroMQ socket", metavar="DIR")
+    authorized_keys: str | None = option(None, "with --keys: the folder of the public keys of the clients "
+                                         "allowed in (default: the authorized/ folder of --keys)", metavar="DIR")
     insecure: bool = option(False, "allow binding a non-loopback address without encryption")
+    health_port: int | None = option(None, "serve /livez, /readyz and /metrics over HTTP on this port, for an "
+                                     "orchestrator's probes and Prometheus when no launcher supervises (off by "
+                                     "default)", parse=int, metavar="PORT")
+    health_host: str = option("127.0.0.1", "address of the --health-port listener (plain HTTP: a non-loopback "
+                              "address needs --insecure)", metavar="HOST")
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.heartbeat_interval <= 60:
             raise ValueError(f"--heartbeat-interval must be within 0.01..60 s, got {self.heartbeat_interval}")
+        if self.authorized_keys is not None and self.keys is None:
+            raise ValueError("--authorized-keys needs --keys")
+        if self.health_port is not None and not 1 <= self.health_port <= 65535:
+            raise ValueError(f"--health-port must be within 1..65535, got {self.health_port}")
+        if self.health_port is not None and not is_loopback_host(self.health_host) and not self.insecure:
+            raise ValueError(f"--health-host {printable(self.health_host)}: not a loopback address, and the probes "
+                             "are plain HTTP; pass --insecure to do it anyway")
 
 
 TELEMETRY_EVERY: Final = 10  # with shared liveness, counters travel on every 10th beat only
@@ -172,13 +188,17 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
         # order (Scheduler, Algorithm, then their peers) so no decision in flight is lost.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctx = zmq.asyncio.Context()
-    security = Security(Keys.load(options.keys) if options.keys else None, options.insecure)
+    security = Security(Keys.load(options.keys, options.authorized_keys) if options.keys else None, options.insecure)
     security.start(ctx)
     try:
         factory = Sockets(ctx, security)
         actor = make_actor(factory)
+        health = (HealthServer(actor, lambda: _telemetry(actor, factory), options.health_host, options.health_port,
+                               stop) if options.health_port is not None else None)
         beats = factory.push(options.heartbeat_endpoint) if options.heartbeat_endpoint else None
         try:
+            if health is not None:
+                await health.start()  # before the actor: probes answer from the start (not ready yet)
             async with asyncio.TaskGroup() as group:
                 run = group.create_task(actor.run(stop))
                 if options.heartbeat_endpoint or options.parent_pid is not None:
@@ -193,6 +213,8 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
         finally:
             if beats is not None and not beats.closed:
                 beats.close(linger=0)
+            if health is not None:
+                await health.close()  # last: liveness holds while the actor drains (readiness says stopping)
         log.info("stopped; counters %s", dict(actor.counters))
     finally:
         security.stop()

@@ -22,7 +22,7 @@ from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO, free_port, run_async
 from transport import protocol
 from transport.protocol import Heartbeat
-from transport.security import Keys, Security, keygen
+from transport.security import Keys, Security, SecurityError, keygen
 from transport.sockets import Sockets
 
 
@@ -153,6 +153,31 @@ def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> Non
         assert manager.stop() == 0
         inbox.close(linger=0)
         sync_ctx.term()
+
+
+def test_authorized_keys_may_live_in_their_own_folder(tmp_path: Path, keys: Path) -> None:
+    """As two Kubernetes Secrets give them (a Secret's volume holds no subfolder): the key pairs in one
+    folder, the authorized clients' public keys in another (``--authorized-keys``)."""
+    pairs, authorized = tmp_path / "pairs", tmp_path / "authorized"
+    shutil.copytree(keys, pairs)
+    shutil.move(pairs / "authorized", authorized)
+    with pytest.raises(SecurityError, match=r"no folder of authorized client keys at .*/pairs/authorized: re-run"):
+        Keys.load(pairs)
+    with pytest.raises(SecurityError, match=r"no folder of authorized client keys at /nowhere$"):
+        Keys.load(pairs, "/nowhere")
+    csv_path = write_csv(tmp_path / "prices.csv")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(pairs),
+                    "--authorized-keys", str(authorized))
+    stranger = tmp_path / "stranger"
+    shutil.copytree(pairs, stranger)
+    zmq.auth.create_certificates(stranger, "client")  # a client keypair not in the authorized folder
+    try:
+        manager.wait(lambda: any("serving" in line for line in manager.err), 20, "the DataManager to bind")
+        assert ask(Keys.load(pairs, authorized), endpoint) == "ok"
+        assert ask(Keys.load(stranger, authorized), endpoint) != "ok"
+    finally:
+        assert manager.stop() == 0
 
 
 def test_keygen_command(tmp_path: Path) -> None:

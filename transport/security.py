@@ -49,17 +49,23 @@ class Keys:
     authorized: Path
 
     @classmethod
-    def load(cls, directory: str | Path) -> Keys:
+    def load(cls, directory: str | Path, authorized: str | Path | None = None) -> Keys:
+        """The keys in ``directory``; the authorized clients' public keys in ``authorized`` if given (e.g.
+        a second Kubernetes Secret, whose volume cannot hold a subfolder), else in ``directory/authorized``."""
         directory = Path(directory)
+        allowed = Path(authorized) if authorized is not None else directory / "authorized"
         try:
             server_public, server_secret = zmq.auth.load_certificate(directory / "server.key_secret")
             client_public, client_secret = zmq.auth.load_certificate(directory / "client.key_secret")
         except (OSError, ValueError) as exc:
             raise SecurityError(f"cannot load CURVE keys from {directory}: {exc} "
                                 f"(make them with: python -m transport.security keygen {directory})") from None
-        if server_secret is None or client_secret is None or not (directory / "authorized").is_dir():
+        if server_secret is None or client_secret is None:
             raise SecurityError(f"incomplete key directory {directory}: re-run keygen")
-        return cls(server_public, server_secret, client_public, client_secret, directory / "authorized")
+        if not allowed.is_dir():
+            raise SecurityError(f"no folder of authorized client keys at {allowed}"
+                                + (": re-run keygen" if authorized is None else ""))
+        return cls(server_public, server_secret, client_public, client_secret, allowed)
 
 
 def _tell_verdicts(authenticator: AsyncioAuthenticator | ThreadAuthenticator,

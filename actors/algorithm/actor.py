@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -39,16 +40,17 @@ from actors.algorithm.clients.ledger import LedgerClient
 from actors.algorithm.config import Config, ConfigError, load_config
 from actors.algorithm.config.reload import ConfigReloader, log_warnings, warnings_log
 from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.options import AlgorithmOptions, book_ids
+from actors.algorithm.options import AlgorithmOptions, book_ids, with_worker_from_env
 from actors.algorithm.pairs import PairTable
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.roster import Roster
 from actors.algorithm.sink import PrintThenKeep
 from actors.algorithm.strategies import Pair, Share
-from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
+from actors.algorithm.ticks import STALL_INTERVALS, TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
+from actors.probes import READY, Readiness, not_ready
 from transport import endpoints
 from transport.logs import RateLimitedLog
 from transport.protocol import Tick
@@ -76,7 +78,8 @@ class Algorithm:
         self._table = PairTable(share.owned(config.pairs))
         http_policy = HttpPolicy.of(options)
         self._writer = OutputWriter(out)
-        self._intake = TickReceiver(TickGate(), self._on_tick, on_repeat=self._on_repeat)
+        self._gate = TickGate()
+        self._intake = TickReceiver(self._gate, self._on_tick, on_repeat=self._on_repeat)
         self._retried_at = -math.inf  # monotonic time of the last retry within a tick
         self._gc = gc_watch.GcWatch()
         self._log = RateLimitedLog(log)
@@ -98,8 +101,9 @@ class Algorithm:
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=http_policy.max_in_flight,
                           api_batch=options.api_batch, dm_batch=options.dm_batch, resuming=self._ledger is not None)
         self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
-        self._reloader = (ConfigReloader(options.config, config, self._reload, warnings=self._config_log)
-                          if options.config else None)
+        self._reloader = (ConfigReloader(options.config, config, self._reload, poll=options.config_poll or None,
+                                         warnings=self._config_log) if options.config else None)
+        self._resumed = self._ledger is None  # the Ledger has said the pairs' last prices (readiness)
         self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
                        self._pipeline.counters, self._dm.counters, self._api.counters,
@@ -120,6 +124,19 @@ class Algorithm:
         merged["pairs_active"] = self._roster.active
         merged.update(self._roster.config.catalog_counters())  # of the config running now
         return merged
+
+    def readiness(self, now: float | None = None) -> Readiness:
+        """Ready when ticks arrive (the last one within the stall bound the tick receiver warns at) and,
+        with a Ledger, once it has said the pairs' last prices: decisions are being made."""
+        if not self._resumed:
+            return not_ready("waiting for the Ledger's last decided prices")
+        run = self._gate.run
+        if run is None:
+            return not_ready(f"no tick received yet from {self._options.ticks_endpoint}")
+        silent = (time.time() if now is None else now) - self._gate.last_accepted_at
+        if silent > max(1.0, STALL_INTERVALS * run[1]):
+            return not_ready(f"no new tick for {silent:.0f}s from {self._options.ticks_endpoint}")
+        return READY
 
     def _on_tick(self, tick: Tick, verdict: Verdict) -> None:
         # Pair-ticks with no decision attempt: ticks never seen (superseded, lost) and pairs a tick
@@ -180,6 +197,7 @@ class Algorithm:
             if self._resumes.empty():
                 self._roster.release()
             self._pool.resume_done()  # the first answer (at start) releases the registrations
+            self._resumed = True
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._options.ticks_endpoint)
@@ -231,6 +249,11 @@ class Algorithm:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(ALGORITHM, AlgorithmOptions, __doc__, argv)
+    try:
+        options = with_worker_from_env(options, os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return runtime.CONFIGURATION_ERROR
     try:
         config = load_config(options.config) if options.config else Config.simple(book_ids(options), options.delay)
     except ConfigError as exc:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -46,6 +47,9 @@ class PricingOptions:
                             parse=delay_seconds, metavar="S")
     config: str | None = option(None, "TOML file listing books and their strategies (overrides --books and "
                                 "--delay); see repricer.example.toml", metavar="FILE")
+    config_poll: float = option(0.0, "with --config: also reload when a file it read changes (edited, replaced, "
+                                "or swapped in as a Kubernetes ConfigMap volume does), looking every S seconds; "
+                                "0: on SIGHUP only", metavar="S")
     json: bool = option(False, "print decisions as JSON lines")
     max_in_flight: int = option(64, "HTTP requests in flight at most: the size of each Algorithm worker's "
                                 "pool of coroutines", metavar="N")
@@ -74,6 +78,8 @@ class PricingOptions:
             raise ValueError("--api-rate must be within 0..1000000 calls per second")
         if not 1 <= self.api_burst <= 1_000_000:
             raise ValueError("--api-burst must be within 1..1000000")
+        if not (self.config_poll == 0 or 0.1 <= self.config_poll <= 3600):
+            raise ValueError("--config-poll must be 0 (off) or within 0.1..3600 seconds")
         for name in ("dm_timeout", "http_timeout"):
             if not 0.01 <= getattr(self, name) <= 600:
                 raise ValueError(f"--{name.replace('_', '-')} must be within 0.01..600 seconds")
@@ -94,6 +100,10 @@ class AlgorithmOptions(PricingOptions):
     workers_total: int = option(1, "Algorithm workers in all, across every launcher", metavar="M",
                                 deprecated=("--workers",))
     worker: int = option(0, "this worker's index in 0..workers_total-1", metavar="K")
+    worker_from_env: str | None = option(None, "take this worker's index from environment variable VAR instead "
+                                         "of --worker: a number, or a name ending in -N (a Kubernetes "
+                                         "StatefulSet pod's name, given by the downward API: the index stays "
+                                         "the pod's across restarts)", metavar="VAR")
 
     def __post_init__(self) -> None:
         PricingOptions.__post_init__(self)
@@ -101,6 +111,35 @@ class AlgorithmOptions(PricingOptions):
             raise ValueError("--workers-total must be within 1..1024")
         if not 0 <= self.worker < self.workers_total:
             raise ValueError(f"--worker must be in 0..{self.workers_total - 1}")
+        if self.worker_from_env is not None and self.worker != 0:
+            raise ValueError("--worker and --worker-from-env are exclusive")
+
+
+def ordinal(text: str) -> int:
+    """A worker index from ``text``: ``"3"``, or a name whose last ``-`` part is a number
+    (``"algorithm-3"``, as Kubernetes names a StatefulSet's pods). Raises ValueError."""
+    digits = text.strip().rpartition("-")[2]
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 6:
+        raise ValueError(f"{printable(text, 80)!r} is neither a number nor a name ending in -N")
+    return int(digits)
+
+
+def with_worker_from_env(options: AlgorithmOptions, environ: Mapping[str, str]) -> AlgorithmOptions:
+    """``options`` with ``worker`` read from ``--worker-from-env`` (unchanged without it). Raises
+    ValueError, saying which variable and why."""
+    name = options.worker_from_env
+    if name is None:
+        return options
+    if name not in environ:
+        raise ValueError(f"--worker-from-env {printable(name, 80)}: no such environment variable")
+    try:
+        index = ordinal(environ[name])
+    except ValueError as exc:
+        raise ValueError(f"--worker-from-env {printable(name, 80)}: {exc}") from None
+    if not 0 <= index < options.workers_total:
+        raise ValueError(f"--worker-from-env {printable(name, 80)}: index {index} is not in "
+                         f"0..{options.workers_total - 1} (--workers-total must match the number of workers)")
+    return replace(options, worker=index, worker_from_env=None)
 
 
 def book_ids(options: PricingOptions) -> list[str]:

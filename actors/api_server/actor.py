@@ -47,6 +47,7 @@ from actors.api_server.request_ids import IdAllocator
 from actors.api_server.state_file import StateFile
 from actors.http_edge import HttpBounds, json_error
 from actors.kinds import API_SERVER
+from actors.probes import READY, Readiness, not_ready
 from transport.limits import HTTP_BATCH_BODY_MAX_BYTES
 from transport.logs import RateLimitedLog
 from transport.sockets import Sockets
@@ -92,6 +93,10 @@ class APIServer:
     @property
     def counters(self) -> dict[str, int]:
         return self._counters
+
+    def readiness(self) -> Readiness:
+        """Ready once it listens."""
+        return READY if self.started.is_set() else not_ready(f"not yet listening on port {self.port}")
 
     @property
     def open_connections(self) -> int:

@@ -35,6 +35,7 @@ from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from actors.http_edge import HttpBounds
 from actors.kinds import DASHBOARD
+from actors.probes import READY, Readiness, not_ready
 from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
 from transport.sockets import EVENTS_HWM, Sockets
@@ -76,6 +77,10 @@ class Dashboard:
                   **self.stream.counters}
         merged["actors_refused"] = self.state.refused_actors
         return merged
+
+    def readiness(self) -> Readiness:
+        """Ready once it listens (the history it shows may still be unavailable: the pages say so)."""
+        return READY if self.started.is_set() else not_ready(f"not yet listening on port {self.port}")
 
     def all_counters(self) -> dict[str, int]:
         return {**self.counters, "statuses": self.statuses}

@@ -11,8 +11,6 @@ Two sources, one registry per Dashboard (no global registry: no module-level sta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType
-from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,20 +18,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from actors.dashboard.live import LiveState
-
-# Actor counter -> (metric name without _total, help). The actor kinds that report each are named.
-ACTOR_COUNTERS: Final = MappingProxyType({
-    "decisions": ("repricer_decisions", "decisions printed (Algorithm workers)"),
-    "skipped": ("repricer_skipped", "decisions skipped after a failed step (Algorithm workers)"),
-    "overruns": ("repricer_overruns", "pairs skipped on a tick because their previous decision still ran"),
-    "http_requests": ("repricer_api_requests", "HTTP requests to the APIServer (Algorithm workers)"),
-    "http_errors": ("repricer_api_errors", "failed HTTP requests to the APIServer (Algorithm workers)"),
-    "dm_requests": ("repricer_dm_requests", "requests to the DataManager (Algorithm workers)"),
-    "dm_timeouts": ("repricer_dm_timeouts", "DataManager requests that timed out (Algorithm workers)"),
-    "requests": ("repricer_served_requests", "requests served (DataManager: price windows)"),
-    "errors": ("repricer_served_errors", "error replies (DataManager: no window for the book)"),
-    "bad_frames": ("repricer_bad_frames", "malformed frames received and rejected"),
-})
+from actors.prometheus_text import ACTOR_COUNTERS
 
 
 class ActorCollector(Collector):

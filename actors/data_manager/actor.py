@@ -35,6 +35,7 @@ from actors.data_manager.options import DataManagerOptions
 from actors.data_manager.scanner import Scanner
 from actors.data_manager.waiters import Outgoing, Waiters
 from actors.kinds import DATA_MANAGER
+from actors.probes import READY, Readiness, not_ready
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import (
@@ -92,6 +93,16 @@ class DataManager:
                               catch_ups=store.cursors.started, index_points=store.index.points,
                               index_stride=store.index.stride)
         return self._counters
+
+    def readiness(self) -> Readiness:
+        """Ready when it listens and its data file is open with a good header: requests get windows."""
+        if self._sock is None:
+            return not_ready(f"not yet bound to {self.endpoint}")
+        if self._file.unavailable is not None:
+            return not_ready(f"data file unavailable: {self._file.unavailable}")
+        if not self._file.is_open or self._file.columns is None:
+            return not_ready(f"data file {self.path} not read yet")
+        return READY
 
     async def run(self, stop: asyncio.Event) -> None:
         sock = self._sock = self._sockets.router(self.endpoint)

@@ -31,6 +31,7 @@ from actors.ledger.options import LedgerOptions
 from actors.ledger.records import DecisionRow, to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
+from actors.probes import READY, Readiness, not_ready
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message
@@ -63,6 +64,14 @@ class Ledger:
     @property
     def counters(self) -> dict[str, int]:
         return {**self._counters, **self._writer.counters, "queued": self._writer.queued}
+
+    def readiness(self) -> Readiness:
+        """Ready when it listens and its database is open: batches get committed, queries answered."""
+        if self._sock is None:
+            return not_ready(f"not yet bound to {self.endpoint}")
+        if not self._writer.counters.get("db_open"):
+            return not_ready(f"database {self._store.path} not open (the log says why)")
+        return READY
 
     async def run(self, stop: asyncio.Event) -> None:
         # Every batch makes ~1,000 short-lived containers, so the cyclic GC runs often; its full

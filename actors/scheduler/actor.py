@@ -27,6 +27,7 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.kinds import SCHEDULER
+from actors.probes import READY, Readiness, not_ready
 from actors.scheduler.options import SchedulerOptions
 from transport import protocol
 from transport.protocol import Tick
@@ -76,6 +77,11 @@ class Scheduler:
         self._t0 = options.t0  # None: the run starts when run() does (tick 0 at once)
         self.schedule = Schedule(options.t0 if options.t0 is not None else time.time(), options.tick)
         self._counters = {"ticks_sent": 0, "ticks_skipped": 0, "ticks_repeated": 0, "last_seq": 0}
+        self._bound = False
+
+    def readiness(self) -> Readiness:
+        """Ready once its PUB socket is bound: subscribers may connect and get the next tick."""
+        return READY if self._bound else not_ready(f"not yet bound to {self.endpoint}")
 
     @property
     def counters(self) -> dict[str, int]:
@@ -83,6 +89,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         sock = self._sockets.pub(self.endpoint)
+        self._bound = True
         now = time.time()
         if self._t0 is None:
             self.schedule = Schedule(now, self.schedule.interval)

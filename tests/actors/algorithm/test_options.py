@@ -6,7 +6,7 @@ import pytest
 from actors.algorithm.clients.api import HttpPolicy
 from actors.algorithm.clients.data_manager import RequestPolicy
 from actors.algorithm.config import ConfigError
-from actors.algorithm.options import PricingOptions, book_ids
+from actors.algorithm.options import AlgorithmOptions, PricingOptions, book_ids, ordinal, with_worker_from_env
 from transport import limits
 
 
@@ -44,3 +44,39 @@ def test_the_policies_take_their_defaults_from_the_options() -> None:
     given = PricingOptions(http_timeout=0.5, max_in_flight=3, api_rate=7.0, api_burst=2, dm_timeout=0.25)
     assert HttpPolicy.of(given) == HttpPolicy(timeout=0.5, max_in_flight=3, rate=7.0, burst=2)
     assert RequestPolicy.of(given) == RequestPolicy(timeout=0.25)
+
+
+@pytest.mark.parametrize(("text", "index"), [("0", 0), ("3", 3), ("algorithm-3", 3), ("repricer-algorithm-12", 12),
+                                             (" 7\n", 7)])
+def test_an_ordinal_from_a_number_or_a_pod_name(text: str, index: int) -> None:
+    assert ordinal(text) == index
+
+
+@pytest.mark.parametrize("text", ["", "algorithm", "algorithm-", "algorithm-x", "-1x", "algorithm-\u0663",
+                                  "algorithm-1234567"])
+def test_anything_else_is_no_ordinal(text: str) -> None:
+    with pytest.raises(ValueError, match="is neither a number nor a name ending in -N"):
+        ordinal(text)
+
+
+def test_the_worker_index_comes_from_the_environment() -> None:
+    options = AlgorithmOptions(workers_total=3, worker_from_env="POD_NAME")
+    resolved = with_worker_from_env(options, {"POD_NAME": "algorithm-2"})
+    assert (resolved.worker, resolved.worker_from_env, resolved.workers_total) == (2, None, 3)
+    assert with_worker_from_env(AlgorithmOptions(worker=1, workers_total=2), {}).worker == 1  # not asked: unchanged
+    with pytest.raises(ValueError, match="--worker-from-env POD_NAME: no such environment variable"):
+        with_worker_from_env(options, {})
+    with pytest.raises(ValueError, match=r"--worker-from-env POD_NAME: index 3 is not in 0\.\.2"):
+        with_worker_from_env(options, {"POD_NAME": "algorithm-3"})
+    with pytest.raises(ValueError, match="'web' is neither a number"):
+        with_worker_from_env(options, {"POD_NAME": "web"})
+    with pytest.raises(ValueError, match="--worker and --worker-from-env are exclusive"):
+        AlgorithmOptions(workers_total=3, worker=1, worker_from_env="POD_NAME")
+
+
+def test_config_poll_is_off_or_a_sane_interval() -> None:
+    assert PricingOptions().config_poll == 0
+    assert PricingOptions(config_poll=2).config_poll == 2
+    for bad in (0.01, -1, 5000, float("nan")):
+        with pytest.raises(ValueError, match="--config-poll must be 0"):
+            PricingOptions(config_poll=bad)

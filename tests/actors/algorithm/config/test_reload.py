@@ -10,6 +10,7 @@ import pytest
 
 from actors.algorithm.config import Config, ConfigError, load_config, reload
 from actors.algorithm.config.reload import ConfigReloader, kept_prices, reload_config
+from tests.configmap import ConfigMapVolume
 from tests.helpers import async_wait_for, run_async
 
 GOOD = '[strategies.a]\n[strategies.b]\n[[books]]\nfile = "books.txt"\nstrategies = ["a", "b"]\n'
@@ -241,3 +242,29 @@ def test_config_warnings_let_one_load_through_then_are_rate_limited(caplog: pyte
         reload.log_warnings(rlog, config)
         reload.log_warnings(rlog, config)  # a second load within the minute: counted by the log only
     assert caplog.messages == list(warnings)
+
+
+def test_polling_sees_a_configmap_volume_update(tmp_path: Path) -> None:
+    """Kubernetes updates a ConfigMap volume by swapping a ``..data`` symlink: the paths stay, the files
+    behind them change. Polling sees it, for the config and for a file it names."""
+    volume = ConfigMapVolume(tmp_path / "config")
+    volume.write({"repricer.toml": GOOD, "books.txt": "B1\nB2\n"})
+    path = volume.root / "repricer.toml"
+    applied: list[Config] = []
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), applied.append, poll=0.1)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            volume.write({"repricer.toml": GOOD, "books.txt": "B1\nB2\nB3\n"})  # same size config, new books
+            await async_wait_for(lambda: len(applied) == 1)
+            assert applied[0].books == ["B1", "B2", "B3"]
+            volume.write({"repricer.toml": GOOD + '[pause]\nbooks = ["B3"]\n', "books.txt": "B1\nB2\nB3\n"})
+            await async_wait_for(lambda: len(applied) == 2)
+            assert applied[1].is_paused("B3", "a")
+            await asyncio.sleep(0.35)  # several polls: an unchanged volume is not reloaded again
+            assert reloader.counters == {"config_reloads": 2, "config_reload_errors": 0}
+            stop.set()
+
+    run_async(scenario())
