@@ -2,7 +2,9 @@
 what reads one: each key is a symlink ``KEY -> ..data/KEY``, ``..data`` a symlink to a hidden
 timestamped folder holding the files, and an update writes a new folder, points a ``..data_tmp``
 symlink at it and renames that over ``..data`` (one atomic step), then removes the old folder. A
-reader never sees half an update; a file's path stays the same while its inode changes."""
+reader never sees half an update; a file's path stays the same while its inode changes. A folder of
+plain files (as podman 4.3 writes a ConfigMap volume) takes the layout on its first update, each file
+replaced by its symlink in one rename."""
 
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ class ConfigMapVolume:
         for key in files:
             link = self.root / key
             if not link.is_symlink():
-                link.symlink_to(Path("..data") / key)
+                tmp_link = self.root / f"..{key}.tmp"
+                tmp_link.symlink_to(Path("..data") / key)
+                os.rename(tmp_link, link)  # over a plain file too, atomically
         for entry in self.root.iterdir():  # keys the update dropped
             if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in files:
                 entry.unlink()
