@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from actors import probes, prometheus_text
-from actors.probes import Probe, Probed, Readiness, Refusal
+from actors.probes import Probe, Readiness, Refusal
 from actors.prometheus_text import ProcessStats
 from transport.logs import RateLimitedLog
 
@@ -96,8 +96,7 @@ class HealthServer:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
 
     def readiness(self) -> Readiness:
-        actor = self._actor
-        return actor.readiness() if isinstance(actor, Probed) else probes.READY
+        return probes.readiness_of(self._actor)
 
     def metrics(self) -> str:
         counters = {**self._telemetry(), **self.counters}

@@ -56,6 +56,10 @@ class Probed(Protocol):
     def readiness(self) -> Readiness: ...
 
 
+def readiness_of(actor: object) -> Readiness:
+    return actor.readiness() if isinstance(actor, Probed) else READY
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     probe: Probe

@@ -29,6 +29,8 @@ import zmq.asyncio
 from actors.health import HealthServer
 from actors.kinds import ActorKind
 from actors.options import add_options, from_namespace, make_parser, option
+from actors.probes import readiness_of
+from actors.sd_notify import Notifier, NotifyConfig
 from transport import protocol
 from transport.endpoints import is_loopback_host
 from transport.logs import printable
@@ -196,6 +198,8 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
         health = (HealthServer(actor, lambda: _telemetry(actor, factory), options.health_host, options.health_port,
                                stop) if options.health_port is not None else None)
         beats = factory.push(options.heartbeat_endpoint) if options.heartbeat_endpoint else None
+        notify = NotifyConfig.from_environ(os.environ, os.getpid())  # run by systemd (deploy/systemd)
+        notifier = Notifier(notify) if notify is not None else None
         try:
             if health is not None:
                 await health.start()  # before the actor: probes answer from the start (not ready yet)
@@ -203,6 +207,8 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
                 run = group.create_task(actor.run(stop))
                 if options.heartbeat_endpoint or options.parent_pid is not None:
                     group.create_task(_housekeeping(actor, factory, beats, options, liveness, stop))
+                if notifier is not None:
+                    group.create_task(notifier.run(lambda: readiness_of(actor), stop))
                 await run
                 stop.set()  # the actor returned on its own: let the helpers finish too
             if beats is not None:
@@ -215,6 +221,8 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
                 beats.close(linger=0)
             if health is not None:
                 await health.close()  # last: liveness holds while the actor drains (readiness says stopping)
+            if notifier is not None:
+                notifier.close()
         log.info("stopped; counters %s", dict(actor.counters))
     finally:
         security.stop()
