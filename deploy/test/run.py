@@ -301,9 +301,15 @@ class Reference:
     def launcher(self) -> subprocess.Popen[str]:
         return self.processes[0]
 
-    def sample_rss(self) -> None:
-        if self.launcher.poll() is None:
-            self.rss_samples.append(sum(rss_kib(tree(p.pid)) for p in self.processes))
+    def sample_rss(self) -> dict[str, int]:
+        """KiB per process of the run, by process name (the launcher's actors name themselves)."""
+        by_name: dict[str, int] = {}
+        for pid in (p for process in self.processes for p in tree(process.pid)):
+            with contextlib.suppress(OSError):
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+                by_name[name] = by_name.get(name, 0) + rss_kib([pid])
+        self.rss_samples.append(sum(by_name.values()))
+        return by_name
 
     def decisions(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.out.read_text().splitlines() if line.startswith("{")]
@@ -499,8 +505,8 @@ def exercise(system: System, results: Results) -> None:
                                     first_id_parity(system.decisions(worker), pairs))
         try:
             wait("the launcher's decisions", lambda: len(reference.decisions()) >= 3 * pairs, 60)
-            reference.sample_rss()
-            containers_rss = rss_kib([system.pid(c) for c in actors])
+            launcher_each = reference.sample_rss()
+            containers_each = {c: rss_kib([system.pid(c)]) for c in actors}
             wait("the launcher's run", lambda: reference.launcher.poll() is not None, 60)
         finally:
             reference.stop()
@@ -512,9 +518,12 @@ def exercise(system: System, results: Results) -> None:
         assert compared >= 60 and same_sold >= compared // 2, (compared, same_sold)
         say(f"{compared} (book, strategy, tick) decided by both: the same windows, averages and rule; "
             f"{same_sold} with the same sold flag, each at the same price")
-        launcher_rss = max(reference.rss_samples)
-        say(f"summed RSS: {containers_rss / 1024:.0f} MiB for the 6 actors in containers (one worker), "
-            f"{launcher_rss / 1024:.0f} MiB for the launcher and its 6 actors")
+        say(f"summed RSS: {sum(containers_each.values()) / 1024:.0f} MiB for the 6 actors in containers (one worker), "
+            f"{sum(launcher_each.values()) / 1024:.0f} MiB for the launcher and its 6 actors")
+        say("RSS in containers (MiB): " + ", ".join(f"{c.split('-')[-1]} {kib / 1024:.1f}"
+                                                 for c, kib in containers_each.items()))
+        say("RSS under the launcher (MiB): " + ", ".join(f"{name} {kib / 1024:.1f}"
+                                                      for name, kib in sorted(launcher_each.items())))
 
     with results.check("a killed container is restarted by the engine while the workers keep deciding"):
         before, pid = system.restarts("ledger-ledger"), system.pid("ledger-ledger")
