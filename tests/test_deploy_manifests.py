@@ -48,11 +48,13 @@ def test_one_workload_per_actor_with_the_image() -> None:
 
 @pytest.mark.parametrize(("doc", "container"), CONTAINERS,
                          ids=[f"{doc['metadata']['name']}/{container['name']}" for doc, container in CONTAINERS])
-def test_the_arguments_parse_and_zeromq_between_pods_is_encrypted(doc: dict[str, Any],
-                                                                   container: dict[str, Any]) -> None:
+def test_the_arguments_parse_and_zeromq_between_pods_is_encrypted(doc: dict[str, Any], container: dict[str, Any],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     options, run = parsed(container)
-    endpoints = [value for name in ("ticks", "data", "ledger") if isinstance(value := getattr(options, name, None), str)
+    names = ("ticks_endpoint", "data_endpoint", "ledger_endpoint")
+    endpoints = [value for name in names if isinstance(value := getattr(options, name, None), str)
                  and value.startswith("tcp://")]
+    assert "warning" not in capsys.readouterr().err  # no deprecated flag name
     if endpoints:
         assert not any(is_loopback(e) for e in endpoints)
         assert run.keys == "/var/run/repricer/keys" and run.authorized_keys == "/var/run/repricer/authorized"

@@ -167,7 +167,7 @@ def test_authorized_keys_may_live_in_their_own_folder(tmp_path: Path, keys: Path
         Keys.load(pairs, "/nowhere")
     csv_path = write_csv(tmp_path / "prices.csv")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    manager = Actor("data_manager", "--data", endpoint, "--csv", str(csv_path), "--keys", str(pairs),
+    manager = Actor("data_manager", "--data-endpoint", endpoint, "--data-file", str(csv_path), "--keys", str(pairs),
                     "--authorized-keys", str(authorized))
     stranger = tmp_path / "stranger"
     shutil.copytree(pairs, stranger)

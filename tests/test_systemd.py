@@ -70,7 +70,7 @@ def test_an_actor_run_by_systemd_notifies_it_from_its_event_loop(tmp_path: Path,
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(path)
         env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "600000"}  # WatchdogSec=0.6
-        process = subprocess.Popen([sys.executable, "-m", "actors", "scheduler", "--ticks",
+        process = subprocess.Popen([sys.executable, "-m", "actors", "scheduler", "--ticks-endpoint",
                                     ipc_endpoint(ipc_dir, "ticks")], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -339,8 +339,8 @@ def start_reference(work: Path, config: Path, seconds: float, first_id_parity: i
                                 str(state)], cwd=REPO, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                text=True)
         launcher = subprocess.Popen(
-            [sys.executable, "launcher.py", "--data", "data/data.csv", "--config", str(config), "--tick", f"{TICK:g}",
-             "--json", "--duration", f"{seconds:g}", "--run-dir", str(run_dir),
+            [sys.executable, "launcher.py", "--data-file", "data/data.csv", "--config", str(config),
+             "--tick", f"{TICK:g}", "--json", "--duration", f"{seconds:g}", "--run-dir", str(run_dir),
              "--run", "scheduler,datamanager,ledger,algorithm,dashboard", "--api-url", f"http://127.0.0.1:{api_port}",
              "--dashboard-port", str(_free_port())],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, text=True)

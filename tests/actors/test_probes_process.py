@@ -78,7 +78,7 @@ def actors(tmp_path: Path) -> Iterator[list[Actor]]:
 
 def test_a_sigstopped_actor_fails_liveness_within_the_launchers_bound(actors: list[Actor], tmp_path: Path,
                                                                       ipc_dir: Path) -> None:
-    scheduler = Actor("actors.scheduler", "--ticks", ipc_endpoint(ipc_dir, "ticks"), "--tick", "0.2",
+    scheduler = Actor("actors.scheduler", "--ticks-endpoint", ipc_endpoint(ipc_dir, "ticks"), "--tick", "0.2",
                       log=tmp_path / "scheduler.log")
     actors.append(scheduler)
     wait_for(lambda: scheduler.probe("/livez") == 200, timeout=20, interval=0.1)
@@ -101,14 +101,14 @@ def test_a_sigstopped_actor_fails_liveness_within_the_launchers_bound(actors: li
 
 def test_the_algorithm_is_ready_while_ticks_arrive(actors: list[Actor], tmp_path: Path, ipc_dir: Path) -> None:
     ticks = ipc_endpoint(ipc_dir, "ticks")
-    algorithm = Actor("actors.algorithm", "--ticks", ticks, "--data", ipc_endpoint(ipc_dir, "data"), "--ledger", "",
-                      "--books", "B001", "--delay", "0", "--api-url", f"http://127.0.0.1:{free_port()}",
+    algorithm = Actor("actors.algorithm", "--ticks-endpoint", ticks, "--data-endpoint", ipc_endpoint(ipc_dir, "data"),
+                      "--ledger-endpoint", "", "--books", "B001", "--delay", "0", "--api-url", f"http://127.0.0.1:{free_port()}",
                       log=tmp_path / "algorithm.log")
     actors.append(algorithm)
     wait_for(lambda: algorithm.probe("/readyz") == 503, timeout=20, interval=0.1)
     assert algorithm.get("/readyz")[1] == {"actor": "algorithm", "ready": False,
                                           "reason": f"no tick received yet from {ticks}"}
-    scheduler = Actor("actors.scheduler", "--ticks", ticks, "--tick", "0.2", log=tmp_path / "scheduler.log")
+    scheduler = Actor("actors.scheduler", "--ticks-endpoint", ticks, "--tick", "0.2", log=tmp_path / "scheduler.log")
     actors.append(scheduler)
     wait_for(lambda: algorithm.probe("/readyz") == 200, timeout=20, interval=0.1)  # the peer appeared
     assert scheduler.stop() == 0
@@ -122,7 +122,7 @@ def test_the_algorithm_is_ready_while_ticks_arrive(actors: list[Actor], tmp_path
 def test_the_datamanager_is_ready_once_its_file_is_readable(actors: list[Actor], tmp_path: Path,
                                                            ipc_dir: Path) -> None:
     csv = tmp_path / "prices.csv"
-    manager = Actor("actors.data_manager", "--data", ipc_endpoint(ipc_dir, "data"), "--csv", str(csv),
+    manager = Actor("actors.data_manager", "--data-endpoint", ipc_endpoint(ipc_dir, "data"), "--data-file", str(csv),
                     log=tmp_path / "dm.log")
     actors.append(manager)
     wait_for(lambda: manager.probe("/readyz") == 503, timeout=20, interval=0.1)
@@ -136,8 +136,8 @@ def test_the_datamanager_is_ready_once_its_file_is_readable(actors: list[Actor],
 
 
 def test_a_pod_name_gives_the_worker_its_index(actors: list[Actor], tmp_path: Path, ipc_dir: Path) -> None:
-    common = ("--ticks", ipc_endpoint(ipc_dir, "ticks"), "--data", ipc_endpoint(ipc_dir, "data"), "--ledger", "",
-              "--workers-total", "3", "--worker-from-env", "POD_NAME")
+    common = ("--ticks-endpoint", ipc_endpoint(ipc_dir, "ticks"), "--data-endpoint", ipc_endpoint(ipc_dir, "data"),
+              "--ledger-endpoint", "", "--workers-total", "3", "--worker-from-env", "POD_NAME")
     worker = Actor("actors.algorithm", *common, log=tmp_path / "w.log", env={"POD_NAME": "algorithm-2"})
     actors.append(worker)
     wait_for(lambda: worker.probe("/livez") == 200, timeout=20, interval=0.1)
