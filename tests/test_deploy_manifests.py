@@ -6,6 +6,8 @@ StatefulSet's replicas. (deploy/test/run.sh runs the same files in containers.)"
 from __future__ import annotations
 
 import inspect
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,18 @@ def test_the_rendering_for_podman_keeps_what_the_test_relies_on() -> None:
     volumes = {v["name"]: v for v in ledger["spec"]["volumes"]}
     assert volumes["db"] == {"name": "db", "persistentVolumeClaim": {"claimName": "db-ledger-0"}}
     assert volumes["keys"]["hostPath"]["path"] == "/k"
+
+
+def test_the_lock_pins_every_dependency_of_the_project() -> None:
+    """deploy/requirements.lock is regenerated when pyproject.toml's dependencies change
+    (docs/kubernetes.md says how): the image installs only what the lock pins, with --no-deps."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {canonical(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]) for spec in project["dependencies"]}
+    lock = (REPO / "deploy" / "requirements.lock").read_text(encoding="utf-8")
+    pinned = {canonical(line.split("==")[0]) for line in lock.splitlines() if "==" in line and not line.startswith(" ")}
+    assert wanted <= pinned, sorted(wanted - pinned)
+    assert all("--hash=sha256:" in block for block in lock.split("==")[1:])  # every pin with its hashes
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
