@@ -5,7 +5,6 @@ StatefulSet's replicas. (deploy/test/run.sh runs the same files in containers.)"
 
 from __future__ import annotations
 
-import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from actors import runtime
-from actors.algorithm.actor import Algorithm
+from actors.algorithm.actor import DRAIN_TIMEOUT
 from actors.algorithm.options import AlgorithmOptions, with_worker_from_env
 from actors.api_server.actor import SHUTDOWN_TIMEOUT as API_SHUTDOWN
 from actors.api_server.options import APIServerOptions
@@ -100,8 +99,7 @@ def grace(name: str) -> int:
 def test_each_grace_period_fits_the_actors_stop() -> None:
     # The Algorithm's stop: decisions in flight, then the Ledger's outbox, then stdout, each bounded by
     # its drain timeout (actors.algorithm.actor.Algorithm.run); the others stop in about a second.
-    drain = inspect.signature(Algorithm.__init__).parameters["drain_timeout"].default
-    assert grace("algorithm") >= 3 * drain + 3
+    assert grace("algorithm") >= 3 * DRAIN_TIMEOUT + 3
     assert grace("apiserver") >= 2 * API_SHUTDOWN + 3
     assert grace("ledger") >= DASHBOARD_SHUTDOWN + 3  # with the Dashboard beside it (for now)
     assert min(grace(name) for name in ("scheduler", "datamanager")) >= 3
