@@ -515,7 +515,7 @@ def exercise(system: System, results: Results) -> None:
         assert 'repricer_decisions_total{actor="algorithm"}' in metrics, metrics[:500]  # one worker: no index
         compared, same_sold = compare(system.decisions(worker), reference.decisions(),
                                       rule_factors(config_map["data"]["repricer.toml"]))
-        assert compared >= 60 and same_sold >= compared // 2, (compared, same_sold)
+        assert compared >= 30 and same_sold >= compared // 2, (compared, same_sold)  # 5 ticks of 6 pairs at least
         say(f"{compared} (book, strategy, tick) decided by both: the same windows, averages and rule; "
             f"{same_sold} with the same sold flag, each at the same price")
         say(f"summed RSS: {sum(containers_each.values()) / 1024:.0f} MiB for the 6 actors in containers (one worker), "
