@@ -1,4 +1,5 @@
-"""Parse the competitor-price CSV: the header row and one data row at a time. Pure: no I/O.
+"""Parse the competitor-price CSV: the header row and one data row at a time (a line is split into
+its fields by :mod:`actors.csv_fields`, as the guardrail catalog's are). Pure: no I/O.
 
 CSV format
 ----------
@@ -24,20 +25,18 @@ CSV format
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple
 
+from actors.csv_fields import LINE_REASONS, BadRow, split_fields, split_row
 from transport.limits import COMPETITOR_PRICE_MAX, COMPETITOR_PRICE_MIN, PRICE_DECIMALS, is_valid_book_id
 
 BAD_ROW_REASONS: Final = (
-    "wrong_column_count", "missing_price", "non_numeric_price", "not_finite_price", "negative_price",
-    "zero_price", "too_many_decimals", "price_too_small", "price_too_large", "empty_book_id", "bad_book_id",
-    "malformed_quotes", "line_too_long", "not_utf8",
+    "missing_price", "non_numeric_price", "not_finite_price", "negative_price", "zero_price",
+    "too_many_decimals", "price_too_small", "price_too_large", "empty_book_id", "bad_book_id", *LINE_REASONS,
 )
-NOT_UTF8: Final = "not_utf8"  # a line that is not valid UTF-8: refused whole (the guardrail catalog's too)
 
 
 class CsvFormatError(ValueError):
@@ -60,30 +59,6 @@ class Row(NamedTuple):
     book_id: str | None  # None when the file has no book_id column
     price: Decimal
     timestamp: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    line_no: int
-    reason: str  # a short stable key from BAD_ROW_REASONS, usable as a counter name
-    detail: str = ""
-
-
-def not_utf8(line_no: int, exc: UnicodeDecodeError) -> BadRow:
-    """The BadRow of a line that is not valid UTF-8 (the price CSV's and the guardrail catalog's)."""
-    return BadRow(line_no, NOT_UTF8, f"not UTF-8 text (byte {exc.start} of the line)")
-
-
-def split_fields(line: str) -> list[str] | None:
-    """The fields of one line, or None when its quoting is malformed (``csv`` raises on some byte
-    sequences, e.g. a quoted field followed by a bare carriage return)."""
-    # The plain split is the hot path; the csv module only when a quote makes it necessary.
-    if '"' in line:
-        try:
-            return next(csv.reader([line]), [])
-        except csv.Error:
-            return None
-    return line.split(",")
 
 
 def parse_header(line: str) -> Columns:
@@ -170,21 +145,6 @@ class PriceCache:
                 self._known.clear()  # bounded; a new generation fills up with the prices in use
             known = self._known[raw] = parse_price(raw)
         return known
-
-
-def split_row(line: str, count: int, line_no: int) -> list[str] | BadRow | None:
-    """The fields of one data line (with or without its line end), a BadRow when it has malformed quotes
-    or not the ``count`` fields its header names, or None for a blank line. (The guardrail catalog's
-    rows too.)"""
-    text = line.strip()
-    if not text:
-        return None
-    fields = split_fields(text)
-    if fields is None:
-        return BadRow(line_no, "malformed_quotes", f"line {text!r:.60}")
-    if len(fields) != count:
-        return BadRow(line_no, "wrong_column_count", f"expected {count} fields as in the header, got {len(fields)}")
-    return fields
 
 
 def row_from_fields(fields: list[str], columns: Columns, line_no: int, prices: PriceCache | None = None

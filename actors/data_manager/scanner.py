@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from actors.csv_fields import LINE_TOO_LONG, BadRow, not_utf8, split_row
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import CHUNK_BYTES, read_lines
-from actors.data_manager.csv_rows import BadRow, PriceCache, Row, not_utf8, parse_row, row_from_fields, split_row
+from actors.data_manager.csv_rows import PriceCache, Row, parse_row, row_from_fields
 from actors.data_manager.cursors import Cursor
 from actors.data_manager.data_file import DataFile, FrontierEvent
 from actors.data_manager.price_window import ALL_BOOKS
@@ -86,7 +87,7 @@ class Scanner:
             return got
         if got.kind == "long":
             self._file.line_no += 1
-            self.bad_row(BadRow(self._file.line_no, "line_too_long", f"over {CHUNK_BYTES} bytes"))
+            self.bad_row(BadRow(self._file.line_no, LINE_TOO_LONG, f"over {CHUNK_BYTES} bytes"))
             self._advance(frontier, got.end, got.end - got.start)
             return _Lines(got.end, [], 0, got.end)
         return _Lines(got.start, got.lines, 0, got.end)

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Final
 
 from actors.algorithm.guardrails import FIELDS, NONE, PARSERS, Guardrails
-from actors.data_manager.csv_rows import BadRow, split_fields, split_row
+from actors.csv_fields import BadRow, split_fields, split_row
 from transport import limits
 from transport.logs import printable
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple, Protocol
 
-from actors.data_manager.csv_rows import NOT_UTF8
+from actors.csv_fields import LINE_TOO_LONG, NOT_UTF8
 from transport import limits
 from transport.logs import printable
 
@@ -102,12 +102,12 @@ def lines(path: Path, max_bytes: int, cancel: CancelFlag | None = None) -> Itera
             if cancel is not None and number % _CANCEL_EVERY == 0 and cancel.is_set():
                 raise Cancelled()
             if too_long:
-                yield Line(number, None, "line_too_long")
+                yield Line(number, None, LINE_TOO_LONG)
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield Line(number, None, NOT_UTF8)  # the price CSV's reason too
+                yield Line(number, None, NOT_UTF8)
                 continue
             yield Line(number, text.rstrip("\r\n"))
 
@@ -139,7 +139,7 @@ def read_book_list(path: Path, cancel: CancelFlag | None = None) -> list[str]:
     ids: dict[str, None] = {}
     for line in lines(path, limits.BOOKS_FILE_MAX_BYTES, cancel):
         if line.text is None:
-            reason = "longer than the line limit" if line.problem == "line_too_long" else "not UTF-8 text"
+            reason = "longer than the line limit" if line.problem == LINE_TOO_LONG else "not UTF-8 text"
             raise FileRefused(f"line {line.no}: {reason}")
         book = (line.text.removeprefix("\ufeff") if line.no == 1 else line.text).strip()  # tolerate a BOM
         if not book or book.startswith("#"):

@@ -6,19 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.csv_fields import LINE_REASONS, BadRow, split_row
 from actors.data_manager.csv_rows import (
     BAD_ROW_REASONS,
-    NOT_UTF8,
-    BadRow,
     Columns,
     CsvFormatError,
     PriceCache,
     Row,
-    not_utf8,
     parse_header,
     parse_price,
     parse_row,
-    split_row,
 )
 from transport.limits import COMPETITOR_PRICE_MAX
 
@@ -193,12 +190,5 @@ def test_a_quoted_field_followed_by_a_bare_carriage_return_is_a_bad_row() -> Non
     assert parse_row('t,B001,"18.00"\rX', COLUMNS, 3) == BadRow(3, "malformed_quotes", "line 't,B001,\"18.00\"\\rX'")
 
 
-@given(st.binary(max_size=60))
-def test_a_line_is_utf8_text_or_a_not_utf8_bad_row(raw: bytes) -> None:
-    """How the scanner and the catalog reader refuse bytes (never a U+FFFD standing in for them)."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = not_utf8(4, exc)
-        assert bad.reason == NOT_UTF8 and NOT_UTF8 in BAD_ROW_REASONS and bad.line_no == 4
-        assert f"byte {exc.start} " in bad.detail
+def test_every_reason_a_line_is_refused_whole_is_a_price_csv_reason_and_a_counter() -> None:
+    assert set(LINE_REASONS) <= set(BAD_ROW_REASONS) and len(set(BAD_ROW_REASONS)) == len(BAD_ROW_REASONS)

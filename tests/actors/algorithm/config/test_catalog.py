@@ -11,7 +11,7 @@ from actors.algorithm.config.catalog import (
     parse_catalog_row,
 )
 from actors.algorithm.guardrails import Guardrails
-from actors.data_manager.csv_rows import BadRow
+from actors.csv_fields import BadRow
 
 
 def test_header_columns_in_any_order_extra_ignored() -> None:
