@@ -28,8 +28,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Final
 
-from actors.data_manager.cursors import Cursor, Cursors
-from actors.data_manager.price_window import MODES, Answer, Book, Failed, Mode, Ready, Wait
+from actors.data_manager.cursors import Book, Cursor, Cursors
+from actors.data_manager.price_window import MODES, Answer, Failed, Mode, Ready, Wait
 from actors.data_manager.sparse_index import SparseIndex
 from transport import limits
 
@@ -113,7 +113,7 @@ class BookStore:
         if book is None:
             if len(self.books) >= self.max_books:
                 return False
-            book = self.books[key] = Book(key, None)
+            book = self.books[key] = Book(key)
             self.cursors.reassign(book, frontier, 0)
         point = book.total
         book.total = point + 1
@@ -174,8 +174,7 @@ class BookStore:
 
     def _park(self, book: Book, offset: int) -> None:
         self.parks += 1
-        book.parked_at = offset
-        self.cursors.reassign(book, None, book.want_end)
+        self.cursors.park(book, offset)
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -184,8 +183,8 @@ class BookStore:
         """What answers ``count`` prices of ``key`` at ``tick`` now. ``final``: the frontier has passed
         the end of the file since the request arrived, so "no more rows" is the truth. ``name`` is
         the book id for error texts; ``client`` who asks, at monotonic time ``now``: the book's home
-        follows the client stepping through the ticks (:meth:`Book.answered`). ``charge``: a new
-        request (a second look at a waiting one is not charged again to its client's
+        follows the client stepping through the ticks (:mod:`actors.data_manager.homes`). ``charge``:
+        a new request (a second look at a waiting one is not charged again to its client's
         :class:`MoveBudget`)."""
         if count > self.capacity:
             return Failed(f"count {count} exceeds the window capacity {self.capacity}; raise --window-capacity")
@@ -221,7 +220,7 @@ class BookStore:
             if len(self.books) >= self.max_books:
                 wait = Wait(wait.tick, 0)
             else:
-                book = self.books[key] = Book(key, None)  # a placeholder, gone with its last request
+                book = self.books[key] = Book(key)  # a placeholder, gone with its last request
                 self.cursors.reassign(book, self.cursors.frontier, 0)
         if not wait.end or book is None:
             self.cursors.add(self.cursors.frontier, 0, 1)
@@ -261,8 +260,8 @@ class BookStore:
         return cursor if cursor.busy else None
 
     def _wake(self, book: Book) -> None:
-        """The book's waiting requests changed: position its window (:meth:`Book.seek_target`), count
-        its demand on its cursor, and start a catch-up for a parked book that needs rows."""
+        """The book's waiting requests changed: position its window (``seek_target``: its home first),
+        count its demand on its cursor, and start a catch-up for a parked book that needs rows."""
         target = book.seek_target(self.jump)
         if target is not None:
             self._seek(book, target)
@@ -285,6 +284,5 @@ class BookStore:
             return
         self.seeks += 1
         point, offset = found
-        self.cursors.reassign(book, None, book.want_end)
         book.reset(point)
-        book.parked_at = offset
+        self.cursors.park(book, offset)

@@ -15,14 +15,20 @@ book that follows it. Catch-ups are shared, which keeps replay O(rows) whatever 
   become one instead of reading the same rows side by side.
 
 Followers of a merged cursor are found through ``merged_into`` (a union-find), so a merge costs O(1).
+
+A book's place in the scan is kept here too: :class:`Book` is its window (with its home) plus which
+cursor feeds it, the offset it is parked at, the demand it puts on its cursor and where its rows are
+(the sparse index); :class:`Cursors` keeps a book's cursor and its cursor's counts in step.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from actors.data_manager.homes import HomedWindow
+
 if TYPE_CHECKING:
-    from actors.data_manager.price_window import Book
+    from array import array
 
 BUCKET_BITS: Final = 16  # positions are bucketed by 64 KiB to find the cursor nearest an offset
 
@@ -49,6 +55,22 @@ class Cursor:
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         kind = "frontier" if self.frontier else "catch-up"
         return f"<{kind} @{self.position} followers={self.followers} demand={self.demand}>"
+
+
+class Book(HomedWindow):
+    """A book: its window, its home and its place in the scan (``__slots__``: there may be a million)."""
+
+    __slots__ = ("cursor", "index", "key", "parked_at", "want_end")
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.cursor: Cursor | None = None  # the cursor feeding the book; None while parked (Cursors.reassign)
+        # Parked (cursor None), or waiting for ``cursor`` to reach it: the exact byte offset of the row
+        # of point ``next_index``. -1 otherwise.
+        self.parked_at = -1
+        self.want_end = 0  # the nearest end a waiting request needs beyond the window (next_want); 0: none
+        self.index: array[int] | None = None  # offsets of points 0, stride, 2*stride, ... (replay)
 
 
 class Cursors:
@@ -181,6 +203,11 @@ class Cursors:
             self.add(old, -1, -had)
         if cursor is not None:
             self.add(cursor, 1, has)
+
+    def park(self, book: Book, offset: int) -> None:
+        """No cursor feeds ``book`` until one reaches ``offset``, the exact offset of its next row."""
+        book.parked_at = offset
+        self.reassign(book, None, book.want_end)
 
     def release(self, cursor: Cursor) -> None:
         if not cursor.frontier and cursor.followers <= 0 and not cursor.busy and cursor.merged_into is None:

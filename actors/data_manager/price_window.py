@@ -1,4 +1,6 @@
-"""One book's bounded window of competitor prices, and the answers a request can get. Pure: no I/O.
+"""One book's bounded window of competitor prices, the requests waiting on it, and the answers a request
+can get. Pure: no I/O, and nothing of where the rows come from (the scan: :mod:`actors.data_manager.cursors`)
+or of which client steps through the ticks (:mod:`actors.data_manager.homes`).
 
 Point ``i`` of a book is its i-th valid row in file order (0-based).
 
@@ -17,12 +19,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final, Literal
-
-if TYPE_CHECKING:
-    from array import array
-
-    from actors.data_manager.cursors import Cursor
+from typing import Final, Literal
 
 Mode = Literal["replay", "follow"]
 MODES: Final[tuple[Mode, ...]] = ("replay", "follow")
@@ -51,39 +48,19 @@ class Wait:
 Answer = Ready | Failed | Wait
 
 
-TAKEOVER_STEPS: Final = 2  # another client takes a home by asking one of its next ticks
-JUMPER_QUIET: Final = 1.0  # seconds before a client that jumped away from its home may take one again
+class PriceWindow:
+    """The points of a book kept in memory and the requests waiting on them (``__slots__``: there may
+    be a million books)."""
 
+    __slots__ = ("base", "pins", "points", "served", "total", "wants")
 
-class Book:
-    """A book's window and where its next row comes from (``__slots__``: there may be a million)."""
-
-    __slots__ = ("base", "cursor", "home", "home_at", "home_client", "index", "jumped_at", "jumper", "key",
-                 "parked_at", "pins", "points", "served", "total", "want_end", "wants")
-
-    def __init__(self, key: str, cursor: Cursor | None) -> None:
-        self.key = key
+    def __init__(self) -> None:
         self.points: deque[Decimal] = deque()
         self.base = 0  # point index of points[0]
         self.total = 0  # valid rows of the book the frontier has read: points 0 .. total-1 exist
-        self.cursor = cursor  # the cursor feeding the book; None while parked
-        # Parked (cursor None), or waiting for ``cursor`` to reach it: the exact byte offset of the row
-        # of point ``next_index``. -1 otherwise.
-        self.parked_at = -1
-        self.index: array[int] | None = None  # offsets of points 0, stride, 2*stride, ... (replay)
         self.pins: dict[int, int] | None = None  # tick -> waiting requests for it, oldest first
         self.wants: list[int] | None = None  # the end (exclusive point index) each waiting request needs
-        self.want_end = 0  # the nearest of those ends still beyond the window; 0: none
         self.served = 0  # the tick last answered: the floor while no request waits
-        # Where the client stepping through this book's ticks is (the Algorithm): the tick it was last
-        # answered, which client, when. Requests near it go first (book_store._wake).
-        self.home = -1
-        self.home_client = b""
-        self.home_at = 0.0
-        # The client whose jump far from its home released it, and when: it may not take a home again
-        # at once (a client asking ticks at random must not hold one).
-        self.jumper = b""
-        self.jumped_at = 0.0
 
     @property
     def next_index(self) -> int:
@@ -97,51 +74,6 @@ class Book:
             if reachable:
                 return min(reachable)
         return self.served
-
-    def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
-        """A request for ``tick`` was answered: it is the floor now, and the book's home follows the
-        client stepping through the ticks. A fresh home (younger than ``ttl``) moves with its client
-        while it steps (``near`` the home) and is released when it jumps far; another client takes it
-        only by asking the home's next ticks (a reconnected DEALER has a new identity). With no fresh
-        home the client answered takes it -- unless it is the one that just jumped away."""
-        self.served = tick
-        if self.home >= 0 and now - self.home_at <= ttl:
-            if client == self.home_client:
-                if abs(tick - self.home) <= near:
-                    self.home, self.home_at = tick, now
-                else:
-                    self.home, self.home_client, self.jumper, self.jumped_at = -1, b"", client, now
-            elif self.home <= tick <= self.home + TAKEOVER_STEPS:
-                self.home, self.home_client, self.home_at = tick, client, now
-        elif client != self.jumper or now - self.jumped_at > JUMPER_QUIET:
-            self.home, self.home_client, self.home_at = tick, client, now
-
-    def moves_away(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> bool:
-        """Whether serving ``client`` at ``tick`` takes the window away from another client's fresh
-        home (that client then needs a seek back)."""
-        return (self.home >= 0 and client != self.home_client and abs(tick - self.home) > near
-                and now - self.home_at <= ttl)
-
-    def seek_target(self, reach: int) -> int | None:
-        """Where to move the window for its waiting requests, if a seek is needed. One window per book,
-        so who goes first matters: ticks near the home (the client stepping through them) first,
-        seeking back there if the window was moved away; else ticks the window reaches by reading
-        (from its base to ``reach`` points past its end); else the longest-waiting tick. A request far
-        from the others waits until they are answered instead of moving the window away and back each
-        time: a client asking random ticks cannot make the Algorithm wait behind its seeks."""
-        pins = self.pins
-        if not pins:
-            return None
-        end = self.base + len(self.points) + reach
-        if len(pins) == 1:  # the usual case: one tick waits
-            tick = next(iter(pins))
-            return None if self.base <= tick < end else tick
-        home = [tick for tick in pins if self.home >= 0 and abs(tick - self.home) <= reach]
-        if home:
-            return home[0]
-        if any(self.base <= tick < end for tick in pins):
-            return None
-        return next(iter(pins))  # the oldest
 
     def full_of_needed(self, capacity: int) -> bool:
         return len(self.points) >= capacity and self.base >= self.floor()
@@ -169,7 +101,7 @@ class Book:
         n = len(self.points)
         return tuple(self.points[i] for i in range(max(0, n - count), n))
 
-    # --- waiting requests (the store keeps ``want_end`` and its cursors' counts in step) ---------
+    # --- waiting requests (the store keeps its cursors' demand in step) ------------------------
 
     def pin(self, tick: int, end: int) -> None:
         pins = self.pins if self.pins is not None else {}

@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 
-from actors.data_manager.price_window import Book
+from actors.data_manager.cursors import Book
 
 
 class SparseIndex:

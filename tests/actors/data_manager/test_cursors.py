@@ -4,8 +4,7 @@ from array import array
 
 import pytest
 
-from actors.data_manager.cursors import Cursors
-from actors.data_manager.price_window import Book
+from actors.data_manager.cursors import Book, Cursors
 from actors.data_manager.sparse_index import SparseIndex
 
 
@@ -43,6 +42,24 @@ def test_a_catch_up_left_with_no_follower_and_no_demand_is_dropped() -> None:
     assert cursors.at(10) is None and cursors.next_busy() is None
 
 
+def test_a_book_is_one_follower_of_its_cursor_and_one_unit_of_demand_while_it_needs_rows() -> None:
+    cursors = Cursors(reach=1000)
+    frontier, book = cursors.frontier, Book("A")
+    cursors.reassign(book, frontier, 0)
+    assert (book.cursor, frontier.followers, frontier.demand) == (frontier, 1, 0)
+    cursors.reassign(book, frontier, 8)  # a waiting request needs points up to 8
+    assert (book.want_end, frontier.followers, frontier.demand) == (8, 1, 1)
+    cursors.park(book, 500)
+    assert (book.cursor, book.parked_at, frontier.followers, frontier.demand) == (None, 500, 0, 0)
+    catch_up = cursors.start(400)
+    cursors.reassign(book, catch_up, book.want_end)  # it takes the book when it reaches 500
+    assert (catch_up.followers, catch_up.demand, cursors.next_busy()) == (1, 1, catch_up)
+    cursors.reassign(book, catch_up, 0)  # the demand is met: the catch-up is no longer busy
+    assert cursors.next_busy() is None and cursors.at(400) is catch_up
+    cursors.reassign(book, frontier, 0)  # back to the frontier: the catch-up has no one left
+    assert cursors.at(400) is None and frontier.followers == 1
+
+
 def test_stop_rules() -> None:
     cursors = Cursors(reach=1000)
     frontier = cursors.frontier
@@ -63,7 +80,7 @@ def test_stop_rules() -> None:
 
 def test_the_sparse_index_is_bounded_by_thinning() -> None:
     index = SparseIndex(max_points=4, stride=2)
-    a, b = Book("A", None), Book("B", None)
+    a, b = Book("A"), Book("B")
     for point in range(10):
         index.note(a, point, 100 + point, [a, b])
     assert index.stride == 4 and a.index == array("q", [100, 104, 108])  # 0, 2, 4, 6, 8 > 4 points: halved
@@ -75,7 +92,7 @@ def test_the_sparse_index_is_bounded_by_thinning() -> None:
 
 def test_the_sparse_index_keeps_its_bound_with_many_books() -> None:
     index = SparseIndex(max_points=100, stride=1)
-    books = [Book(str(i), None) for i in range(30)]
+    books = [Book(str(i)) for i in range(30)]
     for point in range(50):
         for k, book in enumerate(books):
             index.note(book, point, 10_000 * k + point, books)

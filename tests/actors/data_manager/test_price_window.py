@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.data_manager.price_window import Book
+from actors.data_manager.price_window import PriceWindow
 
 
 def d(value: int) -> Decimal:
@@ -10,7 +10,7 @@ def d(value: int) -> Decimal:
 
 
 def test_a_window_keeps_capacity_points_and_knows_their_indexes() -> None:
-    book = Book("A", None)
+    book = PriceWindow()
     for i in range(10):
         book.push(d(i), capacity=4)
     assert (book.base, book.next_index, list(book.points)) == (6, 10, [d(6), d(7), d(8), d(9)])
@@ -23,7 +23,7 @@ def test_a_window_keeps_capacity_points_and_knows_their_indexes() -> None:
 
 
 def test_the_floor_is_the_lowest_waiting_tick_else_the_tick_last_answered() -> None:
-    book = Book("A", None)
+    book = PriceWindow()
     book.served = 7
     assert book.floor() == 7
     book.pin(3, 8)
@@ -36,7 +36,7 @@ def test_the_floor_is_the_lowest_waiting_tick_else_the_tick_last_answered() -> N
 
 
 def test_next_want_is_the_nearest_end_beyond_the_window() -> None:
-    book = Book("A", None)
+    book = PriceWindow()
     for i in range(5):
         book.push(d(i), capacity=8)
     book.pin(0, 5)
@@ -49,7 +49,7 @@ def test_next_want_is_the_nearest_end_beyond_the_window() -> None:
 
 
 def test_full_of_needed_points() -> None:
-    book = Book("A", None)
+    book = PriceWindow()
     for i in range(4):
         book.push(d(i), capacity=4)
     assert book.full_of_needed(4)  # nothing answered yet: every point may be asked
