@@ -6,7 +6,9 @@
 * ``transport`` (the wire: framing, sockets, limits) imports no actor and not the supervisor;
 * the actors import nothing from ``repricer_supervisor`` (it starts them, never the other way round);
 * no product code (``actors``, ``transport``, ``repricer_supervisor``, ``launcher.py``) imports ``tests``
-  or ``bench``.
+  or ``bench``;
+* no product module imports one that imports it back, directly or not (a cycle means one of the two
+  holds what belongs to the other).
 
 A crossing not yet undone is listed in ``CROSSINGS_LEFT``, with why.
 """
@@ -14,6 +16,7 @@ A crossing not yet undone is listed in ``CROSSINGS_LEFT``, with why.
 from __future__ import annotations
 
 import ast
+import graphlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +107,22 @@ def test_imports_stay_in_their_rooms(path: Path) -> None:
     assert problems(REPO, path) == []
 
 
+def import_cycle(root: Path) -> tuple[str, ...] | None:
+    """A cycle of product modules importing each other, if any."""
+    files = product_files(root)
+    modules = {module_name(root, path) for path in files}
+    graph = {module_name(root, path): {m for _, m in imported(root, path) if m in modules} for path in files}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return tuple(exc.args[1])
+    return None
+
+
+def test_no_product_module_imports_one_that_imports_it_back() -> None:
+    assert import_cycle(REPO) is None
+
+
 def test_every_crossing_left_is_still_there() -> None:
     for name, module in CROSSINGS_LEFT:
         assert module in {m for _, m in imported(REPO, REPO / name)}, f"{name} no longer imports {module}: " \
@@ -148,3 +167,8 @@ def test_the_check_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert problems(tmp_path, launcher, frozenset({"alpha", "beta"})) == [
         "line 2: product code imports bench (tests and benchmarks are not shipped)"]
     assert launcher in product_files(tmp_path)
+    assert import_cycle(tmp_path) is None
+    write("actors/beta/sub/deep.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+          "    from actors.beta.sub.back import Back\n")
+    write("actors/beta/sub/back.py", "from actors.beta.sub import deep\n")
+    assert set(import_cycle(tmp_path) or ()) == {"actors.beta.sub.deep", "actors.beta.sub.back"}
