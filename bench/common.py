@@ -27,6 +27,7 @@ from bench.driver import REPO as REPO  # re-exported: where the benchmarks run c
 from bench.driver import LauncherRun, private_dir
 from bench.driver import free_port as free_port  # re-exported for the bench modules
 from bench.driver import wait_http as wait_http
+from bench.polling import wait_for
 from repricer_supervisor.procfs import alive
 from repricer_supervisor.procfs import cpu_seconds as cpu_seconds
 from repricer_supervisor.procfs import rss_kib as rss_kib
@@ -187,9 +188,8 @@ def terminate(process: subprocess.Popen[Any], extra_pids: Sequence[int] = (), gr
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(5.0)
-    deadline = time.monotonic() + 3.0
-    while any(alive(p) for p in extra_pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # 3 s of grace: whatever is left is killed below
+        wait_for(lambda: not any(alive(p) for p in extra_pids), 3.0, 0.05, "the processes to exit")
     for pid in extra_pids:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal, Self, TypeVar
 
 import zmq
 
+from bench.polling import wait_for
 from repricer_supervisor.procfs import alive
 from transport import protocol
 from transport.protocol import ActorStatus, LastPricesReply, LastPricesRequest, ProtocolError, SupervisorEvent
@@ -264,20 +265,18 @@ class LauncherRun:
     def wait_until(self, predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str,
                    launcher_must_run: bool = True) -> T:
         """The predicate's first truthy value; AssertionError after ``timeout`` seconds, or as soon as
-        the launcher has exited if ``launcher_must_run`` (nothing more will come)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not (result := predicate()):
-                code = self.process.poll()
-                if launcher_must_run and code is not None:
-                    raise AssertionError(f"the launcher exited (code {code}) while waiting for {what}; stderr "
-                                         f"tail:\n{self.log_tail()}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out after {timeout}s waiting for {what}; stderr tail:\n"
-                                         f"{self.log_tail()}")
-                self._changed.wait(min(remaining, 0.1))
+        the launcher has exited if ``launcher_must_run`` (nothing more will come). Looked at again
+        whenever an event or a line arrives, and every 0.1 s."""
+        def ready() -> T | Literal[False] | None:
+            result = predicate()
+            if not result and launcher_must_run and (code := self.process.poll()) is not None:
+                raise AssertionError(f"the launcher exited (code {code}) while waiting for {what}; stderr "
+                                     f"tail:\n{self.log_tail()}")
             return result
+
+        with self._changed:
+            return wait_for(ready, timeout, 0.1, what, pause=self._changed.wait,
+                            details=lambda: f"stderr tail:\n{self.log_tail()}")
 
     def wait_for_actors(self, names: Sequence[str], timeout: float = 20.0) -> dict[str, int]:
         """Wait until every actor in ``names`` runs; their pids."""
@@ -361,17 +360,17 @@ class LauncherRun:
 
 def wait_http(url: str, timeout: float = 15.0) -> float:
     """Wait until ``url`` answers anything over HTTP; the wall time it did."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1.0):
-                return time.time()
+                return True
         except urllib.error.HTTPError:
-            return time.time()  # it answered
+            return True  # it answered
         except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
-            time.sleep(0.01)
+            return False
+
+    wait_for(answers, timeout, 0.01, f"{url} to answer")
+    return time.time()
 
 
 def dm_request(endpoint: str, book: str, tick: int, timeout: float, count: int = 5) -> tuple[LastPricesReply, float]:
@@ -394,14 +393,15 @@ def dm_request(endpoint: str, book: str, tick: int, timeout: float, count: int =
 
 def wait_data_manager(endpoint: str, book: str, timeout: float = 15.0) -> float:
     """Wait until the DataManager at ``endpoint`` answers a request; the wall time it did."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def answers() -> bool:
         try:
             dm_request(endpoint, book, 0, 0.05)
-            return time.time()
         except TimeoutError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the DataManager at {endpoint} did not answer within {timeout}s") from None
+            return False
+        return True
+
+    wait_for(answers, timeout, 0, f"the DataManager at {endpoint} to answer")  # each try waits 50 ms already
+    return time.time()
 
 
 @contextlib.contextmanager

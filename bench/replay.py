@@ -38,6 +38,7 @@ import zmq
 from bench import common
 from bench.common import Config, Outcome, Row
 from bench.driver import private_dir
+from bench.polling import wait_for
 from transport import limits, protocol
 from transport.protocol import Heartbeat, WindowsRequest
 
@@ -121,9 +122,7 @@ def replay(path: Path, books: int, rows_per_book: int, deadline_s: float) -> dic
                           "--heartbeat-endpoint", beats) as process:
             sock.connect(endpoint)
             ready = Prober(endpoint)  # wait until the DataManager answers (it is still starting)
-            deadline = time.monotonic() + 30
-            while not ready.latencies and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: bool(ready.latencies), 30, 0.05, "the DataManager to answer a probe")
             ready.stop()
             idle = Prober(endpoint)  # the baselines: the same DataManager before any request
             time.sleep(IDLE_PROBE)

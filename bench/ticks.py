@@ -28,17 +28,16 @@ def _soak(n_ticks: int) -> dict[str, Any]:
     rss_samples: list[tuple[float, dict[str, int]]] = []
     with common.launcher(args) as run:
         run.wait_actors(4)
-        deadline = time.monotonic() + 30.0 + n_ticks * SOAK_TICK * 1.5
         next_sample = time.monotonic()
-        while time.monotonic() < deadline:
-            if run.ticks.ticks and run.ticks.ticks[-1][0].seq >= n_ticks:
-                break
-            if run.process.poll() is not None:
-                raise RuntimeError("launcher exited during the soak run: " + run.log_tail(20))
+
+        def sampled_until_done() -> bool:  # an RSS sample a second meanwhile
+            nonlocal next_sample
             if time.monotonic() >= next_sample:
                 rss_samples.append((time.time(), run.rss()))
                 next_sample += 1.0
-            time.sleep(0.05)
+            return bool(run.ticks.ticks) and run.ticks.ticks[-1][0].seq >= n_ticks
+
+        run.wait_until(sampled_until_done, 30.0 + n_ticks * SOAK_TICK * 1.5, f"tick {n_ticks}")
         rss_samples.append((time.time(), run.rss()))
         scheduler = run.counters("scheduler")
         algorithm = run.counters("algorithm")

@@ -12,7 +12,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.driver import free_port as free_port  # one definition, shared with the benchmarks
+from bench.driver import free_port as free_port  # one definition each, shared with the benchmarks
+from bench.polling import async_wait_for as async_wait_for
+from bench.polling import wait_for as wait_for
 
 T = TypeVar("T")
 
@@ -58,28 +60,6 @@ def ipc_endpoint(directory: Path, name: str) -> str:
     path = os.path.join(directory, f"{name}.sock")
     assert len(path.encode()) <= MAX_IPC_PATH, f"ipc path too long: {path}"
     return f"ipc://{path}"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.005) -> None:
-    """Poll ``predicate`` (blocking) until it is truthy; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-async def async_wait_for(
-    predicate: Callable[[], object],
-    timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the poll, like wait_for's
-    interval: float = 0.005,
-) -> None:
-    """Like :func:`wait_for`, yielding to the event loop between polls."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 class FakeClock:

@@ -104,7 +104,7 @@ def test_forged_heartbeats_cannot_hide_a_hang(run: LauncherRun, ipc_dir: Path) -
     forged = protocol.encode(Heartbeat("algorithm", victim, 1, time.time(), {"decisions": 0}))
     flood = Flood(f"ipc://{ipc_dir}/heartbeat.sock", lambda n: forged)
     try:
-        time.sleep(0.2)  # the forgeries are flowing before the victim freezes
+        run.wait_until(lambda: flood.sent > 1000, 10, "the forgeries to flow")  # before the victim freezes
         assert time_to_notice_a_hang(run, "algorithm") < HANG_TIMEOUT + 4.0
     finally:
         flood.stop()

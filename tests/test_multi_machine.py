@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import zmq.auth
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from bench.driver import LauncherRun
 from tests.harness import check_decision, read_points, write_csv
-from tests.helpers import REPO, free_port, run_async
+from tests.helpers import REPO, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, SecurityError, keygen
@@ -45,10 +46,11 @@ class Actor:
                 sink.append(line.rstrip("\n"))
                 self.changed.notify_all()
 
-    def wait(self, predicate: object, timeout: float, what: str) -> None:
+    def wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Until ``predicate`` holds, looked at again on each line the process prints."""
         with self.changed:
-            if not self.changed.wait_for(predicate, timeout):  # type: ignore[arg-type]
-                raise AssertionError(f"timed out waiting for {what}; stderr:\n" + "\n".join(self.err[-20:]))
+            wait_for(predicate, timeout, timeout, what, pause=self.changed.wait,
+                     details=lambda: "stderr:\n" + "\n".join(self.err[-20:]))
 
     def stop(self) -> int:
         self.process.terminate()

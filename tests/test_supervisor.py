@@ -8,7 +8,6 @@ import itertools
 import os
 import signal
 import socket
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,6 +19,7 @@ import zmq
 from bench.driver import LauncherRun, wait_data_manager, wait_http
 from repricer_supervisor.procfs import alive, cpu_seconds
 from tests.harness import check_decision, read_points, write_csv
+from tests.helpers import wait_for
 from transport import protocol
 from transport.protocol import ActorStatus
 
@@ -127,14 +127,14 @@ def test_an_actor_that_cannot_bind_its_port_is_given_up_on_with_one_clear_error(
         pids = run.wait_for_actors(ACTORS)
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         os.kill(pids["apiserver"], signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while True:  # take its port the moment it is free, before the restart (0.5 s later)
+        def taken() -> bool:
             try:
                 blocker.bind(("127.0.0.1", run.api_port))
-                break
             except OSError:
-                assert time.monotonic() < deadline, "the port never came free"
-                time.sleep(0.005)
+                return False
+            return True
+
+        wait_for(taken, 5, what="the port to come free")  # taken the moment it is, before the restart (0.5 s later)
         blocker.listen()
         code = run.wait(30)  # the launcher gives up on it, stops the others and exits
         log = run.log_tail(200)
@@ -205,12 +205,16 @@ def test_a_late_subscriber_is_told_every_running_actor(csv_path: Path, ipc_dir: 
         late.setsockopt(zmq.SUBSCRIBE, b"")
         late.connect(run.events_endpoint)
         seen: dict[str, int] = {}
-        try:
-            deadline = time.monotonic() + 1.0
-            while set(seen) < set(ACTORS) and late.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+        def every_actor_told() -> bool:
+            while late.poll(0):
                 message = protocol.decode(late.recv())
                 if isinstance(message, ActorStatus):
                     seen[message.actor] = message.pid
+            return set(seen) >= set(ACTORS)
+
+        try:
+            wait_for(every_actor_told, 1.0, 0.1, "a status of every running actor",
+                     pause=lambda seconds: late.poll(int(seconds * 1000) + 1))
         finally:
             late.close(linger=0)
             ctx.term()

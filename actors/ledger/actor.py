@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import zmq
@@ -48,11 +49,13 @@ RECEIVE_BURST: Final = 16
 class Ledger:
     name = LEDGER.name
 
-    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: LedgerOptions) -> None:
+    def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: LedgerOptions,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` schedules the database retries and retention steps (a test's is moved by hand)."""
         self._sockets = sockets
         self.endpoint = options.ledger_endpoint
         self._store = LedgerStore(options.db, options.synchronous, options.max_db_bytes)
-        self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send)
+        self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send, clock)
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {

@@ -111,9 +111,12 @@ def test_a_tick_flood_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
                 beat = group.create_task(stamp_every_ms(stamps))
                 t0 = time.time()
                 good = protocol.encode(Tick(0, t0, t0, 1.0, t0))
-                while not followed:
-                    await pub.send(good)
-                    await asyncio.sleep(0.01)
+                async def sent_until_followed() -> bool:  # PUB drops what a SUB has not joined for yet
+                    if not followed:
+                        await pub.send(good)
+                    return bool(followed)
+
+                await async_wait_for(sent_until_followed, interval=0.01, what="the first tick to be followed")
                 garbage = protocol.encode(Tick(2**63 - 1, 0.0, t0, 1.0, t0))
                 for _ in range(100_000):
                     pub.send(garbage, zmq.NOBLOCK)  # a plain send: the flood does not wait for us

@@ -39,14 +39,14 @@ def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Pa
                 await asyncio.wait_for(dashboard.started.wait(), 10)
 
                 async def published() -> bool:  # a SUB joins late: publish until it hears
+                    if "algorithm" in dashboard.state.actors:
+                        return True
                     now = time.time()
                     await pub.send(protocol.encode(ActorStatus(now, "algorithm", 9, 100, 90, 0, 0, now - 1, now,
                                                                {"decisions": 3})))
-                    await asyncio.sleep(0.02)
-                    return "algorithm" in dashboard.state.actors
+                    return False
 
-                while not await published():
-                    pass
+                await async_wait_for(published, timeout=10, interval=0.02, what="the Dashboard to hear a status")
                 await pub.send(protocol.encode(SupervisorEvent(time.time(), "exited", "algorithm", 9, "exit code 1")))
                 for garbage in (b"\x00garbage", protocol.encode(Tick(1, 1.0, 1.0, 1.0)), b""):
                     await pub.send(garbage)

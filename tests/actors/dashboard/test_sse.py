@@ -91,12 +91,14 @@ def test_a_client_that_does_not_read_is_dropped_not_buffered(caplog: pytest.LogC
             await asyncio.get_running_loop().sock_connect(reader, (server.host, server.port))
             reader.send(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
             try:
-                for version in range(1, 200):
-                    source.version = version
-                    stream.notify()
-                    await asyncio.sleep(0.01)
+                def changed_until_dropped() -> bool:  # a new version every 10 ms until the reader is dropped
                     if stream.counters["live_dropped"]:
-                        break
+                        return True
+                    source.version += 1
+                    stream.notify()
+                    return False
+
+                await async_wait_for(changed_until_dropped, timeout=2, interval=0.01, what="the reader to be dropped")
                 await async_wait_for(lambda: stream.counters["live_dropped"] == 1 and stream.clients == 0, timeout=5)
             finally:
                 reader.close()

@@ -19,7 +19,7 @@ import zmq.asyncio
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
 from actors.data_manager.actor import DataManager
 from actors.data_manager.options import DEFAULT_DATA_FILE, DataManagerOptions
-from tests.helpers import REPO, run_async
+from tests.helpers import REPO, async_wait_for, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
 from transport.sockets import Sockets
@@ -73,14 +73,6 @@ async def ask(client: LastPricesClient, book: str, tick: int, count: int = 5) ->
     except RequestFailed as exc:
         return str(exc)
     return reply.prices
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def write(path: Path, text: str) -> None:
@@ -227,7 +219,7 @@ def test_follow_tails_appends_truncation_rotation_and_partial_lines(tmp_path: Pa
         async def truncated() -> bool:
             return await ask(client, "A", 0) == prices("1.25", "2.25", "3.25", "4.25", "5.25")
 
-        await eventually(truncated)
+        await async_wait_for(truncated, what="truncated")
         assert dm.counters["truncations"] >= 1
 
         # Rotated: a new file moved over the path.
@@ -238,7 +230,7 @@ def test_follow_tails_appends_truncation_rotation_and_partial_lines(tmp_path: Pa
         async def rotated() -> bool:
             return await ask(client, "A", 0) == prices("1.75", "2.75", "3.75", "4.75", "5.75")
 
-        await eventually(rotated)
+        await async_wait_for(rotated, what="rotated")
         assert dm.counters["rotations"] >= 1
 
         # A last line without its newline is taken once the file has stopped changing for 0.5 s.
@@ -249,7 +241,7 @@ def test_follow_tails_appends_truncation_rotation_and_partial_lines(tmp_path: Pa
         async def partial() -> bool:
             return (await ask(client, "A", 0))[-1:] == prices("9.99")
 
-        await eventually(partial)
+        await async_wait_for(partial, what="partial")
         assert time.monotonic() - started >= 0.4
 
     serve(tmp_path, path, body, mode="follow")
@@ -273,7 +265,7 @@ def test_garbage_frames_are_counted_and_the_actor_keeps_answering(tmp_path: Path
             async def counted() -> bool:
                 return dm.counters["bad_frames"] >= 4
 
-            await eventually(counted)
+            await async_wait_for(counted, what="counted")
             await raw.send(protocol.encode(LastPricesRequest(7, "A", 1, 5)))
             async with asyncio.timeout(5):
                 reply = protocol.decode(await raw.recv())
@@ -298,7 +290,7 @@ def test_missing_file_errors_then_recovers(tmp_path: Path) -> None:
         async def recovered() -> bool:
             return await ask(client, "A", 0) == prices("1.00", "2.00", "3.00", "4.00", "5.00")
 
-        await eventually(recovered)
+        await async_wait_for(recovered, what="recovered")
 
     serve(tmp_path, path, body)
 
@@ -312,13 +304,13 @@ def test_bad_header_is_a_file_error(tmp_path: Path) -> None:
             answer = await ask(client, "A", 0)
             return isinstance(answer, str) and "bad header" in answer and "'price'" in answer
 
-        await eventually(refused)
+        await async_wait_for(refused, what="refused")
         write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
 
         async def recovered() -> bool:
             return await ask(client, "A", 2) == prices("3.00", "4.00", "5.00", "6.00", "7.00")
 
-        await eventually(recovered)
+        await async_wait_for(recovered, what="recovered")
 
     dm = serve(tmp_path, path, body)
     assert dm.counters["file_errors"] >= 1
@@ -341,16 +333,13 @@ def test_windows_in_memory_are_served_while_a_big_file_is_read(tmp_path: Path) -
             async def reading() -> bool:
                 return dm.counters["rows_read"] > 100_000
 
-            await eventually(reading)
-            worst = 0.0
+            await async_wait_for(reading, what="the reader to be busy")
             for tick in range(20):
-                started = time.perf_counter()
                 assert await ask(client, "FAST", tick) == prices(*(f"{i}.00" for i in range(tick + 1,
                                                                                              tick + 6)))
-                worst = max(worst, time.perf_counter() - started)
-                await asyncio.sleep(0.005)
-            assert dm.counters["rows_read"] < other_rows, "the reader should still be busy"
-            assert worst < 0.05, f"a request served from memory took {worst * 1000:.1f} ms"
+            # Answered while the read goes on, not after it. How fast (the event loop's stall while
+            # reading): ``python -m bench.run --only cold_read``.
+            assert not slow.done() and dm.counters["rows_read"] < other_rows, "the reader should still be busy"
         finally:
             slow.cancel()
 
@@ -530,7 +519,7 @@ def test_a_flooding_client_never_starves_the_event_loop_or_the_other_clients(tmp
 
             async with asyncio.TaskGroup() as group:
                 prober = group.create_task(probe())
-                await eventually(lambda: _flooded(dm), within=10)
+                await async_wait_for(lambda: _flooded(dm), timeout=10, what="the flood")
                 for tick in range(40):  # an Algorithm's ticks, all books each, while the flood goes on
                     started = time.monotonic()
                     answers = await asyncio.gather(*(ask(client, b, tick) for b in books))

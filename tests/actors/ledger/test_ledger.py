@@ -27,7 +27,7 @@ from actors.ledger.records import DecisionRow
 from actors.ledger.store import Written
 from actors.ledger.writer import QUEUE_MAX, TRANSACTION_MAX
 from tests.actors.ledger.helpers import decision, keys, rows
-from tests.helpers import run_async
+from tests.helpers import FakeClock, async_wait_for, run_async
 from transport import limits, protocol
 from transport.protocol import (
     Decision,
@@ -41,6 +41,8 @@ from transport.protocol import (
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
+
+RETRY = 0.2  # seconds between two tries of an unavailable database (every Ledger here)
 
 
 class Peer:
@@ -80,16 +82,18 @@ class Peer:
 Body = Callable[[Ledger, Peer, zmq.asyncio.Context, str], Awaitable[None]]
 
 
-def serve(tmp_path: Path, body: Body, limit: float = 30.0, **options: object) -> Ledger:
-    """Run a Ledger on ``tmp_path/ledger.sqlite3`` (unless ``db`` is given) while ``body`` runs."""
+def serve(tmp_path: Path, body: Body, limit: float = 30.0, clock: Callable[[], float] = time.monotonic,
+          **options: object) -> Ledger:
+    """Run a Ledger on ``tmp_path/ledger.sqlite3`` (unless ``db`` is given) while ``body`` runs;
+    ``clock`` schedules its retries."""
     endpoint = f"ipc://{tmp_path}/ledger.sock"
-    opts = LedgerOptions(**{"ledger_endpoint": endpoint, "db": str(tmp_path / "ledger.sqlite3"), "db_retry": 0.2,
+    opts = LedgerOptions(**{"ledger_endpoint": endpoint, "db": str(tmp_path / "ledger.sqlite3"), "db_retry": RETRY,
                             **options})  # type: ignore[arg-type]
     holder: list[Ledger] = []
 
     async def main() -> None:
         ctx = zmq.asyncio.Context()
-        ledger = Ledger(Sockets(ctx), opts)
+        ledger = Ledger(Sockets(ctx), opts, clock)
         holder.append(ledger)
         peer = Peer(ctx, endpoint)
         stop = asyncio.Event()
@@ -126,14 +130,6 @@ def locked_by_another_process(db: Path) -> Iterator[None]:
         holder.wait(10)
 
 
-async def eventually(check: Callable[[], object], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 def test_a_batch_is_acknowledged_with_what_was_stored_and_is_in_the_database(tmp_path: Path) -> None:
     db = tmp_path / "ledger.sqlite3"
 
@@ -163,7 +159,7 @@ def test_garbage_wrong_messages_and_bad_decisions_are_rejected_counted_and_logge
         await peer.sock.send_multipart([b"two", b"frames"])
         bad = decision(2, book="B\nforged line")
         assert await peer.batch(1, [decision(1), bad]) == LedgerAck(1, 1, 0, 1, "")
-        await eventually(lambda: ledger.counters["bad_frames"] == 5)
+        await async_wait_for(lambda: ledger.counters["bad_frames"] == 5)
 
     ledger = serve(tmp_path, body)
     assert ledger.counters["rejected"] == 1 and keys(db) == [("B001", "default", 1)]
@@ -192,7 +188,7 @@ def test_a_flooding_peer_does_not_starve_the_loop(tmp_path: Path) -> None:
         reply = await peer.reply(10.0)
         assert isinstance(reply, LastDecidedReply) and reply.request_id == 2
         assert ledger.counters["bad_frames"] < sent
-        await eventually(lambda: ledger.counters["bad_frames"] == sent, 20.0)
+        await async_wait_for(lambda: ledger.counters["bad_frames"] == sent, 20.0)
         flood.close(0)
 
     serve(tmp_path, body)
@@ -216,7 +212,7 @@ def test_a_full_queue_refuses_batches_at_once_as_busy(tmp_path: Path) -> None:
         count = (TRANSACTION_MAX + QUEUE_MAX) // per + 3
         for b in range(count):
             await peer.send(LedgerBatch(100 + b, tuple(decision(1 + b * per + i) for i in range(per))))
-        await eventually(lambda: ledger.counters["busy"] >= 3)  # refused at once, while the thread is busy
+        await async_wait_for(lambda: ledger.counters["busy"] >= 3)  # refused at once, while the thread is busy
         release.set()
         replies = [await peer.ack() for _ in range(count)]
         assert {a.batch_id for a in replies} == set(range(100, 100 + count))
@@ -240,14 +236,14 @@ def test_a_corrupt_database_is_refused_counted_left_alone_and_retried(tmp_path: 
     db.write_bytes(garbage)
 
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
-        await eventually(lambda: ledger.counters["db_errors_corrupt"] >= 2)  # retried
+        await async_wait_for(lambda: ledger.counters["db_errors_corrupt"] >= 2)  # retried
         ack = await peer.batch(1, [decision(1)])
         assert ack.error.startswith("ledger database unavailable: corrupt") and ack.stored == 0
         assert (await peer.ask([("B001", "default")])).error.startswith("ledger database unavailable")
         assert (await peer.ask([])).error == ""  # the Ledger itself still answers
         assert db.read_bytes() == garbage
         db.unlink()  # the operator moves the file away: the next attempt creates a new ledger
-        await eventually(lambda: ledger.counters["db_open"] == 1)
+        await async_wait_for(lambda: ledger.counters["db_open"] == 1)
         assert (await peer.batch(2, [decision(1)])).stored == 1
 
     ledger = serve(tmp_path, body)
@@ -260,7 +256,7 @@ def test_a_full_database_refuses_the_batch_that_does_not_fit_and_acknowledges_on
     acked: list[tuple[str, str, int]] = []
 
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
-        await eventually(lambda: ledger.counters["db_open"] == 1)
+        await async_wait_for(lambda: ledger.counters["db_open"] == 1)
         for b in range(100):
             batch = [decision(b * 50 + i, "B" * 100) for i in range(50)]
             ack = await peer.batch(b, batch)
@@ -280,16 +276,19 @@ def test_a_full_database_refuses_the_batch_that_does_not_fit_and_acknowledges_on
 
 def test_a_locked_database_is_refused_then_written_once_the_lock_is_gone(tmp_path: Path) -> None:
     db = tmp_path / "ledger.sqlite3"
+    clock = FakeClock()
 
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
-        await eventually(lambda: ledger.counters["db_open"] == 1)
+        await async_wait_for(lambda: ledger.counters["db_open"] == 1)
         with locked_by_another_process(db):
             ack = await peer.batch(1, [decision(1)])
         assert "locked" in ack.error and ledger.counters["db_errors_locked"] == 1
-        await asyncio.sleep(0.25)  # the retry interval
-        assert await peer.batch(2, [decision(1)]) == LedgerAck(2, 1, 0, 0, "")
+        ack = await peer.batch(2, [decision(1)])  # refused at once until the retry is due
+        assert "unavailable" in ack.error and ledger.counters["db_errors_locked"] == 1
+        clock.now += RETRY
+        assert await peer.batch(3, [decision(1)]) == LedgerAck(3, 1, 0, 0, "")
 
-    serve(tmp_path, body)
+    serve(tmp_path, body, clock=clock)
     assert keys(db) == [("B001", "default", 1)]
 
 
@@ -299,7 +298,7 @@ def test_retention_keeps_the_database_within_its_row_limit(tmp_path: Path) -> No
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
         for b in range(3):
             assert (await peer.batch(b, [decision(b * 100 + i) for i in range(100)])).stored == 100
-        await eventually(lambda: ledger.counters["rows"] == 120)
+        await async_wait_for(lambda: ledger.counters["rows"] == 120)
 
     ledger = serve(tmp_path, body, retain_rows=120)
     assert [k[2] for k in keys(db)] == list(range(180, 300)) and ledger.counters["pruned"] == 180

@@ -3,13 +3,14 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from actors.algorithm.config import Config, ConfigError, load_config, reload
-from actors.algorithm.config.reload import ConfigReloader, kept_prices, reload_config
+from actors.algorithm.config.reload import ConfigReloader, kept_prices, reload_config, signature
 from tests.configmap import ConfigMapVolume
 from tests.helpers import async_wait_for, run_async
 
@@ -74,9 +75,17 @@ def test_a_request_applies_a_good_config_and_refuses_a_bad_one(tmp_path: Path,
     assert "0 paused strateg(ies)" in caplog.text and "1 paused book(s)" in caplog.text
 
 
-def test_polling_reloads_when_any_file_the_config_read_changes(tmp_path: Path) -> None:
+def test_polling_reloads_when_any_file_the_config_read_changes(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, GOOD)
     applied: list[Config] = []
+    looks: list[int] = []  # one entry per look at the files' signatures (a poll, or around a reload)
+
+    def counted_signature(files: Iterable[str]) -> reload.Signature:
+        looks.append(1)
+        return signature(files)
+
+    monkeypatch.setattr(reload, "signature", counted_signature)
 
     def touch(file: Path, text: str) -> None:
         file.write_text(text)
@@ -93,8 +102,9 @@ def test_polling_reloads_when_any_file_the_config_read_changes(tmp_path: Path) -
             assert applied[0].books == ["B1", "B2", "B3"]
             touch(path, "not toml [")
             await async_wait_for(lambda: reloader.counters["config_reload_errors"] == 1)
-            await asyncio.sleep(0.35)  # several polls: a broken file is not retried until it changes again
-            assert reloader.counters["config_reload_errors"] == 1
+            seen = len(looks)
+            await async_wait_for(lambda: len(looks) >= seen + 3, what="three more polls")
+            assert reloader.counters["config_reload_errors"] == 1  # not retried until it changes again
             touch(path, GOOD + '[pause]\nstrategies = ["b"]\n')
             await async_wait_for(lambda: len(applied) == 2)
             assert applied[1].is_paused("B1", "b")
