@@ -1,6 +1,6 @@
-"""One CSV line into its fields, and the record of a line refused: what the DataManager's price CSV
-(:mod:`actors.data_manager.csv_rows`) and the Algorithm's guardrail catalog
-(:mod:`actors.algorithm.config.catalog`) share. Pure: no I/O.
+"""One CSV line into its fields, and the record of a line refused: what the price CSV
+(:mod:`actors.csv_rows`), the guardrail catalog (:mod:`actors.algorithm.config.catalog`) and the
+backtest's costs file share. Pure: no I/O.
 
 Both files tolerate the same things (CRLF line ends, blank lines, spaces around fields, double-quoted
 fields) and refuse a line for the same reasons before any cell is read: its quotes are malformed, it

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from actors.algorithm.config import Config, load_config
 from actors.algorithm.options import PricingOptions, book_ids
-from actors.data_manager.csv_rows import CsvFormatError, parse_header
+from actors.csv_rows import CsvFormatError, parse_header
 from transport import endpoints, limits
 from transport.logs import printable
 

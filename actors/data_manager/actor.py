@@ -28,8 +28,8 @@ import zmq
 import zmq.asyncio
 
 from actors import runtime
+from actors.csv_rows import BAD_ROW_REASONS
 from actors.data_manager.book_store import BookStore
-from actors.data_manager.csv_rows import BAD_ROW_REASONS
 from actors.data_manager.data_file import RETRY_INTERVAL, DataFile
 from actors.data_manager.options import DataManagerOptions
 from actors.data_manager.scanner import Scanner

@@ -18,8 +18,8 @@ import stat
 import time
 from typing import Final, Literal
 
+from actors.csv_rows import Columns, CsvFormatError, parse_header
 from actors.data_manager.chunks import Block, io, read_lines
-from actors.data_manager.csv_rows import Columns, CsvFormatError, parse_header
 from transport.logs import RateLimitedLog
 
 log = logging.getLogger("datamanager")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from actors.csv_fields import LINE_TOO_LONG, BadRow, not_utf8, split_row
+from actors.csv_rows import PriceCache, Row, parse_row, row_from_fields
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import CHUNK_BYTES, read_lines
-from actors.data_manager.csv_rows import PriceCache, Row, parse_row, row_from_fields
 from actors.data_manager.cursors import Cursor
 from actors.data_manager.data_file import DataFile, FrontierEvent
 from actors.data_manager.price_window import ALL_BOOKS

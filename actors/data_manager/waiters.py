@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from actors.csv_rows import Columns
 from actors.data_manager.book_store import BookStore
-from actors.data_manager.csv_rows import Columns
 from actors.data_manager.price_window import ALL_BOOKS, Answer, Failed, Ready, Wait
 from transport import limits
 from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply, WindowsRequest

@@ -16,7 +16,7 @@ from actors.algorithm.config import Config
 from actors.algorithm.config.catalog import CatalogColumns, split_catalog_row
 from actors.algorithm.config.files import FileRefused, lines
 from actors.algorithm.guardrails import parse_money
-from actors.data_manager.csv_rows import BadRow, split_fields
+from actors.csv_fields import BadRow, split_fields
 from transport import limits
 from transport.logs import printable
 

@@ -5,10 +5,11 @@ Fast path: a block of lines is parsed at once with numpy. A line is taken there 
 provably what the DataManager's row parser (``csv_rows.parse_row``) accepts and reads the same way:
 printable ASCII, no quote, exactly the header's field count, a price of 1-7 digits with at most 6
 decimals within the competitor limits, a book id of 1..128 characters with no surrounding space.
-Every other line -- blank, quoted, spaced, non-ASCII, bad -- goes through ``parse_row`` itself, so a
-bad row is refused and counted exactly as the DataManager does (``line_too_long`` and ``not_utf8``
-included), and the rows of both paths are merged back in file order. Memory: one block (4 MiB by
-default) and one small record per book; the file is never loaded whole.
+Every other line -- blank, quoted, spaced, non-ASCII, bad -- goes through the parser itself
+(``csv_rows.line_row``), so a bad row is refused and counted exactly as the DataManager does
+(``line_too_long`` and ``not_utf8`` included), and the rows of both paths are merged back in file
+order. Memory: one block (4 MiB by default) and one small record per book; the file is never loaded
+whole.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from actors.algorithm.backtest.cents import I64, MICRO
-from actors.data_manager.csv_rows import BadRow, Columns, CsvFormatError, PriceCache, not_utf8, parse_header, parse_row
+from actors.csv_fields import BadRow
+from actors.csv_rows import Columns, CsvFormatError, PriceCache, header_columns, line_row
 from transport import limits
 from transport.logs import printable
 
@@ -231,19 +233,12 @@ class PriceFile:
                                  f"{printable(bad.detail)}")
 
     def _header(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")  # the header: its own checks name what is wrong
-        if text.lstrip("\ufeff").strip():
-            self.columns = parse_header(text)  # CsvFormatError: the file cannot be read
+        self.columns = header_columns(raw)  # CsvFormatError: the file cannot be read
 
     def _slow_row(self, raw: bytes, line_no: int) -> tuple[int, int] | None:
         """(book index, price) of one line parsed by the DataManager's parser; None when skipped."""
         assert self.columns is not None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self._bad(not_utf8(line_no, exc))
-            return None
-        row = parse_row(text, self.columns, line_no, self._prices)
+        row = line_row(raw, self.columns, line_no, self._prices)
         if row is None:
             return None
         if isinstance(row, BadRow):
@@ -427,7 +422,7 @@ def read_header(path: str) -> Columns:
             if not raw:
                 break
             line_no += 1
-            text = raw.decode("utf-8", "replace")
-            if text.lstrip("\ufeff").strip():
-                return parse_header(text)
+            columns = header_columns(raw.rstrip(b"\r\n"))
+            if columns is not None:
+                return columns
     raise CsvFormatError("no header row: the first line must name the columns, e.g. 'timestamp,book_id,price'")

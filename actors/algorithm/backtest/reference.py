@@ -21,7 +21,8 @@ from actors.algorithm.backtest.reader import ALL_BOOKS, LINE_MAX, read_header
 from actors.algorithm.backtest.stats import PairStats
 from actors.algorithm.config.backtest import Logistic
 from actors.algorithm.pricing import avg_comp_price, reprice, to_cents
-from actors.data_manager.csv_rows import BadRow, PriceCache, not_utf8, parse_header, parse_row
+from actors.csv_fields import BadRow
+from actors.csv_rows import PriceCache, header_columns, line_row
 
 _FLUSH: Final = 4096  # decisions handed to the sink at once
 
@@ -78,16 +79,9 @@ class ReferenceEngine:
                     self._bad(BadRow(line_no, "line_too_long", ""))
                     continue
                 if columns is None:
-                    header = line.decode("utf-8", "replace")
-                    if header.lstrip("\ufeff").strip():
-                        columns = parse_header(header)
+                    columns = header_columns(line)
                     continue
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    self._bad(not_utf8(line_no, exc))
-                    continue
-                row = parse_row(text, columns, line_no, prices)
+                row = line_row(line, columns, line_no, prices)
                 if isinstance(row, BadRow):
                     self._bad(row)
                 elif row is not None:

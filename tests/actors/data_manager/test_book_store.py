@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.csv_rows import Columns, parse_header
 from actors.data_manager.book_store import BookStore
-from actors.data_manager.csv_rows import Columns, parse_header
 from actors.data_manager.cursors import Cursor
 from actors.data_manager.price_window import Failed, Mode, Ready
 from actors.data_manager.waiters import Waiters

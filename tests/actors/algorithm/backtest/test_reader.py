@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.algorithm.backtest.reader import ALL_BOOKS, LINE_MAX, BookIndex, PriceFile
-from actors.data_manager.csv_rows import BadRow, CsvFormatError, Row, not_utf8, parse_header, parse_row
+from actors.csv_fields import BadRow
+from actors.csv_rows import CsvFormatError, header_columns, line_row
 
 
 def expected(data: bytes) -> tuple[list[tuple[str, Decimal]], dict[str, int]]:
@@ -28,16 +29,9 @@ def expected(data: bytes) -> tuple[list[tuple[str, Decimal]], dict[str, int]]:
             bad["line_too_long"] = bad.get("line_too_long", 0) + 1
             continue
         if columns is None:
-            text = raw.decode("utf-8", "replace")
-            if text.lstrip("\ufeff").strip():
-                columns = parse_header(text)
+            columns = header_columns(raw)
             continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            row: Row | BadRow | None = not_utf8(number, exc)
-        else:
-            row = parse_row(text, columns, number)
+        row = line_row(raw, columns, number)
         if isinstance(row, BadRow):
             bad[row.reason] = bad.get(row.reason, 0) + 1
         elif row is not None:

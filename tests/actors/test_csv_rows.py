@@ -6,13 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.csv_fields import LINE_REASONS, BadRow, split_row
-from actors.data_manager.csv_rows import (
+from actors.csv_fields import LINE_REASONS, NOT_UTF8, BadRow, split_row
+from actors.csv_rows import (
     BAD_ROW_REASONS,
     Columns,
     CsvFormatError,
     PriceCache,
     Row,
+    header_columns,
+    line_row,
     parse_header,
     parse_price,
     parse_row,
@@ -192,3 +194,17 @@ def test_a_quoted_field_followed_by_a_bare_carriage_return_is_a_bad_row() -> Non
 
 def test_every_reason_a_line_is_refused_whole_is_a_price_csv_reason_and_a_counter() -> None:
     assert set(LINE_REASONS) <= set(BAD_ROW_REASONS) and len(set(BAD_ROW_REASONS)) == len(BAD_ROW_REASONS)
+
+
+def test_a_header_line_in_bytes_is_its_columns_or_none_when_blank() -> None:
+    assert header_columns(b"\xef\xbb\xbftimestamp,book_id,price\r") == COLUMNS
+    assert header_columns(b"  \r") is None
+    with pytest.raises(CsvFormatError, match="no 'price' column"):
+        header_columns(b"book,\xff")  # not UTF-8: replaced, so the header's own check speaks
+
+
+def test_a_data_line_in_bytes_is_a_row_a_bad_row_or_none() -> None:
+    assert line_row(b"t,B1,12.50\r", COLUMNS, 2) == Row("B1", Decimal("12.50"), "t")
+    assert line_row(b"   ", COLUMNS, 3) is None
+    bad = line_row(b"t,B\xff1,12.50", COLUMNS, 4)
+    assert isinstance(bad, BadRow) and bad.reason == NOT_UTF8 and bad.line_no == 4  # never a U+FFFD book

@@ -1,5 +1,7 @@
 """Parse the competitor-price CSV: the header row and one data row at a time (a line is split into
-its fields by :mod:`actors.csv_fields`, as the guardrail catalog's are). Pure: no I/O.
+its fields by :mod:`actors.csv_fields`, as the guardrail catalog's are). Read by the DataManager and
+by the Algorithm's backtest, so both read a file the same way; the launcher checks its header. Pure:
+no I/O.
 
 CSV format
 ----------
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple
 
-from actors.csv_fields import LINE_REASONS, BadRow, split_fields, split_row
+from actors.csv_fields import LINE_REASONS, BadRow, not_utf8, split_fields, split_row
 from transport.limits import COMPETITOR_PRICE_MAX, COMPETITOR_PRICE_MIN, PRICE_DECIMALS, is_valid_book_id
 
 BAD_ROW_REASONS: Final = (
@@ -172,3 +174,21 @@ def parse_row(line: str, columns: Columns, line_no: int, prices: PriceCache | No
     if fields is None or isinstance(fields, BadRow):
         return fields
     return row_from_fields(fields, columns, line_no, prices)
+
+
+def header_columns(raw: bytes) -> Columns | None:
+    """The columns a header line (bytes, without its line end) names, or None for a blank line before
+    the header; CsvFormatError for a bad one. Decoded with replacement: the header's own checks name
+    what is wrong with it."""
+    text = raw.decode("utf-8", "replace")
+    return parse_header(text) if text.lstrip("\ufeff").strip() else None
+
+
+def line_row(raw: bytes, columns: Columns, line_no: int, prices: PriceCache | None = None) -> Row | BadRow | None:
+    """One data line as bytes (without its line end) -> a Row, a BadRow, or None for a blank line. A
+    line that is not UTF-8 is refused whole: no book id ever holds a U+FFFD for bytes it did not have."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not_utf8(line_no, exc)
+    return parse_row(text, columns, line_no, prices)
