@@ -19,11 +19,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from actors.algorithm.guardrails import NAMES as GUARDRAIL_NAMES
 from actors.algorithm.guardrails import Guardrails
 from actors.algorithm.pricing import PricingRule
 from transport import limits
@@ -37,15 +39,10 @@ CENTS_MAX: Final = int(limits.PRICE_MAX * 100)
 INT64_MAX: Final = 2**63 - 1
 EXACT_DEN_MAX: Final = 10**30  # beyond, 60 significant digits could round differently: use Decimal
 
-# Which guardrails moved a price, as bits (the names in the order Guardrails.apply reports them).
-STEP: Final = 1
-ENDING: Final = 2
-FLOOR: Final = 4
-CEILING: Final = 8
-PRICE_MIN: Final = 16
-PRICE_MAX: Final = 32
-BIT_NAMES: Final = ((STEP, "step"), (ENDING, "ending"), (FLOOR, "floor"), (CEILING, "ceiling"),
-                    (PRICE_MIN, "price_min"), (PRICE_MAX, "price_max"))
+# Which guardrails moved a price, as bits: bit i is guardrails.NAMES[i] (the order Guardrails.apply
+# reports them in), so the names are written once.
+BIT: Final = MappingProxyType({name: 1 << i for i, name in enumerate(GUARDRAIL_NAMES)})
+BIT_NAMES: Final = tuple((bit, name) for name, bit in BIT.items())
 
 
 def names(bits: int) -> tuple[str, ...]:
@@ -173,7 +170,7 @@ def guard_cents(rule: I64, last: I64, has_last: Bools, g: GuardArrays) -> tuple[
     step = np.maximum(last * g.step_num // g.step_den, 1)
     step_low, step_high = last - step, last + step
     stepped = np.minimum(np.maximum(rule, step_low), step_high)
-    bits = np.where(stepping & (stepped != rule), STEP, 0).astype(np.uint8)
+    bits = np.where(stepping & (stepped != rule), BIT["step"], 0).astype(np.uint8)
     price = np.where(stepping, stepped, rule)
     band_low = np.where(stepping, np.maximum(low, step_low), low)
     band_high = np.where(stepping, np.minimum(high, step_high), high)
@@ -182,12 +179,12 @@ def guard_cents(rule: I64, last: I64, has_last: Bools, g: GuardArrays) -> tuple[
     first, last_n = -((end - lo) // 100), (hi - end) // 100
     ends = g.ending_set & (lo <= hi) & (first <= last_n)
     ended = np.minimum(np.maximum(_half_up(price - end), first), last_n) * 100 + end
-    bits |= np.where(ends & (ended != price), ENDING, 0).astype(np.uint8)
+    bits |= np.where(ends & (ended != price), BIT["ending"], 0).astype(np.uint8)
     price = np.where(ends, ended, price)
     below, above = price < low, price > high
     above &= ~below
-    bits |= np.where(below, np.where(g.floor_set, FLOOR, PRICE_MIN), 0).astype(np.uint8)
-    bits |= np.where(above, np.where(g.ceiling_set, CEILING, PRICE_MAX), 0).astype(np.uint8)
+    bits |= np.where(below, np.where(g.floor_set, BIT["floor"], BIT["price_min"]), 0).astype(np.uint8)
+    bits |= np.where(above, np.where(g.ceiling_set, BIT["ceiling"], BIT["price_max"]), 0).astype(np.uint8)
     price = np.where(below, low, np.where(above, high, price))
     unchanged = (price == rule) | ~g.configured
     return np.where(g.configured, price, rule), np.where(unchanged, 0, bits).astype(np.uint8)
