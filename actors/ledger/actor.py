@@ -2,8 +2,9 @@
 worker the last price it decided for each of its pairs.
 
 On its ROUTER socket it takes two requests from the workers' DEALERs: a :class:`LedgerBatch` of
-decisions, answered by a :class:`LedgerAck` of the same batch id once the batch is committed (or with
-the reason it was not), and a :class:`LastDecidedRequest`, answered from the ``pairs`` table. Each
+decisions (read straight into rows by :mod:`actors.ledger.wire` when all are plainly valid),
+answered by a :class:`LedgerAck` of the same batch id once the batch is committed (or with the
+reason it was not), and a :class:`LastDecidedRequest`, answered from the ``pairs`` table. Each
 decision is checked against the system's limits before it is kept; garbage frames, messages of the
 wrong kind and bad decisions are counted and logged (rate-limited, peer text escaped). The database
 work runs on its own thread (:mod:`actors.ledger.writer`), so the event loop keeps beating and
@@ -28,6 +29,7 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.kinds import LEDGER
+from actors.ledger import wire
 from actors.ledger.options import LedgerOptions
 from actors.ledger.records import DecisionRow, to_row
 from actors.ledger.store import LedgerStore
@@ -126,6 +128,13 @@ class Ledger:
     def _on_frames(self, frames: list[bytes]) -> int:
         """Handle one message; return the work it cost (see RECEIVE_BURST)."""
         self._counters["frames"] += 1
+        read = wire.read_batch(frames[1]) if len(frames) == 2 else None
+        if read is not None:  # the usual batch, every decision valid: read straight into rows
+            batch_id, rows = read
+            self._counters["batches"] += 1
+            self._counters["decisions"] += len(rows)
+            self._writer.submit_batch(PendingBatch(frames[0], batch_id, rows, 0))
+            return RECEIVE_BURST
         routed = self._frames.routed(frames, LedgerBatch, LastDecidedRequest)
         if routed is None:
             return 1 + sum(map(len, frames)) // 4096

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+import msgpack
 
 from transport import limits
 from transport.protocol import Decision
@@ -24,7 +26,7 @@ _COMPETITOR: Final = (limits.COMPETITOR_PRICE_MIN, limits.COMPETITOR_PRICE_MAX, 
 # codec lets through (a mean of prices with 6 decimals may have many more).
 _AVG_MIN: Final = Decimal("1E-40")
 _AVG_DECIMALS: Final = 40
-_GUARDRAIL_NAME_MAX: Final = 32
+GUARDRAIL_NAME_MAX: Final = 32
 
 
 class DecisionRow(NamedTuple):
@@ -63,6 +65,7 @@ class PairRow(NamedTuple):
     guardrail_hits: int
 
 
+
 def _money_text(value: Decimal, low: Decimal, high: Decimal, decimals: int) -> str | None:
     """``value`` in fixed-point notation if it lies in [low, high] with at most ``decimals`` digits after
     the point, else None. Works on the text (``as_tuple`` and ``quantize`` cost several times more: this
@@ -76,53 +79,63 @@ def _money_text(value: Decimal, low: Decimal, high: Decimal, decimals: int) -> s
     return None if point >= 0 and len(text) - point - 1 > decimals else text
 
 
-def _in_cents(text: str) -> str:
+def in_cents(text: str) -> str:
     """A price text with at most two decimals, with exactly two ("16.1" -> "16.10")."""
     point = text.find(".")
     return text + ".00" if point < 0 else text + "0" * (2 - (len(text) - point - 1))
 
 
-def _is_name(text: str, max_len: int) -> bool:
+def is_name(text: str, max_len: int) -> bool:
     return 0 < len(text) <= max_len and text.isprintable() and text == text.strip()
 
 
 def to_row(decision: Decision) -> DecisionRow | str:
-    """The ``decisions`` row of ``decision``, or why it cannot be kept. The codec checked the types;
-    this checks the values against the limits the rest of the system uses, so nothing the Algorithm
-    could never have decided ends up in the ledger. Money is kept exact, in fixed-point notation."""
+    """The ``decisions`` row of ``decision``, or why it cannot be kept (see :func:`decision_row`)."""
     d = decision
-    if not limits.is_valid_book_id(d.book):
+    return decision_row(d.ts, d.tick, d.book, d.strategy, d.prices, d.avg_comp_price, d.request_id, d.sold, d.price,
+                        d.rule_price, d.guardrail, d.run)
+
+
+def decision_row(ts: float, tick: int, book: str, strategy: str, window: Sequence[Decimal], avg_comp_price: Decimal,
+                 request_id: int, sold: bool, price: Decimal, rule_price: Decimal | None, guardrail: Sequence[str],
+                 run: float) -> DecisionRow | str:
+    """The row of one decision given as its fields (those of :class:`~transport.protocol.Decision`, in
+    order), or why it cannot be kept. The codec checked the types; this checks the values against the
+    limits the rest of the system uses, so nothing the Algorithm could never have decided ends up in
+    the ledger. Money is kept exact, in fixed-point notation. Both readers of a batch, the protocol's
+    :class:`Decision` and :func:`actors.ledger.wire.read_batch`, end here: one set of checks."""
+    if not limits.is_valid_book_id(book):
         return "book: not a valid book id"
-    if not _is_name(d.strategy, limits.STRATEGY_NAME_MAX_LEN):
+    if not is_name(strategy, limits.STRATEGY_NAME_MAX_LEN):
         return "strategy: not a valid strategy name"
-    if not (math.isfinite(d.ts) and d.ts > 0):
+    if not (math.isfinite(ts) and ts > 0):
         return "ts: not a positive time"
-    if not (math.isfinite(d.run) and d.run >= 0):
+    if not (math.isfinite(run) and run >= 0):
         return "run: not a run start time (epoch seconds, or 0 when unknown)"
-    if not 1 <= len(d.prices) <= limits.WINDOW_MAX:
+    if not 1 <= len(window) <= limits.WINDOW_MAX:
         return f"prices: expected 1..{limits.WINDOW_MAX} prices"
     prices: list[str] = []
-    for competitor in d.prices:
+    for competitor in window:
         text = _money_text(competitor, *_COMPETITOR)
         if text is None:
             return "prices: a price outside the competitor price limits"
         prices.append(text)
-    avg = _money_text(d.avg_comp_price, _AVG_MIN, limits.COMPETITOR_PRICE_MAX, _AVG_DECIMALS)
+    avg = _money_text(avg_comp_price, _AVG_MIN, limits.COMPETITOR_PRICE_MAX, _AVG_DECIMALS)
     if avg is None:
         return "avg_comp_price: outside the competitor price limits"
-    price = _money_text(d.price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
-    if price is None:
+    price_text = _money_text(price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
+    if price_text is None:
         return "price: not a price in cents within the price limits"
-    rule_price = None if d.rule_price is None else _money_text(d.rule_price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
-    if d.rule_price is not None and rule_price is None:
+    rule_text = None if rule_price is None else _money_text(rule_price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
+    if rule_price is not None and rule_text is None:
         return "rule_price: not a price in cents within the price limits"
-    if not all(_is_name(name, _GUARDRAIL_NAME_MAX) for name in d.guardrail):
+    if not all(is_name(name, GUARDRAIL_NAME_MAX) for name in guardrail):
         return "guardrail: not a list of guardrail names"
     # Decimal strings need no JSON escaping: join them directly (json.dumps costs more, per decision).
     prices_json = '["' + '","'.join(prices) + '"]'
-    guardrail = json.dumps(list(d.guardrail), separators=(",", ":")) if d.guardrail else None
-    return DecisionRow(d.book, d.strategy, d.run, d.tick, d.ts, prices_json, avg, d.request_id, int(d.sold),
-                       _in_cents(price), None if rule_price is None else _in_cents(rule_price), guardrail)
+    guardrail_json = json.dumps(list(guardrail), separators=(",", ":")) if guardrail else None
+    return DecisionRow(book, strategy, run, tick, ts, prices_json, avg, request_id, int(sold), in_cents(price_text),
+                       None if rule_text is None else in_cents(rule_text), guardrail_json)
 
 
 def stored_price(text: object) -> Decimal | None:
@@ -147,21 +160,66 @@ def newest_key(row: DecisionRow) -> tuple[float, float, int]:
 def pair_rows(rows: Iterable[DecisionRow]) -> list[PairRow]:
     """One ``pairs`` row per pair among ``rows`` (newly inserted decisions): the newest decision's
     fields, the number of decisions, and how many of them a guardrail moved."""
-    newest: dict[tuple[str, str], DecisionRow] = {}
-    counts: dict[tuple[str, str], list[int]] = {}
+    folded: dict[tuple[str, str], list[Any]] = {}  # pair -> [newest row, decisions, guardrail hits]
     for row in rows:
         key = (row.book, row.strategy)
-        count = counts.setdefault(key, [0, 0])
-        count[0] += 1
-        count[1] += row.guardrail is not None
-        if key not in newest or newest_key(row) > newest_key(newest[key]):
-            newest[key] = row
+        fold = folded.get(key)
+        if fold is None:
+            folded[key] = [row, 1, row.guardrail is not None]
+            continue
+        fold[1] += 1
+        fold[2] += row.guardrail is not None
+        if newest_key(row) > newest_key(fold[0]):
+            fold[0] = row
+    # price_cents: exact, from the text (a stored price has exactly two decimals: "16.10" -> 1610).
+    return [PairRow(r.book, r.strategy, r.run, r.tick, r.ts, r.price, int(r.price.replace(".", "")),
+                    r.avg_comp_price, float(r.avg_comp_price), r.sold, r.guardrail, decisions, int(hits))
+            for r, decisions, hits in folded.values()]
+
+
+def merge_pairs(into: dict[tuple[str, str], PairRow], pairs: Iterable[PairRow]) -> None:
+    """Fold ``pairs`` (rows of :func:`pair_rows`) into ``into``, one entry per pair: counts added, the
+    newest decision's fields kept (newest as :func:`newest_key`, the rule of the ``pairs`` upsert)."""
+    for pair in pairs:
+        key = (pair.book, pair.strategy)
+        old = into.get(key)
+        if old is None:
+            into[key] = pair
+            continue
+        newest = pair if (pair.ts, pair.run, pair.tick) > (old.ts, old.run, old.tick) else old
+        into[key] = newest._replace(decisions=old.decisions + pair.decisions,
+                                    guardrail_hits=old.guardrail_hits + pair.guardrail_hits)
+
+
+# --- the pairs journal (``pairs_pending``) -----------------------------------------------------------
+
+_PAIR_TYPES: Final[tuple[type | tuple[type, ...], ...]] = (  # of each field of a PairRow, in order
+    str, str, (int, float), int, (int, float), str, int, str, float, int, (str, type(None)), int, int)
+
+
+def journal_entry(pairs: Sequence[PairRow]) -> bytes:
+    """A write's fold of ``pairs`` as one ``pairs_pending`` row (msgpack: small, and quick to pack)."""
+    packed: bytes = msgpack.packb(pairs, use_bin_type=True)
+    return packed
+
+
+def journal_pairs(entry: object) -> list[PairRow] | None:
+    """The pair rows of a ``pairs_pending`` row, or None if it is not one this Ledger wrote (the file may
+    have been edited by hand: such a row is skipped, never let into ``pairs``)."""
+    if not isinstance(entry, bytes):
+        return None
+    try:
+        items = msgpack.unpackb(entry, raw=False)
+    except Exception:  # msgpack raises several unrelated types for garbage
+        return None
+    if type(items) is not list:
+        return None
     out = []
-    for key, row in newest.items():
-        decisions, hits = counts[key]
-        cents = int(Decimal(row.price).scaleb(2))  # exact: a price has at most two decimals
-        out.append(PairRow(row.book, row.strategy, row.run, row.tick, row.ts, row.price, cents, row.avg_comp_price,
-                           float(row.avg_comp_price), row.sold, row.guardrail, decisions, hits))
+    for item in items:
+        if (type(item) is not list or len(item) != len(_PAIR_TYPES)
+                or not all(isinstance(v, t) and type(v) is not bool for v, t in zip(item, _PAIR_TYPES, strict=True))):
+            return None
+        out.append(PairRow(*item))
     return out
 
 

@@ -1,5 +1,16 @@
 """The ledger database as the Ledger's writer sees it: open (create, WAL, migrate), write a group of
-decisions in one transaction, answer "last decided price" queries, delete old rows a step at a time.
+decisions in one transaction, bring ``pairs`` up to date, answer "last decided price" queries, delete
+old rows a step at a time.
+
+``pairs`` (one row per pair: its newest decision and counts, for the Dashboard and for resuming
+workers) is brought up to date by :meth:`LedgerStore.update_pairs`, which the writer calls about once
+a second, not by every write: a pair decided five times in that second is rewritten once, with its
+seven Dashboard index entries, instead of five times (upserting ``pairs`` with every write cost more
+than inserting the decisions: ``bench/ledger.py``). Each write keeps the fold of its own rows in
+memory and, in its own transaction, in ``pairs_pending`` (schema version 4): what is acknowledged is
+committed with its share of ``pairs``, and a Ledger that starts after a crash folds that table into
+``pairs``. Resuming workers read the table and the fold (:meth:`LedgerStore.last_decided`): never
+behind. Readers of the file see ``pairs`` up to a second behind ``decisions``.
 
 Blocking by nature: every method runs on the Ledger's one database thread (a connection is used by
 the thread that made it), never on the event loop. Every failure is an exception for the caller to
@@ -18,7 +29,16 @@ from typing import Final, NamedTuple
 
 from actors.ledger import schema
 from actors.ledger.errors import SchemaError
-from actors.ledger.records import SYNCHRONOUS_MODES, DecisionRow, PairRow, Retention, pair_rows
+from actors.ledger.records import (
+    SYNCHRONOUS_MODES,
+    DecisionRow,
+    PairRow,
+    Retention,
+    journal_entry,
+    journal_pairs,
+    merge_pairs,
+    pair_rows,
+)
 
 
 class Newest(NamedTuple):
@@ -51,6 +71,7 @@ _UPSERT_PAIR: Final = (
 _ADD_ROWS: Final = "UPDATE ledger_counts SET value = value + ? WHERE name = 'decisions'"
 _DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, run, tick) IN "
                          "(SELECT book, strategy, run, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
+_JOURNAL: Final = "INSERT INTO pairs_pending (fold) VALUES (?)"
 _KEPT_REQUEST: Final = "SELECT request_id FROM decisions WHERE book = ? AND strategy = ? AND run = ? AND tick = ?"
 
 
@@ -75,6 +96,14 @@ class LedgerStore:
         self._max_db_bytes = max_db_bytes
         self._conn: sqlite3.Connection | None = None
         self.rows = 0  # rows in ``decisions``, as committed
+        # The pairs of committed decisions not yet in ``pairs``: exactly what ``pairs_pending`` holds.
+        self._pending: dict[tuple[str, str], PairRow] = {}
+        self.journal_skipped = 0  # rows of ``pairs_pending`` found unreadable at the last open
+
+    @property
+    def pending_pairs(self) -> int:
+        """Pairs whose row in ``pairs`` is behind their decisions (until :meth:`update_pairs`)."""
+        return len(self._pending)
 
     @property
     def is_open(self) -> bool:
@@ -101,11 +130,24 @@ class LedgerStore:
                 conn.execute(f"PRAGMA max_page_count = {max(1, self._max_db_bytes // page)}")
             versions = schema.migrate(conn)
             self.rows = conn.execute("SELECT value FROM ledger_counts WHERE name = 'decisions'").fetchone()[0]
+            self._read_journal(conn)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return versions
+
+    def _read_journal(self, conn: sqlite3.Connection) -> None:
+        """What the last run committed but did not fold into ``pairs`` (after a crash, or a failed
+        update): the next :meth:`update_pairs` folds it in."""
+        self._pending.clear()
+        self.journal_skipped = 0
+        for (entry,) in conn.execute("SELECT fold FROM pairs_pending ORDER BY id"):
+            pairs = journal_pairs(entry)
+            if pairs is None:
+                self.journal_skipped += 1
+            else:
+                merge_pairs(self._pending, pairs)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -118,8 +160,9 @@ class LedgerStore:
         return self._conn
 
     def write(self, batches: Sequence[Sequence[DecisionRow]]) -> list[Written]:
-        """Insert every batch's rows (INSERT OR IGNORE on (book, strategy, run, tick)) and update ``pairs``
-        from the rows actually inserted, all in one transaction; return what happened to each batch."""
+        """Insert every batch's rows (INSERT OR IGNORE on (book, strategy, run, tick)) and journal their
+        fold of ``pairs`` (the rows actually inserted), all in one transaction; return what happened to
+        each batch."""
         conn = self._db()
         rows = [row for batch in batches for row in batch]
         with schema.transaction(conn):
@@ -135,10 +178,26 @@ class LedgerStore:
                 for batch in batches:
                     results.append(self._insert_one_by_one(conn, batch, inserted))
             conn.execute("RELEASE batch")
-            conn.executemany(_UPSERT_PAIR, pair_rows(inserted))
-            conn.execute(_ADD_ROWS, (len(inserted),))
+            fold = pair_rows(inserted)
+            if fold:
+                conn.execute(_JOURNAL, (journal_entry(fold),))
+                conn.execute(_ADD_ROWS, (len(inserted),))
+        merge_pairs(self._pending, fold)  # committed: now part of what pairs_pending holds
         self.rows += len(inserted)
         return results
+
+    def update_pairs(self) -> int:
+        """Fold the pending pairs into ``pairs`` and empty ``pairs_pending``, in one transaction; return
+        how many pairs were written."""
+        if not self._pending:
+            return 0
+        conn = self._db()
+        with schema.transaction(conn):
+            conn.executemany(_UPSERT_PAIR, self._pending.values())
+            conn.execute("DELETE FROM pairs_pending")
+        count = len(self._pending)
+        self._pending.clear()
+        return count
 
     @staticmethod
     def _insert_one_by_one(conn: sqlite3.Connection, rows: Sequence[DecisionRow],
@@ -160,13 +219,18 @@ class LedgerStore:
 
     def newest(self, pairs: Sequence[tuple[str, str]]) -> list[Newest | None]:
         """The newest kept decision of each pair (its price, time, run and tick), in order; None for a
-        pair never decided."""
+        pair never decided. From ``pairs`` and what is pending for it: never behind the decisions
+        acknowledged."""
         conn = self._db()
         query = "SELECT price, ts, run, tick FROM pairs WHERE book = ? AND strategy = ?"
         found: list[Newest | None] = []
         for pair in pairs:
             row = conn.execute(query, pair).fetchone()
-            found.append(None if row is None else Newest(str(row[0]), float(row[1]), float(row[2]), int(row[3])))
+            kept = None if row is None else Newest(str(row[0]), float(row[1]), float(row[2]), int(row[3]))
+            pending = self._pending.get(pair)
+            if pending is not None and (kept is None or (pending.ts, pending.run, pending.tick) > kept[1:]):
+                kept = Newest(pending.price, pending.ts, pending.run, pending.tick)
+            found.append(kept)
         return found
 
     def prune(self, retention: Retention, now: float) -> int:

@@ -5,7 +5,9 @@ that made it, and one writer is all SQLite allows anyway); the event loop only q
 its result. The queues are bounded: a batch that does not fit is refused at once ("busy"), and the
 client sends it again later. Every batch waiting when the thread comes free is written in one
 transaction (group commit) and each is acknowledged only once that transaction has committed.
-Retention runs on the same thread, one small delete per turn, alternating with the writes.
+``pairs`` is brought up to date about once a second (``PAIRS_INTERVAL``, sooner when many pairs wait:
+see :mod:`actors.ledger.store`). Retention runs on the same thread, one small delete per turn,
+alternating with the writes.
 
 A database that cannot be opened or written (corrupt, not SQLite, read-only, full, locked) is
 logged with a hint and counted by kind; meanwhile every batch is refused at once with the reason, and
@@ -35,9 +37,11 @@ from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerAck, 
 log = logging.getLogger(LEDGER.name)
 
 T = TypeVar("T")
-QUEUE_MAX: Final = 20 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread
+QUEUE_MAX: Final = 50 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread (12 workers' 4 batches each)
 QUERIES_MAX: Final = 64  # LastDecidedRequests waiting for the thread
-TRANSACTION_MAX: Final = 10 * limits.LEDGER_BATCH_MAX  # decisions in one group commit
+TRANSACTION_MAX: Final = 25 * limits.LEDGER_BATCH_MAX  # decisions in one group commit
+PAIRS_INTERVAL: Final = 5.0  # seconds ``pairs`` may lag behind the decisions (readers of the file see it)
+PAIRS_PENDING_MAX: Final = 100_000  # pairs waiting for ``pairs``: more updates it at once (bounds the memory)
 PRUNE_INTERVAL: Final = 60.0  # seconds between age checks once nothing is due (an idle Ledger wakes for it)
 Reply = Callable[[bytes, Message], None]
 
@@ -73,12 +77,14 @@ class LedgerWriter:
         self._unavailable: str | None = None  # why the database cannot be written now
         self._retry_at = 0.0  # no write or open is tried before this time after a failure
         self._prune_at = 0.0
+        self._pairs_at = 0.0  # when ``pairs`` is next brought up to date, if any pair waits
         self._prune_turn = False  # the next turn goes to a due retention step rather than a write
         self._rlog = RateLimitedLog(log)
         self._executor: ThreadPoolExecutor | None = None
         self._is_open = False  # as the loop knows it: the thread closes the store after a failure
         self.counters: dict[str, int] = {
-            "transactions": 0, "stored": 0, "duplicates": 0, "key_collisions": 0, "acks": 0, "nacks": 0,
+            "transactions": 0, "pairs_updates": 0, "pairs_pending": 0,
+            "stored": 0, "duplicates": 0, "key_collisions": 0, "acks": 0, "nacks": 0,
             "busy": 0, "queries_answered": 0, "pruned": 0, "db_open": 0, "rows": 0, "db_errors": 0,
             **{f"db_errors_{kind}": 0 for kind in ERROR_KINDS},
         }
@@ -146,6 +152,8 @@ class LedgerWriter:
                 prunable = self._is_open and self._retention.enabled and now >= self._prune_at
                 if self._queries and self._is_open:
                     await self._answer_queries()
+                elif self._pairs_due(now):
+                    await self._update_pairs(now)
                 elif prunable and (self._prune_turn or not writable):
                     # A due retention step after every write: a busy Ledger still keeps its disk bounded.
                     self._prune_turn = False
@@ -156,14 +164,17 @@ class LedgerWriter:
                 else:
                     await self._idle(now)
         finally:
-            # The thread finishes what it is doing (a write commits or rolls back whole), then closes.
+            # The thread finishes what it is doing (a write commits or rolls back whole), brings ``pairs``
+            # up to date (else the next start does it), then closes.
+            self._executor.submit(self._last_pairs_update)
             self._executor.submit(self._store.close)
             self._executor.shutdown(wait=True)
 
     async def _idle(self, now: float) -> None:
         """Wait for work, or until the next retry or retention check is due (no polling otherwise)."""
         due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches)),
-                                   (self._prune_at, self._retention.enabled and self._is_open)) if wanted]
+                                   (self._prune_at, self._retention.enabled and self._is_open),
+                                   (self._pairs_at, self._is_open and self._store.pending_pairs > 0)) if wanted]
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(due) - now) if due else None):
@@ -182,6 +193,14 @@ class LedgerWriter:
         how = "created" if versions[0] == 0 else "opened" if versions[0] == versions[1] else "migrated"
         log.info("%s %s (schema version %d, %d decisions kept)", how, self._store.path, versions[1],
                  self._store.rows)
+        if self._store.pending_pairs:
+            log.info("%d pairs of decisions committed by the last run are not yet in the pairs table: updating it",
+                     self._store.pending_pairs)
+        if self._store.journal_skipped:
+            log.warning("%d rows of pairs_pending are not ones this Ledger writes: skipped (those pairs' counts may be "
+                        "short in the pairs table; their decisions are all kept)", self._store.journal_skipped)
+        self._pairs_at = self._clock()
+        self.counters["pairs_pending"] = self._store.pending_pairs
 
     async def _write(self) -> None:
         group: list[PendingBatch] = []
@@ -200,6 +219,7 @@ class LedgerWriter:
         self._unavailable = None
         self.counters["transactions"] += 1
         self.counters["rows"] = self._store.rows
+        self.counters["pairs_pending"] = self._store.pending_pairs
         if self._retention.excess(self._store.rows):  # over the row limit: trim now, not at the next age check
             self._prune_at = min(self._prune_at, self._clock())
         for batch, result in zip(group, written, strict=True):
@@ -236,6 +256,26 @@ class LedgerWriter:
             ticks = tuple(-1 if item is None else item.tick for item in part)
             self.counters["queries_answered"] += 1
             self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps, "", runs, ticks))
+
+    def _pairs_due(self, now: float) -> bool:
+        pending = self._store.pending_pairs
+        return self._is_open and pending > 0 and (now >= self._pairs_at or pending >= PAIRS_PENDING_MAX)
+
+    async def _update_pairs(self, now: float) -> None:
+        try:
+            await self._call(self._store.update_pairs)
+        except Exception as exc:
+            self._fail("update of pairs", exc)
+            return
+        self.counters["pairs_updates"] += 1
+        self.counters["pairs_pending"] = self._store.pending_pairs
+        self._pairs_at = now + PAIRS_INTERVAL
+
+    def _last_pairs_update(self) -> None:
+        """On the database thread, at a clean stop: a failure only leaves it to the next start."""
+        if self._store.is_open:
+            with contextlib.suppress(Exception):
+                self._store.update_pairs()
 
     async def _prune(self, now: float) -> None:
         try:

@@ -64,6 +64,7 @@ def test_inserts_are_idempotent_and_pairs_count_each_decision_once(db: Path) -> 
     other = [to_row_ok(decision(1, "B002"))]
     assert store.write([again, other]) == [Written(1, 3, 0), Written(1, 0, 0)]
     assert keys(db) == [("B001", "default", t) for t in (1, 2, 3, 4)] + [("B002", "default", 1)]
+    assert store.update_pairs() == 2
     (b1, b2) = rows(db, "pairs", "book")
     assert (b1["decisions"], b1["guardrail_hits"], b1["tick"], b1["price_cents"]) == (4, 1, 4, 1618)
     assert b2["decisions"] == 1
@@ -88,15 +89,67 @@ def test_two_runs_with_the_same_tick_numbers_are_both_kept(db: Path) -> None:
     assert store.write([second[1:]]) == [Written(0, 2, 0)]  # a resend is still a duplicate, not a collision
     assert [(r["run"], r["tick"], r["request_id"]) for r in rows(db)] == (
         [(T0, t, 100 + t) for t in range(3)] + [(T0 + 590, t, 200 + t) for t in range(3)])
+    store.update_pairs()
     (pair,) = rows(db, "pairs")
     assert (pair["run"], pair["tick"], pair["price"], pair["decisions"]) == (T0 + 590, 2, "11.00", 6)
     assert store.rows == 6 and store.last_decided([("B001", "default")]) == [("11.00", T0 + 602)]
 
 
+def test_pairs_lag_until_updated_but_a_resuming_worker_never_sees_the_lag(db: Path) -> None:
+    store = opened(db)
+    store.write([[to_row_ok(decision(1, price="11.00")), to_row_ok(decision(1, "B002"))]])
+    store.write([[to_row_ok(decision(2, price="12.00"))]])
+    assert rows(db, "pairs") == [] and store.pending_pairs == 2
+    assert len(rows(db, "pairs_pending", "id")) == 2  # each write's fold, committed with its decisions
+    assert store.last_decided([("B001", "default")]) == [("12.00", T0 + 2)]
+    assert store.update_pairs() == 2 and store.pending_pairs == 0 and store.update_pairs() == 0
+    assert [(p["book"], p["price"], p["decisions"]) for p in rows(db, "pairs", "book")] == [
+        ("B001", "12.00", 2), ("B002", "16.18", 1)]
+    assert rows(db, "pairs_pending", "id") == []
+    assert store.last_decided([("B001", "default")]) == [("12.00", T0 + 2)]
+
+
+def test_a_ledger_stopped_before_updating_pairs_updates_them_at_its_next_start(db: Path) -> None:
+    # What a SIGKILL leaves: decisions committed, their share of pairs only in pairs_pending.
+    store = opened(db)
+    store.write([[to_row_ok(decision(t, book, guardrail=("floor",) if t == 2 else ())) for t in (1, 2)
+                  for book in ("B001", "B002")]])
+    store.update_pairs()
+    store.write([[to_row_ok(decision(3, "B001", price="13.00"))]])
+    store.write([[to_row_ok(decision(4, "B001", price="14.00")), to_row_ok(decision(3, "B003"))]])
+    store.close()
+    again = opened(db)
+    assert again.pending_pairs == 2 and again.journal_skipped == 0
+    assert again.last_decided([("B001", "default"), ("B003", "default")]) == [("14.00", T0 + 4), ("16.18", T0 + 3)]
+    assert again.update_pairs() == 2
+    pairs = rows(db, "pairs", "book")
+    assert [(p["book"], p["tick"], p["price"], p["decisions"], p["guardrail_hits"]) for p in pairs] == [
+        ("B001", 4, "14.00", 4, 1), ("B002", 2, "16.18", 2, 1), ("B003", 3, "16.18", 1, 0)]
+    assert rows(db, "pairs_pending", "id") == []
+
+
+def test_a_pairs_pending_row_not_written_by_a_ledger_is_skipped_and_counted(db: Path) -> None:
+    store = opened(db)
+    store.write([[to_row_ok(decision(1))]])
+    store.close()
+    conn = sqlite3.connect(db)
+    foreign = [(b"garbage",), ("text",), (b"\x91\x93\x01\x02\x03",)]  # not msgpack, not a blob, a short pair
+    conn.executemany("INSERT INTO pairs_pending (fold) VALUES (?)", foreign)
+    conn.commit()
+    conn.close()
+    again = opened(db)
+    assert (again.journal_skipped, again.pending_pairs) == (3, 1)
+    again.update_pairs()
+    assert [(p["book"], p["decisions"]) for p in rows(db, "pairs")] == [("B001", 1)]
+
+
 def test_a_late_resend_of_an_older_batch_never_moves_pairs_back(db: Path) -> None:
     store = opened(db)
     store.write([[to_row_ok(decision(2, price="12.00"))]])
+    store.update_pairs()
     store.write([[to_row_ok(decision(1, price="11.00"))]])  # an older decision, committed later
+    assert store.last_decided([("B001", "default")]) == [("12.00", T0 + 2)]  # pending, but older
+    store.update_pairs()
     (pair,) = rows(db, "pairs")
     assert (pair["tick"], pair["price"], pair["decisions"]) == (2, "12.00", 2)
     assert store.last_decided([("B001", "default"), ("B001", "other")]) == [("12.00", T0 + 2), None]
@@ -114,6 +167,7 @@ def test_retention_by_rows_and_by_age_deletes_the_oldest_a_step_at_a_time(db: Pa
         pass
     assert [k[2] for k in keys(db)] == list(range(70, 100))
     assert sqlite3.connect(db).execute("SELECT value FROM ledger_counts").fetchone() == (30,)
+    store.update_pairs()
     assert rows(db, "pairs")[0]["decisions"] == 100  # pairs count what was decided, not what is kept
 
 
@@ -242,6 +296,7 @@ def test_a_full_database_fails_the_whole_write_and_keeps_what_was_committed(db: 
         store.write([big])
     assert error_kind(caught.value) == "full"
     assert keys(db) == [("B001", "default", 1)] and store.rows == 1
+    assert store.pending_pairs == 1 and store.update_pairs() == 1  # only the committed decision
     assert rows(db, "pairs")[0]["decisions"] == 1
     store.write([[to_row_ok(decision(2))]])  # small writes still fit
     assert store.rows == 2
