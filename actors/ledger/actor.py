@@ -57,7 +57,8 @@ class Ledger:
         self._sockets = sockets
         self.endpoint = options.ledger_endpoint
         self._store = LedgerStore(options.db, options.synchronous, options.max_db_bytes)
-        self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send, clock)
+        self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send, clock,
+                                    quick_check_every=options.quick_check_every)
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {

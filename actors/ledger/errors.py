@@ -8,6 +8,8 @@ import sqlite3
 from types import MappingProxyType
 from typing import Final
 
+from actors.ledger.files import Change
+
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html) an operator can act on.
 _SQLITE_KINDS: Final = MappingProxyType({3: "readonly", 5: "locked", 6: "locked", 8: "readonly", 10: "io",
                                          11: "corrupt", 13: "full", 14: "cantopen", 26: "corrupt"})
@@ -29,6 +31,15 @@ HINTS: Final = MappingProxyType({
 
 class SchemaError(Exception):
     """The file is a SQLite database but not a ledger this version can use."""
+
+
+class FileLost(Exception):
+    """The database file the store has open is no longer the one at its path, or is damaged (see
+    :mod:`actors.ledger.files`): what was committed to it since may be gone."""
+
+    def __init__(self, change: Change) -> None:
+        super().__init__(change.detail)
+        self.change = change
 
 
 def error_kind(exc: BaseException) -> str:

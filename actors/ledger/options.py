@@ -31,6 +31,9 @@ class LedgerOptions:
                                "a full disk (0: no cap; --retain-* keep it smaller)", metavar="BYTES")
     db_retry: float = option(1.0, "seconds between attempts to open or write a database that failed",
                              metavar="S")
+    quick_check_every: float = option(60.0, "seconds between PRAGMA quick_check runs over the whole database, on "
+                                      "a thread of their own, to find a damaged file (0: never; a long check "
+                                      "spaces them further, to at most 10% of the time)", metavar="S")
 
     def __post_init__(self) -> None:
         if not 0 <= self.retain_days <= MAX_AGE_DAYS:
@@ -43,6 +46,8 @@ class LedgerOptions:
             raise ValueError(f"--max-db-bytes must be 0 or at least {MIN_DB_BYTES}")
         if not 0.01 <= self.db_retry <= 600:
             raise ValueError("--db-retry must be within 0.01..600 seconds")
+        if self.quick_check_every != 0 and not 0.1 <= self.quick_check_every <= 86_400:
+            raise ValueError("--quick-check-every must be 0 or within 0.1..86400 seconds")
         if not self.db:
             raise ValueError("--db must name a file")
 

@@ -20,15 +20,17 @@ not committed is never acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
+from urllib.parse import quote
 
-from actors.ledger import schema
-from actors.ledger.errors import SchemaError
+from actors.ledger import files, schema
+from actors.ledger.errors import FileLost, SchemaError, error_kind
 from actors.ledger.records import (
     SYNCHRONOUS_MODES,
     DecisionRow,
@@ -99,6 +101,14 @@ class LedgerStore:
         # The pairs of committed decisions not yet in ``pairs``: exactly what ``pairs_pending`` holds.
         self._pending: dict[tuple[str, str], PairRow] = {}
         self.journal_skipped = 0  # rows of ``pairs_pending`` found unreadable at the last open
+        self._files: files.Snapshot | None = None  # the files opened, and the main file's size
+        self._written = False  # committed to the WAL since the last checkpoint
+
+    @property
+    def main_file(self) -> files.FileId | None:
+        """The identity of the main file open (None: closed)."""
+        opened = self._files
+        return None if opened is None else opened.ids[0]
 
     @property
     def pending_pairs(self) -> int:
@@ -131,6 +141,12 @@ class LedgerStore:
             versions = schema.migrate(conn)
             self.rows = conn.execute("SELECT value FROM ledger_counts WHERE name = 'decisions'").fetchone()[0]
             self._read_journal(conn)
+            # The store checkpoints itself (:meth:`checkpoint`), after checking the files: SQLite's
+            # automatic checkpoint inside a commit would grow a truncated file back, hiding it.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._files = files.snapshot(self.path)
+            self._written = False
         except BaseException:
             conn.close()
             raise
@@ -150,9 +166,93 @@ class LedgerStore:
                 merge_pairs(self._pending, pairs)
 
     def close(self) -> None:
+        """Close the connection (SQLite copies what the WAL holds into the main file and removes the
+        -wal and -shm files, by name)."""
+        self._files = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
+
+    # --- the files under the connection ------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Raise :class:`FileLost` if the files at the path are no longer those open, whole."""
+        if self._files is not None:
+            change = files.change(self.path, self._files, files.snapshot(self.path))
+            if change is not None:
+                raise FileLost(change)
+
+    def checkpoint(self) -> bool:
+        """Verify the files, then copy what was committed since the last call from the WAL into the main
+        file (PASSIVE: readers are not waited for); True if there was anything. The writer calls it
+        about once a second: the WAL holds about a second of writes."""
+        conn = self._db()
+        self.verify()
+        if not self._written:
+            return False
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._written = False
+        if self._files is not None:  # the main file may have grown: its new size is the least it may have
+            self._files = files.Snapshot(self._files.ids, max(self._files.size, files.snapshot(self.path).size))
+        return True
+
+    def recover(self, lost: FileLost) -> str:
+        """Put a ledger back at the path after ``lost``; return what was done, for the log. Ends with the
+        store open on the file now at the path (or raises, closed)."""
+        change = lost.change
+        opened = self._files
+        try:
+            if self._conn is None or opened is None:
+                return "reopened the path"
+            if change.kind in ("truncated", "corrupt"):
+                self._close_quietly()
+                moved = self._set_aside("damaged")
+                return (f"moved it aside to {moved} for an operator (sqlite3 {moved} .recover) and started a new "
+                        "ledger at the path; decisions acknowledged before the damage are only in that copy")
+            if not change.main:  # the -wal or -shm file: the main file at the path is still this one
+                self.close()  # copies the open WAL into it
+                return "closed it (SQLite copied its open -wal into the main file) and reopened it: nothing lost"
+            if change.kind == "deleted" and not os.path.exists(self.path):
+                restoring = files.aside(self.path, "restoring")
+                self._backup(restoring)
+                self.close()
+                _remove_if(self.path, opened)  # a -wal or -shm of the old file left at the path
+                os.replace(restoring, self.path)
+                _sync_directory(self.path)
+                return "restored it at the path from the still-open file: nothing lost"
+            kept = files.aside(self.path, "lost")
+            self._backup(kept)
+            self.close()
+            _remove_if(self.path, opened)
+            return (f"saved the open file to {kept} (the decisions it held are there, for an operator) and "
+                    "opened the file now at the path")
+        finally:
+            self._close_quietly()
+            self.open()
+
+    def _backup(self, target: str) -> None:
+        """A copy of the database as this connection sees it (the deleted file and its WAL, through the
+        descriptors SQLite still holds) at ``target``, synced."""
+        dest = sqlite3.connect(target, isolation_level=None)
+        try:
+            self._db().backup(dest)
+        finally:
+            dest.close()
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.close()
+        self._conn = None
+        self._files = None
+
+    def _set_aside(self, label: str) -> str:
+        """Rename the damaged file (and what is left of its -wal and -shm) beside it; return the name."""
+        moved = files.aside(self.path, label)
+        for suffix in files.SUFFIXES:
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.path + suffix, moved + suffix)
+        _sync_directory(self.path)
+        return moved
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -184,6 +284,8 @@ class LedgerStore:
                 conn.execute(_ADD_ROWS, (len(inserted),))
         merge_pairs(self._pending, fold)  # committed: now part of what pairs_pending holds
         self.rows += len(inserted)
+        self._written = True
+        self.verify()  # committed to the file at the path, or not acknowledged
         return results
 
     def update_pairs(self) -> int:
@@ -197,6 +299,7 @@ class LedgerStore:
             conn.execute("DELETE FROM pairs_pending")
         count = len(self._pending)
         self._pending.clear()
+        self._written = True
         return count
 
     @staticmethod
@@ -249,4 +352,45 @@ class LedgerStore:
             if deleted:
                 conn.execute(_ADD_ROWS, (-deleted,))
         self.rows -= deleted
+        self._written = True
         return deleted
+
+
+def quick_check(path: str) -> tuple[files.FileId | None, str | None]:
+    """``PRAGMA quick_check`` of the database at ``path`` on a read-only connection of its own: (the
+    identity of the file checked, the first problem found or None). An error that is not a damaged
+    file (busy, I/O) is no finding: (None, None)."""
+    before = files.snapshot(path).ids[0]
+    try:
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        try:
+            found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if error_kind(exc) != "corrupt":
+            return None, None
+        found = [str(exc)]
+    if files.snapshot(path).ids[0] != before:  # replaced meanwhile: the check says nothing of either
+        return None, None
+    return before, None if found == ["ok"] else "; ".join(found)[:300]
+
+
+def _sync_directory(path: str) -> None:
+    """Make a rename in ``path``'s directory durable."""
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_if(path: str, opened: files.Snapshot) -> None:
+    """Remove the -wal and -shm files at ``path`` that are still those of ``opened``: SQLite leaves
+    them when it closes a database whose file moved, and the next open of the path would replay that
+    WAL onto whatever file is there now."""
+    now = files.snapshot(path)
+    for suffix, was, current in zip(files.SUFFIXES[1:], opened.ids[1:], now.ids[1:], strict=True):
+        if current is not None and current == was:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)

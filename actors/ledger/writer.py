@@ -11,7 +11,18 @@ alternating with the writes.
 
 A database that cannot be opened or written (corrupt, not SQLite, read-only, full, locked) is
 logged with a hint and counted by kind; meanwhile every batch is refused at once with the reason, and
-the Ledger tries again every ``retry`` seconds. It never exits over its database.
+the Ledger tries again every ``retry`` seconds. It never exits over its database, and never
+overwrites a file it could not open.
+
+The file it has open is watched (:mod:`actors.ledger.files`): after every commit and every second
+the store checks that the path still names the open files, whole, and a ``PRAGMA quick_check`` runs
+every ``quick_check_every`` seconds on a thread and connection of its own. A file deleted, replaced,
+truncated or damaged while open is logged once, counted (``db_lost_<kind>``), the batches of the
+commit that found it are refused (not acknowledged: they may not be in any file), and the Ledger
+recovers at once, by itself (:meth:`LedgerStore.recover`): a deleted file is restored at its path
+from the still-open one (nothing lost); a replaced one is used, the open one saved beside it
+(``<path>.lost-<time>``); a truncated or damaged one is moved aside (``<path>.damaged-<time>``) for
+an operator and a new ledger is started at the path.
 """
 
 from __future__ import annotations
@@ -27,9 +38,11 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from actors.kinds import LEDGER
-from actors.ledger.errors import ERROR_KINDS, HINTS, error_kind
+from actors.ledger import schema
+from actors.ledger.errors import ERROR_KINDS, HINTS, FileLost, error_kind
+from actors.ledger.files import LOSS_KINDS, Change
 from actors.ledger.records import DecisionRow, Retention, stored_price
-from actors.ledger.store import LedgerStore, Written
+from actors.ledger.store import LedgerStore, Written, quick_check
 from transport import limits
 from transport.logs import RateLimitedLog
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerAck, Message
@@ -43,6 +56,8 @@ TRANSACTION_MAX: Final = 25 * limits.LEDGER_BATCH_MAX  # decisions in one group 
 PAIRS_INTERVAL: Final = 5.0  # seconds ``pairs`` may lag behind the decisions (readers of the file see it)
 PAIRS_PENDING_MAX: Final = 100_000  # pairs waiting for ``pairs``: more updates it at once (bounds the memory)
 PRUNE_INTERVAL: Final = 60.0  # seconds between age checks once nothing is due (an idle Ledger wakes for it)
+FILE_CHECK_INTERVAL: Final = 1.0  # seconds between checks of the files (and checkpoints), idle or not
+QUICK_CHECK_DUTY: Final = 0.1  # the most of the time quick_check may run: a long check spaces them further
 Reply = Callable[[bytes, Message], None]
 
 
@@ -62,9 +77,14 @@ class PendingQuery:
 
 class LedgerWriter:
     def __init__(self, store: LedgerStore, retention: Retention, retry: float, reply: Reply,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
-        """``clock`` schedules retries and retention steps; ``wall`` dates the retention cutoff."""
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 quick_check_every: float = 0.0) -> None:
+        """``clock`` schedules retries and retention steps; ``wall`` dates the retention cutoff;
+        ``quick_check_every``: seconds between quick_checks (0: none)."""
         self._store = store
+        self._quick_check_every = quick_check_every
+        self._files_at = 0.0  # when the files are next checked
+        self._lost: FileLost | None = None  # a loss found, to recover from before anything else
         self._retention = retention
         self._retry = retry
         self._reply = reply
@@ -87,6 +107,7 @@ class LedgerWriter:
             "stored": 0, "duplicates": 0, "key_collisions": 0, "acks": 0, "nacks": 0,
             "busy": 0, "queries_answered": 0, "pruned": 0, "db_open": 0, "rows": 0, "db_errors": 0,
             **{f"db_errors_{kind}": 0 for kind in ERROR_KINDS},
+            "quick_checks": 0, "db_lost": 0, **{f"db_lost_{kind}": 0 for kind in LOSS_KINDS},
         }
 
     @property
@@ -144,25 +165,10 @@ class LedgerWriter:
         """Serve the queues until cancelled; run it in the actor's TaskGroup."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-db")
         try:
-            while True:
-                now = self._clock()
-                if not self._is_open and now >= self._retry_at:
-                    await self._open()
-                writable = self._is_open and bool(self._batches) and now >= self._retry_at
-                prunable = self._is_open and self._retention.enabled and now >= self._prune_at
-                if self._queries and self._is_open:
-                    await self._answer_queries()
-                elif self._pairs_due(now):
-                    await self._update_pairs(now)
-                elif prunable and (self._prune_turn or not writable):
-                    # A due retention step after every write: a busy Ledger still keeps its disk bounded.
-                    self._prune_turn = False
-                    await self._prune(now)
-                elif writable:
-                    self._prune_turn = True
-                    await self._write()
-                else:
-                    await self._idle(now)
+            async with asyncio.TaskGroup() as group:
+                if self._quick_check_every > 0:
+                    group.create_task(self._quick_checks())
+                await self._serve()
         finally:
             # The thread finishes what it is doing (a write commits or rolls back whole), brings ``pairs``
             # up to date (else the next start does it), then closes.
@@ -170,11 +176,38 @@ class LedgerWriter:
             self._executor.submit(self._store.close)
             self._executor.shutdown(wait=True)
 
+    async def _serve(self) -> None:
+        while True:
+            now = self._clock()
+            if self._lost is not None:
+                await self._recover(self._lost)
+                continue
+            if not self._is_open and now >= self._retry_at:
+                await self._open()
+            writable = self._is_open and bool(self._batches) and now >= self._retry_at
+            prunable = self._is_open and self._retention.enabled and now >= self._prune_at
+            if self._is_open and now >= self._files_at:
+                await self._check_files(now)
+            elif self._queries and self._is_open:
+                await self._answer_queries()
+            elif self._pairs_due(now):
+                await self._update_pairs(now)
+            elif prunable and (self._prune_turn or not writable):
+                # A due retention step after every write: a busy Ledger still keeps its disk bounded.
+                self._prune_turn = False
+                await self._prune(now)
+            elif writable:
+                self._prune_turn = True
+                await self._write()
+            else:
+                await self._idle(now)
+
     async def _idle(self, now: float) -> None:
         """Wait for work, or until the next retry or retention check is due (no polling otherwise)."""
         due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches)),
                                    (self._prune_at, self._retention.enabled and self._is_open),
-                                   (self._pairs_at, self._is_open and self._store.pending_pairs > 0)) if wanted]
+                                   (self._pairs_at, self._is_open and self._store.pending_pairs > 0),
+                                   (self._files_at, self._is_open)) if wanted]
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(due) - now) if due else None):
@@ -186,6 +219,9 @@ class LedgerWriter:
         except Exception as exc:
             self._fail("open", exc)
             return
+        self._opened(versions)
+
+    def _opened(self, versions: tuple[int, int]) -> None:
         self._is_open = True
         self._unavailable = None
         self.counters["db_open"] = 1
@@ -212,6 +248,9 @@ class LedgerWriter:
         self._queued -= size
         try:
             written = await self._call(self._store.write, [batch.rows for batch in group])
+        except FileLost as exc:  # committed, but to a file no longer at the path: not acknowledged
+            self._found_lost(exc, group)
+            return
         except Exception as exc:
             for batch in group:
                 self._nack(batch, f"not stored: {self._fail('write', exc)}")
@@ -257,6 +296,67 @@ class LedgerWriter:
             self.counters["queries_answered"] += 1
             self._reply(query.identity, LastDecidedReply(query.request.request_id, prices, stamps, "", runs, ticks))
 
+    # --- the files ------------------------------------------------------------------------------
+
+    async def _check_files(self, now: float) -> None:
+        self._files_at = now + FILE_CHECK_INTERVAL
+        try:
+            await self._call(self._store.checkpoint)
+        except FileLost as exc:
+            self._found_lost(exc, [])
+        except Exception as exc:
+            self._fail("checkpoint", exc)
+
+    async def _quick_checks(self) -> None:
+        """Every ``quick_check_every`` seconds (further apart if a check takes long), on a thread and a
+        read-only connection of their own: a damaged page anywhere in the file is found within one."""
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-check") as executor:
+            loop = asyncio.get_running_loop()
+            while True:
+                await asyncio.sleep(self._quick_check_every)
+                opened = self._store.main_file
+                if not self._is_open or opened is None:
+                    continue
+                started = self._clock()
+                checked, problem = await loop.run_in_executor(executor, quick_check, self._store.path)
+                took = self._clock() - started
+                self.counters["quick_checks"] += 1
+                if problem is not None and checked == self._store.main_file == opened and self._lost is None:
+                    self._found_lost(FileLost(Change("corrupt", f"{self._store.path}: quick_check: {problem}",
+                                                     main=True)), [])
+                await asyncio.sleep(max(0.0, took / QUICK_CHECK_DUTY - took - self._quick_check_every))
+
+    def _found_lost(self, exc: FileLost, group: list[PendingBatch]) -> None:
+        """Stop acknowledging until :meth:`_recover` has put a ledger back at the path."""
+        kind = exc.change.kind
+        self.counters["db_lost"] += 1
+        self.counters[f"db_lost_{kind}"] += 1
+        log.error("%s; what was committed to it since it was last checked is not acknowledged; recovering",
+                  exc.change.detail)
+        self._lost = exc
+        self._unavailable = f"lost: {exc.change.detail} (recovering)"
+        for batch in group:
+            self._nack(batch, f"not stored: ledger database lost: {exc.change.detail}")
+        for batch in self._batches:
+            self._nack(batch, f"ledger database unavailable: {self._unavailable}")
+        self._batches.clear()
+        self._queued = 0
+        self._wake.set()
+
+    async def _recover(self, lost: FileLost) -> None:
+        self._lost = None
+        self._retry_at = self._clock() + self._retry  # batches meanwhile: refused
+        try:
+            done = await self._call(self._store.recover, lost)
+        except Exception as exc:
+            self._is_open = False
+            self.counters["db_open"] = 0
+            self._fail("recovery", exc)
+            return
+        log.warning("ledger database %s: %s; acknowledging again", lost.change.kind, done)
+        self._retry_at = self._clock()
+        self._opened((schema.VERSION, schema.VERSION))
+
     def _pairs_due(self, now: float) -> bool:
         pending = self._store.pending_pairs
         return self._is_open and pending > 0 and (now >= self._pairs_at or pending >= PAIRS_PENDING_MAX)
@@ -292,6 +392,11 @@ class LedgerWriter:
         """Count and log a database failure, refuse what waits, and schedule the retry; return the
         reason given to clients."""
         kind = error_kind(exc)
+        if kind == "corrupt" and self._is_open and self._lost is None:
+            # SQLite found a damaged page of the file it had open and verified: the file went bad
+            # under it (a corrupt file at open is refused and left alone, below).
+            self._found_lost(FileLost(Change("corrupt", f"{self._store.path}: {doing}: {exc}", main=True)), [])
+            return f"ledger database lost: {self._store.path}: {exc}"
         self.counters["db_errors"] += 1
         self.counters[f"db_errors_{kind}"] += 1
         reason = f"{kind}: {exc}"
