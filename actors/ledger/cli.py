@@ -34,9 +34,15 @@ from transport.logs import printable
 
 COMMANDS: Final = ("history", "summary")
 FORMATS: Final = ("table", "csv", "json")
-# ``run`` last: the columns before it keep their places for whoever reads the CSV by position.
-HISTORY_COLUMNS: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold",
-                          "price", "rule_price", "guardrail", "run")
+# ``run`` and ``dispute`` last: the columns before them keep their places for whoever reads the CSV by
+# position.
+STORED_COLUMNS: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold",
+                         "price", "rule_price", "guardrail", "run")
+HISTORY_COLUMNS: Final = (*STORED_COLUMNS, "dispute")
+# A decision's dispute: none (its key holds one decision), "kept" (the one in ``decisions``, the first
+# to arrive) or "quarantined" (another decision sent for the same key, kept in ``collisions``).
+DISPUTE_KEPT: Final = "kept"
+DISPUTE_QUARANTINED: Final = "quarantined"
 SUMMARY_COLUMNS: Final = ("book", "decisions", "sold_share", "first_price", "last_price", "min_price",
                           "max_price", "first_ts", "last_ts")
 
@@ -99,9 +105,19 @@ class Filter:
 def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> Iterator[dict[str, Any]]:
     """Decisions matching ``where``, oldest first, streamed (never all in memory). ``run`` is the
     Scheduler run's t0 as stored (0 for a decision kept before runs were recorded): with ``tick`` it
-    tells apart the decisions of two runs, whose tick numbers both start at 0."""
+    tells apart the decisions of two runs, whose tick numbers both start at 0. A disputed key (two
+    decisions sent for it) shows both, the kept one first (``dispute``)."""
     clause, params = where.where()
-    sql = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM decisions{clause} ORDER BY ts, strategy, run, tick"
+    columns = ", ".join(STORED_COLUMNS)
+    if _has_table(conn, "collisions"):  # schema version 5 on
+        disputed = ("EXISTS (SELECT 1 FROM collisions c WHERE c.book = d.book AND c.strategy = d.strategy "
+                    "AND c.run = d.run AND c.tick = d.tick)")
+        sql = (f"SELECT {columns}, iif({disputed}, '{DISPUTE_KEPT}', NULL) AS dispute FROM decisions d{clause} "
+               f"UNION ALL SELECT {columns}, '{DISPUTE_QUARANTINED}' FROM collisions{clause} "
+               "ORDER BY ts, strategy, run, tick, dispute")
+        params = params * 2
+    else:
+        sql = f"SELECT {columns}, NULL AS dispute FROM decisions{clause} ORDER BY ts, strategy, run, tick"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -112,6 +128,10 @@ def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> 
         record["sold"] = bool(record["sold"])
         record["guardrail"] = json.loads(record["guardrail"]) if record["guardrail"] else None
         yield record
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 def _cell(value: Any) -> str:

@@ -11,7 +11,7 @@ from transport import endpoints
 
 DEFAULT_DB: Final = "var/ledger.sqlite3"  # relative to the working directory, as any path given
 MAX_AGE_DAYS: Final = 36_500.0
-MIN_DB_BYTES: Final = 64 * 1024
+MIN_DB_BYTES: Final = 128 * 1024  # room for the schema (20-odd tables and indexes) and a first write
 
 
 @dataclass(frozen=True, slots=True)

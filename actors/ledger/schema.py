@@ -105,7 +105,23 @@ _V4: Final = (
     "CREATE TABLE pairs_pending (id INTEGER PRIMARY KEY, fold BLOB NOT NULL)",
 )
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
+# Version 5: a decision whose key (book, strategy, run, tick) already holds a *different* decision is
+# kept here, never dropped: whichever came first stays in ``decisions``, the other comes here with the
+# time it was received, and the key is "disputed" (both shown by ``history``). The Ledger cannot tell
+# which one is real (that takes authenticated writers): a forger who sends first must not erase the
+# real decision, nor the real one the forgery. Bounded by the Ledger's retention (by age, and at most
+# ``COLLISIONS_MAX`` rows).
+_V5: Final = (
+    f"""CREATE TABLE collisions (
+        book TEXT NOT NULL, strategy TEXT NOT NULL, run REAL NOT NULL, tick INTEGER NOT NULL,
+        {_DECISION_FIELDS},
+        received REAL NOT NULL
+    )""",
+    "CREATE INDEX collisions_by_key ON collisions (book, strategy, run, tick)",
+)
+COLLISIONS_MAX: Final = 100_000
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5)
 VERSION: Final = len(MIGRATIONS)
 
 

@@ -24,7 +24,8 @@ import contextlib
 import errno
 import os
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 from urllib.parse import quote
@@ -74,26 +75,40 @@ _ADD_ROWS: Final = "UPDATE ledger_counts SET value = value + ? WHERE name = 'dec
 _DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, run, tick) IN "
                          "(SELECT book, strategy, run, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
 _JOURNAL: Final = "INSERT INTO pairs_pending (fold) VALUES (?)"
-_KEPT_REQUEST: Final = "SELECT request_id FROM decisions WHERE book = ? AND strategy = ? AND run = ? AND tick = ?"
+_KEY: Final = "book = ? AND strategy = ? AND run = ? AND tick = ?"
+_KEPT: Final = f"SELECT {', '.join(DecisionRow._fields)} FROM decisions WHERE {_KEY}"
+# A collision is quarantined once: the same decision sent again is not stored twice.
+_QUARANTINED: Final = (f"SELECT 1 FROM collisions WHERE {_KEY} AND "
+                       + " AND ".join(f"{c} IS ?" for c in DecisionRow._fields[4:]))
+_QUARANTINE: Final = (f"INSERT INTO collisions ({', '.join(DecisionRow._fields)}, received) "
+                      f"VALUES ({', '.join('?' * len(DecisionRow._fields))}, ?)")
+_COLLISIONS: Final = "SELECT count(*) FROM collisions"
+_DELETE_OLD_COLLISIONS: Final = ("DELETE FROM collisions WHERE rowid IN "
+                                 "(SELECT rowid FROM collisions WHERE ts < ? LIMIT ?)")
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     """What one write did: rows inserted, rows already there (resent), and of those, rows whose key
-    holds a *different* decision (same book, strategy, run and tick, another request id: not a resend.
-    Only a sender that does not fill ``run`` (0 for every run) or a pair decided twice on one tick by
-    two workers could cause one)."""
+    holds a *different* decision (same book, strategy, run and tick, other content: not a resend. A
+    sender that does not fill ``run``, a pair decided twice on one tick by two workers, or a forger
+    could cause one): ``quarantined`` of them newly kept in ``collisions``, ``unkept`` not (the table
+    is full: logged and counted by the writer)."""
 
     stored: int
     duplicates: int
     collisions: int
+    quarantined: int = 0
+    unkept: int = 0
 
 
 class LedgerStore:
-    def __init__(self, path: str, synchronous: str = "full", max_db_bytes: int = 0) -> None:
+    def __init__(self, path: str, synchronous: str = "full", max_db_bytes: int = 0,
+                 wall: Callable[[], float] = time.time) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = path
+        self._wall = wall  # dates a quarantined collision
         self._synchronous = synchronous
         self._max_db_bytes = max_db_bytes
         self._conn: sqlite3.Connection | None = None
@@ -302,19 +317,27 @@ class LedgerStore:
         self._written = True
         return count
 
-    @staticmethod
-    def _insert_one_by_one(conn: sqlite3.Connection, rows: Sequence[DecisionRow],
+    def _insert_one_by_one(self, conn: sqlite3.Connection, rows: Sequence[DecisionRow],
                            inserted: list[DecisionRow]) -> Written:
-        stored = duplicates = collisions = 0
+        stored = duplicates = collisions = quarantined = unkept = 0
         for row in rows:
             if conn.execute(_INSERT, row).rowcount == 1:
                 inserted.append(row)
                 stored += 1
                 continue
             duplicates += 1
-            kept = conn.execute(_KEPT_REQUEST, (row.book, row.strategy, row.run, row.tick)).fetchone()
-            collisions += kept is not None and kept[0] != row.request_id
-        return Written(stored, duplicates, collisions)
+            kept = conn.execute(_KEPT, row[:4]).fetchone()
+            if kept is None or tuple(kept) == tuple(row):
+                continue  # a resend
+            collisions += 1
+            if conn.execute(_QUARANTINED, row).fetchone() is not None:
+                continue  # quarantined already
+            if conn.execute(_COLLISIONS).fetchone()[0] >= schema.COLLISIONS_MAX:
+                unkept += 1
+                continue
+            conn.execute(_QUARANTINE, (*row, self._wall()))
+            quarantined += 1
+        return Written(stored, duplicates, collisions, quarantined, unkept)
 
     def last_decided(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, float] | None]:
         """The newest kept (price, ts) of each pair, in order; None for a pair never decided."""
@@ -346,6 +369,7 @@ class LedgerStore:
             if cutoff is not None:
                 deleted += conn.execute(_DELETE_OLDEST.format(where="WHERE ts < ?"),
                                         (cutoff, retention.step)).rowcount
+                conn.execute(_DELETE_OLD_COLLISIONS, (cutoff, retention.step))
             excess = min(retention.excess(self.rows - deleted), retention.step - deleted)
             if excess > 0:
                 deleted += conn.execute(_DELETE_OLDEST.format(where=""), (excess,)).rowcount

@@ -104,7 +104,8 @@ class LedgerWriter:
         self._is_open = False  # as the loop knows it: the thread closes the store after a failure
         self.counters: dict[str, int] = {
             "transactions": 0, "pairs_updates": 0, "pairs_pending": 0,
-            "stored": 0, "duplicates": 0, "key_collisions": 0, "acks": 0, "nacks": 0,
+            "stored": 0, "duplicates": 0, "key_collisions": 0, "collisions_kept": 0, "collisions_unkept": 0,
+            "acks": 0, "nacks": 0,
             "busy": 0, "queries_answered": 0, "pruned": 0, "db_open": 0, "rows": 0, "db_errors": 0,
             **{f"db_errors_{kind}": 0 for kind in ERROR_KINDS},
             "quick_checks": 0, "db_lost": 0, **{f"db_lost_{kind}": 0 for kind in LOSS_KINDS},
@@ -270,9 +271,14 @@ class LedgerWriter:
     def _note_collisions(self, result: Written) -> None:
         if result.collisions:
             self.counters["key_collisions"] += result.collisions
-            self._rlog.warning("collision", "%d decision(s) not stored: their (book, strategy, run, tick) already "
-                               "holds another decision (a sender without its run, or a pair decided twice on "
-                               "one tick?)", result.collisions)
+            self.counters["collisions_kept"] += result.quarantined
+            self.counters["collisions_unkept"] += result.unkept
+            self._rlog.warning("collision", "%d decision(s) arrived for a (book, strategy, run, tick) that holds "
+                               "another decision: %d kept in the collisions table (the key is disputed: history "
+                               "shows both), %d already there, %d not kept (the table holds its %d rows); a sender "
+                               "without its run, a pair decided twice on one tick, or a forger?", result.collisions,
+                               result.quarantined, result.collisions - result.quarantined - result.unkept,
+                               result.unkept, schema.COLLISIONS_MAX)
 
     async def _answer_queries(self) -> None:
         queries = list(self._queries)

@@ -50,7 +50,7 @@ def test_history_json_gives_each_decision_with_its_explanation(db: Path) -> None
     assert records[2] == {"ts": cli.iso(T0 + 3), "tick": 3, "book": "B003", "strategy": "default",
                           "prices": ["18.02", "17.98", "17.99", "17.94", "17.95"], "avg_comp_price": "17.976",
                           "request_id": 1003, "sold": True, "price": "9.99", "rule_price": "9.50",
-                          "guardrail": ["floor"], "run": 0.0}
+                          "guardrail": ["floor"], "run": 0.0, "dispute": None}
 
 
 def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path) -> None:
@@ -79,6 +79,20 @@ def test_history_tells_apart_two_runs_with_the_same_tick_numbers(db: Path) -> No
     code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "json", "--db", str(db))
     assert [(r["run"], r["tick"]) for r in map(json.loads, out.splitlines())][-2:] == [(T0 + 3599.25, 1),
                                                                                          (T0 + 3599.25, 2)]
+
+
+def test_history_shows_both_decisions_of_a_disputed_key(db: Path) -> None:
+    store = LedgerStore(str(db))
+    store.open()
+    other = to_row(decision(2, "B003", price="0.01", request_id=666))  # tick 2 of B003 holds another
+    assert not isinstance(other, str)
+    store.write([[other]])
+    store.close()
+    code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "json", "--db", str(db))
+    assert code == 0
+    found = [(r["tick"], r["request_id"], r["price"], r["dispute"]) for r in map(json.loads, out.splitlines())]
+    assert found == [(1, 1001, "10.00", None), (2, 1002, "12.50", "kept"), (2, 666, "0.01", "quarantined"),
+                     (3, 1003, "9.99", None)]
 
 
 def test_summary_per_book(db: Path) -> None:

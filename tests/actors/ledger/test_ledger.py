@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import msgpack
@@ -26,7 +28,7 @@ from actors.ledger.options import LedgerOptions
 from actors.ledger.records import DecisionRow
 from actors.ledger.store import Written
 from actors.ledger.writer import QUEUE_MAX, TRANSACTION_MAX
-from tests.actors.ledger.helpers import decision, keys, rows
+from tests.actors.ledger.helpers import T0, decision, keys, rows
 from tests.helpers import FakeClock, async_wait_for, run_async
 from transport import limits, protocol
 from transport.protocol import (
@@ -302,6 +304,22 @@ def test_retention_keeps_the_database_within_its_row_limit(tmp_path: Path) -> No
 
     ledger = serve(tmp_path, body, retain_rows=120)
     assert [k[2] for k in keys(db)] == list(range(180, 300)) and ledger.counters["pruned"] == 180
+
+
+def test_a_forged_batch_sent_first_does_not_erase_the_real_decisions(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.sqlite3"
+    real = [decision(t, run=T0, request_id=500 + t) for t in range(1, 6)]
+    forged = [dataclasses.replace(d, price=Decimal("0.01"), request_id=900 + d.tick) for d in real]
+
+    async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert (await peer.batch(1, forged)).stored == 5
+        assert await peer.batch(2, real) == LedgerAck(2, 0, 5, 0, "")  # acknowledged: kept, in quarantine
+        assert await peer.batch(3, real) == LedgerAck(3, 0, 5, 0, "")  # a resend: not kept twice
+
+    ledger = serve(tmp_path, body)
+    assert (ledger.counters["key_collisions"], ledger.counters["collisions_kept"]) == (10, 5)
+    assert sorted(r["request_id"] for r in rows(db)) == [901, 902, 903, 904, 905]
+    assert sorted(r["request_id"] for r in rows(db, "collisions", "rowid")) == [501, 502, 503, 504, 505]
 
 
 def test_a_hand_edited_price_is_never_sent_to_a_worker(tmp_path: Path) -> None:

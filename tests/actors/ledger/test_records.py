@@ -10,7 +10,7 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.ledger.errors import SchemaError, error_kind
@@ -82,6 +82,7 @@ def test_pairs_break_a_tie_in_time_by_run_then_tick() -> None:
 money = st.decimals(min_value=limits.PRICE_MIN, max_value=limits.PRICE_MAX, places=2)
 
 
+@settings(deadline=None)  # a loaded machine: a slow example is no failure
 @given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.sampled_from(["s", "t"]),
                           st.integers(0, 10**6), st.sampled_from([0.0, T0, T0 + 1]), money, st.booleans()),
                 max_size=40))

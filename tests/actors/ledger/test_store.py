@@ -71,11 +71,30 @@ def test_inserts_are_idempotent_and_pairs_count_each_decision_once(db: Path) -> 
     assert store.rows == 5 and sqlite3.connect(db).execute("SELECT value FROM ledger_counts").fetchone() == (5,)
 
 
-def test_a_same_key_with_another_decision_is_a_counted_collision_not_an_overwrite(db: Path) -> None:
+def test_a_same_key_with_another_decision_is_kept_in_quarantine_never_dropped(db: Path) -> None:
+    # A forger sends first (the run's t0, a tick to come, a price of 0.01); the real decision comes next.
+    store = opened(db, wall=lambda: T0 + 99)
+    forged = to_row_ok(decision(5, request_id=1, price="0.01", run=T0))
+    real = to_row_ok(decision(5, request_id=2, price="99.00", run=T0))
+    assert store.write([[forged]]) == [Written(1, 0, 0)]
+    assert store.write([[real]]) == [Written(0, 1, 1, quarantined=1)]
+    assert store.write([[real], [forged]]) == [Written(0, 1, 1), Written(0, 1, 0)]  # resent: kept once
+    assert [(r["request_id"], r["price"]) for r in rows(db)] == [(1, "0.01")]
+    (kept,) = rows(db, "collisions", "rowid")
+    assert kept == {**real._asdict(), "received": T0 + 99}
+    same_but_price = to_row_ok(decision(5, request_id=2, price="98.00", run=T0))  # other content, same id
+    assert store.write([[same_but_price]]) == [Written(0, 1, 1, quarantined=1)]
+    assert store.update_pairs() == 1 and rows(db, "pairs")[0]["decisions"] == 1  # pairs count what is kept
+
+
+def test_quarantine_is_bounded_and_pruned_with_the_decisions(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "COLLISIONS_MAX", 2)
     store = opened(db)
-    store.write([[to_row_ok(decision(5, request_id=1, run=T0))]])
-    assert store.write([[to_row_ok(decision(5, request_id=2, price="99.00", run=T0))]]) == [Written(0, 1, 1)]
-    assert [r["request_id"] for r in rows(db)] == [1]
+    store.write([[to_row_ok(decision(t, request_id=1)) for t in range(3)]])
+    others = [to_row_ok(decision(t, request_id=2)) for t in range(3)]
+    assert store.write([others]) == [Written(0, 3, 3, quarantined=2, unkept=1)]
+    assert store.prune(Retention(max_age_days=1 / 86_400), T0 + 3) == 2  # older than T0 + 2: ticks 0 and 1
+    assert [r["tick"] for r in rows(db, "collisions", "rowid")] == []  # both kept were of ticks 0 and 1
 
 
 def test_two_runs_with_the_same_tick_numbers_are_both_kept(db: Path) -> None:
@@ -289,7 +308,7 @@ def test_a_file_that_is_not_sqlite_is_a_corrupt_error_and_is_not_overwritten(db:
 
 
 def test_a_full_database_fails_the_whole_write_and_keeps_what_was_committed(db: Path) -> None:
-    store = opened(db, max_db_bytes=64 * 1024)
+    store = opened(db, max_db_bytes=128 * 1024)
     store.write([[to_row_ok(decision(1))]])
     big = [to_row_ok(decision(t, book="B" * 100)) for t in range(2, 2000)]
     with pytest.raises(sqlite3.Error) as caught:
