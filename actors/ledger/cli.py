@@ -1,21 +1,11 @@
-"""``python -m actors.ledger``: run the Ledger (the default, or ``serve``), or read what it kept.
-
-    python -m actors.ledger [serve] [--db PATH] [--ledger-endpoint ENDPOINT] ...  run the actor
-    python -m actors.ledger history --book B003 [--strategy S] [--since ISO] [--until ISO]
-                                    [--format table|csv|json] [--limit N] [--db PATH]
-    python -m actors.ledger summary [--book B] [--strategy S] [--since ISO] [--until ISO]
-                                    [--format table|csv|json] [--db PATH]
-
-The readers open the database read-only: they never write, and in WAL mode never block the Ledger's
-writes (a long export only keeps the WAL file from being truncated until it ends). Times are ISO 8601
-(``2026-11-25T14:05``, ``2026-11-25T14:05:00Z``; no zone means UTC); ``--since`` is inclusive,
-``--until`` exclusive. Errors (no database, not a ledger, damaged) print one line and exit 2.
-"""
+"""python -m actors.ledger: run the Ledger (the default, or serve), or read what it kept (history,
+summary). What each does, and its options: USAGE and HELP below, the module's plain-text --help."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import sqlite3
@@ -43,8 +33,25 @@ HISTORY_COLUMNS: Final = (*STORED_COLUMNS, "dispute")
 # to arrive) or "quarantined" (another decision sent for the same key, kept in ``collisions``).
 DISPUTE_KEPT: Final = "kept"
 DISPUTE_QUARANTINED: Final = "quarantined"
-SUMMARY_COLUMNS: Final = ("book", "decisions", "sold_share", "first_price", "last_price", "min_price",
-                          "max_price", "first_ts", "last_ts")
+SUMMARY_COLUMNS: Final = ("book", "strategy", "decisions", "sold_share", "first_price", "last_price", "min_price",
+                          "max_price", "first_ts", "last_ts", "disputed")
+TABLE_SAMPLE: Final = 1000  # rows a table's column widths are sized to (the rest stream after them)
+USAGE: Final = """python -m actors.ledger [serve] [--db PATH] [--ledger-endpoint ENDPOINT] [option ...]
+       python -m actors.ledger history --book ID [--strategy S] [--since ISO] [--until ISO]
+                                       [--format table|csv|json] [--limit N] [--db PATH]
+       python -m actors.ledger summary [--book ID] [--strategy S] [--since ISO] [--until ISO]
+                                       [--format table|csv|json] [--db PATH]"""
+HELP: Final = """Run the Ledger (serve, the default): it keeps every decision the Algorithm workers send it in a
+SQLite database and tells a restarted worker the last price it decided for each of its pairs. Or read
+what it kept:
+
+  history   one book's decisions, oldest first, each with what explains its price
+  summary   per (book, strategy): decisions, sold share, first/last/min/max price, disputed keys
+
+The readers open the database read-only: they never write, and never block the Ledger's writes.
+Times are ISO 8601 (2026-11-25T14:05, 2026-11-25T14:05:00Z; no zone means UTC); --since is
+inclusive, --until exclusive. Errors (no database, not a ledger, damaged) print one line and exit 2.
+"python -m actors.ledger history --help" lists a command's options."""
 
 
 class CliError(Exception):
@@ -104,8 +111,8 @@ class Filter:
 
 def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> Iterator[dict[str, Any]]:
     """Decisions matching ``where``, oldest first, streamed (never all in memory). ``run`` is the
-    Scheduler run's t0 as stored (0 for a decision kept before runs were recorded): with ``tick`` it
-    tells apart the decisions of two runs, whose tick numbers both start at 0. A disputed key (two
+    Scheduler run's start (its t0, as an ISO time; None for a decision kept before runs were recorded):
+    with ``tick`` it tells apart the decisions of two runs, whose tick numbers both start at 0. A disputed key (two
     decisions sent for it) shows both, the kept one first (``dispute``)."""
     clause, params = where.where()
     columns = ", ".join(STORED_COLUMNS)
@@ -124,6 +131,7 @@ def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> 
     for row in conn.execute(sql, params):
         record = dict(zip(HISTORY_COLUMNS, row, strict=True))
         record["ts"] = iso(record["ts"])
+        record["run"] = iso(record["run"]) if record["run"] else None  # 0: kept before runs were recorded
         record["prices"] = json.loads(record["prices"])
         record["sold"] = bool(record["sold"])
         record["guardrail"] = json.loads(record["guardrail"]) if record["guardrail"] else None
@@ -137,8 +145,8 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
+    if isinstance(value, bool):  # as the Dashboard's CSV writes them
+        return "true" if value else "false"
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     return printable(value, 80)  # the file may have been written by anyone: no control characters out
@@ -148,26 +156,34 @@ def _cell(value: Any) -> str:
 
 
 def summary_rows(conn: sqlite3.Connection, where: Filter) -> list[dict[str, Any]]:
-    """Per book: decisions, sold share, first/last price (by time), min/max price.
+    """Per (book, strategy): decisions, sold share, first/last price (by time), min/max price, and how
+    many other decisions were sent for keys it holds (``disputed``, in quarantine: see ``history``).
 
-    Three scans in SQLite, no float for money: min/max compare integer cents (every stored price has
-    exactly two decimals), first/last use SQLite's documented rule that a bare column of a min()/max()
-    query comes from the row holding that min/max."""
+    Scans in SQLite, no float for money: min/max compare integer cents (every stored price has exactly
+    two decimals), first/last use SQLite's documented rule that a bare column of a min()/max() query
+    comes from the row holding that min/max."""
     clause, params = where.where()
     cents = "CAST(replace(price, '.', '') AS INTEGER)"
-    books: dict[str, dict[str, Any]] = {}
-    for book, count, sold, low, high, first_ts, last_ts in conn.execute(
-            f"SELECT book, count(*), sum(sold), min({cents}), max({cents}), min(ts), max(ts) FROM decisions"
-            f"{clause} GROUP BY book ORDER BY book", params):
-        books[book] = {"book": book, "decisions": count, "sold_share": f"{Decimal(sold) / count:.3f}",
-                       "min_price": str(Decimal(low).scaleb(-2)), "max_price": str(Decimal(high).scaleb(-2)),
-                       "first_ts": iso(first_ts), "last_ts": iso(last_ts)}
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    for book, strategy, count, sold, low, high, first_ts, last_ts in conn.execute(
+            f"SELECT book, strategy, count(*), sum(sold), min({cents}), max({cents}), min(ts), max(ts) FROM decisions"
+            f"{clause} GROUP BY book, strategy ORDER BY book, strategy", params):
+        pairs[(book, strategy)] = {
+            "book": book, "strategy": strategy, "decisions": count, "sold_share": f"{Decimal(sold) / count:.3f}",
+            "min_price": str(Decimal(low).scaleb(-2)), "max_price": str(Decimal(high).scaleb(-2)),
+            "first_ts": iso(first_ts), "last_ts": iso(last_ts), "disputed": 0}
     for column, aggregate in (("first_price", "min"), ("last_price", "max")):
-        for book, _ts, price in conn.execute(f"SELECT book, {aggregate}(ts), price FROM decisions{clause} "
-                                             "GROUP BY book", params):
-            if book in books:
-                books[book][column] = price
-    return [{name: books[book].get(name) for name in SUMMARY_COLUMNS} for book in books]
+        for book, strategy, _ts, price in conn.execute(
+                f"SELECT book, strategy, {aggregate}(ts), price FROM decisions{clause} GROUP BY book, strategy",
+                params):
+            if (book, strategy) in pairs:
+                pairs[(book, strategy)][column] = price
+    if _has_table(conn, "collisions"):
+        for book, strategy, count in conn.execute(
+                f"SELECT book, strategy, count(*) FROM collisions{clause} GROUP BY book, strategy", params):
+            if (book, strategy) in pairs:
+                pairs[(book, strategy)]["disputed"] = count
+    return [{name: pair.get(name) for name in SUMMARY_COLUMNS} for pair in pairs.values()]
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -187,22 +203,37 @@ def write(records: Iterator[dict[str, Any]] | list[dict[str, Any]], columns: Seq
             writer.writerow(_cell(record[c]) if record[c] is not None else "" for c in columns)
             count += 1
     else:
-        widths = {c: max(len(c), 10) for c in columns}
-        widths.update({"ts": 24, "first_ts": 24, "last_ts": 24, "prices": 40})
-        out.write("  ".join(c.ljust(widths[c]) for c in columns).rstrip() + "\n")
-        for record in records:
-            out.write("  ".join(_cell(record[c]).ljust(widths[c]) for c in columns).rstrip() + "\n")
-            count += 1
+        count = _table(iter(records), columns, out)
+    return count
+
+
+def _table(records: Iterator[dict[str, Any]], columns: Sequence[str], out: TextIO) -> int:
+    """Columns as wide as their widest cell among the first TABLE_SAMPLE rows (a later, wider cell
+    widens its row only: the output streams, never holding all rows)."""
+    sample = [[_cell(record[c]) for c in columns] for record in itertools.islice(records, TABLE_SAMPLE)]
+    widths = [max([len(c), *(len(row[i]) for row in sample)]) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip() + "\n"
+
+    out.write(line(columns))
+    for cells in sample:
+        out.write(line(cells))
+    count = len(sample)
+    for record in records:
+        out.write(line([_cell(record[c]) for c in columns]))
+        count += 1
     return count
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m actors.ledger", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m actors.ledger", usage=USAGE, description=HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, about in (("history", "one book's decisions, oldest first"),
-                        ("summary", "per book: decisions, sold share, first/last/min/max price")):
-        cmd = sub.add_parser(name, help=about, description=about)
+    for name, about in (("history", "one book's decisions, oldest first, each with what explains its price"),
+                        ("summary", "per (book, strategy): decisions, sold share, first/last/min/max price, "
+                                    "disputed keys")):
+        cmd = sub.add_parser(name, prog=f"python -m actors.ledger {name}", help=about, description=about)
         cmd.add_argument("--book", required=name == "history", help="the book's id")
         cmd.add_argument("--strategy", help="only this strategy's decisions")
         cmd.add_argument("--since", type=parse_time, metavar="ISO", help="from this time on (inclusive)")
@@ -241,10 +272,27 @@ def query(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def serve_help(out: TextIO = sys.stdout) -> None:
+    """``--help`` of the module and of ``serve``: the three commands, then the Ledger's options."""
+    from actors import runtime  # only the actor needs ZeroMQ
+    from actors.ledger.options import LedgerOptions
+    from actors.options import add_options
+
+    parser = argparse.ArgumentParser(prog="python -m actors.ledger", usage=USAGE, description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser.add_argument_group("the Ledger (serve)"), LedgerOptions)
+    runtime.add_runtime_options(parser)
+    parser.print_help(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
         return query(args)
+    serve = args[1:] if args and args[0] == "serve" else args
+    if "-h" in serve or "--help" in serve:
+        serve_help()
+        return 0
     from actors.ledger import actor  # only the actor needs ZeroMQ
 
-    return actor.main(args[1:] if args and args[0] == "serve" else args)
+    return actor.main(serve)

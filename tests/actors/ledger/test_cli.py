@@ -50,7 +50,7 @@ def test_history_json_gives_each_decision_with_its_explanation(db: Path) -> None
     assert records[2] == {"ts": cli.iso(T0 + 3), "tick": 3, "book": "B003", "strategy": "default",
                           "prices": ["18.02", "17.98", "17.99", "17.94", "17.95"], "avg_comp_price": "17.976",
                           "request_id": 1003, "sold": True, "price": "9.99", "rule_price": "9.50",
-                          "guardrail": ["floor"], "run": 0.0, "dispute": None}
+                          "guardrail": ["floor"], "run": None, "dispute": None}
 
 
 def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path) -> None:
@@ -58,7 +58,7 @@ def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path
     code, out = run("history", "--book", "B003", "--since", since, "--until", until, "--format", "csv", "--db", str(db))
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [(r["tick"], r["price"], r["sold"], r["rule_price"]) for r in rows] == [("2", "12.50", "no", "")]
+    assert [(r["tick"], r["price"], r["sold"], r["rule_price"]) for r in rows] == [("2", "12.50", "false", "")]
     code, out = run("history", "--book", "B003", "--db", str(db))  # both strategies, as a table
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["ts", "tick", "book"] and len(lines) == 5
@@ -74,11 +74,12 @@ def test_history_tells_apart_two_runs_with_the_same_tick_numbers(db: Path) -> No
     code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "csv", "--db", str(db))
     assert code == 0
     rows = [(r["run"], r["tick"], r["price"]) for r in csv.DictReader(io.StringIO(out))]
-    assert rows == [("0.0", "1", "10.00"), ("0.0", "2", "12.50"), ("0.0", "3", "9.99"),
-                    (repr(T0 + 3599.25), "1", "20.00"), (repr(T0 + 3599.25), "2", "20.00")]
+    started = cli.iso(T0 + 3599.25)  # the run's start, as a time (none before runs were recorded)
+    assert started.endswith(".250Z")
+    assert rows == [("", "1", "10.00"), ("", "2", "12.50"), ("", "3", "9.99"), (started, "1", "20.00"),
+                    (started, "2", "20.00")]
     code, out = run("history", "--book", "B003", "--strategy", "default", "--format", "json", "--db", str(db))
-    assert [(r["run"], r["tick"]) for r in map(json.loads, out.splitlines())][-2:] == [(T0 + 3599.25, 1),
-                                                                                         (T0 + 3599.25, 2)]
+    assert [(r["run"], r["tick"]) for r in map(json.loads, out.splitlines())][-2:] == [(started, 1), (started, 2)]
 
 
 def test_history_shows_both_decisions_of_a_disputed_key(db: Path) -> None:
@@ -95,16 +96,38 @@ def test_history_shows_both_decisions_of_a_disputed_key(db: Path) -> None:
                      (3, 1003, "9.99", None)]
 
 
-def test_summary_per_book(db: Path) -> None:
+def test_summary_per_book_and_strategy(db: Path) -> None:
     code, out = run("summary", "--format", "json", "--db", str(db))
     assert code == 0
-    b003, b004 = (json.loads(line) for line in out.splitlines())
-    assert b003 == {"book": "B003", "decisions": 4, "sold_share": "0.500", "first_price": "10.00",
-                    "last_price": "9.99", "min_price": "9.99", "max_price": "12.50", "first_ts": cli.iso(T0 + 1),
-                    "last_ts": cli.iso(T0 + 3)}
+    b003, b003_fast, b004 = (json.loads(line) for line in out.splitlines())
+    assert b003 == {"book": "B003", "strategy": "default", "decisions": 3, "sold_share": "0.667",
+                    "first_price": "10.00", "last_price": "9.99", "min_price": "9.99", "max_price": "12.50",
+                    "first_ts": cli.iso(T0 + 1), "last_ts": cli.iso(T0 + 3), "disputed": 0}
+    # The other strategy's newer decision does not become this one's last price.
+    assert (b003_fast["strategy"], b003_fast["last_price"], b003_fast["decisions"]) == ("fast", "11.00", 1)
     assert b004["decisions"] == 1 and b004["min_price"] == b004["max_price"] == "5.00"
     code, out = run("summary", "--strategy", "fast", "--format", "csv", "--db", str(db))
-    assert [r["book"] for r in csv.DictReader(io.StringIO(out))] == ["B003"]
+    assert [(r["book"], r["strategy"]) for r in csv.DictReader(io.StringIO(out))] == [("B003", "fast")]
+
+
+def test_a_table_sizes_its_columns_to_their_content(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    store = LedgerStore(str(path))
+    store.open()
+    isbn, long_id = "9780306406157", 1_795_000_000_000_123_456
+    made = [to_row(decision(1, isbn, "step-ending", request_id=long_id, rule_price="17.50",
+                            guardrail=("step", "ending"))), to_row(decision(2, isbn, price="9.00"))]
+    store.write([[r for r in made if not isinstance(r, str)]])
+    store.close()
+    for command in (("history", "--book", isbn), ("summary",)):
+        code, out = run(*command, "--db", str(path))
+        header, *lines = out.splitlines()
+        assert code == 0 and len(lines) == 2
+        starts = [i for i, c in enumerate(header) if c != " " and (i == 0 or header[i - 1] == " ")]
+        for line in lines:  # every value starts where its column's name does, none runs into the next
+            assert [i for i in starts if line[i - 2:i] in ("  ", "") and line[i] != " "] == starts, (header, line)
+        assert isbn in lines[0] and ("step ending" in out or command[0] == "summary")
+    assert str(long_id) in run("history", "--book", isbn, "--db", str(path))[1]
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -135,7 +158,7 @@ def test_reads_work_while_the_ledger_holds_a_write_transaction(db: Path) -> None
     writer.execute("DELETE FROM decisions")  # not committed: readers see the last commit, at once
     try:
         code, out = run("summary", "--format", "json", "--db", str(db))
-        assert code == 0 and len(out.splitlines()) == 2
+        assert code == 0 and len(out.splitlines()) == 3  # (B003, default), (B003, fast), (B004, default)
         # ... and the reader did not block the writer, which commits while it may still read
         writer.execute("COMMIT")
     finally:
@@ -156,8 +179,12 @@ def test_the_module_runs_the_actor_by_default_and_the_commands_on_request(db: Pa
                               text=True, timeout=30)
 
     actor_help = module("--help")
-    assert actor_help.returncode == 0 and "--db PATH" in actor_help.stdout and "history" in actor_help.stdout
+    assert actor_help.returncode == 0 and "--db PATH" in actor_help.stdout
+    usage = actor_help.stdout.split("\n\n")[0]
+    assert usage.startswith("usage: python -m actors.ledger") and " history " in usage and " summary " in usage
+    assert not any(markup in actor_help.stdout for markup in ("``", ":class:", ":mod:", ":func:"))  # plain text
     assert module("serve", "--help").stdout == actor_help.stdout
+    assert module("--db", "x", "--help").stdout == actor_help.stdout
     history = module("history", "--book", "B004", "--format", "json", "--db", str(db))
     assert history.returncode == 0 and json.loads(history.stdout)["price"] == "5.00"
     piped = subprocess.run(f"{sys.executable} -m actors.ledger history --book B003 --db {db} | head -1",
