@@ -275,13 +275,11 @@ def query(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
 def serve_help(out: TextIO = sys.stdout) -> None:
     """``--help`` of the module and of ``serve``: the three commands, then the Ledger's options."""
     from actors import runtime  # only the actor needs ZeroMQ
+    from actors.kinds import LEDGER
     from actors.ledger.options import LedgerOptions
-    from actors.options import add_options
 
-    parser = argparse.ArgumentParser(prog="python -m actors.ledger", usage=USAGE, description=HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser.add_argument_group("the Ledger (serve)"), LedgerOptions)
-    runtime.add_runtime_options(parser)
+    parser = runtime.build_parser(LEDGER, LedgerOptions, HELP)
+    parser.usage = USAGE
     parser.print_help(out)
 
 
