@@ -327,7 +327,7 @@ def test_a_hand_edited_price_is_never_sent_to_a_worker(tmp_path: Path) -> None:
 
     async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
         await peer.batch(1, [decision(1), decision(1, "B002")])
-        await eventually(lambda: ledger.counters["pairs_pending"] == 0)  # in the pairs table
+        await async_wait_for(lambda: ledger.counters["pairs_pending"] == 0)  # in the pairs table
         editor = sqlite3.connect(db)
         editor.execute("UPDATE pairs SET price = 'a lot' WHERE book = 'B001'")
         editor.commit()
