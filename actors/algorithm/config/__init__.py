@@ -23,7 +23,7 @@ from typing import Any, Final
 from actors.algorithm.config.backtest import DEFAULT as BACKTEST_DEFAULT
 from actors.algorithm.config.backtest import BacktestSettings, read_backtest
 from actors.algorithm.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
-from actors.algorithm.config.tables import read_guardrails, read_pause
+from actors.algorithm.config.tables import narrow_step_warning, read_guardrails, read_pause
 from actors.algorithm.config.values import ConfigError, ValueReader, show
 from actors.algorithm.guardrails import NONE, Guarded, Guardrails
 from actors.algorithm.pricing import PricingRule
@@ -192,9 +192,12 @@ def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = 
                                                    allow_outside)
     paused_books, paused_strategies = read_pause(reader, document.get("pause", {}), known, strategies)
     backtest = read_backtest(reader, document["backtest"]) if "backtest" in document else BACKTEST_DEFAULT
+    narrow = narrow_step_warning(dict.fromkeys(pair.book for pair in pairs), defaults, overrides)
+    warnings = (() if catalog is None else catalog.warnings) + (() if narrow is None else (narrow,))
     if catalog is None:
-        return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, backtest=backtest)
-    return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, catalog.warnings,
+        return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings,
+                      backtest=backtest)
+    return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings,
                   catalog_counts=catalog.counts, catalog=catalog.name, backtest=backtest)
 
 

@@ -42,13 +42,15 @@ from transport.logs import RateLimitedLog, printable
 log = logging.getLogger("algorithm.config")
 Signature = tuple[tuple[str, int, int, int] | tuple[str, None, None, None], ...]
 _STOP_POLL: Final = 0.2  # how often a stopping actor looks at a reload in its thread
+# A load's warnings: the catalog's and the guardrails' own (a step narrower than the ending's spacing).
+WARNINGS_BURST: Final = WARNINGS_MAX + 1
 _WARNING_CHARS: Final = 500  # a catalog summary names up to a dozen reasons
 
 
 def warnings_log(logger: logging.Logger = log) -> RateLimitedLog:
     """The log of loaded configs' warnings: one load's lines per minute, then only counted (a file
     changing every poll must not flood stderr; the ``catalog_*`` counters still say it all)."""
-    return RateLimitedLog(logger, burst=WARNINGS_MAX, limit=_WARNING_CHARS)
+    return RateLimitedLog(logger, burst=WARNINGS_BURST, limit=_WARNING_CHARS)
 
 
 def log_warnings(rlog: RateLimitedLog, config: Config) -> None:

@@ -9,7 +9,8 @@ warning (a catalog may serve several configs).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 from actors.algorithm.config.catalog import Catalog, CatalogFormatError, CatalogLoader
@@ -17,10 +18,12 @@ from actors.algorithm.config.files import ConfigFiles, FileRefused
 from actors.algorithm.config.values import Path, ValueReader, show
 from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
 from transport import limits
+from transport.logs import printable
 
 _GUARDRAILS_KEYS: Final = frozenset({*FIELDS, "catalog", "books"})
 _BOOK_KEYS: Final = frozenset(FIELDS)
 _PAUSE_KEYS: Final = frozenset({"books", "strategies"})
+_NAMED_BOOKS: Final = 3  # books (and step/ending pairs) a warning names; the count says the rest
 
 
 def _fields(reader: ValueReader, where: Path, table: dict[str, Any]) -> Guardrails:
@@ -78,6 +81,36 @@ def read_guardrails(reader: ValueReader, value: Any, known: Collection[str], fil
         _check(reader, here, merged, own_table)
         overrides[book] = merged
     return defaults, overrides, catalog
+
+
+def narrow_step_warning(books: Iterable[str], defaults: Guardrails, overrides: Mapping[str, Guardrails]) -> str | None:
+    """One warning for every book whose step limit is narrower than the 1.00 between two prices with
+    its ending at some price its floor allows (:meth:`Guardrails.narrow_below`): there a price steps
+    off its ending on its way to the rule's (``ending_deferred``). None when no book is concerned."""
+    below: dict[Guardrails, Decimal | None] = {}
+    named: list[str] = []
+    count = 0
+    thresholds: set[tuple[Decimal, Decimal, Decimal]] = set()
+    for book in books:
+        guardrails = overrides.get(book, defaults)
+        if guardrails not in below:
+            below[guardrails] = guardrails.narrow_below()
+        price = below[guardrails]
+        if price is None:
+            continue
+        assert guardrails.max_step_pct is not None and guardrails.ending is not None
+        count += 1
+        if len(named) < _NAMED_BOOKS:
+            named.append(printable(book, 40))
+        if len(thresholds) < _NAMED_BOOKS:
+            thresholds.add((price, guardrails.max_step_pct, guardrails.ending))
+    if not count:
+        return None
+    shown = ", ".join(named) + (", ..." if count > len(named) else "")
+    why = "; ".join(f"max_step_pct {pct}, ending {ending}: below {price}" for price, pct, ending in sorted(thresholds))
+    return (f"guardrails: {count} book(s) ({shown}) have a step narrower than the 1.00 between two prices with "
+            f"their ending ({why}): there a price steps off its ending toward the rule's price "
+            "(guardrail=step,ending_deferred) and takes it again once within a step (docs/configuration.md#guardrails)")
 
 
 def read_pause(reader: ValueReader, value: Any, known: Collection[str],

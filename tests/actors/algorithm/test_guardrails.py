@@ -1,10 +1,10 @@
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from actors.algorithm.guardrails import NONE, Guardrails, parse_ending, parse_money, parse_step_pct
+from actors.algorithm.guardrails import NAMES, NONE, Guardrails, parse_ending, parse_money, parse_step_pct
 from transport import limits
 
 CENT = Decimal("0.01")
@@ -55,17 +55,39 @@ def test_the_step_limit_holds_against_the_last_price(g: Guardrails, rule: Decima
 
 
 @given(guardrails(small_prices), small_prices, st.none() | small_prices)
-def test_idempotent(g: Guardrails, rule: Decimal, last: Decimal | None) -> None:
-    price, _ = g.apply(rule, last)
+def test_a_price_the_guardrails_allow_is_left_alone(g: Guardrails, rule: Decimal, last: Decimal | None) -> None:
+    # A price the guardrails made without the step holding it short (within floor and ceiling, on its
+    # ending, within a step of the last price) is left as it is when the rule says it.
+    price, moved = g.apply(rule, last)
+    assume("step" not in moved)
     assert g.apply(price, last) == (price, ())
 
 
 @given(guardrails(), prices, st.none() | prices)
 def test_moved_by_names_known_guardrails_in_order(g: Guardrails, rule: Decimal, last: Decimal | None) -> None:
     _, moved = g.apply(rule, last)
-    order = ("step", "ending", "floor", "ceiling", "price_min", "price_max")
-    assert list(moved) == sorted(moved, key=order.index)
+    assert list(moved) == sorted(moved, key=NAMES.index)
+    assert len(set(moved)) == len(moved)
     assert not ({"floor", "ceiling"} <= set(moved))
+    assert not ({"ending", "ending_deferred"} <= set(moved))
+    assert "ending_deferred" not in moved or "step" in moved
+
+
+@given(guardrails(small_prices), small_prices, st.none() | small_prices)
+def test_labels_say_which_guardrail_made_the_price(g: Guardrails, rule: Decimal, last: Decimal | None) -> None:
+    price, moved = g.apply(rule, last)
+    low = g.floor if g.floor is not None else limits.PRICE_MIN
+    if "step" in moved:  # held short of where it goes, by at most a step (unless the floor/ceiling overrode it)
+        assert last is not None and g.max_step_pct is not None
+        assert abs(price - last) <= g.step_at(last) or moved[-1] in ("floor", "ceiling", "price_min", "price_max")
+    if "ending" in moved:
+        assert g.ending is not None and price - int(price) == g.ending
+    if "ending_deferred" in moved:
+        assert g.ending is not None and price - int(price) != g.ending
+    if "floor" in moved or "price_min" in moved:
+        assert rule < low or price == low
+    if g.floor is not None and g.ending is None and g.max_step_pct is None and rule < g.floor:
+        assert moved == ("floor",) and price == g.floor  # the floor alone is always named
 
 
 @given(endings, st.decimals(min_value=Decimal(2), max_value=Decimal(100000), places=2))
@@ -110,6 +132,100 @@ def test_the_step_always_allows_a_cent() -> None:
 def test_the_floor_wins_over_the_step() -> None:
     g = Guardrails(floor=Decimal("20.00"), max_step_pct=Decimal(5))
     assert g.apply(Decimal("15.00"), Decimal("10.00")) == (Decimal("20.00"), ("step", "floor"))
+
+
+def test_issue_21_a_step_narrower_than_the_ending_no_longer_freezes_the_price() -> None:
+    # 5% of 17.99 is 0.89: no .99 price lies within a step. It used to stay at 17.99 for ever (the
+    # ending pulled the stepped 18.88 back to 17.99); now it steps the whole way, the ending waiting.
+    g = Guardrails(floor=Decimal("13.50"), max_step_pct=Decimal(5), ending=Decimal("0.99"))
+    last, seen = Decimal("17.99"), []
+    for _ in range(8):
+        last, moved = g.apply(Decimal("21.68"), last)
+        seen.append((str(last), moved))
+    assert seen[:6] == [("18.88", ("step", "ending_deferred")), ("18.99", ("step", "ending")),
+                        ("19.93", ("step", "ending_deferred")), ("19.99", ("step", "ending")),
+                        ("20.98", ("step", "ending_deferred")), ("21.99", ("ending",))]
+    assert seen[6:] == [("21.99", ("ending",))] * 2  # there it stays
+    # Down as well: from 16.49 toward a rule of 12.52 under a floor of 13.50 (ending .49): the target is
+    # 14.49, the lowest .49 price the floor allows.
+    down = Guardrails(floor=Decimal("13.50"), max_step_pct=Decimal(5), ending=Decimal("0.49"))
+    last, seen = Decimal("16.49"), []
+    for _ in range(5):
+        last, moved = down.apply(Decimal("12.52"), last)
+        seen.append((str(last), moved))
+    assert seen == [("15.67", ("step", "ending_deferred")), ("15.49", ("step", "ending")),
+                    ("14.72", ("step", "ending_deferred")), ("14.49", ("ending", "floor")),
+                    ("14.49", ("ending", "floor"))]
+
+
+def test_issue_21_the_floor_that_made_the_price_is_named() -> None:
+    # The rule's 12.52 is under the floor 13.50: the nearest .49 price the floor allows is 14.49, and
+    # both the ending and the floor are named (it used to say only "ending").
+    g = Guardrails(floor=Decimal("13.50"), ending=Decimal("0.49"))
+    assert g.apply(Decimal("12.52"), None) == (Decimal("14.49"), ("ending", "floor"))
+    assert Guardrails(ceiling=Decimal("30.00"), ending=Decimal("0.99")).apply(Decimal("45.00"), None) == \
+        (Decimal("29.99"), ("ending", "ceiling"))
+    # A step that falls short of a target under the floor does not name the floor: the step made it.
+    stepped = Guardrails(floor=Decimal("20.00"), max_step_pct=Decimal(5))
+    assert stepped.apply(Decimal("15.00"), Decimal("30.00")) == (Decimal("28.50"), ("step",))
+
+
+def test_narrow_below_is_where_a_step_is_shorter_than_the_ending_spacing() -> None:
+    g = Guardrails(max_step_pct=Decimal(5), ending=Decimal("0.99"))
+    assert g.narrow_below() == Decimal("20.00")
+    assert g.step_at(Decimal("19.99")) < 1 <= g.step_at(Decimal("20.00"))
+    assert Guardrails(max_step_pct=Decimal(3), ending=Decimal("0.99")).narrow_below() == Decimal("33.34")
+    assert Guardrails(floor=Decimal("20.00"), max_step_pct=Decimal(5), ending=Decimal("0.99")).narrow_below() is None
+    assert Guardrails(max_step_pct=Decimal(5)).narrow_below() is None
+    assert Guardrails(ending=Decimal("0.99")).narrow_below() is None
+
+
+@st.composite
+def progress_cases(draw: st.DrawFn) -> tuple[Guardrails, list[Decimal], Decimal]:
+    """Any valid guardrails with a step limit, any rule prices before, then one rule price held."""
+    g = draw(guardrails(small_prices))
+    pct = draw(st.decimals(min_value=Decimal("0.5"), max_value=Decimal(100), places=2))
+    g = Guardrails(g.floor, g.ceiling, pct, g.ending)
+    return g, draw(st.lists(small_prices, max_size=6)), draw(small_prices)
+
+
+def target_of(g: Guardrails, rule: Decimal) -> Decimal:
+    """The ending price nearest the rule's within floor and ceiling (the rule's own when none fits)."""
+    price, _ = g.apply(rule, None)
+    return price
+
+
+@given(progress_cases(), small_prices)
+def test_a_price_always_reaches_the_ending_nearest_the_rules_price(case: tuple[Guardrails, list[Decimal], Decimal],
+                                                                   start: Decimal) -> None:
+    """Issue 21: for any sequence of rule prices and any valid guardrails, once the rule's price holds
+    still, the decided price moves toward the target at every tick -- never back, never past it -- and
+    reaches it within a bounded number of ticks (the floor and ceiling are part of the target)."""
+    g, before, rule = case
+    assert g.max_step_pct is not None
+    last = start
+    for earlier in before:
+        last, _ = g.apply(earlier, last)
+    target = target_of(g, rule)
+    low = g.floor if g.floor is not None else limits.PRICE_MIN
+    high = g.ceiling if g.ceiling is not None else limits.PRICE_MAX
+    assert low <= target <= high
+    # Each step is at least the one allowed at the lower end of the way (a cent at least); landing on an
+    # ending may take a shorter step, then the next is whole: so two ticks move at least that far.
+    slowest = min(g.step_at(min(last, target)), Decimal(1))
+    bound = 2 + 2 * int((abs(target - last) / slowest).to_integral_value(rounding=ROUND_CEILING))
+    assume(bound <= 5000)
+    for _ in range(bound):
+        price, moved = g.apply(rule, last)
+        if price == target:
+            break
+        assert "step" in moved or price == rule  # held short of the target by the step (or, by chance, on the rule)
+        assert abs(target - price) < abs(target - last)  # progress, every tick
+        assert (price - target) * (last - target) >= 0  # never past the target
+        last = price
+    else:
+        raise AssertionError(f"{g} from {start} after {before}: not at {target} within {bound} ticks of {rule}")
+    assert g.apply(rule, price) == (price, () if price == rule else g.apply(rule, None)[1])  # and there it stays
 
 
 @pytest.mark.parametrize(("parse", "text", "expected"), [

@@ -245,7 +245,7 @@ def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path
 
 
 def test_config_warnings_let_one_load_through_then_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
-    warnings = tuple(f"line {i}" for i in range(12))
+    warnings = tuple(f"line {i}" for i in range(reload.WARNINGS_BURST))
     config = dataclasses.replace(Config.simple(["B1"]), warnings=warnings)
     rlog = reload.warnings_log(logging.getLogger("algorithm.config.test"))
     with caplog.at_level(logging.WARNING, logger="algorithm.config.test"):

@@ -37,9 +37,9 @@ def test_defaults_and_per_book_overrides_field_by_field() -> None:
     assert config.has_guardrails
     assert config.guardrails_for("B1") == Guardrails(Decimal("5.00"), Decimal("100.00"), None, Decimal("0.99"))
     assert config.guardrails_for("B2") == Guardrails(Decimal("20.00"), Decimal("100.00"), Decimal(5), Decimal("0.99"))
-    # The ending picks the nearest .99 price the floor allows: 5.99, not 5.00.
-    assert config.guard("B1", Decimal("0.01"), None) == Guarded(Decimal("5.99"), Decimal("0.01"), ("ending",))
-    assert config.guard("B3", Decimal("900"), None) == Guarded(Decimal("99.99"), Decimal("900"), ("ending",))
+    # The ending picks the nearest .99 price the floor allows: 5.99, not 5.00; both are named.
+    assert config.guard("B1", Decimal("0.01"), None) == Guarded(Decimal("5.99"), Decimal("0.01"), ("ending", "floor"))
+    assert config.guard("B3", Decimal("900"), None) == Guarded(Decimal("99.99"), Decimal("900"), ("ending", "ceiling"))
     assert config.guard("B1", Decimal("10.99"), None) == Guarded(Decimal("10.99"), Decimal("10.99"), ())
 
 
@@ -161,3 +161,20 @@ def test_the_command_line_config_has_one_strategy_and_no_guardrails() -> None:
     assert [pair.key for pair in config.pairs] == [("B1", "default"), ("B2", "default")]
     assert config.strategies["default"].delay == Decimal("0.5")
     assert not config.has_guardrails and not config.is_paused("B1", "default")
+
+
+def test_a_step_narrower_than_the_endings_spacing_is_one_warning_at_load() -> None:
+    # Issue 21: a 5% step under 20.00 never reaches the next .99 price in one tick. Said once, naming
+    # the books concerned and where, not for books whose floor lies above that price.
+    config = parse_config('[[books]]\nids = ["A", "B", "C", "D", "E"]\n[guardrails]\nmax_step_pct = 5\n'
+                          'ending = "0.99"\n[guardrails.books.C]\nfloor = "20.00"\n[guardrails.books.D]\n'
+                          'max_step_pct = 2\n')
+    assert len(config.warnings) == 1
+    warning = config.warnings[0]
+    assert warning.startswith("guardrails: 4 book(s) (A, B, D, ...) have a step narrower than the 1.00 between two "
+                              "prices with their ending (max_step_pct 5, ending 0.99: below 20.00; max_step_pct 2, "
+                              "ending 0.99: below 50.00)"), warning
+    assert "ending_deferred" in warning and len(warning) < 500
+    assert parse_config('[[books]]\nids = ["A"]\n[guardrails]\nmax_step_pct = 5\nending = "0.99"\n'
+                        'floor = "20"\n').warnings == ()
+    assert parse_config('[[books]]\nids = ["A"]\n[guardrails]\nmax_step_pct = 5\n').warnings == ()
