@@ -133,16 +133,24 @@ def resolve_inside(folder: Path, ref: str, allow_outside: bool) -> Path:
     return path
 
 
+def book_of_line(text: str) -> str:
+    """The book id a line of a books file names: ``#`` starts a comment anywhere on the line (so a
+    books file cannot list an id holding ``#``), and spaces around the id are stripped; empty for a
+    blank or comment line."""
+    return text.partition("#")[0].strip()
+
+
 def read_book_list(path: Path, cancel: CancelFlag | None = None) -> list[str]:
-    """Book ids, one per line; blank lines and lines starting with ``#`` skipped; duplicates dropped,
-    order kept. Any bad line refuses the whole file, naming the line."""
+    """Book ids, one per line (:func:`book_of_line`: ``#`` comments anywhere, ids stripped); blank
+    and comment lines skipped; duplicates dropped, order kept. Any bad line refuses the whole file,
+    naming the line."""
     ids: dict[str, None] = {}
     for line in lines(path, limits.BOOKS_FILE_MAX_BYTES, cancel):
         if line.text is None:
             reason = "longer than the line limit" if line.problem == LINE_TOO_LONG else "not UTF-8 text"
             raise FileRefused(f"line {line.no}: {reason}")
-        book = (line.text.removeprefix("\ufeff") if line.no == 1 else line.text).strip()  # tolerate a BOM
-        if not book or book.startswith("#"):
+        book = book_of_line(line.text.removeprefix("\ufeff") if line.no == 1 else line.text)  # tolerate a BOM
+        if not book:
             continue
         if not limits.is_valid_book_id(book):
             raise FileRefused(f"line {line.no}: not a valid book id ({printable(book, 40)}): 1..."

@@ -5,7 +5,7 @@ import pytest
 
 from actors.algorithm.clients.api import HttpPolicy
 from actors.algorithm.clients.data_manager import RequestPolicy
-from actors.algorithm.config import ConfigError
+from actors.algorithm.config import ConfigError, load_config
 from actors.algorithm.options import AlgorithmOptions, PricingOptions, book_ids, ordinal, with_worker_from_env
 from transport import limits
 
@@ -35,6 +35,19 @@ def test_a_books_file_is_read_as_bounded_text(tmp_path: Path) -> None:
         book_ids(PricingOptions(books_file=str(path)))
     with pytest.raises(ConfigError, match="cannot read"):
         book_ids(PricingOptions(books_file=str(tmp_path / "missing")))
+
+
+def test_a_comment_starts_anywhere_on_a_books_files_line(tmp_path: Path) -> None:
+    # Issue 21: "ISBN978000003 # trailing comment" was priced as one id and failed every tick.
+    path = tmp_path / "books.txt"
+    path.write_text("\ufeffISBN978000001   # first\n\t ISBN978000002\t\n# ISBN978000009 commented out\n"
+                    "ISBN978000003 # trailing comment\nISBN978000004#no space\n   # only a comment\n")
+    assert book_ids(PricingOptions(books_file=str(path))) == ["ISBN978000001", "ISBN978000002", "ISBN978000003",
+                                                               "ISBN978000004"]
+    # The same reading in a config's [[books]] file = ...
+    (tmp_path / "c.toml").write_text('[[books]]\nfile = "books.txt"\n')
+    assert load_config(tmp_path / "c.toml").books == ["ISBN978000001", "ISBN978000002", "ISBN978000003",
+                                                      "ISBN978000004"]
 
 
 def test_the_policies_take_their_defaults_from_the_options() -> None:
