@@ -192,3 +192,17 @@ def line_row(raw: bytes, columns: Columns, line_no: int, prices: PriceCache | No
     except UnicodeDecodeError as exc:
         return not_utf8(line_no, exc)
     return parse_row(text, columns, line_no, prices)
+
+
+def book_of_bad_line(line: str, columns: Columns) -> str | None:
+    """The book a bad data line is most likely for, to say "only bad rows" rather than "unknown book"
+    of a book whose every row is bad: its field at the header's ``book_id`` position when that is a
+    valid book id (a decimal comma adds a field after the price, usually after the book id too).
+    None without a ``book_id`` column, or when no such field can be read."""
+    if columns.book_id is None:
+        return None
+    fields = split_fields(line.strip())
+    if fields is None or len(fields) <= columns.book_id:
+        return None
+    book = fields[columns.book_id].strip()
+    return book if is_valid_book_id(book) else None

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from actors import kinds, runtime
 from actors.algorithm.config import ConfigError
 from actors.api_server.options import APIServerOptions
+from actors.first_rows import DataCheck
 from actors.options import add_options, default_of, from_namespace, make_parser
 from repricer_supervisor import preflight
 from repricer_supervisor.children import Child
@@ -58,6 +59,7 @@ class Startup:
     security: Security
     books_priced: list[str]
     strategies: list[str]
+    data: DataCheck | None = None  # what the start of the data file says, when it was read
 
 
 def parse_args(argv: Sequence[str] | None) -> Startup:
@@ -90,15 +92,19 @@ def check(options: LauncherOptions) -> Startup:
                         options.security.insecure)
     if options.net.run_dir and not os.path.isdir(options.net.run_dir):
         raise Refusal(f"--run-dir {printable(options.net.run_dir)}: not a directory")
-    if options.starts(kinds.DATA_MANAGER) and not options.wait_for_data:
+    reads_data = options.starts(kinds.DATA_MANAGER) and (not options.wait_for_data
+                                                         or os.path.exists(options.data_file))
+    if reads_data:
         preflight.readable_file("--data-file", options.data_file)
-        preflight.csv_header("--data-file", options.data_file, replay=options.mode == "replay")
     books: list[str] = []
     strategies: list[str] = []
     if options.starts(kinds.ALGORITHM):
         books, strategies = check_pricing(options)
+    data = None
+    if reads_data:  # after the books: the check looks for a valid row of each
+        data = preflight.data_file("--data-file", options.data_file, books or None, options.mode == "replay")
     check_ports(options)
-    return Startup(options, security, books, strategies)
+    return Startup(options, security, books, strategies, data)
 
 
 def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str]]:
@@ -158,6 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if startup.books_priced:
         strategies = f" x strategies {', '.join(startup.strategies)}" if startup.strategies else ""
         log.info("pricing %s%s", preflight.priced(startup.books_priced), strategies)
+    if startup.data is not None:
+        flag, path = "--data-file", options.data_file
+        if startup.data.refused:  # follow mode: the rows may still come
+            log.warning("waiting for data: %s (the DataManager reads it again as it changes)",
+                        startup.data.problem(flag, path))
+        for line in startup.data.warnings(flag, path):
+            log.warning("%s", line)
     with contextlib.ExitStack() as cleanup:
         # The heartbeat inbox (and the Dashboard's events) are private to this launcher unless given:
         # ipc paths nobody else can collide with.

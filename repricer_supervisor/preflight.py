@@ -2,7 +2,7 @@
 in one line, instead of crash-looping (or idling) for ever. Each check raises :class:`Refusal` with
 the reason; the launcher prints ``error: <reason>`` and exits 2. The backtest puts the launcher's
 ``--data-file``, ``--config`` and ``--tick`` through the same checks (:func:`readable_file`,
-:func:`csv_header`, :func:`pricing`)."""
+:func:`data_file`, :func:`pricing`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from actors.algorithm.config import Config, load_config
 from actors.algorithm.options import PricingOptions, book_ids
-from actors.csv_rows import CsvFormatError, parse_header
-from transport import endpoints, limits
+from actors.first_rows import DataCheck, check_data_file
+from transport import endpoints
 from transport.logs import printable
 
 SHOWN_BOOKS = 5  # ids named in the "pricing ..." line; the count says the rest
@@ -44,30 +44,18 @@ def readable_file(flag: str, path: str) -> None:
         raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
 
 
-def csv_header(flag: str, path: str, replay: bool = True) -> None:
-    """The CSV's header (its first line that is not blank) names a price column: with a bad one no
-    row can ever be read (the DataManager would retry it every second for ever). A file with no line
-    yet is refused in replay mode only (in follow mode its rows may come)."""
-    shown = printable(path)
+def data_file(flag: str, path: str, books: Sequence[str] | None, replay: bool) -> DataCheck:
+    """What the start of the data file says about the books priced (None: any book):
+    :mod:`actors.first_rows`. A file that can give no decision (no usable header, no
+    valid row for any book priced) is refused in replay mode; in follow mode its rows may still come,
+    so the verdict is returned for the launcher to say why it waits."""
     try:
-        with open(path, "rb") as f:
-            for _ in range(limits.CSV_HEADER_SEARCH_LINES):
-                raw = f.readline(limits.CSV_LINE_MAX_BYTES)
-                if not raw.endswith(b"\n") and (len(raw) >= limits.CSV_LINE_MAX_BYTES or not replay):
-                    return  # a line too long is a bad row to the DataManager; one not written whole may still come
-                text = raw.decode("utf-8", "replace")
-                if text.lstrip("\ufeff").strip():
-                    parse_header(text)
-                    return
-                if not raw:
-                    break
+        found = check_data_file(path, books)
     except OSError as exc:
-        raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
-    except CsvFormatError as exc:
-        raise Refusal(f"{flag} {shown}: bad header: {exc}") from None
-    if replay:
-        raise Refusal(f"{flag} {shown}: no header row: the first line must name the columns, e.g. "
-                      "'timestamp,book_id,price'")
+        raise Refusal(f"{flag} {printable(path)}: {exc.strerror or exc}") from None
+    if found.refused and replay:
+        raise Refusal(found.problem(flag, path))
+    return found
 
 
 def pricing(options: PricingOptions, tick: float) -> tuple[list[str], Config | None]:

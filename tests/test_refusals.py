@@ -44,6 +44,9 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "nokeys").mkdir()
     (tmp_path / "unreadable.csv").write_text("timestamp,book_id,price\n")
     (tmp_path / "unreadable.csv").chmod(0)
+    (tmp_path / "semicolons.csv").write_text("timestamp;book_id;price\n2024-01-01;B001;18.02\n")
+    (tmp_path / "commas.csv").write_text("timestamp,book_id,price\n2024-01-01,B001,18,02\n")
+    (tmp_path / "header.csv").write_text("timestamp,book_id,price\n")
     return tmp_path
 
 
@@ -52,6 +55,14 @@ CASES = [
     (["--data-file", "/nonexistent.csv"], "--data-file /nonexistent.csv: no such file"),
     (["--data-file", "/tmp"], "--data-file /tmp: not a regular file"),
     (["--wait-for-data"], "--wait-for-data is for --mode follow"),
+    # a data file that can give no decision (issue 21): the file, the line and why
+    (["--data-file", "{tmp}/semicolons.csv"], "--data-file {tmp}/semicolons.csv: line 1: unusable header: the "
+     "header has no 'price' column (got ['timestamp;book_id;price']); expected e.g. 'timestamp,book_id,price' (its "
+     "fields are separated by semicolons: the file must be comma-separated)"),
+    (["--data-file", "{tmp}/commas.csv"], "--data-file {tmp}/commas.csv: no valid row for any of the 5 book(s) "
+     "priced; first bad line 2: wrong_column_count: expected 3 fields as in the header, got 4 (a decimal comma? "
+     "prices are written with a point, e.g. 18.02)"),
+    (["--data-file", "{tmp}/header.csv", "--books", "B001"], "--data-file {tmp}/header.csv: a header and no data row"),
     # x against the tick, for --delay and for a config's strategy
     (["--delay", "10", "--tick", "2"], "--delay 10 s is not shorter than --tick 2 s"),
     (["--delay", "2", "--tick", "2"], "--delay 2 s is not shorter than --tick 2 s"),
@@ -171,9 +182,26 @@ def test_end_to_end_one_public_address_in_a_list_needs_keys() -> None:
 def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     books = tmp_path / "books.txt"
     books.write_text("\n".join(f"X{i}" for i in range(12)) + "\n")
-    args = launcher.parse_args(["--books-file", str(books)])
+    data = tmp_path / "data.csv"
+    data.write_text("book_id,price\n" + "".join(f"X{i},1.00\n" for i in range(12)))
+    args = launcher.parse_args(["--books-file", str(books), "--data-file", str(data)])
     assert args.books_priced[:2] == ["X0", "X1"] and len(args.books_priced) == 12
     assert preflight.priced(args.books_priced) == "12 book(s): X0, X1, X2, X3, X4, ..."
+
+
+def test_follow_mode_waits_for_a_file_that_cannot_be_read_yet(files: Path) -> None:
+    # In follow mode rows may still come: the launcher starts, and says why it waits in one line.
+    startup = launcher.parse_args(["--mode", "follow", "--data-file", str(files / "semicolons.csv")])
+    assert startup.data is not None and startup.data.refused
+    assert startup.data.problem("--data-file", "x.csv").startswith("--data-file x.csv: line 1: unusable header")
+
+
+def test_end_to_end_a_semicolon_file_exits_2_at_once(files: Path) -> None:
+    # Issue 21: it used to run with exit code 0, no decision, and a warning every second.
+    done = python("launcher.py", "--data-file", str(files / "semicolons.csv"), "--duration", "5")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"error: --data-file {files}/semicolons.csv: line 1: unusable header: ")
+    assert done.stderr.count("\n") == 1
 
 
 def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.csv_rows import BAD_ROW_REASONS
+from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.data_file import RETRY_INTERVAL, DataFile
 from actors.data_manager.options import DataManagerOptions
@@ -78,8 +79,9 @@ class DataManager:
         self._store = BookStore(options.window_capacity, "follow" if self.mode == "follow" else "replay",
                                 options.max_books)
         self._file = DataFile(options.data_file, self._counters, self._rlog)
-        self._waiters = Waiters(self._store, self._file, self._counters)
-        self._scanner = Scanner(self._file, self._store, self._counters, self._rlog, self._on_batch)
+        self._bad_books = BadBooks()  # so a book whose every row is bad is not called unknown
+        self._waiters = Waiters(self._store, self._file, self._counters, bad_books=self._bad_books)
+        self._scanner = Scanner(self._file, self._store, self._counters, self._rlog, self._on_batch, self._bad_books)
         self._demand = asyncio.Event()
         self._sock: zmq.asyncio.Socket | None = None
         self._frozen_books = 0
@@ -230,6 +232,7 @@ class DataManager:
     async def _reset(self) -> None:
         """The file changed or failed: forget it, and register (or fail) every waiting request again."""
         self._store.clear()
+        self._bad_books.clear()
         self._scanner.forget()
         self._waiters.forget_all()
 

@@ -5,8 +5,9 @@
 * A file that shrank below the frontier was truncated: it is read again from the start.
 * A path that now names another inode was rotated: the new file is read from the start.
 * A last line without its newline is taken once the file size has not changed for 0.5 s.
-* A missing, unreadable or header-less file is logged, counted and retried every second; requests
-  meanwhile get an error reply ("data file unavailable: ..."); the actor never exits over its data.
+* A missing, unreadable or header-less file is logged once (again when the reason changes), counted
+  and retried every second; requests meanwhile get an error reply ("data file unavailable: ...");
+  the actor never exits over its data.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ class DataFile:
             self.fd = -1
 
     def fail(self, reason: str) -> None:
+        """The file cannot be read: said once per reason (the retries every second are only counted)."""
         self._counters["file_errors"] += 1
-        self._rlog.warning("file_error", "data file unavailable (retrying every %.0fs): %s", RETRY_INTERVAL, reason)
+        if reason != self.unavailable:
+            self._rlog.warning("file_error", "data file unavailable (trying again every %.0fs, said once): %s",
+                               RETRY_INTERVAL, reason)
         self.unavailable = reason
         self.retry_at = time.monotonic() + RETRY_INTERVAL
         self.close()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from actors.csv_fields import LINE_TOO_LONG, BadRow, not_utf8, split_row
-from actors.csv_rows import PriceCache, Row, parse_row, row_from_fields
+from actors.csv_rows import PriceCache, Row, book_of_bad_line, parse_row, row_from_fields
+from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import CHUNK_BYTES, read_lines
 from actors.data_manager.cursors import Cursor
@@ -51,8 +52,9 @@ class _Lines:
 
 class Scanner:
     def __init__(self, file: DataFile, store: BookStore, counters: dict[str, int], rlog: RateLimitedLog,
-                 on_batch: Callable[[], Awaitable[None]]) -> None:
+                 on_batch: Callable[[], Awaitable[None]], bad_books: BadBooks | None = None) -> None:
         self._file = file
+        self._bad_books = bad_books or BadBooks()
         self._store = store
         self._counters = counters
         self._rlog = rlog
@@ -154,7 +156,7 @@ class Scanner:
         if row is None:
             return False
         if isinstance(row, BadRow):
-            self.bad_row(row)
+            self.bad_row(row, book_of_bad_line(text, columns))
             return False
         self._counters["rows_read"] += 1
         if not self._store.frontier_row(ALL_BOOKS if row.book_id is None else row.book_id, row.price, offset):
@@ -182,7 +184,8 @@ class Scanner:
                     fed = self._store.feed(book, row.price, offset)
         return self._store.cursors.stop_after(cursor, end, end - self._step_start, fed)
 
-    def bad_row(self, bad: BadRow) -> None:
+    def bad_row(self, bad: BadRow, book: str | None = None) -> None:
+        self._bad_books.note(book, bad)
         self._counters["bad_rows"] += 1
         key = f"bad_rows_{bad.reason}"
         self._counters[key] = self._counters.get(key, 0) + 1

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from actors.csv_rows import Columns
+from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.price_window import ALL_BOOKS, Answer, Failed, Ready, Wait
 from transport import limits
@@ -150,8 +151,10 @@ class WaitLimits:
 
 class Waiters:
     def __init__(self, store: BookStore, file: FileState, counters: dict[str, int],
-                 bounds: WaitLimits = WaitLimits(), clock: Callable[[], float] = time.monotonic) -> None:
+                 bounds: WaitLimits = WaitLimits(), clock: Callable[[], float] = time.monotonic,
+                 bad_books: BadBooks | None = None) -> None:
         self._store = store
+        self._bad_books = bad_books or BadBooks()
         self._file = file
         self._counters = counters
         self._waiting_max = bounds.waiting_max
@@ -298,7 +301,14 @@ class Waiters:
         if file.columns is None:  # the frontier reads the header first
             return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(tick, 0)
         key = ALL_BOOKS if file.columns.book_id is None else book
-        return key, self._store.answer(key, tick, count, final, book, identity, self._clock(), charge)
+        answer = self._store.answer(key, tick, count, final, book, identity, self._clock(), charge)
+        if isinstance(answer, Failed) and final and self._unknown(key):
+            answer = Failed(self._bad_books.unknown(book))
+        return key, answer
+
+    def _unknown(self, key: str) -> bool:
+        known = self._store.books.get(key)
+        return known is None or not known.total
 
     def _slot_answer(self, slot: Slot, charge: bool = True) -> tuple[str, Answer]:
         waiter = slot.waiter

@@ -110,8 +110,8 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     inputs = from_namespace(Inputs, args, parser)  # the options' own checks
     try:
         preflight.readable_file("--data-file", inputs.data_file)
-        preflight.csv_header("--data-file", inputs.data_file)
         books, config = preflight.pricing(inputs.pricing, inputs.tick)
+        preflight.data_file("--data-file", inputs.data_file, books, replay=True)  # as the launcher's replay
         return _plan(args, inputs, books, config or Config.simple(books, inputs.delay))
     except (Refusal, ConfigError, IdsError, sweep.SweepError, ValueError) as exc:
         parser.error(str(exc))

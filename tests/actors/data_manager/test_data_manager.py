@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import os
 import random
 import subprocess
@@ -161,6 +162,56 @@ def test_bad_rows_are_skipped_and_counted(tmp_path: Path) -> None:
     assert (c["bad_rows_non_numeric_price"], c["bad_rows_negative_price"], c["bad_rows_zero_price"],
             c["bad_rows_not_finite_price"], c["bad_rows_wrong_column_count"],
             c["bad_rows_empty_book_id"]) == (1, 1, 1, 2, 2, 1)
+
+
+def test_a_book_whose_every_row_is_bad_is_reported_as_such_not_as_unknown(tmp_path: Path) -> None:
+    """Issue 21: with comma decimals the Algorithm was told 'unknown book ISBN978000001', although the
+    book is in the file (its rows were bad)."""
+    path = tmp_path / "comma.csv"
+    write(path, "timestamp,book_id,price\n"
+                "t0,GOOD,1.00\nt0,ISBN978000001,18,02\nt0,QUOTED,\"19,50\"\n"
+                "t1,GOOD,1.10\nt1,ISBN978000001,18,07\nt1,QUOTED,\"19,55\"\n")
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        assert await ask(client, "GOOD", 0, 2) == prices("1.00", "1.10")
+        comma = await ask(client, "ISBN978000001", 0, 2)
+        assert isinstance(comma, str) and "unknown" not in comma, comma
+        assert ("book ISBN978000001 has only bad rows in the data file (first: line 3: wrong_column_count: "
+                "expected 3 fields as in the header, got 4)") in comma
+        quoted = await ask(client, "QUOTED", 0, 2)
+        assert isinstance(quoted, str) and "book QUOTED has only bad rows in the data file (first: line 4: " \
+            "non_numeric_price: price '19,50')" in quoted
+        missing = await ask(client, "NOPE", 0, 2)  # not in the file at all: unknown, with a pointer to the bad rows
+        assert isinstance(missing, str) and "unknown book NOPE (the data file has 4 bad row(s)" in missing
+
+    serve(tmp_path, path, body)
+
+
+def test_a_file_it_cannot_read_is_said_once_while_it_waits_for_a_good_one(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Follow mode on a semicolon-separated file: one warning line, not one every retry (issue 21); the
+    file is read as soon as it is fixed."""
+    path = tmp_path / "semi.csv"
+    write(path, "timestamp;book_id;price\nt0;A;1.00\n")
+
+    async def body(client: LastPricesClient, dm: DataManager, ctx: zmq.asyncio.Context, ep: str) -> None:
+        async def retried() -> bool:
+            return dm.counters["file_errors"] >= 3
+
+        await async_wait_for(retried, timeout=10, what="three retries")
+        write(path, "timestamp,book_id,price\nt0,A,1.00\n")
+
+        async def served() -> bool:
+            return await ask(client, "A", 0, 1) == prices("1.00")
+
+        await async_wait_for(served, timeout=10, what="the fixed file served")
+
+    with caplog.at_level(logging.INFO, logger="datamanager"):
+        serve(tmp_path, path, body, mode="follow")
+    said = [r.getMessage() for r in caplog.records if "data file unavailable" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "the header has no 'price' column" in said[0]
+    assert any("has a valid header again" in r.getMessage() for r in caplog.records)
 
 
 def test_a_row_that_is_not_utf8_is_a_bad_row_not_a_book_with_a_replacement_character(tmp_path: Path) -> None:
