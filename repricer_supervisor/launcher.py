@@ -35,7 +35,7 @@ from actors.algorithm.config import ConfigError
 from actors.api_server.options import APIServerOptions
 from actors.first_rows import DataCheck
 from actors.options import add_options, default_of, from_namespace, make_parser
-from repricer_supervisor import preflight
+from repricer_supervisor import history, preflight
 from repricer_supervisor.children import Child
 from repricer_supervisor.options import LauncherOptions
 from repricer_supervisor.plan import Plan, needs_private_dir, plan
@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if startup.books_priced:
         strategies = f" x strategies {', '.join(startup.strategies)}" if startup.strategies else ""
         log.info("pricing %s%s", preflight.priced(startup.books_priced), strategies)
+    if options.starts(kinds.LEDGER):
+        for level, line in history.start_lines(options.ledger_db, os.getcwd()):
+            log.log(level, "%s", line)
     if startup.data is not None:
         flag, path = "--data-file", options.data_file
         if startup.data.refused:  # follow mode: the rows may still come

@@ -10,6 +10,7 @@ checked against the machine (files, ports, keys) is :mod:`repricer_supervisor.pr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -104,7 +105,8 @@ class LedgerLaunch:
     ledger_endpoint: str = borrow(LedgerOptions, "ledger_endpoint",
                                   help="the Ledger's ROUTER: bound by the Ledger, the Algorithm workers connect to it")
     db: str | None = borrow(LedgerOptions, "db", default=None,
-                            help=f"SQLite database file (default {DEFAULT_DB}, or DIR/ledger.sqlite3 with --run-dir); "
+                            help="the Ledger's SQLite database (default: var/ledger.sqlite3 in the project's folder, "
+                                 f"{DEFAULT_DB}, whatever the working directory; DIR/ledger.sqlite3 with --run-dir); "
                                  "created, with its directory, on first start")
     retain_days: float = borrow(LedgerOptions, "retain_days")
     retain_rows: int = borrow(LedgerOptions, "retain_rows")
@@ -206,8 +208,8 @@ class LauncherOptions:
     def ledger_db(self) -> str:
         """The Ledger's database: a --run-dir run is private, so is its database."""
         if self.ledger.db is not None:
-            return self.ledger.db
-        return str(Path(self.net.run_dir) / "ledger.sqlite3") if self.net.run_dir else DEFAULT_DB
+            return os.path.abspath(self.ledger.db)  # the start line and every child name one file
+        return os.path.abspath(Path(self.net.run_dir) / "ledger.sqlite3") if self.net.run_dir else DEFAULT_DB
 
     @property
     def data_endpoints(self) -> tuple[str, ...]:

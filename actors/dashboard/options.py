@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from actors import paths
 from actors.algorithm.config.backtest import REPORT_DEFAULT
 from actors.options import option
 
 DEFAULT_PORT: Final = 8081
-DEFAULT_DB: Final = "var/ledger.sqlite3"
+DEFAULT_DB: Final = str(paths.LEDGER_DB)  # the Ledger's default, whatever the working directory
 MAX_CLIENTS_LIMIT: Final = 1000
 
 

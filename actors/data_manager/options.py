@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
+from actors import paths
 from actors.data_manager.price_window import MODES
 from actors.options import option
 from transport import endpoints, limits
 
-DEFAULT_DATA_FILE: Final = Path(__file__).resolve().parents[2] / "data" / "data.csv"
+DEFAULT_DATA_FILE: Final = paths.DATA_FILE
 
 
 @dataclass(frozen=True, slots=True)
 class DataManagerOptions:
     data_endpoint: str = option(endpoints.DEFAULT_DATA, "ROUTER endpoint to bind", metavar="ENDPOINT",
                                 deprecated=("--data",))
-    data_file: str = option(str(DEFAULT_DATA_FILE), "competitor prices CSV", metavar="PATH", deprecated=("--csv",))
+    data_file: str = option(str(DEFAULT_DATA_FILE), "competitor prices CSV (default: data/data.csv in the project's "
+                            "folder, whatever the working directory)", metavar="PATH", deprecated=("--csv",))
     mode: str = option("replay", "replay: tick k sees points k..k+N-1 of the book; follow: the newest N "
                        "points, tailing the file", choices=MODES)
     window_capacity: int = option(limits.WINDOW_MAX, "prices kept in memory per book; must be >= the "

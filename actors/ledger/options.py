@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from actors import paths
 from actors.ledger.records import SYNCHRONOUS_MODES, Retention
 from actors.options import option
 from transport import endpoints
 
-DEFAULT_DB: Final = "var/ledger.sqlite3"  # relative to the working directory, as any path given
+DEFAULT_DB: Final = str(paths.LEDGER_DB)  # absolute: the same history from any working directory
+DB_HELP: Final = ("SQLite database file (default: var/ledger.sqlite3 in the project's folder, whatever the working "
+                  "directory); created, with its directory, on first start")
 MAX_AGE_DAYS: Final = 36_500.0
 MIN_DB_BYTES: Final = 128 * 1024  # room for the schema (20-odd tables and indexes) and a first write
 
@@ -18,8 +21,7 @@ MIN_DB_BYTES: Final = 128 * 1024  # room for the schema (20-odd tables and index
 class LedgerOptions:
     ledger_endpoint: str = option(endpoints.DEFAULT_LEDGER, "ROUTER endpoint to bind (the Algorithm workers "
                                   "connect to it)", metavar="ENDPOINT", deprecated=("--ledger",))
-    db: str = option(DEFAULT_DB, "SQLite database file; created, with its directory, on first start",
-                     metavar="PATH")
+    db: str = option(DEFAULT_DB, DB_HELP, metavar="PATH")
     retain_days: float = option(30.0, "delete decisions older than D days, a few thousand rows at a time "
                                 "(0: keep every age)", metavar="D")
     retain_rows: int = option(10_000_000, "keep at most N decisions, deleting the oldest (0: no limit)",
