@@ -47,6 +47,8 @@ def borrow(cls: type[Any], name: str, *, flag: str | None = None, default: Any =
     source = _field(cls, name)
     metadata = {**source.metadata, "flag": flag or _flag(source), "deprecated": tuple(deprecated),
                 "source": (cls, name)}
+    if metadata["parse"] is None and source.default not in (None, MISSING) and not isinstance(source.default, bool):
+        metadata["parse"] = type(source.default)  # parsed as the source's, even under another default (None)
     if help is not None:
         metadata["help"] = help
     return field(default=source.default if default is MISSING else default, metadata=metadata)

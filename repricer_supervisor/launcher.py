@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -33,20 +34,21 @@ from dataclasses import dataclass
 from actors import kinds, runtime
 from actors.algorithm.config import ConfigError
 from actors.api_server.options import APIServerOptions
+from actors.dashboard.options import DEFAULT_PORT as DASHBOARD_PORT
 from actors.first_rows import DataCheck
 from actors.options import add_options, default_of, from_namespace, make_parser
 from repricer_supervisor import history, preflight
 from repricer_supervisor.children import Child
-from repricer_supervisor.options import LauncherOptions
+from repricer_supervisor.options import API_PORT, LauncherOptions
 from repricer_supervisor.plan import Plan, needs_private_dir, plan
 from repricer_supervisor.policy import ChildHealth
 from repricer_supervisor.preflight import Refusal
 from repricer_supervisor.supervisor import Supervisor, SupervisorError
-from transport.logs import printable
 from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 
+API_HOST: str = default_of(APIServerOptions, "host")  # the launcher leaves the APIServer on its default host
 STARTUP_ALLOWANCE = 1.0  # seconds from the Scheduler's start to tick 0: its own spawn and imports (~0.5 s)
 
 
@@ -90,8 +92,9 @@ def check(options: LauncherOptions) -> Startup:
     keys, the files, the ports. Keeps what it loaded."""
     security = Security(Keys.load(options.security.keys) if options.security.keys else None,
                         options.security.insecure)
-    if options.net.run_dir and not os.path.isdir(options.net.run_dir):
-        raise Refusal(f"--run-dir {printable(options.net.run_dir)}: not a directory")
+    if options.net.run_dir:
+        preflight.run_dir(options.net.run_dir)
+    options = with_ports(options)
     reads_data = options.starts(kinds.DATA_MANAGER) and (not options.wait_for_data
                                                          or os.path.exists(options.data_file))
     if reads_data:
@@ -105,6 +108,22 @@ def check(options: LauncherOptions) -> Startup:
         data = preflight.data_file("--data-file", options.data_file, books or None, options.mode == "replay")
     check_ports(options)
     return Startup(options, security, books, strategies, data)
+
+
+def with_ports(options: LauncherOptions) -> LauncherOptions:
+    """The options with the APIServer's and the Dashboard's ports chosen: 0 (and, with --run-dir, none
+    given) is a free port chosen now, fixed for the run."""
+    net, dashboard, private = options.net, options.dashboard, options.net.run_dir is not None
+    api_port, dashboard_port = net.api_port, dashboard.port
+    if options.starts(kinds.API_SERVER):
+        api_port = preflight.choose_port("--api-port", API_HOST, net.api_port, API_PORT, private)
+    if options.starts(kinds.DASHBOARD):
+        dashboard_port = preflight.choose_port("--dashboard-port", dashboard.host, dashboard.port, DASHBOARD_PORT,
+                                               private)
+    if (api_port, dashboard_port) == (net.api_port, dashboard.port):
+        return options
+    return dataclasses.replace(options, net=dataclasses.replace(net, api_port=api_port),
+                               dashboard=dataclasses.replace(dashboard, port=dashboard_port))
 
 
 def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str]]:
@@ -131,8 +150,7 @@ def check_ports(options: LauncherOptions) -> None:
     for what, endpoint in binds:
         preflight.bindable(what, endpoint)
     if options.starts(kinds.API_SERVER) and net.api_port:
-        host: str = default_of(APIServerOptions, "host")  # the launcher leaves the APIServer on its default host
-        preflight.free("--api-port", f"{net.api_port} (on {host})", host, net.api_port)
+        preflight.free("--api-port", f"{net.api_port} (on {API_HOST})", API_HOST, net.api_port)
     dashboard = options.dashboard
     if options.starts(kinds.DASHBOARD) and dashboard.port:
         preflight.free("--dashboard-port", f"{dashboard.port} (on {dashboard.host})", dashboard.host, dashboard.port)
@@ -165,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategies = f" x strategies {', '.join(startup.strategies)}" if startup.strategies else ""
         log.info("pricing %s%s", preflight.priced(startup.books_priced), strategies)
     if options.starts(kinds.LEDGER):
-        for level, line in history.start_lines(options.ledger_db, os.getcwd()):
+        # A --run-dir system's database is its own by design: no other history is looked for.
+        others = [] if options.net.run_dir and options.ledger.db is None else None
+        for level, line in history.start_lines(options.ledger_db, os.getcwd(), others):
             log.log(level, "%s", line)
     if startup.data is not None:
         flag, path = "--data-file", options.data_file
@@ -175,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in startup.data.warnings(flag, path):
             log.warning("%s", line)
     with contextlib.ExitStack() as cleanup:
+        if options.net.run_dir:
+            try:
+                lock = preflight.hold_run_dir(options.net.run_dir)
+            except Refusal as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            cleanup.callback(os.close, lock)
         # The heartbeat inbox (and the Dashboard's events) are private to this launcher unless given:
         # ipc paths nobody else can collide with.
         private = (cleanup.enter_context(tempfile.TemporaryDirectory(prefix="repricer-"))
@@ -182,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The Scheduler's t0 is planned again when it first starts, once the others run (supervisor_for).
         the_plan = plan(options, t0=time.time() + STARTUP_ALLOWANCE, private_dir=private)
         supervisor = supervisor_for(startup, the_plan, private)
+        if options.starts(kinds.API_SERVER):
+            log.info("apiserver: http://%s:%d/", API_HOST, options.net.bound_api_port)
         if the_plan.dashboard_url:
             log.info("dashboard: %s", the_plan.dashboard_url)
         try:

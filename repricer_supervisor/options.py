@@ -29,6 +29,7 @@ from repricer_supervisor.preflight import Refusal, valid_endpoints, valid_url
 from transport import endpoints, limits
 from transport.logs import printable
 
+API_PORT: int = default_of(APIServerOptions, "port")
 RUNNABLE: tuple[ActorKind, ...] = kinds.KINDS  # what --run may name, in the order the launcher starts them
 
 
@@ -63,7 +64,10 @@ class SupervisionOptions:
 class EndpointOptions:
     """Where the actors meet: each ``--NAME-endpoint`` is a ZeroMQ endpoint (as in every actor)."""
 
-    run_dir: str | None = option(None, "use private ipc:// endpoints in DIR instead of the tcp defaults",
+    run_dir: str | None = option(None, "run a system of its own beside others on this machine: every ZeroMQ "
+                                 "endpoint a private ipc:// socket in DIR (created if missing, one launcher at a "
+                                 "time), the Ledger's database DIR/ledger.sqlite3, and the APIServer and the Dashboard "
+                                 "on free ports (chosen at start and logged) unless given",
                                  metavar="DIR")
     ticks_endpoint: str = borrow(SchedulerOptions, "ticks_endpoint",
                                  help="the Scheduler's PUB: bound by the Scheduler, the Algorithm workers connect "
@@ -78,12 +82,20 @@ class EndpointOptions:
                                          "stopped, failed) and each process's status on this PUB endpoint, as msgpack "
                                          "SupervisorEvent and ActorStatus messages", metavar="ENDPOINT",
                                          deprecated=("--events",))
-    api_port: int = borrow(APIServerOptions, "port", flag="--api-port", help="the APIServer's port")
+    api_port: int | None = borrow(APIServerOptions, "port", flag="--api-port", default=None,
+                                  help=f"the APIServer's port (default {API_PORT}; with --run-dir a free port); 0 = a "
+                                       "free port, chosen at start and logged")
     api_url: str | None = option(None, "where the Algorithm reaches the APIServer (default "
                                  "http://127.0.0.1:<api-port>)")
 
+    @property
+    def bound_api_port(self) -> int:
+        """The port the APIServer binds: as given, else its default (the launcher chooses one first for
+        0, and under --run-dir for none given: :func:`repricer_supervisor.preflight.choose_port`)."""
+        return API_PORT if self.api_port is None else self.api_port
+
     def __post_init__(self) -> None:
-        borrowed(self, APIServerOptions)
+        borrowed(self, APIServerOptions, port=self.bound_api_port)
         if self.events_endpoint:
             valid_endpoints("--events-endpoint", self.events_endpoint)
         if self.api_url:
@@ -166,11 +178,11 @@ class LauncherOptions:
 
     def _check_endpoints(self) -> None:
         net = self.net
-        if not net.api_url and net.api_port == 0 and self.starts(kinds.ALGORITHM):
-            raise Refusal("--api-port 0 (any free port) leaves the Algorithm nowhere to send requests: give a port, "
-                          "or --api-url")
+        if not self.starts(kinds.API_SERVER) and net.api_port == 0 and not net.api_url and self.starts(kinds.ALGORITHM):
+            raise Refusal("--api-port 0 (any free port) with no APIServer started here leaves the Algorithm nowhere to "
+                          "send requests: give the other launcher's port, or --api-url")
         if net.run_dir:
-            mine = endpoints.Endpoints.in_directory(net.run_dir, net.api_port, self.data_managers)
+            mine = endpoints.Endpoints.in_directory(net.run_dir, net.bound_api_port, self.data_managers)
             for endpoint in (mine.ticks, mine.heartbeat, *mine.data):
                 valid_endpoints("--run-dir", endpoint)
             return

@@ -78,7 +78,8 @@ def plan(options: LauncherOptions, *, t0: float, private_dir: str | None = None)
     if options.starts(kinds.SCHEDULER):
         add(kinds.SCHEDULER, kinds.SCHEDULER.name, borrowed(options, SchedulerOptions, ticks_endpoint=net.ticks, t0=t0))
     if options.starts(kinds.API_SERVER):
-        add(kinds.API_SERVER, kinds.API_SERVER.name, borrowed(options.net, APIServerOptions))
+        add(kinds.API_SERVER, kinds.API_SERVER.name,
+            borrowed(options.net, APIServerOptions, port=options.net.bound_api_port))
     if options.starts(kinds.LEDGER):
         add(kinds.LEDGER, kinds.LEDGER.name,
             borrowed(options.ledger, LedgerOptions, ledger_endpoint=net.ledger, db=options.ledger_db))
@@ -101,9 +102,12 @@ def plan(options: LauncherOptions, *, t0: float, private_dir: str | None = None)
 
 def _endpoints(options: LauncherOptions, private_dir: str | None) -> Endpoints:
     net = options.net
+    port = net.bound_api_port
+    if port == 0 and options.starts(kinds.ALGORITHM) and net.api_url is None:
+        raise ValueError("--api-port 0: the launcher chooses the port before planning (preflight.choose_port)")
     if net.run_dir:
-        mine = Endpoints.in_directory(net.run_dir, net.api_port, options.data_managers)
+        mine = Endpoints.in_directory(net.run_dir, port, options.data_managers)
         return mine if net.api_url is None else dataclasses.replace(mine, api_url=net.api_url)
     heartbeat = net.heartbeat_endpoint or f"ipc://{os.path.join(private_dir or '', 'heartbeat.sock')}"
     return Endpoints(net.ticks_endpoint, options.data_endpoints, heartbeat,
-                     net.api_url or f"http://127.0.0.1:{net.api_port}", options.ledger.ledger_endpoint)
+                     net.api_url or f"http://127.0.0.1:{port}", options.ledger.ledger_endpoint)

@@ -7,11 +7,13 @@ the reason; the launcher prints ``error: <reason>`` and exits 2. The backtest pu
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import stat
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Final
 
 from actors.algorithm.config import Config, load_config
 from actors.algorithm.options import PricingOptions, book_ids
@@ -20,6 +22,7 @@ from transport import endpoints
 from transport.logs import printable
 
 SHOWN_BOOKS = 5  # ids named in the "pricing ..." line; the count says the rest
+LOCK_NAME: Final = "launcher.lock"  # in --run-dir: the pid of the launcher holding it
 
 
 class Refusal(ValueError):
@@ -106,21 +109,87 @@ def bindable(what: str, endpoint: str) -> None:
     free(what, endpoint, "" if host == "*" else host.strip("[]"), int(port))
 
 
+TWO_SYSTEMS: Final = ("--run-dir DIR to run a second system beside the first (docs/operating.md#two-systems-on-"
+                       "one-machine)")
+
+
 def free(what: str, shown: str, host: str, port: int) -> None:
-    """Binding ``host:port`` works now (with SO_REUSEADDR, as ZeroMQ and aiohttp bind)."""
+    """Binding ``host:port`` works now (with SO_REUSEADDR, as ZeroMQ and aiohttp bind). In use, the
+    refusal names the option to change."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        _bind(host, port)
     except socket.gaierror as exc:
         raise Refusal(f"{what} {printable(shown)}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise Refusal(f"{what} {printable(shown)}: {exc.strerror}") from None
+        another = "another port" if "port" in what else "another endpoint"
+        raise Refusal(f"{what} {printable(shown)}: already in use (another repricer?): give {what} {another}, or "
+                      f"{TWO_SYSTEMS}") from None
+
+
+def _bind(host: str, port: int) -> int:
+    """Bind ``host:port`` (0: any free port) as the actors will, and let it go; the port bound."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-            sock.listen()
-        except OSError as exc:
-            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise Refusal(f"{what} {printable(shown)}: {reason}") from None
+        sock.bind(address)
+        sock.listen()
+        bound: int = sock.getsockname()[1]
+        return bound
+
+
+def choose_port(what: str, host: str, given: int | None, default: int, private: bool) -> int:
+    """The port an HTTP actor will bind: ``given`` as it is (checked free later); 0, or none given to a
+    ``private`` (--run-dir) run, a free port chosen now; else the ``default``. Always a free port for a
+    private run, never "the default if free": two runs started at once would both find it free. A
+    port chosen here is fixed for the run (a restarted actor binds it again); the kernel hands a freed
+    port out again only after going round its ephemeral range, so another program taking it before the
+    actor binds it is unlikely (and is then one clear error)."""
+    if given is None and not private:
+        return default
+    if given:
+        return given
+    try:
+        return _bind(host, 0)
+    except OSError as exc:
+        raise Refusal(f"{what} 0: no free port on {printable(host)}: {exc.strerror}") from None
+
+
+def run_dir(path: str) -> None:
+    """``--run-dir``: created if missing (private to this user), as --db creates its directory."""
+    shown = printable(path)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        raise Refusal(f"--run-dir {shown}: not a directory") from None
+    except OSError as exc:
+        raise Refusal(f"--run-dir {shown}: {exc.strerror}") from None
+    if not os.path.isdir(path):
+        raise Refusal(f"--run-dir {shown}: not a directory")
+
+
+def hold_run_dir(path: str) -> int:
+    """Hold ``--run-dir`` for this launcher's life: a second launcher with the same directory would
+    take over its sockets. Returns the lock file's descriptor: closed, or the process gone, the lock
+    goes."""
+    shown = printable(path)
+    lock = os.path.join(path, LOCK_NAME)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise Refusal(f"--run-dir {shown}: cannot create {LOCK_NAME}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise Refusal(f"--run-dir {shown}: in use by another launcher (pid {printable(holder)}): give each system "
+                      "its own directory") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def no_book(books: Sequence[str], source: str) -> None:

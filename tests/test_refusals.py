@@ -77,7 +77,8 @@ CASES = [
     # numbers out of range (each actor's options class checks its own)
     (["--tick", "0"], "--tick must be within"),
     (["--api-port", "70000"], "--api-port must be within 0..65535"),
-    (["--api-port", "0"], "--api-port 0 (any free port) leaves the Algorithm nowhere"),
+    (["--run", "algorithm", "--api-port", "0"], "--api-port 0 (any free port) with no APIServer started here leaves "
+     "the Algorithm nowhere to send requests"),
     (["--workers", "0"], "--workers must be within 1..64"),
     (["--workers", "1000"], "--workers must be within 1..64"),
     (["--data-managers", "100"], "--data-managers must be within 1..16"),
@@ -105,7 +106,7 @@ CASES = [
     (["--data-endpoint", "tcp://127.0.0.1:65535", "--data-managers", "2"], "the port must be a number in 1..65535"),
     (["--events-endpoint", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
     (["--api-url", "ftp://host"], "--api-url ftp://host: expected http://HOST:PORT"),
-    (["--run-dir", "/nonexistent"], "--run-dir /nonexistent: not a directory"),
+    (["--run-dir", "{tmp}/empty.txt"], "--run-dir {tmp}/empty.txt: not a directory"),
     (["--keys", "{tmp}/nokeys"], "cannot load CURVE keys"),
     # a public address anywhere in a list needs keys (transport.endpoints.is_loopback on lists)
     (["--data-endpoint", "tcp://127.0.0.1:5556,tcp://8.8.8.8:5556"],
@@ -136,7 +137,11 @@ def test_an_unreadable_data_file_is_refused(files: Path, capsys: pytest.CaptureF
                                   "--heartbeat-endpoint"])
 def test_a_port_in_use_is_refused_at_start(flag: str, taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
     value = str(taken_port) if flag == "--api-port" else f"tcp://127.0.0.1:{taken_port}"
-    assert refusal([flag, value], capsys).endswith("already in use")
+    # Issue 21: the refusal names the option to change, and the one option that runs a second system.
+    another = "another port" if flag == "--api-port" else "another endpoint"
+    assert refusal([flag, value], capsys).endswith(
+        f"already in use (another repricer?): give {flag} {another}, or --run-dir DIR to run a second system beside "
+        "the first (docs/operating.md#two-systems-on-one-machine)")
 
 
 def test_a_port_only_another_launcher_binds_is_not_checked(taken_port: int) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.dashboard.options import DashboardOptions
+from actors.dashboard.options import DEFAULT_PORT, DashboardOptions
 from actors.kinds import DASHBOARD
 from actors.options import borrow, borrowed, option
 from transport import endpoints
@@ -27,8 +27,9 @@ class DashboardLaunch:
                        flag="--no-dashboard")
     host: str = borrow(DashboardOptions, "host", flag="--dashboard-host",
                        help="address the Dashboard binds (plain HTTP: a non-loopback one needs --insecure)")
-    port: int = borrow(DashboardOptions, "port", flag="--dashboard-port",
-                       help="the Dashboard's port, 0 = any free port")
+    port: int | None = borrow(DashboardOptions, "port", flag="--dashboard-port", default=None,
+                              help=f"the Dashboard's port (default {DEFAULT_PORT}; with --run-dir a free port); 0 = a "
+                                   "free port, chosen at start and logged")
     db: str | None = option(None, "the Ledger database the Dashboard reads, read-only (default: the Ledger's --db)",
                             flag="--dashboard-db", metavar="PATH")
 
@@ -43,7 +44,7 @@ class DashboardLaunch:
             return (f"refusing to serve the Dashboard on {self.host!r} without --insecure: it is plain HTTP with no "
                     "authentication (CurveZMQ keys do not cover it)")
         try:
-            borrowed(self, DashboardOptions)
+            borrowed(self, DashboardOptions, port=self.bound_port)
         except ValueError as exc:
             return str(exc)
         return None
@@ -51,11 +52,17 @@ class DashboardLaunch:
     def child_options(self, events_endpoint: str | None, ledger_db: str, config: str | None) -> DashboardOptions:
         """The Dashboard's options: it reads the launcher's events, and the Ledger's database unless
         ``--dashboard-db`` names another."""
-        return borrowed(self, DashboardOptions, events_endpoint=events_endpoint,
+        return borrowed(self, DashboardOptions, events_endpoint=events_endpoint, port=self.bound_port,
                         db=str(Path(self.db or ledger_db).resolve()), config=config)
+
+    @property
+    def bound_port(self) -> int:
+        """The port the Dashboard binds: as given, else its default (the launcher chooses one first
+        for 0, and under --run-dir for none given)."""
+        return DEFAULT_PORT if self.port is None else self.port
 
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port == 0:
+        if self.bound_port == 0:
             return f"http://{host}:<any free port: see the dashboard's own log line>/"
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self.bound_port}/"
