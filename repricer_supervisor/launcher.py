@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actors import kinds, runtime
-from actors.algorithm.config import ConfigError
+from actors.algorithm.config import Config, ConfigError
 from actors.api_server.options import APIServerOptions
 from actors.dashboard.options import DEFAULT_PORT as DASHBOARD_PORT
 from actors.first_rows import DataCheck
@@ -60,7 +60,9 @@ class Startup:
     options: LauncherOptions
     security: Security
     books_priced: list[str]
-    strategies: list[str]
+    strategies: list[str]  # of the config, in its order (empty without one: the default rule)
+    pairs: dict[str, int] = dataclasses.field(default_factory=dict)  # books per strategy, as configured
+    paused: int = 0  # pairs the config pauses
     data: DataCheck | None = None  # what the start of the data file says, when it was read
 
 
@@ -101,13 +103,15 @@ def check(options: LauncherOptions) -> Startup:
         preflight.readable_file("--data-file", options.data_file)
     books: list[str] = []
     strategies: list[str] = []
+    pairs: dict[str, int] = {}
+    paused = 0
     if options.starts(kinds.ALGORITHM):
-        books, strategies = check_pricing(options)
+        books, strategies, pairs, paused = check_pricing(options)
     data = None
     if reads_data:  # after the books: the check looks for a valid row of each
         data = preflight.data_file("--data-file", options.data_file, books or None, options.mode == "replay")
     check_ports(options)
-    return Startup(options, security, books, strategies, data)
+    return Startup(options, security, books, strategies, pairs, paused, data)
 
 
 def with_ports(options: LauncherOptions) -> LauncherOptions:
@@ -126,10 +130,17 @@ def with_ports(options: LauncherOptions) -> LauncherOptions:
                                dashboard=dataclasses.replace(dashboard, port=dashboard_port))
 
 
-def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str]]:
-    """The books and strategies priced; refused if there is none, or if a delay is not below the tick."""
+def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str], dict[str, int], int]:
+    """The books and strategies priced, the books of each strategy and the pairs paused; refused if
+    there is no book, or if a delay is not below the tick."""
     books, config = preflight.pricing(options.pricing, options.tick)
-    return books, list(config.strategies) if config is not None else []
+    strategies = list(config.strategies) if config is not None else []
+    config = config or Config.simple(books, options.pricing.delay)
+    pairs: dict[str, int] = {}
+    for pair in config.pairs:
+        pairs[pair.strategy.name] = pairs.get(pair.strategy.name, 0) + 1
+    paused = sum(config.is_paused(pair.book, pair.strategy.name) for pair in config.pairs)
+    return books, strategies, pairs, paused
 
 
 def check_ports(options: LauncherOptions) -> None:
@@ -180,11 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = startup.options
     runtime.setup_logging("launcher", options.log_level)
     if startup.books_priced:
-        strategies = f" x strategies {', '.join(startup.strategies)}" if startup.strategies else ""
-        log.info("pricing %s%s", preflight.priced(startup.books_priced), strategies)
+        log.info("%s", preflight.priced(startup.books_priced, startup.pairs, startup.paused, options.workers))
     if options.starts(kinds.LEDGER):
         # A --run-dir system's database is its own by design: no other history is looked for.
-        others = [] if options.net.run_dir and options.ledger.db is None else None
+        others: list[str] | None = [] if options.net.run_dir and options.ledger.db is None else None
         for level, line in history.start_lines(options.ledger_db, os.getcwd(), others):
             log.log(level, "%s", line)
     if startup.data is not None:

@@ -11,7 +11,7 @@ import fcntl
 import os
 import socket
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -206,7 +206,18 @@ def delays_within_tick(delays: Iterable[tuple[str, Decimal]], tick: float) -> No
                           "its tick (pass the Scheduler's --tick to every launcher)")
 
 
-def priced(books: Sequence[str]) -> str:
-    """What is priced, for the log: the count and the first few ids."""
+def priced(books: Sequence[str], pairs: Mapping[str, int], paused: int = 0, workers: int = 1) -> str:
+    """What is priced, for the log: the (book, strategy) pairs as configured -- the count, the books
+    (the first few ids) and the books of each strategy. The Algorithm's own line says the same count
+    (or, with several workers, each one's share)."""
     shown = ", ".join(printable(book, 40) for book in books[:SHOWN_BOOKS])
-    return f"{len(books)} book(s): {shown}{', ...' if len(books) > SHOWN_BOOKS else ''}"
+    more = ", ..." if len(books) > SHOWN_BOOKS else ""
+    total = sum(pairs.values())
+    each = ", ".join(f"{name} {count}" for name, count in pairs.items())
+    line = (f"pricing {total} pair(s) (book, strategy): {len(books)} book(s) ({shown}{more}); book(s) per "
+            f"strategy: {each}")
+    if paused:
+        line += f"; {paused} paused"
+    if workers > 1:
+        line += f"; shared by {workers} Algorithm workers"
+    return line

@@ -191,7 +191,26 @@ def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[
     data.write_text("book_id,price\n" + "".join(f"X{i},1.00\n" for i in range(12)))
     args = launcher.parse_args(["--books-file", str(books), "--data-file", str(data)])
     assert args.books_priced[:2] == ["X0", "X1"] and len(args.books_priced) == 12
-    assert preflight.priced(args.books_priced) == "12 book(s): X0, X1, X2, X3, X4, ..."
+    assert preflight.priced(args.books_priced, args.pairs) == (
+        "pricing 12 pair(s) (book, strategy): 12 book(s) (X0, X1, X2, X3, X4, ...); book(s) per strategy: default 12")
+
+
+def test_what_is_priced_counts_the_pairs_as_configured(tmp_path: Path) -> None:
+    # Issue 21: "pricing 20 book(s) ... strategies default, cautious" suggested 40 pairs, then the
+    # Algorithm said 23. The launcher says the pairs as configured, as the Algorithm counts them.
+    books = [f"ISBN9780000{i:02d}" for i in range(1, 21)]
+    (tmp_path / "c.toml").write_text(
+        '[strategies.default]\n[strategies.cautious]\nunsold_factor = "0.95"\n'
+        f'[[books]]\nids = {books!r}\nstrategies = ["default"]\n'.replace("'", '"')
+        + f'[[books]]\nids = {books[:3]!r}\nstrategies = ["cautious"]\n'.replace("'", '"')
+        + '[pause]\nbooks = ["ISBN978000001"]\n')
+    (tmp_path / "data.csv").write_text("book_id,price\n" + "".join(f"{b},10.00\n" for b in books))
+    args = launcher.parse_args(["--config", str(tmp_path / "c.toml"), "--data-file", str(tmp_path / "data.csv"),
+                                "--workers", "2"])
+    line = preflight.priced(args.books_priced, args.pairs, args.paused, args.options.workers)
+    assert line == ("pricing 23 pair(s) (book, strategy): 20 book(s) (ISBN978000001, ISBN978000002, ISBN978000003, "
+                    "ISBN978000004, ISBN978000005, ...); book(s) per strategy: default 20, cautious 3; 2 paused; "
+                    "shared by 2 Algorithm workers")
 
 
 def test_follow_mode_waits_for_a_file_that_cannot_be_read_yet(files: Path) -> None:
