@@ -164,28 +164,35 @@ def _half_up(x: I64) -> I64:
 
 def guard_cents(rule: I64, last: I64, has_last: Bools, g: GuardArrays) -> tuple[I64, npt.NDArray[np.uint8]]:
     """``Guardrails.apply`` on cents: the price and the bits of the guardrails that moved it (0 when
-    the price is the rule's). ``last``/``has_last``: the pair's last decided price, if any."""
-    low, high = g.floor, g.ceiling
-    stepping = has_last & g.step_set
+    the price is the rule's). ``last``/``has_last``: the pair's last decided price, if any. Step by
+    step as the Decimal code: the target (the rule within floor and ceiling, on its nearest ending),
+    then a step toward it that lands on the farthest ending within it, or goes its whole length."""
+    low, high, end = g.floor, g.ceiling, g.ending
+    bounded = np.minimum(np.maximum(rule, low), high)
+    # The target: the nearest n + ending (n whole) to the bounded rule within [low, high], as _nearest_ending.
+    first, last_n = -((end - low) // 100), (high - end) // 100
+    has_ending = g.ending_set & (first <= last_n)
+    target = np.where(has_ending, np.minimum(np.maximum(_half_up(bounded - end), first), last_n) * 100 + end, bounded)
     step = np.maximum(last * g.step_num // g.step_den, 1)
-    step_low, step_high = last - step, last + step
-    stepped = np.minimum(np.maximum(rule, step_low), step_high)
-    bits = np.where(stepping & (stepped != rule), BIT["step"], 0).astype(np.uint8)
-    price = np.where(stepping, stepped, rule)
-    band_low = np.where(stepping, np.maximum(low, step_low), low)
-    band_high = np.where(stepping, np.minimum(high, step_high), high)
-    # The ending: the nearest n + ending (n whole) within the band, as _nearest_ending.
-    lo, hi, end = np.maximum(band_low, CENTS_MIN), np.minimum(band_high, CENTS_MAX), g.ending
-    first, last_n = -((end - lo) // 100), (hi - end) // 100
-    ends = g.ending_set & (lo <= hi) & (first <= last_n)
-    ended = np.minimum(np.maximum(_half_up(price - end), first), last_n) * 100 + end
-    bits |= np.where(ends & (ended != price), BIT["ending"], 0).astype(np.uint8)
-    price = np.where(ends, ended, price)
-    below, above = price < low, price > high
-    above &= ~below
-    bits |= np.where(below, np.where(g.floor_set, BIT["floor"], BIT["price_min"]), 0).astype(np.uint8)
-    bits |= np.where(above, np.where(g.ceiling_set, BIT["ceiling"], BIT["price_max"]), 0).astype(np.uint8)
-    price = np.where(below, low, np.where(above, high, price))
+    stepped = has_last & g.step_set & (np.abs(target - last) > step)
+    up = target > last
+    edge = np.where(up, last + step, last - step)
+    at_edge = np.minimum(np.maximum(edge, low), high)  # moves only when the floor/ceiling overrides the step
+    forced = stepped & (at_edge != edge)
+    # The ending farthest toward the target within the step, as _ending_toward.
+    found = np.where(up, (at_edge - end) // 100 * 100 + end, -((end - at_edge) // 100) * 100 + end)
+    fits = np.where(up, last < found, found < last) & (low <= found) & (found <= high)
+    toward = stepped & g.ending_set & fits
+    deferred = stepped & g.ending_set & ~fits
+    price = np.where(stepped, np.where(toward, found, at_edge), target)
+    ended = np.where(stepped, toward & (found != at_edge), target != bounded)
+    beyond = forced | ~stepped  # the floor/ceiling made this price, not the step
+    below = beyond & ((rule < low) | (forced & (price == low)))
+    above = beyond & ~below & ((rule > high) | (forced & (price == high)))
+    bits = np.where(stepped, BIT["step"], 0) | np.where(ended, BIT["ending"], 0)
+    bits |= np.where(deferred, BIT["ending_deferred"], 0)
+    bits |= np.where(below, np.where(g.floor_set, BIT["floor"], BIT["price_min"]), 0)
+    bits |= np.where(above, np.where(g.ceiling_set, BIT["ceiling"], BIT["price_max"]), 0)
     unchanged = (price == rule) | ~g.configured
     return np.where(g.configured, price, rule), np.where(unchanged, 0, bits).astype(np.uint8)
 

@@ -32,6 +32,9 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "blank.csv").write_text("\n\n  \n")
     (tmp_path / "quotes.csv").write_bytes(b'"price,book_id\n')
+    (tmp_path / "semicolons.csv").write_text("timestamp;book_id;price\nt;B001;18.02\n")  # issue 21
+    (tmp_path / "commas.csv").write_text("timestamp,book_id,price\nt,B001,18,02\n")
+    (tmp_path / "others.csv").write_text("timestamp,book_id,price\nt,X1,18.02\n")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "slow.toml").write_text('[strategies.slow]\ndelay = 7\n[[books]]\nids = ["B001"]\n')
     (tmp_path / "bad.toml").write_text('[strategies.fast]\nwindow = 0\n')
@@ -43,6 +46,7 @@ def files(tmp_path: Path) -> Path:
 SAME = [
     ["--data-file", "/nonexistent.csv"], ["--data-file", "/tmp"], ["--data-file", "{tmp}/noprice.csv"],
     ["--data-file", "{tmp}/empty.csv"], ["--data-file", "{tmp}/blank.csv"], ["--data-file", "{tmp}/quotes.csv"],
+    ["--data-file", "{tmp}/semicolons.csv"], ["--data-file", "{tmp}/commas.csv"], ["--data-file", "{tmp}/others.csv"],
     ["--config", "{tmp}/slow.toml"],
     ["--config", "{tmp}/slow.toml", "--tick", "2"], ["--config", "{tmp}/bad.toml"], ["--config", "{tmp}/demand.toml"],
     ["--config", "{tmp}/garbage.toml"], ["--config", "/nonexistent.toml"], ["--books", ","],
