@@ -7,7 +7,7 @@ one line), and the backtest refuses it the same way, with the same message (it c
 :class:`FirstRows` is pure (fed the file's lines, as the DataManager parses them: the header, then each
 row through :func:`~actors.csv_rows.parse_row`); :func:`check_data_file` reads the file
 for it, bounded: it stops at the first valid row of every book priced, or after
-:data:`SCAN_MAX_BYTES`, and says which.
+:data:`SCAN_MAX_BYTES`, and says which. Rows of other books are split, not parsed.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from actors.csv_fields import BadRow, not_utf8, split_fields
-from actors.csv_rows import Columns, CsvFormatError, PriceCache, book_of_bad_line, parse_header, parse_row
+from actors.csv_fields import BadRow, not_utf8, split_fields, split_row
+from actors.csv_rows import Columns, CsvFormatError, PriceCache, book_of_bad_line, parse_header, row_from_fields
 from transport import limits
 from transport.logs import printable
 
-SCAN_MAX_BYTES: Final = 16 * 1024 * 1024  # read at most this much at start (~0.5 s of parsing)
+SCAN_MAX_BYTES: Final = 8 * 1024 * 1024  # read at most this much at start (docs/csv-format.md: its cost)
 HEADER_EXAMPLE: Final = "expected e.g. 'timestamp,book_id,price'"
 NAMED: Final = 5  # books a message names; the count says the rest
 _READ_BYTES: Final = 1 << 20
@@ -146,23 +146,29 @@ class FirstRows:
         if text is None:
             self._bad_row(None, problem or BadRow(line_no, "not_utf8"))
             return
-        row = parse_row(text, self._columns, line_no, self._prices)
-        if row is None:
+        columns = self._columns
+        fields = split_row(text, columns.count, line_no)
+        if fields is None:
             return
+        if not isinstance(fields, BadRow) and columns.book_id is not None and self._books is not None \
+                and fields[columns.book_id].strip() not in self._books:
+            self._rows += 1  # another book's row: not parsed further (the DataManager judges it)
+            if self._other is None:
+                self._other = fields[columns.book_id].strip()
+            return
+        row = fields if isinstance(fields, BadRow) else row_from_fields(fields, columns, line_no, self._prices)
         if isinstance(row, BadRow):
-            self._bad_row(book_of_bad_line(text, self._columns), _explained(row, text, self._columns))
+            self._bad_row(book_of_bad_line(text, columns), _explained(row, text, columns))
             return
         self._rows += 1
         book = row.book_id
         if book is None or self._books is None:
             self._valid.add(book or "")
             self.done = True  # every book is served (no book_id column), or any will do
-        elif book in self._books:
+        else:
             self._valid.add(book)
             self._bad.pop(book, None)
             self.done = len(self._valid) == len(self._books)
-        elif self._other is None:
-            self._other = book
 
     def _header(self, line_no: int, text: str | None) -> None:
         if text is None:

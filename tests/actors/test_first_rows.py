@@ -112,7 +112,7 @@ def test_the_scan_is_bounded_and_says_so(tmp_path: Path) -> None:
     found = check_data_file(str(path), BOOKS, max_bytes=64 * 1024)
     assert found.finding is Finding.NO_VALID_ROW and found.refused
     assert found.why.startswith("no valid row at all in the first 65,")
-    assert SCAN_MAX_BYTES == 16 * 1024 * 1024
+    assert SCAN_MAX_BYTES == 8 * 1024 * 1024
 
 
 def test_not_a_regular_file_is_an_error(tmp_path: Path) -> None:
