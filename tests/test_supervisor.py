@@ -198,7 +198,7 @@ def test_supervisor_events_and_statuses_are_published(run: LauncherRun) -> None:
 
 def test_a_late_subscriber_is_told_every_running_actor(csv_path: Path, ipc_dir: Path) -> None:
     # A tick of a minute: no counter changes, so no status would come for seconds but for the greeting.
-    with LauncherRun(["--data-file", str(csv_path), "--tick", "60"], ipc_dir) as run:
+    with LauncherRun(["--data-file", str(csv_path), "--books", "A,B,C", "--tick", "60"], ipc_dir) as run:
         pids = run.wait_for_actors(ACTORS)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         late = ctx.socket(zmq.SUB)
