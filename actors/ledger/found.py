@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
+from actors.ledger.records import journal_pairs
+
 OPEN_TIMEOUT: Final = 1.0  # seconds: another process's write lock, at most
 
 
@@ -55,6 +57,16 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def count_pairs(conn: sqlite3.Connection, tables: set[str]) -> int:
+    """The pairs held: those folded into ``pairs`` and those only in ``pairs_pending`` (committed but not
+    yet folded when the last run stopped: the Ledger folds them at its next open)."""
+    keys = {(book, strategy) for book, strategy in conn.execute("SELECT book, strategy FROM pairs")}
+    if "pairs_pending" in tables:
+        for (entry,) in conn.execute("SELECT fold FROM pairs_pending"):
+            keys.update((pair.book, pair.strategy) for pair in journal_pairs(entry) or ())
+    return len(keys)
+
+
 def look(path: str | Path) -> Found:
     """What the database at ``path`` holds (read-only)."""
     where = os.path.abspath(path)
@@ -69,7 +81,7 @@ def look(path: str | Path) -> Found:
         if not {"decisions", "pairs", "ledger_counts"} <= tables:
             return Found(where, True, problem="not a ledger database" if tables else None)
         (decisions,) = conn.execute("SELECT value FROM ledger_counts WHERE name = 'decisions'").fetchone() or (0,)
-        (pairs,) = conn.execute("SELECT count(*) FROM pairs").fetchone()
+        pairs = count_pairs(conn, tables)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
         newest = conn.execute(f"SELECT ts, {'run' if 'run' in columns else 'NULL'} FROM decisions "
                               "ORDER BY ts DESC LIMIT 1").fetchone()
