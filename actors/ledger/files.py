@@ -58,17 +58,28 @@ class Change:
 
 
 def change(path: str, opened: Snapshot, now: Snapshot) -> Change | None:
-    """None while ``now`` (the files at ``path``) are the files of ``opened``, whole."""
-    for suffix, was, current in zip(SUFFIXES, opened.ids, now.ids, strict=True):
-        if was is None or was == current:  # a file absent at open is no one's to lose
-            continue
-        kind = "deleted" if current is None else "replaced"
-        what = "was deleted" if current is None else "was replaced by another file"
-        return Change(kind, f"{path}{suffix} {what} while open", main=not suffix)
+    """None while ``now`` (the files at ``path``) are the files of ``opened``, whole. The main file is
+    judged first: SQLite may itself remove the -wal of a main file truncated under it, and that loss is
+    the main file's (set aside), not the -wal's (closed and reopened, which finds the main file damaged)."""
+    main = _moved(path, "", opened.ids[0], now.ids[0])
+    if main is not None:
+        return main
     if now.size < opened.size:
         return Change("truncated", f"{path} was truncated to {now.size} bytes (it had {opened.size}) while open",
                       main=True)
+    for suffix, was, current in zip(SUFFIXES[1:], opened.ids[1:], now.ids[1:], strict=True):
+        moved = _moved(path, suffix, was, current)
+        if moved is not None:
+            return moved
     return None
+
+
+def _moved(path: str, suffix: str, was: FileId | None, current: FileId | None) -> Change | None:
+    if was is None or was == current:  # a file absent at open is no one's to lose
+        return None
+    kind = "deleted" if current is None else "replaced"
+    what = "was deleted" if current is None else "was replaced by another file"
+    return Change(kind, f"{path}{suffix} {what} while open", main=not suffix)
 
 
 def aside(path: str, label: str, now: datetime | None = None) -> str:
