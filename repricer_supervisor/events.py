@@ -7,9 +7,13 @@ The XPUB is manual: only the :data:`TOPICS` below are ever applied (everything, 
 any other subscription is ignored and counted. That alone does not bound memory: libzmq 4.3 keeps every
 subscription a peer sent (each distinct topic ~0.5 KB, a million of them gigabytes) until that peer
 disconnects, in any PUB or XPUB. So the live subscriptions are counted (each passes through us, and a
-peer's are unsubscribed when it leaves), and past :data:`SUBSCRIPTIONS_MAX` -- far above any honest
-use: a subscriber holds one -- the socket is closed and bound again, which frees them all. Honest
-subscribers reconnect within ~0.1 s and are greeted again; the flooder loses its connection.
+peer's are unsubscribed when it leaves), and past :data:`SUBSCRIPTIONS_MAX` live ones or
+:data:`REFUSED_MAX` to topics we do not publish -- far above any honest use: a tool holds one to three
+-- the socket is closed and bound again, which frees them all. Honest subscribers reconnect within
+~0.1 s and are greeted again; the flooder loses its connection. Both bounds are reached within one or
+two turns of reading: until the rebind, libzmq also queues (unbounded, in the socket) what a flooder
+sends faster than we read it -- with a bound of 1,000, eleven turns on a loaded 2-core machine let that
+queue take the launcher from 32 to 88 MiB.
 
 Everything a child sent (its counters) is logged through :func:`transport.logs.printable`, so a
 counter name cannot start a line of its own in the log.
@@ -31,7 +35,8 @@ from transport.logs import RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
 
 SUBSCRIPTIONS_PER_TURN: Final = 100  # subscription messages read per wake-up at most
-SUBSCRIPTIONS_MAX: Final = 1000  # live subscriptions on the events socket before it is bound again
+SUBSCRIPTIONS_MAX: Final = 100  # live subscriptions before the events socket is bound again (a tool holds 1-3)
+REFUSED_MAX: Final = 50  # subscriptions to unknown topics before it is bound again (an honest tool: none)
 GREETING_EVERY: Final = 0.25  # seconds: a flood of subscriptions costs at most 4 greetings a second
 CLOSE_LINGER_MS: Final = 1000  # the final events may take this long to leave when the launcher stops
 # The subscriptions taken: everything, or the frames of one kind (a frame starts with its msgpack array
@@ -67,6 +72,7 @@ class Events:
         self.sock = bind() if bind is not None else None
         self._log = log
         self._live = 0  # subscriptions minus unsubscriptions since the socket was bound
+        self._refused = 0  # refused subscriptions since the socket was bound
         self.rebinds = 0
         self._greeted_at = 0.0
         self._due_at: float | None = None
@@ -127,6 +133,10 @@ class Events:
                 return
             if kind not in (b"\x00", b"\x01") or topic not in TOPICS:
                 self.refused_subscriptions += 1
+                self._refused += 1
+                if self._refused > REFUSED_MAX:
+                    self._rebind()
+                    return
                 continue
             self.sock.setsockopt(zmq.SUBSCRIBE if kind == b"\x01" else zmq.UNSUBSCRIBE, topic)
             if kind == b"\x01" and self._due_at is None:
@@ -137,10 +147,11 @@ class Events:
         assert self.sock is not None and self._bind is not None
         self.rebinds += 1
         if self._log is not None:
-            self._log.warning("subscriptions", "events socket: over %d live subscriptions (a subscriber floods "
-                              "it): binding it again; every subscriber reconnects", SUBSCRIPTIONS_MAX)
+            self._log.warning("subscriptions", "events socket: over %d live subscriptions or %d to unknown topics "
+                              "(a subscriber floods it): binding it again; every subscriber reconnects",
+                              SUBSCRIPTIONS_MAX, REFUSED_MAX)
         self.sock.close(linger=0)
-        self.sock, self._live = None, 0
+        self.sock, self._live, self._refused = None, 0, 0
         self.sock = self._bind()
 
     @property
