@@ -1,8 +1,8 @@
 """What the launcher checks before it starts anything, so that what cannot work is refused at once,
 in one line, instead of crash-looping (or idling) for ever. Each check raises :class:`Refusal` with
-the reason; the launcher prints ``error: <reason>`` and exits 2. The backtest puts the launcher's
-``--data-file``, ``--config`` and ``--tick`` through the same checks (:func:`readable_file`,
-:func:`data_file`, :func:`pricing`)."""
+the reason; the launcher prints ``error: <reason>`` and exits 2. The checks of the run's inputs are
+shared with the backtest: :mod:`actors.run_inputs` (the data file) and :mod:`actors.algorithm.inputs`
+(the books, the config, the delays)."""
 
 from __future__ import annotations
 
@@ -10,78 +10,18 @@ import errno
 import fcntl
 import os
 import socket
-import stat
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from typing import Final
 
-from actors.algorithm.config import Config, load_config
-from actors.algorithm.options import PricingOptions, book_ids
-from actors.first_rows import DataCheck, check_data_file
+from actors.algorithm.inputs import delays_within_tick, no_book, pricing
+from actors.run_inputs import Refusal, data_file, readable_file
 from transport import endpoints
+
+__all__ = ("Refusal", "data_file", "delays_within_tick", "no_book", "pricing", "readable_file")  # the launcher's
 from transport.logs import printable
 
 SHOWN_BOOKS = 5  # ids named in the "pricing ..." line; the count says the rest
 LOCK_NAME: Final = "launcher.lock"  # in --run-dir: the pid of the launcher holding it
-
-
-class Refusal(ValueError):
-    """The command line asks for something that cannot work."""
-
-
-def readable_file(flag: str, path: str) -> None:
-    """``path`` is an existing regular file we can open for reading."""
-    shown = printable(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise Refusal(f"{flag} {shown}: no such file") from None
-    except OSError as exc:
-        raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise Refusal(f"{flag} {shown}: not a regular file")
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise Refusal(f"{flag} {shown}: {exc.strerror}") from None
-
-
-def data_file(flag: str, path: str, books: Sequence[str] | None, replay: bool) -> DataCheck:
-    """What the start of the data file says about the books priced (None: any book):
-    :mod:`actors.first_rows`. A file that can give no decision (no usable header, no
-    valid row for any book priced) is refused in replay mode; in follow mode its rows may still come,
-    so the verdict is returned for the launcher to say why it waits."""
-    try:
-        found = check_data_file(path, books)
-    except OSError as exc:
-        raise Refusal(f"{flag} {printable(path)}: {exc.strerror or exc}") from None
-    if found.refused and replay:
-        raise Refusal(found.problem(flag, path))
-    return found
-
-
-def pricing(options: PricingOptions, tick: float) -> tuple[list[str], Config | None]:
-    """The books priced and the config (None without ``--config``: ``--books``/``--books-file`` and
-    ``--delay`` then), checked: a bad config is a ConfigError naming file, line and key; no book, or a
-    delay not shorter than the tick, a Refusal."""
-    config = None
-    if options.config:
-        config = load_config(options.config)
-        books = config.books
-        source = f"--config {options.config}"
-        delays = [(f"strategy {name!r}: delay", s.delay) for name, s in config.strategies.items()]
-    else:
-        try:
-            books = book_ids(options)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise Refusal(f"--books-file {printable(options.books_file or '')}: {reason}") from None
-        source = f"--books-file {options.books_file}" if options.books_file else "--books"
-        delays = [("--delay", options.delay)]
-    no_book(books, printable(source))
-    delays_within_tick(delays, tick)
-    return books, config
 
 
 def valid_endpoints(flag: str, value: str) -> tuple[str, ...]:
@@ -190,20 +130,6 @@ def hold_run_dir(path: str) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
-
-
-def no_book(books: Sequence[str], source: str) -> None:
-    if not books:
-        raise Refusal(f"no book to price: {source} lists none")
-
-
-def delays_within_tick(delays: Iterable[tuple[str, Decimal]], tick: float) -> None:
-    """A decision takes x (the delay) plus two HTTP calls: with x >= the tick every pair overruns every
-    tick and nothing is ever decided."""
-    for name, delay in delays:
-        if delay >= Decimal(str(tick)):
-            raise Refusal(f"{name} {delay} s is not shorter than --tick {tick:g} s: every decision would overrun "
-                          "its tick (pass the Scheduler's --tick to every launcher)")
 
 
 def priced(books: Sequence[str], pairs: Mapping[str, int], paused: int = 0, workers: int = 1) -> str:

@@ -36,10 +36,6 @@ CROSSINGS_LEFT = {
     # the guardrail, pricing and strategy records it builds) beside the actors in actors/.
     ("actors/dashboard/bounds.py", "actors.algorithm.config"),
     ("actors/dashboard/options.py", "actors.algorithm.config.backtest"),
-    # The backtest's command line borrows the launcher's options and start-time checks. Undone by moving
-    # that command line beside the launcher's (it is a front end, not part of the Algorithm's process).
-    ("actors/algorithm/backtest/cli.py", "repricer_supervisor.options"),
-    ("actors/algorithm/backtest/cli.py", "repricer_supervisor.preflight"),
 }
 
 

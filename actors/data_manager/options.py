@@ -7,7 +7,8 @@ from typing import Final
 
 from actors import paths
 from actors.data_manager.price_window import MODES
-from actors.options import option
+from actors.options import borrow, option
+from actors.run_inputs import RunInputs
 from transport import endpoints, limits
 
 DEFAULT_DATA_FILE: Final = paths.DATA_FILE
@@ -17,8 +18,7 @@ DEFAULT_DATA_FILE: Final = paths.DATA_FILE
 class DataManagerOptions:
     data_endpoint: str = option(endpoints.DEFAULT_DATA, "ROUTER endpoint to bind", metavar="ENDPOINT",
                                 deprecated=("--data",))
-    data_file: str = option(str(DEFAULT_DATA_FILE), "competitor prices CSV (default: data/data.csv in the project's "
-                            "folder, whatever the working directory)", metavar="PATH", deprecated=("--csv",))
+    data_file: str = borrow(RunInputs, "data_file", deprecated=("--csv",))
     mode: str = option("replay", "replay: tick k sees points k..k+N-1 of the book; follow: the newest N "
                        "points, tailing the file", choices=MODES)
     window_capacity: int = option(limits.WINDOW_MAX, "prices kept in memory per book; must be >= the "

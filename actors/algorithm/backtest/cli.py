@@ -29,11 +29,10 @@ from actors.algorithm.backtest.reader import BLOCK_BYTES
 from actors.algorithm.backtest.stats import OBJECTIVES, totals
 from actors.algorithm.config import Config, ConfigError
 from actors.algorithm.config.backtest import REPORT_DEFAULT, Logistic
+from actors.algorithm.inputs import pricing
 from actors.algorithm.options import PricingOptions
 from actors.options import add_options, borrow, borrowed, from_namespace, make_parser
-from repricer_supervisor import preflight
-from repricer_supervisor.options import LauncherOptions
-from repricer_supervisor.preflight import Refusal
+from actors.run_inputs import Refusal, RunInputs, data_file, readable_file
 from transport.logs import printable
 
 DEFAULT_REPORT: Final = REPORT_DEFAULT  # the Dashboard links to the report found here
@@ -42,11 +41,11 @@ ENGINES: Final = ("fast", "plain")
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """The launcher's inputs, declared by the launcher (borrowed: same flags, defaults, parsing, old
-    names) and validated by its own options classes."""
+    """The launcher's inputs, declared once for both (borrowed: same flags, defaults, parsing) and
+    validated by the classes that declare them."""
 
-    data_file: str = borrow(LauncherOptions, "data_file", deprecated=("--data",))
-    tick: float = borrow(LauncherOptions, "tick", help="the live tick a strategy's delay must be shorter "
+    data_file: str = borrow(RunInputs, "data_file", deprecated=("--data",))
+    tick: float = borrow(RunInputs, "tick", help="the live tick a strategy's delay must be shorter "
                          "than, as the launcher checks it")
     books: str = borrow(PricingOptions, "books")
     books_file: str | None = borrow(PricingOptions, "books_file")
@@ -54,7 +53,8 @@ class Inputs:
     config: str | None = borrow(PricingOptions, "config")
 
     def __post_init__(self) -> None:
-        borrowed(self, LauncherOptions, pricing=self.pricing)
+        borrowed(self, RunInputs)  # each class checks its own
+        borrowed(self, PricingOptions)
 
     @property
     def pricing(self) -> PricingOptions:
@@ -109,9 +109,9 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     args = parser.parse_args(argv)
     inputs = from_namespace(Inputs, args, parser)  # the options' own checks
     try:
-        preflight.readable_file("--data-file", inputs.data_file)
-        books, config = preflight.pricing(inputs.pricing, inputs.tick)
-        preflight.data_file("--data-file", inputs.data_file, books, replay=True)  # as the launcher's replay
+        readable_file("--data-file", inputs.data_file)
+        books, config = pricing(inputs.pricing, inputs.tick)
+        data_file("--data-file", inputs.data_file, books, replay=True)  # as the launcher's replay
         return _plan(args, inputs, books, config or Config.simple(books, inputs.delay))
     except (Refusal, ConfigError, IdsError, sweep.SweepError, ValueError) as exc:
         parser.error(str(exc))
