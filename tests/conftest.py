@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +25,32 @@ def ipc_dir(tmp_path: Path) -> Iterator[Path]:
         yield short
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def machine_share(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under pytest-xdist (several workers, one machine): a test marked ``alone`` -- it measures what the
+    whole machine can do, e.g. every book of 10,000 decided each tick -- runs with no other test running:
+    it closes the gate (no test starts) and waits for the running ones to end. Every other test passes
+    the gate and shares the machine. (A waiting ``alone`` test gets the gate between two tests.)"""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: every test runs alone
+        yield
+        return
+    base = Path(tempfile.gettempdir()) / f"repricer-tests-{run}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.running", "a") as running:
+        if request.node.get_closest_marker("alone") is not None:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(running, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(running, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(running, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,7 @@ def time_to_notice_a_hang(run: LauncherRun, victim: str) -> float:
     return time.monotonic() - frozen_at
 
 
+@pytest.mark.alone
 def test_a_garbage_flood_on_the_heartbeat_socket_does_not_starve_supervision(run: LauncherRun,
                                                                              ipc_dir: Path) -> None:
     run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
@@ -190,6 +191,7 @@ class SubscriptionFlood(threading.Thread):
         self.join(5.0)
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("size", [40, 2000])  # topics the XPUB reads, topics over its message size limit
 def test_a_subscription_flood_on_the_events_socket_costs_no_memory_and_no_supervision(run: LauncherRun,
                                                                                        size: int) -> None:

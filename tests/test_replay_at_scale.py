@@ -57,6 +57,7 @@ def disturbed(run: LauncherRun) -> list[str]:
     return [f"{e.actor} {e.event}" for e in run.events() if e.event in ("hung", "exited") and e.actor != "launcher"]
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("layout", ["interleaved", "sorted", "mixed"])
 def test_every_book_is_decided_at_every_tick_with_its_exact_window(layout: str, tmp_path: Path,
@@ -121,6 +122,7 @@ def flood_while_deciding(ipc_dir: Path, tmp_path: Path, seconds: float) -> None:
     assert run.counters("datamanager")["requests"] > 10_000
 
 
+@pytest.mark.alone
 def test_a_flooding_client_does_not_cost_the_algorithm_its_decisions(tmp_path: Path, ipc_dir: Path) -> None:
     flood_while_deciding(ipc_dir, tmp_path, 6.0)
 

@@ -21,6 +21,7 @@ def check(ticks: int, tick: float) -> None:
     assert abs(result.growth(result.total_rss_kib, warmup)) < 5.0
 
 
+@pytest.mark.alone
 def test_short_soak() -> None:
     check(ticks=200, tick=0.03)
 

@@ -39,6 +39,7 @@ def _check(stdout: str, report: dict[str, object], names: list[str]) -> None:
         assert any(row["value"] > 0 for row in rows), rows
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(90)
 def test_quick_cheapest_measurements(tmp_path: Path) -> None:
     stdout, report = _run(tmp_path, CHEAP, timeout=85)

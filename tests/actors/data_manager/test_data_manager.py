@@ -431,6 +431,7 @@ class Raw:
         self.sock.close(linger=0)
 
 
+@pytest.mark.alone
 def test_a_batch_answers_every_book_in_order_and_never_holds_a_single_request_back(tmp_path: Path) -> None:
     path = tmp_path / "batch.csv"
     rows = "".join(f"{b},{k + 1}.{i:03d}\n" for i in range(200) for k, b in enumerate(["A", "B", "C"]))
@@ -549,6 +550,7 @@ def test_follow_mode_counts_fuzzed_appends_and_keeps_serving(tmp_path: Path) -> 
     assert dm.counters["bad_rows"] == non_blank(garbage) + non_blank(binary.split(b"\n"))
 
 
+@pytest.mark.alone
 @pytest.mark.production_loop
 def test_a_flooding_client_never_starves_the_event_loop_or_the_other_clients(tmp_path: Path) -> None:
     path = tmp_path / "flood.csv"
