@@ -153,7 +153,8 @@ class LauncherRun:
 
     def __init__(self, args: Sequence[str], run_dir: Path | None = None, status_every: float | None = None,
                  env: dict[str, str] | None = None, on_decision: DecisionSink | None = None,
-                 on_message: Callable[[SupervisorEvent | ActorStatus], None] | None = None) -> None:
+                 on_message: Callable[[SupervisorEvent | ActorStatus], None] | None = None,
+                 on_log: Callable[[str], None] | None = None) -> None:
         if _option(args, "--events-endpoint") is not None or _option(args, "--events") is not None:
             raise ValueError("the driver gives the launcher its own --events-endpoint: see events_endpoint")
         self._dir = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))  # the events endpoint's own place
@@ -168,6 +169,7 @@ class LauncherRun:
         self._lines: list[tuple[float, bytes]] = []
         self._parsed: list[dict[str, Any]] = []
         self._on_decision = on_decision
+        self._on_log = on_log
         self._log: deque[str] = deque(maxlen=LOG_TAIL)
         if not wants_dashboard(args):
             # The Dashboard binds a fixed HTTP port: runs that do not look at it leave it out.
@@ -201,8 +203,11 @@ class LauncherRun:
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if self._on_log is not None:
+                self._on_log(line)  # every line, where the kept tail holds only the newest
             with self._changed:
-                self._log.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._log.append(line)
 
     # --- what the run said ---------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.browser import chromium
 from bench.driver import LauncherRun
-from tests.actors.dashboard.browser import chromium
 from tests.helpers import REPO, free_port
 
 

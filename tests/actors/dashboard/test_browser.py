@@ -22,8 +22,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench.browser import chromium, env_says_ci, find_browser
 from bench.driver import LauncherRun
-from tests.actors.dashboard.browser import chromium, env_says_ci, find_browser
 from tests.harness import write_csv
 from tests.helpers import free_port
 

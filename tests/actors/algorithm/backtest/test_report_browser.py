@@ -21,8 +21,8 @@ import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from actors.algorithm.backtest import cli
+from bench.browser import chromium, env_says_ci, find_browser
 from tests.actors.algorithm.backtest.helpers import price_file
-from tests.actors.dashboard.browser import chromium, env_says_ci, find_browser
 from tests.helpers import REPO
 
 if find_browser() is None and not env_says_ci():

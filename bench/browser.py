@@ -1,5 +1,6 @@
-"""A real headless Chromium for the Dashboard's browser tests and its screenshots: Debian's ``chromium``
-driven through Selenium and Debian's ``chromedriver`` (``.ci/run`` installs both)."""
+"""A real headless Chromium for the Dashboard's browser tests, its screenshots and the soak's live
+client (:mod:`bench.soak`): Debian's ``chromium`` driven through Selenium and Debian's ``chromedriver``
+(``.ci/run`` installs both)."""
 
 from __future__ import annotations
 
