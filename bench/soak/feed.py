@@ -124,7 +124,8 @@ class Feed:
         self._out = open(self.path, "a", encoding="ascii")  # noqa: SIM115 - held until stop or the next rotation
         self._size = len(text)
 
-    def _append(self) -> None:
+    def append(self) -> None:
+        """One step: a row per book, appended (and the file rotated past its size)."""
         text = self._step()
         assert self._out is not None
         self._out.write(text)
@@ -151,7 +152,7 @@ class Feed:
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             self.counters.late_max = max(self.counters.late_max, time.monotonic() - next_at)
             try:
-                self._append()
+                self.append()
             except OSError as exc:  # a full disk: counted, said once, and the soak's report fails on it
                 self.counters.errors += 1
                 self.counters.error = self.counters.error or str(exc)

@@ -1,0 +1,175 @@
+"""The soak's judgement, pure parts (:mod:`bench.soak`): the rule re-computed from the feed's rows, the
+ticks judged, stdout against a Ledger, the feed's rotation, memory and gauges. Milliseconds each; the
+soak itself runs in tests/test_soak.py."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from actors.algorithm.config import Config, load_config
+from bench.soak import procs, tally
+from bench.soak.agree import PrintedStore
+from bench.soak.feed import HEADER, Feed, History
+from bench.soak.prices import Epochs, PriceCheck, Printed, broken_rule, parse, rule
+from bench.soak.reloads import VARIANTS, config_text
+from bench.soak.report import gauges
+
+WINDOW = ("10.00", "11.00", "12.00", "13.00", "14.05")  # mean 12.01
+
+
+def line(*, book: str = "B1", tick: int = 1, prices: tuple[str, ...] = WINDOW, avg: str = "12.01",
+         request_id: int = 2, sold: bool = True, price: str = "13.21", rule_price: str | None = None,
+         guardrail: tuple[str, ...] | None = None) -> bytes:
+    return orjson.dumps({"book": book, "strategy": "default", "tick": tick, "ts": "2026-12-04T12:00:00.000+00:00",
+                         "prices": list(prices), "avg_comp_price": avg, "request_id": request_id, "sold": sold,
+                         "price": price, "rule_price": rule_price,
+                         "guardrail": None if guardrail is None else list(guardrail)})
+
+
+def plain_config() -> Config:
+    return Config.simple(["B1"])  # the rule alone, no guardrails
+
+
+def guarded_config(tmp_path: Path) -> Config:
+    (tmp_path / "books.txt").write_text("B1\n", encoding="utf-8")
+    path = tmp_path / "repricer.toml"
+    path.write_text(config_text(VARIANTS[0], 0.1, "books.txt"), encoding="utf-8")  # ending .99, step 10%
+    return load_config(path)
+
+
+def test_rule_is_the_mean_times_the_factor_rounded_half_up() -> None:
+    prices = tuple(Decimal(p) for p in WINDOW)
+    assert rule(prices, True) == (Decimal("12.01"), Decimal("13.21"))  # 13.211
+    assert rule(prices, False) == (Decimal("12.01"), Decimal("10.81"))  # 10.809
+    # 12.005 * 0.9 = 10.8045 -> 10.80; 12.025 * 1.1 = 13.2275 -> 13.23 (half-up)
+    assert rule(tuple(Decimal(p) for p in ("12.00", "12.01", "12.00", "12.01", "12.005")), False)[1] == Decimal("10.80")
+    assert rule((Decimal("12.025"),), True)[1] == Decimal("13.23")
+
+
+def test_a_decision_is_checked_field_by_field() -> None:
+    config = plain_config()
+    assert broken_rule(parse(line()), config, None) is None
+    assert "price" in (broken_rule(parse(line(price="13.22")), config, None) or "")
+    assert "mean" in (broken_rule(parse(line(avg="12.02")), config, None) or "")
+    assert "is odd" in (broken_rule(parse(line(request_id=3)), config, None) or "")  # sold with an odd id
+    assert broken_rule(parse(line(request_id=3, sold=False, price="10.81")), config, None) is None
+    assert "decimals" in (broken_rule(parse(line(prices=WINDOW[:4])), config, None) or "")
+
+
+def test_the_window_must_be_rows_the_feed_wrote() -> None:
+    history = History(["B1"], depth=8)
+    history.add([("B1", p) for p in ("9.00", *WINDOW)][:1])
+    for price in WINDOW:
+        history.add([("B1", price)])
+    decision = parse(line())
+    assert broken_rule(decision, plain_config(), None, history.holds) is None
+    assert history.holds("B1", WINDOW[1:]) and history.holds("B1", ("9.00", *WINDOW[:4]))
+    assert not history.holds("B1", tuple(reversed(WINDOW))) and not history.holds("B2", WINDOW)
+    for _ in range(4):  # the window scrolls out of the bounded history
+        history.add([("B1", "20.00")])
+    assert "feed wrote" in (broken_rule(decision, plain_config(), None, history.holds) or "")
+
+
+def test_guardrails_of_the_config_in_force(tmp_path: Path) -> None:
+    config = guarded_config(tmp_path)
+    # First decision: no step limit; the rule's 13.21 ends in .99 -> 12.99 (nearest), reported as moved.
+    good = parse(line(price="12.99", rule_price="13.21", guardrail=("ending",)))
+    assert broken_rule(good, config, None) is None
+    assert broken_rule(good, plain_config(), None) is not None  # what a reload is seen by
+    assert broken_rule(parse(line(price="13.21", rule_price="13.21", guardrail=())), config, None) is not None
+    # A price check follows each pair's previous price: 10% of 11.00 caps the next at 12.10 (-> 11.99).
+    check = PriceCheck(Epochs(config))
+    check.observe(parse(line(tick=1, request_id=3, sold=False, price="10.99", rule_price="10.81",
+                             guardrail=("ending",))))
+    check.observe(parse(line(tick=2, price="11.99", rule_price="13.21", guardrail=("step", "ending"))))
+    assert (check.checked, check.broken, check.out_of_order) == (2, 0, 0), check.examples
+    check.observe(parse(line(tick=2, price="11.99", rule_price="13.21", guardrail=("step", "ending"))))
+    assert check.out_of_order == 1
+
+
+def test_judged_ticks_start_at_the_first_full_one_and_count_short_ones() -> None:
+    counts = {3: 2, 4: 5, 5: 5, 6: 4, 7: 6, 8: 5, 9: 1}
+    judged = tally.span(counts, expected=5, grace_ticks=3, last=8)
+    assert (judged.first, judged.last, judged.start_ticks) == (4, 8, 1)
+    short = tally.shortfall(counts, 5, judged)
+    assert (short.ticks, short.decisions, short.extra, short.shown) == (2, 1, 1, {6: 4, 7: 6})
+    # A start that never completes a tick within its grace is judged from the grace's end.
+    assert tally.span({3: 1, 4: 1, 5: 1, 6: 5}, 5, 2, 6).first == 5
+    assert tally.last_judged(t0=100.0, interval=1.0, stop_at=110.5) == 9  # tick 9 was due at 109: a whole tick ago
+
+
+def test_stdout_against_the_ledger(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("CREATE TABLE decisions (book TEXT, strategy TEXT, run REAL, tick INTEGER, price TEXT)")
+        conn.executemany("INSERT INTO decisions VALUES (?, 'default', 7.5, ?, ?)",
+                         [("B1", 1, "13.21"), ("B1", 2, "10.00"), ("B2", 1, "1.00")])
+    store = PrintedStore(tmp_path / "printed.sqlite3")
+    for decision in (line(tick=1), line(tick=2), line(tick=3), line(tick=1)):
+        store.add(parse(decision))
+    agreement = store.compare(ledger)
+    store.close()
+    assert store.repeated == 1 and agreement.run == 7.5 and (agreement.printed, agreement.kept) == (3, 3)
+    assert not agreement.equal
+    assert (agreement.printed_only.count, agreement.ledger_only.count, agreement.other_price.count) == (1, 1, 1)
+    assert agreement.other_price.examples == ["B1 default tick 2 printed 13.21 kept 10.00"]
+    assert agreement.kept_per_tick == {1: 2, 2: 1}
+
+
+def test_the_feed_rotates_keeping_every_books_window(tmp_path: Path) -> None:
+    books = [f"B{i}" for i in range(20)]
+    feed = Feed(tmp_path / "prices.csv", books, interval=1.0, keep=5, max_bytes=4096)
+    feed.prime()
+    while feed.counters.rotations == 0:
+        feed.append()
+    feed.stop()
+    lines = (tmp_path / "prices.csv").read_text(encoding="ascii").splitlines(keepends=True)
+    assert lines[0] == HEADER and len(lines) == 1 + 5 * len(books)
+    for book in books:
+        prices = tuple(row.split(",")[2].strip() for row in lines[1:] if row.split(",")[1] == book)
+        assert len(prices) == 5 and feed.history.holds(book, prices)
+    assert feed.counters.rows == len(books) * (5 + feed.counters.appends)
+
+
+def sample(at: float, rss: dict[str, int], pids: dict[str, int] | None = None,
+           counters: dict[str, dict[str, int]] | None = None) -> procs.Sample:
+    return procs.Sample(at, int(at) * 10, {name: procs.Reading((pids or {}).get(name, 1), kib, int(at) * 1000)
+                                           for name, kib in rss.items()}, counters or {})
+
+
+def test_memory_is_judged_from_the_middle_to_the_end() -> None:
+    samples = procs.Samples()
+    for at, ledger in ((0, 1000), (5, 1500), (10, 1520)):  # a cache filling, then level
+        samples.add(sample(at, {"ledger": ledger, "algorithm": 1000 + 100 * at}))
+    three = samples.three(0)
+    assert three is not None
+    report, grew = procs.memory(three, max_growth=5.0)
+    assert grew == ["algorithm", "total"]  # +66% over the second half; the ledger +1.3%
+    processes = report["processes"]
+    assert isinstance(processes, dict) and processes["ledger"]["growth_middle_to_end_pct"] == 1.33
+    restarted = procs.memory((sample(0, {"a": 1}), sample(1, {"a": 1}), sample(2, {"a": 1}, {"a": 2})), 5.0)[1]
+    assert restarted == ["a"]
+    assert samples.three(11) is None
+
+
+@pytest.mark.parametrize(("first", "second", "growing"), [((5, 900, 3), (800, 2, 4), False),
+                                                         ((10, 20, 30), (40, 50, 60), True)])
+def test_a_gauge_must_level_off(first: tuple[int, ...], second: tuple[int, ...], growing: bool) -> None:
+    samples = [sample(i, {}, counters={"algorithm": {"in_flight": v, "decisions": 10 ** i}})
+               for i, v in enumerate((*first, *second))]
+    peaks, rising = gauges(samples)
+    assert peaks == {"algorithm.in_flight": [max(first), max(second)]}  # counters that only count are not gauges
+    assert rising == (["algorithm.in_flight"] if growing else [])
+
+
+def test_bad_lines_say_why() -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        parse(b"price 12\n")
+    with pytest.raises(ValueError, match="tick"):
+        parse(orjson.dumps({"book": "B1", "tick": "1"}))
+    assert isinstance(parse(line()), Printed)
