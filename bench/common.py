@@ -45,6 +45,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Config:
     quick: bool = False
+    seconds: float | None = None  # how long a timed run lasts (the soak), when given
 
     def pick(self, quick: T, full: T) -> T:
         return quick if self.quick else full

@@ -4,9 +4,11 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run                  # full run (about 10 minutes on 2 cores)
     python -m bench.run --quick          # short version (under 2 minutes)
     python -m bench.run --only ticks,idle_cpu
+    python -m bench.run --only soak --seconds 7200   # the release soak (only when asked for)
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load.
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load; and,
+only with --only, soak.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bench import (
     ticks,
 )
 from bench.common import Config, Outcome, Row
+from bench.soak import measure as soak
 
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "throughput": throughput.measure,
@@ -59,7 +62,9 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "hostile": hostile.measure,
     "backtest": backtest.measure,
     "algorithm_load": algorithm_load.measure,
+    "soak": soak.measure,
 }
+ASKED_ONLY = frozenset({"soak"})  # minutes to hours: run when named, never by default
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -93,15 +98,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short version (< 2 minutes)")
-    parser.add_argument("--only", default=",".join(MEASURES), metavar="NAME,...",
-                        help=f"measurements to run, among {','.join(MEASURES)} (default: all)")
+    parser.add_argument("--only", default=",".join(n for n in MEASURES if n not in ASKED_ONLY), metavar="NAME,...",
+                        help=f"measurements to run, among {','.join(MEASURES)} (default: all but "
+                             f"{','.join(sorted(ASKED_ONLY))})")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="how long the soak runs (default 300; quick 60)")
     parser.add_argument("--output", default=None, metavar="PATH", help="JSON path (default bench/results/<ts>.json)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in MEASURES]
     if unknown:
         parser.error(f"unknown measurement(s) {unknown}; choose among {list(MEASURES)}")
-    cfg = Config(quick=args.quick)
+    cfg = Config(quick=args.quick, seconds=args.seconds)
     started = time.time()
     rows: list[tuple[str, Row]] = []
     report: dict[str, Any] = {

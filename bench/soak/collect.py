@@ -110,13 +110,14 @@ class Supervision:
 @dataclass
 class Log:
     """The stderr side, fed by the driver's stderr reader thread: every line counted, the loop
-    exceptions among them (with the first few shown), and the other lines by level word."""
+    exceptions among them, and the other lines by level word (the first few of each shown)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     lines: int = 0
     loop_exceptions: int = 0
     examples: list[str] = field(default_factory=list)
     levels: Counter[str] = field(default_factory=Counter)  # bounded: a few level words
+    warnings: list[str] = field(default_factory=list)  # the first few WARNING, ERROR or CRITICAL lines
 
     def on_line(self, line: str) -> None:
         exception = any(mark in line for mark in LOOP_EXCEPTION)
@@ -128,8 +129,10 @@ class Log:
                 self.loop_exceptions += 1
                 if len(self.examples) < EXAMPLES:
                     self.examples.append(line[:300])
+            elif level != "other" and len(self.warnings) < EXAMPLES:
+                self.warnings.append(line[:300])
 
     def report(self) -> dict[str, object]:
         with self.lock:
             return {"lines": self.lines, "loop_exceptions": self.loop_exceptions, "by_level": dict(self.levels),
-                    "examples": list(self.examples)}
+                    "examples": list(self.examples), "warnings": list(self.warnings)}

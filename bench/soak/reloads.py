@@ -109,6 +109,11 @@ class Reloads:
             for index in range(1, min(taken, self.asked) + 1):
                 self.epochs.taken(index, now)
 
+    def telling(self) -> list[int]:
+        """Per reload, the decisions checked after it that the config before it would have refused."""
+        with self._lock:
+            return [epoch.telling for epoch in self.epochs.epochs[1:]]
+
     def report(self) -> dict[str, object]:
         with self._lock:
             epochs = self.epochs.epochs[1:]

@@ -3,11 +3,11 @@ of text for the operator. Pure: no I/O (the caller prints and writes).
 
 It fails on: an unplanned exit, restart or hang; an exception that reached an event loop; a judged
 tick without exactly one decision per book (on stdout or in the Ledger); a printed decision that is
-not the rule's; stdout not equal to the Ledger; a reload asked for and not taken, or refused; a
-process (or the sum) whose RSS grew more than the plan allows from the middle of the warm run to its
-end; a gauge (a queue's or a map's size) whose peak over the second half of the run is well above
-its peak over the first; a feed error; a live Dashboard look that was stale, reloaded or failed; or
-the launcher not stopping cleanly.
+not the rule's; stdout not equal to the Ledger; a reload asked for and not taken, refused, or not
+seen in the prices; a process (or the sum) whose RSS grew more than the plan allows from the middle
+of the warm run to its end; a gauge (a queue's or a map's size) whose peak over the second half of
+the run is well above its peak over the first; a feed error; a live Dashboard look that was stale,
+reloaded or failed; or the launcher not stopping cleanly.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ def judge(observed: Observed) -> dict[str, object]:
     reloads = observed.reloads.report()
     if reloads["taken"] != reloads["asked"] or reloads["refused"]:
         failures.append(f"reloads asked {reloads['asked']}, taken {reloads['taken']}, refused {reloads['refused']}")
+    unseen = [index for index, telling in enumerate(observed.reloads.telling(), start=1) if not telling]
+    if unseen:
+        failures.append(f"reload(s) {unseen} not seen in the prices (no decision the previous config would refuse)")
 
     feed = observed.feed.counters.report()
     if observed.feed.counters.errors:
