@@ -36,6 +36,8 @@ def test_short_soak() -> None:
     assert all(n > 0 for n in reloads["telling_decisions"])
     memory = summary["memory"]
     assert isinstance(memory, dict) and set(memory["processes"]) == PROCESSES | {"total"}
+    polls = summary["dashboard_polls"]  # /metrics, /api/overview, /api/books every 1.5 s
+    assert isinstance(polls, dict) and polls["answered"] == polls["asked"] >= 6
     if BROWSER:
         looks = summary["live_dashboard"]
         assert isinstance(looks, dict) and looks["live"] == looks["looks"] >= 3

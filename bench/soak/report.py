@@ -8,7 +8,7 @@ not the rule's; stdout not equal to the Ledger; a reload asked for and not taken
 seen in the prices; a process (or the sum) whose RSS grew more than the plan allows from the middle
 of the warm run to its end; a gauge (a queue's or a map's size) that never came back down, over the
 second half of the run, to its highest value in the first; a feed error; a live Dashboard look that
-was stale, reloaded or failed; or the launcher not stopping cleanly.
+was stale, reloaded or failed, or a poll of it not answered; or the launcher not stopping cleanly.
 """
 
 from __future__ import annotations
@@ -131,6 +131,11 @@ def judge(observed: Observed) -> dict[str, object]:
             if bad or not looks.get("looks"):
                 failures.append(f"live Dashboard looks: {looks.get('looks')} made, not live: {bad}")
 
+    polls = observed.polls
+    asked, failed = (polls.get("asked"), polls.get("failed")) if polls is not None else (None, None)
+    if plan.dashboard and (not asked or failed):
+        failures.append(f"Dashboard polls: {asked} asked, {failed} failed")
+
     return {
         "ok": not failures,
         "failures": failures,
@@ -156,6 +161,7 @@ def judge(observed: Observed) -> dict[str, object]:
         "cpu": cpu,
         "gauges": {"first_max_second_min_max": peaks, "growing": rising},
         "live_dashboard": looks,
+        "dashboard_polls": polls,
         "log_tail": observed.log_tail.splitlines()[-15:] if failures else [],
     }
 
@@ -207,7 +213,8 @@ def screen(summary: dict[str, object]) -> str:
         f"{g('cpu', 'whole_run_total')} over the whole run",
         f"  gauges         growing: {g('gauges', 'growing') or 'none'}",
         f"  Dashboard      {g('live_dashboard') and g('live_dashboard', 'live')} live looks of "
-        f"{g('live_dashboard') and g('live_dashboard', 'looks')}",
+        f"{g('live_dashboard') and g('live_dashboard', 'looks')}; polls answered {g('dashboard_polls', 'answered')} "
+        f"of {g('dashboard_polls', 'asked')} (slowest {g('dashboard_polls', 'slowest_s')} s)",
     ]
     failures = summary["failures"]
     assert isinstance(failures, list)

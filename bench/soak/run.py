@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import book_ids
-from bench.driver import LauncherRun, free_port, launched, private_dir
+from bench.driver import LauncherRun, free_port, launched, private_dir, wait_http
 from bench.soak import procs, tally
 from bench.soak.agree import PrintedStore
 from bench.soak.collect import Log, Printed, Supervision
 from bench.soak.feed import Feed
 from bench.soak.live_client import LiveClient
+from bench.soak.poller import Poller
 from bench.soak.prices import WINDOW, PriceCheck
 from bench.soak.reloads import Reloads
 
 FIRST_DECISION_WAIT: Final = 180.0  # seconds: the start of 1,000 books on a loaded machine
+DASHBOARD_WAIT: Final = 60.0  # seconds after the first decision
 STOP_WAIT: Final = 120.0
 
 
@@ -37,7 +39,7 @@ class Plan:
     reload_every: float = 600.0  # seconds between SIGHUP reloads (0: none)
     dashboard: bool = True
     browser: bool = True  # a live Chromium on the Dashboard's overview (needs the Dashboard)
-    look_every: float = 10.0  # seconds between two looks at the browser's page
+    look_every: float = 10.0  # seconds between two looks at the browser's page, and two polls of the Dashboard
     sample_every: float | None = None  # seconds between /proc samples (default: ~100 samples, 1..60 s)
     status_every: float = 5.0  # the launcher's --status-every
     max_growth_pct: float = 5.0  # RSS growth allowed from the middle to the end, each process and all
@@ -83,6 +85,7 @@ class Observed:
     reloads: Reloads
     feed: Feed
     looks: dict[str, object] | None
+    polls: dict[str, object] | None
     samples: procs.Samples
     agreement: Any  # agree.Agreement, or None when the Ledger could not be read
     agreement_error: str | None
@@ -126,6 +129,7 @@ def _soak(plan: Plan, work: Path) -> Observed:
     samples = procs.Samples()
     exit_code: int | None = None
     looks: dict[str, object] | None = None
+    polls: dict[str, object] | None = None
     try:
         feed.start()
         # The browser starts beside the launcher (each takes seconds) and opens the page once it can.
@@ -135,9 +139,16 @@ def _soak(plan: Plan, work: Path) -> Observed:
             first_at = run.wait_until(lambda: printed.first_at, FIRST_DECISION_WAIT, "the first decision")
             if client is not None:
                 client.wait_open()  # bounded; a page that never opened is in the report (looks: errors)
+            poller = None
+            if port is not None:
+                url = f"http://127.0.0.1:{port}/"
+                wait_http(url + "static/style.css", DASHBOARD_WAIT)
+                poller = Poller(url, plan.look_every)
+                poller.start()
             _follow(plan, run, printed, supervision, reloads, samples, first_at)
             supervision.stopping.set()
             looks = client.stop().report() if client is not None else None
+            polls = poller.stop().report() if poller is not None else None
             stop_at = time.time()
             exit_code = run.stop(timeout=STOP_WAIT)
             seconds = stop_at - first_at
@@ -151,7 +162,7 @@ def _soak(plan: Plan, work: Path) -> Observed:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         store.close()
-    return Observed(plan, seconds, stop_at, exit_code, printed, supervision, log, reloads, feed, looks, samples,
+    return Observed(plan, seconds, stop_at, exit_code, printed, supervision, log, reloads, feed, looks, polls, samples,
                     agreement, error, log_tail)
 
 
