@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from bench.common import book_ids
 from bench.driver import LauncherRun, free_port, launched, private_dir, wait_http
 from bench.soak import procs, tally
-from bench.soak.agree import PrintedStore
+from bench.soak.agree import Agreement, PrintedStore
 from bench.soak.collect import Log, Printed, Supervision
 from bench.soak.feed import Feed
 from bench.soak.live_client import LiveClient
@@ -87,7 +87,7 @@ class Observed:
     looks: dict[str, object] | None
     polls: dict[str, object] | None
     samples: procs.Samples
-    agreement: Any  # agree.Agreement, or None when the Ledger could not be read
+    agreement: Agreement | None  # None when the Ledger could not be read
     agreement_error: str | None
     log_tail: str
 
@@ -103,6 +103,21 @@ def _live_client(plan: Plan, port: int | None) -> Iterator[LiveClient | None]:
         yield client
     finally:
         client.stop()
+
+
+@contextlib.contextmanager
+def _poller(plan: Plan, port: int | None) -> Iterator[Poller | None]:
+    if port is None:
+        yield None
+        return
+    url = f"http://127.0.0.1:{port}/"
+    wait_http(url + "static/style.css", DASHBOARD_WAIT)
+    poller = Poller(url, plan.look_every)
+    poller.start()
+    try:
+        yield poller
+    finally:
+        poller.stop()
 
 
 def soak(plan: Plan) -> Observed:
@@ -139,16 +154,11 @@ def _soak(plan: Plan, work: Path) -> Observed:
             first_at = run.wait_until(lambda: printed.first_at, FIRST_DECISION_WAIT, "the first decision")
             if client is not None:
                 client.wait_open()  # bounded; a page that never opened is in the report (looks: errors)
-            poller = None
-            if port is not None:
-                url = f"http://127.0.0.1:{port}/"
-                wait_http(url + "static/style.css", DASHBOARD_WAIT)
-                poller = Poller(url, plan.look_every)
-                poller.start()
-            _follow(plan, run, printed, supervision, reloads, samples, first_at)
-            supervision.stopping.set()
-            looks = client.stop().report() if client is not None else None
-            polls = poller.stop().report() if poller is not None else None
+            with _poller(plan, port) as poller:
+                _follow(plan, run, printed, supervision, reloads, samples, first_at)
+                supervision.stopping.set()
+                looks = client.stop().report() if client is not None else None
+                polls = poller.stop().report() if poller is not None else None
             stop_at = time.time()
             exit_code = run.stop(timeout=STOP_WAIT)
             seconds = stop_at - first_at
