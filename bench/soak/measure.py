@@ -1,5 +1,5 @@
 """The soak as a measurement of ``python -m bench.run`` (``--only soak``; not in the default set: it
-takes minutes to hours): the release soak for ``--seconds`` (default 300; quick: 60 s of 100 books),
+takes minutes to hours): the release soak for ``--seconds`` (default 300; quick: 100 books, 60 s),
 its verdicts as rows, its whole summary in the raw results."""
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from bench.soak.report import judge, screen
 from bench.soak.run import Plan, soak
 
 FULL_SECONDS = 300.0
+QUICK_SECONDS = 60.0
+QUICK_BOOKS = 100
 
 
 def plan_for(cfg: Config) -> Plan:
-    if cfg.quick and cfg.seconds is None:
-        return Plan(books=100, seconds=60.0, reload_every=20.0)
-    seconds = cfg.seconds or FULL_SECONDS
-    return Plan(seconds=seconds, reload_every=min(600.0, seconds / 5))  # at least 4 reloads in any run
+    """The release soak for ``cfg.seconds`` (default 300 s); quick: 100 books (default 60 s)."""
+    seconds = cfg.seconds or cfg.pick(QUICK_SECONDS, FULL_SECONDS)
+    books = cfg.pick(QUICK_BOOKS, Plan().books)
+    return Plan(books=books, seconds=seconds, reload_every=min(600.0, seconds / 5))  # at least 4 reloads
 
 
 def measure(cfg: Config) -> Outcome:

@@ -11,10 +11,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from actors.algorithm.config import Config, load_config
-from bench.soak import procs, tally
+from actors.algorithm.config import Config as PricingConfig
+from actors.algorithm.config import load_config
+from bench.common import Config
+from bench.soak import Plan, procs, tally
 from bench.soak.agree import PrintedStore
 from bench.soak.feed import HEADER, Feed, History
+from bench.soak.measure import plan_for
 from bench.soak.prices import Epochs, PriceCheck, Printed, broken_rule, parse, rule
 from bench.soak.reloads import VARIANTS, config_text
 from bench.soak.report import gauges
@@ -31,11 +34,11 @@ def line(*, book: str = "B1", tick: int = 1, prices: tuple[str, ...] = WINDOW, a
                          "guardrail": None if guardrail is None else list(guardrail)})
 
 
-def plain_config() -> Config:
-    return Config.simple(["B1"])  # the rule alone, no guardrails
+def plain_config() -> PricingConfig:
+    return PricingConfig.simple(["B1"])  # the rule alone, no guardrails
 
 
-def guarded_config(tmp_path: Path) -> Config:
+def guarded_config(tmp_path: Path) -> PricingConfig:
     (tmp_path / "books.txt").write_text("B1\n", encoding="utf-8")
     path = tmp_path / "repricer.toml"
     path.write_text(config_text(VARIANTS[0], 0.1, "books.txt"), encoding="utf-8")  # ending .99, step 10%
@@ -175,3 +178,9 @@ def test_bad_lines_say_why() -> None:
     with pytest.raises(ValueError, match="tick"):
         parse(orjson.dumps({"book": "B1", "tick": "1"}))
     assert isinstance(parse(line()), Printed)
+
+
+def test_bench_run_soak_for_7200_seconds_is_the_release_soak() -> None:
+    assert plan_for(Config(seconds=7200.0)) == Plan()  # python -m bench.run --only soak --seconds 7200
+    quick = plan_for(Config(quick=True))
+    assert (quick.books, quick.seconds, quick.reload_every) == (100, 60.0, 12.0)
