@@ -7,7 +7,7 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only soak --seconds 7200   # the release soak (only when asked for)
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load; and,
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load, protocol; and,
 only with --only, soak.
 """
 
@@ -39,6 +39,7 @@ from bench import (
     latency,
     ledger,
     memory,
+    protocol,
     replay,
     throughput,
     ticks,
@@ -62,6 +63,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "hostile": hostile.measure,
     "backtest": backtest.measure,
     "algorithm_load": algorithm_load.measure,
+    "protocol": protocol.measure,
     "soak": soak.measure,
 }
 ASKED_ONLY = frozenset({"soak"})  # minutes to hours: run when named, never by default
