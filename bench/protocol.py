@@ -1,6 +1,7 @@
 """The codec on the hot path: encode and decode time of the messages that carry the most fields.
 
-* cases: one Decision (rule price and two guardrails set), a LedgerBatch of 200 decisions
+* cases: a LastPricesReply of 5 prices (the smallest hot message: what a frame costs beyond its
+  fields), one Decision (rule price and two guardrails set), a LedgerBatch of 200 decisions
   (``limits.LEDGER_BATCH_MAX``), WindowsReplys of 200 and 1,000 windows of 5 prices (a DataManager's
   answer to a batch of a tick's books).
 * value: microseconds per ``encode`` + ``decode`` of ``transport.protocol`` (CPU time of the thread), the
@@ -46,7 +47,7 @@ def cases(p: ModuleType) -> dict[str, Any]:
     def reply(books: int) -> Any:
         return p.WindowsReply(7, 1000, (window,) * books, ("",) * books)
 
-    return {"Decision": decision(0),
+    return {"LastPricesReply of 5 prices": p.LastPricesReply(7, "B00001", 1000, window), "Decision": decision(0),
             "LedgerBatch of 200 decisions": p.LedgerBatch(3, tuple(decision(i) for i in range(200))),
             "WindowsReply of 200 windows": reply(200), "WindowsReply of 1,000 windows": reply(1000)}
 
