@@ -59,6 +59,8 @@ class ProtocolError(ValueError):
 
 
 class MessageType(IntEnum):
+    """The type code of every message (the second item of a frame); ``@message(code)`` binds a class."""
+
     TICK = 1
     LAST_PRICES_REQUEST = 2
     LAST_PRICES_REPLY = 3
