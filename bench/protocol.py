@@ -8,6 +8,8 @@
   best of several rounds (the minimum is the round least disturbed by other processes on a shared machine).
 * baseline: bare ``msgpack.packb`` + ``unpackb`` of the same frame (no dataclasses, no validation): the
   floor, so the ratio is what the codec's own work costs.
+* and the Ledger's fast path: a LedgerBatch of 200 decisions read into the Ledger's rows by
+  ``transport.ledger_rows.read_batch``, against ``decode`` + the Ledger's ``records.to_row``.
 
 ``python -m bench.protocol --against FILE`` measures another version of ``transport/protocol.py``
 (e.g. ``git show main:transport/protocol.py > /tmp/old_protocol.py``) interleaved with the current one,
@@ -29,8 +31,9 @@ from typing import Any
 
 import msgpack
 
+from actors.ledger.records import to_row
 from bench.common import Config, Outcome, Row
-from transport import protocol
+from transport import ledger_rows, protocol
 
 WINDOW = ("18.02", "17.98", "17.99", "17.94", "17.95")
 
@@ -104,13 +107,39 @@ def timings(codecs: Sequence[ModuleType], rounds: int, seconds: float) -> list[d
     return best
 
 
+def _decoded_rows(frame: bytes) -> list[object]:
+    return [to_row(d) for d in protocol.decode_as(frame, protocol.LedgerBatch).decisions]
+
+
+def rows_timings(rounds: int, seconds: float) -> dict[str, float]:
+    """The best seconds per LedgerBatch of 200 decisions read into the Ledger's rows: by the fast reader
+    (``transport.ledger_rows``) and by the protocol's decoder and ``records.to_row`` (the way every
+    other frame goes), in turns within each round."""
+    frame = protocol.encode(cases(protocol)["LedgerBatch of 200 decisions"])
+    assert ledger_rows.read_batch(frame) is not None
+    ops: dict[str, Callable[[], object]] = {"fast": partial(ledger_rows.read_batch, frame),
+                                            "decoded": partial(_decoded_rows, frame)}
+    numbers = {op: _calls_per_round(call, seconds) for op, call in ops.items()}
+    best: dict[str, float] = {}
+    for round_ in range(rounds + 1):
+        for op, call in ops.items():
+            took = _per_call(call, numbers[op])
+            if round_:
+                best[op] = min(best.get(op, took), took)
+    return best
+
+
 def measure(cfg: Config) -> Outcome:
-    (best,) = timings([protocol], rounds=cfg.pick(3, 7), seconds=cfg.pick(0.01, 0.03))
-    out = Outcome(raw={"seconds": best})
+    rounds, seconds = cfg.pick(3, 7), cfg.pick(0.01, 0.03)
+    (best,) = timings([protocol], rounds, seconds)
+    rows = rows_timings(rounds, seconds)
+    out = Outcome(raw={"seconds": best, "ledger_rows_seconds": rows})
     for name, t in best.items():
         out.rows.append(Row(f"codec encode+decode, {name}", (t["encode"] + t["decode"]) * 1e6, "us",
                             t["msgpack"] * 1e6, "bare msgpack packb+unpackb of the same frame",
                             note=f"encode {t['encode'] * 1e6:.1f} us, decode {t['decode'] * 1e6:.1f} us"))
+    out.rows.append(Row("LedgerBatch of 200 decisions read into the Ledger's rows (transport.ledger_rows)",
+                        rows["fast"] * 1e6, "us", rows["decoded"] * 1e6, "protocol.decode + records.to_row"))
     return out
 
 

@@ -30,6 +30,7 @@ COMPETITOR_PRICE_MAX: Final = PRICE_MAX / FACTOR_MAX  # 5,000,000
 # --- books, strategies, windows ------------------------------------------------------------------
 BOOK_ID_MAX_LEN: Final = 128
 STRATEGY_NAME_MAX_LEN: Final = 64
+GUARDRAIL_NAME_MAX_LEN: Final = 32  # a guardrail's name in a decision's list of those that moved its price
 WINDOW_MAX: Final = 64  # competitor prices one decision may average, and the DataManager keeps per book
 WINDOW_DEFAULT: Final = 5
 BOOKS_MAX: Final = 1_000_000  # distinct books the DataManager keeps, and pairs a config may list

@@ -47,6 +47,7 @@ MAX_BOOK_ID_LEN: Final = limits.BOOK_ID_MAX_LEN
 MAX_WINDOW: Final = limits.WINDOW_MAX
 MAX_COUNTERS: Final = 128
 MAX_GUARDRAILS: Final = 8
+MAX_DECIMAL_TEXT: Final = 40  # a money field's decimal string, in characters
 _INT64_MAX: Final = 2**63 - 1
 
 _T = TypeVar("_T")
@@ -122,7 +123,7 @@ def text(max_len: int = MAX_BOOK_ID_LEN, *, empty: bool = False) -> Codec[str]:
 
 def _money_reader(name: str) -> Callable[[object], Decimal]:
     def read(value: Any) -> Decimal:
-        if type(value) is not str or len(value) > 40:
+        if type(value) is not str or len(value) > MAX_DECIMAL_TEXT:
             raise ProtocolError(f"{name}: expected a decimal string, got {value!r:.40}")
         try:
             number = Decimal(value)
@@ -150,7 +151,7 @@ def _window_reader(name: str) -> Callable[[object], tuple[Decimal, ...]]:
             raise ProtocolError(f"{name}: expected a list of at most {MAX_WINDOW} prices")
         # The checks of a money field, done in bulk (a batch reply holds thousands of prices); any doubt
         # goes back to them one by one for the exact error.
-        if all(type(v) is str and len(v) <= 40 for v in value):
+        if all(type(v) is str and len(v) <= MAX_DECIMAL_TEXT for v in value):
             try:
                 prices = tuple(map(Decimal, value))
             except InvalidOperation:
@@ -191,7 +192,7 @@ def _money_strings(values: tuple[Decimal, ...]) -> list[str]:
 
 uint: Final = integer()  # 0..2**63-1
 finite: Final = Codec(_finite_reader)  # a finite number, read as a float
-money: Final = Codec(_money_reader, str)  # a Decimal as a decimal string of at most 40 characters
+money: Final = Codec(_money_reader, str)  # a Decimal as a decimal string of at most MAX_DECIMAL_TEXT characters
 optional_money: Final = Codec(_optional_money_reader, _optional_money_string)  # None as ""
 window: Final = Codec(_window_reader, _money_strings)  # at most MAX_WINDOW prices (money)
 flag: Final = Codec(_flag_reader)  # a bool
@@ -429,7 +430,7 @@ class Decision:
     # what the rule said, when the guardrails are configured
     rule_price: Decimal | None = wire(optional_money, default=None)
     # the guardrails that moved the price, in the order applied
-    guardrail: tuple[str, ...] = wire(texts(MAX_GUARDRAILS, 32), default=())
+    guardrail: tuple[str, ...] = wire(texts(MAX_GUARDRAILS, limits.GUARDRAIL_NAME_MAX_LEN), default=())
     # the Scheduler run's t0 (Tick.t0): with ``tick``, says which tick of which run
     run: float = wire(finite, default=0.0)
 
@@ -646,13 +647,31 @@ def _unpack(frame: bytes) -> tuple[_Spec[Any], list[Any]]:
     return spec, values
 
 
-def decode(frame: bytes) -> Message:
-    """Unpack and validate one frame; raise :class:`ProtocolError` for anything else."""
+def _checked_fields(frame: bytes) -> tuple[_Spec[Any], list[Any]]:
     spec, values = _unpack(frame)
     if len(values) != spec.arity:
         raise ProtocolError(f"{spec.kind.name}: expected {spec.arity} fields, got {len(values)}")
+    return spec, values
+
+
+def decode(frame: bytes) -> Message:
+    """Unpack and validate one frame; raise :class:`ProtocolError` for anything else."""
+    spec, values = _checked_fields(frame)
     message: Message = spec.read(values)
     return message
+
+
+def unpacked(frame: bytes) -> tuple[MessageType, list[Any]]:
+    """A frame's type and its fields as msgpack reads them: the frame's size, version, type and number
+    of fields checked as :func:`decode` checks them, the fields' values not. For a reader that checks
+    them its own way, faster (:mod:`transport.ledger_rows`); raises :class:`ProtocolError`."""
+    spec, values = _checked_fields(frame)
+    return spec.kind, values
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """The fields of message class ``cls`` in the order they are on the wire."""
+    return _spec_of(cls).names
 
 
 @overload

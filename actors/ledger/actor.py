@@ -2,7 +2,7 @@
 worker the last price it decided for each of its pairs.
 
 On its ROUTER socket it takes two requests from the workers' DEALERs: a :class:`LedgerBatch` of
-decisions (read straight into rows by :mod:`actors.ledger.wire` when all are plainly valid),
+decisions (read straight into rows by :mod:`transport.ledger_rows` when all are plainly valid),
 answered by a :class:`LedgerAck` of the same batch id once the batch is committed (or with the
 reason it was not), and a :class:`LastDecidedRequest`, answered from the ``pairs`` table. Each
 decision is checked against the system's limits before it is kept; garbage frames, messages of the
@@ -29,13 +29,13 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.kinds import LEDGER
-from actors.ledger import wire
 from actors.ledger.options import LedgerOptions
-from actors.ledger.records import DecisionRow, to_row
+from actors.ledger.records import to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
 from actors.probes import READY, Readiness, not_ready
-from transport import protocol
+from transport import ledger_rows, protocol
+from transport.ledger_rows import DecisionRow
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message
 from transport.sockets import Sockets
@@ -129,7 +129,7 @@ class Ledger:
     def _on_frames(self, frames: list[bytes]) -> int:
         """Handle one message; return the work it cost (see RECEIVE_BURST)."""
         self._counters["frames"] += 1
-        read = wire.read_batch(frames[1]) if len(frames) == 2 else None
+        read = ledger_rows.read_batch(frames[1]) if len(frames) == 2 else None
         if read is not None:  # the usual batch, every decision valid: read straight into rows
             batch_id, rows = read
             self._counters["batches"] += 1

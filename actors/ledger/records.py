@@ -17,6 +17,7 @@ from typing import Any, Final, NamedTuple
 import msgpack
 
 from transport import limits
+from transport.ledger_rows import DecisionRow, in_cents, is_name
 from transport.protocol import Decision
 
 SECONDS_PER_DAY: Final = 86_400.0
@@ -26,24 +27,6 @@ _COMPETITOR: Final = (limits.COMPETITOR_PRICE_MIN, limits.COMPETITOR_PRICE_MAX, 
 # codec lets through (a mean of prices with 6 decimals may have many more).
 _AVG_MIN: Final = Decimal("1E-40")
 _AVG_DECIMALS: Final = 40
-GUARDRAIL_NAME_MAX: Final = 32
-
-
-class DecisionRow(NamedTuple):
-    """One row of ``decisions``, in column order (ready for ``executemany``)."""
-
-    book: str
-    strategy: str
-    run: float  # the Scheduler run's t0: with ``tick``, which tick of which run (0: before v3 recorded runs)
-    tick: int
-    ts: float
-    prices: str  # JSON array of decimal strings, oldest first
-    avg_comp_price: str
-    request_id: int
-    sold: int
-    price: str
-    rule_price: str | None
-    guardrail: str | None  # JSON array of names, None when no guardrail moved the price
 
 
 class PairRow(NamedTuple):
@@ -79,16 +62,6 @@ def _money_text(value: Decimal, low: Decimal, high: Decimal, decimals: int) -> s
     return None if point >= 0 and len(text) - point - 1 > decimals else text
 
 
-def in_cents(text: str) -> str:
-    """A price text with at most two decimals, with exactly two ("16.1" -> "16.10")."""
-    point = text.find(".")
-    return text + ".00" if point < 0 else text + "0" * (2 - (len(text) - point - 1))
-
-
-def is_name(text: str, max_len: int) -> bool:
-    return 0 < len(text) <= max_len and text.isprintable() and text == text.strip()
-
-
 def to_row(decision: Decision) -> DecisionRow | str:
     """The ``decisions`` row of ``decision``, or why it cannot be kept (see :func:`decision_row`)."""
     d = decision
@@ -103,7 +76,7 @@ def decision_row(ts: float, tick: int, book: str, strategy: str, window: Sequenc
     order), or why it cannot be kept. The codec checked the types; this checks the values against the
     limits the rest of the system uses, so nothing the Algorithm could never have decided ends up in
     the ledger. Money is kept exact, in fixed-point notation. Both readers of a batch, the protocol's
-    :class:`Decision` and :func:`actors.ledger.wire.read_batch`, end here: one set of checks."""
+    :class:`Decision` and :func:`transport.ledger_rows.read_batch`, agree (tests/actors/ledger/test_rows.py)."""
     if not limits.is_valid_book_id(book):
         return "book: not a valid book id"
     if not is_name(strategy, limits.STRATEGY_NAME_MAX_LEN):
@@ -129,7 +102,7 @@ def decision_row(ts: float, tick: int, book: str, strategy: str, window: Sequenc
     rule_text = None if rule_price is None else _money_text(rule_price, limits.PRICE_MIN, limits.PRICE_MAX, 2)
     if rule_price is not None and rule_text is None:
         return "rule_price: not a price in cents within the price limits"
-    if not all(is_name(name, GUARDRAIL_NAME_MAX) for name in guardrail):
+    if not all(is_name(name, limits.GUARDRAIL_NAME_MAX_LEN) for name in guardrail):
         return "guardrail: not a list of guardrail names"
     # Decimal strings need no JSON escaping: join them directly (json.dumps costs more, per decision).
     prices_json = '["' + '","'.join(prices) + '"]'

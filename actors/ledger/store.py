@@ -34,7 +34,6 @@ from actors.ledger import files, schema
 from actors.ledger.errors import FileLost, SchemaError, error_kind
 from actors.ledger.records import (
     SYNCHRONOUS_MODES,
-    DecisionRow,
     PairRow,
     Retention,
     journal_entry,
@@ -42,6 +41,7 @@ from actors.ledger.records import (
     merge_pairs,
     pair_rows,
 )
+from transport.ledger_rows import DecisionRow
 
 
 class Newest(NamedTuple):

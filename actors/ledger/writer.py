@@ -41,9 +41,10 @@ from actors.kinds import LEDGER
 from actors.ledger import schema
 from actors.ledger.errors import ERROR_KINDS, HINTS, FileLost, error_kind
 from actors.ledger.files import LOSS_KINDS, Change
-from actors.ledger.records import DecisionRow, Retention, stored_price
+from actors.ledger.records import Retention, stored_price
 from actors.ledger.store import LedgerStore, Written, quick_check
 from transport import limits
+from transport.ledger_rows import DecisionRow
 from transport.logs import RateLimitedLog
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerAck, Message
 

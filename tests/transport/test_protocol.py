@@ -485,3 +485,15 @@ def test_an_invalid_request_with_a_readable_id_is_refused_with_what_can_be_echoe
         "oversized"])
 def test_a_frame_without_a_readable_request_id_is_not_answered(data: bytes) -> None:
     assert protocol.refused_request(data) is None
+
+
+def test_unpacked_checks_the_envelope_and_leaves_the_fields_to_their_reader() -> None:
+    good = protocol.encode(LedgerAck(9, 1, 1, 0, "disk full"))
+    assert protocol.unpacked(good) == (MessageType.LEDGER_ACK, [9, 1, 1, 0, "disk full"])
+    assert protocol.unpacked(frame(PROTOCOL_VERSION, MessageType.LEDGER_ACK, -1, "x", 1, 0, "")) == (
+        MessageType.LEDGER_ACK, [-1, "x", 1, 0, ""])  # values unchecked
+    for bad in (frame(PROTOCOL_VERSION, MessageType.LEDGER_ACK, 9, 1, 1, 0), frame(PROTOCOL_VERSION + 1, 11, 9),
+                frame(PROTOCOL_VERSION, 99, 9), b"\xc1", good + b"\x00" * MAX_FRAME_BYTES):
+        with pytest.raises(ProtocolError):
+            protocol.unpacked(bad)
+    assert protocol.field_names(LedgerAck) == ("batch_id", "stored", "duplicates", "rejected", "error")

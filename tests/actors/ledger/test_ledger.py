@@ -25,12 +25,12 @@ import zmq.asyncio
 
 from actors.ledger.actor import Ledger
 from actors.ledger.options import LedgerOptions
-from actors.ledger.records import DecisionRow
 from actors.ledger.store import Written
 from actors.ledger.writer import QUEUE_MAX, TRANSACTION_MAX
 from tests.actors.ledger.helpers import T0, decision, keys, rows
 from tests.helpers import FakeClock, async_wait_for, run_async
 from transport import limits, protocol
+from transport.ledger_rows import DecisionRow
 from transport.protocol import (
     Decision,
     LastDecidedReply,

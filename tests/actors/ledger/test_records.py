@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.ledger.errors import SchemaError, error_kind
-from actors.ledger.records import DecisionRow, Retention, pair_rows, stored_price, to_row
+from actors.ledger.records import Retention, pair_rows, stored_price, to_row
 from tests.actors.ledger.helpers import T0, decision
 from transport import limits
+from transport.ledger_rows import DecisionRow
 from transport.protocol import Decision
 
 

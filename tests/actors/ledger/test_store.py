@@ -11,9 +11,10 @@ import pytest
 
 from actors.ledger import schema
 from actors.ledger.errors import SchemaError, error_kind
-from actors.ledger.records import DecisionRow, Retention, to_row
+from actors.ledger.records import Retention, to_row
 from actors.ledger.store import LedgerStore, Written
 from tests.actors.ledger.helpers import T0, decision, keys, rows
+from transport.ledger_rows import DecisionRow
 from transport.protocol import Decision
 
 

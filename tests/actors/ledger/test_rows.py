@@ -1,4 +1,4 @@
-"""The Ledger's fast reader of batches (actors/ledger/wire.py) against the protocol's decoder and
+"""The Ledger's fast reader of batches (transport/ledger_rows.py) against the protocol's decoder and
 ``records.to_row``: whatever frame it reads, they read the same rows from it, and they refuse nothing it
 accepts; the usual batch does take the fast path."""
 
@@ -8,14 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.ledger.records import DecisionRow, to_row
-from actors.ledger.wire import read_batch
+from actors.ledger.records import to_row
 from bench.ledger import frames
 from tests.actors.ledger.helpers import T0, decision
 from transport import limits, protocol
+from transport.ledger_rows import DecisionRow, in_read_order, read_batch
 from transport.protocol import PROTOCOL_VERSION, LedgerBatch, MessageType, ProtocolError
 
 
@@ -121,3 +122,13 @@ def test_frames_of_another_shape_are_left_to_the_protocol() -> None:
                   packed(MessageType.LEDGER_BATCH, 1, [GOOD]) + b"\x00" * limits.FRAME_MAX_BYTES]:
         assert read_batch(frame) is None and isinstance(slow(frame), str)
     assert read_batch(packed(MessageType.LEDGER_BATCH, 1, [GOOD])) is not None
+
+
+def test_the_fields_are_found_by_their_declared_names() -> None:
+    declared = protocol.field_names(protocol.Decision)
+    pick = in_read_order(declared[::-1], declared)  # a declaration in another order is still read by name
+    assert pick(list(reversed(GOOD))) == tuple(GOOD)
+    with pytest.raises(TypeError, match="declares"):
+        in_read_order((*declared, "margin"))  # a field the reader does not know: refused at import
+    with pytest.raises(TypeError, match="declares"):
+        in_read_order(declared[1:])
