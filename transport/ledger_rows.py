@@ -34,7 +34,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from transport import limits, protocol
-from transport.protocol import MAX_DECIMAL_TEXT, MAX_GUARDRAILS, Decision, LedgerBatch, MessageType, ProtocolError
+from transport.protocol import MAX_GUARDRAILS, Decision, LedgerBatch, MessageType, ProtocolError
 
 
 class DecisionRow(NamedTuple):
@@ -96,7 +96,7 @@ def _decimal(integer_digits: int, decimals: int) -> str:
 _COMPETITOR: Final = _decimal(len(str(int(limits.COMPETITOR_PRICE_MAX))), limits.PRICE_DECIMALS)
 _WINDOW: Final = re.compile(f'{_COMPETITOR}(?:","{_COMPETITOR})*', re.ASCII).fullmatch  # prices joined by '","'
 _CENTS: Final = re.compile(_decimal(len(str(int(limits.PRICE_MAX))), 2), re.ASCII).fullmatch
-_AVG: Final = re.compile(_decimal(len(str(int(limits.COMPETITOR_PRICE_MAX))), MAX_DECIMAL_TEXT), re.ASCII).fullmatch
+_AVG: Final = re.compile(_decimal(len(str(int(limits.COMPETITOR_PRICE_MAX))), limits.MEAN_DECIMALS), re.ASCII).fullmatch
 _COMPETITOR_MIN: Final = float(limits.COMPETITOR_PRICE_MIN)
 _COMPETITOR_MAX: Final = float(limits.COMPETITOR_PRICE_MAX)
 _PRICE_MIN: Final = float(limits.PRICE_MIN)
@@ -142,7 +142,7 @@ def _row(fields: object) -> DecisionRow | None:
             and limits.is_valid_book_id(book)
             and is_name(strategy, limits.STRATEGY_NAME_MAX_LEN)
             and type(prices) is list and 1 <= len(prices) <= limits.WINDOW_MAX
-            and type(avg) is str and len(avg) <= MAX_DECIMAL_TEXT and _AVG(avg)
+            and type(avg) is str and len(avg) <= limits.MEAN_TEXT_MAX and _AVG(avg)
             and type(guardrail) is list and len(guardrail) <= MAX_GUARDRAILS):
         return None
     try:

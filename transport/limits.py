@@ -27,6 +27,18 @@ FACTOR_MAX: Final = Decimal("2")
 COMPETITOR_PRICE_MIN: Final = PRICE_MIN
 COMPETITOR_PRICE_MAX: Final = PRICE_MAX / FACTOR_MAX  # 5,000,000
 
+# The mean of a window (avg_comp_price) is computed in a decimal context of MEAN_DIGITS significant
+# digits (actors.algorithm.pricing takes its precision from here) and is carried, shown and kept as
+# computed: the value the price was rounded from, never rounded for show, so that the price a decision
+# shows is always reprice(its avg_comp_price) (a mean rounded to fewer places can move the price by a
+# cent: 0.08, 0.08, 0.09 at 0.9 prices 0.08 from the mean, 0.07 from 0.083333).
+# A window of 3, 6, 7 or 9 prices has a mean of MEAN_DIGITS digits; its text is bounded by them: a
+# mean is at least COMPETITOR_PRICE_MIN, so its first digit lies at most 2 places after the point
+# ("0.0" + 60 digits: 61 decimals, 63 characters).
+MEAN_DIGITS: Final = 60
+MEAN_DECIMALS: Final = MEAN_DIGITS - 1 - COMPETITOR_PRICE_MIN.adjusted()  # 61
+MEAN_TEXT_MAX: Final = max(len("0.") + MEAN_DECIMALS, MEAN_DIGITS + len("."))  # 63
+
 # --- books, strategies, windows ------------------------------------------------------------------
 BOOK_ID_MAX_LEN: Final = 128
 STRATEGY_NAME_MAX_LEN: Final = 64

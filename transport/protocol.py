@@ -121,18 +121,25 @@ def text(max_len: int = MAX_BOOK_ID_LEN, *, empty: bool = False) -> Codec[str]:
     return Codec(reader)
 
 
-def _money_reader(name: str) -> Callable[[object], Decimal]:
-    def read(value: Any) -> Decimal:
-        if type(value) is not str or len(value) > MAX_DECIMAL_TEXT:
-            raise ProtocolError(f"{name}: expected a decimal string, got {value!r:.40}")
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise ProtocolError(f"{name}: not a decimal: {value!r:.40}") from None
-        if not number.is_finite():
-            raise ProtocolError(f"{name}: not finite: {value!r:.40}")
-        return number
-    return read
+def decimal_text(max_len: int) -> Codec[Decimal]:
+    """A finite Decimal, as a decimal string of at most ``max_len`` characters."""
+    def reader(name: str) -> Callable[[object], Decimal]:
+        def read(value: Any) -> Decimal:
+            if type(value) is not str or len(value) > max_len:
+                raise ProtocolError(f"{name}: expected a decimal string of at most {max_len} characters, "
+                                    f"got {value!r:.40}")
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                raise ProtocolError(f"{name}: not a decimal: {value!r:.40}") from None
+            if not number.is_finite():
+                raise ProtocolError(f"{name}: not finite: {value!r:.40}")
+            return number
+        return read
+    return Codec(reader, str)
+
+
+_money_reader: Final = decimal_text(MAX_DECIMAL_TEXT).reader
 
 
 def _optional_money_reader(name: str) -> Callable[[object], Decimal | None]:
@@ -192,7 +199,10 @@ def _money_strings(values: tuple[Decimal, ...]) -> list[str]:
 
 uint: Final = integer()  # 0..2**63-1
 finite: Final = Codec(_finite_reader)  # a finite number, read as a float
-money: Final = Codec(_money_reader, str)  # a Decimal as a decimal string of at most MAX_DECIMAL_TEXT characters
+money: Final = decimal_text(MAX_DECIMAL_TEXT)
+# A window's mean as the Algorithm computed it, unrounded: its length follows from the precision
+# (limits.MEAN_DIGITS; docs/protocol.md, "Money").
+mean: Final = decimal_text(limits.MEAN_TEXT_MAX)
 optional_money: Final = Codec(_optional_money_reader, _optional_money_string)  # None as ""
 window: Final = Codec(_window_reader, _money_strings)  # at most MAX_WINDOW prices (money)
 flag: Final = Codec(_flag_reader)  # a bool
@@ -423,7 +433,7 @@ class Decision:
     book: str = wire(text())
     strategy: str = wire(text(limits.STRATEGY_NAME_MAX_LEN))
     prices: tuple[Decimal, ...] = wire(window)
-    avg_comp_price: Decimal = wire(money)
+    avg_comp_price: Decimal = wire(mean)  # the window's mean, unrounded (limits.MEAN_DIGITS)
     request_id: int = wire(uint)
     sold: bool = wire(flag)
     price: Decimal = wire(money)  # what was set: the rule's price after the guardrails

@@ -16,8 +16,11 @@ from typing import Final
 from transport import limits
 
 CENT: Final = Decimal("0.01")
-# Enough digits that the mean of any window of prices we accept (see transport.limits) is exact.
-_EXACT: Final = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
+# The mean's precision is a system-wide fact (limits.MEAN_DIGITS): the codec and the Ledger bound its
+# text by it. A terminating mean of any window we accept is exact at that precision (a window of 64
+# prices of 6 decimals adds 6 more); a repeating one (3, 6, 7, 9 prices) is rounded to it (see
+# docs/limits.md on a price exactly on a half cent).
+_EXACT: Final = decimal.Context(prec=limits.MEAN_DIGITS, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)

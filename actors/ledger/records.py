@@ -23,10 +23,10 @@ from transport.protocol import Decision
 SECONDS_PER_DAY: Final = 86_400.0
 SYNCHRONOUS_MODES: Final = ("full", "normal")  # SQLite's PRAGMA synchronous in WAL mode, as --synchronous
 _COMPETITOR: Final = (limits.COMPETITOR_PRICE_MIN, limits.COMPETITOR_PRICE_MAX, limits.PRICE_DECIMALS)
-# The exact mean of a window: any positive value up to the largest price, with as many digits as the
-# codec lets through (a mean of prices with 6 decimals may have many more).
+# The mean of a window as the Algorithm computed it: any positive value up to the largest price, with
+# as many decimals as its precision gives (limits.MEAN_DIGITS: 61 decimals for a mean under 0.1).
 _AVG_MIN: Final = Decimal("1E-40")
-_AVG_DECIMALS: Final = 40
+_AVG_DECIMALS: Final = limits.MEAN_DECIMALS
 
 
 class PairRow(NamedTuple):

@@ -64,10 +64,12 @@ def test_the_ledger_uses_message_types_10_to_19_only() -> None:
 def largest_decision() -> Decision:
     """The biggest decision the codec accepts: longest ids in 4-byte characters, a full window of the
     longest decimal strings, every guardrail name at its longest."""
-    longest = Decimal("1." + "1" * 38)  # 40 characters, the codec's limit for a decimal string
+    longest = Decimal("1." + "1" * (protocol.MAX_DECIMAL_TEXT - 2))  # the codec's limit for a price
+    mean = Decimal("1." + "1" * (limits.MEAN_TEXT_MAX - 2))  # and for a mean
     return Decision(1.5e9, 2**63 - 1, "\U0001f4d6" * limits.BOOK_ID_MAX_LEN,
-                    "\U0001f4d6" * limits.STRATEGY_NAME_MAX_LEN, (longest,) * limits.WINDOW_MAX, longest,
-                    2**63 - 1, True, longest, longest, ("\U0001f4d6" * 32,) * protocol.MAX_GUARDRAILS)
+                    "\U0001f4d6" * limits.STRATEGY_NAME_MAX_LEN, (longest,) * limits.WINDOW_MAX, mean,
+                    2**63 - 1, True, longest, longest,
+                    ("\U0001f4d6" * limits.GUARDRAIL_NAME_MAX_LEN,) * protocol.MAX_GUARDRAILS)
 
 
 def test_a_full_batch_of_the_largest_decisions_fits_in_one_frame() -> None:

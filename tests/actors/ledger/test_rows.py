@@ -67,7 +67,9 @@ ODD: dict[int, list[Any]] = {
     3: ["", " s", "s\t", "x" * 64, "x" * 65, 5],  # strategy
     4: [[], ["1.00"] * limits.WINDOW_MAX, ["1.00"] * (limits.WINDOW_MAX + 1), "1.00", [1.0], ["1.00", 2],
         *[[money] for money in ODD_MONEY]],  # prices
-    5: ODD_MONEY,  # avg_comp_price
+    5: [*ODD_MONEY, "0.0" + "3" * 60, "0.0" + "3" * 61, "0.00" + "3" * 59, "5." + "3" * 59, "5." + "3" * 61,
+        "0.0" + "3" * 59 + "4", "4999999.9" + "9" * 52, "5000000." + "0" * 55,
+        "5000000." + "0" * 54 + "1"],  # avg_comp_price: ODD_MONEY, and means near their length bounds
     6: [-1, 2**63 - 1, 2**63, 1.5, None],  # request_id
     7: [0, 1, None, "yes"],  # sold
     8: ODD_MONEY,  # price
