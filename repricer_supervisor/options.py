@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from actors import kinds
-from actors.algorithm.options import AlgorithmOptions, PricingOptions
+from actors.algorithm.options import DEFAULT_SPOOL_DIR, AlgorithmOptions, PricingOptions
 from actors.api_server.options import APIServerOptions
 from actors.dashboard.launch import DashboardLaunch
 from actors.data_manager.options import DataManagerOptions
@@ -129,6 +129,19 @@ class LedgerLaunch:
 
 
 @dataclass(frozen=True, slots=True)
+class SpoolLaunch:
+    """Each Algorithm worker's spool (keep, then print); --spool-dir defaults to DIR/spool with --run-dir."""
+
+    spool_dir: str | None = borrow(AlgorithmOptions, "spool_dir", default=None,
+                                   help=f"where each worker keeps its decisions before printing them: DIR/algorithm-K "
+                                        f"per worker (default {DEFAULT_SPOOL_DIR}, or DIR/spool with --run-dir); "
+                                        "a restarted worker delivers from it what the Ledger never acknowledged")
+    spool_max_bytes: int = borrow(AlgorithmOptions, "spool_max_bytes")
+    ledger_backlog: int = borrow(AlgorithmOptions, "ledger_backlog")
+    no_spool: bool = borrow(AlgorithmOptions, "no_spool")
+
+
+@dataclass(frozen=True, slots=True)
 class LauncherOptions:
     """``python launcher.py``'s whole command line."""
 
@@ -153,6 +166,7 @@ class LauncherOptions:
     supervision: SupervisionOptions = group(SupervisionOptions, "supervision")
     security: SecurityOptions = group(SecurityOptions, "security")
     ledger: LedgerLaunch = group(LedgerLaunch, "ledger: every decision kept in SQLite")
+    spool: SpoolLaunch = group(SpoolLaunch, "spool: every decision kept on the worker's disk before it is printed")
     dashboard: DashboardLaunch = group(DashboardLaunch, "dashboard")
 
     def __post_init__(self) -> None:
@@ -224,6 +238,13 @@ class LauncherOptions:
         return os.path.abspath(Path(self.net.run_dir) / "ledger.sqlite3") if self.net.run_dir else DEFAULT_DB
 
     @property
+    def spool_dir(self) -> str:
+        """The workers' spools: a --run-dir run is private, so are its spools."""
+        if self.spool.spool_dir is not None:
+            return self.spool.spool_dir
+        return str(Path(self.net.run_dir) / "spool") if self.net.run_dir else DEFAULT_SPOOL_DIR
+
+    @property
     def data_endpoints(self) -> tuple[str, ...]:
         """The DataManagers' endpoints with tcp defaults: as listed, or N consecutive ports from the one given."""
         data = endpoints.split_list(self.net.data_endpoint)
@@ -238,4 +259,6 @@ class LauncherOptions:
         pricing = {f.name: getattr(self.pricing, f.name) for f in fields(PricingOptions)}
         return AlgorithmOptions(**pricing, ticks_endpoint=net.ticks, data_endpoint=",".join(net.data),
                                 api_url=net.api_url, ledger_endpoint="" if self.ledger.no_ledger else net.ledger,
-                                workers_total=self.total_workers, worker=worker)
+                                workers_total=self.total_workers, worker=worker, spool_dir=self.spool_dir,
+                                spool_max_bytes=self.spool.spool_max_bytes, ledger_backlog=self.spool.ledger_backlog,
+                                no_spool=self.spool.no_spool)

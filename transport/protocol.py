@@ -29,7 +29,7 @@ declarations. Importing this module fails with a clear error if a code has no cl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
@@ -741,3 +741,39 @@ def refused_request(frame: bytes) -> RefusedRequest | None:
     return RefusedRequest(spec.kind, request_id, 0 if tick is None else tick,
                           book[:MAX_BOOK_ID_LEN] if type(book) is str and book else "?",
                           len(books) if type(books) is list and 0 < len(books) <= limits.BATCH_BOOKS_MAX else 0)
+
+
+# --- a decision kept on its own: the Algorithm's spool ----------------------------------------------
+# A worker keeps each decision on its disk before printing it, in the very bytes it later sends to the
+# Ledger: the decision's fields packed alone, as they sit inside a LedgerBatch frame. A batch is then
+# made of kept records without packing them again, byte for byte the frame ``encode`` makes.
+
+
+def decision_record(d: Decision) -> bytes:
+    """``d``'s fields packed alone, exactly as inside ``encode(LedgerBatch(..., (d, ...)))``."""
+    record: bytes = msgpack.packb(_spec_of(Decision).fields(d), use_bin_type=True)
+    return record
+
+
+def decision_from_record(record: bytes) -> Decision:
+    """The decision a :func:`decision_record` holds, checked as ``decode`` checks a LedgerBatch's;
+    :class:`ProtocolError` for anything else."""
+    if len(record) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"record of {len(record)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        values = msgpack.unpackb(record, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise ProtocolError(f"not msgpack: {type(exc).__name__}") from None
+    return nested(Decision).reader("decision")(values)
+
+
+def ledger_batch_frame(batch_id: int, records: Sequence[bytes]) -> bytes:
+    """The frame of ``LedgerBatch(batch_id, decisions)`` made of the decisions' :func:`decision_record`:
+    equal to what ``encode`` makes of the batch."""
+    if not 1 <= len(records) <= limits.LEDGER_BATCH_MAX:
+        raise ValueError(f"a batch holds 1..{limits.LEDGER_BATCH_MAX} decisions, got {len(records)}")
+    packer = msgpack.Packer(use_bin_type=True)
+    head: bytes = (packer.pack_array_header(4) + packer.pack(PROTOCOL_VERSION)
+                   + packer.pack(int(MessageType.LEDGER_BATCH)) + packer.pack(batch_id)
+                   + packer.pack_array_header(len(records)))
+    return head + b"".join(records)

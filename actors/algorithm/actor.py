@@ -8,12 +8,14 @@ The jobs, one module each: ``ticks`` (which ticks to follow, the receive loop), 
 pair next: at most one decision in flight per pair, at most one per (book, strategy, tick), a pair
 freed late still decides for the newest tick), ``pool`` (a fixed pool of worker coroutines doing
 every step), ``pipeline`` (the steps and checks of a decision: rule, then guardrails), ``roster``
-(which pairs are priced now: owned, not paused; a reload swaps it on SIGHUP), ``writer`` (printing
-without ever blocking the loop), ``clients.ledger`` (every decision kept by the Ledger; each pair
-resumes from its last decided price). A failed step skips that decision with a log line and a
+(which pairs are priced now: owned, not paused; a reload swaps it on SIGHUP), ``sink`` and ``spool``
+(keep, then print: each decision on the worker's disk, fsync'd, before its line is written),
+``writer`` (printing without ever blocking the loop), ``clients.ledger`` (every decision shipped to
+the Ledger from the spool; each pair resumes from its last decided price), ``admission`` (pairs wait
+their turn while the Ledger is behind or the spool full). A failed step skips that decision with a log line and a
 counter; the pair is tried again on the next tick. At start (and after a restart) ticks are taken at
-once; only registrations wait for the Ledger to say each pair's last decision, and a pair it says was
-decided for the current tick is not decided again.
+once; only registrations wait for the spool to be read back and the Ledger to say each pair's last
+decision, and a pair either says was decided for the current tick is not decided again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Final, TextIO
 
 import zmq
@@ -33,19 +36,22 @@ import zmq.asyncio
 
 from actors import runtime
 from actors.algorithm import gc_watch
+from actors.algorithm.admission import Admission
 from actors.algorithm.clients.api import ApiClient, HttpPolicy
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestPolicy
 from actors.algorithm.clients.http import HttpClient
-from actors.algorithm.clients.ledger import LedgerClient
+from actors.algorithm.clients.ledger import LastDecided, LedgerClient
 from actors.algorithm.config import Config, ConfigError, load_config
 from actors.algorithm.config.reload import ConfigReloader, log_warnings, warnings_log
 from actors.algorithm.dispatch import Dispatcher
-from actors.algorithm.options import AlgorithmOptions, book_ids, with_worker_from_env
+from actors.algorithm.options import AlgorithmOptions, book_ids, spool_path, with_worker_from_env
 from actors.algorithm.pairs import PairTable
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.roster import Roster
-from actors.algorithm.sink import PrintThenKeep
+from actors.algorithm.sink import DecisionSink, KeepThenPrint, Printer, PrintThenKeep
+from actors.algorithm.spool.records import Scan
+from actors.algorithm.spool.spool import Spool
 from actors.algorithm.strategies import Pair, Share
 from actors.algorithm.ticks import STALL_INTERVALS, TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
@@ -53,7 +59,7 @@ from actors.kinds import ALGORITHM
 from actors.probes import READY, Readiness, not_ready
 from transport import endpoints
 from transport.logs import RateLimitedLog
-from transport.protocol import Tick
+from transport.protocol import Decision, Tick
 from transport.sockets import Sockets
 
 log = logging.getLogger(ALGORITHM.name)
@@ -90,8 +96,23 @@ class Algorithm:
         self._dm = LastPricesClient(sockets, self._data, RequestPolicy.of(options))
         self._http = HttpClient(options.api_url, http_policy.max_in_flight)
         self._api = ApiClient(self._http, http_policy)
-        self._ledger = LedgerClient(sockets, options.ledger_endpoint) if options.ledger_endpoint else None
-        self._sink = PrintThenKeep(self._writer, json_output=options.json, ledger=self._ledger)
+        printer = Printer(self._writer, json_output=options.json)
+        # Keep, then print: with a Ledger, every decision goes through the worker's spool (unless
+        # --no-spool asks for the lossy order: print, then keep in memory).
+        self._spool: Spool[Decision] | None = None
+        self._admission: Admission | None = None
+        self._ledger: LedgerClient | None = None
+        self._sink: DecisionSink = PrintThenKeep(printer, None)
+        if options.ledger_endpoint:
+            if not options.no_spool:
+                self._spool = Spool(spool_path(options), max_bytes=options.spool_max_bytes,
+                                    on_durable=printer.print_all)
+            self._ledger = LedgerClient(sockets, options.ledger_endpoint, spool=self._spool)
+            if self._spool is not None:
+                self._sink = KeepThenPrint(self._spool)
+                self._admission = Admission(self._spool, self._ledger, options.ledger_backlog)
+            else:
+                self._sink = PrintThenKeep(printer, self._ledger)
         self._pipeline = Pipeline(self._table, self._dm, self._api, self._sink,
                                   dm_batch=options.dm_batch, api_batch=options.api_batch, config=config)
         self._roster = Roster(config, share, self._table, self._pipeline)
@@ -99,7 +120,8 @@ class Algorithm:
         # With a Ledger, a pair's first decision must register its last decided price, not the average:
         # windows are fetched at once, registrations wait for the Ledger's answer (bounded).
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=http_policy.max_in_flight,
-                          api_batch=options.api_batch, dm_batch=options.dm_batch, resuming=self._ledger is not None)
+                          api_batch=options.api_batch, dm_batch=options.dm_batch, resuming=self._ledger is not None,
+                          gate=self._admission)
         self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
         self._reloader = (ConfigReloader(options.config, config, self._reload, poll=options.config_poll or None,
                                          warnings=self._config_log) if options.config else None)
@@ -108,6 +130,7 @@ class Algorithm:
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,
                        self._pipeline.counters, self._dm.counters, self._api.counters,
                        *((self._ledger.counters,) if self._ledger else ()),
+                       *((self._spool.counters, self._admission.counters) if self._spool and self._admission else ()),
                        *((self._reloader.counters,) if self._reloader else ())]
         self._roster.release()  # the config's paused pairs are blocked from the start
 
@@ -143,6 +166,9 @@ class Algorithm:
         # could not start before the next one (what a slow consumer of this output must expect).
         gap = tick.seq - self._last_seq - 1 if verdict is Verdict.NEW and self._last_seq is not None else 0
         self._last_seq = tick.seq
+        if self._spool is not None and self._admission is not None:
+            self._spool.know_tick(tick.t0, tick.seq)  # segments of older ticks may go once acknowledged
+            self._admission.new_tick()
         late = self._pool.new_tick(tick)
         self._own["missed"] += late.unstarted + max(0, gap) * self._roster.active
         if late.overruns or late.unstarted:
@@ -186,12 +212,18 @@ class Algorithm:
         return None
 
     async def _resume(self, ledger: LedgerClient) -> None:
-        """Ask the Ledger for the last decision of each pair (at start, then pairs a reload adds): those
-        pairs register its price instead of the average, and a tick it was for is not decided again (a
-        restart). Meanwhile the start's decisions wait to register, a reload's new pairs are held."""
+        """Learn the last decision of each pair (at start, then pairs a reload adds): those pairs register
+        its price instead of the average, and a tick it was for is not decided again (a restart). At
+        start the spool is read back first (it knows what this worker decided, acknowledged or not), then
+        the Ledger is asked (it knows what any worker decided); the newer of the two wins. Meanwhile the
+        start's decisions wait to register, a reload's new pairs are held."""
+        scan = await self._spool.open() if self._spool is not None else None
         while True:
             pairs = await self._resumes.get()
             found = await ledger.last_decided([pair.key for pair in pairs])
+            if scan is not None:
+                found = newest(found, scan)
+                scan = None  # the start's only: a reload's pairs are asked of the Ledger
             for key, last in found.items():
                 self._table.remember(key, last.price, (last.run, last.tick) if last.tick >= 0 else None)
             if self._resumes.empty():
@@ -222,6 +254,8 @@ class Algorithm:
                     intake.cancel()
                     pool.stop_starting()
                     await self._drain()
+                    if self._spool is not None:
+                        await self._spool.flush(DRAIN_TIMEOUT)  # kept, then printed
                     if self._ledger is not None:
                         await self._ledger.flush(DRAIN_TIMEOUT)  # says what it could not deliver
                     for task in tasks:
@@ -232,6 +266,8 @@ class Algorithm:
             dm.close()
             if self._ledger is not None:
                 self._ledger.close()
+            if self._spool is not None:
+                await self._spool.close()
             await self._http.close()
             if not await self._writer.aclose(DRAIN_TIMEOUT):
                 log.warning("stdout is not being read: decisions still waiting to be printed are lost")
@@ -242,6 +278,16 @@ class Algorithm:
             await asyncio.wait_for(self._pool.drained.wait(), DRAIN_TIMEOUT)
         except TimeoutError:
             log.warning("stopping with %d decision(s) still in flight", self._dispatcher.busy)
+
+
+def newest(found: dict[tuple[str, str], LastDecided], scan: Scan) -> dict[tuple[str, str], LastDecided]:
+    """Each pair's newer last decision, by (run, tick), of the Ledger's answer and the spool's scan."""
+    merged = dict(found)
+    for key, last in scan.last.items():
+        known = merged.get(key)
+        if known is None or known.tick < 0 or (last.run, last.tick) > (known.run, known.tick):
+            merged[key] = LastDecided(Decimal(last.price), last.run, last.tick)
+    return merged
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -23,6 +23,26 @@ from transport import endpoints, limits
 from transport.logs import printable
 
 DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
+DEFAULT_SPOOL_DIR = "var/spool"  # from the working directory, as the Ledger's database
+SPOOL_MIN_BYTES = 1 << 20
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes, optionally with a binary unit: 500000, 64M, 1G (K, M, G, T: powers of 1024)."""
+    number, unit = text.strip().upper().removesuffix("B"), ""
+    if number and number[-1] in _UNITS:
+        number, unit = number[:-1], number[-1]
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a size in bytes (e.g. 500000, 64M, 1G): {text!r}")
+    return int(number) * _UNITS[unit]
+
+
+def render_size(value: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if value % _UNITS[unit] == 0:
+            return f"{value // _UNITS[unit]}{unit}"
+    return str(value)
 
 
 def delay_seconds(text: str) -> Decimal:
@@ -104,9 +124,29 @@ class AlgorithmOptions(PricingOptions):
                                          "of --worker: a number, or a name ending in -N (a Kubernetes "
                                          "StatefulSet pod's name, given by the downward API: the index stays "
                                          "the pod's across restarts)", metavar="VAR")
+    spool_dir: str = option(DEFAULT_SPOOL_DIR, "with a Ledger, each decision is kept in this worker's spool, "
+                            "DIR/algorithm-K (K its --worker index), written and fsync'd before it is printed, and "
+                            "shipped to the Ledger from there; a restarted worker delivers what the Ledger never "
+                            "acknowledged", metavar="DIR")
+    spool_max_bytes: int = option(1 << 30, "the spool's files at most (K, M, G: powers of 1024): when full (the "
+                                  "Ledger down or behind that long), repricing pauses until the Ledger acknowledges "
+                                  "decisions; nothing is dropped", parse=byte_size, render=render_size,
+                                  metavar="BYTES")
+    ledger_backlog: int = option(limits.LEDGER_OUTBOX_MAX, "decisions kept and not yet acknowledged by a Ledger "
+                                 "that answers, at most: past it, new pairs wait their turn until it catches up "
+                                 "(backpressure; a Ledger that does not answer holds nothing back)", metavar="N")
+    no_spool: bool = option(False, "LOSES DECISIONS: no spool; print each decision first and hand it to the "
+                            "Ledger from memory afterwards. The Ledger then misses every printed decision it had "
+                            "not acknowledged when the worker dies, and the newest ones while it is down or behind "
+                            f"by more than {limits.LEDGER_OUTBOX_MAX:,} (counted ledger_dropped); repricing never "
+                            "waits for it")
 
     def __post_init__(self) -> None:
         PricingOptions.__post_init__(self)
+        if self.spool_max_bytes < SPOOL_MIN_BYTES:
+            raise ValueError(f"--spool-max-bytes must be at least {render_size(SPOOL_MIN_BYTES)}")
+        if not 1 <= self.ledger_backlog <= 100_000_000:
+            raise ValueError("--ledger-backlog must be within 1..100000000")
         if not 1 <= self.workers_total <= 1024:
             raise ValueError("--workers-total must be within 1..1024")
         if not 0 <= self.worker < self.workers_total:
@@ -140,6 +180,11 @@ def with_worker_from_env(options: AlgorithmOptions, environ: Mapping[str, str]) 
         raise ValueError(f"--worker-from-env {printable(name, 80)}: index {index} is not in "
                          f"0..{options.workers_total - 1} (--workers-total must match the number of workers)")
     return replace(options, worker=index, worker_from_env=None)
+
+
+def spool_path(options: AlgorithmOptions) -> Path:
+    """This worker's own spool directory (one per worker index: workers never share one)."""
+    return Path(options.spool_dir) / f"algorithm-{options.worker}"
 
 
 def book_ids(options: PricingOptions) -> list[str]:

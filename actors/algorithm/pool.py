@@ -10,7 +10,9 @@ job first:
 2. a *registration* of pairs whose window has arrived (one per call, or ``--api-batch`` per call);
 3. a *fetch* of the windows of the next pairs of the tick (``--dm-batch`` books per request), only
    while fewer than ``prefetch`` pairs wait for their registration, so windows are never fetched far
-   ahead of the API.
+   ahead of the API, and only while the :class:`Gate` admits new decisions (backpressure from the
+   Ledger and the spool, :mod:`actors.algorithm.admission`: while it does not, pairs wait their turn
+   and it is asked again every ``GATE_RECHECK`` seconds).
 
 A worker never sleeps holding a job: x runs out on a timer, and an endpoint paced by its token bucket
 (or paused by a 429) is simply not chosen until its time comes. At most ``workers`` HTTP requests are
@@ -36,6 +38,7 @@ from transport import limits
 from transport.protocol import Tick
 
 MAX_FETCHES = 4  # window requests in flight at most when each asks for a batch of books
+GATE_RECHECK = 0.05  # seconds between looks at a gate that held new decisions back
 
 
 class Cancellable(Protocol):
@@ -67,6 +70,12 @@ class Steps(Protocol):
     def skip(self, work: Work, reason: str | None, detail: str) -> None: ...
 
 
+class Gate(Protocol):
+    """Whether new decisions may start now (:class:`actors.algorithm.admission.Admission`)."""
+
+    def admits(self) -> bool: ...
+
+
 class Endpoints(Protocol):
     """The API client's pacing, one token bucket per endpoint (:class:`ApiClient`)."""
 
@@ -75,9 +84,11 @@ class Endpoints(Protocol):
 
 class Pool:
     def __init__(self, dispatcher: Dispatcher, steps: Steps, api: Endpoints, *, workers: int,
-                 api_batch: int, dm_batch: int, clock: Clock | None = None, resuming: bool = False) -> None:
+                 api_batch: int, dm_batch: int, clock: Clock | None = None, resuming: bool = False,
+                 gate: Gate | None = None) -> None:
         """``resuming``: the pairs' last decisions are being asked of the Ledger (a start): windows are
-        fetched meanwhile, registrations wait for :meth:`resume_done`."""
+        fetched meanwhile, registrations wait for :meth:`resume_done`. ``gate``: asked before new
+        decisions start."""
         self._dispatcher = dispatcher
         self._steps = steps
         self._api = api
@@ -102,6 +113,7 @@ class Pool:
         self._stopping = False
         self.drained = asyncio.Event()
         self._clock = clock
+        self._gate = gate
 
     def new_tick(self, tick: Tick) -> NewTick:
         """``tick`` arrived: pairs are started for it from now on (see the dispatcher); returns what
@@ -200,9 +212,13 @@ class Pool:
                 soonest = now + register_delay if soonest is None else min(soonest, now + register_delay)
         if (not self._stopping and self._fetching < self._max_fetches() and self._waiting < self._prefetch
                 and self._dispatcher.pending):
-            works = self._dispatcher.take(self._fetch_size if self._steps.batching else 1)
-            if works:
-                return self._fetch(works)
+            if self._gate is not None and not self._gate.admits():
+                recheck = now + GATE_RECHECK
+                soonest = recheck if soonest is None else min(soonest, recheck)
+            else:
+                works = self._dispatcher.take(self._fetch_size if self._steps.batching else 1)
+                if works:
+                    return self._fetch(works)
         if soonest is not None:
             self._wake_at(soonest)
         return None

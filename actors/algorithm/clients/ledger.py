@@ -1,20 +1,28 @@
 """The Algorithm's side of the Ledger: a DEALER that sends every decision to the Ledger in batches and
-keeps it until the Ledger acknowledges it (:mod:`actors.algorithm.clients.outbox`), and asks the Ledger
-for the last decided price of pairs (the resume after a restart).
+forgets it only when the Ledger acknowledges it (:mod:`actors.algorithm.clients.outbox`), and asks the
+Ledger for the last decided price of pairs (the resume after a restart).
+
+Where the decisions come from:
+
+* **a spool** (the default, :mod:`actors.algorithm.spool`): each decision is on the worker's disk
+  before it is printed; the client reads committed decisions from the spool as its outbox has room and
+  tells the spool which the Ledger acknowledged. Nothing is dropped; a Ledger that is down only lets
+  the spool grow.
+* **memory** (``--no-spool``): :meth:`LedgerClient.submit` after printing; a full outbox drops the new
+  decision with a log line and a counter (``ledger_dropped``), and a killed worker loses its outbox.
 
 Reliability is the ZeroMQ guide's *Lazy Pirate* pattern: every batch and every query has a timeout; a
 batch not acknowledged in time is sent again (same id: the Ledger's insert is idempotent); when a
 timeout finds nothing at all came back since the socket was opened, the Ledger is presumed dead and
 the socket is closed and reopened, so nothing queued towards a dead peer is delivered late. Nothing
-here blocks pricing: :meth:`LedgerClient.submit` returns at once, and a full outbox drops the new
-decision with a log line and a counter.
+here blocks pricing. :attr:`LedgerClient.answering` says whether the Ledger is keeping its side (its
+last answer an acknowledgement, no batch overdue): only then may a worker wait for it (backpressure).
 
 Use (the owner's TaskGroup runs :meth:`run`)::
 
-    ledger = LedgerClient(sockets, endpoint)
+    ledger = LedgerClient(sockets, endpoint, spool=spool)   # or without a spool: ledger.submit(decision)
     group.create_task(ledger.run())
     found = await ledger.last_decided([(book, strategy), ...])  # {} parts when no Ledger answers
-    ledger.submit(decision)                                      # after printing it
     await ledger.flush(timeout)                                  # on a clean stop
     ledger.close()
 """
@@ -27,6 +35,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -34,6 +43,7 @@ import zmq
 import zmq.asyncio
 
 from actors.algorithm.clients.outbox import NEVER, Batch, LedgerPolicy, Outbox
+from actors.algorithm.spool.spool import Spool
 from transport import limits, protocol
 from transport.logs import RateLimitedLog
 from transport.protocol import (
@@ -41,7 +51,6 @@ from transport.protocol import (
     LastDecidedReply,
     LastDecidedRequest,
     LedgerAck,
-    LedgerBatch,
     ProtocolError,
 )
 from transport.sockets import Sockets
@@ -118,16 +127,22 @@ class PirateDealer:
 
 class LedgerClient:
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], endpoint: str, policy: LedgerPolicy | None = None,
-                 on_ack: Callable[[tuple[Decision, ...]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """``on_ack`` is called with each batch of decisions the Ledger has committed."""
+                 on_ack: Callable[[tuple[bytes, ...]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, spool: Spool[Decision] | None = None) -> None:
+        """``on_ack`` is called with the records of each batch the Ledger has committed. With ``spool``
+        the decisions are read from it (:meth:`submit` is not used)."""
         self._policy = policy or LedgerPolicy()
         self._on_ack = on_ack
         self._clock = clock
-        self._outbox = Outbox(self._policy)
+        self._spool = spool
+        # With a spool the outbox is a read-ahead window of it: a few batches beyond those in flight.
+        window = self._policy.batch_max * (self._policy.in_flight + 2)
+        self._outbox = Outbox(self._policy if spool is None else replace(self._policy, outbox_max=window))
+        self._seqs = itertools.count(1)  # without a spool, the client numbers the decisions itself
         self._wake = asyncio.Event()
-        self._emptied = asyncio.Event()
-        self._emptied.set()
+        self._room = asyncio.Event()  # an acknowledgement freed room in the outbox
+        self._acked = asyncio.Event()  # something was acknowledged (flush looks again)
+        self._answering = True  # the last answer was an acknowledgement (or nothing was sent yet)
         self._queries: dict[int, asyncio.Future[LastDecidedReply]] = {}  # one per query in flight
         self._query_ids = itertools.count(1)
         self._dealer = PirateDealer(sockets, endpoint, clock)
@@ -142,39 +157,51 @@ class LedgerClient:
     # --- decisions -------------------------------------------------------------------------------
 
     def submit(self, decision: Decision) -> bool:
-        """Hand ``decision`` to the Ledger; never blocks. False if the outbox is full (logged, counted,
-        the decision is not kept)."""
-        if not self._outbox.add(decision, self._clock()):
+        """Without a spool: hand ``decision`` to the Ledger; never blocks. False if the outbox is full
+        (logged, counted, the decision is not kept)."""
+        if not self._outbox.add(next(self._seqs), protocol.decision_record(decision), self._clock()):
             self.counters["ledger_dropped"] += 1
             self._rlog.warning("outbox_full", "ledger outbox full (%d decisions unacknowledged): decision "
                                "book=%s strategy=%s tick=%d not kept in the ledger", len(self._outbox),
                                decision.book, decision.strategy, decision.tick)
             return False
-        self.counters["ledger_submitted"] += 1
-        self.counters["ledger_outbox"] = len(self._outbox)
-        self._emptied.clear()
-        waiting = self._outbox.unsent
-        if waiting == 1 or waiting >= self._policy.batch_max:  # arm the linger timer, or a batch is full
-            self._wake.set()
+        self._added(1)
         return True
+
+    def _added(self, count: int) -> None:
+        self.counters["ledger_submitted"] += count
+        self.counters["ledger_outbox"] = len(self._outbox)
+        waiting = self._outbox.unsent
+        if waiting == count or waiting >= self._policy.batch_max:  # arm the linger timer, or a batch is full
+            self._wake.set()
+
+    @property
+    def answering(self) -> bool:
+        """Whether the Ledger keeps up its side: its last answer acknowledged a batch and no batch waits
+        past the acknowledgement timeout. A Ledger down, stopped, refusing (disk full) or silent is not."""
+        return self._answering and not self._outbox.overdue(self._clock())
 
     async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bound on the drain, like asyncio.wait's
         """Send what is left at once and wait until the Ledger acknowledged all of it, at most
-        ``timeout`` seconds; True if nothing is left unacknowledged."""
+        ``timeout`` seconds; True if nothing is left unacknowledged (with a spool, what is left stays
+        in it for the next start)."""
         self._outbox.flushing = True
         self._wake.set()
         try:
             async with asyncio.timeout(timeout):
-                await self._emptied.wait()
+                while self.unacknowledged:
+                    self._acked.clear()
+                    await self._acked.wait()
         except TimeoutError:
-            self._rlog.warning("flush", "%d decision(s) not acknowledged by the Ledger within %.1fs",
-                               len(self._outbox), timeout)
+            self._rlog.warning("flush", "%d decision(s) not acknowledged by the Ledger within %.1fs%s",
+                               self.unacknowledged, timeout,
+                               ": kept in the spool for the next start" if self._spool is not None else "")
             return False
         return True
 
     @property
     def unacknowledged(self) -> int:
-        return len(self._outbox)
+        return len(self._outbox) if self._spool is None else self._spool.backlog
 
     # --- the loops -------------------------------------------------------------------------------
 
@@ -183,6 +210,25 @@ class LedgerClient:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._dealer.receive(self._on_frame))
             group.create_task(self._send_loop())
+            if self._spool is not None:
+                group.create_task(self._feed(self._spool))
+
+    async def _feed(self, spool: Spool[Decision]) -> None:
+        """Read committed decisions from the spool into the outbox as it has room."""
+        window = self._policy.batch_max * (self._policy.in_flight + 2)
+        while True:
+            room = window - len(self._outbox)
+            if room < self._policy.batch_max:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            await spool.wait_readable()
+            records = await spool.read(room)
+            now = self._clock()
+            for seq, record in records:
+                self._outbox.add(seq, record, now)
+            if records:
+                self._added(len(records))
 
     async def _send_loop(self) -> None:
         while True:
@@ -200,8 +246,9 @@ class LedgerClient:
                     await self._wake.wait()
 
     async def _send_batch(self, batch: Batch, now: float) -> None:
-        if not await self._dealer.send(protocol.encode(LedgerBatch(batch.batch_id, batch.decisions))):
+        if not await self._dealer.send(protocol.ledger_batch_frame(batch.batch_id, batch.records)):
             self._outbox.refused(batch.batch_id, now)  # no Ledger connected: wait and try again
+            self._answering = False
             self.counters["ledger_unconnected"] += 1
             self._rlog.warning("no_ledger", "no Ledger connected at %s: %d decision(s) wait in the outbox",
                                self._dealer.endpoint, len(self._outbox))
@@ -231,6 +278,7 @@ class LedgerClient:
 
     def _on_ack_frame(self, ack: LedgerAck) -> None:
         if ack.error:
+            self._answering = False
             if self._outbox.refused(ack.batch_id, self._clock()):
                 self.counters["ledger_refusals"] += 1
                 self._rlog.warning("refused", "the Ledger could not store a batch (%s): sending it again later",
@@ -241,18 +289,22 @@ class LedgerClient:
         if batch is None:
             self.counters["ledger_stale_acks"] += 1  # acknowledged before (a resend crossed its ack)
             return
-        self.counters["ledger_acked"] += len(batch.decisions)
+        self._answering = True
+        self.counters["ledger_acked"] += len(batch.seqs)
         self.counters["ledger_stored"] += ack.stored
         self.counters["ledger_duplicates"] += ack.duplicates
         self.counters["ledger_rejected"] += ack.rejected
         self.counters["ledger_outbox"] = len(self._outbox)
-        if not len(self._outbox):
-            self._emptied.set()
+        if self._spool is not None:
+            self._spool.acknowledged(batch.seqs)
+        self._acked.set()
+        self._room.set()
         self._wake.set()  # a slot in flight came free
         if self._on_ack is not None:
-            self._on_ack(batch.decisions)
+            self._on_ack(batch.records)
 
     def _reopen(self, now: float) -> None:
+        self._answering = False
         self.counters["ledger_reopens"] += 1
         self._rlog.warning("reopen", "Ledger silent for %.1fs: reopening the socket (Lazy Pirate)",
                            self._policy.ack_timeout)

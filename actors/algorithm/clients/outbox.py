@@ -1,8 +1,11 @@
 """The decisions an Algorithm worker has made and the Ledger has not yet acknowledged, as a pure object
 (no I/O, the clock passed in): which batch to send now, which to send again, and when to look next.
+A decision is held as its record (:func:`transport.protocol.decision_record`, the bytes a batch frame
+is made of) with its seq, the worker's own number for it (the spool's).
 
 Bounded: at most ``outbox_max`` decisions in all (a full outbox refuses the new decision: the caller
-counts and logs it and keeps pricing), at most ``in_flight`` batches formed at once. A batch is sent,
+counts it; with a spool, the caller reads no more from it than fits), at most ``in_flight`` batches
+formed at once. A batch is sent,
 then sent again with the same id if no acknowledgement came within ``ack_timeout`` (the Ledger
 inserts idempotently, so a resend never stores twice); a refusal ("busy", database unavailable) or a
 socket with no Ledger behind it backs off from ``retry_min`` doubling to ``retry_max``. New decisions
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from transport import limits
-from transport.protocol import Decision
 
 NEVER: Final = float("inf")
 
@@ -46,7 +48,8 @@ class LedgerPolicy:
 @dataclass(slots=True)
 class Batch:
     batch_id: int
-    decisions: tuple[Decision, ...]
+    seqs: tuple[int, ...]  # of its decisions, in order
+    records: tuple[bytes, ...]  # the decisions, packed
     due: float  # when to send it (again)
     sends: int = 0
 
@@ -54,7 +57,7 @@ class Batch:
 class Outbox:
     def __init__(self, policy: LedgerPolicy) -> None:
         self._policy = policy
-        self._unsent: deque[tuple[float, Decision]] = deque()  # (added at, decision), oldest first
+        self._unsent: deque[tuple[float, int, bytes]] = deque()  # (added at, seq, record), oldest first
         self._batches: dict[int, Batch] = {}  # formed, not yet acknowledged: <= in_flight
         self._ids = itertools.count(1)
         self._size = 0
@@ -76,11 +79,11 @@ class Outbox:
         """Decisions not yet in a batch."""
         return len(self._unsent)
 
-    def add(self, decision: Decision, now: float) -> bool:
-        """Keep ``decision`` until acknowledged; False (and nothing kept) when the outbox is full."""
+    def add(self, seq: int, record: bytes, now: float) -> bool:
+        """Keep decision ``seq`` until acknowledged; False (and nothing kept) when the outbox is full."""
         if self._size >= self._policy.outbox_max:
             return False
-        self._unsent.append((now, decision))
+        self._unsent.append((now, seq, record))
         self._size += 1
         return True
 
@@ -93,8 +96,8 @@ class Outbox:
             batch = min(due, key=lambda b: b.batch_id)
         elif self._unsent and len(self._batches) < self._policy.in_flight and self._batch_ready(now):
             count = min(len(self._unsent), self._policy.batch_max)
-            decisions = tuple(self._unsent.popleft()[1] for _ in range(count))
-            batch = Batch(next(self._ids), decisions, now)
+            taken = [self._unsent.popleft() for _ in range(count)]
+            batch = Batch(next(self._ids), tuple(seq for _, seq, _ in taken), tuple(rec for _, _, rec in taken), now)
             self._batches[batch.batch_id] = batch
         else:
             return None
@@ -111,7 +114,7 @@ class Outbox:
         acknowledgement of a batch acknowledged before)."""
         batch = self._batches.pop(batch_id, None)
         if batch is not None:
-            self._size -= len(batch.decisions)
+            self._size -= len(batch.seqs)
             self._backoff = 0.0
         return batch
 

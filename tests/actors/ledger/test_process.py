@@ -27,7 +27,7 @@ from actors.algorithm.clients.outbox import LedgerPolicy
 from tests.actors.ledger.helpers import decision, keys, rows
 from tests.helpers import REPO, async_wait_for, free_port, run_async, wait_for
 from transport import protocol
-from transport.protocol import Decision, LedgerAck, LedgerBatch
+from transport.protocol import Decision, LedgerAck, LedgerBatch, decision_from_record
 from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
 
@@ -104,7 +104,8 @@ def test_sigkill_during_inserts_loses_no_acknowledged_decision_and_stores_none_t
     async def main() -> None:
         ctx = zmq.asyncio.Context()
         policy = LedgerPolicy(ack_timeout=0.5, retry_min=0.05, retry_max=0.2)
-        client = LedgerClient(Sockets(ctx), endpoint, policy, on_ack=acked.extend)
+        client = LedgerClient(Sockets(ctx), endpoint, policy,
+                              on_ack=lambda records: acked.extend(map(decision_from_record, records)))
         ledger = start(endpoint, db, log)
         try:
             async with asyncio.timeout(60), asyncio.TaskGroup() as group:

@@ -1,5 +1,7 @@
 """The Algorithm's Ledger client: the outbox as a pure object (bounded, batches, resends, backoff), then
-the client over real sockets against the real Ledger (in this process), a silent peer and no peer."""
+the client over real sockets against the real Ledger (in this process), a silent peer and no peer,
+without a spool (decisions submitted from memory: ``--no-spool``). The client fed from a spool:
+``tests/actors/algorithm/spool/``."""
 
 from __future__ import annotations
 
@@ -17,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.algorithm.clients.ledger import LastDecided, LedgerClient
-from actors.algorithm.clients.outbox import NEVER, LedgerPolicy, Outbox
+from actors.algorithm.clients.outbox import NEVER, Batch, LedgerPolicy, Outbox
 from actors.ledger.actor import Ledger
 from actors.ledger.options import LedgerOptions
 from tests.actors.ledger.helpers import decision, keys
 from tests.helpers import async_wait_for, run_async
-from transport.protocol import Decision
+from transport.protocol import Decision, decision_from_record, decision_record
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
@@ -34,16 +36,26 @@ POLICY = LedgerPolicy(outbox_max=10, batch_max=3, in_flight=2, linger=0.05, ack_
 # --- the outbox (pure) ---------------------------------------------------------------------------------
 
 
+def add(box: Outbox, tick: int, now: float) -> bool:
+    """Decision ``tick`` (its seq is its tick) into ``box``."""
+    return box.add(tick, decision_record(decision(tick)), now)
+
+
+def ticks(batch: object) -> list[int]:
+    assert isinstance(batch, Batch)
+    return [decision_from_record(record).tick for record in batch.records]
+
+
 def test_new_decisions_wait_for_a_full_batch_or_the_linger_time() -> None:
     box = Outbox(POLICY)
-    assert box.add(decision(1), 0.0) and box.add(decision(2), 0.0)
+    assert add(box, 1, 0.0) and add(box, 2, 0.0)
     assert box.next_batch(0.01) is None and box.next_due(0.01) == pytest.approx(0.05)
     first = box.next_batch(0.05)
-    assert first is not None and [d.tick for d in first.decisions] == [1, 2]
+    assert first is not None and ticks(first) == [1, 2] and first.seqs == (1, 2)
     for t in range(3, 7):
-        box.add(decision(t), 0.06)
+        add(box, t, 0.06)
     full = box.next_batch(0.06)  # a full batch leaves at once
-    assert full is not None and [d.tick for d in full.decisions] == [3, 4, 5]
+    assert full is not None and ticks(full) == [3, 4, 5]
     assert box.next_batch(1.0) is None
     again = box.next_batch(1.05)  # the first batch, unacknowledged for ack_timeout: again
     assert again is not None and again.batch_id == first.batch_id and again.sends == 2
@@ -52,19 +64,19 @@ def test_new_decisions_wait_for_a_full_batch_or_the_linger_time() -> None:
 
 def test_a_full_outbox_refuses_new_decisions_and_acknowledgements_make_room() -> None:
     box = Outbox(POLICY)
-    assert all(box.add(decision(t), 0.0) for t in range(10))
-    assert not box.add(decision(10), 0.0) and len(box) == 10
+    assert all(add(box, t, 0.0) for t in range(10))
+    assert not add(box, 10, 0.0) and len(box) == 10
     batch = box.next_batch(0.0)
     assert batch is not None
     assert box.acknowledged(batch.batch_id) is batch and len(box) == 7
     assert box.acknowledged(batch.batch_id) is None  # a late second acknowledgement changes nothing
-    assert box.add(decision(10), 0.0)
+    assert add(box, 10, 0.0)
 
 
 def test_a_resend_keeps_the_batch_id_and_refusals_back_off_up_to_the_maximum() -> None:
     box = Outbox(POLICY)
     for t in range(3):
-        box.add(decision(t), 0.0)
+        add(box, t, 0.0)
     batch = box.next_batch(0.0)
     assert batch is not None
     waits = []
@@ -76,7 +88,7 @@ def test_a_resend_keeps_the_batch_id_and_refusals_back_off_up_to_the_maximum() -
         waits.append(round(due - now, 3))
         now = due
         again = box.next_batch(now)
-        assert again is not None and again.batch_id == batch.batch_id and again.decisions == batch.decisions
+        assert again is not None and again.batch_id == batch.batch_id and again.records == batch.records
     assert waits == [0.1, 0.2, 0.4, 0.4, 0.4]
     box.acknowledged(batch.batch_id)
     assert len(box) == 0 and box.next_due(now) == NEVER
@@ -94,15 +106,15 @@ def test_every_decision_is_kept_until_acknowledged_exactly_once(steps: list[tupl
     for action, dt in steps:
         now += dt
         if action == "add":
-            if box.add(decision(tick), now):
+            if add(box, tick, now):
                 added.append(tick)
             tick += 1
         elif action == "send" and (batch := box.next_batch(now)) is not None:
-            assert 1 <= len(batch.decisions) <= POLICY.batch_max
+            assert 1 <= len(batch.seqs) <= POLICY.batch_max
             sent.append(batch.batch_id)
         elif action == "ack" and sent:
             if (batch := box.acknowledged(sent.pop(0))) is not None:
-                acked.extend(d.tick for d in batch.decisions)
+                acked.extend(batch.seqs)
         elif action == "refuse" and sent:
             box.refused(sent[-1], now)
         elif action == "reopen":
@@ -120,7 +132,7 @@ Body = Callable[[LedgerClient, zmq.asyncio.Context, str], Awaitable[None]]
 
 
 def run_client(tmp_path: Path, body: Body, policy: LedgerPolicy = FAST,
-               on_ack: Callable[[tuple[Decision, ...]], None] | None = None) -> LedgerClient:
+               on_ack: Callable[[tuple[bytes, ...]], None] | None = None) -> LedgerClient:
     endpoint = f"ipc://{tmp_path}/ledger.sock"
     holder: list[LedgerClient] = []
 
@@ -174,7 +186,7 @@ def test_decisions_reach_the_ledger_once_and_resume_reads_them_back(tmp_path: Pa
 
         await with_ledger(ctx, endpoint, db, with_it)
 
-    client = run_client(tmp_path, body, on_ack=acked.extend)
+    client = run_client(tmp_path, body, on_ack=lambda records: acked.extend(map(decision_from_record, records)))
     assert sorted(acked, key=lambda d: d.tick) == decisions
     assert len(keys(db)) == 500
     assert client.counters["ledger_acked"] == 500 and client.counters["ledger_outbox"] == 0
