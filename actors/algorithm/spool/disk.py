@@ -99,13 +99,16 @@ class Disk:
         if self._active is None:
             raise OSError(errno.EBADF, "no active spool segment")
         try:
-            _write_all(self._active, data)
+            self._write(self._active, data)
             _sync(self._active)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._active, committed)
             self.close_active()
             raise
+
+    def _write(self, fd: int, data: bytes) -> None:
+        _write_all(fd, data)
 
     def close_active(self) -> None:
         if self._active is not None:

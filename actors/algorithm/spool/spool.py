@@ -75,8 +75,9 @@ class Segment:
 class Spool(Generic[T]):
     def __init__(self, directory: Path, *, max_bytes: int, on_durable: Callable[[list[T]], None],
                  segment_bytes: int | None = None, group_wait: float = GROUP_WAIT, disk: Disk | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.directory = directory
+        self._lock_timeout = lock_timeout
         self._max = max_bytes
         self._segment_bytes = segment_bytes or segment_size(max_bytes)
         if self._max < 2 * self._segment_bytes:
@@ -132,7 +133,7 @@ class Spool(Generic[T]):
     async def open(self) -> Scan:
         """Take the directory, read what an earlier run left; from then on records are written."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._disk.lock, LOCK_TIMEOUT)
+        await loop.run_in_executor(self._writer, self._disk.lock, self._lock_timeout)
         scan = await loop.run_in_executor(self._writer, self._disk.scan)
         for found in scan.segments:
             if found.foreign:
@@ -191,9 +192,13 @@ class Spool(Generic[T]):
             return
         ack = frame(self._watermark, Kind.ACKED) if self._watermark > self._watermark_written else b""
         active = self._segments[-1] if self._segments and not self._segments[-1].closed else None
-        roll = self._broken or active is None or active.size >= self._segment_bytes
+        first = len(self._pending[0][1])
+        # A group never takes a segment past segment_bytes (a lone record larger than that goes alone):
+        # removal works by whole segments, so the active one must never hold the whole bound.
+        roll = self._broken or active is None or active.size + len(ack) + first > self._segment_bytes
         overhead = len(MAGIC) + len(ack) if roll else len(ack)
-        room = min(self._max - self._bytes - overhead, GROUP_MAX_BYTES)
+        used = len(MAGIC) + len(ack) if roll or active is None else active.size + len(ack)
+        room = min(self._max - self._bytes - overhead, GROUP_MAX_BYTES, max(self._segment_bytes - used, first))
         taken, size = 0, 0
         for _, framed, _, _, _ in self._pending:
             if size + len(framed) > room:
