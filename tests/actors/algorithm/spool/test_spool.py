@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -59,7 +59,7 @@ def keep(s: Spool[Decision], d: Decision) -> None:
     s.append(decision_record(d), d, d.run, d.tick)
 
 
-def run(body: Callable[[], Awaitable[T]]) -> T:
+def run(body: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return run_async(body(), timeout=30)
 
 
