@@ -226,7 +226,8 @@ class LedgerClient:
             records = await spool.read(room)
             now = self._clock()
             for seq, record in records:
-                self._outbox.add(seq, record, now)
+                if not self._outbox.add(seq, record, now):  # read() gives at most ``room``: never
+                    raise RuntimeError(f"the outbox refused decision {seq} read from the spool")
             if records:
                 self._added(len(records))
 

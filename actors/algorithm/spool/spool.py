@@ -358,6 +358,9 @@ class Spool(Generic[T]):
                 self._read_offset = parsed.end  # a record cut by the read's size: read from it next time
             floor = self._last_handed
             for record in parsed.records:
+                if len(out) == limit:  # the rest is read again next time, from this record on
+                    self._read_offset = record.offset
+                    break
                 if record.kind == Kind.DECISION and record.seq > floor:
                     out.append((record.seq, record.payload))
                     self._handed.append(record.seq)

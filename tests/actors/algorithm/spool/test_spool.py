@@ -279,3 +279,17 @@ def test_one_process_per_spool_directory(tmp_path: Path) -> None:
         await third.close()
 
     run(body)
+
+
+def test_a_read_gives_at_most_what_was_asked_and_the_rest_next_time(tmp_path: Path) -> None:
+    async def body() -> list[list[int]]:
+        s = spool(tmp_path, lambda _: None)
+        await s.open()
+        for t in range(50):
+            keep(s, decision(t))
+        await s.flush(10)  # one group: one read of the file holds all 50
+        reads = [[seq for seq, _ in await s.read(n)] for n in (7, 1, 100)]
+        await s.close()
+        return reads
+
+    assert run(body) == [list(range(1, 8)), [8], list(range(9, 51))]
