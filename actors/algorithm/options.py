@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from actors.algorithm.config.files import FileRefused, read_book_list
 from actors.algorithm.config.values import ConfigError
@@ -25,7 +27,7 @@ from transport.logs import printable
 DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
 DEFAULT_SPOOL_DIR = "var/spool"  # from the working directory, as the Ledger's database
 SPOOL_MIN_BYTES = 1 << 20
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_UNITS: Final = MappingProxyType({"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40})
 
 
 def byte_size(text: str) -> int:
