@@ -1,6 +1,6 @@
 """The Ledger through the real launcher (issue 11): a SIGKILLed Algorithm worker resumes each pair
-from its last decided price (what the APIServer receives proves it), and a SIGKILLed Ledger loses
-nothing that was printed."""
+from its last decided price (what the APIServer receives proves it), and a SIGKILLed worker and a
+SIGKILLed Ledger lose nothing that was printed (issue 26)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bench.audit import audit
 from bench.driver import LauncherRun, free_port
 from tests.harness import write_csv
 
@@ -108,24 +109,35 @@ def test_a_killed_worker_resumes_each_pair_from_its_last_decided_price(tmp_path:
     assert run.counters("algorithm").get("ledger_resumed", 0) >= 3
 
 
-def test_a_killed_ledger_loses_no_printed_decision(tmp_path: Path, ipc_dir: Path) -> None:
+def test_printed_decisions_survive_a_killed_worker_and_a_killed_ledger(tmp_path: Path, ipc_dir: Path) -> None:
+    """Keep, then print (issue 26). The Ledger is SIGSTOPped, so decisions printed from then on are
+    acknowledged by nobody; the worker is SIGKILLed holding them, then the stopped Ledger is SIGKILLed
+    too. Printed first and kept afterwards (``--no-spool``), those decisions die with the worker; kept
+    in its spool first, the restarted worker delivers them to the restarted Ledger. After a clean stop
+    every printed line is in the database exactly once, as printed."""
     csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
-    run = LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir)
+    run = LauncherRun(["--data-file", str(csv_path), *FAST], ipc_dir, status_every=0.3)
     try:
         before = run.wait_for_actors(["ledger", "algorithm"])
         run.wait_decisions(9)
+        os.kill(before["ledger"], signal.SIGSTOP)
+        unacknowledged = run.decision_count() + 6  # printed while no Ledger can acknowledge them
+        run.wait_decisions(unacknowledged)
+        os.kill(before["algorithm"], signal.SIGKILL)
+        run.wait_restart("algorithm", before["algorithm"])
         os.kill(before["ledger"], signal.SIGKILL)
         run.wait_restart("ledger", before["ledger"])
         count = run.decision_count()
         run.wait_decisions(count + 9, timeout=30)
-        assert run.stop() == 0  # a clean stop flushes the outbox
+        # The restarted worker found them in its spool, and the Ledger acknowledged them all.
+        run.wait_until(lambda: (c := run.counters("algorithm")).get("spool_redelivered", 0) >= 6
+                       and c.get("spool_backlog", 1) == 0, 30, "the spool's decisions delivered")
+        assert run.stop() == 0
     finally:
         run.kill_everything()
-    printed = {(d["book"], d["strategy"], d["tick"]): d["price"] for d in run.decisions()}
-    rows = stored(ipc_dir / "ledger.sqlite3")
-    kept = {(book, strategy, tick): price for book, strategy, tick, _, price in rows}
-    assert len(kept) == len(rows)  # exactly once
-    assert kept == printed  # every printed decision, nothing else, at the printed price
+    result = audit(run.decisions(), ipc_dir / "ledger.sqlite3")
+    assert result.printed > unacknowledged
+    assert result.exactly_once, str(result)
 
 
 def test_two_runs_with_the_same_tick_numbers_are_both_kept(tmp_path: Path, ipc_dir: Path) -> None:
