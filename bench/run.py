@@ -36,6 +36,7 @@ from bench import (
     hostile,
     http_clients,
     idle_cpu,
+    kept,
     latency,
     ledger,
     memory,
@@ -65,8 +66,9 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "algorithm_load": algorithm_load.measure,
     "protocol": protocol.measure,
     "soak": soak.measure,
+    "kept": kept.measure,
 }
-ASKED_ONLY = frozenset({"soak"})  # minutes to hours: run when named, never by default
+ASKED_ONLY = frozenset({"soak", "kept"})  # minutes to hours: run when named, never by default
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

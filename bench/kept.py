@@ -1,0 +1,132 @@
+"""kept: every printed decision is in the Ledger (issues 19 and 26), and what keeping it first costs.
+
+* **cost per decision**: the launcher's black-box throughput run (:func:`bench.throughput.pipeline`)
+  with the spool (keep, then print: the default) and with ``--no-spool`` (print, then keep in memory),
+  alternating, on the default path and on the batched one (``--api-batch 500 --dm-batch 500``); the
+  Algorithm's CPU per decision and the decisions/s achieved, spool vs ``--no-spool`` (the baseline).
+* **SIGKILLs**: the launcher with the Algorithm and the Ledger SIGKILLed at random moments
+  (:func:`bench.chaos.sigkill_run`; the issue's size: 1,000 books on a 0.5 s tick, 10 kills of each
+  in 60 s), then a clean stop and the audit of every printed line against the database (missing,
+  printed twice, kept as another decision). The same run with ``--no-spool`` is the baseline: what
+  print-then-keep loses.
+* **Ledger outages**: a worker deciding through 30 s of its Ledger SIGSTOPped, and 30 s SIGKILLed and
+  kept down (:func:`bench.chaos.outage`): decisions printed during it vs those of a tick, then the
+  audit.
+* **a full spool** (1 MiB, no Ledger): repricing pauses (one line, a counter), a Ledger comes, it
+  resumes; the audit.
+* **at scale**: 100,000 books, 2 s tick, ``--api-batch 500``, the Ledger on (issue 19's run): books
+  decided per steady tick, printed vs kept.
+
+``--quick`` shrinks every size. The machine is shared: the rates are noisy, the audits are not.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench import chaos, throughput
+from bench.common import Config, Outcome, Row
+from bench.driver import private_dir
+
+SPOOL = "keep then print (spool)"
+NO_SPOOL = "--no-spool"
+
+
+def cost_runs(books: int, tick: float, measured: int, rounds: int, extra: list[str]) -> dict[str, Any]:
+    """Alternating rounds of the same run with and without the spool; medians of each."""
+    runs: dict[str, list[dict[str, Any]]] = {SPOOL: [], NO_SPOOL: []}
+    for round_ in range(rounds):
+        order = (SPOOL, NO_SPOOL) if round_ % 2 == 0 else (NO_SPOOL, SPOOL)
+        for mode in order:
+            args = extra + (["--no-spool"] if mode == NO_SPOOL else [])
+            runs[mode].append(throughput.pipeline(books, 1, tick, measured, args))
+
+    def median(mode: str, pick: str) -> float:
+        values: list[float] = [float(r["cpu_us_per_decision"].get("algorithm", 0.0)) if pick == "cpu"
+                               else float(r["achieved_per_s"]) for r in runs[mode]]
+        return statistics.median(values)
+
+    return {"books": books, "tick": tick, "extra": extra, "rounds": rounds,
+            "cpu": {mode: median(mode, "cpu") for mode in runs}, "rate": {mode: median(mode, "rate") for mode in runs},
+            "runs": {mode: [{k: v for k, v in r.items() if k not in ("latencies_s", "per_tick")} for r in rs]
+                     for mode, rs in runs.items()}}
+
+
+def cost_rows(out: Outcome, label: str, c: dict[str, Any]) -> None:
+    name = f"{label}, {c['books']:,} books, {c['tick']} s tick"
+    note = f"medians of {c['rounds']} alternating round(s)"
+    out.rows.append(Row(f"Algorithm CPU per decision with the spool, {name}", c["cpu"][SPOOL], "us",
+                        c["cpu"][NO_SPOOL], "same run with --no-spool", note=note))
+    out.rows.append(Row(f"Decisions/s achieved with the spool, {name}", c["rate"][SPOOL], "decisions/s",
+                        c["rate"][NO_SPOOL], "same run with --no-spool", note=note))
+
+
+def audit_row(out: Outcome, measure: str, outcome: chaos.Outcome, baseline: chaos.Outcome | None = None,
+              note: str = "") -> None:
+    a = outcome.audit
+    out.rows.append(Row(measure, len(a.missing), "printed, not kept",
+                        len(baseline.audit.missing) if baseline else None,
+                        "same run with --no-spool" if baseline else "", target="0 (and none twice)",
+                        met=a.exactly_once and a.printed > 0,
+                        note=f"{a}; " + note + (f"; --no-spool: {baseline.audit}" if baseline else "")))
+
+
+def measure(cfg: Config) -> Outcome:
+    out = Outcome()
+    default = cost_runs(cfg.pick(1000, 2000), 1.0, cfg.pick(3, 5), cfg.pick(1, 3), [])
+    batched = cost_runs(cfg.pick(10_000, 20_000), 2.0, cfg.pick(3, 4), cfg.pick(1, 3),
+                        ["--api-batch", "500", "--dm-batch", "500"])
+    out.raw["cost"] = {"default": default, "batched": batched}
+    cost_rows(out, "default path", default)
+    cost_rows(out, "batched path (--api-batch 500)", batched)
+
+    books, seconds = cfg.pick(200, 1000), cfg.pick(20.0, 60.0)
+    kills = {"algorithm": cfg.pick(3, 10), "ledger": cfg.pick(3, 10)}
+    killed: dict[str, chaos.Outcome] = {}
+    for mode, extra in ((SPOOL, []), (NO_SPOOL, ["--no-spool"])):
+        with private_dir("bk-") as directory:
+            killed[mode] = chaos.sigkill_run(Path(directory), books=books, tick=0.5, seconds=seconds, kills=kills,
+                                             seed=26, args=[*chaos.paced(books, 0.5), *extra])
+    out.raw["sigkills"] = {mode: {"audit": str(o.audit), "kills": o.kills, "counters": o.counters,
+                                  "ledger": o.ledger, "seconds": o.seconds} for mode, o in killed.items()}
+    audit_row(out, f"SIGKILLs: Algorithm x{killed[SPOOL].kills['algorithm']}, Ledger x{killed[SPOOL].kills['ledger']} "
+                   f"in {seconds:.0f} s, {books:,} books, 0.5 s tick", killed[SPOOL], killed[NO_SPOOL],
+              f"kept unprinted {killed[SPOOL].audit.kept_unprinted}, "
+              f"redelivered {killed[SPOOL].counters.get('spool_redelivered', 0)}")
+
+    outage_s = cfg.pick(8.0, 30.0)
+    out.raw["outages"] = {}
+    for how in ("stopped", "killed"):
+        with private_dir("bk-") as directory:
+            outcome, during, ticks, backlog = chaos.outage(Path(directory), how=how, books=40, seconds=outage_s)
+        out.raw["outages"][how] = {"audit": str(outcome.audit), "during": during, "ticks": ticks,
+                                   "backlog": backlog, "counters": outcome.counters}
+        audit_row(out, f"Ledger {how} for {outage_s:.0f} s (40 books, 0.5 s tick)", outcome,
+                  note=f"decided during it {during} of {40 * ticks} ({during / max(1, 40 * ticks):.0%}), "
+                       f"spool backlog at its end {backlog}")
+
+    with private_dir("bk-") as directory:
+        full = chaos.full_spool(Path(directory))
+    out.raw["full_spool"] = {"audit": str(full.outcome.audit), "bytes": full.bytes_at_full, "pauses": full.pauses,
+                             "printed_while_paused": full.printed_while_paused, "counters": full.outcome.counters}
+    audit_row(out, "Spool full (1 MiB, no Ledger), then a Ledger", full.outcome,
+              note=f"paused {full.pauses}x at {full.bytes_at_full:,} bytes ({full.pause_lines} line), "
+                   f"{full.printed_while_paused} printed over 3 paused ticks, resumed ({full.resume_lines} line), "
+                   f"paused {full.outcome.counters.get('spool_paused_ms', 0) / 1000:.1f} s")
+
+    scale_books, scale_s = cfg.pick(10_000, 100_000), cfg.pick(20.0, 60.0)
+    with private_dir("bk-") as directory:
+        scale = chaos.at_scale(Path(directory), books=scale_books, seconds=scale_s)
+    steady = [scale.per_tick[t] / scale_books for t in scale.steady]
+    out.raw["scale"] = {"audit": str(scale.outcome.audit), "per_tick": scale.per_tick,
+                        "counters": scale.outcome.counters, "ledger": scale.outcome.ledger}
+    if steady:
+        out.rows.append(Row(f"At scale: books decided per steady tick, {scale_books:,} books, 2 s tick, "
+                            "--api-batch 500, the Ledger on", 100 * min(steady), "% (worst tick)", target=">= 95%",
+                            met=min(steady) >= 0.95,
+                            note=f"mean {100 * statistics.mean(steady):.1f}% over {len(steady)} steady ticks"))
+    audit_row(out, f"At scale: printed vs kept, {scale_books:,} books, {scale_s:.0f} s", scale.outcome,
+              note=f"backpressure ticks (Ledger behind) {scale.outcome.counters.get('backpressure_ticks_ledger', 0)}")
+    return out
