@@ -34,6 +34,18 @@ ACTOR_COUNTERS: Final = MappingProxyType({
     "requests": ("repricer_served_requests", "requests served (DataManager: price windows)"),
     "errors": ("repricer_served_errors", "error replies (DataManager: no window for the book)"),
     "bad_frames": ("repricer_bad_frames", "malformed frames received and rejected"),
+    "unstarted": ("repricer_unstarted",
+                  "pairs a tick could not start before the next tick (overload; Algorithm workers)"),
+    "backpressure_ticks_ledger": ("repricer_backpressure_ticks_ledger",
+                                  "ticks during which new pairs waited because the Ledger was behind "
+                                  "(Algorithm workers)"),
+    "backpressure_ticks_spool": ("repricer_backpressure_ticks_spool",
+                                 "ticks during which new pairs waited because the spool was full or its disk failing "
+                                 "(Algorithm workers)"),
+    "spool_full_pauses": ("repricer_spool_full_pauses",
+                          "times the spool filled and repricing paused (Algorithm workers)"),
+    "ledger_dropped": ("repricer_ledger_dropped",
+                       "printed decisions not kept: --no-spool with its outbox full (Algorithm workers)"),
 })
 
 

@@ -62,7 +62,8 @@ def test_a_response_is_complete_http_and_head_has_no_body() -> None:
 
 
 def test_the_metrics_text_parses_as_prometheus_and_says_everything() -> None:
-    counters = {"decisions": 12, "skipped": 1, "in_flight": 3, 'odd"name\\\n': 5}
+    counters = {"decisions": 12, "skipped": 1, "in_flight": 3, 'odd"name\\\n': 5, "backpressure_ticks_ledger": 2,
+                "spool_bytes": 4096}
     text = prometheus_text.exposition('algorithm-"1"', counters, ready=True,
                                       process=ProcessStats(40 << 20, 1.25, 1_796_000_000.5))
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -70,6 +71,8 @@ def test_the_metrics_text_parses_as_prometheus_and_says_everything() -> None:
     who = ("actor", 'algorithm-"1"')
     assert samples[("repricer_decisions_total", (who,))] == 12
     assert samples[("repricer_skipped_total", (who,))] == 1
+    assert samples[("repricer_backpressure_ticks_ledger_total", (who,))] == 2  # overload from backpressure (issue 19)
+    assert samples[("repricer_actor_counter", (who, ("counter", "spool_bytes")))] == 4096  # the spool's size
     assert samples[("repricer_actor_counter", (who, ("counter", "in_flight")))] == 3
     assert samples[("repricer_actor_counter", (who, ("counter", 'odd"name\\\n')))] == 5  # escaped, read back
     assert samples[("repricer_actor_ready", (who,))] == 1
