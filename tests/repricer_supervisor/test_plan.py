@@ -132,3 +132,13 @@ def test_the_launchers_options_turn_back_into_the_same_command_line() -> None:
     given = options("--data-file", "/d/p.csv", "--run", "scheduler,algorithm", "--workers", "3", "--books", "A",
                     "--events-endpoint", "ipc:///e/ev.sock", "--no-ledger", "--dashboard-port", "0", "--grace", "2")
     assert options(*to_argv(given)) == given
+
+
+def test_each_worker_gets_the_spool_options_and_a_private_run_keeps_its_spools_inside() -> None:
+    assert options().spool_dir == "var/spool"
+    assert options("--run-dir", "/r").spool_dir == "/r/spool"  # a --run-dir run is private: its spools too
+    the_plan = planned("--workers", "2", "--spool-dir", "/s", "--spool-max-bytes", "64M", "--ledger-backlog", "500",
+                       "--no-spool")
+    workers = [parsed(c)[0] for c in the_plan.children if c.kind == kinds.ALGORITHM]
+    assert [(w.worker, w.spool_dir, w.spool_max_bytes, w.ledger_backlog, w.no_spool) for w in workers] == [
+        (0, "/s", 64 << 20, 500, True), (1, "/s", 64 << 20, 500, True)]

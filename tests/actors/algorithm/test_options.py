@@ -1,3 +1,4 @@
+import argparse
 import os
 from pathlib import Path
 
@@ -6,7 +7,16 @@ import pytest
 from actors.algorithm.clients.api import HttpPolicy
 from actors.algorithm.clients.data_manager import RequestPolicy
 from actors.algorithm.config import ConfigError, load_config
-from actors.algorithm.options import AlgorithmOptions, PricingOptions, book_ids, ordinal, with_worker_from_env
+from actors.algorithm.options import (
+    AlgorithmOptions,
+    PricingOptions,
+    book_ids,
+    byte_size,
+    ordinal,
+    render_size,
+    spool_path,
+    with_worker_from_env,
+)
 from transport import limits
 
 
@@ -93,3 +103,20 @@ def test_config_poll_is_off_or_a_sane_interval() -> None:
     for bad in (0.01, -1, 5000, float("nan")):
         with pytest.raises(ValueError, match="--config-poll must be 0"):
             PricingOptions(config_poll=bad)
+
+
+def test_a_spool_size_reads_binary_units_and_refuses_anything_else() -> None:
+    assert [byte_size(text) for text in ("500000", "64M", "1g", "16KB", " 2T ")] == [
+        500_000, 64 << 20, 1 << 30, 16 << 10, 2 << 40]
+    for bad in ("", "M", "1.5G", "-1", "10X", "1e6"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a size in bytes"):
+            byte_size(bad)
+    assert [render_size(n) for n in (1 << 30, 3 << 20, 1000)] == ["1G", "3M", "1000"]
+
+
+def test_the_spool_is_the_workers_own_and_bounded_from_below() -> None:
+    assert spool_path(AlgorithmOptions(spool_dir="/s", workers_total=3, worker=2)) == Path("/s/algorithm-2")
+    with pytest.raises(ValueError, match="--spool-max-bytes must be at least 1M"):
+        AlgorithmOptions(spool_max_bytes=(1 << 20) - 1)
+    with pytest.raises(ValueError, match="--ledger-backlog"):
+        AlgorithmOptions(ledger_backlog=0)
