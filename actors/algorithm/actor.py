@@ -50,6 +50,7 @@ from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
 from actors.algorithm.roster import Roster
 from actors.algorithm.sink import DecisionSink, KeepThenPrint, Printer, PrintThenKeep
+from actors.algorithm.spool.disk import SpoolLocked
 from actors.algorithm.spool.records import Scan
 from actors.algorithm.spool.spool import Spool
 from actors.algorithm.strategies import Pair, Share
@@ -217,7 +218,7 @@ class Algorithm:
         start the spool is read back first (it knows what this worker decided, acknowledged or not), then
         the Ledger is asked (it knows what any worker decided); the newer of the two wins. Meanwhile the
         start's decisions wait to register, a reload's new pairs are held."""
-        scan = await self._spool.open() if self._spool is not None else None
+        scan = await self._open_spool(self._spool) if self._spool is not None else None
         while True:
             pairs = await self._resumes.get()
             found = await ledger.last_decided([pair.key for pair in pairs])
@@ -230,6 +231,16 @@ class Algorithm:
                 self._roster.release()
             self._pool.resume_done()  # the first answer (at start) releases the registrations
             self._resumed = True
+
+    async def _open_spool(self, spool: Spool[Decision]) -> Scan:
+        try:
+            return await spool.open()
+        except (OSError, SpoolLocked) as exc:
+            # No falling back to printing first: that would lose decisions silently. Said once per start.
+            log.error("spool %s cannot be used (%s): this worker cannot keep decisions before printing them; "
+                      "--spool-dir moves it (--no-spool prints without keeping, and loses decisions)",
+                      spool.directory, exc)
+            raise
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = self._sockets.sub(self._options.ticks_endpoint)
