@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.audit import audit
 from bench.driver import LauncherRun
 from repricer_supervisor.procfs import alive
 from tests.harness import check_decision, read_points, write_csv
@@ -41,6 +42,9 @@ def test_every_decision_matches_the_csv(tmp_path: Path, ipc_dir: Path) -> None:
     assert {d["book"] for d in decisions} == {"A", "B", "C"}
     # Every actor's final counters arrive as messages after it stopped: nothing is read from the log.
     assert run.counters("algorithm")["decisions"] == len(decisions)
+    # Every printed decision is in the Ledger exactly once, and a clean run keeps nothing unprinted (issue 19).
+    kept = audit(decisions, ipc_dir / "ledger.sqlite3")
+    assert kept.exactly_once and kept.printed == kept.kept == len(decisions), str(kept)
     assert {e.actor for e in run.events("stopped")} >= {"scheduler", "datamanager", "apiserver", "algorithm"}
 
 
