@@ -75,6 +75,9 @@ API_BATCH_MAX: Final = 1000  # items in one batched APIServer call
 LEDGER_BATCH_MAX: Final = 200
 LEDGER_QUERY_MAX: Final = 1000  # (book, strategy) pairs in one LastDecidedRequest
 LEDGER_OUTBOX_MAX: Final = 50_000  # unacknowledged decisions an Algorithm worker keeps for the Ledger (default)
+# Decisions kept and unacknowledged by a Ledger that answers before new pairs wait (--ledger-backlog's
+# default): the Ledger's own queue (10,000), and what it commits in about a second.
+LEDGER_BACKLOG_MAX: Final = 10_000
 
 # --- sizes on the wire and on disk ---------------------------------------------------------------
 FRAME_MAX_BYTES: Final = 1024 * 1024  # one ZeroMQ message (ZMQ_MAXMSGSIZE on every receiving socket)

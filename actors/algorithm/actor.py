@@ -67,6 +67,7 @@ log = logging.getLogger(ALGORITHM.name)
 
 
 RETRY_MIN: Final = 0.5  # seconds between retries within a tick (forged repeats cannot make a storm)
+LEDGER_DRAIN_MAX: Final = 60.0  # seconds a clean stop waits at most for a Ledger that keeps acknowledging
 DRAIN_TIMEOUT: Final = 3.0  # seconds a clean stop waits for decisions in flight, then for stdout, the Ledger
 
 
@@ -268,7 +269,9 @@ class Algorithm:
                     if self._spool is not None:
                         await self._spool.flush(DRAIN_TIMEOUT)  # kept, then printed
                     if self._ledger is not None:
-                        await self._ledger.flush(DRAIN_TIMEOUT)  # says what it could not deliver
+                        # As long as the Ledger keeps acknowledging (the launcher's --grace bounds the stop):
+                        # a backlog of --ledger-backlog takes a second or two. It says what it could not deliver.
+                        await self._ledger.flush(LEDGER_DRAIN_MAX, quiet=DRAIN_TIMEOUT)
                     for task in tasks:
                         task.cancel()
         finally:

@@ -134,9 +134,10 @@ class AlgorithmOptions(PricingOptions):
                                   "Ledger down or behind that long), repricing pauses until the Ledger acknowledges "
                                   "decisions; nothing is dropped", parse=byte_size, render=render_size,
                                   metavar="BYTES")
-    ledger_backlog: int = option(limits.LEDGER_OUTBOX_MAX, "decisions kept and not yet acknowledged by a Ledger "
+    ledger_backlog: int = option(limits.LEDGER_BACKLOG_MAX, "decisions kept and not yet acknowledged by a Ledger "
                                  "that answers, at most: past it, new pairs wait their turn until it catches up "
-                                 "(backpressure; a Ledger that does not answer holds nothing back)", metavar="N")
+                                 "(backpressure; a Ledger that does not answer holds nothing back). Small enough "
+                                 "for a clean stop to deliver them all in a second or two", metavar="N")
     no_spool: bool = option(False, "LOSES DECISIONS: no spool; print each decision first and hand it to the "
                             "Ledger from memory afterwards. The Ledger then misses every printed decision it had "
                             "not acknowledged when the worker dies, and the newest ones while it is down or behind "

@@ -23,7 +23,7 @@ Use (the owner's TaskGroup runs :meth:`run`)::
     ledger = LedgerClient(sockets, endpoint, spool=spool)   # or without a spool: ledger.submit(decision)
     group.create_task(ledger.run())
     found = await ledger.last_decided([(book, strategy), ...])  # {} parts when no Ledger answers
-    await ledger.flush(timeout)                                  # on a clean stop
+    await ledger.flush(timeout, quiet)                           # on a clean stop
     ledger.close()
 """
 
@@ -181,20 +181,22 @@ class LedgerClient:
         past the acknowledgement timeout. A Ledger down, stopped, refusing (disk full) or silent is not."""
         return self._answering and not self._outbox.overdue(self._clock())
 
-    async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bound on the drain, like asyncio.wait's
-        """Send what is left at once and wait until the Ledger acknowledged all of it, at most
-        ``timeout`` seconds; True if nothing is left unacknowledged (with a spool, what is left stays
-        in it for the next start)."""
+    async def flush(self, timeout: float, quiet: float | None = None) -> bool:  # noqa: ASYNC109 - a bound on the drain
+        """Send what is left at once and wait until the Ledger acknowledged all of it: at most
+        ``timeout`` seconds in all, and no longer than ``quiet`` seconds without an acknowledgement (a
+        Ledger that keeps acknowledging is waited for; a silent one is not). True if nothing is left
+        unacknowledged (with a spool, what is left stays in it for the next start)."""
         self._outbox.flushing = True
         self._wake.set()
         try:
             async with asyncio.timeout(timeout):
                 while self.unacknowledged:
                     self._acked.clear()
-                    await self._acked.wait()
+                    async with asyncio.timeout(quiet):
+                        await self._acked.wait()
         except TimeoutError:
-            self._rlog.warning("flush", "%d decision(s) not acknowledged by the Ledger within %.1fs%s",
-                               self.unacknowledged, timeout,
+            self._rlog.warning("flush", "%d decision(s) not acknowledged by the Ledger at the stop%s",
+                               self.unacknowledged,
                                ": kept in the spool for the next start" if self._spool is not None else "")
             return False
         return True

@@ -208,6 +208,7 @@ def test_without_a_ledger_resume_falls_back_in_time_and_the_outbox_waits_then_dr
             client.submit(decision(t))
         assert client.unacknowledged == 300
         await async_wait_for(lambda: client.counters["ledger_unconnected"] >= 2)  # tried, found nobody, backed off
+        assert not await client.flush(600.0, quiet=0.2)  # nobody acknowledges: a stop does not wait it out
 
         async def with_it(ledger: Ledger) -> None:  # the Ledger comes (back): the outbox drains
             assert await client.flush(10.0)
