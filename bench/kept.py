@@ -22,7 +22,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +76,28 @@ def audit_row(out: Outcome, measure: str, outcome: chaos.Outcome, baseline: chao
                         note=f"{a}; " + note + (f"; --no-spool: {baseline.audit}" if baseline else "")))
 
 
+PHASES = ("cost", "sigkills", "outages", "full", "scale")
+
+
 def measure(cfg: Config) -> Outcome:
+    """Every phase, or those named in ``BENCH_KEPT`` (comma-separated); a phase that fails is a row
+    saying so, the others still run."""
+    wanted = [p for p in os.environ.get("BENCH_KEPT", ",".join(PHASES)).split(",") if p]
     out = Outcome()
+    for phase in wanted:
+        before = len(out.rows)
+        try:
+            PHASE_RUNS[phase](cfg, out)
+        except Exception as exc:  # one phase's failure is reported, not the whole bench's
+            out.rows.append(Row(f"kept: phase {phase} FAILED", 0, note=f"{type(exc).__name__}: {exc}"[:2000],
+                                met=False))
+        for row in out.rows[before:]:  # as they come: a long run's early phases are not lost to a late one
+            print(f"kept {phase}: {row.measure}: {row.value:g} {row.unit} (baseline {row.baseline}) {row.note}",
+                  file=sys.stderr, flush=True)
+    return out
+
+
+def cost(cfg: Config, out: Outcome) -> None:
     default = cost_runs(cfg.pick(1000, 2000), 1.0, cfg.pick(3, 5), cfg.pick(1, 3), [])
     batched = cost_runs(cfg.pick(10_000, 20_000), 2.0, cfg.pick(3, 4), cfg.pick(1, 3),
                         ["--api-batch", "500", "--dm-batch", "500"])
@@ -82,6 +105,8 @@ def measure(cfg: Config) -> Outcome:
     cost_rows(out, "default path", default)
     cost_rows(out, "batched path (--api-batch 500)", batched)
 
+
+def sigkills(cfg: Config, out: Outcome) -> None:
     books, seconds = cfg.pick(200, 1000), cfg.pick(20.0, 60.0)
     kills = {"algorithm": cfg.pick(3, 10), "ledger": cfg.pick(3, 10)}
     killed: dict[str, chaos.Outcome] = {}
@@ -96,6 +121,8 @@ def measure(cfg: Config) -> Outcome:
               f"kept unprinted {killed[SPOOL].audit.kept_unprinted}, "
               f"redelivered {killed[SPOOL].counters.get('spool_redelivered', 0)}")
 
+
+def outages(cfg: Config, out: Outcome) -> None:
     outage_s = cfg.pick(8.0, 30.0)
     out.raw["outages"] = {}
     for how in ("stopped", "killed"):
@@ -107,26 +134,37 @@ def measure(cfg: Config) -> Outcome:
                   note=f"decided during it {during} of {40 * ticks} ({during / max(1, 40 * ticks):.0%}), "
                        f"spool backlog at its end {backlog}")
 
-    with private_dir("bk-") as directory:
-        full = chaos.full_spool(Path(directory))
-    out.raw["full_spool"] = {"audit": str(full.outcome.audit), "bytes": full.bytes_at_full, "pauses": full.pauses,
-                             "printed_while_paused": full.printed_while_paused, "counters": full.outcome.counters}
-    audit_row(out, "Spool full (1 MiB, no Ledger), then a Ledger", full.outcome,
-              note=f"paused {full.pauses}x at {full.bytes_at_full:,} bytes ({full.pause_lines} line), "
-                   f"{full.printed_while_paused} printed over 3 paused ticks, resumed ({full.resume_lines} line), "
-                   f"paused {full.outcome.counters.get('spool_paused_ms', 0) / 1000:.1f} s")
 
+def full(cfg: Config, out: Outcome) -> None:
+    with private_dir("bk-") as directory:
+        result = chaos.full_spool(Path(directory))
+    out.raw["full_spool"] = {"audit": str(result.outcome.audit), "bytes": result.bytes_at_full,
+                             "pauses": result.pauses, "printed_while_paused": result.printed_while_paused,
+                             "counters": result.outcome.counters}
+    audit_row(out, "Spool full (1 MiB, no Ledger), then a Ledger", result.outcome,
+              note=f"paused {result.pauses}x at {result.bytes_at_full:,} bytes ({result.pause_lines} line), "
+                   f"{result.printed_while_paused} printed over 3 paused ticks, resumed ({result.resume_lines} "
+                   f"line), paused {result.outcome.counters.get('spool_paused_ms', 0) / 1000:.1f} s")
+
+
+def scale(cfg: Config, out: Outcome) -> None:
     scale_books, scale_s = cfg.pick(10_000, 100_000), cfg.pick(20.0, 60.0)
     with private_dir("bk-") as directory:
-        scale = chaos.at_scale(Path(directory), books=scale_books, seconds=scale_s)
-    steady = [scale.per_tick[t] / scale_books for t in scale.steady]
-    out.raw["scale"] = {"audit": str(scale.outcome.audit), "per_tick": scale.per_tick,
-                        "counters": scale.outcome.counters, "ledger": scale.outcome.ledger}
+        result = chaos.at_scale(Path(directory), books=scale_books, seconds=scale_s)
+    steady = [result.per_tick[t] / scale_books for t in result.steady]
+    c = result.outcome.counters
+    out.raw["scale"] = {"audit": str(result.outcome.audit), "per_tick": result.per_tick, "counters": c,
+                        "ledger": result.outcome.ledger}
     if steady:
         out.rows.append(Row(f"At scale: books decided per steady tick, {scale_books:,} books, 2 s tick, "
                             "--api-batch 500, the Ledger on", 100 * min(steady), "% (worst tick)", target=">= 95%",
                             met=min(steady) >= 0.95,
-                            note=f"mean {100 * statistics.mean(steady):.1f}% over {len(steady)} steady ticks"))
-    audit_row(out, f"At scale: printed vs kept, {scale_books:,} books, {scale_s:.0f} s", scale.outcome,
-              note=f"backpressure ticks (Ledger behind) {scale.outcome.counters.get('backpressure_ticks_ledger', 0)}")
-    return out
+                            note=f"mean {100 * statistics.mean(steady):.1f}% over {len(steady)} steady ticks; "
+                                 f"ticks held back by the Ledger {c.get('backpressure_ticks_ledger', 0)}, "
+                                 f"pairs unstarted {c.get('unstarted', 0):,}"))
+    audit_row(out, f"At scale: printed vs kept, {scale_books:,} books, {scale_s:.0f} s", result.outcome,
+              note=f"kept unprinted {result.outcome.audit.kept_unprinted}")
+
+
+PHASE_RUNS: dict[str, Callable[[Config, Outcome], None]] = {
+    "cost": cost, "sigkills": sigkills, "outages": outages, "full": full, "scale": scale}
