@@ -39,9 +39,9 @@ class Kind(enum.IntEnum):
 
 
 def frame(seq: int, kind: Kind, payload: bytes = b"") -> bytes:
-    """One record, ready to append."""
-    body = _TAIL.pack(seq, kind) + payload
-    return _HEAD.pack(len(payload), zlib.crc32(body)) + body
+    """One record, ready to append (the CRC runs on over the tail, then the payload: one copy of it)."""
+    tail = _TAIL.pack(seq, kind)
+    return b"".join((_HEAD.pack(len(payload), zlib.crc32(payload, zlib.crc32(tail))), tail, payload))
 
 
 class Record(NamedTuple):

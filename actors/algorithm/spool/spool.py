@@ -47,6 +47,7 @@ T = TypeVar("T")
 GROUP_WAIT: Final = 0.002  # seconds a lone decision waits for others to share its write and fsync
 GROUP_MAX_BYTES: Final = 1 << 20  # one write at most (a group larger than this waits for the next)
 READ_BYTES: Final = 256 * 1024  # one read of committed records for the Ledger
+FRESH_MAX: Final = 8192  # committed records handed to the reader from memory, not yet read
 RETRY_MIN: Final = 0.1  # seconds before writing again after a disk error; doubles up to RETRY_MAX
 RETRY_MAX: Final = 2.0
 LOCK_TIMEOUT: Final = 10.0  # seconds to wait for the directory's lock (a killed predecessor releases it)
@@ -93,9 +94,9 @@ class Spool(Generic[T]):
         self._next_number = 1
         self._next_seq = 1
         self._bytes = 0  # durable bytes in our segment files
-        # Appended, not yet durable: (seq, framed record, tag, run, tick). Bounded by the decisions the
-        # caller has in flight: it stops starting new ones while the spool is paused.
-        self._pending: collections.deque[tuple[int, bytes, T, float, int]] = collections.deque()
+        # Appended, not yet durable: (seq, framed record, record, tag, run, tick). Bounded by the decisions
+        # the caller has in flight: it stops starting new ones while the spool is paused.
+        self._pending: collections.deque[tuple[int, bytes, bytes, T, float, int]] = collections.deque()
         self._pending_bytes = 0
         self._committing = False
         self._scheduled = False
@@ -112,6 +113,9 @@ class Spool(Generic[T]):
         self._read_segment: Segment | None = None
         self._read_offset = 0
         self._handed: collections.deque[int] = collections.deque()
+        self._fresh: collections.deque[tuple[int, bytes]] = collections.deque()  # committed, not read back: at
+        # most FRESH_MAX (seq, record)s, all newer than anything read from the disk and older than what follows
+        self._reading = False  # a read of the disk is in flight
         self._acked: set[int] = set()
         self._last_handed = 0
         self._watermark = 0  # every decision up to this seq is acknowledged
@@ -170,7 +174,7 @@ class Spool(Generic[T]):
         """Keep ``record`` (a decision for ``tick`` of ``run``); ``tag`` goes to ``on_durable`` once it is
         on disk. Never blocks, never refuses: the caller stops starting decisions while :attr:`paused`."""
         framed = frame(self._next_seq, Kind.DECISION, record)
-        self._pending.append((self._next_seq, framed, tag, run, tick))
+        self._pending.append((self._next_seq, framed, record, tag, run, tick))
         self._next_seq += 1
         self._pending_bytes += len(framed)
         self._idle.clear()
@@ -200,7 +204,7 @@ class Spool(Generic[T]):
         used = len(MAGIC) + len(ack) if roll or active is None else active.size + len(ack)
         room = min(self._max - self._bytes - overhead, GROUP_MAX_BYTES, max(self._segment_bytes - used, first))
         taken, size = 0, 0
-        for _, framed, _, _, _ in self._pending:
+        for _, framed, _, _, _, _ in self._pending:
             if size + len(framed) > room:
                 break
             taken += 1
@@ -213,10 +217,10 @@ class Spool(Generic[T]):
         self._committing = True
         asyncio.get_running_loop().create_task(self._commit(group, ack, roll))
 
-    async def _commit(self, group: list[tuple[int, bytes, T, float, int]], ack: bytes, roll: bool) -> None:
+    async def _commit(self, group: list[tuple[int, bytes, bytes, T, float, int]], ack: bytes, roll: bool) -> None:
         loop = asyncio.get_running_loop()
         watermark = self._watermark if ack else self._watermark_written
-        data = b"".join(framed for _, framed, _, _, _ in group)
+        data = b"".join(framed for _, framed, _, _, _, _ in group)
         try:
             if roll:
                 number = self._next_number
@@ -239,28 +243,35 @@ class Spool(Generic[T]):
             return
         self._committing = False
         self._failing = False
+        written_at = segment.size
         segment.size += len(ack) + len(data)
+        if (segment is self._read_segment and self._read_offset == written_at and not self._reading
+                and len(self._fresh) + len(group) <= FRESH_MAX):
+            # The reader has read everything before this write: it takes these from memory instead of
+            # reading them back (the steady state); the disk is read after a restart or when it lags.
+            self._fresh.extend((seq, record) for seq, _, record, _, _, _ in group)
+            self._read_offset = segment.size
         self._bytes += len(ack) + len(data)
         self._watermark_written = watermark
         segment.decisions += len(group)
         segment.last_seq = group[-1][0]
-        segment.newest = max(segment.newest, max((run, tick) for _, _, _, run, tick in group))
+        segment.newest = max(segment.newest, max((run, tick) for _, _, _, _, run, tick in group))
         self._backlog += len(group)
         self._backoff = 0.0
         self.counters["spool_commits"] += 1
         self.counters["spool_committed"] += len(group)
         self._readable.set()
         self._update()
-        self._on_durable([tag for _, _, tag, _, _ in group])
+        self._on_durable([tag for _, _, _, tag, _, _ in group])
         if self._pending:
             self._start_commit()  # those that came meanwhile waited long enough
         else:
             self._idle_if_done()
 
-    def _failed(self, group: list[tuple[int, bytes, T, float, int]], exc: OSError) -> None:
+    def _failed(self, group: list[tuple[int, bytes, bytes, T, float, int]], exc: OSError) -> None:
         """Writing failed: put the group back, write it again in a new segment after a growing wait."""
         self._pending.extendleft(reversed(group))
-        self._pending_bytes += sum(len(framed) for _, framed, _, _, _ in group)
+        self._pending_bytes += sum(len(framed) for _, framed, _, _, _, _ in group)
         self._broken = True
         self._failing = True
         if self._segments:
@@ -324,6 +335,8 @@ class Spool(Generic[T]):
     def readable(self) -> bool:
         """Whether :meth:`read` may have records to give now."""
         segment = self._read_segment
+        if self._fresh:
+            return True
         if segment is None:
             return False
         return self._read_offset < segment.size or (segment.closed and segment is not self._segments[-1])
@@ -337,7 +350,15 @@ class Spool(Generic[T]):
         """Up to ``limit`` committed decisions not handed out before, oldest first: (seq, record)."""
         loop = asyncio.get_running_loop()
         out: list[tuple[int, bytes]] = []
-        while len(out) < limit and (segment := self._read_segment) is not None:
+        fresh, floor = self._fresh, self._last_handed
+        while fresh and len(out) < limit:
+            seq, payload = fresh.popleft()
+            if seq > floor:
+                out.append((seq, payload))
+                self._handed.append(seq)
+                floor = seq
+        self._last_handed = floor
+        while len(out) < limit and not fresh and (segment := self._read_segment) is not None:
             if self._read_offset >= segment.size:
                 if not segment.closed or segment is self._segments[-1]:
                     break
@@ -346,7 +367,12 @@ class Spool(Generic[T]):
                 continue
             end = segment.size
             size = min(end - self._read_offset, READ_BYTES)
-            data = await loop.run_in_executor(self._reader, self._disk.read, segment.number, self._read_offset, size)
+            self._reading = True
+            try:
+                data = await loop.run_in_executor(self._reader, self._disk.read, segment.number, self._read_offset,
+                                                  size)
+            finally:
+                self._reading = False
             if segment is not self._read_segment:  # cannot happen: one reader at a time; be safe
                 break
             parsed = parse(data, base=self._read_offset)

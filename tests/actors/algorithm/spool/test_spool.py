@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from actors.algorithm.spool import spool as spool_module
 from actors.algorithm.spool.disk import Disk, SpoolLocked
 from actors.algorithm.spool.records import MAGIC, Kind, Scan, parse
 from actors.algorithm.spool.spool import Spool
@@ -293,3 +294,30 @@ def test_a_read_gives_at_most_what_was_asked_and_the_rest_next_time(tmp_path: Pa
         return reads
 
     assert run(body) == [list(range(1, 8)), [8], list(range(9, 51))]
+
+
+def test_the_reader_takes_fresh_records_from_memory_and_the_rest_from_the_disk_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records committed while the reader is caught up are handed from memory (at most FRESH_MAX); once
+    it lags, from the disk; either way each once, oldest first."""
+    monkeypatch.setattr(spool_module, "FRESH_MAX", 5)
+
+    async def body() -> tuple[list[int], int, list[int]]:
+        s = spool(tmp_path, lambda _: None)
+        await s.open()
+        for size in (3, 4, 2):  # 3 from memory; 3 + 4 > 5: these and all after from the disk
+            for t in range(size):
+                keep(s, decision(t))
+            await s.flush(10)
+        fresh = len(s._fresh)
+        first = [seq for seq, _ in await s.read(2)] + [seq for seq, _ in await s.read(100)]
+        s.acknowledged(first[:4])
+        await s.close()
+        again = spool(tmp_path, lambda _: None)  # a restart: what was not acknowledged, from the disk
+        await again.open()
+        rest = [seq for seq, _ in await again.read(100)]
+        await again.close()
+        return first, fresh, rest
+
+    first, fresh, rest = run(body)
+    assert (first, fresh, rest) == (list(range(1, 10)), 3, list(range(5, 10)))
