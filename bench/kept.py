@@ -151,15 +151,19 @@ def scale(cfg: Config, out: Outcome) -> None:
     scale_books, scale_s = cfg.pick(10_000, 100_000), cfg.pick(20.0, 60.0)
     with private_dir("bk-") as directory:
         result = chaos.at_scale(Path(directory), books=scale_books, seconds=scale_s)
+    with private_dir("bk-") as directory:  # the baseline: the same run without the Ledger
+        bare = chaos.at_scale(Path(directory), books=scale_books, seconds=scale_s, args=["--no-ledger"])
+    bare_steady = [bare.per_tick[t] / scale_books for t in bare.steady]
     steady = [result.per_tick[t] / scale_books for t in result.steady]
     c = result.outcome.counters
     out.raw["scale"] = {"audit": str(result.outcome.audit), "per_tick": result.per_tick, "counters": c,
-                        "ledger": result.outcome.ledger}
+                        "ledger": result.outcome.ledger, "no_ledger_per_tick": bare.per_tick}
     if steady:
         out.rows.append(Row(f"At scale: books decided per steady tick, {scale_books:,} books, 2 s tick, "
-                            "--api-batch 500, the Ledger on", 100 * min(steady), "% (worst tick)", target=">= 95%",
-                            met=min(steady) >= 0.95,
-                            note=f"mean {100 * statistics.mean(steady):.1f}% over {len(steady)} steady ticks; "
+                            "--api-batch 500, the Ledger on", 100 * statistics.mean(steady), "% (mean)",
+                            100 * statistics.mean(bare_steady) if bare_steady else None, "same run, --no-ledger",
+                            target=">= 95% every tick", met=min(steady) >= 0.95,
+                            note=f"worst {100 * min(steady):.1f}% over {len(steady)} steady ticks; "
                                  f"ticks held back by the Ledger {c.get('backpressure_ticks_ledger', 0)}, "
                                  f"pairs unstarted {c.get('unstarted', 0):,}"))
     audit_row(out, f"At scale: printed vs kept, {scale_books:,} books, {scale_s:.0f} s", result.outcome,
