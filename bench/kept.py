@@ -22,16 +22,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import chaos, throughput
+from actors.algorithm.clients.outbox import LedgerPolicy, Outbox
+from actors.algorithm.spool.spool import Spool
+from bench import chaos, ledger, throughput
 from bench.common import Config, Outcome, Row
 from bench.driver import private_dir
+from transport.protocol import Decision, decision_record
 
 SPOOL = "keep then print (spool)"
 NO_SPOOL = "--no-spool"
@@ -76,7 +81,7 @@ def audit_row(out: Outcome, measure: str, outcome: chaos.Outcome, baseline: chao
                         note=f"{a}; " + note + (f"; --no-spool: {baseline.audit}" if baseline else "")))
 
 
-PHASES = ("cost", "sigkills", "outages", "full", "scale")
+PHASES = ("inprocess", "cost", "sigkills", "outages", "full", "scale")
 
 
 def measure(cfg: Config) -> Outcome:
@@ -170,5 +175,48 @@ def scale(cfg: Config, out: Outcome) -> None:
               note=f"kept unprinted {result.outcome.audit.kept_unprinted}")
 
 
+async def _spool_cpu(directory: Path, decisions: list[Decision]) -> float:
+    """CPU seconds (every thread) to append, commit, read back and acknowledge ``decisions`` as a worker
+    does: 1,000 per group, the reader sending batches as they come."""
+    spool: Spool[Decision] = Spool(directory, max_bytes=1 << 30, on_durable=lambda _: None)
+    await spool.open()
+
+    async def ship() -> None:
+        while records := await spool.read(1200):
+            spool.acknowledged([seq for seq, _ in records])
+
+    started = time.process_time()
+    for i in range(0, len(decisions), 1000):
+        for d in decisions[i:i + 1000]:
+            spool.append(decision_record(d), d, d.run, d.tick)
+        await asyncio.sleep(0.003)  # the group's write and fsync
+        await ship()
+    await spool.flush(10)
+    await ship()
+    used = time.process_time() - started
+    await spool.close()
+    return used
+
+
+def inprocess(cfg: Config, out: Outcome) -> None:
+    """The spool's own CPU per decision against the outbox of --no-spool, in this process, alternating."""
+    count = cfg.pick(20_000, 100_000)
+    decisions = ledger.decisions(0, count)
+    spool_us: list[float] = []
+    outbox_us: list[float] = []
+    for _ in range(cfg.pick(1, 3)):
+        with private_dir("bk-") as directory:
+            spool_us.append(1e6 * asyncio.run(_spool_cpu(Path(directory), decisions)) / count)
+        box = Outbox(LedgerPolicy(outbox_max=count + 1))
+        started = time.process_time()
+        for i, d in enumerate(decisions):
+            box.add(i, decision_record(d), 0.0)
+        outbox_us.append(1e6 * (time.process_time() - started) / count)
+    out.raw["inprocess"] = {"spool_us": spool_us, "outbox_us": outbox_us}
+    out.rows.append(Row(f"Spool CPU per decision in-process ({count:,}: appended, fsync'd in groups of 1,000, read, "
+                        "acknowledged)", statistics.median(spool_us), "us", statistics.median(outbox_us),
+                        "--no-spool's outbox (decision_record + add)", note=f"rounds {spool_us} / {outbox_us}"))
+
+
 PHASE_RUNS: dict[str, Callable[[Config, Outcome], None]] = {
-    "cost": cost, "sigkills": sigkills, "outages": outages, "full": full, "scale": scale}
+    "inprocess": inprocess, "cost": cost, "sigkills": sigkills, "outages": outages, "full": full, "scale": scale}
