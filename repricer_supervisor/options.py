@@ -241,8 +241,8 @@ class LauncherOptions:
     def spool_dir(self) -> str:
         """The workers' spools: a --run-dir run is private, so are its spools."""
         if self.spool.spool_dir is not None:
-            return self.spool.spool_dir
-        return str(Path(self.net.run_dir) / "spool") if self.net.run_dir else DEFAULT_SPOOL_DIR
+            return os.path.abspath(self.spool.spool_dir)  # every worker names one directory, whatever its cwd
+        return os.path.abspath(Path(self.net.run_dir) / "spool") if self.net.run_dir else DEFAULT_SPOOL_DIR
 
     @property
     def data_endpoints(self) -> tuple[str, ...]:

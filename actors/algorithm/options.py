@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from actors import paths
 from actors.algorithm.config.files import FileRefused, read_book_list
 from actors.algorithm.config.values import ConfigError
 from actors.algorithm.strategies import DEFAULT_DELAY
@@ -25,7 +26,7 @@ from transport import endpoints, limits
 from transport.logs import printable
 
 DEFAULT_BOOKS = ("B001", "B002", "B003", "B004", "B005")
-DEFAULT_SPOOL_DIR = "var/spool"  # from the working directory, as the Ledger's database
+DEFAULT_SPOOL_DIR: Final = str(paths.SPOOL_DIR)  # absolute, as the Ledger's database: one spool from any directory
 SPOOL_MIN_BYTES = 1 << 20
 _UNITS: Final = MappingProxyType({"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40})
 

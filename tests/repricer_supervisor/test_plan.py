@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors import kinds, runtime
+from actors import kinds, paths, runtime
 from actors.algorithm.options import AlgorithmOptions
 from actors.api_server.options import APIServerOptions
 from actors.dashboard.options import DashboardOptions
@@ -135,7 +135,7 @@ def test_the_launchers_options_turn_back_into_the_same_command_line() -> None:
 
 
 def test_each_worker_gets_the_spool_options_and_a_private_run_keeps_its_spools_inside() -> None:
-    assert options().spool_dir == "var/spool"
+    assert options().spool_dir == str(paths.SPOOL_DIR)  # in the project's folder, whatever the working directory
     assert options("--run-dir", "/r").spool_dir == "/r/spool"  # a --run-dir run is private: its spools too
     the_plan = planned("--workers", "2", "--spool-dir", "/s", "--spool-max-bytes", "64M", "--ledger-backlog", "500",
                        "--no-spool")
