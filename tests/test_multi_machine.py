@@ -74,7 +74,7 @@ def test_actors_started_by_hand_over_tcp_with_curve(tmp_path: Path, keys: Path) 
         Actor("data_manager", "--data-endpoint", data, "--data-file", str(csv_path), *secure),
         Actor("api_server", "--port", str(api), *secure),
         Actor("algorithm", "--ticks-endpoint", ticks, "--data-endpoint", data, "--api-url", f"http://127.0.0.1:{api}",
-              "--books", "A,B", "--delay", "0", "--json", *secure),
+              "--books", "A,B", "--delay", "0", "--json", "--spool-dir", str(tmp_path / "spool"), *secure),
         Actor("scheduler", "--ticks-endpoint", ticks, "--tick", "0.2", *secure),
     ]
     algorithm = actors[2]
@@ -207,8 +207,10 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
               "--delay", "0", "--books", ",".join(sorted(books))]
     infra = LauncherRun([*shared, "--run", "scheduler,datamanager,apiserver", "--api-port", str(api),
                          "--data-file", str(csv_path)])
+    # No Ledger runs here: the workers keep their decisions in a spool of the test's own (not the project's).
     workers = [LauncherRun([*shared, "--run", "algorithm", "--api-url", f"http://127.0.0.1:{api}", "--workers", "2",
-                            "--workers-total", "4", "--worker-offset", str(offset)])
+                            "--workers-total", "4", "--worker-offset", str(offset), "--spool-dir",
+                            str(tmp_path / "spool")])
                for offset in (0, 2)]
     try:
         infra.wait_for_actors(["scheduler", "datamanager", "apiserver"])
