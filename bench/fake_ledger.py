@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
+from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
 from actors.ledger import schema
 
 # The indexes the Dashboard asks the Ledger for (its schema version 2): one per sort key of the books
@@ -127,7 +127,7 @@ def synthetic(books: Iterable[str], strategies: Iterable[str], ticks: int, *, se
             for strategy in names:
                 request_id += 1
                 sold = request_id % 2 == 0
-                rule_price = reprice(avg, sold, PricingRule())
+                rule_price = reprice_window(window, sold, PricingRule())
                 price, guardrail = rule_price, tuple[str, ...]()
                 if floor is not None and rule_price < floor:
                     price, guardrail = floor, ("floor",)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
+from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
 
 CSV = """\ufefftimestamp,book_id,price\r
 2026-01-01T00:00:00Z,A,10.00\r
@@ -68,4 +68,4 @@ def check_decision(decision: dict[str, Any], points: dict[str, list[Decimal]],
     avg = avg_comp_price(window)
     assert Decimal(decision["avg_comp_price"]) == avg, decision
     assert decision["sold"] == (decision["request_id"] % 2 == 0), decision
-    assert decision["price"] == str(reprice(avg, decision["sold"], rule)), decision
+    assert decision["price"] == str(reprice_window(window, decision["sold"], rule)), decision

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pipeline import Pipeline
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice
+from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
 from actors.algorithm.strategies import Pair, Strategy
 from actors.ledger.records import to_row
 from tests.actors.algorithm.fakes import FakeApi, FakeDataManager, ListSink, tick
@@ -74,7 +74,7 @@ def test_a_decision_of_any_window_is_sent_and_kept_with_its_mean_unchanged(price
     for d in made:
         n = int(d.book[1:])
         assert d.avg_comp_price == avg_comp_price(prices[:n]) and str(d.avg_comp_price).count(".") <= 1
-        assert d.rule_price is None and d.price == reprice(d.avg_comp_price, d.sold, PricingRule(window=n))
+        assert d.rule_price is None and d.price == reprice_window(d.prices, d.sold, PricingRule(window=n))
         assert protocol.decode(protocol.encode(d)) == d
     frame = protocol.encode(LedgerBatch(1, tuple(made)))
     batch = protocol.decode_as(frame, LedgerBatch)

@@ -24,7 +24,7 @@ from actors.algorithm.clients.api import ApiError, RateLimited
 from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
 from actors.algorithm.config import Config
 from actors.algorithm.pairs import DECIDED, DECIDED_BEFORE, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
-from actors.algorithm.pricing import avg_comp_price, refusal, reprice, to_cents
+from actors.algorithm.pricing import avg_comp_price, refusal, reprice_window, to_cents
 from actors.algorithm.sink import DecisionSink
 from actors.algorithm.strategies import Pair
 from transport import limits
@@ -256,7 +256,7 @@ class Pipeline:
 
     def _decide(self, work: Work, sold: bool, now: float) -> None:
         pair, record = work.pair, work.record
-        rule_price = reprice(work.avg, sold, pair.strategy.rule)
+        rule_price = reprice_window(work.prices, sold, pair.strategy.rule)
         priced = self.config.guard(pair.book, rule_price, record.last)
         reason = refusal(priced.price)
         if reason is not None:

@@ -59,8 +59,24 @@ def to_cents(amount: Decimal) -> Decimal:
 
 
 def reprice(avg: Decimal, sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
-    """The new price: ``avg * factor``, rounded half-up to cents."""
+    """The new price from a mean: ``avg * factor``, rounded half-up to cents. Exact for a mean that
+    terminates; a decision is priced from its window (:func:`reprice_window`)."""
     return _EXACT.multiply(avg, rule.factor(sold)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def reprice_window(prices: Sequence[Decimal], sold: bool, rule: PricingRule = PricingRule()) -> Decimal:
+    """The new price: the window's mean times the factor, rounded half-up to cents, computed as
+    ``sum * factor / N`` so that it is exact: the mean of 3, 6, 7 or 9 prices does not terminate, and
+    its 60 digits times 0.9 can land just below a half cent the exact price is on (3145351.13, 0.01,
+    0.01 after no sale: exactly 943605.345, so 943605.35; from the rounded mean, 943605.34). A price on
+    a half cent terminates, so the division at 60 digits is exact there."""
+    if not prices:
+        raise ValueError("no competitor prices to average")
+    total = _EXACT.create_decimal(0)
+    for price in prices:
+        total = _EXACT.add(total, price)
+    scaled = _EXACT.multiply(total, rule.factor(sold))
+    return _EXACT.divide(scaled, Decimal(len(prices))).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def refusal(price: Decimal) -> str | None:

@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from typing import Any, Final
 
 import orjson
@@ -112,7 +113,12 @@ def rule(window: Sequence[Decimal], sold: bool) -> tuple[Decimal, Decimal]:
     1.1 after a sale, 0.9 after none, rounded half-up to cents."""
     with localcontext(Context(prec=60)):
         mean = sum(window, Decimal(0)) / len(window)
-        price = (mean * (SOLD_FACTOR if sold else UNSOLD_FACTOR)).quantize(CENT, rounding=ROUND_HALF_UP)
+    # The price from the exact fraction: a mean that does not terminate, rounded, can land just below a
+    # half cent the exact price is on.
+    exact = Fraction(sum(window, Decimal(0))) * Fraction(SOLD_FACTOR if sold else UNSOLD_FACTOR) / len(window)
+    cents = exact * 100
+    whole = cents.numerator // cents.denominator
+    price = (Decimal(whole + (1 if cents - whole >= Fraction(1, 2) else 0)) / 100).quantize(CENT)
     return mean, price
 
 

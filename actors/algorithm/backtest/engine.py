@@ -38,7 +38,7 @@ from actors.algorithm.backtest.reader import ALL_BOOKS, BLOCK_BYTES, BookIndex, 
 from actors.algorithm.backtest.stats import GUARDRAILS, PairStats
 from actors.algorithm.config.backtest import Logistic
 from actors.algorithm.guardrails import NONE, Guardrails
-from actors.algorithm.pricing import avg_comp_price, reprice
+from actors.algorithm.pricing import reprice_window
 from transport import limits
 
 NARROW: Final = 8  # below this many pairs in a lockstep step, a decision at a time is cheaper
@@ -398,9 +398,9 @@ class FastEngine:
                 arith = RuleArith.of(strategy.rule)
                 num = arith.sold_num if now_sold else arith.unsold_num
                 ruled = (2 * sums * num + arith.q) // (2 * arith.q)
-            else:  # the live rule on the window's exact mean (the mean of a window is its sum over N)
-                mean_price = avg_comp_price([Decimal(sums).scaleb(-6), *([Decimal(0)] * (window - 1))])
-                ruled = cents.cents(reprice(mean_price, now_sold, strategy.rule))
+            else:  # the live rule on the window's sum (the rule needs only the sum and N)
+                same_sum = [Decimal(sums).scaleb(-6), *([Decimal(0)] * (window - 1))]
+                ruled = cents.cents(reprice_window(same_sum, now_sold, strategy.rule))
             decided, moved = guardrails.apply(cents.to_decimal(ruled), cents.to_decimal(last) if has_last else None)
             price[at], rule[at], sent[at], sold[at] = cents.cents(decided), ruled, sending, now_sold
             bits[at] = sum(bit for bit, name in cents.BIT_NAMES if name in moved)

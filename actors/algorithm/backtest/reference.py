@@ -20,7 +20,7 @@ from actors.algorithm.backtest.job import Chart, Decisions, Job, Result, Sink
 from actors.algorithm.backtest.reader import ALL_BOOKS, LINE_MAX, read_header
 from actors.algorithm.backtest.stats import PairStats
 from actors.algorithm.config.backtest import Logistic
-from actors.algorithm.pricing import avg_comp_price, reprice, to_cents
+from actors.algorithm.pricing import avg_comp_price, reprice_window, to_cents
 from actors.csv_fields import BadRow
 from actors.csv_rows import PriceCache, header_columns, line_row
 
@@ -158,7 +158,7 @@ class ReferenceEngine:
                                              np.array([tick]))[0])
         else:
             sold = request_id % 2 == 0
-        rule_price = reprice(avg, sold, pair.strategy.rule)
+        rule_price = reprice_window(window, sold, pair.strategy.rule)
         guarded = config.guard(pair.book, rule_price, last)
         price = guarded.price
         s = self.stats[i]

@@ -1,10 +1,11 @@
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from actors.algorithm.pricing import CENT, PricingRule, avg_comp_price, reprice, to_cents
+from actors.algorithm.pricing import CENT, PricingRule, avg_comp_price, reprice, reprice_window, to_cents
 
 money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
 windows = st.lists(money, min_size=5, max_size=5)
@@ -65,3 +66,28 @@ def test_bad_rules_are_rejected(kwargs: dict[str, object]) -> None:
 def test_average_of_nothing_is_an_error() -> None:
     with pytest.raises(ValueError):
         avg_comp_price([])
+
+
+def exact_price(prices: list[Decimal], factor: Decimal) -> Decimal:
+    """The rule in fractions: no precision at all to lose. Half-up to cents."""
+    cents = Fraction(sum(prices, Decimal(0))) * Fraction(factor) * 100 / len(prices)
+    whole = cents.numerator // cents.denominator
+    return Decimal(whole + (cents - whole >= Fraction(1, 2))) / 100
+
+
+def test_a_price_on_a_half_cent_from_a_mean_that_does_not_terminate_rounds_up() -> None:
+    # Exactly 943605.345: the 60-digit mean (1048450.38333...) times 0.9 lands just below it.
+    prices = [Decimal("3145351.13"), Decimal("0.01"), Decimal("0.01")]
+    assert reprice_window(prices, False, PricingRule(window=3)) == Decimal("943605.35")
+    assert reprice(avg_comp_price(prices), False) == Decimal("943605.34")  # why the window is used
+
+
+half_cent_windows = st.integers(1, 10).flatmap(lambda n: st.lists(money, min_size=n, max_size=n))
+
+
+@example([Decimal("3145351.13"), Decimal("0.01"), Decimal("0.01")], False, "0.9")
+@given(half_cent_windows, st.booleans(), st.sampled_from(["0.9", "1.1", "0.75", "1.333", "0.6"]))
+def test_the_price_from_the_window_is_the_exact_rule_for_any_window_and_factor(
+        prices: list[Decimal], sold: bool, factor: str) -> None:
+    rule = PricingRule(window=len(prices), sold_factor=Decimal(factor), unsold_factor=Decimal(factor))
+    assert reprice_window(prices, sold, rule) == exact_price(prices, Decimal(factor)).quantize(CENT)
