@@ -52,6 +52,10 @@ class DecisionRow(NamedTuple):
     price: str
     rule_price: str | None
     guardrail: str | None  # JSON array of names, None when no guardrail moved the price
+    factor: str | None  # the rule's factor applied (None from an Algorithm before 2026-12-04)
+    previous_price: str | None  # with guardrails: the price the step was measured from
+    floor: str | None  # with guardrails: the book's floor and ceiling, where set
+    ceiling: str | None
 
 
 def in_cents(text: str) -> str:
@@ -68,7 +72,7 @@ def is_name(text: str, max_len: int) -> bool:
 
 # Where the fields lie in a frame, from the declarations, by name.
 _READ: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold", "price",
-                "rule_price", "guardrail", "run")  # the order of the unpacking in _row
+                "rule_price", "guardrail", "run", "factor", "previous_price", "floor", "ceiling")  # as _row unpacks
 
 
 def in_read_order(declared: tuple[str, ...], read: tuple[str, ...] = _READ) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -132,10 +136,21 @@ def _cents(text: str) -> str | None:
     return in_cents(text)
 
 
+_FACTOR: Final = re.compile(_decimal(1, limits.FACTOR_DECIMALS), re.ASCII).fullmatch
+
+
+def _factor(text: object) -> str | None:
+    """A factor within the limits, as written; None otherwise (exact bounds: a few per batch)."""
+    if not (type(text) is str and _FACTOR(text) and limits.FACTOR_MIN <= Decimal(text) <= limits.FACTOR_MAX):
+        return None
+    return text
+
+
 def _row(fields: object) -> DecisionRow | None:
     if type(fields) is not list or len(fields) != _FIELDS:
         return None
-    ts, tick, book, strategy, prices, avg, request_id, sold, price, rule, guardrail, run = _IN_READ_ORDER(fields)
+    (ts, tick, book, strategy, prices, avg, request_id, sold, price, rule, guardrail, run,
+     factor, previous, floor, ceiling) = _IN_READ_ORDER(fields)
     if not (type(ts) is float and 0.0 < ts < float("inf") and type(run) is float and 0.0 <= run < float("inf")
             and type(tick) is int and 0 <= tick <= _INT_MAX and type(request_id) is int and 0 <= request_id <= _INT_MAX
             and type(sold) is bool and type(book) is str and type(strategy) is str
@@ -159,10 +174,19 @@ def _row(fields: object) -> DecisionRow | None:
     rule_text = None if rule == "" else _cents(rule)
     if price_text is None or (rule != "" and rule_text is None):
         return None
+    factor_text = None if factor == "" else _factor(factor)
+    if factor != "" and factor_text is None:
+        return None
+    bounds: list[str | None] = []
+    for money in (previous, floor, ceiling):
+        text = None if money == "" else _cents(money)
+        if money != "" and text is None:
+            return None
+        bounds.append(text)
     names = None
     if guardrail:
         if not all(type(name) is str and is_name(name, limits.GUARDRAIL_NAME_MAX_LEN) for name in guardrail):
             return None
         names = json.dumps(guardrail, separators=(",", ":"))
     return DecisionRow(book, strategy, run, tick, ts, '["' + window + '"]', avg, request_id, int(sold), price_text,
-                       rule_text, names)
+                       rule_text, names, factor_text, *bounds)

@@ -22,6 +22,7 @@ PRICE_MAX_INTEGER_DIGITS: Final = len(str(int(PRICE_MAX)))  # 8
 # range below stays within [PRICE_MIN, PRICE_MAX] after the rule (0.01 * 0.5 rounds half-up to 0.01).
 FACTOR_MIN: Final = Decimal("0.5")
 FACTOR_MAX: Final = Decimal("2")
+FACTOR_DECIMALS: Final = 36  # a factor's decimals at most: every decision carries it in a 40-character field
 
 # Competitor prices the CSV accepts: what the rule can turn into a price the API takes.
 COMPETITOR_PRICE_MIN: Final = PRICE_MIN

@@ -443,6 +443,13 @@ class Decision:
     guardrail: tuple[str, ...] = wire(texts(MAX_GUARDRAILS, limits.GUARDRAIL_NAME_MAX_LEN), default=())
     # the Scheduler run's t0 (Tick.t0): with ``tick``, says which tick of which run
     run: float = wire(finite, default=0.0)
+    # the rule's factor applied (the strategy's sold or unsold factor): price = rule of the window x factor
+    factor: Decimal | None = wire(optional_money, default=None)
+    # with guardrails configured: the pair's price the step was measured from (None on its first
+    # decision), and the book's floor and ceiling (None where not set), so a line explains its price
+    previous_price: Decimal | None = wire(optional_money, default=None)
+    floor: Decimal | None = wire(optional_money, default=None)
+    ceiling: Decimal | None = wire(optional_money, default=None)
 
 
 @message(MessageType.WINDOWS_REQUEST)

@@ -230,9 +230,13 @@ def _ending_toward(last: Decimal, edge: Decimal, ending: Decimal, low: Decimal, 
 
 class Guarded(NamedTuple):
     """A guarded decision's fields: ``Decision(..., price=g.price, rule_price=g.rule_price,
-    guardrail=g.guardrail)``. ``rule_price`` is None when no guardrail is configured at all, so the
-    output stays exactly what it was without guardrails."""
+    guardrail=g.guardrail, previous_price=..., floor=..., ceiling=...)``. ``rule_price`` is None when no
+    guardrail is configured at all, so the output stays exactly what it was without guardrails; then
+    the other three are None too."""
 
     price: Decimal
     rule_price: Decimal | None
     guardrail: tuple[str, ...]
+    previous_price: Decimal | None = None  # the price the step was measured from
+    floor: Decimal | None = None
+    ceiling: Decimal | None = None

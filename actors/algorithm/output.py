@@ -1,8 +1,11 @@
 """How a decision is printed: one line on stdout, human or JSON. Pure formatting.
 
-With guardrails configured (``Decision.rule_price`` set), JSON lines also carry ``rule_price`` and
-``guardrail`` (null, or the guardrails that moved the price), and a human line appends them when a
-guardrail moved the price; without guardrails both are exactly what they were before guardrails.
+Every line carries the ``factor`` applied. With guardrails configured (``Decision.rule_price`` set),
+JSON lines also carry ``rule_price``, ``guardrail`` (null, or the guardrails that moved the price),
+``previous_price`` (the price a step is measured from; null on a pair's first decision), ``floor``
+and ``ceiling`` (null where not set); a human line appends them when a guardrail moved the price. So
+a line explains its price: the window's mean times ``factor`` is ``rule_price``, which the guardrails
+take toward ``previous_price`` within ``floor`` and ``ceiling``.
 
 JSON lines are made with orjson (about 8x faster than the standard library here, README
 *Performance*), byte for byte as ``json.dumps(..., separators=(",", ":"))`` would make them: when the
@@ -15,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -28,12 +32,25 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _text(value: Decimal | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def format_human(d: Decision) -> str:
     prices = " ".join(str(p) for p in d.prices)
-    return (f"{_iso(d.ts)} tick={d.tick} book={d.book} strategy={d.strategy} "
+    line = (f"{_iso(d.ts)} tick={d.tick} book={d.book} strategy={d.strategy} "
             f"avg_comp_price={d.avg_comp_price} sold={'yes' if d.sold else 'no'} price={d.price} "
-            f"request_id={d.request_id} prices=[{prices}]"
-            + (f" rule_price={d.rule_price} guardrail={','.join(d.guardrail)}" if d.guardrail else ""))
+            f"request_id={d.request_id} prices=[{prices}]")
+    if d.factor is not None:
+        line += f" factor={d.factor}"
+    if d.guardrail:
+        line += (f" rule_price={d.rule_price} guardrail={','.join(d.guardrail)} "
+                 f"previous_price={_text(d.previous_price)} floor={_text(d.floor)} ceiling={_text(d.ceiling)}")
+    return line
+
+
+def _json_money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _fields(d: Decision) -> dict[str, Any]:
@@ -48,9 +65,14 @@ def _fields(d: Decision) -> dict[str, Any]:
         "sold": d.sold,
         "price": str(d.price),
     }
-    if d.rule_price is not None:  # guardrails configured: every line says what the rule said
+    if d.factor is not None:
+        record["factor"] = str(d.factor)
+    if d.rule_price is not None:  # guardrails configured: every line says what the rule said, and why
         record["rule_price"] = str(d.rule_price)
         record["guardrail"] = list(d.guardrail) or None
+        record["previous_price"] = _json_money(d.previous_price)
+        record["floor"] = _json_money(d.floor)
+        record["ceiling"] = _json_money(d.ceiling)
     return record
 
 

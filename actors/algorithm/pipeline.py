@@ -267,7 +267,8 @@ class Pipeline:
         self.counters["decisions"] += 1
         self._sink.accept(Decision(now, work.tick.seq, pair.book, pair.strategy.name, work.prices, work.avg,
                                    work.request_id, sold, priced.price, priced.rule_price, priced.guardrail,
-                                   work.tick.t0))
+                                   work.tick.t0, pair.strategy.rule.factor(sold), priced.previous_price,
+                                   priced.floor, priced.ceiling))
 
     def refuse(self, work: Work, reason: str, price: Decimal) -> None:
         self.counters["refused"] += 1

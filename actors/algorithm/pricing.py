@@ -35,9 +35,10 @@ class PricingRule:
         for name in ("sold_factor", "unsold_factor"):
             factor = getattr(self, name)
             if (not isinstance(factor, Decimal) or not factor.is_finite()
-                    or not limits.FACTOR_MIN <= factor <= limits.FACTOR_MAX):
-                raise ValueError(f"{name} must be a decimal within {limits.FACTOR_MIN}..{limits.FACTOR_MAX}, "
-                                 f"got {factor!r}")
+                    or not limits.FACTOR_MIN <= factor <= limits.FACTOR_MAX
+                    or -int(factor.as_tuple().exponent) > limits.FACTOR_DECIMALS):
+                raise ValueError(f"{name} must be a decimal within {limits.FACTOR_MIN}..{limits.FACTOR_MAX} with at "
+                                 f"most {limits.FACTOR_DECIMALS} decimals (every decision carries it), got {factor!r}")
 
     def factor(self, sold: bool) -> Decimal:
         return self.sold_factor if sold else self.unsold_factor

@@ -66,12 +66,13 @@ def to_row(decision: Decision) -> DecisionRow | str:
     """The ``decisions`` row of ``decision``, or why it cannot be kept (see :func:`decision_row`)."""
     d = decision
     return decision_row(d.ts, d.tick, d.book, d.strategy, d.prices, d.avg_comp_price, d.request_id, d.sold, d.price,
-                        d.rule_price, d.guardrail, d.run)
+                        d.rule_price, d.guardrail, d.run, d.factor, d.previous_price, d.floor, d.ceiling)
 
 
 def decision_row(ts: float, tick: int, book: str, strategy: str, window: Sequence[Decimal], avg_comp_price: Decimal,
                  request_id: int, sold: bool, price: Decimal, rule_price: Decimal | None, guardrail: Sequence[str],
-                 run: float) -> DecisionRow | str:
+                 run: float, factor: Decimal | None = None, previous_price: Decimal | None = None,
+                 floor: Decimal | None = None, ceiling: Decimal | None = None) -> DecisionRow | str:
     """The row of one decision given as its fields (those of :class:`~transport.protocol.Decision`, in
     order), or why it cannot be kept. The codec checked the types; this checks the values against the
     limits the rest of the system uses, so nothing the Algorithm could never have decided ends up in
@@ -104,11 +105,21 @@ def decision_row(ts: float, tick: int, book: str, strategy: str, window: Sequenc
         return "rule_price: not a price in cents within the price limits"
     if not all(is_name(name, limits.GUARDRAIL_NAME_MAX_LEN) for name in guardrail):
         return "guardrail: not a list of guardrail names"
+    factor_text = None if factor is None else _money_text(factor, limits.FACTOR_MIN, limits.FACTOR_MAX,
+                                                          limits.FACTOR_DECIMALS)
+    if factor is not None and factor_text is None:
+        return "factor: not a factor within the limits"
+    bounds: list[str | None] = []
+    for name, money in (("previous_price", previous_price), ("floor", floor), ("ceiling", ceiling)):
+        text = None if money is None else _money_text(money, limits.PRICE_MIN, limits.PRICE_MAX, 2)
+        if money is not None and text is None:
+            return f"{name}: not a price in cents within the price limits"
+        bounds.append(None if text is None else in_cents(text))
     # Decimal strings need no JSON escaping: join them directly (json.dumps costs more, per decision).
     prices_json = '["' + '","'.join(prices) + '"]'
     guardrail_json = json.dumps(list(guardrail), separators=(",", ":")) if guardrail else None
     return DecisionRow(book, strategy, run, tick, ts, prices_json, avg, request_id, int(sold), in_cents(price_text),
-                       None if rule_text is None else in_cents(rule_text), guardrail_json)
+                       None if rule_text is None else in_cents(rule_text), guardrail_json, factor_text, *bounds)
 
 
 def stored_price(text: object) -> Decimal | None:

@@ -121,7 +121,14 @@ _V5: Final = (
 )
 COLLISIONS_MAX: Final = 100_000
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: a decision explains its price on its own (issue 21): the factor applied, and with
+# guardrails the price the step was measured from and the book's floor and ceiling at that moment
+# (the Dashboard draws them from here, not from a config it would have to load). NULL in rows kept
+# before.
+_V6: Final = tuple(f"ALTER TABLE {table} ADD COLUMN {column} TEXT" for table in ("decisions", "collisions")
+                   for column in ("factor", "previous_price", "floor", "ceiling"))
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6)
 VERSION: Final = len(MIGRATIONS)
 
 

@@ -110,7 +110,7 @@ def test_encode_shape_is_versioned_positional_array() -> None:
     raw = msgpack.unpackb(protocol.encode(Decision(1.0, 2, "b", "s", (Decimal("1.50"),), Decimal("1.50"),
                                                    9, True, Decimal("1.49"))))
     assert raw == [PROTOCOL_VERSION, MessageType.DECISION, 1.0, 2, "b", "s", ["1.50"], "1.50", 9, True, "1.49",
-                   "", [], 0.0]
+                   "", [], 0.0, "", "", "", ""]
 
 
 # --- garbage -------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def _reply(prices: Any = ("1.00",), error: Any = "", book: Any = "b") -> bytes:
 def _decision(sold: Any = False, price: Any = "1.00", avg: Any = "1.00", strategy: Any = "s",
               rule_price: Any = "", guardrail: Any = (), run: Any = 0.0) -> bytes:
     return frame(PROTOCOL_VERSION, MessageType.DECISION, 1.0, 1, "b", strategy, ["1.00"], avg, 1, sold, price,
-                 rule_price, list(guardrail), run)
+                 rule_price, list(guardrail), run, "", "", "", "")
 
 
 def _windows_request(count: Any = 5, books: Any = ("a", "b")) -> bytes:
@@ -345,11 +345,12 @@ def test_supervisor_events_round_trip_and_reject_unknown_kinds() -> None:
 
 D = Decimal
 FULL_DECISION = Decision(1_795_000_000.25, 1000, "978-0", "default", (D("18.02"), D("17.98")), D("18.00"),
-                         1_795_000_000_000_041, True, D("19.78"), D("19.80"), ("step", "ending"), 1_790_000_000.0)
+                         1_795_000_000_000_041, True, D("19.78"), D("19.80"), ("step", "ending"), 1_790_000_000.0,
+                         D("1.1"), D("18.99"), D("12.50"), None)
 FULL_DECISION_WIRE = [1_795_000_000.25, 1000, "978-0", "default", ["18.02", "17.98"], "18.00", 1_795_000_000_000_041,
-                      True, "19.78", "19.80", ["step", "ending"], 1_790_000_000.0]
+                      True, "19.78", "19.80", ["step", "ending"], 1_790_000_000.0, "1.1", "18.99", "12.50", ""]
 PLAIN_DECISION = Decision(1.5, 2, "b", "s", (), D("0.10"), 9, False, D("0.09"))
-PLAIN_DECISION_WIRE = [1.5, 2, "b", "s", [], "0.10", 9, False, "0.09", "", [], 0.0]
+PLAIN_DECISION_WIRE = [1.5, 2, "b", "s", [], "0.10", 9, False, "0.09", "", [], 0.0, "", "", "", ""]
 
 # Every message type: a message and its fields as they went on the wire before the codec was derived from
 # declarations (issue 18). A new message adds its own here (test_every_message_type_has_a_golden_frame).

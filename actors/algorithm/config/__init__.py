@@ -81,8 +81,9 @@ class Config:
         pair's last decided price (None on its first decision)."""
         if not self.has_guardrails:
             return Guarded(rule_price, None, ())
-        price, moved = self.guardrails_for(book).apply(rule_price, last_price)
-        return Guarded(price, rule_price, moved)
+        guardrails = self.guardrails_for(book)
+        price, moved = guardrails.apply(rule_price, last_price)
+        return Guarded(price, rule_price, moved, last_price, guardrails.floor, guardrails.ceiling)
 
     def catalog_counters(self) -> dict[str, int]:
         """The guardrail catalog's counts as the Algorithm's counters: ``catalog_rows`` (used),
@@ -118,6 +119,10 @@ def _strategy(reader: ValueReader, name: str, value: Any, tick: float | None) ->
     if tick is not None and delay >= Decimal(str(tick)):
         raise reader.error(where, "delay", f"{delay} s is not shorter than the tick ({tick} s): every decision "
                            "would overrun its tick and none would ever be made")
+    for key, factor in (("sold_factor", sold), ("unsold_factor", unsold)):
+        if -int(factor.as_tuple().exponent) > limits.FACTOR_DECIMALS:
+            raise reader.error(where, key, f"at most {limits.FACTOR_DECIMALS} decimals (every decision carries it), "
+                               f"got {factor}")
     return Strategy(name, PricingRule(window, sold, unsold), delay)
 
 

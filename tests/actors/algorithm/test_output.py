@@ -30,13 +30,30 @@ def test_without_guardrails_the_output_is_unchanged() -> None:
 
 def test_with_guardrails_json_always_says_rule_price_and_guardrail() -> None:
     unmoved = Decision(**{**{f: getattr(PLAIN, f) for f in PLAIN.__dataclass_fields__}, "rule_price": Decimal("16.18")})
-    assert json.loads(format_json(unmoved)) == {**json.loads(JSON), "rule_price": "16.18", "guardrail": None}
+    assert json.loads(format_json(unmoved)) == {**json.loads(JSON), "rule_price": "16.18", "guardrail": None,
+                                                "previous_price": None, "floor": None, "ceiling": None}
     assert format_human(unmoved) == HUMAN  # the human line adds them only when a guardrail moved the price
     moved = Decision(**{**{f: getattr(PLAIN, f) for f in PLAIN.__dataclass_fields__}, "price": Decimal("20.00"),
                         "rule_price": Decimal("16.18"), "guardrail": ("step", "floor")})
     record = json.loads(format_json(moved))
     assert record["price"] == "20.00" and record["rule_price"] == "16.18" and record["guardrail"] == ["step", "floor"]
-    assert format_human(moved) == HUMAN.replace("price=16.18", "price=20.00") + " rule_price=16.18 guardrail=step,floor"
+    assert format_human(moved) == (HUMAN.replace("price=16.18", "price=20.00") + " rule_price=16.18 guardrail=step,floor"
+                                   " previous_price=- floor=- ceiling=-")
+
+
+def test_a_line_explains_its_price_factor_previous_price_and_bounds() -> None:
+    """Issue 21: the factor applied, the price the step was measured from and the bounds are on the line,
+    so a step-limited price can be checked from the line alone."""
+    fields = {f: getattr(PLAIN, f) for f in PLAIN.__dataclass_fields__}
+    stepped = Decision(**{**fields, "price": Decimal("16.99"), "rule_price": Decimal("16.18"), "guardrail": ("step",),
+                          "factor": Decimal("0.9"), "previous_price": Decimal("17.99"), "floor": Decimal("12.50"),
+                          "ceiling": None})
+    record = json.loads(format_json(stepped))
+    assert {k: record[k] for k in ("factor", "rule_price", "previous_price", "floor", "ceiling")} == {
+        "factor": "0.9", "rule_price": "16.18", "previous_price": "17.99", "floor": "12.50", "ceiling": None}
+    assert format_human(stepped).endswith(" factor=0.9 rule_price=16.18 guardrail=step previous_price=17.99 "
+                                          "floor=12.50 ceiling=-")
+    assert json.loads(format_json(Decision(**{**fields, "factor": Decimal("1.1")})))["factor"] == "1.1"
 
 
 ids = st.text(min_size=1, max_size=limits.BOOK_ID_MAX_LEN).filter(limits.is_valid_book_id)

@@ -91,6 +91,7 @@ def frame(*items: Any) -> bytes:
 
 
 FIELDS = [1.0, 1, "b", "s", ["1.00"], "1.00", 9, True, "1.10", "", []]
+MORE = [0.0, "", "", "", ""]  # run, factor, previous_price, floor, ceiling
 
 
 @pytest.mark.parametrize(("data", "reason"), [
@@ -99,7 +100,7 @@ FIELDS = [1.0, 1, "b", "s", ["1.00"], "1.00", 9, True, "1.10", "", []]
                  id="batch-too-long"),
     pytest.param(frame(MessageType.LEDGER_BATCH, 1, "x"), "decisions", id="batch-not-a-list"),
     pytest.param(frame(MessageType.LEDGER_BATCH, 1, [FIELDS[:-1]]), "decision", id="decision-short"),
-    pytest.param(frame(MessageType.LEDGER_BATCH, 1, [[*FIELDS[:8], 1.1, "", [], 0.0]]), "price", id="float-price"),
+    pytest.param(frame(MessageType.LEDGER_BATCH, 1, [[*FIELDS[:8], 1.1, "", [], *MORE]]), "price", id="float-price"),
     pytest.param(frame(MessageType.LEDGER_BATCH, -1, [FIELDS]), "batch_id", id="negative-id"),
     pytest.param(frame(MessageType.LEDGER_ACK, 1, 1, 0, 0), "expected 5 fields", id="ack-short"),
     pytest.param(frame(MessageType.LAST_DECIDED_REQUEST, 1, [["b"]]), "pair", id="pair-short"),

@@ -31,7 +31,7 @@ def test_a_good_decision_becomes_its_row() -> None:
     row = row_of(decision(7, "B003", "fast", price="16.1", sold=True, rule_price="15", guardrail=("floor",),
                           run=T0 - 0.5))
     assert row == ("B003", "fast", T0 - 0.5, 7, T0 + 7, '["18.02","17.98","17.99","17.94","17.95"]', "17.976", 1007, 1,
-                   "16.10", "15.00", '["floor"]')
+                   "16.10", "15.00", '["floor"]', None, None, None, None)
     assert row_of(decision()).rule_price is None and row_of(decision()).guardrail is None
     quoted = row_of(decision(guardrail=('a"b', "c\\d")))
     assert json.loads(quoted.guardrail or "") == ['a"b', "c\\d"]

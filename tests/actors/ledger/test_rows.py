@@ -54,7 +54,8 @@ def test_the_usual_batch_is_read_fast_into_the_same_rows() -> None:
 
 
 # A decision's fields on the wire (transport.protocol's encoding): valid ones, and odd values for each.
-GOOD = [T0, 5, "B001", "default", ["18.02", "17.98", "17.99"], "17.996666", 1005, False, "16.20", "", [], T0 - 5.0]
+GOOD = [T0, 5, "B001", "default", ["18.02", "17.98", "17.99"], "17.996666", 1005, False, "16.20", "", [], T0 - 5.0,
+        "0.9", "", "", ""]
 ODD_MONEY: list[Any] = [
              "0.01", "0.009999", "0", "5000000", "5000000.000000", "5000000.000001", "4999999.999999", "10000000",
              "10000000.00", "10000000.01", "1E+1", "1e1", " 1.00", "1.00 ", "+1.00", "-1.00", "01.00", "1_000",
@@ -77,6 +78,11 @@ ODD: dict[int, list[Any]] = {
     10: [["floor"], [""], ["a\x00"], ["x" * 32], ["x" * 33], [5], ["a"] * protocol.MAX_GUARDRAILS,
          ["a"] * (protocol.MAX_GUARDRAILS + 1), ['a"b', "c\\d"], "floor"],  # guardrail
     11: [0.0, 0, -1.0, float("nan"), float("inf"), "0"],  # run
+    12: ["", "1.1", "0.5", "2", "0.49", "2.01", "0.4999999999999999999999", "2.0000000000000000000001",
+         "1." + "1" * 36, "1." + "1" * 37, "1E+0", "1.10", ".9", " 0.9", 0.9, None],  # factor
+    13: ODD_MONEY,  # previous_price
+    14: ODD_MONEY,  # floor
+    15: ODD_MONEY,  # ceiling
 }
 CHANGES = st.lists(st.integers(0, len(GOOD) - 1).flatmap(lambda i: st.tuples(st.just(i), st.sampled_from(ODD[i]))),
                    max_size=3)

@@ -45,7 +45,7 @@ def test_first_start_creates_the_directory_the_file_and_the_contract_schema(db: 
     columns = {table: [c[1] for c in conn.execute(f"PRAGMA table_info({table})")] for table in ("decisions", "pairs")}
     assert columns == {
         "decisions": ["book", "strategy", "run", "tick", "ts", "prices", "avg_comp_price", "request_id", "sold",
-                      "price", "rule_price", "guardrail"],
+                      "price", "rule_price", "guardrail", "factor", "previous_price", "floor", "ceiling"],
         "pairs": ["book", "strategy", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold",
                   "guardrail", "decisions", "guardrail_hits", "run"],
     }
@@ -251,7 +251,9 @@ def test_a_version_2_ledger_is_rebuilt_with_the_run_in_the_key_and_keeps_every_r
     store = LedgerStore(str(db))
     assert store.open() == (2, schema.VERSION) and store.rows == 4
     after = rows(db)
-    assert after == [{**row, "run": 0.0} for row in before]  # every field kept; run 0: "before runs"
+    # every field kept; run 0: "before runs"; no factor or bounds (version 6 added them)
+    assert after == [{**row, "run": 0.0, "factor": None, "previous_price": None, "floor": None, "ceiling": None}
+                     for row in before]
     assert [(p["book"], p["tick"], p["run"], p["price"], p["decisions"]) for p in rows(db, "pairs", "book")] == [
         ("B001", 3, 0.0, "13.00", 3), ("B002", 7, 0.0, "8.50", 1)]
     # The first run after the upgrade numbers its ticks from 0 again: nothing collides with the old rows.

@@ -111,15 +111,15 @@ def test_a_file_without_book_ids_prices_every_book_from_one_series(tmp_path: Pat
 
 
 def test_factors_beyond_integer_exactness_go_through_the_live_rule(tmp_path: Path) -> None:
-    # 40 decimals: past what 60 digits keep exact in integers (cents.EXACT_DEN_MAX); mixed with usual pairs.
+    # 36 decimals (the most a factor has): past what 60 digits keep exact in integers (cents.EXACT_DEN_MAX); mixed with usual pairs.
     books = [f"B{i:03d}" for i in range(8)]
     path = price_file(tmp_path / "prices.csv", books, 40, 3)
-    config = parse_config('[strategies.fine]\nsold_factor = "1.1000000000000000000000000000000000000001"\n'
-                          'unsold_factor = "0.8999999999999999999999999999999999999999"\n[strategies.plain]\n'
+    config = parse_config('[strategies.fine]\nsold_factor = "1.100000000000000000000000000000000001"\n'
+                          'unsold_factor = "0.899999999999999999999999999999999999"\n[strategies.plain]\n'
                           f'[[books]]\nids = {books!r}\nstrategies = ["fine", "plain"]\n'.replace("'", '"'))
     job = job_of(config)
     assert not engine.FastEngine(job).exact[0] and engine.FastEngine(job).exact[1]
     both(job, path, 1024)
-    with_step = parse_config('[strategies.fine]\nsold_factor = "1.1000000000000000000000000000000000000001"\n'
+    with_step = parse_config('[strategies.fine]\nsold_factor = "1.100000000000000000000000000000000001"\n'
                              f'[[books]]\nids = {books!r}\n[guardrails]\nmax_step_pct = 3\n'.replace("'", '"'))
     both(job_of(with_step), path, 1024)

@@ -230,3 +230,10 @@ def test_special_files_are_never_read(tmp_path: Path) -> None:
         f.truncate(limits.BOOKS_FILE_MAX_BYTES + 1)
     with pytest.raises(ConfigError, match="over the limit"):
         load_config(config_with_file(tmp_path, "big.txt"))
+
+
+def test_a_factor_with_more_decimals_than_a_decision_carries_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[strategies.default]\nsold_factor = "1.1000000000000000000000000000000000001"\n')
+    with pytest.raises(ConfigError, match=r"sold_factor.*at most 36 decimals"):
+        load_config(str(path))

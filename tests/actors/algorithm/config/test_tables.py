@@ -38,9 +38,15 @@ def test_defaults_and_per_book_overrides_field_by_field() -> None:
     assert config.guardrails_for("B1") == Guardrails(Decimal("5.00"), Decimal("100.00"), None, Decimal("0.99"))
     assert config.guardrails_for("B2") == Guardrails(Decimal("20.00"), Decimal("100.00"), Decimal(5), Decimal("0.99"))
     # The ending picks the nearest .99 price the floor allows: 5.99, not 5.00; both are named.
-    assert config.guard("B1", Decimal("0.01"), None) == Guarded(Decimal("5.99"), Decimal("0.01"), ("ending", "floor"))
-    assert config.guard("B3", Decimal("900"), None) == Guarded(Decimal("99.99"), Decimal("900"), ("ending", "ceiling"))
-    assert config.guard("B1", Decimal("10.99"), None) == Guarded(Decimal("10.99"), Decimal("10.99"), ())
+    assert config.guard("B1", Decimal("0.01"), None) == Guarded(
+        Decimal("5.99"), Decimal("0.01"), ("ending", "floor"), None, Decimal("5.00"), Decimal("100.00"))
+    assert config.guard("B3", Decimal("900"), None) == Guarded(
+        Decimal("99.99"), Decimal("900"), ("ending", "ceiling"), None, Decimal("5.00"), Decimal("100.00"))
+    assert config.guard("B1", Decimal("10.99"), None) == Guarded(
+        Decimal("10.99"), Decimal("10.99"), (), None, Decimal("5.00"), Decimal("100.00"))
+    # The price the step is measured from, and the book's own bounds, go with the decision (issue 21).
+    assert config.guard("B2", Decimal("30"), Decimal("25.99")) == Guarded(
+        Decimal("26.99"), Decimal("30"), ("step", "ending"), Decimal("25.99"), Decimal("20.00"), Decimal("100.00"))
 
 
 @pytest.mark.parametrize(("text", "expected"), [
