@@ -37,8 +37,8 @@ def test_with_guardrails_json_always_says_rule_price_and_guardrail() -> None:
                         "rule_price": Decimal("16.18"), "guardrail": ("step", "floor")})
     record = json.loads(format_json(moved))
     assert record["price"] == "20.00" and record["rule_price"] == "16.18" and record["guardrail"] == ["step", "floor"]
-    assert format_human(moved) == (HUMAN.replace("price=16.18", "price=20.00") + " rule_price=16.18 guardrail=step,floor"
-                                   " previous_price=- floor=- ceiling=-")
+    assert format_human(moved) == (HUMAN.replace("price=16.18", "price=20.00")
+                                   + " rule_price=16.18 guardrail=step,floor previous_price=- floor=- ceiling=-")
 
 
 def test_a_line_explains_its_price_factor_previous_price_and_bounds() -> None:

@@ -111,7 +111,8 @@ def test_a_file_without_book_ids_prices_every_book_from_one_series(tmp_path: Pat
 
 
 def test_factors_beyond_integer_exactness_go_through_the_live_rule(tmp_path: Path) -> None:
-    # 36 decimals (the most a factor has): past what 60 digits keep exact in integers (cents.EXACT_DEN_MAX); mixed with usual pairs.
+    # 36 decimals (the most a factor has): past what 60 digits keep exact in integers (cents.EXACT_DEN_MAX);
+    # mixed with usual pairs.
     books = [f"B{i:03d}" for i in range(8)]
     path = price_file(tmp_path / "prices.csv", books, 40, 3)
     config = parse_config('[strategies.fine]\nsold_factor = "1.100000000000000000000000000000000001"\n'
