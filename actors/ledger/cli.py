@@ -28,7 +28,8 @@ FORMATS: Final = ("table", "csv", "json")
 # position.
 STORED_COLUMNS: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold",
                          "price", "rule_price", "guardrail", "run")
-HISTORY_COLUMNS: Final = (*STORED_COLUMNS, "dispute")
+EXPLAINED_COLUMNS: Final = ("factor", "previous_price", "floor", "ceiling")  # schema version 6 on; after dispute
+HISTORY_COLUMNS: Final = (*STORED_COLUMNS, "dispute", *EXPLAINED_COLUMNS)
 # A decision's dispute: none (its key holds one decision), "kept" (the one in ``decisions``, the first
 # to arrive) or "quarantined" (another decision sent for the same key, kept in ``collisions``).
 DISPUTE_KEPT: Final = "kept"
@@ -116,15 +117,19 @@ def history_rows(conn: sqlite3.Connection, where: Filter, limit: int | None) -> 
     decisions sent for it) shows both, the kept one first (``dispute``)."""
     clause, params = where.where()
     columns = ", ".join(STORED_COLUMNS)
+    kept = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    # A database no Ledger of version 6 has opened yet has no such columns: NULL, as in its older rows.
+    explained = ", ".join(name if name in kept else f"NULL AS {name}" for name in EXPLAINED_COLUMNS)
     if _has_table(conn, "collisions"):  # schema version 5 on
         disputed = ("EXISTS (SELECT 1 FROM collisions c WHERE c.book = d.book AND c.strategy = d.strategy "
                     "AND c.run = d.run AND c.tick = d.tick)")
-        sql = (f"SELECT {columns}, iif({disputed}, '{DISPUTE_KEPT}', NULL) AS dispute FROM decisions d{clause} "
-               f"UNION ALL SELECT {columns}, '{DISPUTE_QUARANTINED}' FROM collisions{clause} "
+        sql = (f"SELECT {columns}, iif({disputed}, '{DISPUTE_KEPT}', NULL) AS dispute, {explained} "
+               f"FROM decisions d{clause} "
+               f"UNION ALL SELECT {columns}, '{DISPUTE_QUARANTINED}', {explained} FROM collisions{clause} "
                "ORDER BY ts, strategy, run, tick, dispute")
         params = params * 2
     else:
-        sql = f"SELECT {columns}, NULL AS dispute FROM decisions{clause} ORDER BY ts, strategy, run, tick"
+        sql = f"SELECT {columns}, NULL AS dispute, {explained} FROM decisions{clause} ORDER BY ts, strategy, run, tick"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

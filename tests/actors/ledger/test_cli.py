@@ -4,16 +4,18 @@ for a missing or bad database, and reads that never wait for (or block) the writ
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from actors.ledger import cli
+from actors.ledger import cli, schema
 from actors.ledger.records import to_row
 from actors.ledger.store import LedgerStore
 from tests.actors.ledger.helpers import T0, decision
@@ -27,7 +29,8 @@ def db(tmp_path: Path) -> Path:
     store.open()
     decisions = [
         decision(1, "B003", price="10.00", sold=True), decision(2, "B003", price="12.50"),
-        decision(3, "B003", price="9.99", sold=True, rule_price="9.50", guardrail=("floor",)),
+        dataclasses.replace(decision(3, "B003", price="9.99", sold=True, rule_price="9.50", guardrail=("floor",)),
+                            factor=Decimal("1.1"), previous_price=Decimal("12.50"), floor=Decimal("9.99")),
         decision(1, "B003", "fast", price="11.00"), decision(1, "B004", price="5.00"),
     ]
     rows = [to_row(d) for d in decisions]
@@ -50,7 +53,9 @@ def test_history_json_gives_each_decision_with_its_explanation(db: Path) -> None
     assert records[2] == {"ts": cli.iso(T0 + 3), "tick": 3, "book": "B003", "strategy": "default",
                           "prices": ["18.02", "17.98", "17.99", "17.94", "17.95"], "avg_comp_price": "17.976",
                           "request_id": 1003, "sold": True, "price": "9.99", "rule_price": "9.50",
-                          "guardrail": ["floor"], "run": None, "dispute": None}
+                          "guardrail": ["floor"], "run": None, "dispute": None, "factor": "1.1",
+                          "previous_price": "12.50", "floor": "9.99", "ceiling": None}
+    assert records[0]["factor"] is None  # kept without one (an older Algorithm's decision)
 
 
 def test_history_filters_by_time_and_strategy_and_writes_csv_and_tables(db: Path) -> None:
@@ -190,3 +195,23 @@ def test_the_module_runs_the_actor_by_default_and_the_commands_on_request(db: Pa
     piped = subprocess.run(f"{sys.executable} -m actors.ledger history --book B003 --db {db} | head -1",
                            shell=True, cwd=REPO, capture_output=True, text=True, timeout=30)
     assert piped.returncode == 0 and "Traceback" not in piped.stderr
+
+
+def test_history_of_a_database_no_version_6_ledger_has_opened_gives_no_factor(tmp_path: Path) -> None:
+    path = tmp_path / "v5.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (0)")
+    for statements in schema.MIGRATIONS[:5]:
+        for statement in statements:
+            conn.execute(statement)
+    row = to_row(decision(1, "B003"))
+    assert not isinstance(row, str)
+    conn.execute(f"INSERT INTO decisions ({', '.join(row._fields[:12])}) VALUES ({', '.join('?' * 12)})", row[:12])
+    conn.execute("UPDATE schema_version SET version = 5")
+    conn.close()
+    code, out = run("history", "--book", "B003", "--format", "json", "--db", str(path))
+    assert code == 0
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["price"] == "16.18" and {name: record[name] for name in cli.EXPLAINED_COLUMNS} == dict.fromkeys(
+        cli.EXPLAINED_COLUMNS)
