@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -20,14 +19,6 @@ import pytest
 from repricer_supervisor import launcher, preflight
 from repricer_supervisor.plan import plan
 from tests.helpers import REPO, wait_for
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def test_a_port_is_chosen_free_only_when_asked(taken_port: int) -> None:

@@ -1,15 +1,22 @@
-"""What the Ledger's tests share: decisions to store, and the database read back independently (plain
-sqlite3, no project code)."""
+"""What the Ledger's tests share: decisions to store, the database read back independently (plain
+sqlite3, no project code), and a Ledger actor run in the test's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import zmq.asyncio
+
+from actors.ledger.actor import Ledger
+from actors.ledger.options import LedgerOptions
 from transport.protocol import Decision
+from transport.sockets import Sockets
 
 T0 = float(int(time.time()) - 86_400)  # decisions of a day ago: within any retention the tests leave on
 
@@ -36,3 +43,17 @@ def keys(db: Path) -> list[tuple[str, str, int]]:
     """(book, strategy, tick) of every stored decision, in key order: the identity within one run (the
     tests' decisions are of one run unless they say otherwise; :func:`rows` has ``run``)."""
     return [(r["book"], r["strategy"], r["tick"]) for r in rows(db)]
+
+
+async def with_ledger(ctx: zmq.asyncio.Context, endpoint: str, db: Path,
+                      body: Callable[[Ledger], Awaitable[None]], **options: object) -> None:
+    """A Ledger actor on ``endpoint`` and ``db`` in this event loop while ``body`` runs."""
+    ledger = Ledger(Sockets(ctx), LedgerOptions(ledger_endpoint=endpoint, db=str(db), db_retry=0.1, **options))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(ledger.run(stop))
+        try:
+            await body(ledger)
+        finally:
+            stop.set()
+        await run

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from actors.algorithm.clients.ledger import LastDecided, LedgerClient
 from actors.algorithm.clients.outbox import NEVER, Batch, LedgerPolicy, Outbox
 from actors.ledger.actor import Ledger
-from actors.ledger.options import LedgerOptions
-from tests.actors.ledger.helpers import decision, keys
+from tests.actors.ledger.helpers import decision, keys, with_ledger
 from tests.helpers import async_wait_for, run_async
 from transport.protocol import Decision, decision_from_record, decision_record
 from transport.sockets import Sockets
@@ -153,19 +152,6 @@ def run_client(tmp_path: Path, body: Body, policy: LedgerPolicy = FAST,
 
     run_async(main(), timeout=60)
     return holder[0]
-
-
-async def with_ledger(ctx: zmq.asyncio.Context, endpoint: str, db: Path,
-                      body: Callable[[Ledger], Awaitable[None]], **options: object) -> None:
-    ledger = Ledger(Sockets(ctx), LedgerOptions(ledger_endpoint=endpoint, db=str(db), db_retry=0.1, **options))  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    async with asyncio.TaskGroup() as group:
-        run = group.create_task(ledger.run(stop))
-        try:
-            await body(ledger)
-        finally:
-            stop.set()
-        await run
 
 
 def test_decisions_reach_the_ledger_once_and_resume_reads_them_back(tmp_path: Path) -> None:

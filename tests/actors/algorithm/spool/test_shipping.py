@@ -17,8 +17,7 @@ from actors.algorithm.clients.ledger import LedgerClient
 from actors.algorithm.clients.outbox import LedgerPolicy
 from actors.algorithm.spool.spool import Spool
 from actors.ledger.actor import Ledger
-from actors.ledger.options import LedgerOptions
-from tests.actors.ledger.helpers import decision, keys
+from tests.actors.ledger.helpers import decision, keys, with_ledger
 from tests.helpers import async_wait_for, run_async
 from transport.protocol import Decision, decision_record
 from transport.sockets import Sockets
@@ -57,19 +56,6 @@ def worker(spool_dir: Path, endpoint: str, body: Body, *, clean: bool = True) ->
 
     run_async(main(), timeout=60)
     return holder[0]
-
-
-async def with_ledger(ctx: zmq.asyncio.Context, endpoint: str, db: Path,
-                      body: Callable[[Ledger], Awaitable[None]]) -> None:
-    ledger = Ledger(Sockets(ctx), LedgerOptions(ledger_endpoint=endpoint, db=str(db), db_retry=0.1))
-    stop = asyncio.Event()
-    async with asyncio.TaskGroup() as group:
-        run = group.create_task(ledger.run(stop))
-        try:
-            await body(ledger)
-        finally:
-            stop.set()
-        await run
 
 
 def keep(spool: Spool[Decision], ds: list[Decision]) -> None:
