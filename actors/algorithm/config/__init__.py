@@ -20,10 +20,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from actors.alert_rules import Thresholds
 from actors.algorithm.config.backtest import DEFAULT as BACKTEST_DEFAULT
 from actors.algorithm.config.backtest import BacktestSettings, read_backtest
 from actors.algorithm.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
-from actors.algorithm.config.tables import narrow_step_warning, read_guardrails, read_pause
+from actors.algorithm.config.tables import narrow_step_warning, read_alerts, read_guardrails, read_pause
 from actors.algorithm.config.values import ConfigError, ValueReader, show
 from actors.algorithm.guardrails import NONE, Guarded, Guardrails
 from actors.algorithm.pricing import PricingRule
@@ -33,7 +34,8 @@ from transport import limits
 __all__ = ("Config", "ConfigError", "ConfigFiles", "load_config", "parse_config")
 
 KINDS: Final = ("window-average",)  # the task's rule; the only kind so far
-TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "allow_outside_paths", "backtest"})
+TOP_KEYS: Final = frozenset({"strategies", "books", "guardrails", "pause", "alerts", "allow_outside_paths",
+                             "backtest"})
 _STRATEGY_KEYS: Final = frozenset({"kind", "delay", "window", "sold_factor", "unsold_factor"})
 _BOOKS_KEYS: Final = frozenset({"ids", "file", "strategies"})
 _NAME: Final = re.compile(rf"[A-Za-z0-9_.-]{{1,{limits.STRATEGY_NAME_MAX_LEN}}}")
@@ -56,6 +58,7 @@ class Config:
     catalog_counts: Mapping[str, int] = field(default_factory=dict)  # the guardrail catalog's (catalog.py)
     catalog: str | None = None  # the guardrail catalog's path, as the config names it (relative to it)
     backtest: BacktestSettings = BACKTEST_DEFAULT  # [backtest]: read by the backtest only
+    alerts: Thresholds = field(default_factory=Thresholds)  # [alerts]: checked here, used by the Ledger
     has_guardrails: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -199,11 +202,12 @@ def parse_config(text: str, name: str = "<config>", files: ConfigFiles | None = 
     backtest = read_backtest(reader, document["backtest"]) if "backtest" in document else BACKTEST_DEFAULT
     narrow = narrow_step_warning(dict.fromkeys(pair.book for pair in pairs), defaults, overrides)
     warnings = (() if catalog is None else catalog.warnings) + (() if narrow is None else (narrow,))
+    alerts = read_alerts(reader, document.get("alerts", {}))
     if catalog is None:
         return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings,
-                      backtest=backtest)
+                      backtest=backtest, alerts=alerts)
     return Config(strategies, pairs, defaults, overrides, paused_books, paused_strategies, warnings,
-                  catalog_counts=catalog.counts, catalog=catalog.name, backtest=backtest)
+                  catalog_counts=catalog.counts, catalog=catalog.name, backtest=backtest, alerts=alerts)
 
 
 def load_config(path: str | Path, *, tick: float | None = None, cancel: CancelFlag | None = None) -> Config:

@@ -1,4 +1,4 @@
-"""The config's ``[guardrails]`` and ``[pause]`` tables. Pure: the catalog's lines come through the
+"""The config's ``[guardrails]``, ``[pause]`` and ``[alerts]`` tables. Pure: the catalog's lines come through the
 ``files`` reader the config was given.
 
 Precedence, field by field: the ``[guardrails]`` defaults, then the book's catalog row, then the
@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from actors.alert_rules import KEYS as ALERT_KEYS
+from actors.alert_rules import Thresholds, parse
 from actors.algorithm.config.catalog import Catalog, CatalogFormatError, CatalogLoader
 from actors.algorithm.config.files import ConfigFiles, FileRefused
 from actors.algorithm.config.values import Path, ValueReader, show
@@ -128,3 +130,13 @@ def read_pause(reader: ValueReader, value: Any, known: Collection[str],
         if name not in strategies:
             raise reader.error(where, "strategies", f"no strategy named {show(name)}")
     return frozenset(books), frozenset(names)
+
+
+def read_alerts(reader: ValueReader, value: Any) -> Thresholds:
+    """``[alerts]``: the thresholds of the alerts the Ledger raises (:mod:`actors.alert_rules`)."""
+    table = reader.table((), "alerts", value, ALERT_KEYS)
+    parsed = parse(table)
+    if isinstance(parsed, tuple):
+        key, why = parsed
+        raise reader.error(("alerts",), key, why)
+    return parsed
