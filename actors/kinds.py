@@ -39,7 +39,7 @@ ALGORITHM: Final = ActorKind("algorithm", "actors.algorithm", stop_stage=1, relo
 DATA_MANAGER: Final = ActorKind("datamanager", "actors.data_manager", stop_stage=2)
 API_SERVER: Final = ActorKind("apiserver", "actors.api_server", stop_stage=2)
 # The Ledger stops with the other servers, after the Algorithm has sent what it decided.
-LEDGER: Final = ActorKind("ledger", "actors.ledger", stop_stage=2)
+LEDGER: Final = ActorKind("ledger", "actors.ledger", stop_stage=2, reloads=True)  # its [alerts] thresholds
 # A reader of the others' history and events: nothing waits on it, so it goes first.
 # On by default (--no-dashboard to leave it out); a second launcher on one machine needs its own
 # --dashboard-port, or --no-dashboard (the launcher refuses a port in use at start).

@@ -82,7 +82,9 @@ def plan(options: LauncherOptions, *, t0: float, private_dir: str | None = None)
             borrowed(options.net, APIServerOptions, port=options.net.bound_api_port))
     if options.starts(kinds.LEDGER):
         add(kinds.LEDGER, kinds.LEDGER.name,
-            borrowed(options.ledger, LedgerOptions, ledger_endpoint=net.ledger, db=options.ledger_db))
+            # the config too: the Ledger raises the alerts of its [alerts] table
+            borrowed(options.ledger, LedgerOptions, ledger_endpoint=net.ledger, db=options.ledger_db,
+                     config=options.pricing.config))
     if options.starts(kinds.DATA_MANAGER):
         for index, endpoint in enumerate(net.data):
             add(kinds.DATA_MANAGER, kinds.DATA_MANAGER.instance(index, len(net.data)),

@@ -43,6 +43,9 @@ class RateLimitedLog:
         self._log, self._clock, self._state = logger, clock, dict[str, tuple[float, int]]()
         self._budget = (burst, window, kinds, limit)  # per kind: lines, per seconds; kinds kept; arg length
 
+    def info(self, kind: str, message: str, *args: object) -> None:
+        self._emit(logging.INFO, kind, message, args)
+
     def warning(self, kind: str, message: str, *args: object) -> None:
         self._emit(logging.WARNING, kind, message, args)
 

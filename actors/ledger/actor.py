@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -28,7 +30,9 @@ import zmq
 import zmq.asyncio
 
 from actors import runtime
+from actors.alert_rules import Thresholds
 from actors.kinds import LEDGER
+from actors.ledger.alerting import Alerting, load_thresholds
 from actors.ledger.options import LedgerOptions
 from actors.ledger.records import to_row
 from actors.ledger.store import LedgerStore
@@ -52,13 +56,16 @@ class Ledger:
     name = LEDGER.name
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], options: LedgerOptions,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, thresholds: Thresholds | None = None) -> None:
         """``clock`` schedules the database retries and retention steps (a test's is moved by hand)."""
         self._sockets = sockets
         self.endpoint = options.ledger_endpoint
         self._store = LedgerStore(options.db, options.synchronous, options.max_db_bytes)
         self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send, clock,
                                     quick_check_every=options.quick_check_every)
+        thresholds = thresholds or load_thresholds(options.config)  # main() read them already, to refuse them
+        self._alerting = Alerting(options.db, options.config, thresholds,
+                                  lambda: self._writer.counters["nacks"])
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {
@@ -69,7 +76,7 @@ class Ledger:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {**self._counters, **self._writer.counters, "queued": self._writer.queued}
+        return {**self._counters, **self._writer.counters, "queued": self._writer.queued, **self._alerting.counters}
 
     def readiness(self) -> Readiness:
         """Ready when it listens and its database is open: batches get committed, queries answered."""
@@ -86,13 +93,18 @@ class Ledger:
         gc.freeze()
         sock = self._sock = self._sockets.router(self.endpoint)
         log.info("keeping decisions in %s; listening on %s", self._store.path, self.endpoint)
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._writer.run()), group.create_task(self._receive(sock))]
+                # SIGHUP: the alert thresholds again (without a handler SIGHUP kills)
+                loop.add_signal_handler(signal.SIGHUP, lambda: group.create_task(self._alerting.reload()))
+                tasks = [group.create_task(self._writer.run()), group.create_task(self._receive(sock)),
+                         group.create_task(self._alerting.run(stop))]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             sock.close(linger=0)
 
     # --- the socket edge -------------------------------------------------------------------------
@@ -134,6 +146,7 @@ class Ledger:
             batch_id, rows = read
             self._counters["batches"] += 1
             self._counters["decisions"] += len(rows)
+            self._alerting.observe(rows)
             self._writer.submit_batch(PendingBatch(frames[0], batch_id, rows, 0))
             return RECEIVE_BURST
         routed = self._frames.routed(frames, LedgerBatch, LastDecidedRequest)
@@ -161,6 +174,7 @@ class Ledger:
             self._rlog.warning("bad_decision", "rejected decision book=%s strategy=%s run=%r tick=%d of batch %d: %s",
                                decision.book, decision.strategy, decision.run, decision.tick, batch.batch_id, reason)
         self._counters["rejected"] += rejected
+        self._alerting.observe(rows)
         self._writer.submit_batch(PendingBatch(identity, batch.batch_id, rows, rejected))
 
     def _on_query(self, identity: bytes, request: LastDecidedRequest) -> None:
@@ -173,4 +187,10 @@ class Ledger:
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:
     options, runtime_options = runtime.parse_options(LEDGER, LedgerOptions, __doc__, argv)
-    return runtime.run_actor(LEDGER.name, lambda sockets: Ledger(sockets, options), runtime_options, liveness)
+    try:
+        thresholds = load_thresholds(options.config)
+    except ValueError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return runtime.CONFIGURATION_ERROR
+    return runtime.run_actor(LEDGER.name, lambda sockets: Ledger(sockets, options, thresholds=thresholds),
+                             runtime_options, liveness)

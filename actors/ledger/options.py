@@ -36,6 +36,8 @@ class LedgerOptions:
     quick_check_every: float = option(60.0, "seconds between PRAGMA quick_check runs over the whole database, on "
                                       "a thread of their own, to find a damaged file (0: never; a long check "
                                       "spaces them further, to at most 10% of the time)", metavar="S")
+    config: str | None = option(None, "the repricer's TOML config, read for its [alerts] table (the thresholds "
+                                "of the alerts the Ledger raises), again on SIGHUP", metavar="FILE")
 
     def __post_init__(self) -> None:
         if not 0 <= self.retain_days <= MAX_AGE_DAYS:

@@ -128,7 +128,22 @@ COLLISIONS_MAX: Final = 100_000
 _V6: Final = tuple(f"ALTER TABLE {table} ADD COLUMN {column} TEXT" for table in ("decisions", "collisions")
                    for column in ("factor", "previous_price", "floor", "ceiling"))
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: the alerts the Ledger raises (actors/ledger/watch.py, written by alert_store.py): one row
+# per alert raised, open (``cleared_at`` NULL) until cleared; at most one open per alert and subject
+# (``book``, ``strategy``: both empty for the system, the book empty for a strategy). Read by the
+# Dashboard (the open ones, a pair's open ones, the newest cleared) and by a restarted Ledger (the open
+# ones). Cleared ones past the newest 10,000 are deleted (alert_store.HISTORY_KEPT).
+_V7: Final = (
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY, alert TEXT NOT NULL, book TEXT NOT NULL, strategy TEXT NOT NULL,
+        since REAL NOT NULL, raised_at REAL NOT NULL, detail TEXT NOT NULL,
+        cleared_at REAL, cleared_detail TEXT
+    )""",
+    # Unique: a raise sent twice opens one alert; by subject first: a book page finds its own.
+    "CREATE UNIQUE INDEX alerts_open ON alerts (book, strategy, alert) WHERE cleared_at IS NULL",
+)
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 VERSION: Final = len(MIGRATIONS)
 
 

@@ -17,7 +17,7 @@ clock once a second (:meth:`Watch.sweep`). A decision not newer than the last on
   ``floor_pinned_seconds``, cleared by a decision it did not set; ``stale_competitor`` a pair's
   competitor prices unchanged for ``stale_competitor_seconds``, cleared when they change;
   ``guardrails_most`` guardrails other than the cosmetic ``ending`` moved ``guardrail_share_pct`` %
-  of a strategy's last ``guardrail_share_decisions`` decisions, cleared below; ``ledger_lag``
+  of a strategy's last ``guardrail_share_decisions`` decisions, cleared 10 points below; ``ledger_lag``
   decisions arrived ``ledger_lag_seconds`` late, or the Ledger refused a batch within that time.
 
 Bounded: pairs watched (:data:`PAIRS_MAX`, the oldest forgotten first, counted), strategies
@@ -39,6 +39,7 @@ from transport.ledger_rows import DecisionRow
 PAIRS_MAX: Final = limits.BOOKS_MAX
 STRATEGIES_MAX: Final = 256
 GUARDRAIL_NAMES_MAX: Final = 16
+SHARE_HYSTERESIS: Final = 10.0  # percentage points below the threshold that clear guardrails_most
 COSMETIC: Final = frozenset({"ending"})  # moves a price by cents to end it in .99: not the rule overridden
 _WAR, _FLOOR, _STALE = 1, 2, 4  # PairState.active bits
 _PAIR_BITS: Final = (("price_war", _WAR), ("floor_pinned", _FLOOR), ("stale_competitor", _STALE))
@@ -238,7 +239,8 @@ class Watch:
         if len(share.recent) < (share.recent.maxlen or 0):
             return  # judged on a whole window only (a restored alert waits for one too)
         pct = 100.0 * share.moved / len(share.recent)
-        on = pct >= t.guardrail_share_pct
+        # Cleared only once well below the threshold: a share hovering around it raises it once.
+        on = pct >= t.guardrail_share_pct - (SHARE_HYSTERESIS if share.active else 0.0)
         if on == share.active:
             return
         share.active = on
