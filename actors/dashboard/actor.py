@@ -26,8 +26,10 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors import http_edge, runtime
+from actors.dashboard import business
 from actors.dashboard.bounds import BoundsError, BoundsSource, load_bounds
-from actors.dashboard.ledger import LedgerReader
+from actors.dashboard.business import Business
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.options import DashboardOptions
@@ -59,10 +61,14 @@ class Dashboard:
         self.state = LiveState(options.history, options.bucket, time.time,
                                listening=options.events_endpoint is not None)
         self.ledger = LedgerReader(options.db)
-        self.stream = LiveStream(self.state.snapshot, lambda: self.state.version, StreamLimits(options.max_clients))
-        self.metrics = DashboardMetrics(self.state, self.all_counters)
+        self.business: Business | None = None  # the newest reading of the Ledger's database
+        self.business_note = "waiting for the first reading of the Ledger's database"
+        self._business_version = 0
+        self.stream = LiveStream(self.snapshot, lambda: self.state.version + self._business_version,
+                                 StreamLimits(options.max_clients))
+        self.metrics = DashboardMetrics(self.state, self.all_counters, self.name, lambda: self.business)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds,
-                                Path(options.backtest_report))
+                                Path(options.backtest_report), business=lambda: self.business)
         self._own = {"events": 0, "bad_events": 0, **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
         self._peer_log = RateLimitedLog(log)
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
@@ -84,6 +90,30 @@ class Dashboard:
 
     def all_counters(self) -> dict[str, int]:
         return {**self.counters, "statuses": self.statuses}
+
+    def snapshot(self) -> dict[str, object]:
+        """The live state, and the newest reading of the Ledger's business: what the overview shows."""
+        return {**self.state.snapshot(), "business": None if self.business is None else self.business.as_json(),
+                "business_note": self.business_note}
+
+    async def _read_business(self, stop: asyncio.Event) -> None:
+        """Read the business from the Ledger's database every few seconds (each reading replaces the last;
+        without a database the overview says why)."""
+        while not stop.is_set():
+            try:
+                self.business = await self.ledger.call(lambda conn: business.read(conn, time.time()))
+                self.business_note = ""
+            except LedgerUnavailable as exc:
+                self.business, self.business_note = None, f"No history: {exc}."
+            except LedgerBusy as exc:
+                self.business_note = f"The Ledger's database is busy: {exc}."  # the last reading stays
+            self._business_version += 1
+            self.stream.notify()
+            try:
+                async with asyncio.timeout(business.REFRESH_EVERY):
+                    await stop.wait()
+            except TimeoutError:
+                pass
 
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""
@@ -140,6 +170,7 @@ class Dashboard:
             async with asyncio.TaskGroup() as group:
                 events = self.options.events_endpoint
                 listener = group.create_task(self._listen(events)) if events else None
+                group.create_task(self._read_business(stop))
                 await stop.wait()
                 if listener is not None:
                     listener.cancel()

@@ -19,7 +19,7 @@ import sqlite3
 from types import MappingProxyType
 from typing import Any, Final
 
-from actors.dashboard import rows
+from actors.dashboard import business, rows
 from actors.dashboard.params import BooksQuery
 from actors.dashboard.rows import BooksPage
 
@@ -31,14 +31,23 @@ ORDER: Final = MappingProxyType({
 PIVOT_FROM: Final = 2000  # offsets past this are found by value (a plain OFFSET is cheaper before)
 PIVOT_MAX_ROWS: Final = 500_000  # beyond, the key column is too big to read per page: plain OFFSET
 BIG_TIE_GROUP: Final = 1000  # rows sharing the pivot's key past which they are read in key order, unsorted
+TREND_POINTS: Final = 24  # a pair's newest prices drawn in its trend
 
 
-def where(query: BooksQuery) -> tuple[str, list[Any]]:
-    """The search as SQL: a case-insensitive substring of the book or the strategy, wildcards literal."""
-    if not query.search:
-        return "", []
-    pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return " WHERE (book LIKE ? ESCAPE '\\' OR strategy LIKE ? ESCAPE '\\')", [pattern, pattern]
+def where(query: BooksQuery, run: float | None = None) -> tuple[str, list[Any]]:
+    """The scope and the search as SQL: pairs of the newest ``run`` (the current catalogue), of the
+    others (earlier runs) or all; a case-insensitive substring of the book or the strategy, wildcards
+    literal."""
+    parts: list[str] = []
+    args: list[Any] = []
+    if query.scope != "all":
+        parts.append("run = ?" if query.scope == "current" else "run <> ?")
+        args.append(run)
+    if query.search:
+        pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        parts.append("(book LIKE ? ESCAPE '\\' OR strategy LIKE ? ESCAPE '\\')")
+        args += [pattern, pattern]
+    return (" WHERE " + " AND ".join(parts), args) if parts else ("", [])
 
 
 def order(query: BooksQuery, reverse: bool = False) -> str:
@@ -58,17 +67,36 @@ def read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int = PIVOT_FR
 
 
 def _read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int, big_tie_group: int) -> BooksPage:
-    sql_where, args = where(query)
-    total = int(conn.execute(f"SELECT count(*) FROM pairs{sql_where}", args).fetchone()[0])
+    run, current, every = conn.execute("SELECT max(run), coalesce(sum(run = (SELECT max(run) FROM pairs)), 0), "
+                                       "count(*) FROM pairs").fetchone()
+    scopes = {"current": int(current), "earlier": int(every) - int(current), "all": int(every)}
+    sql_where, args = where(query, run)
+    total = scopes[query.scope] if not query.search else int(
+        conn.execute(f"SELECT count(*) FROM pairs{sql_where}", args).fetchone()[0])
     offset = query.offset
     if offset >= total:
-        return BooksPage([], total, query)
+        return BooksPage([], total, query, run, scopes=scopes)
     count = min(query.size, total - offset)
     if offset > pivot_from and total <= PIVOT_MAX_ROWS and _would_sort(conn, query, sql_where, args):
         keys = _keys_by_value(conn, query, sql_where, args, offset, count, big_tie_group)
     else:
         keys = _keys_by_offset(conn, query, sql_where, args, offset, count, total)
-    return BooksPage(_rows(conn, keys), total, query)
+    return BooksPage(_rows(conn, keys), total, query, run, trends(conn, keys), business.pair_alerts(conn, keys),
+                     scopes)
+
+
+def trends(conn: sqlite3.Connection, keys: list[tuple[str, str]], points: int = TREND_POINTS
+           ) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Each pair's newest ``points`` prices, oldest first: a walk of the Ledger's (book, strategy, ts)
+    index per pair (a page of 50 pairs: 50 short walks)."""
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
+    for book, strategy in keys:
+        prices = [str(p) for (p,) in conn.execute(
+            "SELECT price FROM decisions WHERE book = ? AND strategy = ? ORDER BY ts DESC, run DESC, tick DESC "
+            "LIMIT ?", (book, strategy, points))]
+        prices.reverse()
+        found[(book, strategy)] = tuple(prices)
+    return found
 
 
 def _would_sort(conn: sqlite3.Connection, query: BooksQuery, sql_where: str, args: list[Any]) -> bool:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from actors.dashboard.rates import RateRing
+from actors.counter_catalog import kind_of
+from actors.dashboard.rates import RateRing, business_key
 from transport.protocol import ActorStatus, SupervisorEvent
 
 ACTORS_MAX: Final = 2048
@@ -28,6 +29,8 @@ LAUNCHER: Final = "launcher"
 _EVENT_STATE: Final = MappingProxyType({"started": "starting", "exited": "restarting", "hung": "hung",
                                         "stopping": "stopping", "stopped": "stopped", "failed": "failed"})
 _SETTLED: Final = ("stopping", "stopped", "failed")  # only a new start moves an actor out of these
+BUSINESS_HOUR: Final = 3600.0  # the overview's business figures: the last hour, in minutes
+BUSINESS_BUCKET: Final = 60.0
 
 
 @dataclass
@@ -57,6 +60,7 @@ class LiveState:
         self._clock = clock
         self.listening = listening  # False: no events endpoint, so nothing live will ever arrive
         self.rates = RateRing(history, bucket)
+        self.business = RateRing(BUSINESS_HOUR, BUSINESS_BUCKET, "ledger", business_key)
         self.actors: dict[str, ActorView] = {}
         self.launcher: ActorStatus | None = None
         self.events: deque[SupervisorEvent] = deque(maxlen=EVENTS_KEPT)
@@ -105,6 +109,7 @@ class LiveState:
         if view is None:
             return
         self.rates.observe(status.actor, status.pid, status.counters, now)
+        self.business.observe(status.actor, status.pid, status.counters, now)
         view.restarts, view.hangs = status.restarts, status.hangs
         view.counters = dict(status.counters)
         if status.pid == 0:
@@ -136,10 +141,26 @@ class LiveState:
                 lines.append(f"{view.name} is {view.state}{detail}")
         return lines
 
+    def health(self) -> dict[str, Any]:
+        """The system in a few numbers: actors up, restarts, the Ledger's lag and queue, the workers' spool."""
+        views = list(self.actors.values())
+        ledger = next((v for v in views if kind_of(v.name) == "ledger" and v.pid), None)
+        workers = [v for v in views if kind_of(v.name) == "algorithm"]
+        return {
+            "actors": len(views), "up": sum(v.state == "up" for v in views),
+            "restarts": sum(v.restarts for v in views), "hangs": sum(v.hangs for v in views),
+            "ledger_lag": None if ledger is None or "lag_ms" not in ledger.counters
+            else ledger.counters["lag_ms"] / 1000,
+            "ledger_queued": None if ledger is None else ledger.counters.get("queued"),
+            "spool": sum(v.counters.get("ledger_outbox", 0) for v in workers) if workers else None,
+            "spool_dropped": sum(v.counters.get("ledger_dropped", 0) for v in workers),
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """Everything the overview shows, JSON-ready."""
         now = self._clock()
         launcher = self.launcher
+        seconds, hour = self.business.window(now)
         return {
             "now": now,
             "listening": self.listening,
@@ -148,6 +169,8 @@ class LiveState:
             "rates": self.rates.series(now),
             "rate_now": self.rates.now(now),
             "totals": dict(self.rates.totals),
+            "health": self.health(),
+            "hour": {"seconds": round(seconds, 1), "counts": hour},
             "actors": [v.as_json() for v in sorted(self.actors.values(), key=lambda v: v.name)],
             "launcher": None if launcher is None else {
                 "pid": launcher.pid, "total_rss_kib": launcher.rss_kib, "total_pss_kib": launcher.pss_kib,

@@ -1,39 +1,69 @@
 """``/metrics``: the system's numbers in Prometheus' text format, with the ``prometheus-client`` library.
 
-Two sources, one registry per Dashboard (no global registry: no module-level state):
+Three sources, one registry per Dashboard (no global registry: no module-level state):
 - the actors' numbers, read at scrape time from the live state (the launcher's ``ActorStatus``
-  messages): decisions, skips, overruns, APIServer and DataManager requests and errors, restarts,
-  hangs, memory -- one series per actor, so a restarted worker's counter resets as Prometheus expects;
-- the Dashboard's own: HTTP requests by route and status, refused requests by reason, live clients,
-  events received, Ledger queries.
+  messages): every counter an actor reports, as the family :mod:`actors.counter_catalog` names for
+  it (typed, with a HELP line that says what it counts; the instance in the ``actor`` label, so a
+  restarted worker's counter resets as Prometheus expects), plus each actor's up, restarts, hangs
+  and memory;
+- the business, from the Ledger's database (:mod:`actors.dashboard.business`, refreshed by the
+  Dashboard every few seconds): pairs, decisions and guardrail hits per strategy, pairs at their
+  floor or ceiling, alerts active by kind;
+- the Dashboard's own: HTTP requests by route and status, refused requests by reason, Ledger query
+  times, and its counters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, UnknownMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from actors import counter_catalog
+from actors.dashboard.business import Business
 from actors.dashboard.live import LiveState
-from actors.prometheus_text import ACTOR_COUNTERS
+
+_FAMILY: Final = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "unknown": UnknownMetricFamily}
+
+
+class _Families:
+    """Families built during one scrape, each created on first use with its labels."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, CounterMetricFamily | GaugeMetricFamily | UnknownMetricFamily] = {}
+
+    def add(self, series: counter_catalog.Series, actor: str) -> None:
+        if series.type == "counter" and series.value < 0:
+            return  # a counter cannot go below zero: a value that does is not one
+        family = self.by_name.get(series.family)
+        if family is None:
+            labels = ["actor", *(name for name, _ in series.labels)]
+            family = self.by_name[series.family] = _FAMILY[series.type](series.family, series.help, labels=labels)
+        family.add_metric([actor, *(value for _, value in series.labels)], series.value)
+
+    def counters(self, actor: str, kind: str, counters: Mapping[str, int]) -> None:
+        for name, value in counters.items():
+            series = counter_catalog.describe(kind, name, value)
+            if series is not None:
+                self.add(series, actor)
 
 
 class ActorCollector(Collector):
-    """The actors' numbers, straight from the live state at each scrape."""
+    """The actors' numbers, straight from the live state at each scrape, and the Dashboard's own."""
 
-    def __init__(self, state: LiveState, own: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, state: LiveState, own: Callable[[], Mapping[str, int]], own_name: str,
+                 business: Callable[[], Business | None]) -> None:
         self._state = state
         self._own = own
+        self._own_name = own_name
+        self._business = business
 
     def collect(self) -> Iterable[Metric]:
-        actors = list(self._state.actors.values())
-        families = {key: CounterMetricFamily(name, doc, labels=["actor"])
-                    for key, (name, doc) in ACTOR_COUNTERS.items()}
-        every = GaugeMetricFamily("repricer_actor_counter", "every counter an actor reports, as last reported",
-                                  labels=["actor", "counter"])
+        families = _Families()
         up = GaugeMetricFamily("repricer_actor_up", "1 when the actor is up (beating since its start)",
                                labels=["actor"])
         restarts = CounterMetricFamily("repricer_actor_restarts", "restarts of the actor by the launcher",
@@ -45,7 +75,7 @@ class ActorCollector(Collector):
                                 labels=["actor"])
         beat = GaugeMetricFamily("repricer_actor_last_beat_timestamp_seconds", "the actor's newest heartbeat",
                                  labels=["actor"])
-        for view in actors:
+        for view in list(self._state.actors.values()):
             labels = [view.name]
             up.add_metric(labels, 1.0 if view.state == "up" else 0.0)
             restarts.add_metric(labels, view.restarts)
@@ -53,36 +83,52 @@ class ActorCollector(Collector):
             rss.add_metric(labels, view.rss_kib * 1024)
             pss.add_metric(labels, view.pss_kib * 1024)
             beat.add_metric(labels, view.last_beat)
-            for counter, value in view.counters.items():
-                every.add_metric([view.name, counter], value)
-                if counter in families and value >= 0:
-                    families[counter].add_metric(labels, value)
-        yield from families.values()
-        yield from (every, up, restarts, hangs, rss, pss, beat)
+            if view.name != self._own_name:  # this Dashboard's own counters: below, fresher
+                families.counters(view.name, counter_catalog.kind_of(view.name), view.counters)
+        families.counters(self._own_name, "dashboard", self._own())
         launcher = self._state.launcher
+        if launcher is not None:
+            families.counters("launcher", "launcher", launcher.counters)
+        yield from families.by_name.values()
+        yield from (up, restarts, hangs, rss, pss, beat)
         if launcher is not None:
             yield GaugeMetricFamily("repricer_total_rss_bytes", "summed RSS of the launcher and every actor",
                                     value=launcher.rss_kib * 1024)
             yield GaugeMetricFamily("repricer_total_pss_bytes", "summed PSS of the launcher and every actor",
                                     value=launcher.pss_kib * 1024)
-            mine = GaugeMetricFamily("repricer_launcher_counter", "the launcher's own counters (starts, exits, "
-                                     "hangs, bad_heartbeats, ...), as last reported", labels=["counter"])
-            for name, value in launcher.counters.items():
-                mine.add_metric([name], value)
-            yield mine
-        own = GaugeMetricFamily("repricer_dashboard_counter", "the Dashboard's own counters (as in its heartbeat)",
-                                labels=["counter"])
-        for name, value in self._own().items():
-            own.add_metric([name], value)
-        yield own
+        business = self._business()
+        if business is not None:
+            yield from business_families(business)
+
+
+def business_families(business: Business) -> Iterable[Metric]:
+    """The Ledger's picture of the business, as metrics (see :class:`Business`)."""
+    pairs = GaugeMetricFamily("repricer_pairs", "(book, strategy) pairs in the Ledger, by strategy and scope "
+                              "(current: in the current catalogue; earlier: only decided by earlier runs)",
+                              labels=["strategy", "scope"])
+    decisions = CounterMetricFamily("repricer_strategy_decisions", "decisions kept by the Ledger, by strategy",
+                                    labels=["strategy"])
+    hits = CounterMetricFamily("repricer_strategy_guardrail_hits", "decisions kept by the Ledger that a guardrail "
+                               "moved, by strategy", labels=["strategy"])
+    bound = GaugeMetricFamily("repricer_pairs_at_bound", "current pairs whose newest price a floor or ceiling set",
+                              labels=["strategy", "bound"])
+    for s in business.strategies:
+        pairs.add_metric([s.strategy, "current"], s.current)
+        pairs.add_metric([s.strategy, "earlier"], s.pairs - s.current)
+        decisions.add_metric([s.strategy], s.decisions)
+        hits.add_metric([s.strategy], s.guardrail_hits)
+        bound.add_metric([s.strategy, "floor"], s.at_floor)
+        bound.add_metric([s.strategy, "ceiling"], s.at_ceiling)
+    yield from (pairs, decisions, hits, bound)
 
 
 class DashboardMetrics:
     """The registry behind ``/metrics`` and the Dashboard's own instruments."""
 
-    def __init__(self, state: LiveState, own: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, state: LiveState, own: Callable[[], Mapping[str, int]], own_name: str = "dashboard",
+                 business: Callable[[], Business | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ActorCollector(state, own))
+        self.registry.register(ActorCollector(state, own, own_name, business))
         self.http = Counter("repricer_dashboard_http_requests", "HTTP requests answered by the Dashboard",
                             ["route", "status"], registry=self.registry)
         self.refused = Counter("repricer_dashboard_refused_requests", "requests refused (4xx), by reason",

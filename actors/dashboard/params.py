@@ -26,6 +26,9 @@ SERIES_MAX: Final = 20_000  # points in one chart: enough for a day of 5 s ticks
 TICK_MAX: Final = 2**63 - 1
 # Sort keys of the books table, in the order of its columns.
 SORT_KEYS: Final = ("book", "strategy", "price", "avg", "sold", "hits", "decisions", "updated")
+# Which pairs the books table lists: the current catalogue (decided in the newest run), those only
+# earlier runs decided, or all.
+SCOPES: Final = ("current", "earlier", "all")
 _DIGITS: Final = re.compile(r"[0-9]{1,19}")
 # A decision's place in a pair's newest-first order: "ts,run,tick" (floats as Python writes them, so
 # they read back exactly).
@@ -63,6 +66,7 @@ class BooksQuery:
     descending: bool = False
     page: int = 1
     size: int = PAGE_SIZE_DEFAULT
+    scope: str = "current"
 
     @property
     def offset(self) -> int:
@@ -111,16 +115,19 @@ def strategy_name(params: Mapping[str, str]) -> str | None:
 
 
 def books_query(params: Mapping[str, str]) -> BooksQuery:
-    """``?q=&sort=&dir=&page=&size=`` of the books table."""
+    """``?q=&sort=&dir=&page=&size=&scope=`` of the books table."""
     sort = params.get("sort") or "book"
     if sort not in SORT_KEYS:
         raise BadRequest("bad_sort", f"sort must be one of {', '.join(SORT_KEYS)}, got {sort[:40]!r}")
     direction = params.get("dir") or "asc"
     if direction not in ("asc", "desc"):
         raise BadRequest("bad_dir", f"dir must be asc or desc, got {direction[:40]!r}")
+    scope = params.get("scope") or "current"
+    if scope not in SCOPES:
+        raise BadRequest("bad_scope", f"scope must be one of {', '.join(SCOPES)}, got {scope[:40]!r}")
     return BooksQuery(search=_text(params, "q", SEARCH_MAX_LEN).strip(), sort=sort, descending=direction == "desc",
                       page=_integer(params, "page", 1, 1, PAGE_MAX),
-                      size=_integer(params, "size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX))
+                      size=_integer(params, "size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX), scope=scope)
 
 
 def cursor(params: Mapping[str, str], name: str = "before") -> Cursor | None:

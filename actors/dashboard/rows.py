@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
+from actors.dashboard.business import AlertRow
 from actors.dashboard.params import BooksQuery, Cursor, last_page
 
-PAIR_COLUMNS: Final = "book, strategy, tick, ts, price, avg_comp_price, sold, guardrail, decisions, guardrail_hits"
+PAIR_COLUMNS: Final = ("book, strategy, tick, ts, price, avg_comp_price, sold, guardrail, decisions, guardrail_hits, "
+                       "run")
 DECISION_COLUMNS: Final = ("book, strategy, tick, ts, prices, avg_comp_price, request_id, sold, price, rule_price, "
                            "guardrail, run")
 # ``run`` last, as in the Ledger's own export: the columns before it keep their places.
@@ -31,6 +34,15 @@ def iso(ts: float) -> str:
         return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return str(ts)
+
+
+def short_time(ts: float) -> str:
+    """Epoch seconds as a short UTC time for a table cell: ``Dec 4 19:24:42``."""
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+    return f"{moment:%b} {moment.day} {moment:%H:%M:%S}"
 
 
 def _strings(text: str | None) -> tuple[str, ...]:
@@ -60,12 +72,23 @@ class PairRow:
     guardrail: tuple[str, ...]
     decisions: int
     guardrail_hits: int
+    run: float = 0.0  # the run of its newest decision
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.book, self.strategy)
+
+    @property
+    def gap_pct(self) -> Decimal | None:
+        """Our price against the competitor's average, in percent (+5.2: 5.2% above it), one decimal."""
+        return gap_pct(self.price, self.avg_comp_price)
 
     def as_json(self) -> dict[str, Any]:
+        gap = self.gap_pct
         return {"book": self.book, "strategy": self.strategy, "tick": self.tick, "ts": iso(self.ts),
                 "price": self.price, "avg_comp_price": self.avg_comp_price, "sold": self.sold,
                 "guardrail": list(self.guardrail) or None, "decisions": self.decisions,
-                "guardrail_hits": self.guardrail_hits}
+                "guardrail_hits": self.guardrail_hits, "run": self.run, "gap_pct": None if gap is None else str(gap)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +107,9 @@ class DecisionRow:
     rule_price: str | None
     guardrail: tuple[str, ...]
     run: float  # the Scheduler run's t0 (0: kept before the Ledger recorded runs); with tick, its identity
+    # The guardrails in force for this decision (None: not set, or kept before the Ledger recorded them).
+    floor: str | None = None
+    ceiling: str | None = None
 
     @property
     def cursor(self) -> Cursor:
@@ -107,20 +133,52 @@ class BooksPage:
     rows: list[PairRow]
     total: int
     query: BooksQuery
+    current_run: float | None = None  # the newest run: its pairs are the current catalogue
+    trends: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # newest prices, oldest first
+    alerts: Mapping[tuple[str, str], list[AlertRow]] = field(default_factory=dict)  # open, by pair (and strategy)
+    scopes: Mapping[str, int] = field(default_factory=dict)  # pairs in each scope, without the search
 
     @property
     def last_page(self) -> int:
         return last_page(self.total, self.query.size)
 
+    def is_current(self, row: PairRow) -> bool:
+        return self.current_run is not None and row.run == self.current_run
+
     def as_json(self) -> dict[str, Any]:
         q = self.query
+        rows = [{**r.as_json(), "current": self.is_current(r), "trend": list(self.trends.get(r.key, ())),
+                 "alerts": [a.as_json() for a in self.alerts.get(r.key, ())]} for r in self.rows]
         return {"total": self.total, "page": q.page, "pages": self.last_page, "size": q.size, "sort": q.sort,
-                "dir": "desc" if q.descending else "asc", "q": q.search, "rows": [r.as_json() for r in self.rows]}
+                "dir": "desc" if q.descending else "asc", "q": q.search, "scope": q.scope, "scopes": dict(self.scopes),
+                "current_run": self.current_run, "rows": rows}
+
+
+def configured_first(pairs: Sequence[PairRow]) -> list[PairRow]:
+    """A book's pairs in the order its page lists them, the first opened without a strategy: those the
+    book's newest run decided first, then the strategy named ``default``, then by name."""
+    newest = max((p.run for p in pairs), default=0.0)
+    return sorted(pairs, key=lambda p: (p.run != newest, p.strategy != "default", p.strategy))
+
+
+def gap_pct(price: str, avg: str) -> Decimal | None:
+    try:
+        ours, theirs = Decimal(price), Decimal(avg)
+    except ArithmeticError:
+        return None
+    if not (ours.is_finite() and theirs.is_finite()) or theirs <= 0:
+        return None
+    return ((ours / theirs - 1) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def change_pct(prices: Sequence[str]) -> Decimal | None:
+    """From the first of ``prices`` to the last, in percent, one decimal (None for fewer than two)."""
+    return gap_pct(prices[-1], prices[0]) if len(prices) >= 2 else None
 
 
 def pair(r: Sequence[Any]) -> PairRow:
     return PairRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), str(r[4]), str(r[5]), bool(r[6]), _strings(r[7]),
-                   int(r[8]), int(r[9]))
+                   int(r[8]), int(r[9]), float(r[10]))
 
 
 def decision(r: Sequence[Any]) -> DecisionRow:

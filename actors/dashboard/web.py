@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -18,9 +19,10 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from actors import charts
-from actors.dashboard import params, rows
+from actors import charts, counter_catalog
+from actors.dashboard import business, params, rows, series
 from actors.dashboard.bounds import BoundsSource
+from actors.dashboard.business import Business
 from actors.dashboard.csv_download import CsvDownloads
 from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
 from actors.dashboard.live import LiveState
@@ -48,15 +50,20 @@ REPORT_CSP: Final = ("sandbox allow-scripts; default-src 'none'; script-src 'uns
 REPORT_MAX_BYTES: Final = 256 << 20
 
 
+FAVICON: Final = STATIC / "favicon.ico"
+
+
 class DashboardWeb:
     def __init__(self, state: LiveState, ledger: LedgerReader, stream: LiveStream, metrics: DashboardMetrics,
-                 bounds: BoundsSource, report: Path | None = None) -> None:
+                 bounds: BoundsSource, report: Path | None = None, *,
+                 business: Callable[[], Business | None] = lambda: None) -> None:
         self.state = state
         self.ledger = ledger
         self.stream = stream
         self.metrics = metrics
         self.bounds = bounds
         self.report = report  # the backtest's last report, if any
+        self.business = business  # the newest reading of the Ledger's business (the actor refreshes it)
         self.pages = Pages()
         self._rlog = RateLimitedLog(log)
         self._downloads = 0
@@ -120,7 +127,9 @@ class DashboardWeb:
         get("/book.csv", self.book_csv)
         get("/metrics", self.metrics_page)
         get("/backtest", self.backtest)
+        get("/favicon.ico", self.favicon)
         get("/api/overview", self.api_overview)
+        get("/api/words", self.api_words)
         get("/api/live", self.stream.serve)
         get("/api/ledger", self.api_ledger)
         get("/api/books", self.api_books)
@@ -138,6 +147,9 @@ class DashboardWeb:
         return serve
 
     # --- pages ---------------------------------------------------------------------------------
+
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(FAVICON, headers={"Content-Type": "image/x-icon", "Cache-Control": "max-age=86400"})
 
     async def overview(self, request: web.Request) -> web.Response:
         try:
@@ -178,7 +190,7 @@ class DashboardWeb:
         return web.Response(text=self.pages.books(await self._books_page(request)), content_type="text/html")
 
     async def _pair(self, book: str, strategy: str | None) -> tuple[list[PairRow], PairRow]:
-        pairs = await self.ledger.pairs_of(book)
+        pairs = rows.configured_first(await self.ledger.pairs_of(book))
         if not pairs:
             raise BadRequest("unknown_book", f"no book {book!r} in the Ledger", status=404)
         if strategy is None:
@@ -193,8 +205,10 @@ class DashboardWeb:
         query = params.book_query(request.query)
         pairs, current = await self._pair(query.book, query.strategy)
         decisions = await self.ledger.decisions(query.book, current.strategy, query.before, query.limit)
+        alerts = await self.ledger.call(lambda conn: business.pair_alerts(conn, [current.key]))
+        open_alerts = [*alerts.get(current.key, ()), *alerts.get(("", current.strategy), ())]
         bounds = self.bounds.bounds(query.book, current.strategy)
-        text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT)
+        text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT, open_alerts)
         return web.Response(text=text, content_type="text/html")
 
     async def book_csv(self, request: web.Request) -> web.StreamResponse:
@@ -212,6 +226,14 @@ class DashboardWeb:
 
     async def api_overview(self, request: web.Request) -> web.Response:
         return web.Response(body=self.stream.snapshot_json(), content_type="application/json")
+
+    async def api_words(self, request: web.Request) -> web.Response:
+        """What each counter an actor reports means, by kind (the overview's "details" show these words)."""
+        words = {kind: {name: d.words for name, d in counters.items()}
+                 for kind, counters in counter_catalog.CATALOG.items()}
+        prefixes = {kind: {rule.prefix: rule.words for rule in rules}
+                    for kind, rules in counter_catalog.BY_LABEL.items()}
+        return web.json_response({"words": words, "prefixes": prefixes})
 
     async def api_ledger(self, request: web.Request) -> web.Response:
         summary: dict[str, Any] = await self.ledger.summary()
@@ -233,12 +255,8 @@ class DashboardWeb:
         book, strategy = params.book_id(request.query), params.strategy_name(request.query)
         points = params.series_limit(request.query)
         _, current = await self._pair(book, strategy)
-        series = await self.ledger.series(book, current.strategy, points)
-        return web.json_response({
-            "book": book, "strategy": current.strategy,
-            "bounds": self.bounds.bounds(book, current.strategy).as_json(),
-            "ts": [d.ts for d in series], "tick": [d.tick for d in series],
-            "avg_comp_price": [d.avg_comp_price for d in series], "price": [d.price for d in series],
-            "sold": [d.sold for d in series], "guardrail": [list(d.guardrail) or None for d in series],
-        })
+        decisions = await self.ledger.series(book, current.strategy, points)
+        return web.json_response({"book": book, "strategy": current.strategy,
+                                  "bounds": self.bounds.bounds(book, current.strategy).as_json(),
+                                  **series.build(decisions)})
 

@@ -1,30 +1,66 @@
-// One book's chart: the competitor's average and our price over the newest decisions, sold and
-// not-sold markers on our price, floor and ceiling lines when set. Data from /api/series (money comes
-// as decimal strings; the chart alone turns them into numbers to draw).
+// One book's chart: the competitor's average and our price over the newest decisions, sold and not-sold
+// markers on our price, and the floor and ceiling each decision was priced within (kept with it in the
+// Ledger) -- drawn only where they fall inside the prices' range, else named below the chart. The
+// y-axis fits the prices; a gap (nothing decided) breaks the lines. Data from /api/series (money as
+// decimal strings; the chart alone turns them into numbers to draw).
 "use strict";
 (function () {
+  const num = (list) => list.map((v) => (v === null || v === undefined ? null : Number(v)));
+
+  function range(values) {
+    const seen = values.filter((v) => v !== null);
+    if (!seen.length) return [0, 1];
+    const low = Math.min(...seen), high = Math.max(...seen);
+    const pad = Math.max((high - low) * 0.08, high * 0.01, 0.01);
+    return [Math.max(0, low - pad), high + pad];
+  }
+
   document.addEventListener("DOMContentLoaded", async () => {
     const el = document.getElementById("book-chart");
+    const note = document.getElementById("chart-note");
     const q = new URLSearchParams({ id: el.dataset.book, strategy: el.dataset.strategy, points: el.dataset.points });
     const response = await fetch(`/api/series?${q}`);
     const s = await response.json();
     if (!response.ok) { el.textContent = s.error || "no data"; return; }
-    const price = s.price.map(Number);
-    const sold = price.map((p, i) => (s.sold[i] ? p : null));
-    const unsold = price.map((p, i) => (s.sold[i] ? null : p));
-    const data = [s.ts, s.avg_comp_price.map(Number), price, sold, unsold];
-    const series = [{},
-      { label: "avg competitor price", stroke: "#667085", width: 2, points: { show: false } },
+    const avg = num(s.avg_comp_price), price = num(s.price);
+    const sold = price.map((p, i) => (s.sold[i] === true ? p : null));
+    const unsold = price.map((p, i) => (s.sold[i] === false ? p : null));
+    const [low, high] = range([...avg, ...price]);
+    const data = [s.ts, avg, price, sold, unsold];
+    const series = [{ value: (u, v) => chartTime.label(v) },
+      { label: "competitor average", stroke: "#667085", width: 2, points: { show: false } },
       { label: "our price", stroke: "#175cd3", width: 2, points: { show: false } },
       { label: "sold", stroke: "#067647", width: 0, paths: () => null, points: { show: true, size: 7, fill: "#067647" } },
       { label: "not sold", stroke: "#b42318", width: 0, paths: () => null, points: { show: true, size: 7, fill: "#fff" } }];
+    const outside = [];
+    const drawn = [];
     for (const [name, color] of [["floor", "#b54708"], ["ceiling", "#6941c6"]]) {
-      const value = s.bounds[name];
-      if (value !== null) { data.push(s.ts.map(() => Number(value))); series.push({ label: name, stroke: color, dash: [6, 4], width: 1.5, points: { show: false } }); }
+      const values = num(s[name] || []);
+      const known = values.filter((v) => v !== null);
+      if (!known.length) continue;
+      if (known.some((v) => v >= low && v <= high)) {
+        data.push(values);
+        series.push({ label: name, stroke: color, dash: [6, 4], width: 1.5, points: { show: false } });
+        drawn.push(name);
+      } else {
+        const lowest = Math.min(...known), highest = Math.max(...known);
+        const where = highest < low ? "below" : "above";
+        const text = lowest === highest ? lowest.toFixed(2) : `${lowest.toFixed(2)}–${highest.toFixed(2)}`;
+        outside.push(`${name} ${text} (${where} the chart)`);
+      }
     }
-    const chart = new uPlot({ width: Math.max(400, el.clientWidth), height: 320, series, axes: [{}, { label: "price" }] }, data, el);
+    const parts = ["● sold", "○ not sold"];
+    if (drawn.length) parts.push(`dashed: ${drawn.join(", ")} as each decision had them`);
+    if (outside.length) parts.push(outside.join("; "));
+    if (s.gaps) parts.push(`${s.gaps} gap${s.gaps > 1 ? "s" : ""}: nothing decided`);
+    note.textContent = parts.join(" · ");
+    const size = () => ({ width: Math.max(400, el.clientWidth), height: 320 });
+    const chart = new uPlot({
+      ...size(), series, scales: { x: { time: true }, y: { range: () => [low, high] } },
+      axes: [chartTime.axis(), { label: "price", size: 64 }],
+    }, data, el);
     window.dashboardChart = chart;
     window.dashboardSeries = s;
-    window.addEventListener("resize", () => chart.setSize({ width: Math.max(400, el.clientWidth), height: 320 }));
+    window.addEventListener("resize", () => chart.setSize(size()));
   });
 })();

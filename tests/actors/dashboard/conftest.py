@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,12 +13,15 @@ from bench import fake_ledger
 
 @pytest.fixture
 def ledger_db(tmp_path: Path) -> Path:
-    """Three books: B1 and B2 priced by two strategies, B3 by one with a floor that holds; 12 ticks each."""
+    """Three books of one run: B1 and B2 priced by two strategies, B3 by one with a floor that holds; 12
+    ticks each."""
     path = tmp_path / "ledger.sqlite3"
     conn = fake_ledger.create(path)
+    start = time.time() - 12 * 5.0
     try:
-        fake_ledger.write(conn, fake_ledger.synthetic(["B1", "B2"], ["default", "fast"], 12, seed=3))
-        fake_ledger.write(conn, fake_ledger.synthetic(["B3"], ["default"], 12, seed=4, floor=Decimal("30")))
+        fake_ledger.write(conn, fake_ledger.synthetic(["B1", "B2"], ["default", "fast"], 12, seed=3, start=start))
+        fake_ledger.write(conn, fake_ledger.synthetic(["B3"], ["default"], 12, seed=4, floor=Decimal("30"),
+                                                      start=start))
     finally:
         conn.close()
     return path

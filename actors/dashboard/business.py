@@ -1,0 +1,158 @@
+"""The business as the Ledger's database tells it: which pairs are in the current catalogue, how many
+decisions and guardrail hits each strategy has, which pairs sit at their floor or ceiling now.
+
+Read on a reader thread (:mod:`actors.dashboard.ledger`) by one query over ``pairs`` (one row per
+pair: a scan of it, ~10 ms at 100,000 pairs), at most every :data:`REFRESH_EVERY` seconds, and kept:
+the overview and ``/metrics`` show the newest reading, never wait for one.
+
+"Current": decided in the newest Scheduler run the Ledger has seen (``pairs.run``, the run of each
+pair's newest decision). A pair only earlier runs decided (a book dropped from the config since, a
+run of other books) is "earlier", shown on the books page behind a filter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from actors.alert_rules import ALERTS
+
+REFRESH_EVERY: Final = 5.0
+STRATEGIES_SHOWN: Final = 64  # strategies listed at most (a config holds few)
+ALERTS_SHOWN: Final = 200  # open alerts listed at most (all are counted)
+CLEARED_SHOWN: Final = 20  # the newest cleared alerts listed
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert the Ledger raised (its ``alerts`` table): open while ``cleared_at`` is None."""
+
+    alert: str
+    book: str
+    strategy: str
+    since: float
+    raised_at: float
+    detail: str
+    cleared_at: float | None = None
+    cleared_detail: str | None = None
+
+    @property
+    def title(self) -> str:
+        known = ALERTS.get(self.alert)
+        return known.title if known else self.alert.replace("_", " ")
+
+    def as_json(self) -> dict[str, Any]:
+        known = ALERTS.get(self.alert)
+        return {"alert": self.alert, "title": self.title, "advice": known.advice if known else "",
+                "book": self.book or None, "strategy": self.strategy or None, "since": self.since,
+                "raised_at": self.raised_at, "detail": self.detail, "cleared_at": self.cleared_at,
+                "cleared_detail": self.cleared_detail}
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyStats:
+    strategy: str
+    pairs: int
+    current: int  # of them, in the current catalogue
+    decisions: int
+    guardrail_hits: int
+    at_floor: int  # current pairs whose newest price the floor set
+    at_ceiling: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "pairs": self.pairs, "current": self.current, "decisions": self.decisions,
+                "guardrail_hits": self.guardrail_hits, "at_floor": self.at_floor, "at_ceiling": self.at_ceiling}
+
+
+@dataclass(frozen=True, slots=True)
+class Business:
+    read_at: float  # epoch seconds
+    current_run: float | None  # the newest run's t0 (None: no decision yet)
+    books: int  # distinct books in the current catalogue
+    strategies: tuple[StrategyStats, ...]
+    alerts: tuple[AlertRow, ...] = ()  # open, newest first (at most ALERTS_SHOWN)
+    alerts_open: int = 0  # all of them
+    cleared: tuple[AlertRow, ...] = ()  # the newest cleared
+    alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 4 or later)
+
+    @property
+    def pairs(self) -> int:
+        return sum(s.current for s in self.strategies)
+
+    @property
+    def earlier(self) -> int:
+        return sum(s.pairs - s.current for s in self.strategies)
+
+    @property
+    def at_floor(self) -> int:
+        return sum(s.at_floor for s in self.strategies)
+
+    @property
+    def at_ceiling(self) -> int:
+        return sum(s.at_ceiling for s in self.strategies)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"read_at": self.read_at, "current_run": self.current_run, "books": self.books, "pairs": self.pairs,
+                "earlier": self.earlier, "at_floor": self.at_floor, "at_ceiling": self.at_ceiling,
+                "strategies": [s.as_json() for s in self.strategies], "alerts_kept": self.alerts_kept,
+                "alerts_open": self.alerts_open, "alerts": [a.as_json() for a in self.alerts],
+                "cleared": [a.as_json() for a in self.cleared]}
+
+
+# A guardrail list is stored as a JSON array of names: a name in it is '"floor"', quotes included.
+_READ: Final = f"""SELECT strategy, count(*), coalesce(sum(run = :run), 0), sum(decisions), sum(guardrail_hits),
+    coalesce(sum(run = :run AND guardrail LIKE '%"floor"%'), 0),
+    coalesce(sum(run = :run AND guardrail LIKE '%"ceiling"%'), 0)
+    FROM pairs GROUP BY strategy ORDER BY strategy LIMIT {STRATEGIES_SHOWN}"""
+
+
+_ALERT_COLUMNS: Final = "alert, book, strategy, since, raised_at, detail, cleared_at, cleared_detail"
+
+
+def alert_row(r: Sequence[Any]) -> AlertRow:
+    return AlertRow(str(r[0]), str(r[1]), str(r[2]), float(r[3]), float(r[4]), str(r[5]),
+                    None if r[6] is None else float(r[6]), None if r[7] is None else str(r[7]))
+
+
+def has_alerts(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'").fetchone() is not None
+
+
+def read(conn: sqlite3.Connection, now: float) -> Business:
+    conn.execute("BEGIN")  # one snapshot for every query
+    try:
+        run = conn.execute("SELECT max(run) FROM pairs").fetchone()[0]
+        strategies = tuple(StrategyStats(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+                           for r in conn.execute(_READ, {"run": run}))
+        books = conn.execute("SELECT count(DISTINCT book) FROM pairs WHERE run = ?", (run,)).fetchone()[0]
+        kept = has_alerts(conn)
+        alerts: tuple[AlertRow, ...] = ()
+        cleared: tuple[AlertRow, ...] = ()
+        count = 0
+        if kept:
+            count = int(conn.execute("SELECT count(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[0])
+            alerts = tuple(map(alert_row, conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NULL ORDER BY id DESC LIMIT ?",
+                (ALERTS_SHOWN,))))
+            cleared = tuple(map(alert_row, conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+                (CLEARED_SHOWN,))))
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    return Business(now, None if run is None else float(run), int(books), strategies, alerts, count, cleared, kept)
+
+
+def pair_alerts(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AlertRow]]:
+    """The open alerts of these pairs (a page of the books table, one book), and of their strategies."""
+    if not keys or not has_alerts(conn):
+        return {}
+    found: dict[tuple[str, str], list[AlertRow]] = {}
+    strategies = {strategy for _, strategy in keys}
+    for book, strategy in [*keys, *(("", s) for s in strategies)]:
+        for r in conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE book = ? AND strategy = ? AND "
+                              "cleared_at IS NULL", (book, strategy)):
+            found.setdefault((book, strategy), []).append(alert_row(r))
+    return found
