@@ -276,13 +276,19 @@ class Watch:
 
     def restore(self, active: Sequence[AlertChange]) -> None:
         """Alerts the database says are still raised (a restarted Ledger): counted as active again, and
-        a pair's or strategy's state set so that the next decision that ends the condition clears it."""
+        a pair's or strategy's state set so that the next decision that ends the condition clears it.
+        One this watch raised itself meanwhile (decisions came before the database answered) is not
+        counted twice."""
         for alert in active:
             if alert.name == "ledger_lag":
+                if self._lag_active:
+                    continue
                 self._lag_active, self._lag_since = True, alert.since
             elif alert.name == "guardrails_most":
                 share = self._strategies.setdefault(alert.strategy,
                                                     StrategyShare(self.thresholds.guardrail_share_decisions))
+                if share.active:
+                    continue
                 share.active, share.since = True, alert.since
             else:
                 bit = dict(_PAIR_BITS).get(alert.name)
@@ -292,6 +298,8 @@ class Watch:
                     continue
                 if state is None:
                     state = self._pairs[key] = _restored(alert)
+                elif state.active & bit:
+                    continue
                 state.active |= bit
                 if bit == _WAR:
                     state.falling = max(state.falling, self.thresholds.price_war_ticks)

@@ -177,3 +177,13 @@ def test_money_is_compared_exactly_enough_for_cents(price: str) -> None:
     up = str(Decimal(price) + cent) if Decimal(price) < Decimal("9999999.99") else price
     feed(watch, [row(1, price, "10"), row(2, up, "10")])
     assert watch.counters["prices_up"] == (1 if up != price else 0)
+
+
+def test_an_alert_raised_before_the_database_answered_is_not_counted_twice_by_the_restore() -> None:
+    watch = Watch(T)
+    raised = feed(watch, [row(ts, f"{20 - ts}.00", f"{22 - ts}", book="A") for ts in range(1, 5)])
+    assert names(raised) == [("price_war", True)]
+    watch.restore(raised)  # the database read back what this watch wrote a moment ago
+    assert watch.counters["alerts_active_price_war"] == 1
+    assert names(feed(watch, [row(5, "17.00", "18", book="A")])) == [("price_war", False)]
+    assert watch.counters["alerts_active_price_war"] == 0
