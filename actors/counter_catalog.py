@@ -298,6 +298,7 @@ HEADLINE: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "algorithm": ("decisions", "skipped", "refused", "overruns", "ledger_dropped", "output_dropped"),
     "ledger": ("stored", "duplicates", "rejected", "db_errors"),
     "dashboard": ("http_requests", "refused", "live_sent"),
+    "launcher": ("starts", "exits", "hangs"),
 })
 # ... and how to say each in a sentence ("1,204 decisions").
 _NOUNS: Final = MappingProxyType({
@@ -308,7 +309,7 @@ _NOUNS: Final = MappingProxyType({
     "ledger_dropped": "dropped from the spool",
     "output_dropped": "output lines dropped", "stored": "decisions stored", "duplicates": "duplicates",
     "rejected": "rejected", "db_errors": "database errors", "http_requests": "HTTP requests",
-    "live_sent": "live updates",
+    "live_sent": "live updates", "starts": "actor starts", "exits": "exits", "hangs": "hangs",
 })
 
 

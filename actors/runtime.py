@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol, TypeVar
 import zmq
 import zmq.asyncio
 
+from actors import counter_catalog
 from actors.health import HealthServer
 from actors.kinds import ActorKind
 from actors.options import add_options, from_namespace, make_parser, option
@@ -189,6 +190,7 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
         # Supervised: Ctrl-C reaches the whole process group, but the launcher stops the actors in
         # order (Scheduler, Algorithm, then their peers) so no decision in flight is lost.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started = time.monotonic()
     ctx = zmq.asyncio.Context()
     security = Security(Keys.load(options.keys, options.authorized_keys) if options.keys else None, options.insecure)
     security.start(ctx)
@@ -223,10 +225,20 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
                 await health.close()  # last: liveness holds while the actor drains (readiness says stopping)
             if notifier is not None:
                 notifier.close()
-        log.info("stopped; counters %s", dict(actor.counters))
+        counters = dict(actor.counters)
+        log.info("stopped after %s: %s", _duration(time.monotonic() - started),
+                 counter_catalog.summary(counter_catalog.kind_of(actor.name), counters))
+        log.debug("final counters: %s", " ".join(f"{name}={value}" for name, value in counters.items()))
     finally:
         security.stop()
         ctx.destroy(linger=0)
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: how long an actor ran, for its stop line."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def run_actor(name: str, make_actor: MakeActor, options: RuntimeOptions,

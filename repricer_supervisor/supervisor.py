@@ -19,6 +19,7 @@ from typing import Final
 
 import zmq
 
+from actors import counter_catalog
 from repricer_supervisor.children import Child, describe_exit
 from repricer_supervisor.events import Events, child_status, format_counters, launcher_status
 from repricer_supervisor.heartbeats import HeartbeatInbox
@@ -26,6 +27,7 @@ from repricer_supervisor.options import SupervisionOptions
 from repricer_supervisor.policy import CONFIGURATION_ERROR
 from repricer_supervisor.shutdown import stop_in_stages
 from repricer_supervisor.signals import StopSignals
+from repricer_supervisor.status_line import StatusLine
 from transport.logs import RateLimitedLog, printable
 from transport.protocol import FINAL_HEARTBEAT_SEQ, Heartbeat
 from transport.security import Security, SecurityError
@@ -54,6 +56,7 @@ class Supervisor:
         self._heartbeat_endpoint = heartbeat_endpoint
         self._grace = options.grace
         self._status_every = options.status_every
+        self._status_line = StatusLine()  # the INFO line of each status report
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0, "stray_heartbeats": 0,
                          "curve_refusals": 0, "refused_subscriptions": 0, "events_rebinds": 0}
         self.failed: Child | None = None  # the child given up on: the run stops
@@ -172,16 +175,18 @@ class Supervisor:
     # --- status ------------------------------------------------------------------------------------
 
     def _report_status(self) -> None:
+        """One line at INFO a person reads; every actor's counters at DEBUG and on the events socket."""
         statuses = [child_status(child) for child in self.children.values()]
         for status in statuses:
-            log.info("status %s pid=%d rss_kib=%d pss_kib=%d restarts=%d hangs=%d %s", status.actor, status.pid,
-                     status.rss_kib, status.pss_kib, status.restarts, status.hangs, format_counters(status.counters))
+            log.debug("status %s pid=%d rss_kib=%d pss_kib=%d restarts=%d hangs=%d %s", status.actor, status.pid,
+                      status.rss_kib, status.pss_kib, status.restarts, status.hangs, format_counters(status.counters))
             self._events.publish(status)
         self._refresh_counters()
         mine = launcher_status(os.getpid(), statuses, self.counters)
-        log.info("status launcher pid=%d total_rss_kib=%d total_pss_kib=%d %s", mine.pid, mine.rss_kib,
-                 mine.pss_kib, format_counters(mine.counters))
+        log.debug("status launcher pid=%d total_rss_kib=%d total_pss_kib=%d %s", mine.pid, mine.rss_kib,
+                  mine.pss_kib, format_counters(mine.counters))
         self._events.publish(mine)
+        log.info("%s", self._status_line.line(statuses, time.time()))
 
     # --- loop ----------------------------------------------------------------------------------
 
@@ -245,7 +250,7 @@ class Supervisor:
                 stop_in_stages(list(self.children.values()), self._grace, self._inbox, self._events)
         code = CONFIGURATION_ERROR if self.failed is not None else 0
         self._refresh_counters()
-        log.info("stopped (exit code %d): %s", code, format_counters(self.counters))
+        log.info("stopped (exit code %d): %s", code, counter_catalog.summary("launcher", self.counters))
         self._events.event("stopped", "launcher", os.getpid(), format_counters(self.counters), code)
         return code
 

@@ -322,6 +322,7 @@ class LedgerClient:
         yet answered are left out too (logged, counted in ``ledger_resume_fallbacks``): the caller
         prices those as if new. Needs :meth:`run` running."""
         found: dict[Pair, LastDecided] = {}
+        stamps: list[float] = []
         deadline = self._clock() + self._policy.resume_timeout
         step = limits.LEDGER_QUERY_MAX
         for start in range(0, len(pairs), step):
@@ -337,7 +338,10 @@ class LedgerClient:
             for i, (pair, price) in enumerate(zip(chunk, reply.prices, strict=True)):
                 if price is not None:
                     found[pair] = LastDecided(price, reply.runs[i] if told else 0.0, reply.ticks[i] if told else -1)
+                    stamps.append(reply.ts[i])
         self.counters["ledger_resumed"] += len(found)
+        if pairs:
+            log.info("%s", resume_line(len(pairs), len(found), stamps, [d.run for d in found.values()]))
         return found
 
     async def _query(self, pairs: tuple[Pair, ...], deadline: float) -> LastDecidedReply | None:
@@ -371,3 +375,22 @@ class LedgerClient:
         for future in self._queries.values():
             future.cancel()
         self._queries.clear()
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def resume_line(asked: int, resumed: int, stamps: Sequence[float], runs: Sequence[float] = ()) -> str:
+    """The one line a resume logs: how many pairs took their last price from the Ledger, decided when
+    and by which Scheduler run (its start), and how many start from the average."""
+    if not resumed:
+        return f"resume: none of {asked} pair(s) has a decision in the Ledger: they start from the competitor's average"
+    first, last = _utc(min(stamps)), _utc(max(stamps))
+    until = last[11:] if first[:10] == last[:10] else last  # the same day: the time alone
+    when = f"decided at {last} UTC" if first == last else f"decided {first} to {until} UTC"
+    known = sorted({run for run in runs if run > 0})
+    which = ("" if not known else f" by the run started {_utc(known[0])} UTC" if len(known) == 1
+             else f" by {len(known)} runs started {_utc(known[0])} to {_utc(known[-1])} UTC")
+    rest = f"; {asked - resumed} start from the competitor's average (no decision kept)" if resumed < asked else ""
+    return f"resumed {resumed} of {asked} pair(s) from the Ledger: their last prices, {when}{which}{rest}"
