@@ -234,9 +234,12 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "webhook_failed": _c("alert changes the webhook did not take after every retry"),
         "webhook_retries": _c("webhook deliveries tried again"),
         "webhook_dropped": _c("alert changes not delivered: too many waiting for the webhook"),
+        "alerts_reloads": _c("alert thresholds reloaded (SIGHUP)"),
+        "alerts_reload_errors": _c("alert threshold reloads refused (the running ones stay)"),
     }),
     "dashboard": MappingProxyType({
         "events": _c("supervisor events received"),
+        "statuses": _c("actor status messages received"),
         "bad_events": _c("malformed frames on the events socket"),
         "http_requests": _c("HTTP requests answered", hidden=True),  # repricer_dashboard_http_requests_total
         "refused": _c("HTTP requests refused", hidden=True),  # repricer_dashboard_refused_requests_total
