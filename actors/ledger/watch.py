@@ -69,7 +69,7 @@ class AlertChange:
 class PairState:
     """What is remembered of one pair: its newest decision seen and each detector's progress."""
 
-    __slots__ = ("active", "avg", "falling", "floor_since", "price", "ts", "window", "window_since")
+    __slots__ = ("active", "avg", "fall_since", "falling", "floor_since", "price", "ts", "window", "window_since")
 
     def __init__(self, row: DecisionRow, price: float, avg: float) -> None:
         self.ts = row.ts
@@ -78,6 +78,7 @@ class PairState:
         self.window = hash(row.prices)  # the competitor's prices, as the decision's text
         self.window_since = row.ts
         self.falling = 0  # decisions in a row where our price and the competitor's average both fell
+        self.fall_since = row.ts  # the first of them
         self.floor_since = row.ts if _moved_by(row, "floor") else -1.0
         self.active = 0  # the pair's alerts raised now (bits)
 
@@ -175,6 +176,8 @@ class Watch:
             self.counters["competitor_up" if avg > s.avg else "competitor_down" if avg < s.avg
                           else "competitor_same"] += 1
             s.falling = s.falling + 1 if price < s.price and avg < s.avg else 0
+            if s.falling == 1:
+                s.fall_since = row.ts
         s.price, s.avg, s.ts = price, avg, row.ts
         if window != s.window:
             s.window, s.window_since = window, row.ts
@@ -185,7 +188,7 @@ class Watch:
             s.floor_since = row.ts
         book, strategy = key
         war = t.price_war_ticks > 0 and s.falling >= t.price_war_ticks
-        self._pair_alert(s, _WAR, war, book, strategy, row.ts, row.ts, changes,
+        self._pair_alert(s, _WAR, war, book, strategy, s.fall_since, row.ts, changes,
                          f"our price ({row.price}) and the competitor's average fell together on {s.falling} "
                          "decisions in a row" if war else "our price or the competitor's average stopped falling")
         pinned = t.floor_pinned_seconds > 0 and s.floor_since >= 0 and row.ts - s.floor_since >= t.floor_pinned_seconds
@@ -303,6 +306,7 @@ class Watch:
                 state.active |= bit
                 if bit == _WAR:
                     state.falling = max(state.falling, self.thresholds.price_war_ticks)
+                    state.fall_since = alert.since
                 elif bit == _FLOOR:
                     state.floor_since = alert.since
                 else:
@@ -336,4 +340,5 @@ def _restored(alert: AlertChange) -> PairState:
     state = PairState.__new__(PairState)
     state.ts, state.price, state.avg, state.window = float("-inf"), 0.0, 0.0, 0
     state.window_since, state.falling, state.floor_since, state.active = alert.since, 0, -1.0, 0
+    state.fall_since = alert.since
     return state

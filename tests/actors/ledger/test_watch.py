@@ -67,6 +67,7 @@ def test_a_price_war_is_raised_after_the_configured_decisions_and_cleared_when_i
     assert feed(watch, falling) == []
     raised = feed(watch, [row(4, "16.00", "18")])  # the third fall in a row
     assert names(raised) == [("price_war", True)] and "3 decisions" in raised[0].detail
+    assert raised[0].since == 2 and raised[0].at == 4  # since the first of the falls
     assert watch.counters["alerts_active_price_war"] == 1
     assert feed(watch, [row(5, "15.00", "17")]) == []  # still on: raised once
     cleared = feed(watch, [row(6, "15.00", "16")])  # our price held
