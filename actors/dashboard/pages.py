@@ -71,8 +71,8 @@ def _signed(value: Decimal | None, unit: str = "%") -> str:
 
 def badges(alerts: Sequence[AlertRow]) -> str:
     """One badge per open alert, its detail as the tooltip."""
-    return "".join(f'<span class="badge alert-{esc(a.alert)}" title="{esc(a.title + ": " + a.detail)}">'
-                   f'{esc(BADGES.get(a.alert, a.title))}</span>' for a in alerts)
+    return "".join(f' <span class="badge alert-{esc(a.alert)}" title="{esc(a.title + ": " + a.detail)}">'
+                   f'{esc(BADGES.get(a.alert, a.title))}</span>' for a in alerts)  # spaced: read as words
 
 
 def sparkline(prices: Sequence[str]) -> str:
