@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from actors.dashboard import business, rows
 from actors.dashboard.params import BooksQuery
@@ -56,33 +57,51 @@ def order(query: BooksQuery, reverse: bool = False) -> str:
     return ", ".join(f"{k} {direction}" for k in keys)
 
 
+class Runs(NamedTuple):
+    """The newest run and how many pairs it decided, and how many only earlier runs did: the
+    Dashboard's newest reading of the Ledger (:mod:`actors.dashboard.business`), so a page need not
+    scan ``pairs`` to know them."""
+
+    current_run: float | None
+    current: int
+    earlier: int
+
+
 def read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int = PIVOT_FROM,
-         big_tie_group: int = BIG_TIE_GROUP) -> BooksPage:
+         big_tie_group: int = BIG_TIE_GROUP, runs: Runs | None = None) -> BooksPage:
     conn.execute("BEGIN")  # one snapshot for the count and the page
     try:
-        return _read(conn, query, pivot_from, big_tie_group)
+        return _read(conn, query, pivot_from, big_tie_group, runs)
     finally:
         if conn.in_transaction:  # some errors (a full disk, out of memory) roll it back already
             conn.execute("COMMIT")
 
 
-def _read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int, big_tie_group: int) -> BooksPage:
+def read_runs(conn: sqlite3.Connection) -> Runs:
     run, current, every = conn.execute("SELECT max(run), coalesce(sum(run = (SELECT max(run) FROM pairs)), 0), "
                                        "count(*) FROM pairs").fetchone()
-    scopes = {"current": int(current), "earlier": int(every) - int(current), "all": int(every)}
-    sql_where, args = where(query, run)
-    total = scopes[query.scope] if not query.search else int(
-        conn.execute(f"SELECT count(*) FROM pairs{sql_where}", args).fetchone()[0])
+    return Runs(None if run is None else float(run), int(current), int(every) - int(current))
+
+
+def _read(conn: sqlite3.Connection, query: BooksQuery, pivot_from: int, big_tie_group: int,
+          runs: Runs | None) -> BooksPage:
+    runs = runs or read_runs(conn)
+    scopes = {"current": runs.current, "earlier": runs.earlier, "all": runs.current + runs.earlier}
+    # Every pair in the newest run (the usual case): "current" and "all" need no filter, and a page is
+    # a walk of an index (the filter on run would look up every row it passes).
+    scoped = query if runs.earlier or query.scope == "earlier" else replace(query, scope="all")
+    sql_where, args = where(scoped, runs.current_run)
+    total = int(conn.execute(f"SELECT count(*) FROM pairs{sql_where}", args).fetchone()[0])
     offset = query.offset
     if offset >= total:
-        return BooksPage([], total, query, run, scopes=scopes)
+        return BooksPage([], total, query, runs.current_run, scopes=scopes)
     count = min(query.size, total - offset)
     if offset > pivot_from and total <= PIVOT_MAX_ROWS and _would_sort(conn, query, sql_where, args):
         keys = _keys_by_value(conn, query, sql_where, args, offset, count, big_tie_group)
     else:
         keys = _keys_by_offset(conn, query, sql_where, args, offset, count, total)
-    return BooksPage(_rows(conn, keys), total, query, run, trends(conn, keys), business.pair_alerts(conn, keys),
-                     scopes)
+    return BooksPage(_rows(conn, keys), total, query, runs.current_run, trends(conn, keys),
+                     business.pair_alerts(conn, keys), scopes)
 
 
 def trends(conn: sqlite3.Connection, keys: list[tuple[str, str]], points: int = TREND_POINTS

@@ -160,8 +160,8 @@ class LedgerReader:
     async def summary(self) -> dict[str, Any]:
         return await self.call(_summary)
 
-    async def books(self, query: BooksQuery) -> BooksPage:
-        return await self.call(lambda conn: books_page.read(conn, query, self._pivot_from))
+    async def books(self, query: BooksQuery, runs: books_page.Runs | None = None) -> BooksPage:
+        return await self.call(lambda conn: books_page.read(conn, query, self._pivot_from, runs=runs))
 
     async def pairs_of(self, book: str) -> list[PairRow]:
         return await self.call(lambda conn: [rows.pair(r) for r in conn.execute(

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors import charts, counter_catalog
-from actors.dashboard import business, params, rows, series
+from actors.dashboard import books_page, business, params, rows, series
 from actors.dashboard.bounds import BoundsSource
 from actors.dashboard.business import Business
 from actors.dashboard.csv_download import CsvDownloads
@@ -182,7 +182,9 @@ class DashboardWeb:
 
     async def _books_page(self, request: web.Request) -> rows.BooksPage:
         query = params.books_query(request.query)
-        page = await self.ledger.books(query)
+        reading = self.business()
+        runs = None if reading is None else books_page.Runs(reading.current_run, reading.pairs, reading.earlier)
+        page = await self.ledger.books(query, runs)
         params.check_page(query, page.total)
         return page
 

@@ -53,7 +53,8 @@ def test_a_live_systems_metrics_pass_promtool_and_every_counter_is_described(tmp
         def complete() -> str | None:  # every actor has reported its counters, the Ledger's business too
             text = scrape(url)
             wanted = ('repricer_ledger_lag_seconds{actor="ledger"}', "repricer_decisions_total{",
-                      'repricer_datamanager_rows_read_total{actor="datamanager"}', "repricer_strategy_decisions_total",
+                      'repricer_datamanager_rows_read_total{actor="datamanager"}',
+                      'repricer_strategy_decisions_total{strategy="undercut"}',
                       'repricer_apiserver_registered_total{actor="apiserver"}', "repricer_launcher_starts_total")
             return text if all(w in text for w in wanted) else None
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from actors.dashboard import business, series
+from actors.dashboard import books_page, business, series
+from actors.dashboard.params import BooksQuery
 from actors.dashboard.rows import DecisionRow, change_pct, gap_pct
 from actors.dashboard.web import DashboardWeb
 from actors.ledger import alert_store
@@ -173,3 +174,18 @@ def test_the_business_reading_counts_the_current_catalogue_bounds_and_alerts(two
     assert {s.strategy: (s.pairs, s.current, s.decisions) for s in reading.strategies} == {
         "cautious": (1, 0, 3), "default": (3, 2, 12)}
     assert reading.alerts_open == 2 and [a.alert for a in reading.alerts] == ["guardrails_most", "price_war"]
+
+
+def test_a_page_takes_the_runs_from_the_newest_reading_and_needs_no_filter_when_every_pair_is_current(
+        two_runs: Path) -> None:
+    conn = sqlite3.connect(f"file:{two_runs}?mode=ro", uri=True, isolation_level=None)
+    try:
+        measured = books_page.read_runs(conn)
+        assert measured == books_page.Runs(CURRENT, 2, 2)
+        page = books_page.read(conn, BooksQuery(), runs=measured)
+        assert [r.key for r in page.rows] == [("B002", "default"), ("B003", "default")] and page.total == 2
+        # A reading that says every pair is current: no filter on run, every pair listed.
+        page = books_page.read(conn, BooksQuery(), runs=books_page.Runs(CURRENT, 4, 0))
+        assert page.total == 4 and page.scopes == {"current": 4, "earlier": 0, "all": 4}
+    finally:
+        conn.close()
