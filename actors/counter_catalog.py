@@ -84,6 +84,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
     "scheduler": MappingProxyType({
         "ticks_sent": _c("ticks published"),
         "ticks_skipped": _c("ticks not published because their time had passed (the Scheduler fell behind)"),
+        "ticks_repeated": _c("ticks published again (the current tick repeated, so a worker that missed it "
+                             "still decides it)"),
         "last_seq": _g("the number of the newest tick published"),
     }),
     "datamanager": MappingProxyType({
@@ -150,6 +152,9 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "dm_stale_replies": _c("DataManager replies that came after their request had timed out"),
         "unstarted": _c("pairs a tick could not start before the next tick (they decide the newer one)"),
         "missed": _c("pair-ticks with no decision attempt (ticks never seen, or not started in time)"),
+        "retried_in_tick": _c("pair-ticks tried again when their tick came again (a step had failed)"),
+        "decided_before": _c("pair-ticks passed over: the Ledger already had their decision (from before a "
+                             "restart)"),
         "reload_without_config": _c("SIGHUPs with nothing to reload (no --config)"),
         "ticks": _c("ticks received"),
         "stale_ticks": _c("ticks received again (already followed), ignored"),
