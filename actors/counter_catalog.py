@@ -5,8 +5,9 @@ The actors report their numbers as ``name -> int`` maps (heartbeats, then the la
 ``ActorStatus`` messages). This table is what turns them into something a person or a scraper can
 read: the Dashboard's ``/metrics`` (one family per counter, typed, with this text as its HELP; the
 actor instance in the ``actor`` label), the overview's "details" (the same words) and the one-line
-stop summaries (:func:`summary`). A counter missing here is still exported, as an untyped family
-whose HELP says it is undescribed (``tests/actors/dashboard/test_metrics_live.py`` fails on one).
+stop summaries (:func:`summary`). A counter missing here is still exported, in the untyped family
+``repricer_<kind>_undescribed{counter=NAME}`` (``tests/actors/dashboard/test_metrics_live.py`` fails
+on one).
 
 Names: ``repricer_<kind>_<counter>`` (``_total`` added to counters), except the few named before
 this table existed, kept for the scrapers that use them: ``repricer_decisions_total`` and its
@@ -80,6 +81,15 @@ _EDGE: Final = {  # actors.http_edge: the APIServer's and the Dashboard's HTTP e
     "connections_refused": _c("HTTP connections refused because too many were open"),
 }
 
+# Counters any actor may report: the runtime's and its probe listener's (``--health-port``).
+COMMON: Final[Mapping[str, Described]] = MappingProxyType({
+    "curve_refusals": _c("peers refused by CurveZMQ authentication", "repricer_curve_refusals"),
+    "probe_requests": _c("probe requests answered (/livez, /readyz, /metrics)", "repricer_probe_requests"),
+    "probe_bad_requests": _c("probe requests refused as malformed", "repricer_probe_bad_requests"),
+    "probe_timeouts": _c("probe connections dropped: no complete request in time", "repricer_probe_timeouts"),
+    "probe_connections_refused": _c("probe connections refused: too many open", "repricer_probe_connections_refused"),
+})
+
 CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
     "scheduler": MappingProxyType({
         "ticks_sent": _c("ticks published"),
@@ -150,7 +160,30 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "dm_reopens": _c("DataManager sockets reopened after a silence (Lazy Pirate)"),
         "dm_bad_frames": _c("malformed frames from the DataManager"),
         "dm_stale_replies": _c("DataManager replies that came after their request had timed out"),
-        "unstarted": _c("pairs a tick could not start before the next tick (they decide the newer one)"),
+        "unstarted": _c("pairs a tick could not start before the next tick (overload: they decide the newer one)",
+                        "repricer_unstarted"),
+        "backpressure_ticks_ledger": _c("ticks during which new pairs waited because the Ledger was behind",
+                                        "repricer_backpressure_ticks_ledger"),
+        "backpressure_ticks_spool": _c("ticks during which new pairs waited because the spool was full or its disk "
+                                       "failing", "repricer_backpressure_ticks_spool"),
+        "ledger_behind": _g("1 while the Ledger is behind (more than --ledger-backlog decisions unacknowledged)"),
+        "spool_bytes": _g("bytes in the worker's spool (decisions kept before they are printed)"),
+        "spool_decisions": _g("decisions in the spool's segments"),
+        "spool_backlog": _g("decisions kept in the spool, not yet acknowledged by the Ledger"),
+        "spool_segments": _g("segment files of the spool"),
+        "spool_waiting": _g("decisions made, waiting for the spool's next commit"),
+        "spool_commits": _c("spool commits (each one fsync)"),
+        "spool_committed": _c("decisions committed to the spool"),
+        "spool_full": _g("1 while the spool is full (repricing paused)"),
+        "spool_full_pauses": _c("times the spool filled and repricing paused", "repricer_spool_full_pauses"),
+        "spool_errors": _c("failed writes to the spool (tried again in a new segment)"),
+        "spool_damaged_bytes": _c("bytes of torn or damaged spool records cut off at start (never printed)"),
+        "spool_unreadable": _c("spool segments that could not be read at start"),
+        "spool_recovered": _g("decisions found in the spool at start"),
+        "spool_redelivered": _g("decisions found in the spool at start not yet acknowledged (sent again)"),
+        "spool_reclaimed": _c("spool segments removed once the Ledger acknowledged all they held"),
+        "spool_paused_ms": _c("time repricing was paused by a full or failing spool",
+                              "repricer_algorithm_spool_paused_seconds", scale=1e-3),
         "missed": _c("pair-ticks with no decision attempt (ticks never seen, or not started in time)"),
         "retried_in_tick": _c("pair-ticks tried again when their tick came again (a step had failed)"),
         "decided_before": _c("pair-ticks passed over: the Ledger already had their decision (from before a "
@@ -184,7 +217,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "ledger_stored": _c("decisions the Ledger stored (new)"),
         "ledger_duplicates": _c("decisions the Ledger already had (a resend)"),
         "ledger_rejected": _c("decisions the Ledger refused as invalid"),
-        "ledger_dropped": _c("decisions dropped because the spool to the Ledger was full"),
+        "ledger_dropped": _c("printed decisions not kept: --no-spool with its outbox full (Algorithm workers)",
+                             "repricer_ledger_dropped"),
         "ledger_outbox": _g("decisions in the spool, waiting for the Ledger"),
         "ledger_batches_sent": _c("batches of decisions sent to the Ledger"),
         "ledger_resends": _c("batches sent again (no acknowledgement in time)"),
@@ -314,7 +348,7 @@ _NOUNS: Final = MappingProxyType({
     "rows_read": "rows read", "bad_rows": "bad rows", "errors": "error replies", "registered": "requests registered",
     "lookups": "lookups", "sold": "sold", "bad_requests": "bad requests", "decisions": "decisions",
     "skipped": "skipped", "refused": "prices refused", "overruns": "overruns",
-    "ledger_dropped": "dropped from the spool",
+    "ledger_dropped": "not kept (outbox full)",
     "output_dropped": "output lines dropped", "stored": "decisions stored", "duplicates": "duplicates",
     "rejected": "rejected", "db_errors": "database errors", "http_requests": "HTTP requests",
     "live_sent": "live updates", "starts": "actor starts", "exits": "exits", "hangs": "hangs",
@@ -322,15 +356,19 @@ _NOUNS: Final = MappingProxyType({
 
 
 def kind_of(actor: str) -> str:
-    """The kind of an actor instance: ``algorithm-2`` -> ``algorithm``."""
+    """The kind of an actor instance: ``algorithm-2`` -> ``algorithm`` (a known kind before its last
+    ``-`` whatever follows it)."""
     match = _INSTANCE.fullmatch(actor)
-    return match[1] if match else actor
+    if match:
+        return match[1]
+    prefix = actor.rpartition("-")[0]
+    return prefix if prefix in CATALOG else actor
 
 
 def describe(kind: str, counter: str, value: int) -> Series | None:
     """The series ``counter`` of an actor of ``kind`` is exported as; None for one another instrument
     exports (``hidden``)."""
-    known = CATALOG.get(kind, {}).get(counter)
+    known = CATALOG.get(kind, {}).get(counter) or COMMON.get(counter)
     if known is not None:
         if known.hidden:
             return None
@@ -339,14 +377,16 @@ def describe(kind: str, counter: str, value: int) -> Series | None:
     for rule in BY_LABEL.get(kind, ()):
         if counter.startswith(rule.prefix) and len(counter) > len(rule.prefix):
             return Series(rule.metric, rule.type, rule.words, ((rule.label, counter[len(rule.prefix):]),), value)
-    family = f"{PREFIX}_{_metric_part(kind)}_{_metric_part(counter)}"
-    return Series(family, "unknown", f"{kind} counter {counter} (undescribed: add it to actors/counter_catalog.py)",
-                  (), value)
+    # One family for them all, the name in a label: any text is a valid label value, and two names
+    # can never land on one series.
+    return Series(f"{PREFIX}_{_metric_part(kind)}_undescribed", "unknown",
+                  f"counters of the {_metric_part(kind)} actors not described yet (add them to "
+                  "actors/counter_catalog.py), by name", (("counter", counter),), value)
 
 
 def words(kind: str, counter: str) -> str:
     """What a counter means, for people."""
-    known = CATALOG.get(kind, {}).get(counter)
+    known = CATALOG.get(kind, {}).get(counter) or COMMON.get(counter)
     if known is not None:
         return known.words
     for rule in BY_LABEL.get(kind, ()):

@@ -1,14 +1,13 @@
 """One actor's numbers in Prometheus' text exposition format (version 0.0.4), written by hand: pure,
 no I/O, so every actor can serve its own ``/metrics`` without importing a client library (the
-Dashboard's ``/metrics`` uses ``prometheus-client``; it imports the table below, so both name a
-counter the same way).
+Dashboard's ``/metrics`` uses ``prometheus-client``; both name and describe every counter from
+:mod:`actors.counter_catalog`, so a counter is the same family whichever page it is scraped from).
 
 Families, each with one series per actor (the ``actor`` label: ``algorithm-1``, ``ledger``, ...):
 
-- ``repricer_<name>_total``: the counters of :data:`ACTOR_COUNTERS`, typed as counters;
-- ``repricer_actor_counter{counter=...}``: every counter the actor reports, as a gauge (some, like
-  ``in_flight`` or ``books``, go down), the same family the Dashboard exposes from the launcher's
-  statuses;
+- one per counter the actor reports, typed and described by :mod:`actors.counter_catalog`
+  (``repricer_decisions_total``, ``repricer_algorithm_ledger_outbox``, ...; counters that name a
+  reason share a family with a label);
 - ``repricer_actor_ready``: 1 when the actor says it is ready (``/readyz``);
 - ``process_*``: the standard process metrics (resident memory, CPU seconds, start time).
 """
@@ -17,36 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final
 
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+from actors import counter_catalog
 
-# Actor counter -> (metric name without _total, help). The actor kinds that report each are named.
-ACTOR_COUNTERS: Final = MappingProxyType({
-    "decisions": ("repricer_decisions", "decisions printed (Algorithm workers)"),
-    "skipped": ("repricer_skipped", "decisions skipped after a failed step (Algorithm workers)"),
-    "overruns": ("repricer_overruns", "pairs skipped on a tick because their previous decision still ran"),
-    "http_requests": ("repricer_api_requests", "HTTP requests to the APIServer (Algorithm workers)"),
-    "http_errors": ("repricer_api_errors", "failed HTTP requests to the APIServer (Algorithm workers)"),
-    "dm_requests": ("repricer_dm_requests", "requests to the DataManager (Algorithm workers)"),
-    "dm_timeouts": ("repricer_dm_timeouts", "DataManager requests that timed out (Algorithm workers)"),
-    "requests": ("repricer_served_requests", "requests served (DataManager: price windows)"),
-    "errors": ("repricer_served_errors", "error replies (DataManager: no window for the book)"),
-    "bad_frames": ("repricer_bad_frames", "malformed frames received and rejected"),
-    "unstarted": ("repricer_unstarted",
-                  "pairs a tick could not start before the next tick (overload; Algorithm workers)"),
-    "backpressure_ticks_ledger": ("repricer_backpressure_ticks_ledger",
-                                  "ticks during which new pairs waited because the Ledger was behind "
-                                  "(Algorithm workers)"),
-    "backpressure_ticks_spool": ("repricer_backpressure_ticks_spool",
-                                 "ticks during which new pairs waited because the spool was full or its disk failing "
-                                 "(Algorithm workers)"),
-    "spool_full_pauses": ("repricer_spool_full_pauses",
-                          "times the spool filled and repricing paused (Algorithm workers)"),
-    "ledger_dropped": ("repricer_ledger_dropped",
-                       "printed decisions not kept: --no-spool with its outbox full (Algorithm workers)"),
-})
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+_TYPES: Final = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +43,28 @@ def _family(lines: list[str], name: str, kind: str, doc: str) -> None:
     lines.append(f"# TYPE {name} {kind}")
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def exposition(actor: str, counters: Mapping[str, int], *, ready: bool, process: ProcessStats | None = None) -> str:
     """The text a scrape of ``actor``'s ``/metrics`` returns."""
     who = f'actor="{escape_label(actor)}"'
+    kind = counter_catalog.kind_of(actor)
+    families: dict[str, tuple[counter_catalog.Series, list[str]]] = {}
+    for name in sorted(counters):
+        series = counter_catalog.describe(kind, name, counters[name])
+        if series is None or (series.type == "counter" and series.value < 0):
+            continue
+        sample = series.family + ("_total" if series.type == "counter" else "")
+        labels = "".join(f',{label}="{escape_label(value)}"' for label, value in series.labels)
+        families.setdefault(series.family, (series, []))[1].append(f"{sample}{{{who}{labels}}} "
+                                                                  f"{_number(series.value)}")
     lines: list[str] = []
-    for key, (name, doc) in ACTOR_COUNTERS.items():
-        value = counters.get(key)
-        if value is not None and value >= 0:
-            _family(lines, f"{name}_total", "counter", doc)
-            lines.append(f"{name}_total{{{who}}} {value}")
-    _family(lines, "repricer_actor_counter", "gauge", "every counter an actor reports, as last reported")
-    for key in sorted(counters):
-        lines.append(f'repricer_actor_counter{{{who},counter="{escape_label(key)}"}} {counters[key]}')
+    for family, (series, samples) in families.items():
+        _family(lines, family + ("_total" if series.type == "counter" else ""), _TYPES[series.type],
+                series.help.replace("\\", "\\\\").replace("\n", "\\n"))
+        lines += samples
     _family(lines, "repricer_actor_ready", "gauge", "1 when the actor is ready (connected and serving)")
     lines.append(f"repricer_actor_ready{{{who}}} {1 if ready else 0}")
     if process is not None:

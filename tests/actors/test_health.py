@@ -94,9 +94,9 @@ def test_live_ready_and_metrics() -> None:
         status, body = get(port, "/metrics")
         lines = body.decode().splitlines()
         assert status == 200
-        assert 'repricer_actor_counter{actor="tiny",counter="widgets"} 7' in lines
+        assert 'repricer_tiny_undescribed{actor="tiny",counter="widgets"} 7' in lines
         assert 'repricer_actor_ready{actor="tiny"} 1' in lines
-        assert 'repricer_actor_counter{actor="tiny",counter="probe_requests"} 4' in lines  # this one included
+        assert 'repricer_probe_requests_total{actor="tiny"} 4' in lines  # this one included
         assert get(port, "/metrics", method="HEAD") == (200, b"")
         running.call(running.stopping.set)  # the actor is stopping: not ready, still alive
         wait_for(lambda: get(port, "/readyz")[0] == 503, timeout=5)

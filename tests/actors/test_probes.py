@@ -13,6 +13,7 @@ from actors.health import start_time
 from actors.probes import Probe, Refusal, Request
 from actors.prometheus_text import ProcessStats
 from actors.runtime import RuntimeOptions
+from tests.actors.dashboard.promtool import check_metrics
 
 
 @pytest.mark.parametrize(("head", "probe", "head_only"), [
@@ -71,10 +72,12 @@ def test_the_metrics_text_parses_as_prometheus_and_says_everything() -> None:
     who = ("actor", 'algorithm-"1"')
     assert samples[("repricer_decisions_total", (who,))] == 12
     assert samples[("repricer_skipped_total", (who,))] == 1
+    assert samples[("repricer_algorithm_in_flight", (who,))] == 3  # a gauge of its own, as on the Dashboard's page
     assert samples[("repricer_backpressure_ticks_ledger_total", (who,))] == 2  # overload from backpressure (issue 19)
-    assert samples[("repricer_actor_counter", (who, ("counter", "spool_bytes")))] == 4096  # the spool's size
-    assert samples[("repricer_actor_counter", (who, ("counter", "in_flight")))] == 3
-    assert samples[("repricer_actor_counter", (who, ("counter", 'odd"name\\\n')))] == 5  # escaped, read back
+    assert samples[("repricer_algorithm_spool_bytes", (who,))] == 4096  # the spool's size
+    assert samples[("repricer_algorithm_undescribed", (who, ("counter", 'odd"name\\\n')))] == 5  # escaped, read back
+    types = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert (types["repricer_decisions"], types["repricer_algorithm_in_flight"]) == ("counter", "gauge")
     assert samples[("repricer_actor_ready", (who,))] == 1
     assert samples[("process_resident_memory_bytes", ())] == 40 << 20
     assert samples[("process_start_time_seconds", ())] == 1_796_000_000.5
@@ -102,3 +105,11 @@ def test_a_non_loopback_probe_listener_needs_insecure() -> None:
         RuntimeOptions(health_port=0)
     with pytest.raises(ValueError, match="--authorized-keys needs --keys"):
         RuntimeOptions(authorized_keys="/keys/authorized")
+
+
+def test_promtool_finds_nothing_to_say_about_an_actors_own_metrics() -> None:
+    counters = {"stored": 10, "queued": 2, "lag_ms": 120, "alerts_active_price_war": 1, "guardrail_floor": 3,
+                "db_errors_full": 0, "probe_requests": 4, "curve_refusals": 0, "brand_new": 1}
+    checked = check_metrics(prometheus_text.exposition("ledger", counters, ready=True,
+                                                       process=ProcessStats(40 << 20, 1.25, 1_796_000_000.5)))
+    assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stdout + checked.stderr

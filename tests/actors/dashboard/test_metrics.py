@@ -69,7 +69,7 @@ def test_every_counter_is_its_own_family_typed_with_a_true_help_line() -> None:
     assert value(found, "repricer_launcher_starts", actor="launcher") == 6
     assert "repricer_actor_counter" not in found and "repricer_launcher_counter" not in found
     for name, (kind, help_text, _) in found.items():
-        assert help_text and "undescribed" not in help_text, name
+        assert help_text and "not described" not in help_text, name
         assert kind in ("counter", "gauge", "histogram"), name
     assert "repricer_algorithm_last_tick" in found  # a gauge may be -1 ("none yet")
     assert all(v >= 0 for _, v in found["repricer_decisions"][2])
@@ -104,9 +104,10 @@ def test_the_business_per_guardrail_per_strategy_lag_and_alert_gauges() -> None:
 
 
 def test_a_counter_nobody_described_is_exported_untyped_and_says_so() -> None:
-    found = families(scrape({"ledger": {**LEDGER, "brand_new_thing": 3}}))
-    kind, help_text, samples = found["repricer_ledger_brand_new_thing"]
-    assert kind == "unknown" and "undescribed" in help_text and samples[0][1] == 3
+    found = families(scrape({"ledger": {**LEDGER, "brand_new_thing": 3, 'odd"name\n': 4}}))
+    kind, help_text, samples = found["repricer_ledger_undescribed"]
+    assert kind == "unknown" and "not described yet" in help_text
+    assert sorted((labels["counter"], v) for labels, v in samples) == [("brand_new_thing", 3), ('odd"name\n', 4)]
     assert counter_catalog.undescribed("ledger", ["brand_new_thing", "stored"]) == ["brand_new_thing"]
 
 

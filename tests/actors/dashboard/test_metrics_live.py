@@ -63,7 +63,8 @@ def test_a_live_systems_metrics_pass_promtool_and_every_counter_is_described(tmp
     checked = check_metrics(text)
     assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stdout + checked.stderr
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    undescribed = sorted(name for name, f in families.items() if f.type == "unknown")
+    undescribed = sorted(f"{s.labels['actor']}: {s.labels['counter']}" for name, f in families.items()
+                         if f.type == "unknown" for s in f.samples)
     assert undescribed == [], f"counters missing from actors/counter_catalog.py: {undescribed}"
     assert {s.labels["alert"] for s in families["repricer_alerts_active"].samples} == set(ALERTS)
     assert "repricer_actor_up" in families
