@@ -73,13 +73,13 @@ def _g(words: str, metric: str = "", *, scale: float = 1.0) -> Described:
     return Described("gauge", words, metric, scale)
 
 
-_EDGE: Final = {  # actors.http_edge: the APIServer's and the Dashboard's HTTP edge
+_EDGE: Final = MappingProxyType({  # actors.http_edge: the APIServer's and the Dashboard's HTTP edge
     "bad_http": _c("malformed HTTP requests answered 400 by the HTTP edge"),
     "disconnects": _c("HTTP clients that left before their answer was sent"),
     "internal_errors": _c("HTTP requests that failed inside the server (answered 500)"),
     "slow_readers": _c("HTTP connections dropped because the client read its answer too slowly"),
     "connections_refused": _c("HTTP connections refused because too many were open"),
-}
+})
 
 # Counters any actor may report: the runtime's and its probe listener's (``--health-port``).
 COMMON: Final[Mapping[str, Described]] = MappingProxyType({

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from actors import counter_catalog
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-_TYPES: Final = {"counter": "counter", "gauge": "gauge", "unknown": "untyped"}
+_TYPES: Final = MappingProxyType({"counter": "counter", "gauge": "gauge", "unknown": "untyped"})
 
 
 @dataclass(frozen=True, slots=True)

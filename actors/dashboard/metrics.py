@@ -16,6 +16,7 @@ Three sources, one registry per Dashboard (no global registry: no module-level s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,7 +28,8 @@ from actors import counter_catalog
 from actors.dashboard.business import Business
 from actors.dashboard.live import LiveState
 
-_FAMILY: Final = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "unknown": UnknownMetricFamily}
+_FAMILY: Final = MappingProxyType({"counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
+                                  "unknown": UnknownMetricFamily})
 
 
 class _Families:

@@ -41,7 +41,9 @@ STRATEGIES_MAX: Final = 256
 GUARDRAIL_NAMES_MAX: Final = 16
 SHARE_HYSTERESIS: Final = 10.0  # percentage points below the threshold that clear guardrails_most
 COSMETIC: Final = frozenset({"ending"})  # moves a price by cents to end it in .99: not the rule overridden
-_WAR, _FLOOR, _STALE = 1, 2, 4  # PairState.active bits
+_WAR: Final = 1  # PairState.active bits
+_FLOOR: Final = 2
+_STALE: Final = 4
 _PAIR_BITS: Final = (("price_war", _WAR), ("floor_pinned", _FLOOR), ("stale_competitor", _STALE))
 SYSTEM: Final = ("", "")  # the (book, strategy) of a system-wide alert
 

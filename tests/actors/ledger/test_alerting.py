@@ -24,8 +24,8 @@ from actors.ledger.alerting import load_thresholds
 from actors.ledger.watch import AlertChange
 from actors.ledger.webhook import Webhook
 from tests.actors.ledger.helpers import T0, decision, rows
-from tests.actors.ledger.test_ledger import Peer, eventually, serve
-from tests.helpers import free_port, run_async
+from tests.actors.ledger.test_ledger import Peer, serve
+from tests.helpers import async_wait_for, free_port, run_async
 from transport.protocol import Decision
 
 
@@ -69,11 +69,11 @@ def test_a_write_before_the_table_exists_is_tried_again_and_nothing_is_lost(tmp_
         store = AlertStore(str(db), retry=0.05)
         task = asyncio.create_task(store.run())
         store.add([AlertChange("price_war", "B1", "s", True, 1.0, 1.0, "fell")])
-        await eventually(lambda: store.counters["alerts_write_errors"] >= 1)
+        await async_wait_for(lambda: store.counters["alerts_write_errors"] >= 1)
         conn = sqlite3.connect(db, isolation_level=None)
         schema.migrate(conn)  # the Ledger's writer creates the schema meanwhile
         conn.close()
-        await eventually(lambda: store.counters["alerts_written"] == 1)
+        await async_wait_for(lambda: store.counters["alerts_written"] == 1)
         assert [a.book for a in (await store.open_alerts(within=2)) or []] == ["B1"]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -98,16 +98,16 @@ def test_the_ledger_raises_and_clears_a_staged_price_war_and_a_restart_remembers
         assert ledger.counters["alerts_active_price_war"] == 0
         await peer.batch(4, [falling(4, drop=10)])  # the third fall in a row
         assert ledger.counters["alerts_active_price_war"] == 1
-        await eventually(lambda: open_alerts(db) == [("price_war", "B001", "default")])
+        await async_wait_for(lambda: open_alerts(db) == [("price_war", "B001", "default")])
 
     serve(tmp_path, war, config=str(config))
 
     async def restarted(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
-        await eventually(lambda: ledger.counters["alerts_active_price_war"] == 1, within=15)  # read back at start
+        await async_wait_for(lambda: ledger.counters["alerts_active_price_war"] == 1, 15)  # read back at start
         await peer.batch(5, [falling(5, drop=10)])  # a baseline for the restarted watch: still at war
         await peer.batch(6, [falling(6, drop=0)])  # the competitor holds: the war ends
         assert ledger.counters["alerts_active_price_war"] == 0 and ledger.counters["alerts_cleared"] == 1
-        await eventually(lambda: open_alerts(db) == [])
+        await async_wait_for(lambda: open_alerts(db) == [])
 
     serve(tmp_path, restarted, config=str(config))
     (war_row,) = rows(db, "alerts", "id")
@@ -162,7 +162,7 @@ def test_the_webhook_retries_a_bounded_number_of_times_and_never_blocks() -> Non
         for _ in range(3):
             hook.send(CHANGE)  # the third does not fit: dropped, at once
         assert hook.counters["webhook_dropped"] == 1
-        await eventually(lambda: hook.counters["webhook_sent"] + hook.counters["webhook_failed"] == 2)
+        await async_wait_for(lambda: hook.counters["webhook_sent"] + hook.counters["webhook_failed"] == 2)
         assert (hook.counters["webhook_sent"], hook.counters["webhook_failed"], hook.counters["webhook_retries"]) == \
             (1, 1, 4)
         task.cancel()
@@ -194,7 +194,7 @@ def test_the_webhook_posts_json_over_http() -> None:
         task = asyncio.create_task(hook.run())
         try:
             hook.send(CHANGE)
-            await eventually(lambda: hook.counters["webhook_sent"] == 1)
+            await async_wait_for(lambda: hook.counters["webhook_sent"] == 1)
         finally:
             task.cancel()
             await runner.cleanup()
