@@ -64,8 +64,8 @@ class Ledger:
         self._writer = LedgerWriter(self._store, options.retention, options.db_retry, self._send, clock,
                                     quick_check_every=options.quick_check_every)
         thresholds = thresholds or load_thresholds(options.config)  # main() read them already, to refuse them
-        self._alerting = Alerting(options.db, options.config, thresholds,
-                                  lambda: self._writer.counters["nacks"])
+        self._alerting = Alerting(options.config, thresholds, lambda: self._writer.counters["nacks"],
+                                  self._writer.submit_alerts, self._writer.open_alerts)
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {
@@ -76,7 +76,8 @@ class Ledger:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {**self._counters, **self._writer.counters, "queued": self._writer.queued, **self._alerting.counters}
+        return {**self._counters, **self._writer.counters, "queued": self._writer.queued,
+                **self._writer.alerts.counters, **self._alerting.counters}
 
     def readiness(self) -> Readiness:
         """Ready when it listens and its database is open: batches get committed, queries answered."""

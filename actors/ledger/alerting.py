@@ -1,5 +1,6 @@
 """The Ledger's alerts, wired: its :class:`~actors.ledger.watch.Watch` fed every batch and a clock,
-each change written to the ``alerts`` table (:mod:`actors.ledger.alert_store`), POSTed to the webhook
+each change handed to the Ledger's writer for the ``alerts`` table (:mod:`actors.ledger.alert_store`:
+on the writer's own connection), POSTed to the webhook
 when one is set (:mod:`actors.ledger.webhook`) and logged, one line per change (rate-limited past a
 burst); the thresholds read from the ``[alerts]`` table of the repricer's config (``--config``),
 again on SIGHUP.
@@ -11,13 +12,12 @@ import asyncio
 import logging
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
 from actors.alert_rules import ALERTS, Thresholds, from_document
 from actors.kinds import LEDGER
-from actors.ledger.alert_store import AlertStore
 from actors.ledger.watch import AlertChange, Watch
 from actors.ledger.webhook import Webhook
 from transport import limits
@@ -56,13 +56,18 @@ def describe(change: AlertChange) -> str:
 
 
 class Alerting:
-    def __init__(self, db: str, config: str | None, thresholds: Thresholds, refusals: Callable[[], int],
+    def __init__(self, config: str | None, thresholds: Thresholds, refusals: Callable[[], int],
+                 write: Callable[[list[AlertChange]], None],
+                 read_open: Callable[[float], Awaitable[list[AlertChange] | None]],
                  wall: Callable[[], float] = time.time) -> None:
+        """``write`` queues changes for the ``alerts`` table, ``read_open`` reads its open alerts (waiting
+        at most the seconds given for the database): the Ledger's writer does both."""
         self._config = config
         self._refusals = refusals  # batches the Ledger has refused so far
+        self._write = write
+        self._read_open = read_open
         self._wall = wall
         self.watch = Watch(thresholds)
-        self.store = AlertStore(db)
         self.webhook = Webhook(thresholds.webhook) if thresholds.webhook else None
         self._rlog = RateLimitedLog(log)
         self._reloading = False
@@ -70,7 +75,7 @@ class Alerting:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {**self.watch.counters, **self.store.counters, **(self.webhook.counters if self.webhook else {}),
+        return {**self.watch.counters, **(self.webhook.counters if self.webhook else {}),
                 **self.counters_extra}
 
     def observe(self, rows: Sequence[DecisionRow]) -> None:
@@ -82,22 +87,20 @@ class Alerting:
         changes = list(changes)
         if not changes:
             return
-        self.store.add(changes)
+        self._write(changes)
         for change in changes:
             if self.webhook is not None:
                 self.webhook.send(change)
             self._rlog.info(f"alert_{change.name}", "%s", describe(change))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Restore the open alerts, then sweep once a second; the store and the webhook alongside."""
+        """Restore the open alerts, then sweep once a second; the webhook alongside."""
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.store.run())]
-            if self.webhook is not None:
-                tasks.append(group.create_task(self.webhook.run()))
-            restored = await self.store.open_alerts(RESTORE_TIMEOUT)
+            tasks = [group.create_task(self.webhook.run())] if self.webhook is not None else []
+            restored = await self._read_open(RESTORE_TIMEOUT)
             if restored is None:
-                log.warning("could not read the open alerts back from %s within %.0fs: alerts raised before this "
-                            "start are raised again when their condition holds", self.store.path, RESTORE_TIMEOUT)
+                log.warning("could not read the open alerts back from the database within %.0fs: alerts raised "
+                            "before this start are raised again when their condition holds", RESTORE_TIMEOUT)
             elif restored:
                 self.watch.restore(restored)
                 log.info("%d alert(s) still raised from before this start: %s", len(restored),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 from urllib.parse import quote
 
-from actors.ledger import files, schema
+from actors.ledger import alert_store, files, schema
 from actors.ledger.errors import FileLost, SchemaError, error_kind
 from actors.ledger.records import (
     SYNCHRONOUS_MODES,
@@ -41,6 +41,7 @@ from actors.ledger.records import (
     merge_pairs,
     pair_rows,
 )
+from actors.ledger.watch import AlertChange
 from transport.ledger_rows import DecisionRow
 
 
@@ -302,6 +303,17 @@ class LedgerStore:
         self._written = True
         self.verify()  # committed to the file at the path, or not acknowledged
         return results
+
+    def write_alerts(self, changes: Sequence[AlertChange]) -> None:
+        """Apply alert changes (:func:`alert_store.write`) in a transaction of their own, on this
+        connection: the file's watch covers them like the decisions."""
+        alert_store.write(self._db(), changes)
+        self._written = True
+        self.verify()
+
+    def open_alerts(self) -> list[AlertChange]:
+        """The alerts raised and not cleared."""
+        return alert_store.read_open(self._db())
 
     def update_pairs(self) -> int:
         """Fold the pending pairs into ``pairs`` and empty ``pairs_pending``, in one transaction; return

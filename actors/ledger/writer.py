@@ -23,6 +23,10 @@ recovers at once, by itself (:meth:`LedgerStore.recover`): a deleted file is res
 from the still-open one (nothing lost); a replaced one is used, the open one saved beside it
 (``<path>.lost-<time>``); a truncated or damaged one is moved aside (``<path>.damaged-<time>``) for
 an operator and a new ledger is started at the path.
+
+The alert changes of the Ledger's watch are written here too (:meth:`LedgerWriter.submit_alerts`), in
+small transactions of their own on the same connection, so that watch covers them; a failed one stays
+queued and is written again after the retry (raises and clears are idempotent).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,10 +44,12 @@ from typing import Final, TypeVar
 
 from actors.kinds import LEDGER
 from actors.ledger import schema
+from actors.ledger.alert_store import AlertQueue
 from actors.ledger.errors import ERROR_KINDS, HINTS, FileLost, error_kind
 from actors.ledger.files import LOSS_KINDS, Change
 from actors.ledger.records import Retention, stored_price
 from actors.ledger.store import LedgerStore, Written, quick_check
+from actors.ledger.watch import AlertChange
 from transport import limits
 from transport.ledger_rows import DecisionRow
 from transport.logs import RateLimitedLog
@@ -94,6 +101,8 @@ class LedgerWriter:
         self._batches: deque[PendingBatch] = deque()
         self._queued = 0  # decisions in ``_batches``: <= QUEUE_MAX
         self._queries: deque[PendingQuery] = deque()
+        self.alerts = AlertQueue()
+        self._opened_once = asyncio.Event()
         self._wake = asyncio.Event()
         self._unavailable: str | None = None  # why the database cannot be written now
         self._retry_at = 0.0  # no write or open is tried before this time after a failure
@@ -144,6 +153,21 @@ class LedgerWriter:
             self._queries.append(query)
             self._wake.set()
 
+    def submit_alerts(self, changes: list[AlertChange]) -> None:
+        """Alert changes to write, in order; never blocks (the queue is bounded)."""
+        self.alerts.add(changes)
+        self._wake.set()
+
+    async def open_alerts(self, within: float) -> list[AlertChange] | None:
+        """The open alerts, once the database is open; None if it was not within ``within`` seconds or
+        could not be read."""
+        try:
+            async with asyncio.timeout(within):
+                await self._opened_once.wait()
+            return await self._call(self._store.open_alerts)
+        except (TimeoutError, sqlite3.Error):
+            return None
+
     # --- replies -------------------------------------------------------------------------------
 
     def _ack(self, batch: PendingBatch, written: Written) -> None:
@@ -192,6 +216,8 @@ class LedgerWriter:
                 await self._check_files(now)
             elif self._queries and self._is_open:
                 await self._answer_queries()
+            elif self.alerts and self._is_open and now >= self._retry_at:
+                await self._write_alerts()
             elif self._pairs_due(now):
                 await self._update_pairs(now)
             elif prunable and (self._prune_turn or not writable):
@@ -206,7 +232,7 @@ class LedgerWriter:
 
     async def _idle(self, now: float) -> None:
         """Wait for work, or until the next retry or retention check is due (no polling otherwise)."""
-        due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches)),
+        due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches) or bool(self.alerts)),
                                    (self._prune_at, self._retention.enabled and self._is_open),
                                    (self._pairs_at, self._is_open and self._store.pending_pairs > 0),
                                    (self._files_at, self._is_open)) if wanted]
@@ -225,6 +251,7 @@ class LedgerWriter:
 
     def _opened(self, versions: tuple[int, int]) -> None:
         self._is_open = True
+        self._opened_once.set()
         self._unavailable = None
         self.counters["db_open"] = 1
         self.counters["rows"] = self._store.rows
@@ -268,6 +295,19 @@ class LedgerWriter:
             self.counters["duplicates"] += result.duplicates
             self._note_collisions(result)
             self._ack(batch, result)
+
+    async def _write_alerts(self) -> None:
+        group = self.alerts.group()
+        try:
+            await self._call(self._store.write_alerts, group)
+        except FileLost as exc:  # to a file no longer at the path: written again once recovered
+            self._found_lost(exc, [])
+            return
+        except Exception as exc:
+            self.alerts.counters["alerts_write_errors"] += 1
+            self._fail("write of alerts", exc)  # sets the retry: they stay queued until then
+            return
+        self.alerts.written(len(group))
 
     def _note_collisions(self, result: Written) -> None:
         if result.collisions:

@@ -17,15 +17,14 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors.alert_rules import Thresholds
-from actors.ledger import alert_store, schema
+from actors.ledger import alert_store, schema, store
 from actors.ledger.actor import Ledger
-from actors.ledger.alert_store import AlertStore
 from actors.ledger.alerting import load_thresholds
 from actors.ledger.watch import AlertChange
 from actors.ledger.webhook import Webhook
 from tests.actors.ledger.helpers import T0, decision, rows
-from tests.actors.ledger.test_ledger import Peer, serve
-from tests.helpers import async_wait_for, free_port, run_async
+from tests.actors.ledger.test_ledger import RETRY, Peer, serve
+from tests.helpers import FakeClock, async_wait_for, free_port, run_async
 from transport.protocol import Decision
 
 
@@ -62,24 +61,31 @@ def test_the_alerts_table_opens_one_alert_per_subject_and_closes_it(tmp_path: Pa
 
 
 @pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
-def test_a_write_before_the_table_exists_is_tried_again_and_nothing_is_lost(tmp_path: Path) -> None:
-    db = tmp_path / "l.sqlite3"
+def test_alert_changes_ride_the_writers_connection_and_wait_out_a_locked_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One connection to the file: a second one (alerts written on their own, as before) recreated a
+    # deleted file at the path, which the writer then took for a replacement and lost its decisions.
+    monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.05)  # the lock below is found at once
+    db = tmp_path / "ledger.sqlite3"
+    clock = FakeClock()
+    war = AlertChange("price_war", "B1", "s", True, 1.0, 1.0, "fell")
 
-    async def main() -> None:
-        store = AlertStore(str(db), retry=0.05)
-        task = asyncio.create_task(store.run())
-        store.add([AlertChange("price_war", "B1", "s", True, 1.0, 1.0, "fell")])
-        await async_wait_for(lambda: store.counters["alerts_write_errors"] >= 1)
-        conn = sqlite3.connect(db, isolation_level=None)
-        schema.migrate(conn)  # the Ledger's writer creates the schema meanwhile
-        conn.close()
-        await async_wait_for(lambda: store.counters["alerts_written"] == 1)
-        assert [a.book for a in (await store.open_alerts(within=2)) or []] == ["B1"]
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    async def body(ledger: Ledger, peer: Peer, ctx: zmq.asyncio.Context, ep: str) -> None:
+        await async_wait_for(lambda: ledger.counters["db_open"] == 1)
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        ledger._writer.submit_alerts([war])
+        await async_wait_for(lambda: ledger.counters["alerts_write_errors"] == 1)
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert ledger.counters["alerts_written"] == 0 and len(ledger._writer.alerts) == 1  # kept for the retry
+        clock.now += RETRY
+        assert (await peer.batch(1, [decision(1)])).stored == 1  # wakes the writer
+        await async_wait_for(lambda: ledger.counters["alerts_written"] == 1)
+        assert [(a.name, a.book) for a in await ledger._writer.open_alerts(within=2) or []] == [("price_war", "B1")]
 
-    run_async(main())
+    serve(tmp_path, body, clock=clock)
+    assert open_alerts(db) == [("price_war", "B1", "s")]
 
 
 @pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
