@@ -250,7 +250,13 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "transactions": _c("database write transactions"),
         "stored": _c("decisions stored"),
         "duplicates": _c("decisions received again and kept once"),
-        "key_collisions": _c("decisions whose key held another decision (kept: the first)"),
+        "key_collisions": _c("decisions whose key held another decision (the first stays in the decisions)"),
+        "collisions_kept": _c("colliding decisions kept in the collisions table (the key is disputed)"),
+        "collisions_unkept": _c("colliding decisions not kept: the collisions table was full"),
+        "pairs_updates": _c("updates of the pairs table from the decisions committed since the last one"),
+        "pairs_pending": _g("pairs whose row in the pairs table waits for the next update"),
+        "quick_checks": _c("integrity checks (quick_check) of the whole database file"),
+        "db_lost": _c("times the database file was found deleted, replaced, truncated or damaged while open"),
         "acks": _c("batches acknowledged"),
         "nacks": _c("batches refused for a database error (the worker sends them again)"),
         "busy": _c("batches or queries refused because the database queue was full"),
@@ -321,6 +327,8 @@ BY_LABEL: Final[Mapping[str, tuple[ByLabel, ...]]] = MappingProxyType({
     ),
     "ledger": (
         ByLabel("db_errors_", "error", "counter", "database errors, by kind", "repricer_ledger_db_errors_by_kind"),
+        ByLabel("db_lost_", "how", "counter", "times the open database file was lost, by how (deleted, replaced, "
+                "truncated, corrupt)", "repricer_ledger_db_lost_by_how"),
         ByLabel("prices_", "direction", "counter", "decisions by how our price moved from the pair's previous "
                 "decision (up, down, same)", "repricer_price_moves"),
         ByLabel("competitor_", "direction", "counter", "decisions by how the competitor's average moved from the "
@@ -338,7 +346,7 @@ HEADLINE: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "datamanager": ("requests", "rows_read", "bad_rows", "errors"),
     "apiserver": ("registered", "lookups", "sold", "bad_requests"),
     "algorithm": ("decisions", "skipped", "refused", "overruns", "ledger_dropped", "output_dropped"),
-    "ledger": ("stored", "duplicates", "rejected", "db_errors"),
+    "ledger": ("stored", "duplicates", "rejected", "db_errors", "db_lost"),
     "dashboard": ("http_requests", "refused", "live_sent"),
     "launcher": ("starts", "exits", "hangs"),
 })
@@ -350,7 +358,8 @@ _NOUNS: Final = MappingProxyType({
     "skipped": "skipped", "refused": "prices refused", "overruns": "overruns",
     "ledger_dropped": "not kept (outbox full)",
     "output_dropped": "output lines dropped", "stored": "decisions stored", "duplicates": "duplicates",
-    "rejected": "rejected", "db_errors": "database errors", "http_requests": "HTTP requests",
+    "rejected": "rejected", "db_errors": "database errors", "db_lost": "database files lost",
+    "http_requests": "HTTP requests",
     "live_sent": "live updates", "starts": "actor starts", "exits": "exits", "hangs": "hangs",
 })
 
