@@ -300,6 +300,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "live_dropped": _c("live overview clients dropped for reading too slowly"),
         "live_sent": _c("live overview updates sent"),
         "actors_refused": _c("messages about actors past the limit of actors shown"),
+        "config_reloads": _c("config reloads taken (SIGHUP): guardrails and pauses shown"),
+        "config_reload_errors": _c("config reloads refused (the running config stays)"),
         **_EDGE,
     }),
     "launcher": MappingProxyType({

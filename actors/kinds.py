@@ -43,7 +43,7 @@ LEDGER: Final = ActorKind("ledger", "actors.ledger", stop_stage=2, reloads=True)
 # A reader of the others' history and events: nothing waits on it, so it goes first.
 # On by default (--no-dashboard to leave it out); a second launcher on one machine needs its own
 # --dashboard-port, or --no-dashboard (the launcher refuses a port in use at start).
-DASHBOARD: Final = ActorKind("dashboard", "actors.dashboard", stop_stage=0)
+DASHBOARD: Final = ActorKind("dashboard", "actors.dashboard", stop_stage=0, reloads=True)  # pauses and guardrails
 
 KINDS: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, LEDGER, ALGORITHM, DASHBOARD)
 BY_NAME: Final = MappingProxyType({kind.name: kind for kind in KINDS})

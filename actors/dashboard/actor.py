@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -69,7 +70,8 @@ class Dashboard:
         self.metrics = DashboardMetrics(self.state, self.all_counters, self.name, lambda: self.business)
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds,
                                 Path(options.backtest_report), business=lambda: self.business)
-        self._own = {"events": 0, "bad_events": 0, **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
+        self._own = {"events": 0, "bad_events": 0, "config_reloads": 0, "config_reload_errors": 0,
+                     **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
         self._peer_log = RateLimitedLog(log)
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
                                     "rejected a frame on the events socket")
@@ -131,6 +133,22 @@ class Dashboard:
             self._peer_log.warning("actors", "ignored a message about actor %s: %d actors already shown (the limit)",
                                    printable(message.actor, 64), len(self.state.actors))
 
+    async def reload(self) -> None:
+        """SIGHUP: the config's guardrails and pauses again (the workers reload it on the same signal); a
+        config that cannot be read keeps the running ones."""
+        if not self.options.config:
+            log.info("SIGHUP: no --config, nothing to reload")
+            return
+        try:
+            bounds = await asyncio.to_thread(load_bounds, self.options.config)
+        except BoundsError as exc:
+            self._own["config_reload_errors"] += 1
+            log.error("config not reloaded, the running one stays: %s", exc)
+            return
+        self.web.bounds = bounds
+        self._own["config_reloads"] += 1
+        log.info("config reloaded from %s (guardrails and pauses)", self.options.config)
+
     async def _listen(self, endpoint: str) -> None:
         sub = self._sockets.sub(endpoint, EVENTS_HWM)
         try:
@@ -167,7 +185,10 @@ class Dashboard:
             log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,
                      self.ledger.path, self.options.events_endpoint or "nowhere: no --events-endpoint")
             self.started.set()
+            loop = asyncio.get_running_loop()
             async with asyncio.TaskGroup() as group:
+                # SIGHUP: the config again, as the workers read it (without a handler SIGHUP kills)
+                loop.add_signal_handler(signal.SIGHUP, lambda: group.create_task(self.reload()))
                 events = self.options.events_endpoint
                 listener = group.create_task(self._listen(events)) if events else None
                 group.create_task(self._read_business(stop))
@@ -176,6 +197,7 @@ class Dashboard:
                     listener.cancel()
                 self.stream.close()
         finally:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self.stream.close()
             if server is not None:
                 server.close()  # no new connections; the runner closes the open ones

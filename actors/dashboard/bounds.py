@@ -1,7 +1,8 @@
-"""Floors and ceilings to draw on a book's chart, from the repricer's own config (``--config``): the
-guardrails the Algorithm applies, per book (defaults, catalog rows and per-book tables), read with the
-Algorithm's loader so the lines are exactly what holds the prices. Read once, at start: a config
-reloaded by SIGHUP later shows on the Dashboard after its restart (a documented limit).
+"""What the Dashboard reads of the repricer's own config (``--config``): each book's floor and ceiling,
+the guardrails the Algorithm applies (defaults, catalog rows and per-book tables), and which pairs its
+``[pause]`` holds (shown as paused); read with the Algorithm's loader, so they are exactly what the
+workers apply. Read at start and again on SIGHUP (the launcher forwards its own to the Dashboard as to
+the workers): a reload shows on the next page.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ class Bounds:
 class BoundsSource(Protocol):
     def bounds(self, book: str, strategy: str) -> Bounds: ...
 
+    def paused(self, book: str, strategy: str) -> bool: ...
+
 
 class NoBounds:
     def bounds(self, book: str, strategy: str) -> Bounds:
         return Bounds()
+
+    def paused(self, book: str, strategy: str) -> bool:
+        return False
 
 
 class DefaultBounds:
@@ -44,6 +50,9 @@ class DefaultBounds:
 
     def bounds(self, book: str, strategy: str) -> Bounds:
         return self._default
+
+    def paused(self, book: str, strategy: str) -> bool:
+        return False
 
 
 class ConfigBounds:
@@ -56,13 +65,17 @@ class ConfigBounds:
         guardrails = self._config.guardrails_for(book)
         return Bounds(guardrails.floor, guardrails.ceiling)
 
+    def paused(self, book: str, strategy: str) -> bool:
+        return self._config.is_paused(book, strategy)
+
 
 def load_bounds(path: str | None) -> BoundsSource:
-    """The bounds of the config at ``path`` (none without one, or without guardrails)."""
+    """The bounds and pauses of the config at ``path`` (none without one, or without either)."""
     if not path:
         return NoBounds()
     try:
         config = load_config(path)
     except ConfigError as exc:
         raise BoundsError(str(exc)) from None
-    return ConfigBounds(config) if config.has_guardrails else NoBounds()
+    held = config.has_guardrails or config.paused_books or config.paused_strategies
+    return ConfigBounds(config) if held else NoBounds()

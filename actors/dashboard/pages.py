@@ -37,6 +37,8 @@ DASH: Final = "\u2013"  # "no value"
 MINUS: Final = "\u2212"  # a real minus sign: it reads as one next to a +
 SPARK_WIDTH: Final = 96
 SPARK_HEIGHT: Final = 22
+PAUSED: Final = ('<span class="tag paused" title="held by the config\'s [pause]: not priced until it is lifted '
+                 '(the config the Dashboard read at its start)">paused</span>')
 
 
 def esc(value: object) -> str:
@@ -67,6 +69,15 @@ def _signed(value: Decimal | None, unit: str = "%") -> str:
     cls = "up" if value > 0 else "down" if value < 0 else "flat"
     text = f"+{value}" if value > 0 else f"{MINUS}{-value}" if value < 0 else f"{value}"
     return f'<span class="{cls}">{esc(text)}{unit}</span>'
+
+
+def _bounds_now(bounds: Bounds) -> str:
+    """The config's floor and ceiling for the pair now (a decision's own are not kept: docs/limits.md)."""
+    if bounds.floor is None and bounds.ceiling is None:
+        return ""
+    text = " / ".join(esc(v) if v is not None else DASH for v in (bounds.floor, bounds.ceiling))
+    return ('<dt title="the guardrails of the config the Dashboard read (at start or the last SIGHUP); '
+            f'earlier decisions may have had others">floor / ceiling now</dt><dd>{text}</dd>')
 
 
 def badges(alerts: Sequence[AlertRow]) -> str:
@@ -153,9 +164,10 @@ class Pages:
         href = url("/book", {"id": r.book, "strategy": r.strategy})
         earlier = "" if page.is_current(r) else ' <span class="tag earlier" title="not decided by the newest run: ' \
             'a book no longer in the catalogue, or priced by an earlier run only">earlier run</span>'
+        paused = f" {PAUSED}" if r.key in page.paused else ""
         trend = page.trends.get(r.key, ())
         updated = f'<span title="{esc(iso(r.ts))}">{esc(short_time(r.ts))}</span>'
-        cells = (f"{_link(href, r.book)}{earlier}{badges(page.alerts.get(r.key, ()))}",
+        cells = (f"{_link(href, r.book)}{earlier}{paused}{badges(page.alerts.get(r.key, ()))}",
                  f"{esc(r.strategy)}{badges(page.alerts.get(('', r.strategy), ()))}", esc(r.price),
                  f"{sparkline(trend)} {_signed(change_pct(trend))}", _signed(r.gap_pct), esc(r.avg_comp_price),
                  _sold(r.sold), _guardrail(r.guardrail), str(r.guardrail_hits), str(r.decisions), updated)
@@ -177,7 +189,7 @@ class Pages:
     # --- one book ------------------------------------------------------------------------------
 
     def book(self, query: BookQuery, pairs: Sequence[PairRow], current: PairRow, decisions: Sequence[DecisionRow],
-             bounds: Bounds, points: int, alerts: Sequence[AlertRow] = ()) -> str:
+             bounds: Bounds, points: int, alerts: Sequence[AlertRow] = (), *, paused: bool = False) -> str:
         tabs = " ".join(_link(url("/book", {"id": p.book, "strategy": p.strategy}), p.strategy,
                               p.strategy == current.strategy) for p in pairs) if len(pairs) > 1 else ""
         summary = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in (
@@ -185,7 +197,7 @@ class Pages:
             ("vs competitor", _signed(current.gap_pct)), ("competitor average", esc(current.avg_comp_price)),
             ("sold", _sold(current.sold)), ("guardrail", _guardrail(current.guardrail)),
             ("decisions", str(current.decisions)), ("guardrail hits", str(current.guardrail_hits)),
-            ("last decision (UTC)", esc(iso(current.ts))), ("tick", str(current.tick))))
+            ("last decision (UTC)", esc(iso(current.ts))), ("tick", str(current.tick)))) + _bounds_now(bounds)
         rows = "\n".join(self._decision_row(d) for d in decisions) or (
             '<tr><td colspan="9" class="empty">no decisions</td></tr>')
         state = {"id": current.book, "strategy": current.strategy}
@@ -194,8 +206,7 @@ class Pages:
             pages.append(_link(url("/book", {**state, "before": decisions[-1].cursor.text()}), "older »"))
         content = self._t["book"].substitute(
             book=esc(current.book), strategy=esc(current.strategy), strategies=tabs, summary=summary,
-            badges=badges(alerts), alerts=self._alert_list(alerts), points=points,
-            floor=esc(bounds.floor or ""), ceiling=esc(bounds.ceiling or ""),
+            badges=(f"{PAUSED} " if paused else "") + badges(alerts), alerts=self._alert_list(alerts), points=points,
             csv=esc(url("/book.csv", state)), rows=rows, pages=" ".join(pages))
         head = ('<link rel="stylesheet" href="/static/uPlot.min.css">'
                 '<script src="/static/uPlot.iife.min.js" defer></script><script src="/static/chart_time.js" defer>'

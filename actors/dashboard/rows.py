@@ -137,6 +137,7 @@ class BooksPage:
     trends: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # newest prices, oldest first
     alerts: Mapping[tuple[str, str], list[AlertRow]] = field(default_factory=dict)  # open, by pair (and strategy)
     scopes: Mapping[str, int] = field(default_factory=dict)  # pairs in each scope, without the search
+    paused: frozenset[tuple[str, str]] = frozenset()  # pairs shown that the config's [pause] holds
 
     @property
     def last_page(self) -> int:
@@ -147,7 +148,8 @@ class BooksPage:
 
     def as_json(self) -> dict[str, Any]:
         q = self.query
-        rows = [{**r.as_json(), "current": self.is_current(r), "trend": list(self.trends.get(r.key, ())),
+        rows = [{**r.as_json(), "current": self.is_current(r), "paused": r.key in self.paused,
+                 "trend": list(self.trends.get(r.key, ())),
                  "alerts": [a.as_json() for a in self.alerts.get(r.key, ())]} for r in self.rows]
         return {"total": self.total, "page": q.page, "pages": self.last_page, "size": q.size, "sort": q.sort,
                 "dir": "desc" if q.descending else "asc", "q": q.search, "scope": q.scope, "scopes": dict(self.scopes),

@@ -9,6 +9,7 @@ own scripts and styles.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
 from collections.abc import Callable
@@ -186,7 +187,8 @@ class DashboardWeb:
         runs = None if reading is None else books_page.Runs(reading.current_run, reading.pairs, reading.earlier)
         page = await self.ledger.books(query, runs)
         params.check_page(query, page.total)
-        return page
+        paused = frozenset(r.key for r in page.rows if self.bounds.paused(r.book, r.strategy))
+        return dataclasses.replace(page, paused=paused) if paused else page
 
     async def books(self, request: web.Request) -> web.Response:
         return web.Response(text=self.pages.books(await self._books_page(request)), content_type="text/html")
@@ -210,7 +212,8 @@ class DashboardWeb:
         alerts = await self.ledger.call(lambda conn: business.pair_alerts(conn, [current.key]))
         open_alerts = [*alerts.get(current.key, ()), *alerts.get(("", current.strategy), ())]
         bounds = self.bounds.bounds(query.book, current.strategy)
-        text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT, open_alerts)
+        text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT, open_alerts,
+                               paused=self.bounds.paused(current.book, current.strategy))
         return web.Response(text=text, content_type="text/html")
 
     async def book_csv(self, request: web.Request) -> web.StreamResponse:
@@ -251,6 +254,7 @@ class DashboardWeb:
         older = decisions[-1].cursor.text() if decisions and len(decisions) == query.limit else None
         return web.json_response({"pairs": [p.as_json() for p in pairs], "strategy": current.strategy,
                                   "bounds": self.bounds.bounds(query.book, current.strategy).as_json(),
+                                  "paused": self.bounds.paused(query.book, current.strategy),
                                   "decisions": [d.as_json() for d in decisions], "older": older})
 
     async def api_series(self, request: web.Request) -> web.Response:

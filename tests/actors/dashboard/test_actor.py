@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 
 from actors.dashboard.actor import Dashboard
-from actors.dashboard.bounds import NoBounds
+from actors.dashboard.bounds import NoBounds, load_bounds
 from actors.dashboard.options import DashboardOptions
 from tests.helpers import async_wait_for, ipc_endpoint, python, run_async
 from transport import protocol
@@ -110,3 +110,23 @@ def test_malformed_http_is_answered_400_counted_and_logged_in_one_line(tmp_path:
     assert lines and all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
     assert not [r for r in caplog.records if "Error handling request" in r.getMessage()]  # type: ignore[attr-defined]
 
+
+
+def test_a_sighup_reload_takes_the_configs_pauses_and_a_bad_file_keeps_the_running_ones(tmp_path: Path) -> None:
+    config = tmp_path / "repricer.toml"
+    books = '[strategies.default]\ndelay = 0\n[[books]]\nids = ["B1", "B2"]\n'
+    config.write_text(books, encoding="utf-8")
+
+    async def scenario() -> None:
+        options = DashboardOptions(port=0, db=str(tmp_path / "none"), config=str(config))
+        dashboard = Dashboard(Sockets(zmq.asyncio.Context()), options, load_bounds(str(config)))
+        assert not dashboard.web.bounds.paused("B2", "default")
+        config.write_text(books + '[pause]\nbooks = ["B2"]\n', encoding="utf-8")
+        await dashboard.reload()
+        assert dashboard.web.bounds.paused("B2", "default") and not dashboard.web.bounds.paused("B1", "default")
+        config.write_text(books + '[pause]\nbooks = ["B9"]\n', encoding="utf-8")  # no such book: refused
+        await dashboard.reload()
+        assert dashboard.web.bounds.paused("B2", "default")  # the running config stays
+        assert (dashboard.counters["config_reloads"], dashboard.counters["config_reload_errors"]) == (1, 1)
+
+    run_async(scenario())

@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from actors.dashboard import books_page, business, series
+from actors.dashboard.bounds import load_bounds
 from actors.dashboard.params import BooksQuery
 from actors.dashboard.rows import DecisionRow, change_pct, gap_pct
 from actors.dashboard.web import DashboardWeb
@@ -102,6 +103,23 @@ def test_trend_gap_sold_and_guardrail_columns_and_alert_badges(two_runs: Path) -
         assert [a["alert"] for a in rows[1]["alerts"]] == ["price_war"]
 
     serve(two_runs, scenario)
+
+
+def test_a_pair_the_config_pauses_is_shown_as_paused(two_runs: Path, tmp_path: Path) -> None:
+    config = tmp_path / "repricer.toml"
+    config.write_text('[strategies.default]\ndelay = 0\n[[books]]\nids = ["B002", "B003"]\n[pause]\nbooks = ["B003"]\n',
+                      encoding="utf-8")
+
+    async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        page = await (await client.get("/books")).text()
+        assert cells(page, "B003", "default")[0] == "B003 paused price war"
+        assert cells(page, "B002", "default")[0] == "B002"
+        assert [r["paused"] for r in (await (await client.get("/api/books")).json())["rows"]] == [False, True]
+        assert re.search(r"<h1>Book .*>paused</span>", await (await client.get("/book?id=B003")).text())
+        assert "paused</span>" not in await (await client.get("/book?id=B002")).text()
+        assert (await (await client.get("/api/book?id=B003")).json())["paused"] is True
+
+    serve(two_runs, scenario, load_bounds(str(config)))
 
 
 def test_a_book_without_a_strategy_opens_its_first_configured_one(two_runs: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.dashboard.bounds import Bounds, DefaultBounds, NoBounds
+from actors.dashboard.bounds import Bounds, BoundsSource, DefaultBounds, NoBounds
 from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
@@ -31,13 +31,15 @@ pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in p
 Scenario = Callable[[TestClient[Any, Any], DashboardWeb], Awaitable[None]]
 
 
-def serve(db: Path, scenario: Scenario, bounds: Bounds | None = None, report: Path | None = None) -> DashboardWeb:
+def serve(db: Path, scenario: Scenario, bounds: Bounds | BoundsSource | None = None,
+          report: Path | None = None) -> DashboardWeb:
     state = LiveState(600, 5, time.time)
     ledger = LedgerReader(db)
     stream = LiveStream(state.snapshot, lambda: state.version, StreamLimits(max_clients=2, interval=0.01))
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
-    web = DashboardWeb(state, ledger, stream, metrics, DefaultBounds(bounds) if bounds else NoBounds(), report)
+    source = DefaultBounds(bounds) if isinstance(bounds, Bounds) else bounds or NoBounds()
+    web = DashboardWeb(state, ledger, stream, metrics, source, report)
 
     async def run() -> None:
         async with TestClient(TestServer(web.make_app())) as client:
@@ -92,7 +94,7 @@ def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) 
 
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
         page = await (await client.get("/book?id=B3")).text()
-        assert 'data-floor="30"' in page and 'data-ceiling=""' in page
+        assert ">floor / ceiling now</dt><dd>30 / \u2013</dd>" in page  # the config's, named as such
         first_row = page.split('<table id="decisions">')[1].split("<tr>")[2]
         for value in (f"<td>{newest[0]}</td>", newest[1], newest[2], str(newest[3])):
             assert str(value) in first_row
