@@ -6,7 +6,7 @@ The actors report their numbers as ``name -> int`` maps (heartbeats, then the la
 read: the Dashboard's ``/metrics`` (one family per counter, typed, with this text as its HELP; the
 actor instance in the ``actor`` label), the overview's "details" (the same words) and the one-line
 stop summaries (:func:`summary`). A counter missing here is still exported, in the untyped family
-``repricer_<kind>_undescribed{counter=NAME}`` (``tests/actors/dashboard/test_metrics_live.py`` fails
+``repricer_<kind>_undescribed{counter=NAME}`` (``tests/test_publisher_view.py`` fails
 on one).
 
 Names: ``repricer_<kind>_<counter>`` (``_total`` added to counters), except the few named before

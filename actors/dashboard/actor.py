@@ -99,23 +99,36 @@ class Dashboard:
                 "business_note": self.business_note}
 
     async def _read_business(self, stop: asyncio.Event) -> None:
-        """Read the business from the Ledger's database every few seconds (each reading replaces the last;
-        without a database the overview says why)."""
+        """Read the business from the Ledger's database every few seconds, and at once when an alert was
+        raised or cleared (each reading replaces the last; without a database the overview says why)."""
+        next_reading = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_reading or await self._alerts_changed():
+                next_reading = time.monotonic() + business.REFRESH_EVERY
+                try:
+                    self.business = await self.ledger.call(lambda conn: business.read(conn, time.time()))
+                    self.business_note = ""
+                except LedgerUnavailable as exc:
+                    self.business, self.business_note = None, f"No history: {exc}."
+                except LedgerBusy as exc:
+                    self.business_note = f"The Ledger's database is busy: {exc}."  # the last reading stays
+                self._business_version += 1
+                self.stream.notify()
             try:
-                self.business = await self.ledger.call(lambda conn: business.read(conn, time.time()))
-                self.business_note = ""
-            except LedgerUnavailable as exc:
-                self.business, self.business_note = None, f"No history: {exc}."
-            except LedgerBusy as exc:
-                self.business_note = f"The Ledger's database is busy: {exc}."  # the last reading stays
-            self._business_version += 1
-            self.stream.notify()
-            try:
-                async with asyncio.timeout(business.REFRESH_EVERY):
+                async with asyncio.timeout(business.ALERTS_EVERY):
                     await stop.wait()
             except TimeoutError:
                 pass
+
+    async def _alerts_changed(self) -> bool:
+        """Whether the alerts table changed since the last reading (a failure waits for the next one)."""
+        if self.business is None:
+            return False
+        try:
+            mark = await self.ledger.call(business.alerts_mark)
+        except (LedgerUnavailable, LedgerBusy):
+            return False
+        return mark != self.business.alerts_mark
 
     def on_frame(self, frame: bytes) -> None:
         """One message from the events socket: into the live state, or counted and logged."""

@@ -2,8 +2,9 @@
 decisions and guardrail hits each strategy has, which pairs sit at their floor or ceiling now.
 
 Read on a reader thread (:mod:`actors.dashboard.ledger`) by one query over ``pairs`` (one row per
-pair: a scan of it, ~10 ms at 100,000 pairs), at most every :data:`REFRESH_EVERY` seconds, and kept:
-the overview and ``/metrics`` show the newest reading, never wait for one.
+pair: a scan of it, ~10 ms at 100,000 pairs), every :data:`REFRESH_EVERY` seconds, and at once when
+an alert was raised or cleared (the alerts table is looked at every :data:`ALERTS_EVERY` second: two
+index look-ups); kept: the overview and ``/metrics`` show the newest reading, never wait for one.
 
 "Current": decided in the newest Scheduler run the Ledger has seen (``pairs.run``, the run of each
 pair's newest decision). A pair only earlier runs decided (a book dropped from the config since, a
@@ -20,6 +21,7 @@ from typing import Any, Final
 from actors.alert_rules import ALERTS
 
 REFRESH_EVERY: Final = 5.0
+ALERTS_EVERY: Final = 1.0  # the alerts table is looked at this often: a change is read at once
 STRATEGIES_SHOWN: Final = 64  # strategies listed at most (a config holds few)
 ALERTS_SHOWN: Final = 200  # open alerts listed at most (all are counted)
 CLEARED_SHOWN: Final = 20  # the newest cleared alerts listed
@@ -75,7 +77,8 @@ class Business:
     alerts: tuple[AlertRow, ...] = ()  # open, newest first (at most ALERTS_SHOWN)
     alerts_open: int = 0  # all of them
     cleared: tuple[AlertRow, ...] = ()  # the newest cleared
-    alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 4 or later)
+    alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 6 or later)
+    alerts_mark: tuple[int, float] | None = None  # see alerts_mark(): a raise or a clear since changes it
 
     @property
     def pairs(self) -> int:
@@ -120,6 +123,16 @@ def has_alerts(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'").fetchone() is not None
 
 
+def alerts_mark(conn: sqlite3.Connection) -> tuple[int, float] | None:
+    """The newest alert raised and the newest clear (two index look-ups): different after any raise or
+    clear; None without the alerts table."""
+    if not has_alerts(conn):
+        return None
+    newest, cleared = conn.execute("SELECT (SELECT max(id) FROM alerts), (SELECT max(cleared_at) FROM alerts)"
+                                   ).fetchone()
+    return int(newest or 0), float(cleared or 0.0)
+
+
 def read(conn: sqlite3.Connection, now: float) -> Business:
     conn.execute("BEGIN")  # one snapshot for every query
     try:
@@ -131,6 +144,7 @@ def read(conn: sqlite3.Connection, now: float) -> Business:
         alerts: tuple[AlertRow, ...] = ()
         cleared: tuple[AlertRow, ...] = ()
         count = 0
+        mark = alerts_mark(conn)
         if kept:
             count = int(conn.execute("SELECT count(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[0])
             alerts = tuple(map(alert_row, conn.execute(
@@ -142,7 +156,8 @@ def read(conn: sqlite3.Connection, now: float) -> Business:
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
-    return Business(now, None if run is None else float(run), int(books), strategies, alerts, count, cleared, kept)
+    return Business(now, None if run is None else float(run), int(books), strategies, alerts, count, cleared, kept,
+                    mark)
 
 
 def pair_alerts(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AlertRow]]:

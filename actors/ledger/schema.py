@@ -141,6 +141,8 @@ _V7: Final = (
     )""",
     # Unique: a raise sent twice opens one alert; by subject first: a book page finds its own.
     "CREATE UNIQUE INDEX alerts_open ON alerts (book, strategy, alert) WHERE cleared_at IS NULL",
+    # The newest clear at once: the Dashboard looks every second for a change (business.alerts_mark).
+    "CREATE INDEX alerts_by_cleared ON alerts (cleared_at)",
 )
 
 MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)

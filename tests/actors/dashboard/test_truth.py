@@ -194,6 +194,23 @@ def test_the_business_reading_counts_the_current_catalogue_bounds_and_alerts(two
     assert reading.alerts_open == 2 and [a.alert for a in reading.alerts] == ["guardrails_most", "price_war"]
 
 
+def test_the_alerts_mark_changes_with_every_raise_and_clear_so_the_dashboard_reads_them_at_once(
+        two_runs: Path) -> None:
+    conn = sqlite3.connect(two_runs, isolation_level=None)
+    try:
+        reading = business.read(conn, NOW)
+        assert reading.alerts_mark is not None and business.alerts_mark(conn) == reading.alerts_mark
+        alert_store.write(conn, [AlertChange("price_war", "B002", "default", True, NOW, NOW, "fell")])
+        raised = business.alerts_mark(conn)
+        assert raised != reading.alerts_mark
+        alert_store.write(conn, [AlertChange("price_war", "B002", "default", False, NOW, NOW + 1, "held")])
+        assert business.alerts_mark(conn) not in (raised, reading.alerts_mark)
+        conn.execute("DROP TABLE alerts")  # a Ledger older than the alerts
+        assert business.alerts_mark(conn) is None
+    finally:
+        conn.close()
+
+
 def test_a_page_takes_the_runs_from_the_newest_reading_and_needs_no_filter_when_every_pair_is_current(
         two_runs: Path) -> None:
     conn = sqlite3.connect(f"file:{two_runs}?mode=ro", uri=True, isolation_level=None)
