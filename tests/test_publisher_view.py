@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,8 +104,10 @@ new MutationObserver(() => {
   if (!b.hidden && b.textContent) window.__banners.push(b.textContent);
 }).observe(document.getElementById('banner'), {childList: true, subtree: true, attributes: true});
 """
-BOOKS_TABLE = "return [...document.querySelectorAll('#books tbody tr')].map(" \
-    "(tr) => [...tr.querySelectorAll('td')].map((td) => td.innerText.trim()));"
+# The books table as shown, cell by cell, and last the competitor average's exact value (its tooltip).
+BOOKS_TABLE = "return [...document.querySelectorAll('#books tbody tr')].map((tr) => [...tr.querySelectorAll('td')]" \
+    ".map((td) => td.innerText.trim()).concat([(tr.querySelector('td:nth-child(6) span[title]') || {title: ''})" \
+    ".title.split(' ')[0]]));"
 # Each label of the chart's time axis, as drawn: its text, where its centre is and how wide it is.
 TIME_LABELS = """
 const u = window.dashboardChart, axis = u.axes[0];
@@ -239,6 +241,8 @@ def test_what_a_publisher_sees_alerts_metrics_and_the_dashboard_in_one_run(
     conn = fake_ledger.create(db)
     try:  # an earlier run priced a book this config no longer has
         fake_ledger.write(conn, fake_ledger.synthetic(["OLD1"], ["default"], 5, start=time.time() - 7200))
+        # ... and A two hours ago: its chart opens on today's stretch, after the gap
+        fake_ledger.write(conn, fake_ledger.synthetic(["A"], ["default"], 5, start=time.time() - 7200, seed=2))
     finally:
         conn.close()
     feed = Feed(tmp_path / "prices.csv")
@@ -373,7 +377,8 @@ def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: Launc
     assert c[0] == "C at floor" and c[7] == "floor"  # the badge; the guardrail column
     assert cells(rows, "W", "undercut")[0] == "W price war" and cells(rows, "S", "default")[0] == "S stale data"
     a = cells(rows, "A", "default")
-    price, avg, gap = Decimal(a[2]), Decimal(a[5]), a[4]
+    price, avg, gap = Decimal(a[2]), Decimal(a[-1] or a[5]), a[4]
+    assert Decimal(a[5]) == avg.quantize(Decimal("0.01"), ROUND_HALF_UP)  # shown to the cent
     assert gap == f"{'+' if price > avg else chr(0x2212) if price < avg else ''}" \
                   f"{abs((price / avg - 1) * 100).quantize(Decimal('0.1'))}%"
     assert a[6] in ("sold", "not sold") and browser.find_elements("css selector", "#books svg.spark")
@@ -382,15 +387,16 @@ def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: Launc
     assert len(earlier) == 1 and earlier[0][0] == "OLD1 earlier run"
 
     # A book opens its first configured strategy; its chart holds the database's decisions point for
-    # point, fits the prices, and no two time labels touch.
-    run.wait_until(lambda: len(decisions(db, "A", "default")) >= 3, 20, "decisions in the database")
+    # point, opens on the newest stretch (after the gap since the earlier run), fits the prices shown,
+    # and no two time labels touch.
+    run.wait_until(lambda: len(decisions(db, "A", "default")) >= 5 + 3, 20, "decisions in the database")
     before = len(decisions(db, "A", "default"))
     browser.get(base + "/book?id=A")
     current = browser.find_element("css selector", ".strategies a[aria-current]").text
     assert current == "default"  # configured first (cautious sorts first by name)
     chart = wait(browser, "the chart", lambda b: b.execute_script(
-        "return window.dashboardChart ? {data: window.dashboardChart.data, y: [window.dashboardChart.scales.y.min,"
-        " window.dashboardChart.scales.y.max]} : null"))
+        "const u = window.dashboardChart; return u ? {data: u.data, x: [u.scales.x.min, u.scales.x.max],"
+        " y: [u.scales.y.min, u.scales.y.max]} : null"))
     kept = decisions(db, "A", "default")
     x, avg_line, price_line, sold, unsold = chart["data"][:5]
     points = [i for i, v in enumerate(price_line) if v is not None]  # gaps aside (a slow tick)
@@ -399,7 +405,12 @@ def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: Launc
         assert x[i] == pytest.approx(ts) and avg_line[i] == pytest.approx(float(row_avg))
         assert price_line[i] == pytest.approx(float(row_price))
         assert (sold[i], unsold[i]) == ((price_line[i], None) if row_sold else (None, price_line[i]))
-    values = [float(r[1]) for r in kept[:len(points)]] + [float(r[2]) for r in kept[:len(points)]]
+    last_gap = max(i for i, v in enumerate(price_line) if v is None)  # at least the two hours since the earlier run
+    shown = [i for i in points if i > last_gap] if len(price_line) - last_gap > 2 else points
+    assert chart["x"] == [pytest.approx(x[shown[0]]), pytest.approx(x[shown[-1]])]
+    if shown != points:
+        assert "showing the newest stretch" in browser.find_element("id", "chart-note").text
+    values = [avg_line[i] for i in shown] + [price_line[i] for i in shown]
     low, high = chart["y"]
     assert low <= min(values) and high >= max(values)
     assert high - low <= 1.3 * (max(values) - min(values)) + 0.2 * max(values)  # fits, not squashed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from string import Template
 from types import MappingProxyType
@@ -34,6 +34,7 @@ BADGES: Final = MappingProxyType({"price_war": "price war", "floor_pinned": "at 
                                   "stale_competitor": "stale data", "guardrails_most": "guardrails",
                                   "ledger_lag": "ledger behind"})
 DASH: Final = "\u2013"  # "no value"
+CENT: Final = Decimal("0.01")
 MINUS: Final = "\u2212"  # a real minus sign: it reads as one next to a +
 SPARK_WIDTH: Final = 96
 SPARK_HEIGHT: Final = 22
@@ -60,6 +61,18 @@ def _sold(sold: bool) -> str:
 
 def _guardrail(names: Sequence[str]) -> str:
     return f'<span class="guard">{esc(", ".join(names))}</span>' if names else f'<span class="none">{DASH}</span>'
+
+
+def _cents(text: str) -> str:
+    """A competitor average (exact: as many decimals as the average of five prices takes) shown to the
+    cent, as money reads; the exact value is its tooltip."""
+    try:
+        value = Decimal(text).quantize(CENT, rounding=ROUND_HALF_UP)
+    except ArithmeticError:
+        return esc(text)
+    if str(value) == text:
+        return esc(text)
+    return f'<span title="{esc(text)} exactly">{esc(value)}</span>'
 
 
 def _signed(value: Decimal | None, unit: str = "%") -> str:
@@ -169,7 +182,7 @@ class Pages:
         updated = f'<span title="{esc(iso(r.ts))}">{esc(short_time(r.ts))}</span>'
         cells = (f"{_link(href, r.book)}{earlier}{paused}{badges(page.alerts.get(r.key, ()))}",
                  f"{esc(r.strategy)}{badges(page.alerts.get(('', r.strategy), ()))}", esc(r.price),
-                 f"{sparkline(trend)} {_signed(change_pct(trend))}", _signed(r.gap_pct), esc(r.avg_comp_price),
+                 f"{sparkline(trend)} {_signed(change_pct(trend))}", _signed(r.gap_pct), _cents(r.avg_comp_price),
                  _sold(r.sold), _guardrail(r.guardrail), str(r.guardrail_hits), str(r.decisions), updated)
         classes = ("", "", "num", "trend", "num", "num", "nowrap", "", "num", "num", "nowrap")
         attrs = ' class="earlier"' if earlier else ""
@@ -194,7 +207,7 @@ class Pages:
                               p.strategy == current.strategy) for p in pairs) if len(pairs) > 1 else ""
         summary = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in (
             ("strategy", esc(current.strategy)), ("our price", esc(current.price)),
-            ("vs competitor", _signed(current.gap_pct)), ("competitor average", esc(current.avg_comp_price)),
+            ("vs competitor", _signed(current.gap_pct)), ("competitor average", _cents(current.avg_comp_price)),
             ("sold", _sold(current.sold)), ("guardrail", _guardrail(current.guardrail)),
             ("decisions", str(current.decisions)), ("guardrail hits", str(current.guardrail_hits)),
             ("last decision (UTC)", esc(iso(current.ts))), ("tick", str(current.tick)))) + _bounds_now(bounds)

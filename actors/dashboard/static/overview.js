@@ -46,6 +46,7 @@
                { label: "skipped/s", stroke: "#b54708", width: 1.5 },
                { label: "overruns/s", stroke: "#b42318", width: 1.5, dash: [4, 3] }],
       axes: [chartTime.axis(), { label: "per second" }],
+      legend: { live: false },  // the series' names only: no "--" values until a hover
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     }, data, box);
     window.dashboardRates = chart;
@@ -59,9 +60,9 @@
       $("books-priced").textContent = fmt.format(b.books);
       $("books-detail").replaceChildren(el("span", `${fmt.format(b.pairs)} (book, strategy) pairs`));
       if (b.earlier) {
-        const link = el("a", ` · ${fmt.format(b.earlier)} of earlier runs`);
+        const link = el("a", `${fmt.format(b.earlier)} only in earlier runs`);
         link.href = "/books?scope=earlier";
-        $("books-detail").append(link);
+        $("books-detail").append(" · ", link);
       }
       $("at-bounds").textContent = `${fmt.format(b.at_floor)} · ${fmt.format(b.at_ceiling)}`;
       $("at-bounds-detail").textContent = "pairs whose newest price a floor or ceiling set";
@@ -72,7 +73,9 @@
     $("price-moves").textContent = `▲ ${fmt.format(n("prices_up"))} up · ▼ ${fmt.format(n("prices_down"))} down · of ${fmt.format(n("stored"))} decisions`;
     const kinds = Object.entries(hour).filter(([k]) => k.startsWith("guardrail_")).sort((a, b) => b[1] - a[1]);
     $("guardrail-hits").textContent = fmt.format(kinds.reduce((t, [, v]) => t + v, 0));
-    $("guardrail-kinds").textContent = kinds.map(([k, v]) => `${k.slice(10).replaceAll("_", " ")} ${fmt.format(v)}`).join(" · ") || "none";
+    const byKind = kinds.map(([k, v]) => `${k.slice(10).replaceAll("_", " ")} ${fmt.format(v)}`).join(" · ");
+    // Each guardrail that moved a price counts: one decision may count for several.
+    $("guardrail-kinds").textContent = byKind ? `${byKind} (a decision may hit several)` : "none";
     $("competitor-moves").textContent = fmt.format(n("competitor_up") + n("competitor_down"));
     $("competitor-detail").textContent = `▲ ${fmt.format(n("competitor_up"))} up · ▼ ${fmt.format(n("competitor_down"))} down`;
     const minutes = Math.round(covered / 60);

@@ -1,16 +1,19 @@
 """Regenerate the Dashboard's screenshots in ``docs/``: ``python -m tests.actors.dashboard.screenshots``.
 
 Runs the real launcher -- Ledger and Dashboard included -- on the shipped ``data/data.csv`` (five books,
-two strategies, 0.5 s ticks) with a config holding guardrails, a paused book and alert thresholds
-short enough to see alerts within the run, over a Ledger database an earlier run wrote to two hours
-before (so the books list has earlier-run pairs behind its filter, and a chart a gap where nothing was
-decided). Saves what headless Chromium shows of the overview, the alerts panel, the books list and
-one book. Needs chromium and chromedriver.
+two strategies, 0.5 s ticks) with a config holding guardrails and alert thresholds short enough to
+see alerts within the run, over a Ledger database an earlier run wrote to two hours before (so the
+books list has earlier-run pairs behind its filter, and a chart a gap where nothing was decided);
+halfway, a SIGHUP pauses B004, as a publisher would. Saves what headless Chromium shows of the
+overview, the alerts panel, the books list and one book, each once its data is drawn. Needs chromium
+and chromedriver.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from bench import fake_ledger
 from bench.browser import chromium
@@ -38,17 +42,21 @@ ids = ["B004", "B005"]
 strategies = ["default"]
 [guardrails]
 max_step_pct = 8
-ending = "0.99"
 [guardrails.books.B005]
-floor = "23.00"
-[pause]
-books = ["B004"]
+floor = "25.00"
 [alerts]
 price_war_ticks = 4
 floor_pinned_seconds = 20
 stale_competitor_seconds = 0
 guardrail_share_decisions = 40
 """
+PAUSE = '[pause]\nbooks = ["B004"]\n'
+LIVE = ("const s = window.dashboardState; return !!(s && s.business && s.actors.length"
+        " && document.querySelector('#rates-chart canvas'))")
+
+
+def drawn(browser: webdriver.Chrome, script: str, what: str) -> None:
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(lambda b: b.execute_script(script), what)
 
 
 def shoot(browser: webdriver.Chrome, path: Path, element: str | None = None, height: int = 1000) -> None:
@@ -82,19 +90,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                           work, status_every=5)
         try:
             run.wait_until(lambda: any("dashboard on http" in line for line in run.log), 30, "the dashboard")
-            time.sleep(args.seconds)  # history for the charts and time for alerts: nothing to wait for but time
+            # History for the charts and time for alerts: the run's length is the point here.
+            time.sleep(args.seconds / 2)
+            config.write_text(CONFIG + PAUSE, encoding="utf-8")
+            os.kill(run.process.pid, signal.SIGHUP)  # to the workers and the Dashboard
+            time.sleep(args.seconds / 2)
             with chromium() as browser:
                 base = f"http://127.0.0.1:{port}"
                 browser.get(base + "/")
-                time.sleep(3)  # the live numbers and chart fill from the event stream
-                shoot(browser, out / "dashboard-overview.png", height=1100)
+                drawn(browser, LIVE, "the live state, the business and the chart")
+                shoot(browser, out / "dashboard-overview.png", height=1300)
                 shoot(browser, out / "dashboard-alerts.png", element="alerts-panel")
-                browser.get(base + "/books?sort=price&dir=desc")
-                time.sleep(0.5)
+                browser.get(base + "/books?sort=price&dir=desc")  # rendered on the server
                 shoot(browser, out / "dashboard-books.png", height=760)
                 browser.get(base + "/book?id=B005")
-                time.sleep(1.5)
-                shoot(browser, out / "dashboard-book.png", height=900)
+                drawn(browser, "return !!window.dashboardChart", "the chart")
+                shoot(browser, out / "dashboard-book.png", height=1150)
             run.stop()
         finally:
             run.kill_everything()

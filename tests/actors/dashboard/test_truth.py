@@ -92,10 +92,11 @@ def test_trend_gap_sold_and_guardrail_columns_and_alert_badges(two_runs: Path) -
         page = await (await client.get("/books")).text()
         b2 = cells(page, "B002", "default")
         # book, strategy, our price, trend, vs competitor, competitor average, sold, guardrail, hits, ...
-        assert b2[2:8] == ["11.00", "+10.0%", "+10.0%", "10", "sold", "step"]
+        assert b2[2:8] == ["11.00", "+10.0%", "+10.0%", "10.00", "sold", "step"]  # the average to the cent
+        assert '<span title="10 exactly">10.00</span>' in page  # and exactly, as its tooltip
         b3 = cells(page, "B003", "default")
         assert b3[0] == "B003 price war" and b3[1] == "default guardrails"  # the pair's and its strategy's
-        assert b3[3:8] == ["0.0%", "\u221210.0%", "10", "not sold", "\u2013"]
+        assert b3[3:8] == ["0.0%", "\u221210.0%", "10.00", "not sold", "\u2013"]
         assert page.count('<svg class="spark"') == 2
         rows = (await (await client.get("/api/books")).json())["rows"]
         # The newest prices whatever their run: B002's earlier run priced it at 10.00 three times.
