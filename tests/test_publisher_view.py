@@ -1,5 +1,6 @@
 """What a publisher sees of the real system, in one launcher run (every actor, the Ledger, the Dashboard,
-a webhook) and one headless Chromium session: one run serves what took three (each ~20 s).
+a webhook) and one headless Chromium session, then a short run that resumes: two runs serve what took
+five (the browser, the staged alerts, the live metrics and the logs' two).
 
 The competitor's CSV is written as the system runs (follow mode), over a Ledger database an earlier
 run already wrote to, and stages:
@@ -17,7 +18,8 @@ run already wrote to, and stages:
 4. the conditions end: each alert clears, in the database, on the Dashboard and at the webhook;
 5. a SIGHUP with a config that pauses B: the Dashboard shows B paused;
 6. killing the DataManager raises the Dashboard's banner, which clears once it is back; the favicon
-   was never refused.
+   was never refused; the status lines and each actor's stop line read as sentences;
+7. the next run over the same Ledger says at start which prices it resumed, from when.
 
 The browser stages need Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them):
 without them the rest runs and the test then skips, saying so (under CI it fails).
@@ -87,7 +89,7 @@ ledger_lag_seconds = 0
 webhook = "http://127.0.0.1:{{port}}/hook"
 """
 WANTED = {("price_war", "W"), ("floor_pinned", "C"), ("stale_competitor", "S")}
-FAST = ["--tick", str(TICK), "--hang-timeout", "1.5", "--grace", "3"]
+FAST = ["--tick", str(TICK), "--grace", "3"]
 
 # Read the overview in one round trip: what it shows and what its script knows.
 OVERVIEW_STATE = """
@@ -294,6 +296,14 @@ def test_what_a_publisher_sees_alerts_metrics_and_the_dashboard_in_one_run(
                 "default", "cautious", "undercut"}
             assert "repricer_datamanager_bad_rows_by_reason" in families
 
+            # The periodic status is one INFO line a person reads, the alerts in it (the counters at DEBUG).
+            status = run.wait_until(lambda: next((line for line in reversed(run.log) if " INFO status: 6 of 6 actors "
+                                                  "up" in line and "alerts: 3 (" in line), None), 20, "a status line")
+            assert re.search(r"status: 6 of 6 actors up, [0-9.]+ decisions/s, [0-9]+ restarts?, Ledger lag [0-9.]+ s, "
+                             r"spool [0-9]+, alerts: 3 \((pinned at the floor 1|price war 1|competitor data stale 1)(, "
+                             r"(pinned at the floor 1|price war 1|competitor data stale 1)){2}\)$", status), status
+            assert not [line for line in run.log if re.search(r" INFO status \S+ pid=", line)]  # per actor: DEBUG only
+
             shown = run.wait_until(lambda: (o := overview(base))["business"] and o["business"]["alerts_open"] >= 3
                                    and o, 20, "the alerts on the Dashboard")
             assert {(a["alert"], a["book"]) for a in shown["business"]["alerts"]} >= WANTED
@@ -328,6 +338,18 @@ def test_what_a_publisher_sees_alerts_metrics_and_the_dashboard_in_one_run(
                 if browser is not None:
                     banner_on_a_killed_actor(browser, base, run)
             assert run.stop() == 0, run.log_tail()
+        stops_read_as_sentences(run.log)
+
+        # 7. A resume: the next run over the same Ledger says at start where its prices come from.
+        with LauncherRun(["--data-file", str(feed.path), "--mode", "follow", "--config", str(config), *FAST],
+                         ipc_dir) as again:  # the same --run-dir: the same Ledger database
+            line = again.wait_until(lambda: next((text for text in again.log if "INFO resumed " in text), None), 30,
+                                    "the resume line")
+            assert again.stop() == 0, again.log_tail()
+        # Every pair, decided by the one run before (its newest decisions: one moment, or a span).
+        assert re.search(r"algorithm\[\d+\] INFO resumed (\d+) of \1 pair\(s\) from the Ledger: their last prices, "
+                         r"decided (at )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d( to \d\d:\d\d:\d\d)? UTC by the run "
+                         r"started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", line), line
     finally:
         feed.stop()
         if writer.is_alive():
@@ -336,6 +358,17 @@ def test_what_a_publisher_sees_alerts_metrics_and_the_dashboard_in_one_run(
     if not browsing:
         pytest.skip("the browser stages: chromium and chromedriver not installed (apt-get install -y chromium "
                     "chromium-driver); every other stage passed")
+
+
+def stops_read_as_sentences(log: list[str]) -> None:
+    """Each actor's stop is one line in words (its headline numbers), the launcher's too: no Python dicts."""
+    stops = {actor: [line for line in log if re.search(rf" {actor}\[\d+\] INFO stopped after ", line)]
+             for actor in ("scheduler", "datamanager", "apiserver", "ledger", "algorithm")}
+    assert all(len(lines) == 1 for lines in stops.values()), stops
+    assert not [line for line in log if "counters {" in line or "stopped; counters" in line]
+    assert re.search(r"INFO stopped after \d+ s: \d+ decisions", stops["algorithm"][0]), stops["algorithm"]
+    assert re.search(r"INFO stopped after \d+ s: \d+ decisions stored", stops["ledger"][0]), stops["ledger"]
+    assert re.search(r"launcher\[\d+\] INFO stopped \(exit code 0\): \d+ actor starts", "\n".join(log))
 
 
 def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: LauncherRun) -> None:
