@@ -1,6 +1,7 @@
 """What the Dashboard reads of the repricer's own config (``--config``): each book's floor and ceiling,
-the guardrails the Algorithm applies (defaults, catalog rows and per-book tables), and which pairs its
-``[pause]`` holds (shown as paused); read with the Algorithm's loader, so they are exactly what the
+the guardrails the Algorithm applies (defaults, catalog rows and per-book tables), which pairs its
+``[pause]`` holds (shown as paused) and each book's strategies in the config's order (a book's page
+opens the first); read with the Algorithm's loader, so they are exactly what the
 workers apply. Read at start and again on SIGHUP (the launcher forwards its own to the Dashboard as to
 the workers): a reload shows on the next page.
 """
@@ -33,6 +34,8 @@ class BoundsSource(Protocol):
 
     def paused(self, book: str, strategy: str) -> bool: ...
 
+    def strategies(self, book: str) -> tuple[str, ...]: ...
+
 
 class NoBounds:
     def bounds(self, book: str, strategy: str) -> Bounds:
@@ -40,6 +43,9 @@ class NoBounds:
 
     def paused(self, book: str, strategy: str) -> bool:
         return False
+
+    def strategies(self, book: str) -> tuple[str, ...]:
+        return ()
 
 
 class DefaultBounds:
@@ -54,12 +60,19 @@ class DefaultBounds:
     def paused(self, book: str, strategy: str) -> bool:
         return False
 
+    def strategies(self, book: str) -> tuple[str, ...]:
+        return ()
+
 
 class ConfigBounds:
     """Each book's floor and ceiling, as the config's guardrails set them."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
+        order: dict[str, list[str]] = {}
+        for pair in config.pairs:
+            order.setdefault(pair.book, []).append(pair.strategy.name)
+        self._strategies = {book: tuple(names) for book, names in order.items()}
 
     def bounds(self, book: str, strategy: str) -> Bounds:
         guardrails = self._config.guardrails_for(book)
@@ -68,14 +81,16 @@ class ConfigBounds:
     def paused(self, book: str, strategy: str) -> bool:
         return self._config.is_paused(book, strategy)
 
+    def strategies(self, book: str) -> tuple[str, ...]:
+        return self._strategies.get(book, ())
+
 
 def load_bounds(path: str | None) -> BoundsSource:
-    """The bounds and pauses of the config at ``path`` (none without one, or without either)."""
+    """What the Dashboard reads of the config at ``path`` (nothing without one)."""
     if not path:
         return NoBounds()
     try:
         config = load_config(path)
     except ConfigError as exc:
         raise BoundsError(str(exc)) from None
-    held = config.has_guardrails or config.paused_books or config.paused_strategies
-    return ConfigBounds(config) if held else NoBounds()
+    return ConfigBounds(config)

@@ -156,11 +156,14 @@ class BooksPage:
                 "current_run": self.current_run, "rows": rows}
 
 
-def configured_first(pairs: Sequence[PairRow]) -> list[PairRow]:
+def configured_first(pairs: Sequence[PairRow], configured: Sequence[str] = ()) -> list[PairRow]:
     """A book's pairs in the order its page lists them, the first opened without a strategy: those the
-    book's newest run decided first, then the strategy named ``default``, then by name."""
+    book's newest run decided first, in the config's order (``configured``: the book's strategies as
+    the config lists them), then the strategy named ``default``, then by name."""
     newest = max((p.run for p in pairs), default=0.0)
-    return sorted(pairs, key=lambda p: (p.run != newest, p.strategy != "default", p.strategy))
+    place = {name: i for i, name in enumerate(configured)}
+    return sorted(pairs, key=lambda p: (p.run != newest, place.get(p.strategy, len(place)), p.strategy != "default",
+                                        p.strategy))
 
 
 def gap_pct(price: str, avg: str) -> Decimal | None:

@@ -194,7 +194,7 @@ class DashboardWeb:
         return web.Response(text=self.pages.books(await self._books_page(request)), content_type="text/html")
 
     async def _pair(self, book: str, strategy: str | None) -> tuple[list[PairRow], PairRow]:
-        pairs = rows.configured_first(await self.ledger.pairs_of(book))
+        pairs = rows.configured_first(await self.ledger.pairs_of(book), self.bounds.strategies(book))
         if not pairs:
             raise BadRequest("unknown_book", f"no book {book!r} in the Ledger", status=404)
         if strategy is None:

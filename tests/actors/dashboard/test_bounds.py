@@ -27,7 +27,16 @@ def test_each_book_gets_its_own_floor_and_ceiling(tmp_path: Path) -> None:
 
 def test_no_config_or_no_guardrails_means_no_lines(tmp_path: Path) -> None:
     assert isinstance(load_bounds(None), NoBounds)
-    assert isinstance(load_bounds(write(tmp_path, BOOKS)), NoBounds)
+    source = load_bounds(write(tmp_path, BOOKS))
+    assert source.bounds("B1", "default") == Bounds() and not source.paused("B1", "default")
+
+
+def test_each_books_strategies_come_in_the_configs_order(tmp_path: Path) -> None:
+    source = load_bounds(write(tmp_path, '[strategies.zeta]\ndelay = 0\n[strategies.alpha]\ndelay = 0\n'
+                                         '[[books]]\nids = ["B1"]\nstrategies = ["zeta", "alpha"]\n'
+                                         '[[books]]\nids = ["B2"]\nstrategies = ["alpha"]\n'))
+    assert source.strategies("B1") == ("zeta", "alpha") and source.strategies("B2") == ("alpha",)
+    assert source.strategies("B9") == ()
 
 
 @pytest.mark.parametrize("extra", ['[guardrails]\nfloor = "abc"\n', "[guardrails]\nfloor = 0\n",

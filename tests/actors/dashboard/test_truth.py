@@ -134,6 +134,25 @@ def test_a_book_without_a_strategy_opens_its_first_configured_one(two_runs: Path
 
     serve(two_runs, scenario)
 
+    # With the config: its order decides among the pairs the newest run decided (B002 and B003 are
+    # priced by default alone today, so add a current "cautious" pair for B003).
+    conn = sqlite3.connect(two_runs)
+    try:
+        fake_ledger.write(conn, [row("B003", "cautious", t, "9.50", "10") for t in range(3)])
+    finally:
+        conn.close()
+    config = tmp_path / "repricer.toml"
+    config.write_text('[strategies.default]\ndelay = 0\n[strategies.cautious]\ndelay = 0\n[[books]]\n'
+                      'ids = ["B002", "B003"]\nstrategies = ["cautious", "default"]\n', encoding="utf-8")
+
+    async def configured(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        book = await (await client.get("/api/book?id=B003")).json()
+        assert book["strategy"] == "cautious" and [p["strategy"] for p in book["pairs"]] == ["cautious", "default"]
+        # B002's cautious pair: an earlier run's only, so the current default still opens first.
+        assert (await (await client.get("/api/book?id=B002")).json())["strategy"] == "default"
+
+    serve(two_runs, configured, load_bounds(str(config)))
+
 
 def test_the_favicon_is_served_and_nothing_is_refused(two_runs: Path) -> None:
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
