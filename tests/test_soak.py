@@ -9,7 +9,7 @@ import pytest
 from bench.browser import env_says_ci, find_browser
 from bench.soak import Plan, judge, screen, soak
 
-# A browser where one is installed (CI always installs it: a missing one fails there, as in test_browser).
+# A browser where one is installed (CI always installs it: a missing one fails there, as in test_publisher_view).
 BROWSER = find_browser() is not None or env_says_ci()
 PROCESSES = {"launcher", "scheduler", "datamanager", "apiserver", "algorithm", "ledger", "dashboard"}
 
