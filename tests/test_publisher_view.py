@@ -114,7 +114,8 @@ BOOKS_TABLE = "return [...document.querySelectorAll('#books tbody tr')].map((tr)
 TIME_LABELS = """
 const u = window.dashboardChart, axis = u.axes[0];
 u.ctx.font = axis.font[0];
-return axis._values.map((text, i) => ({text, x: u.valToPos(axis._splits[i], 'x'),
+const left = u.bbox.left / devicePixelRatio;  // where the plot starts in the canvas
+return axis._values.map((text, i) => ({text, x: u.valToPos(axis._splits[i], 'x'), left, canvas: u.width,
                                        width: u.ctx.measureText(text).width / devicePixelRatio}));
 """
 
@@ -451,6 +452,8 @@ def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: Launc
     assert len(labels) >= 2 and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", label["text"]) for label in labels)
     for left, right in itertools.pairwise(labels):
         assert right["x"] - left["x"] >= (left["width"] + right["width"]) / 2 + 4, labels  # apart
+    last = labels[-1]
+    assert last["left"] + last["x"] + last["width"] / 2 <= last["canvas"], labels  # the last one not cut
     browser.get(base + "/book?id=C")
     assert "Pinned at the floor" in browser.find_element("id", "book-alerts").text
 

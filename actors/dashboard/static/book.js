@@ -77,6 +77,7 @@
       scales: { x: { time: true }, y: { range: (u, min, max) => (min === null ? [low, high] : padded(min, max)) } },
       axes: [chartTime.axis(), { label: "price", size: 64 }],
       legend: { live: false },  // the series' names and colours only: no "--" values until a hover
+      padding: chartTime.padding,
     }, data, el);
     if (from > 0) chart.setScale("x", { min: s.ts[from], max: s.ts[s.ts.length - 1] });
     window.dashboardChart = chart;

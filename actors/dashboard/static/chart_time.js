@@ -32,5 +32,7 @@ window.chartTime = (function () {
       },
     };
   }
-  return { axis, label, clock };
+  // Room on the right for the last time label, centred on the chart's right edge (else it is cut).
+  const padding = [null, 32, null, null];
+  return { axis, label, clock, padding };
 })();

@@ -47,6 +47,7 @@
                { label: "overruns/s", stroke: "#b42318", width: 1.5, dash: [4, 3] }],
       axes: [chartTime.axis(), { label: "per second" }],
       legend: { live: false },  // the series' names only: no "--" values until a hover
+      padding: chartTime.padding,
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     }, data, box);
     window.dashboardRates = chart;
