@@ -77,7 +77,7 @@ class Business:
     alerts: tuple[AlertRow, ...] = ()  # open, newest first (at most ALERTS_SHOWN)
     alerts_open: int = 0  # all of them
     cleared: tuple[AlertRow, ...] = ()  # the newest cleared
-    alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 6 or later)
+    alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 7 or later)
     alerts_mark: tuple[int, float] | None = None  # see alerts_mark(): a raise or a clear since changes it
 
     @property
