@@ -16,7 +16,8 @@ run already wrote to, and stages:
    marked; a book opens its first configured strategy, its chart holds the database's decisions point
    for point, fits the prices, and its time labels never touch;
 4. the conditions end: each alert clears, in the database, on the Dashboard and at the webhook;
-5. a SIGHUP with a config that pauses B: the Dashboard shows B paused;
+5. a SIGHUP with a config that pauses B and raises C's floor: the Dashboard shows B paused, and C's
+   chart the floor each decision had, the new one from the next decision on;
 6. killing the DataManager raises the Dashboard's banner, which clears once it is back; the favicon
    was never refused; the status lines and each actor's stop line read as sentences;
 7. the next run over the same Ledger says at start which prices it resumed, from when.
@@ -325,11 +326,19 @@ def test_what_a_publisher_sees_alerts_metrics_and_the_dashboard_in_one_run(
                                     ended[("floor_pinned", "C")][-1]["cleared_detail"])
                 assert "changed" in ended[("stale_competitor", "S")][-1]["cleared_detail"]
 
-                # 5. A SIGHUP with a config that pauses B (the launcher forwards it to the Dashboard too).
-                config.write_text(CONFIG.format(port=hook_port) + '[pause]\nbooks = ["B"]\n', encoding="utf-8")
+                # 5. A SIGHUP with a config that pauses B and raises C's floor (the launcher forwards it to
+                #    the workers and the Dashboard): B shown paused, C's chart has the new floor from the
+                #    next decision on, the old one before.
+                reloaded = CONFIG.format(port=hook_port).replace('floor = "30.00"', 'floor = "35.00"')
+                config.write_text(reloaded + '[pause]\nbooks = ["B"]\n', encoding="utf-8")
                 os.kill(run.process.pid, signal.SIGHUP)
                 run.wait_until(lambda: {(r["book"], r["paused"]) for r in json.loads(get(base + "/api/books"))["rows"]}
                                >= {("B", True), ("A", False)}, 60, "B shown paused")
+                floors: list[str | None] = run.wait_until(
+                    lambda: (f := json.loads(get(base + "/api/series?id=C"))["floor"])[-1] == "35.00" and f, 60,
+                    "C's new floor")
+                old_floor = [i for i, v in enumerate(floors) if v == "30.00"]
+                assert old_floor and floors.index("35.00") > old_floor[-1]  # the reload from the next decision on
                 run.wait_until(lambda: overview(base)["business"]["alerts_open"] == 0, 60, "the Dashboard clear")
                 # The webhook got each raise and each clear, as JSON.
                 run.wait_until(lambda: {(d["alert"], d["book"], d["state"]) for d in delivered} >= {
@@ -456,6 +465,10 @@ def raised_in_browser(browser: webdriver.Chrome, base: str, db: Path, run: Launc
     assert last["left"] + last["x"] + last["width"] / 2 <= last["canvas"], labels  # the last one not cut
     browser.get(base + "/book?id=C")
     assert "Pinned at the floor" in browser.find_element("id", "book-alerts").text
+    # The floor each decision had, kept with it by the Ledger, drawn dashed (30.00: inside the prices).
+    drawn = wait(browser, "C's chart", lambda b: b.execute_script(
+        "return window.dashboardChart ? window.dashboardChart.series.map((s) => s.label) : null"))
+    assert "floor" in drawn and "floor as each decision had them" in browser.find_element("id", "chart-note").text
 
 
 def banner_on_a_killed_actor(browser: webdriver.Chrome, base: str, run: LauncherRun) -> None:

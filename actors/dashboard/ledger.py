@@ -184,16 +184,23 @@ def _summary(conn: sqlite3.Connection) -> dict[str, Any]:
     return {"schema_version": version, "newest_ts": newest}
 
 
-def decisions_sql(paged: bool) -> str:
+def decisions_sql(paged: bool, bounds: bool = True) -> str:
     """A pair's decisions newest first, by time, then run and tick (a total order: (run, tick) is unique
-    within a pair, and tick numbers alone restart with every launcher run); ``paged``: below a cursor.
+    within a pair, and tick numbers alone restart with every launcher run); ``paged``: below a cursor;
+    ``bounds``: the file keeps each decision's floor and ceiling (schema version 6 on), else NULLs.
     The Ledger's index ``decisions_by_pair_ts`` serves it without a sort, at any depth."""
     bound = " AND (ts, run, tick) < (?, ?, ?)" if paged else ""
-    return (f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE book = ? AND strategy = ?{bound} "
+    kept = "floor, ceiling" if bounds else "NULL, NULL"
+    return (f"SELECT {rows.DECISION_COLUMNS}, {kept} FROM decisions WHERE book = ? AND strategy = ?{bound} "
             "ORDER BY ts DESC, run DESC, tick DESC LIMIT ?")
+
+
+def keeps_bounds(conn: sqlite3.Connection) -> bool:
+    """Whether the file keeps each decision's floor and ceiling (a Ledger of schema version 6 or later)."""
+    return any(column[1] == "ceiling" for column in conn.execute("PRAGMA table_info(decisions)"))
 
 
 def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: Cursor | None,
                limit: int) -> list[DecisionRow]:
     args: list[Any] = [book, strategy, *(before or ()), limit]
-    return [rows.decision(r) for r in conn.execute(decisions_sql(before is not None), args)]
+    return [rows.decision(r) for r in conn.execute(decisions_sql(before is not None, keeps_bounds(conn)), args)]

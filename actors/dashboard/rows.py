@@ -120,7 +120,8 @@ class DecisionRow:
         return {"ts": iso(self.ts), "tick": self.tick, "book": self.book, "strategy": self.strategy,
                 "prices": list(self.prices), "avg_comp_price": self.avg_comp_price, "request_id": self.request_id,
                 "sold": self.sold, "price": self.price, "rule_price": self.rule_price,
-                "guardrail": list(self.guardrail) or None, "run": self.run}
+                "guardrail": list(self.guardrail) or None, "run": self.run, "floor": self.floor,
+                "ceiling": self.ceiling}
 
     def as_csv(self) -> list[str]:
         return [iso(self.ts), str(self.tick), self.book, self.strategy, " ".join(self.prices), self.avg_comp_price,
@@ -187,8 +188,10 @@ def pair(r: Sequence[Any]) -> PairRow:
 
 
 def decision(r: Sequence[Any]) -> DecisionRow:
+    """A row of ``DECISION_COLUMNS`` and then the decision's floor and ceiling (NULL: none, or not kept)."""
     return DecisionRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), _strings(r[4]), str(r[5]), int(r[6]),
-                       bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]), float(r[11]))
+                       bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]), float(r[11]),
+                       None if r[12] is None else str(r[12]), None if r[13] is None else str(r[13]))
 
 
 def csv_lines(decisions: Sequence[DecisionRow], header: bool = False) -> bytes:

@@ -185,6 +185,37 @@ def test_a_chart_breaks_where_nothing_was_decided(tmp_path: Path) -> None:
     serve(path, scenario)
 
 
+def test_a_chart_has_the_floor_and_ceiling_each_decision_had_and_an_older_file_none(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    conn = fake_ledger.create(path)
+    try:  # a reload moved the floor from 9.00 to 9.50 at tick 2; no ceiling
+        fake_ledger.write(conn, [row("B1", "default", t, "10.00", "10") for t in range(4)])
+        conn.execute("UPDATE decisions SET floor = CASE WHEN tick < 2 THEN '9.00' ELSE '9.50' END")
+        conn.commit()
+    finally:
+        conn.close()
+
+    async def kept(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        data = await (await client.get("/api/series?id=B1")).json()
+        assert data["floor"] == ["9.00", "9.00", "9.50", "9.50"] and data["ceiling"] == [None] * 4
+        newest = (await (await client.get("/api/book?id=B1&limit=1")).json())["decisions"][0]
+        assert (newest["floor"], newest["ceiling"]) == ("9.50", None)
+
+    serve(path, kept)
+    conn = sqlite3.connect(path)
+    try:  # a file of a Ledger before schema version 6: no such columns
+        conn.execute("ALTER TABLE decisions DROP COLUMN floor")
+        conn.execute("ALTER TABLE decisions DROP COLUMN ceiling")
+    finally:
+        conn.close()
+
+    async def older(client: TestClient[Any, Any], web: DashboardWeb) -> None:
+        data = await (await client.get("/api/series?id=B1")).json()
+        assert data["decisions"] == 4 and data["floor"] == [None] * 4
+
+    serve(path, older)
+
+
 def test_gap_after_is_several_times_the_usual_spacing() -> None:
     assert series.gap_after([0, 5, 10, 15]) == 15.0
     assert series.gap_after([0, 0.1, 0.2, 0.3]) == series.GAP_MIN

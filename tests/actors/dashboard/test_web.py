@@ -102,7 +102,8 @@ def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) 
         assert [d["tick"] for d in api["decisions"]] == [11, 10, 9]
         assert api["bounds"] == {"floor": "30", "ceiling": None}
         assert set(api["decisions"][0]) == {"ts", "tick", "book", "strategy", "prices", "avg_comp_price",
-                                            "request_id", "sold", "price", "rule_price", "guardrail", "run"}
+                                            "request_id", "sold", "price", "rule_price", "guardrail", "run",
+                                            "floor", "ceiling"}
 
     serve(ledger_db, scenario, Bounds(Decimal("30"), None))
 
