@@ -212,7 +212,7 @@ class Pages:
             ("decisions", str(current.decisions)), ("guardrail hits", str(current.guardrail_hits)),
             ("last decision (UTC)", esc(iso(current.ts))), ("tick", str(current.tick)))) + _bounds_now(bounds)
         rows = "\n".join(self._decision_row(d) for d in decisions) or (
-            '<tr><td colspan="9" class="empty">no decisions</td></tr>')
+            '<tr><td colspan="11" class="empty">no decisions</td></tr>')
         state = {"id": current.book, "strategy": current.strategy}
         pages = [_link(url("/book", state), "« newest")] if query.before is not None else []
         if decisions and len(decisions) == query.limit:
@@ -238,5 +238,5 @@ class Pages:
     def _decision_row(self, d: DecisionRow) -> str:
         cells: Iterable[str] = (esc(iso(d.ts)), str(d.tick), esc(" ".join(d.prices)), esc(d.avg_comp_price),
                                 str(d.request_id), _sold(d.sold), esc(d.price), esc(d.rule_price or ""),
-                                esc(", ".join(d.guardrail)))
+                                esc(", ".join(d.guardrail)), esc(d.floor or ""), esc(d.ceiling or ""))
         return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"

@@ -200,6 +200,9 @@ def test_a_chart_has_the_floor_and_ceiling_each_decision_had_and_an_older_file_n
         assert data["floor"] == ["9.00", "9.00", "9.50", "9.50"] and data["ceiling"] == [None] * 4
         newest = (await (await client.get("/api/book?id=B1&limit=1")).json())["decisions"][0]
         assert (newest["floor"], newest["ceiling"]) == ("9.50", None)
+        page = await (await client.get("/book?id=B1")).text()
+        first_row = page.split('<table id="decisions">')[1].split("<tr>")[2]
+        assert first_row.endswith("<td>9.50</td><td></td></tr>\n")  # the table's floor and ceiling columns
 
     serve(path, kept)
     conn = sqlite3.connect(path)
