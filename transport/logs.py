@@ -70,6 +70,7 @@ class RateLimitedLog:
 
 _A = TypeVar("_A")
 _B = TypeVar("_B")
+_C = TypeVar("_C")
 
 
 class FrameDecoder:
@@ -90,13 +91,20 @@ class FrameDecoder:
         self._counters[self._counter] += 1
         self._log.warning(self._kind, self._message, reason)
 
-    def routed(self, frames: list[bytes], kind: type[_A], other: type[_B]) -> tuple[bytes, _A | _B] | None:
-        """A ROUTER's message as (the peer's identity, its decoded message of one of the two kinds): a
+    @overload
+    def routed(self, frames: list[bytes], kind: type[_A], other: type[_B], /) -> tuple[bytes, _A | _B] | None: ...
+
+    @overload
+    def routed(self, frames: list[bytes], kind: type[_A], other: type[_B], third: type[_C], /
+               ) -> tuple[bytes, _A | _B | _C] | None: ...
+
+    def routed(self, frames: list[bytes], *kinds: type[Any]) -> Any:
+        """A ROUTER's message as (the peer's identity, its decoded message of one of the kinds): a
         DEALER sends one frame, no delimiter; anything else is refused (counted, logged) as None."""
         if len(frames) != 2:
             self._refuse(f"expected [identity, frame], got {len(frames)} frames")
             return None
-        message = self.decode_as(frames[1], kind, other)
+        message = self.decode_as(frames[1], *kinds)
         return None if message is None else (frames[0], message)
 
     @overload
@@ -104,6 +112,9 @@ class FrameDecoder:
 
     @overload
     def decode_as(self, frame: bytes, kind: type[_A], other: type[_B], /) -> _A | _B | None: ...
+
+    @overload
+    def decode_as(self, frame: bytes, kind: type[_A], other: type[_B], third: type[_C], /) -> _A | _B | _C | None: ...
 
     def decode_as(self, frame: bytes, *kinds: type[Any]) -> Any:
         try:

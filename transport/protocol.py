@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar, dataclass_transform, get_args, overload
 
@@ -75,6 +75,8 @@ class MessageType(IntEnum):
     LEDGER_ACK = 11
     LAST_DECIDED_REQUEST = 12
     LAST_DECIDED_REPLY = 13
+    LEDGER_QUERY = 14
+    LEDGER_QUERY_REPLY = 15
 
 
 # --- codecs: how one field crosses the wire -----------------------------------------------------
@@ -554,6 +556,69 @@ class LastDecidedReply:
             raise ProtocolError(_RUNS_TICKS)
 
 
+QUERY_NAME_MAX_LEN: Final = 32
+QUERY_ERROR_MAX_LEN: Final = 500
+
+
+class QueryStatus(StrEnum):
+    """How the Ledger answered a :class:`LedgerQuery`."""
+
+    OK = "ok"  # ``result`` holds the answer
+    BUSY = "busy"  # too many reads in flight, or this one ran past its deadline: ask again later
+    UNAVAILABLE = "unavailable"  # no database to read (not yet, or not a Ledger's): ``error`` says why
+    BAD_QUERY = "bad_query"  # no such read, or its arguments are not what it takes
+    TOO_LARGE = "too_large"  # the answer would not fit in one frame
+
+
+def _plain_list_reader(name: str) -> Callable[[object], tuple[Any, ...]]:
+    def read(value: Any) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise ProtocolError(f"{name}: expected a list")
+        return tuple(value)
+    return read
+
+
+def _plain_reader(name: str) -> Callable[[object], Any]:
+    return lambda value: value  # any msgpack value: the reader of the result checks its shape
+
+
+def _status_reader(name: str) -> Callable[[object], QueryStatus]:
+    def read(value: Any) -> QueryStatus:
+        try:
+            return QueryStatus(value)
+        except ValueError:
+            raise ProtocolError(f"{name}: expected one of {', '.join(s.value for s in QueryStatus)}") from None
+    return read
+
+
+@message(MessageType.LEDGER_QUERY)
+class LedgerQuery:
+    """A read of the Ledger's database (the Dashboard's DEALER to the Ledger's ROUTER): the read named
+    ``name`` with ``args`` (plain values), as :mod:`actors.ledger_reads.queries` defines them (it checks
+    them). Answered by a :class:`LedgerQueryReply` of the same ``request_id``."""
+
+    request_id: int = wire(uint)
+    name: str = wire(text(QUERY_NAME_MAX_LEN))
+    args: tuple[Any, ...] = wire(Codec(_plain_list_reader, list))
+
+
+@message(MessageType.LEDGER_QUERY_REPLY)
+class LedgerQueryReply:
+    """The Ledger's answer to a :class:`LedgerQuery`: ``status`` OK with its plain ``result`` (rows, or a
+    mapping with string keys), or another status with ``error`` saying why (``result`` None)."""
+
+    request_id: int = wire(uint)
+    status: QueryStatus = wire(Codec(_status_reader, str))
+    result: Any = wire(Codec(_plain_reader), default=None)
+    error: str = wire(text(QUERY_ERROR_MAX_LEN, empty=True), default="")
+
+    def _check(self) -> None:
+        if (self.status is QueryStatus.OK) != (self.error == ""):
+            raise ProtocolError("error: expected empty with status ok, else set")
+        if self.status is not QueryStatus.OK and self.result is not None:
+            raise ProtocolError("result: expected none with an error")
+
+
 @message(MessageType.HEARTBEAT)
 class Heartbeat:
     """Sent by every actor from its event loop, so a blocked loop misses it; once more with ``seq``
@@ -610,7 +675,7 @@ class ActorStatus:
 
 Message = (Tick | LastPricesRequest | LastPricesReply | Decision | Heartbeat | SupervisorEvent | ActorStatus
            | WindowsRequest | WindowsReply
-           | LedgerBatch | LedgerAck | LastDecidedRequest | LastDecidedReply)
+           | LedgerBatch | LedgerAck | LastDecidedRequest | LastDecidedReply | LedgerQuery | LedgerQueryReply)
 
 
 def _index(classes: tuple[type, ...]) -> MappingProxyType[int, _Spec[Any]]:
@@ -631,6 +696,7 @@ _SPECS_BY_CLASS: Final[Mapping[type, _Spec[Any]]] = MappingProxyType({s.cls: s f
 
 _M = TypeVar("_M", bound=Message)
 _N = TypeVar("_N", bound=Message)
+_O = TypeVar("_O", bound=Message)
 
 
 # --- the codec ----------------------------------------------------------------------------------
@@ -697,6 +763,10 @@ def decode_as(frame: bytes, kind: type[_M], /) -> _M: ...
 
 @overload
 def decode_as(frame: bytes, kind: type[_M], other: type[_N], /) -> _M | _N: ...
+
+
+@overload
+def decode_as(frame: bytes, kind: type[_M], other: type[_N], third: type[_O], /) -> _M | _N | _O: ...
 
 
 def decode_as(frame: bytes, *kinds: type) -> Message:

@@ -1,6 +1,8 @@
 """The Dashboard: a browser view of the repricer, served by aiohttp.
 
-History comes from the Ledger's SQLite database, read-only (:mod:`actors.dashboard.ledger`); live
+History comes from the Ledger's SQLite database, read-only: its file (``--db``), or over the Ledger's
+socket (``--ledger-endpoint``, CurveZMQ with ``--keys``) when the Dashboard runs on another machine
+(:mod:`actors.dashboard.ledger`); live
 state from the launcher's events PUB socket (``--events-endpoint``: ``SupervisorEvent`` and
 ``ActorStatus`` messages, :mod:`actors.dashboard.live`). Pages: ``/`` (overview, live over server-sent events),
 ``/books`` (every book x strategy, sorted, searched and paginated on the server), ``/book?id=``
@@ -30,10 +32,11 @@ from actors import http_edge, runtime
 from actors.dashboard import business
 from actors.dashboard.bounds import BoundsError, BoundsSource, load_bounds
 from actors.dashboard.business import Business
-from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerReads, LedgerUnavailable
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.options import DashboardOptions
+from actors.dashboard.remote import RemoteLedger
 from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from actors.http_edge import HttpBounds
@@ -61,7 +64,8 @@ class Dashboard:
         self.started = asyncio.Event()
         self.state = LiveState(options.history, options.bucket, time.time,
                                listening=options.events_endpoint is not None)
-        self.ledger = LedgerReader(options.db)
+        self.ledger: LedgerReads = (RemoteLedger(sockets, options.ledger_endpoint, options.ledger_timeout)
+                                    if options.ledger_endpoint else LedgerReader(options.db))
         self.business: Business | None = None  # the newest reading of the Ledger's database
         self.business_note = "waiting for the first reading of the Ledger's database"
         self._business_version = 0
@@ -106,7 +110,7 @@ class Dashboard:
             if time.monotonic() >= next_reading or await self._alerts_changed():
                 next_reading = time.monotonic() + business.REFRESH_EVERY
                 try:
-                    self.business = await self.ledger.call(lambda conn: business.read(conn, time.time()))
+                    self.business = await self.ledger.business(time.time())
                     self.business_note = ""
                 except LedgerUnavailable as exc:
                     self.business, self.business_note = None, f"No history: {exc}."
@@ -125,7 +129,7 @@ class Dashboard:
         if self.business is None:
             return False
         try:
-            mark = await self.ledger.call(business.alerts_mark)
+            mark = await self.ledger.alerts_mark()
         except (LedgerUnavailable, LedgerBusy):
             return False
         return mark != self.business.alerts_mark
@@ -196,7 +200,7 @@ class Dashboard:
             self.port = server.sockets[0].getsockname()[1]
             host = f"[{self.host}]" if ":" in self.host else self.host
             log.info("dashboard on http://%s:%d/ (history from %s; live state from %s)", host, self.port,
-                     self.ledger.path, self.options.events_endpoint or "nowhere: no --events-endpoint")
+                     self.ledger.where, self.options.events_endpoint or "nowhere: no --events-endpoint")
             self.started.set()
             loop = asyncio.get_running_loop()
             async with asyncio.TaskGroup() as group:

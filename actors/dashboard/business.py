@@ -1,8 +1,9 @@
 """The business as the Ledger's database tells it: which pairs are in the current catalogue, how many
 decisions and guardrail hits each strategy has, which pairs sit at their floor or ceiling now.
 
-Read on a reader thread (:mod:`actors.dashboard.ledger`) by one query over ``pairs`` (one row per
-pair: a scan of it, ~10 ms at 100,000 pairs), every :data:`REFRESH_EVERY` seconds, and at once when
+Read by the Dashboard's reader (:mod:`actors.dashboard.ledger`: from the file, or over the Ledger's
+socket) with :mod:`actors.ledger_reads.business` (one query over ``pairs``, one row per pair: a scan
+of it, ~10 ms at 100,000 pairs), every :data:`REFRESH_EVERY` seconds, and at once when
 an alert was raised or cleared (the alerts table is looked at every :data:`ALERTS_EVERY` second: two
 index look-ups); kept: the overview and ``/metrics`` show the newest reading, never wait for one.
 
@@ -19,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from actors.alert_rules import ALERTS
+from actors.ledger_reads import alerts
+from actors.ledger_reads import business as ledger_business
 
 REFRESH_EVERY: Final = 5.0
 ALERTS_EVERY: Final = 1.0  # the alerts table is looked at this often: a change is read at once
-STRATEGIES_SHOWN: Final = 64  # strategies listed at most (a config holds few)
-ALERTS_SHOWN: Final = 200  # open alerts listed at most (all are counted)
-CLEARED_SHOWN: Final = 20  # the newest cleared alerts listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class Business:
     current_run: float | None  # the newest run's t0 (None: no decision yet)
     books: int  # distinct books in the current catalogue
     strategies: tuple[StrategyStats, ...]
-    alerts: tuple[AlertRow, ...] = ()  # open, newest first (at most ALERTS_SHOWN)
+    alerts: tuple[AlertRow, ...] = ()  # open, newest first (at most ledger_reads.business.ALERTS_SHOWN)
     alerts_open: int = 0  # all of them
     cleared: tuple[AlertRow, ...] = ()  # the newest cleared
     alerts_kept: bool = False  # the database has the alerts table (a Ledger of schema version 7 or later)
@@ -104,70 +104,39 @@ class Business:
                 "cleared": [a.as_json() for a in self.cleared]}
 
 
-# A guardrail list is stored as a JSON array of names: a name in it is '"floor"', quotes included.
-_READ: Final = f"""SELECT strategy, count(*), coalesce(sum(run = :run), 0), sum(decisions), sum(guardrail_hits),
-    coalesce(sum(run = :run AND guardrail LIKE '%"floor"%'), 0),
-    coalesce(sum(run = :run AND guardrail LIKE '%"ceiling"%'), 0)
-    FROM pairs GROUP BY strategy ORDER BY strategy LIMIT {STRATEGIES_SHOWN}"""
-
-
-_ALERT_COLUMNS: Final = "alert, book, strategy, since, raised_at, detail, cleared_at, cleared_detail"
-
-
 def alert_row(r: Sequence[Any]) -> AlertRow:
+    """One alert of the Ledger's rows (:data:`actors.ledger_reads.columns.ALERT_COLUMNS`)."""
     return AlertRow(str(r[0]), str(r[1]), str(r[2]), float(r[3]), float(r[4]), str(r[5]),
                     None if r[6] is None else float(r[6]), None if r[7] is None else str(r[7]))
 
 
-def has_alerts(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'").fetchone() is not None
+def mark(plain: Any) -> tuple[int, float] | None:
+    """The alerts' mark of a read (see :func:`actors.ledger_reads.alerts.mark`)."""
+    return None if plain is None else (int(plain[0]), float(plain[1]))
 
 
-def alerts_mark(conn: sqlite3.Connection) -> tuple[int, float] | None:
-    """The newest alert raised and the newest clear (two index look-ups): different after any raise or
-    clear; None without the alerts table."""
-    if not has_alerts(conn):
-        return None
-    newest, cleared = conn.execute("SELECT (SELECT max(id) FROM alerts), (SELECT max(cleared_at) FROM alerts)"
-                                   ).fetchone()
-    return int(newest or 0), float(cleared or 0.0)
+def reading(plain: Any, now: float) -> Business:
+    """The Dashboard's reading of a ``business`` read (:mod:`actors.ledger_reads.business`)."""
+    run = plain["run"]
+    strategies = tuple(StrategyStats(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+                       for r in plain["strategies"])
+    return Business(now, None if run is None else float(run), int(plain["books"]), strategies,
+                    tuple(map(alert_row, plain["alerts"])), int(plain["open"]), tuple(map(alert_row, plain["cleared"])),
+                    bool(plain["kept"]), mark(plain["mark"]))
 
 
 def read(conn: sqlite3.Connection, now: float) -> Business:
-    conn.execute("BEGIN")  # one snapshot for every query
-    try:
-        run = conn.execute("SELECT max(run) FROM pairs").fetchone()[0]
-        strategies = tuple(StrategyStats(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
-                           for r in conn.execute(_READ, {"run": run}))
-        books = conn.execute("SELECT count(DISTINCT book) FROM pairs WHERE run = ?", (run,)).fetchone()[0]
-        kept = has_alerts(conn)
-        alerts: tuple[AlertRow, ...] = ()
-        cleared: tuple[AlertRow, ...] = ()
-        count = 0
-        mark = alerts_mark(conn)
-        if kept:
-            count = int(conn.execute("SELECT count(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[0])
-            alerts = tuple(map(alert_row, conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NULL ORDER BY id DESC LIMIT ?",
-                (ALERTS_SHOWN,))))
-            cleared = tuple(map(alert_row, conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NOT NULL ORDER BY id DESC LIMIT ?",
-                (CLEARED_SHOWN,))))
-    finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-    return Business(now, None if run is None else float(run), int(books), strategies, alerts, count, cleared, kept,
-                    mark)
+    """Read on ``conn`` (the tests' way in; the Dashboard reads through its reader)."""
+    return reading(ledger_business.read(conn), now)
 
 
-def pair_alerts(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[AlertRow]]:
-    """The open alerts of these pairs (a page of the books table, one book), and of their strategies."""
-    if not keys or not has_alerts(conn):
-        return {}
+def alerts_mark(conn: sqlite3.Connection) -> tuple[int, float] | None:
+    return mark(alerts.mark(conn))
+
+
+def pair_alerts_of(plain: Any) -> dict[tuple[str, str], list[AlertRow]]:
+    """The open alerts of a ``pair_alerts`` read, by pair (and by strategy, book "")."""
     found: dict[tuple[str, str], list[AlertRow]] = {}
-    strategies = {strategy for _, strategy in keys}
-    for book, strategy in [*keys, *(("", s) for s in strategies)]:
-        for r in conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE book = ? AND strategy = ? AND "
-                              "cleared_at IS NULL", (book, strategy)):
-            found.setdefault((book, strategy), []).append(alert_row(r))
+    for alert in map(alert_row, plain):
+        found.setdefault((alert.book, alert.strategy), []).append(alert)
     return found

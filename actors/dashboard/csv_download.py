@@ -11,7 +11,7 @@ from typing import Final
 from aiohttp import web
 
 from actors.dashboard import rows
-from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.ledger import LedgerBusy, LedgerReads, LedgerUnavailable
 from actors.dashboard.params import Cursor
 from actors.dashboard.rows import PairRow
 from transport.logs import RateLimitedLog
@@ -26,7 +26,7 @@ _FILENAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class CsvDownloads:
-    def __init__(self, ledger: LedgerReader) -> None:
+    def __init__(self, ledger: LedgerReads) -> None:
         self._ledger = ledger
         self._rlog = RateLimitedLog(log)
         self._running = 0

@@ -1,175 +1,94 @@
-"""Reading the Ledger's SQLite database: read-only, off the event loop, never in the writer's way.
+"""Where the Dashboard reads the Ledger's history: one interface (:class:`LedgerReads`), two readers.
 
-- Opened as ``file:PATH?mode=ro`` (plus ``PRAGMA query_only``): this process cannot write it.
-- WAL mode: a reader never blocks the writer; each query is its own short read transaction (no
-  transaction is held open between queries), so the Ledger's checkpoints are never held back for long.
-- Every query runs on the reader's own threads (one connection each), never on the event loop; a
-  progress handler interrupts one that runs past ``query_timeout``, and at most ``max_pending``
-  queries wait for a thread (more is :class:`LedgerBusy`).
-- The database may not exist yet (the Ledger has not started, or runs with ``--no-ledger``), or be
-  replaced: each query checks the file and (re)opens it; what is missing is :class:`LedgerUnavailable`.
+- :class:`LedgerReader` opens the Ledger's SQLite file read-only, on its own threads
+  (:mod:`actors.ledger_reads.pool`): the Dashboard runs on the Ledger's machine (the launcher's way).
+- :class:`actors.dashboard.remote.RemoteLedger` asks the Ledger over its ROUTER socket (CurveZMQ with
+  ``--keys``), which runs the same reads on a read-only connection of its own: the Dashboard runs
+  anywhere (``--ledger-endpoint``).
+
+Both run the named reads of :mod:`actors.ledger_reads.queries` and get the same plain result; the
+typed rows, pages and readings are made of it here, once. A longer run of a pair's decisions is read
+:data:`~actors.ledger_reads.queries.MAX_ROWS` at a time, from a cursor, on both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import abc
 import sqlite3
-import threading
-import time
-import urllib.parse
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-from actors.dashboard import books_page, rows
+from actors.dashboard import books_page, business, rows
+from actors.dashboard.business import AlertRow, Business
 from actors.dashboard.params import BooksQuery, Cursor
 from actors.dashboard.rows import BooksPage, DecisionRow, PairRow
+from actors.ledger_reads import queries
+from actors.ledger_reads.books import PIVOT_FROM, Runs
+from actors.ledger_reads.pool import LedgerBusy, LedgerUnavailable, ReadPool
+
+__all__ = ("LedgerBusy", "LedgerReader", "LedgerReads", "LedgerUnavailable")
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_MS: Final = 1000  # only ever waits on the Ledger's WAL recovery, never on its writes
-PROGRESS_EVERY: Final = 10_000  # SQLite VM steps between deadline checks
 
+class LedgerReads(abc.ABC):
+    """The Ledger's history, typed. A subclass answers :meth:`query` (a named read and its arguments,
+    its plain result); :class:`LedgerUnavailable` and :class:`LedgerBusy` say why it could not."""
 
-class LedgerUnavailable(Exception):
-    """No history to read: no database yet, not a Ledger database, or unreadable. The message says which."""
+    counters: dict[str, int]
+    pivot_from: int = PIVOT_FROM
 
+    @property
+    @abc.abstractmethod
+    def where(self) -> str:
+        """Where the history comes from, for a page's note and the log."""
 
-class LedgerBusy(Exception):
-    """Too many queries waiting, or one ran past its deadline."""
+    @abc.abstractmethod
+    def source(self) -> dict[str, str]:
+        """Where the history comes from, for ``/api/ledger``: ``{"path": ...}`` or ``{"endpoint": ...}``."""
 
+    @abc.abstractmethod
+    async def query(self, name: str, args: list[Any]) -> Any:
+        """The plain result of read ``name`` (:data:`actors.ledger_reads.queries.QUERIES`)."""
 
-@dataclass
-class _Local:
-    conn: sqlite3.Connection | None = None
-    inode: tuple[int, int] | None = None
-    deadline: float = 0.0
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
-
-class LedgerReader:
-    def __init__(self, path: str | Path, *, threads: int = 2, query_timeout: float = 2.0,
-                 max_pending: int = 32, pivot_from: int = books_page.PIVOT_FROM) -> None:
-        self.path = Path(path).resolve()
-        self._pivot_from = pivot_from
-        self._timeout = query_timeout
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ledger-read")
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []  # every connection, closed at shutdown (<= threads)
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._max_pending = max_pending
-        self.counters = {"db_queries": 0, "db_errors": 0, "db_unavailable": 0, "db_busy": 0, "db_reopens": 0}
-
-    # --- the thread side ---------------------------------------------------------------------------
-
-    def _state(self) -> _Local:
-        state: _Local | None = getattr(self._local, "state", None)
-        if state is None:
-            state = self._local.state = _Local()
-        return state
-
-    def _connect(self, state: _Local) -> sqlite3.Connection:
+    async def _typed(self, name: str, args: list[Any], make: Callable[[Any], T]) -> T:
+        """Read ``name`` and make its typed result; a result not of the read's shape (from a Ledger of
+        another version) is counted and said, never a crash of the page."""
+        plain = await self.query(name, args)
         try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            self._drop(state)
-            raise LedgerUnavailable(f"no Ledger database at {self.path} yet (the Ledger has not started, or the "
-                                    "system runs with --no-ledger)") from None
-        except OSError as exc:
-            raise LedgerUnavailable(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        inode = (stat.st_dev, stat.st_ino)
-        if state.conn is not None and state.inode == inode:
-            return state.conn
-        if state.conn is not None:
-            self.counters["db_reopens"] += 1  # the file was replaced: read the new one
-            self._drop(state)
-        uri = f"file:{urllib.parse.quote(str(self.path))}?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as exc:
-            raise LedgerUnavailable(f"cannot open {self.path} read-only: {exc}") from None
-        conn.set_progress_handler(lambda: int(time.monotonic() > state.deadline), PROGRESS_EVERY)
-        with self._lock:
-            self._opened.append(conn)
-        state.conn, state.inode = conn, inode
-        return conn
-
-    def _drop(self, state: _Local) -> None:
-        if state.conn is not None:
-            with self._lock:
-                if state.conn in self._opened:
-                    self._opened.remove(state.conn)
-            state.conn.close()
-        state.conn, state.inode = None, None
-
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        state = self._state()
-        conn = self._connect(state)
-        state.deadline = time.monotonic() + self._timeout
-        try:
-            return work(conn)
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "interrupted" in text:
-                raise LedgerBusy(f"query took longer than {self._timeout:.1f}s") from None
-            self._drop(state)
-            if "no such table" in text or "no such column" in text:
-                raise LedgerUnavailable(f"{self.path} has no Ledger tables yet ({text})") from None
-            raise LedgerUnavailable(f"cannot read {self.path}: {text}") from None
-        except sqlite3.DatabaseError as exc:  # not a database, corrupt, ...
-            self._drop(state)
-            raise LedgerUnavailable(f"cannot read {self.path}: {exc}") from None
-
-    # --- the event-loop side ---------------------------------------------------------------------
-
-    async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work(conn)`` on a reader thread; counted; bounded in waiting queries."""
-        if self._pending >= self._max_pending:
-            self.counters["db_busy"] += 1
-            raise LedgerBusy(f"{self._pending} queries already waiting")
-        self._pending += 1
-        self.counters["db_queries"] += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
-        except LedgerUnavailable:
-            self.counters["db_unavailable"] += 1
-            raise
-        except LedgerBusy:
-            self.counters["db_busy"] += 1
-            raise
-        except Exception:
+            return make(plain)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
             self.counters["db_errors"] += 1
-            raise
-        finally:
-            self._pending -= 1
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
-
-    # --- queries -------------------------------------------------------------------------------
+            raise LedgerUnavailable(f"the answer of {self.where} to {name} is not understood "
+                                    f"({type(exc).__name__}: {exc})"[:300]) from None
 
     async def summary(self) -> dict[str, Any]:
-        return await self.call(_summary)
+        return await self._typed("summary", [], lambda r: {"schema_version": r[0], "newest_ts": r[1]})
 
-    async def books(self, query: BooksQuery, runs: books_page.Runs | None = None) -> BooksPage:
-        return await self.call(lambda conn: books_page.read(conn, query, self._pivot_from, runs=runs))
+    async def books(self, query: BooksQuery, runs: Runs | None = None) -> BooksPage:
+        return await self._typed("books", books_page.args(query, runs, self.pivot_from),
+                                 lambda r: books_page.page(r, query))
 
     async def pairs_of(self, book: str) -> list[PairRow]:
-        return await self.call(lambda conn: [rows.pair(r) for r in conn.execute(
-            f"SELECT {rows.PAIR_COLUMNS} FROM pairs WHERE book = ? ORDER BY strategy LIMIT 1000", (book,))])
+        return await self._typed("pairs_of", [book], lambda r: [rows.pair(p) for p in r])
 
     async def decisions(self, book: str, strategy: str, before: Cursor | None, limit: int) -> list[DecisionRow]:
-        """Newest first: the decisions older than ``before`` (all when None), at most ``limit``."""
-        return await self.call(lambda conn: _decisions(conn, book, strategy, before, limit))
+        """Newest first: the decisions older than ``before`` (all when None), at most ``limit``; read
+        :data:`~actors.ledger_reads.queries.MAX_ROWS` at a time."""
+        found: list[DecisionRow] = []
+        while len(found) < limit:
+            want = min(queries.MAX_ROWS, limit - len(found))
+            chunk = await self._typed("decisions", [book, strategy, None if before is None else list(before), want],
+                                      lambda r: [rows.decision(d) for d in r])
+            found += chunk
+            if len(chunk) < want:
+                break
+            before = chunk[-1].cursor
+        return found
 
     async def series(self, book: str, strategy: str, points: int) -> list[DecisionRow]:
         """The newest ``points`` decisions of a pair, oldest first (for a chart)."""
@@ -177,30 +96,42 @@ class LedgerReader:
         newest.reverse()
         return newest
 
+    async def business(self, now: float) -> Business:
+        return await self._typed("business", [], lambda r: business.reading(r, now))
 
-def _summary(conn: sqlite3.Connection) -> dict[str, Any]:
-    version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    newest = conn.execute("SELECT max(ts) FROM pairs").fetchone()[0]
-    return {"schema_version": version, "newest_ts": newest}
+    async def alerts_mark(self) -> tuple[int, float] | None:
+        return await self._typed("alerts_mark", [], business.mark)
 
-
-def decisions_sql(paged: bool, bounds: bool = True) -> str:
-    """A pair's decisions newest first, by time, then run and tick (a total order: (run, tick) is unique
-    within a pair, and tick numbers alone restart with every launcher run); ``paged``: below a cursor;
-    ``bounds``: the file keeps each decision's floor and ceiling (schema version 6 on), else NULLs.
-    The Ledger's index ``decisions_by_pair_ts`` serves it without a sort, at any depth."""
-    bound = " AND (ts, run, tick) < (?, ?, ?)" if paged else ""
-    kept = "floor, ceiling" if bounds else "NULL, NULL"
-    return (f"SELECT {rows.DECISION_COLUMNS}, {kept} FROM decisions WHERE book = ? AND strategy = ?{bound} "
-            "ORDER BY ts DESC, run DESC, tick DESC LIMIT ?")
+    async def pair_alerts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[AlertRow]]:
+        return await self._typed("pair_alerts", [[list(k) for k in keys]], business.pair_alerts_of)
 
 
-def keeps_bounds(conn: sqlite3.Connection) -> bool:
-    """Whether the file keeps each decision's floor and ceiling (a Ledger of schema version 6 or later)."""
-    return any(column[1] == "ceiling" for column in conn.execute("PRAGMA table_info(decisions)"))
+class LedgerReader(LedgerReads):
+    """The Ledger's SQLite file, read-only, on a few threads of this process (see
+    :mod:`actors.ledger_reads.pool`: bounded waiting, a deadline per query, reopened when replaced)."""
 
+    def __init__(self, path: str | Path, *, threads: int = 2, query_timeout: float = 2.0,
+                 max_pending: int = 32, pivot_from: int = PIVOT_FROM) -> None:
+        self._pool = ReadPool(path, threads=threads, query_timeout=query_timeout, max_pending=max_pending)
+        self.path = self._pool.path
+        self.pivot_from = pivot_from
+        self.counters = self._pool.counters
 
-def _decisions(conn: sqlite3.Connection, book: str, strategy: str, before: Cursor | None,
-               limit: int) -> list[DecisionRow]:
-    args: list[Any] = [book, strategy, *(before or ()), limit]
-    return [rows.decision(r) for r in conn.execute(decisions_sql(before is not None, keeps_bounds(conn)), args)]
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def source(self) -> dict[str, str]:
+        return {"path": str(self.path)}
+
+    async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(conn)`` on a reader thread (see :meth:`ReadPool.call`)."""
+        return await self._pool.call(work)
+
+    async def query(self, name: str, args: list[Any]) -> Any:
+        work = queries.prepare(name, args)  # a bad one is this process's own bug: raised as it is
+        return await self._pool.call(work)
+
+    def close(self) -> None:
+        self._pool.close()
+

@@ -21,8 +21,13 @@ class DashboardOptions:
     events_endpoint: str | None = option(None, "the launcher's events PUB endpoint (SupervisorEvent, ActorStatus) "
                                          "to subscribe to for live state; without it only history is shown",
                                          metavar="ENDPOINT", deprecated=("--events",))
-    db: str = option(DEFAULT_DB, "the Ledger's SQLite database, opened read-only (it may not exist yet)",
-                     metavar="PATH")
+    db: str = option(DEFAULT_DB, "the Ledger's SQLite database, opened read-only (it may not exist yet); not "
+                     "read with --ledger-endpoint", metavar="PATH")
+    ledger_endpoint: str | None = option(None, "read the history from the Ledger's socket instead of its file "
+                                         "(e.g. tcp://ledger:5558; CurveZMQ with --keys): the Dashboard may run on "
+                                         "another machine", metavar="ENDPOINT")
+    ledger_timeout: float = option(5.0, "seconds to wait for the Ledger's answer to a read over --ledger-endpoint",
+                                   metavar="S")
     config: str | None = option(None, "the repricer's TOML config, read for guardrail floors and ceilings only",
                                 metavar="FILE")
     backtest_report: str = option(REPORT_DEFAULT, "the backtest's last HTML report, linked and served at /backtest "
@@ -43,3 +48,5 @@ class DashboardOptions:
             raise ValueError(f"--max-clients must be within 1..{MAX_CLIENTS_LIMIT}")
         if not self.db:
             raise ValueError("--db must name a file")
+        if not 0.1 <= self.ledger_timeout <= 60:
+            raise ValueError("--ledger-timeout must be within 0.1..60 seconds")

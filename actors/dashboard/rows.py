@@ -19,10 +19,6 @@ from typing import Any, Final
 from actors.dashboard.business import AlertRow
 from actors.dashboard.params import BooksQuery, Cursor, last_page
 
-PAIR_COLUMNS: Final = ("book, strategy, tick, ts, price, avg_comp_price, sold, guardrail, decisions, guardrail_hits, "
-                       "run")
-DECISION_COLUMNS: Final = ("book, strategy, tick, ts, prices, avg_comp_price, request_id, sold, price, rule_price, "
-                           "guardrail, run")
 # ``run`` last, as in the Ledger's own export: the columns before it keep their places.
 CSV_HEADER: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold", "price",
                      "rule_price", "guardrail", "run")
@@ -183,12 +179,14 @@ def change_pct(prices: Sequence[str]) -> Decimal | None:
 
 
 def pair(r: Sequence[Any]) -> PairRow:
+    """A pair of the Ledger's rows (:data:`actors.ledger_reads.columns.PAIR_COLUMNS`)."""
     return PairRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), str(r[4]), str(r[5]), bool(r[6]), _strings(r[7]),
                    int(r[8]), int(r[9]), float(r[10]))
 
 
 def decision(r: Sequence[Any]) -> DecisionRow:
-    """A row of ``DECISION_COLUMNS`` and then the decision's floor and ceiling (NULL: none, or not kept)."""
+    """A decision of the Ledger's rows (:data:`actors.ledger_reads.columns.DECISION_COLUMNS`), then its
+    floor and ceiling (NULL: none, or not kept)."""
     return DecisionRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), _strings(r[4]), str(r[5]), int(r[6]),
                        bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]), float(r[11]),
                        None if r[12] is None else str(r[12]), None if r[13] is None else str(r[13]))

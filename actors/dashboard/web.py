@@ -21,11 +21,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actors import charts, counter_catalog
-from actors.dashboard import books_page, business, params, rows, series
+from actors.dashboard import books_page, params, rows, series
 from actors.dashboard.bounds import BoundsSource
 from actors.dashboard.business import Business
 from actors.dashboard.csv_download import CsvDownloads
-from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
+from actors.dashboard.ledger import LedgerBusy, LedgerReads, LedgerUnavailable
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.pages import Pages
@@ -55,7 +55,7 @@ FAVICON: Final = STATIC / "favicon.ico"
 
 
 class DashboardWeb:
-    def __init__(self, state: LiveState, ledger: LedgerReader, stream: LiveStream, metrics: DashboardMetrics,
+    def __init__(self, state: LiveState, ledger: LedgerReads, stream: LiveStream, metrics: DashboardMetrics,
                  bounds: BoundsSource, report: Path | None = None, *,
                  business: Callable[[], Business | None] = lambda: None) -> None:
         self.state = state
@@ -155,7 +155,7 @@ class DashboardWeb:
     async def overview(self, request: web.Request) -> web.Response:
         try:
             summary = await self.ledger.summary()
-            note = f"History from {self.ledger.path} (schema version {summary['schema_version']})."
+            note = f"History from {self.ledger.where} (schema version {summary['schema_version']})."
         except (LedgerUnavailable, LedgerBusy) as e:
             note = f"No history: {e}."
         return web.Response(text=self.pages.overview(note, self._report_written()), content_type="text/html")
@@ -209,7 +209,7 @@ class DashboardWeb:
         query = params.book_query(request.query)
         pairs, current = await self._pair(query.book, query.strategy)
         decisions = await self.ledger.decisions(query.book, current.strategy, query.before, query.limit)
-        alerts = await self.ledger.call(lambda conn: business.pair_alerts(conn, [current.key]))
+        alerts = await self.ledger.pair_alerts([current.key])
         open_alerts = [*alerts.get(current.key, ()), *alerts.get(("", current.strategy), ())]
         bounds = self.bounds.bounds(query.book, current.strategy)
         text = self.pages.book(query, pairs, current, decisions, bounds, params.SERIES_DEFAULT, open_alerts,
@@ -242,7 +242,7 @@ class DashboardWeb:
 
     async def api_ledger(self, request: web.Request) -> web.Response:
         summary: dict[str, Any] = await self.ledger.summary()
-        return web.json_response({"path": str(self.ledger.path), **summary})
+        return web.json_response({**self.ledger.source(), **summary})
 
     async def api_books(self, request: web.Request) -> web.Response:
         return web.json_response((await self._books_page(request)).as_json())

@@ -1,7 +1,8 @@
 """The Ledger: keeps every decision the Algorithm workers send it, in SQLite, and tells a restarted
 worker the last price it decided for each of its pairs.
 
-On its ROUTER socket it takes two requests from the workers' DEALERs: a :class:`LedgerBatch` of
+On its ROUTER socket it takes two requests from the workers' DEALERs (and the Dashboard's reads, a
+:class:`LedgerQuery`, answered by :mod:`actors.ledger.reads` on a thread of its own): a :class:`LedgerBatch` of
 decisions (read straight into rows by :mod:`transport.ledger_rows` when all are plainly valid),
 answered by a :class:`LedgerAck` of the same batch id once the batch is committed (or with the
 reason it was not), and a :class:`LastDecidedRequest`, answered from the ``pairs`` table. Each
@@ -34,6 +35,7 @@ from actors.alert_rules import Thresholds
 from actors.kinds import LEDGER
 from actors.ledger.alerting import Alerting, load_thresholds
 from actors.ledger.options import LedgerOptions
+from actors.ledger.reads import ReadServer
 from actors.ledger.records import to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
@@ -41,7 +43,7 @@ from actors.probes import READY, Readiness, not_ready
 from transport import ledger_rows, protocol
 from transport.ledger_rows import DecisionRow
 from transport.logs import FrameDecoder, RateLimitedLog
-from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, Message
+from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, LedgerQuery, Message
 from transport.sockets import Sockets
 
 log = logging.getLogger(LEDGER.name)
@@ -66,6 +68,7 @@ class Ledger:
         thresholds = thresholds or load_thresholds(options.config)  # main() read them already, to refuse them
         self._alerting = Alerting(options.config, thresholds, lambda: self._writer.counters["nacks"],
                                   self._writer.submit_alerts, self._writer.open_alerts)
+        self._reads = ReadServer(self._store.path, self._send_frame)
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {
@@ -76,7 +79,7 @@ class Ledger:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {**self._counters, **self._writer.counters, "queued": self._writer.queued,
+        return {**self._counters, **self._writer.counters, "queued": self._writer.queued, **self._reads.counters,
                 **self._writer.alerts.counters, **self._alerting.counters}
 
     def readiness(self) -> Readiness:
@@ -106,6 +109,7 @@ class Ledger:
                     task.cancel()
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
+            await self._reads.stop()
             sock.close(linger=0)
 
     # --- the socket edge -------------------------------------------------------------------------
@@ -124,12 +128,15 @@ class Ledger:
             await asyncio.sleep(0)
 
     def _send(self, identity: bytes, message: Message) -> None:
+        self._send_frame(identity, protocol.encode(message))
+
+    def _send_frame(self, identity: bytes, frame: bytes) -> None:
         if self._sock is None:
             return
         # Through the asyncio socket (it re-arms its receive wake-ups after a send); NOBLOCK sends
         # complete at once, so the future is done here: a full queue or a gone peer is only counted,
         # the client asks again.
-        sent = asyncio.ensure_future(self._sock.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK))
+        sent = asyncio.ensure_future(self._sock.send_multipart([identity, frame], zmq.NOBLOCK))
         if not sent.done():
             sent.add_done_callback(self._sent)
         else:
@@ -150,13 +157,16 @@ class Ledger:
             self._alerting.observe(rows)
             self._writer.submit_batch(PendingBatch(frames[0], batch_id, rows, 0))
             return RECEIVE_BURST
-        routed = self._frames.routed(frames, LedgerBatch, LastDecidedRequest)
+        routed = self._frames.routed(frames, LedgerBatch, LastDecidedRequest, LedgerQuery)
         if routed is None:
             return 1 + sum(map(len, frames)) // 4096
         identity, message = routed
         if isinstance(message, LedgerBatch):
             self._on_batch(identity, message)
             return RECEIVE_BURST
+        if isinstance(message, LedgerQuery):
+            self._reads.submit(identity, message)  # the Dashboard's read: on its own thread, bounded
+            return 1
         self._on_query(identity, message)
         return 1
 

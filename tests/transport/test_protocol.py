@@ -26,9 +26,12 @@ from transport.protocol import (
     LastPricesRequest,
     LedgerAck,
     LedgerBatch,
+    LedgerQuery,
+    LedgerQueryReply,
     Message,
     MessageType,
     ProtocolError,
+    QueryStatus,
     SupervisorEvent,
     Tick,
     WindowsReply,
@@ -376,6 +379,10 @@ GOLDEN: dict[MessageType, tuple[Message, list[Any]]] = {
                                        [44, [["A", "s"], ["B", "t"]]]),
     MessageType.LAST_DECIDED_REPLY: (LastDecidedReply(44, (D("19.77"), None), (1.5, 0.0), "", (1.0, 0.0), (3, -1)),
                                      [44, ["19.77", ""], [1.5, 0.0], "", [1.0, 0.0], [3, -1]]),
+    MessageType.LEDGER_QUERY: (LedgerQuery(45, "decisions", ("B", "s", [1.5, 1.0, 3], 100)),
+                               [45, "decisions", ["B", "s", [1.5, 1.0, 3], 100]]),
+    MessageType.LEDGER_QUERY_REPLY: (LedgerQueryReply(45, QueryStatus.OK, {"rows": [["B", 2.5, None, True]]}),
+                                     [45, "ok", {"rows": [["B", 2.5, None, True]]}, ""]),
 }
 
 

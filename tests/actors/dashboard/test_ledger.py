@@ -17,10 +17,12 @@ import pytest
 
 from actors.dashboard import books_page
 from actors.dashboard.books_page import ORDER
-from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable, decisions_sql
+from actors.dashboard.ledger import LedgerBusy, LedgerReader, LedgerUnavailable
 from actors.dashboard.params import SORT_KEYS, BooksQuery
 from actors.dashboard.rows import DecisionRow, PairRow
 from actors.ledger import schema
+from actors.ledger_reads.columns import PAIR_COLUMNS
+from actors.ledger_reads.queries import decisions_sql
 from bench import fake_ledger
 from tests.helpers import run_async, wait_for
 
@@ -28,7 +30,7 @@ from tests.helpers import run_async, wait_for
 def all_pairs(path: Path) -> list[PairRow]:
     from actors.dashboard import rows
     with sqlite3.connect(path) as conn:
-        return [rows.pair(r) for r in conn.execute(f"SELECT {rows.PAIR_COLUMNS} FROM pairs")]
+        return [rows.pair(r) for r in conn.execute(f"SELECT {PAIR_COLUMNS} FROM pairs")]
 
 
 # Each sort key as Python computes it, independently of the SQL.
