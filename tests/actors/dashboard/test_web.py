@@ -17,12 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from actors.dashboard.bounds import Bounds, BoundsSource, DefaultBounds, NoBounds
-from actors.dashboard.ledger import LedgerReader
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from bench import fake_ledger
+from tests.actors.dashboard.ledger_reads import Readers
 from tests.helpers import run_async
 from transport.protocol import ActorStatus, SupervisorEvent
 
@@ -33,8 +33,11 @@ Scenario = Callable[[TestClient[Any, Any], DashboardWeb], Awaitable[None]]
 
 def serve(db: Path, scenario: Scenario, bounds: Bounds | BoundsSource | None = None,
           report: Path | None = None) -> DashboardWeb:
+    """Run ``scenario`` against the Dashboard's web side over ``db``, read from the file or over the
+    Ledger's socket (by the test's loop: tests/actors/dashboard/ledger_reads.py)."""
     state = LiveState(600, 5, time.time)
-    ledger = LedgerReader(db)
+    readers = Readers(db)
+    ledger = readers.reader
     stream = LiveStream(state.snapshot, lambda: state.version, StreamLimits(max_clients=2, interval=0.01))
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
@@ -42,14 +45,14 @@ def serve(db: Path, scenario: Scenario, bounds: Bounds | BoundsSource | None = N
     web = DashboardWeb(state, ledger, stream, metrics, source, report)
 
     async def run() -> None:
-        async with TestClient(TestServer(web.make_app())) as client:
+        async with readers.serving(), TestClient(TestServer(web.make_app())) as client:
             await scenario(client, web)
         stream.close()
 
     try:
         run_async(run(), timeout=30)
     finally:
-        ledger.close()
+        readers.close()
     return web
 
 
