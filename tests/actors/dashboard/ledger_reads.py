@@ -51,8 +51,11 @@ class Readers:
             yield
             return
         router = Sockets(self._ctx).router(self.endpoint)
-        server = self.server = ReadServer(self.db, lambda identity, frame: router.send_multipart(
-            [identity, frame], zmq.NOBLOCK) and None)
+
+        def send(identity: bytes, frame: bytes) -> None:
+            router.send_multipart([identity, frame], zmq.NOBLOCK)  # done at once (NOBLOCK), as the Ledger's
+
+        server = self.server = ReadServer(self.db, send)
 
         async def pump() -> None:
             while True:
