@@ -14,6 +14,10 @@ decision takes, and whether its memory stays flat.
   books per 5 s tick and while it inserts flat out, against the same probe while it is idle.
 * bytes per decision: the database file (after a checkpoint) / rows, and from it the disk a 6-hour run
   of 10,000 books on a 5 s tick needs (43.2M decisions).
+* writes first: the same insert run while a Dashboard reads the Ledger over its socket flat out
+  (``LedgerQuery``: a books page sorted by price, the business reading, a pair's newest 1,000
+  decisions, in turn, ``READS_IN_FLIGHT`` at a time, each sent when the last answer came), against the
+  run without reads, alternating in the same rounds: the insert rate with reads over the rate without.
 * RSS: the Ledger's RSS sampled every second through a sustained stream at 2,000 decisions/s (10,000
   books per 5 s tick) with row retention on (so deletes run too); growth after a warm-up.
 """
@@ -25,6 +29,7 @@ import json
 import os
 import sqlite3
 import statistics
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -37,7 +42,16 @@ from bench import common
 from bench.common import Config, Outcome, Row
 from bench.driver import private_dir
 from transport import limits, protocol
-from transport.protocol import Decision, LastDecidedReply, LastDecidedRequest, LedgerAck, LedgerBatch
+from transport.protocol import (
+    Decision,
+    LastDecidedReply,
+    LastDecidedRequest,
+    LedgerAck,
+    LedgerBatch,
+    LedgerQuery,
+    LedgerQueryReply,
+    QueryStatus,
+)
 
 BATCH = limits.LEDGER_BATCH_MAX
 IN_FLIGHT = 4
@@ -47,6 +61,9 @@ RATE_10K_BOOKS = 10_000 / 5  # decisions per second
 WARMUP_SAMPLES = 5
 ROUNDS = 3
 T0 = 1_790_000_000.0
+READS_IN_FLIGHT = 2  # a Dashboard with a few browsers open
+READS = (("books", ("", "price", True, 0, 50, "all", None, 2000)), ("business", ()),
+         ("decisions", ("B00001", "default", None, 1000)))
 WINDOW = (Decimal("18.02"), Decimal("17.98"), Decimal("17.99"), Decimal("17.94"), Decimal("17.95"))
 
 
@@ -205,29 +222,85 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
-def insert_round(count: int, batches: list[bytes]) -> dict[str, Any]:
+class ReadLoad:
+    """A Dashboard reading the Ledger over its socket flat out, on a thread of its own: ``READS`` in
+    turn, ``READS_IN_FLIGHT`` at a time; counts the answers by status."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self._stop = threading.Event()
+        self.statuses: dict[str, int] = {}
+        self.latencies: list[float] = []
+        self._thread = threading.Thread(target=self._run, name="bench-reads", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(10)
+        return {"statuses": dict(self.statuses), "read_ms": common.summary_ms(self.latencies)}
+
+    def _run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sock = _dealer(ctx, self._endpoint)
+        sent: dict[int, float] = {}
+        request_id = 0
+        try:
+            while not self._stop.is_set():
+                while len(sent) < READS_IN_FLIGHT:
+                    request_id += 1
+                    name, args = READS[request_id % len(READS)]
+                    sock.send(protocol.encode(LedgerQuery(request_id, name, args)))
+                    sent[request_id] = time.monotonic()
+                if sock.poll(100):
+                    reply = protocol.decode_as(sock.recv(), LedgerQueryReply)
+                    began = sent.pop(reply.request_id, None)
+                    self.statuses[reply.status.value] = self.statuses.get(reply.status.value, 0) + 1
+                    if began is not None and reply.status is QueryStatus.OK:
+                        self.latencies.append(time.monotonic() - began)
+        finally:
+            sock.close(0)
+            ctx.term()
+
+
+def insert_round(count: int, batches: list[bytes], reads: bool = False) -> dict[str, Any]:
     with private_dir("bl-") as directory:
         endpoint = f"ipc://{directory}/ledger.sock"
         db = directory / "ledger.sqlite3"
         with common.actor("ledger", "--ledger-endpoint", endpoint, "--db", str(db)) as ledger:
             idle = idle_probes(endpoint, 1.0)
             before = thread_cpu(ledger.pid)
-            run = stream(endpoint, batches)
+            load = ReadLoad(endpoint) if reads else None
+            if load is not None:
+                load.start()
+            try:
+                run = stream(endpoint, batches)
+            finally:
+                read = load.stop() if load is not None else None
             after = thread_cpu(ledger.pid)
         size, rows = db_bytes(db)
-        base = baseline(directory / "baseline.sqlite3", count)
+        base = baseline(directory / "baseline.sqlite3", count) if not reads else 0.0
     used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
     loop = used.pop(ledger.pid, 0.0)
     return {"rate": count / run["seconds"], "baseline_rate": base, "idle_probes_ms": idle,
             "busy_probes_ms": run["probes_ms"], "db_bytes": size, "rows": rows,
-            "loop_us": loop / count * 1e6, "db_thread_us": max(used.values(), default=0.0) / count * 1e6}
+            "loop_us": loop / count * 1e6, "db_thread_us": max(used.values(), default=0.0) / count * 1e6,
+            "reads": read}
 
 
 def insert_run(count: int, rounds: int) -> dict[str, Any]:
     batches = frames(count)
-    done = [insert_round(count, batches) for _ in range(rounds)]
+    done: list[dict[str, Any]] = []
+    with_reads: list[dict[str, Any]] = []
+    for _ in range(rounds):  # alternating: a neighbour's burst hits one round, not one side
+        done.append(insert_round(count, batches))
+        with_reads.append(insert_round(count, batches, reads=True))
     last = done[-1]
-    return {"count": count, "rounds": done, "rate": statistics.median(r["rate"] for r in done),
+    return {"count": count, "rounds": done, "rounds_with_reads": with_reads,
+            "rate_with_reads": statistics.median(r["rate"] for r in with_reads),
+            "read_ratios": [r["rate"] / p["rate"] for r, p in zip(with_reads, done, strict=True)],
+            "rate": statistics.median(r["rate"] for r in done),
             "baseline_rate": statistics.median(r["baseline_rate"] for r in done),
             "ratios": [r["rate"] / r["baseline_rate"] for r in done],
             "loop_us": statistics.median(r["loop_us"] for r in done),
@@ -270,6 +343,16 @@ def measure(cfg: Config) -> Outcome:
                         note=f"WAL, fsync per commit; medians of {len(inserts['rounds'])} alternating rounds "
                              f"(ratios {ratios}); CPU per decision: event loop {inserts['loop_us']:.1f} us, "
                              f"database thread {inserts['db_thread_us']:.1f} us"))
+    reads = inserts["rounds_with_reads"][-1]["reads"]
+    answered = sum(r["reads"]["statuses"].get("ok", 0) for r in inserts["rounds_with_reads"])
+    out.rows.append(Row("Ledger insert rate while a Dashboard reads it over its socket flat out",
+                        inserts["rate_with_reads"], "decisions/s", inserts["rate"], "the same inserts without reads",
+                        target=">= 0.8x", met=inserts["rate_with_reads"] >= 0.8 * inserts["rate"],
+                        note=f"{READS_IN_FLIGHT} reads in flight (a books page, the business, 1,000 decisions, in "
+                             f"turn); medians of {len(inserts['rounds'])} alternating rounds (ratios "
+                             f"{', '.join(f'{r:.2f}' for r in inserts['read_ratios'])}); {answered:,} reads answered, "
+                             f"last round {reads['statuses']}, read p50 {reads['read_ms']['p50']:.1f} ms, p99 "
+                             f"{reads['read_ms']['p99']:.1f} ms"))
     idle = inserts["idle_probes_ms"]
     for label, probes, target in (("at 2,000 decisions/s (10,000 books per 5 s tick)", soak["probes_ms"], "< 10 ms"),
                                   ("inserting flat out", inserts["busy_probes_ms"], "")):

@@ -68,7 +68,7 @@ class Ledger:
         thresholds = thresholds or load_thresholds(options.config)  # main() read them already, to refuse them
         self._alerting = Alerting(options.config, thresholds, lambda: self._writer.counters["nacks"],
                                   self._writer.submit_alerts, self._writer.open_alerts)
-        self._reads = ReadServer(self._store.path, self._send_frame)
+        self._reads = ReadServer(self._store.path, self._send_frame, writing=lambda: self._writer.writing)
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {

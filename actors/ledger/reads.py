@@ -3,8 +3,11 @@ history (a :class:`LedgerQuery` in, a :class:`LedgerQueryReply` out).
 
 Writes first: a read never runs on the writer's thread or connection, nor on the event loop. It runs
 the Dashboard's own query (:mod:`actors.ledger_reads.queries`, written once for both) on a read-only
-connection of a small pool of its own (WAL: a reader never blocks the writer), and the reply is
-packed on that thread too. Bounded:
+connection of one thread of its own (WAL: a reader never blocks the writer), and the reply is packed
+on that thread too. While the writer has decisions to write, a read waits for a gap, up to
+:data:`WRITES_FIRST_WAIT` (so a Ledger written flat out still answers, slowly): the CPU and the GIL
+the read would take go to the writes (``bench/ledger.py`` measures the insert rate with and without a
+Dashboard reading flat out). Bounded:
 
 - ``max_inflight`` reads at once (waiting or running), for every peer together; one more is answered
   ``busy`` at once, counted (``reads_busy``);
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +39,8 @@ log = logging.getLogger("ledger")
 READ_THREADS: Final = 1  # one: reads take turns, so at most one competes with the writer for the CPU
 MAX_INFLIGHT: Final = 8  # reads waiting or running, for every peer together
 QUERY_TIMEOUT: Final = 2.0  # seconds a read may run (the Dashboard waits longer: --ledger-timeout)
+WRITES_FIRST_WAIT: Final = 0.5  # seconds a read waits at most for a gap in the writes
+WRITES_FIRST_LOOK: Final = 0.005  # seconds between two looks for that gap
 READ_COUNTERS: Final = ("reads", "reads_answered", "reads_busy", "reads_refused", "reads_unavailable",
                         "reads_too_large", "reads_failed")
 
@@ -55,7 +61,10 @@ class ReadServer:
     """Answers :class:`LedgerQuery` messages; ``send(identity, frame)`` puts a reply on the socket."""
 
     def __init__(self, path: str | Path, send: Callable[[bytes, bytes], None], *, threads: int = READ_THREADS,
-                 max_inflight: int = MAX_INFLIGHT, query_timeout: float = QUERY_TIMEOUT) -> None:
+                 max_inflight: int = MAX_INFLIGHT, query_timeout: float = QUERY_TIMEOUT,
+                 writing: Callable[[], bool] = lambda: False) -> None:
+        """``writing()``: whether the writer has decisions to write (read from the read thread: a bool)."""
+        self._writing = writing
         self._pool = ReadPool(path, threads=threads, query_timeout=query_timeout, max_pending=max_inflight,
                               name="ledger-reads")
         self._send = send
@@ -89,7 +98,7 @@ class ReadServer:
     async def _answer(self, identity: bytes, request_id: int, work: Callable[[sqlite3.Connection], Any]) -> None:
         status, error = QueryStatus.OK, ""
         try:
-            frame = await self._pool.call(lambda conn: _packed(request_id, work(conn)))
+            frame = await self._pool.call(lambda conn: self._after_writes(lambda: _packed(request_id, work(conn))))
         except LedgerBusy as exc:
             status, error, counter = QueryStatus.BUSY, str(exc), "reads_busy"
         except LedgerUnavailable as exc:
@@ -105,6 +114,13 @@ class ReadServer:
             return
         self.counters[counter] += 1
         self._reply(identity, LedgerQueryReply(request_id, status, None, error[:protocol.QUERY_ERROR_MAX_LEN]))
+
+    def _after_writes(self, read: Callable[[], bytes]) -> bytes:
+        """On the read thread: ``read()`` once the writer is idle, or WRITES_FIRST_WAIT from now."""
+        end = time.monotonic() + WRITES_FIRST_WAIT
+        while self._writing() and time.monotonic() < end:
+            time.sleep(WRITES_FIRST_LOOK)
+        return read()
 
     def _reply(self, identity: bytes, reply: LedgerQueryReply) -> None:
         self._send(identity, protocol.encode(reply))

@@ -100,6 +100,7 @@ class LedgerWriter:
         self._wall = wall
         self._batches: deque[PendingBatch] = deque()
         self._queued = 0  # decisions in ``_batches``: <= QUEUE_MAX
+        self._writing = False  # a group of batches is being written
         self._queries: deque[PendingQuery] = deque()
         self.alerts = AlertQueue()
         self._opened_once = asyncio.Event()
@@ -125,6 +126,11 @@ class LedgerWriter:
     def queued(self) -> int:
         """Decisions waiting for the database thread."""
         return self._queued
+
+    @property
+    def writing(self) -> bool:
+        """Decisions wait for the database thread, or it writes some: the Ledger's reads hold back."""
+        return self._queued > 0 or self._writing
 
     # --- what the socket edge hands over --------------------------------------------------------
 
@@ -275,6 +281,7 @@ class LedgerWriter:
             group.append(batch)
             size += len(batch.rows)
         self._queued -= size
+        self._writing = True
         try:
             written = await self._call(self._store.write, [batch.rows for batch in group])
         except FileLost as exc:  # committed, but to a file no longer at the path: not acknowledged
@@ -284,6 +291,8 @@ class LedgerWriter:
             for batch in group:
                 self._nack(batch, f"not stored: {self._fail('write', exc)}")
             return
+        finally:
+            self._writing = False
         self._unavailable = None
         self.counters["transactions"] += 1
         self.counters["rows"] = self._store.rows
