@@ -77,6 +77,14 @@ def test_the_arguments_parse_and_zeromq_between_pods_is_encrypted(doc: dict[str,
     assert kube.pod_spec(doc)["securityContext"]["runAsNonRoot"] is True  # type: ignore[index]
 
 
+def test_the_dashboard_reads_the_ledger_over_its_service_not_its_volume() -> None:
+    dashboard = kube.containers(kube.find(DOCS, "Deployment", "dashboard"))[0]
+    options, _ = parsed(dashboard)
+    ledger = kube.find(DOCS, "Service", "ledger")["spec"]["ports"][0]["port"]
+    assert options.ledger_endpoint == f"tcp://ledger:{ledger}"
+    assert not any(m["name"] == "db" for m in dashboard["volumeMounts"])  # another node may run it
+
+
 def test_the_workers_total_is_the_replicas_and_the_index_the_pod_name() -> None:
     workers = kube.find(DOCS, "StatefulSet", "algorithm")
     options, _ = parsed(kube.containers(workers)[0])
@@ -101,14 +109,14 @@ def test_each_grace_period_fits_the_actors_stop() -> None:
     # bounded by its drain timeout (actors.algorithm.actor.Algorithm.run); the others stop in about a second.
     assert grace("algorithm") >= 4 * DRAIN_TIMEOUT + 3
     assert grace("apiserver") >= 2 * API_SHUTDOWN + 3
-    assert grace("ledger") >= DASHBOARD_SHUTDOWN + 3  # with the Dashboard beside it (for now)
-    assert min(grace(name) for name in ("scheduler", "datamanager")) >= 3
+    assert grace("dashboard") >= DASHBOARD_SHUTDOWN + 3
+    assert min(grace(name) for name in ("scheduler", "datamanager", "ledger")) >= 3
 
 
 def test_the_rendering_for_podman_keeps_what_the_test_relies_on() -> None:
     pods = kube.render_for_podman(DOCS, {"repricer-curve": Path("/k"), "repricer-curve-authorized": Path("/a")})
     names = [doc["metadata"]["name"] for doc in pods if doc["kind"] == "Pod"]
-    assert names == ["scheduler", "datamanager", "apiserver", "ledger", "algorithm-0", "algorithm-1"]
+    assert names == ["scheduler", "datamanager", "apiserver", "ledger", "algorithm-0", "algorithm-1", "dashboard"]
     worker = next(doc for doc in pods if doc["metadata"]["name"] == "algorithm-1")
     assert worker["metadata"]["labels"][kube.POD_INDEX_LABEL] == "1"
     assert "livenessProbe" not in worker["spec"]["containers"][0]

@@ -13,7 +13,8 @@ What it does, in order (each check prints one line; the last line is ``deploy: N
 4. the launcher on the same CSV, books and config, beside it, for the reference decisions;
 5. checks: every pod ready; decisions flow and match the launcher's; an actor's container killed is
    restarted by the engine while the workers keep deciding; a paused container fails liveness within
-   the launcher's bound; a second worker splits the pairs with none decided twice; a ConfigMap update
+   the launcher's bound; the Dashboard in its own pod serves a book's history, read from the Ledger over
+   the network; a second worker splits the pairs with none decided twice; a ConfigMap update
    is reloaded; every container stops on SIGTERM within its grace period, exit code 0;
 6. measures: the image's size, the summed RSS of the actors in containers and of the launcher's run.
 """
@@ -487,7 +488,7 @@ def exercise(system: System, results: Results) -> None:
     shutil.copy(REPO / "data" / "data.csv", data / "data.csv")  # as an operator would copy it in
     system.play([d for d in docs if d["kind"] != "PersistentVolumeClaim"], "system")
     actors = {"scheduler-scheduler": HEALTH_PORT, "datamanager-datamanager": HEALTH_PORT,
-              "apiserver-apiserver": HEALTH_PORT, "ledger-ledger": HEALTH_PORT, "ledger-dashboard": 9101,
+              "apiserver-apiserver": HEALTH_PORT, "ledger-ledger": HEALTH_PORT, "dashboard-dashboard": HEALTH_PORT,
               "algorithm-0-algorithm": HEALTH_PORT}
 
     with results.check("every pod ready (/readyz), non-root, its probes answering"):
@@ -524,6 +525,19 @@ def exercise(system: System, results: Results) -> None:
                                                  for c, kib in containers_each.items()))
         say("RSS under the launcher (MiB): " + ", ".join(f"{name} {kib / 1024:.1f}"
                                                       for name, kib in sorted(launcher_each.items())))
+
+    with results.check("the Dashboard, in a pod of its own, serves a book's history read from the Ledger"):
+        def shown() -> list[int]:
+            book = json.loads(system.get("dashboard-dashboard", "/api/book?id=B001&strategy=default", 8081))
+            return [d["tick"] for d in book.get("decisions", [])]
+
+        wait("3 decisions of B001 on the Dashboard", lambda: len(shown()) >= 3, 30, 1.0)
+        ticks = shown()
+        of_b001 = {d["tick"] for d in system.decisions("algorithm-0-algorithm")
+                   if (d["book"], d["strategy"]) == ("B001", "default")}
+        assert set(ticks) <= of_b001 and ticks == sorted(ticks, reverse=True), (ticks, of_b001)  # newest first
+        metrics = system.get("dashboard-dashboard", "/metrics")
+        assert 'repricer_dashboard_db_queries_total{actor="dashboard"}' in metrics, metrics[:500]
 
     with results.check("a killed container is restarted by the engine while the workers keep deciding"):
         before, pid = system.restarts("ledger-ledger"), system.pid("ledger-ledger")
