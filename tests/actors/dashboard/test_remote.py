@@ -1,21 +1,28 @@
 """The Dashboard's network reader against a real Ledger process (``python -m actors.ledger``) over
 CurveZMQ: every read it makes gives what the file reader gives on the same database, a series longer
-than one answer included (read a page at a time); a read with no Ledger connected is refused at once."""
+than one answer included (read a page at a time); a read with no Ledger connected is refused at once;
+the Dashboard started with ``--ledger-endpoint`` serves a book's history and its business from it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq.asyncio
 
+from actors.dashboard.actor import Dashboard
+from actors.dashboard.bounds import NoBounds
 from actors.dashboard.ledger import LedgerReader, LedgerReads, LedgerUnavailable
+from actors.dashboard.options import DashboardOptions
 from actors.dashboard.params import BooksQuery
 from actors.dashboard.remote import RemoteLedger
+from actors.dashboard.rows import DecisionRow
 from actors.ledger_reads import queries
 from bench import fake_ledger
 from tests.helpers import REPO, async_wait_for, free_port, run_async
@@ -32,6 +39,27 @@ async def everything(reader: LedgerReads) -> list[Any]:
             await reader.pairs_of("B000002"), await reader.series("B000002", "fast", TICKS + 5),
             await reader.decisions("B000001", "default", None, 7), (await reader.business(1.0)),
             await reader.alerts_mark(), await reader.pair_alerts([("B000001", "default")])]
+
+
+async def dashboard_reads(ctx: zmq.asyncio.Context, keys: Keys, endpoint: str, expected: list[DecisionRow]) -> None:
+    """The Dashboard actor, its history from the Ledger at ``endpoint`` (its option, not a test's reader)."""
+    options = DashboardOptions(port=0, ledger_endpoint=endpoint, db="/nonexistent/never-read.sqlite3")
+    dashboard = Dashboard(Sockets(ctx, Security(keys)), options, NoBounds())
+    stop = asyncio.Event()
+
+    def get(path: str) -> Any:
+        url = f"http://127.0.0.1:{dashboard.port}{path}"
+        return json.loads(urllib.request.urlopen(url, timeout=10).read())
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(dashboard.run(stop))
+        await asyncio.wait_for(dashboard.started.wait(), 10)
+        await async_wait_for(lambda: dashboard.business is not None, 10, 0.05, "the business read over the network")
+        assert (await asyncio.to_thread(get, "/api/ledger"))["endpoint"] == endpoint
+        book = await asyncio.to_thread(get, "/api/book?id=B000002&strategy=fast")
+        assert book["decisions"] == [d.as_json() for d in expected] and len(expected) == 100
+        assert dashboard.business is not None and dashboard.business.books == 4
+        stop.set()
 
 
 def test_the_network_reader_reads_what_the_file_reader_reads_from_a_real_ledger(tmp_path: Path) -> None:
@@ -62,6 +90,7 @@ def test_the_network_reader_reads_what_the_file_reader_reads_from_a_real_ledger(
         assert theirs == ours
         assert len(theirs[3]) == TICKS and theirs[1].total == 8 and len(theirs[1].rows) == 3
         assert remote.counters["db_bad_replies"] == remote.counters["db_late_replies"] == 0
+        await dashboard_reads(ctx, Keys.load(keys), endpoint, await local.decisions("B000002", "fast", None, 100))
 
     try:
         run_async(scenario(), timeout=40)
