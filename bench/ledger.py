@@ -293,9 +293,12 @@ def insert_run(count: int, rounds: int) -> dict[str, Any]:
     batches = frames(count)
     done: list[dict[str, Any]] = []
     with_reads: list[dict[str, Any]] = []
-    for _ in range(rounds):  # alternating: a neighbour's burst hits one round, not one side
+    for i in range(rounds):  # alternating, each side first in turn: a neighbour's burst hits one round, not one side
+        if i % 2:
+            with_reads.append(insert_round(count, batches, reads=True))
         done.append(insert_round(count, batches))
-        with_reads.append(insert_round(count, batches, reads=True))
+        if not i % 2:
+            with_reads.append(insert_round(count, batches, reads=True))
     last = done[-1]
     return {"count": count, "rounds": done, "rounds_with_reads": with_reads,
             "rate_with_reads": statistics.median(r["rate"] for r in with_reads),
@@ -307,6 +310,22 @@ def insert_run(count: int, rounds: int) -> dict[str, Any]:
             "db_thread_us": statistics.median(r["db_thread_us"] for r in done),
             "idle_probes_ms": last["idle_probes_ms"], "busy_probes_ms": last["busy_probes_ms"],
             "db_bytes": last["db_bytes"], "rows": last["rows"], "bytes_per_decision": last["db_bytes"] / last["rows"]}
+
+
+def paced_reads_run(seconds: float) -> dict[str, Any]:
+    """Reads while the Ledger inserts at the rate of 10,000 books per 5 s tick (its load in production):
+    how long a Dashboard's read takes then, and the event loop's stall."""
+    count = int(seconds * RATE_10K_BOOKS) // BATCH * BATCH
+    with private_dir("bl-") as directory:
+        endpoint = f"ipc://{directory}/ledger.sock"
+        with common.actor("ledger", "--ledger-endpoint", endpoint, "--db", str(directory / "ledger.sqlite3")):
+            load = ReadLoad(endpoint)
+            load.start()
+            try:
+                run = stream(endpoint, frames(count), rate=RATE_10K_BOOKS)
+            finally:
+                reads = load.stop()
+    return {"count": count, "seconds": run["seconds"], "probes_ms": run["probes_ms"], **reads}
 
 
 def rss_run(seconds: float) -> dict[str, Any]:
@@ -333,8 +352,9 @@ def rss_run(seconds: float) -> dict[str, Any]:
 
 def measure(cfg: Config) -> Outcome:
     inserts = insert_run(cfg.pick(40_000, 200_000), cfg.pick(1, ROUNDS))
+    paced = paced_reads_run(cfg.pick(10.0, 30.0))
     soak = rss_run(cfg.pick(20.0, 180.0))
-    out = Outcome(raw={"inserts": inserts, "soak": soak})
+    out = Outcome(raw={"inserts": inserts, "paced_reads": paced, "soak": soak})
     ratios = ", ".join(f"{r:.2f}" for r in inserts["ratios"])
     out.rows.append(Row(f"Ledger insert rate, {inserts['count']:,} decisions in batches of {BATCH}",
                         inserts["rate"], "decisions/s", inserts["baseline_rate"],
@@ -353,6 +373,10 @@ def measure(cfg: Config) -> Outcome:
                              f"{', '.join(f'{r:.2f}' for r in inserts['read_ratios'])}); {answered:,} reads answered, "
                              f"last round {reads['statuses']}, read p50 {reads['read_ms']['p50']:.1f} ms, p99 "
                              f"{reads['read_ms']['p99']:.1f} ms"))
+    out.rows.append(Row("Dashboard read over the Ledger's socket while it inserts 2,000 decisions/s: p99",
+                        paced["read_ms"]["p99"], "ms", note=f"p50 {paced['read_ms']['p50']:.1f} ms, "
+                        f"{paced['statuses'].get('ok', 0) / paced['seconds']:.1f} reads/s answered "
+                        f"({paced['statuses']}); the Ledger's loop stall p99 {paced['probes_ms']['p99']:.1f} ms"))
     idle = inserts["idle_probes_ms"]
     for label, probes, target in (("at 2,000 decisions/s (10,000 books per 5 s tick)", soak["probes_ms"], "< 10 ms"),
                                   ("inserting flat out", inserts["busy_probes_ms"], "")):
