@@ -5,9 +5,11 @@ Writes first: a read never runs on the writer's thread or connection, nor on the
 the Dashboard's own query (:mod:`actors.ledger_reads.queries`, written once for both) on a read-only
 connection of one thread of its own (WAL: a reader never blocks the writer), and the reply is packed
 on that thread too. While the writer has decisions to write, a read waits for a gap, up to
-:data:`WRITES_FIRST_WAIT` (so a Ledger written flat out still answers, slowly): the CPU and the GIL
-the read would take go to the writes (``bench/ledger.py`` measures the insert rate with and without a
-Dashboard reading flat out). Bounded:
+:data:`WRITES_FIRST_WAIT` (so a Ledger written flat out still answers, slowly), and the read thread
+rests after each read :data:`READ_REST` times as long as it took: reads take at most a quarter of
+the CPU and of the GIL, whatever a peer asks, and the rest goes to the writes and the event loop
+(``bench/ledger.py`` measures the insert rate and the loop's stall with and without a Dashboard
+reading flat out). Bounded:
 
 - ``max_inflight`` reads at once (waiting or running), for every peer together; one more is answered
   ``busy`` at once, counted (``reads_busy``);
@@ -41,6 +43,7 @@ MAX_INFLIGHT: Final = 8  # reads waiting or running, for every peer together
 QUERY_TIMEOUT: Final = 2.0  # seconds a read may run (the Dashboard waits longer: --ledger-timeout)
 WRITES_FIRST_WAIT: Final = 0.5  # seconds a read waits at most for a gap in the writes
 WRITES_FIRST_LOOK: Final = 0.005  # seconds between two looks for that gap
+READ_REST: Final = 3.0  # after a read, the read thread rests this many times as long as it took
 READ_COUNTERS: Final = ("reads", "reads_answered", "reads_busy", "reads_refused", "reads_unavailable",
                         "reads_too_large", "reads_failed")
 
@@ -116,11 +119,17 @@ class ReadServer:
         self._reply(identity, LedgerQueryReply(request_id, status, None, error[:protocol.QUERY_ERROR_MAX_LEN]))
 
     def _after_writes(self, read: Callable[[], bytes]) -> bytes:
-        """On the read thread: ``read()`` once the writer is idle, or WRITES_FIRST_WAIT from now."""
+        """On the read thread: ``read()`` once the writer is idle, or WRITES_FIRST_WAIT from now; then a
+        rest READ_REST times as long as the read took, so reads hold the GIL (the event loop's and the
+        writer's wait) a quarter of the time at most, however fast they are asked."""
         end = time.monotonic() + WRITES_FIRST_WAIT
         while self._writing() and time.monotonic() < end:
             time.sleep(WRITES_FIRST_LOOK)
-        return read()
+        began = time.monotonic()
+        try:
+            return read()
+        finally:
+            time.sleep(min((time.monotonic() - began) * READ_REST, WRITES_FIRST_WAIT))
 
     def _reply(self, identity: bytes, reply: LedgerQueryReply) -> None:
         self._send(identity, protocol.encode(reply))
