@@ -208,8 +208,11 @@ class Dashboard:
                 loop.add_signal_handler(signal.SIGHUP, lambda: group.create_task(self.reload()))
                 events = self.options.events_endpoint
                 listener = group.create_task(self._listen(events)) if events else None
-                group.create_task(self._read_business(stop))
+                # Cancelled at the stop, not awaited: a read waiting on a Ledger that is gone (its pod
+                # stopped first) would hold the stop for up to --ledger-timeout.
+                reader = group.create_task(self._read_business(stop))
                 await stop.wait()
+                reader.cancel()
                 if listener is not None:
                     listener.cancel()
                 self.stream.close()
