@@ -1,5 +1,5 @@
 """One CSV line into its fields, and the record of a line refused: what the price CSV
-(:mod:`actors.csv_rows`), the guardrail catalog (:mod:`actors.algorithm.config.catalog`) and the
+(:mod:`actors.csv_rows`), the guardrail catalog (:mod:`actors.pricing.config.catalog`) and the
 backtest's costs file share. Pure: no I/O.
 
 Both files tolerate the same things (CRLF line ends, blank lines, spaces around fields, double-quoted

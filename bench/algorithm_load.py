@@ -30,8 +30,8 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.config import Config
 from actors.algorithm.options import AlgorithmOptions
+from actors.pricing.config import Config
 from bench.common import Outcome, Row
 from bench.driver import private_dir
 from transport import protocol

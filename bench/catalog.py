@@ -23,7 +23,7 @@ from bench.common import REPO, Config, Outcome, Row
 
 CHILD = """
 import json, re, sys, time
-from actors.algorithm.config import load_config
+from actors.pricing.config import load_config
 start = time.perf_counter()
 config = load_config(sys.argv[1])
 seconds = time.perf_counter() - start

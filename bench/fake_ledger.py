@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
 from actors.ledger import schema
+from actors.pricing.rule import PricingRule, avg_comp_price, reprice_window
 
 # The indexes the Dashboard asks the Ledger for (its schema version 2): one per sort key of the books
 # table other than the primary key, each ending with (book, strategy) so a page deep in either

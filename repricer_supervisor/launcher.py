@@ -32,11 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actors import kinds, runtime
-from actors.algorithm.config import Config, ConfigError
 from actors.api_server.options import APIServerOptions
 from actors.dashboard.options import DEFAULT_PORT as DASHBOARD_PORT
 from actors.first_rows import DataCheck
 from actors.options import add_options, default_of, from_namespace, make_parser
+from actors.pricing.config import Config, ConfigError
 from repricer_supervisor import history, preflight
 from repricer_supervisor.children import Child
 from repricer_supervisor.options import API_PORT, LauncherOptions

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
+from actors.pricing.rule import PricingRule, avg_comp_price, reprice_window
 
 CSV = """\ufefftimestamp,book_id,price\r
 2026-01-01T00:00:00Z,A,10.00\r

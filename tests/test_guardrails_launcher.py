@@ -8,7 +8,7 @@ import signal
 from decimal import Decimal
 from pathlib import Path
 
-from actors.algorithm.pricing import avg_comp_price, reprice
+from actors.pricing.rule import avg_comp_price, reprice
 from bench.driver import LauncherRun
 from tests.harness import expected_window, read_points
 

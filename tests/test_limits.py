@@ -8,9 +8,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice, to_cents
 from actors.api_server.requests import parse_price as api_price
 from actors.csv_rows import parse_price as csv_price
+from actors.pricing.rule import PricingRule, avg_comp_price, reprice, to_cents
 from transport import limits
 
 competitor_prices = st.decimals(min_value=limits.COMPETITOR_PRICE_MIN, max_value=limits.COMPETITOR_PRICE_MAX,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pipeline import Pipeline
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice_window
-from actors.algorithm.strategies import Pair, Strategy
 from actors.ledger.records import to_row
+from actors.pricing.rule import PricingRule, avg_comp_price, reprice_window
+from actors.pricing.strategies import Pair, Strategy
 from tests.actors.algorithm.fakes import FakeApi, FakeDataManager, ListSink, tick
 from tests.helpers import run_async
 from transport import ledger_rows, limits, protocol

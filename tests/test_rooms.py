@@ -30,13 +30,7 @@ NOT_PRODUCT = ("tests", "bench")
 ACTORS = frozenset(kind.package.removeprefix("actors.") for kind in KINDS)
 # Crossings known and not yet undone (docs/limits.md), each with why. The test fails once one is gone,
 # so that its entry goes too.
-CROSSINGS_LEFT = {
-    # The Dashboard draws the guardrails with the Algorithm's config loader, and links the report at the
-    # backtest's default path, kept with the config's [backtest] table. Undone by moving the config (with
-    # the guardrail, pricing and strategy records it builds) beside the actors in actors/.
-    ("actors/dashboard/bounds.py", "actors.algorithm.config"),
-    ("actors/dashboard/options.py", "actors.algorithm.config.backtest"),
-}
+CROSSINGS_LEFT: frozenset[tuple[str, str]] = frozenset()  # none left
 
 
 def product_files(root: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-from actors.algorithm.pricing import PricingRule
+from actors.pricing.rule import PricingRule
 from bench.driver import LauncherRun
 from repricer_supervisor.procfs import alive
 from tests.harness import check_decision, read_points, write_csv

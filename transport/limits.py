@@ -29,7 +29,7 @@ COMPETITOR_PRICE_MIN: Final = PRICE_MIN
 COMPETITOR_PRICE_MAX: Final = PRICE_MAX / FACTOR_MAX  # 5,000,000
 
 # The mean of a window (avg_comp_price) is computed in a decimal context of MEAN_DIGITS significant
-# digits (actors.algorithm.pricing takes its precision from here) and is carried, shown and kept as
+# digits (actors.pricing.rule takes its precision from here) and is carried, shown and kept as
 # computed: the value the price was rounded from, never rounded for show, so that the price a decision
 # shows is always reprice(its avg_comp_price) (a mean rounded to fewer places can move the price by a
 # cent: 0.08, 0.08, 0.09 at 0.9 prices 0.08 from the mean, 0.07 from 0.083333).

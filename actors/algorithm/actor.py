@@ -2,7 +2,7 @@
 
 Per pair and tick: ask the DataManager for the competitor's last prices, average them, register a
 request with the APIServer at the price now being set, wait the strategy's delay x, read whether the
-book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.algorithm.pricing`).
+book sold, and price it at ``avg * 1.1`` or ``avg * 0.9`` (:mod:`actors.pricing.rule`).
 
 The jobs, one module each: ``ticks`` (which ticks to follow, the receive loop), ``dispatch`` (which
 pair next: at most one decision in flight per pair, at most one per (book, strategy, tick), a pair
@@ -41,8 +41,6 @@ from actors.algorithm.clients.api import ApiClient, HttpPolicy
 from actors.algorithm.clients.data_manager import LastPricesClient, RequestPolicy
 from actors.algorithm.clients.http import HttpClient
 from actors.algorithm.clients.ledger import LastDecided, LedgerClient
-from actors.algorithm.config import Config, ConfigError, load_config
-from actors.algorithm.config.reload import ConfigReloader, log_warnings, warnings_log
 from actors.algorithm.dispatch import Dispatcher
 from actors.algorithm.options import AlgorithmOptions, book_ids, spool_path, with_worker_from_env
 from actors.algorithm.pairs import PairTable
@@ -53,10 +51,12 @@ from actors.algorithm.sink import DecisionSink, KeepThenPrint, Printer, PrintThe
 from actors.algorithm.spool.disk import SpoolLocked
 from actors.algorithm.spool.records import Scan
 from actors.algorithm.spool.spool import Spool
-from actors.algorithm.strategies import Pair, Share
 from actors.algorithm.ticks import STALL_INTERVALS, TickGate, TickReceiver, Verdict
 from actors.algorithm.writer import OutputWriter
 from actors.kinds import ALGORITHM
+from actors.pricing.config import Config, ConfigError, load_config
+from actors.pricing.config.reload import ConfigReloader, log_warnings, warnings_log
+from actors.pricing.strategies import Pair, Share
 from actors.probes import READY, Readiness, not_ready
 from transport import endpoints
 from transport.logs import RateLimitedLog

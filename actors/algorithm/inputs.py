@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from actors.algorithm.config import Config, load_config
 from actors.algorithm.options import PricingOptions, book_ids
+from actors.pricing.config import Config, load_config
 from actors.run_inputs import Refusal
 from transport.logs import printable
 

@@ -18,10 +18,10 @@ from types import MappingProxyType
 from typing import Final
 
 from actors import paths
-from actors.algorithm.config.files import FileRefused, read_book_list
-from actors.algorithm.config.values import ConfigError
-from actors.algorithm.strategies import DEFAULT_DELAY
 from actors.options import option
+from actors.pricing.config.files import FileRefused, read_book_list
+from actors.pricing.config.values import ConfigError
+from actors.pricing.strategies import DEFAULT_DELAY
 from transport import endpoints, limits
 from transport.logs import printable
 

@@ -30,8 +30,8 @@ from decimal import Decimal
 from typing import Final
 
 from actors.algorithm.clients.api import registration_prefix
-from actors.algorithm.pricing import refusal
-from actors.algorithm.strategies import Pair
+from actors.pricing.rule import refusal
+from actors.pricing.strategies import Pair
 from transport.protocol import Tick
 
 

@@ -22,11 +22,11 @@ from typing import Protocol, TypeVar
 
 from actors.algorithm.clients.api import ApiError, RateLimited
 from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
-from actors.algorithm.config import Config
 from actors.algorithm.pairs import DECIDED, DECIDED_BEFORE, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
-from actors.algorithm.pricing import avg_comp_price, refusal, reprice_window, to_cents
 from actors.algorithm.sink import DecisionSink
-from actors.algorithm.strategies import Pair
+from actors.pricing.config import Config
+from actors.pricing.rule import avg_comp_price, refusal, reprice_window, to_cents
+from actors.pricing.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
 from transport.protocol import Decision, LastPricesReply, WindowsReply

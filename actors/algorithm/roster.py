@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from actors.algorithm.config import Config
 from actors.algorithm.pairs import HELD, NOT_BLOCKED, PAUSED, Block, PairRecord, PairTable
 from actors.algorithm.pipeline import Pipeline
-from actors.algorithm.strategies import Pair, Share
+from actors.pricing.config import Config
+from actors.pricing.strategies import Pair, Share
 from transport import limits
 
 

@@ -1,8 +1,8 @@
 """What the Dashboard reads of the repricer's own config (``--config``): each book's floor and ceiling,
 the guardrails the Algorithm applies (defaults, catalog rows and per-book tables), which pairs its
 ``[pause]`` holds (shown as paused) and each book's strategies in the config's order (a book's page
-opens the first); read with the Algorithm's loader, so they are exactly what the
-workers apply. Read at start and again on SIGHUP (the launcher forwards its own to the Dashboard as to
+opens the first); read with the shared config loader (``actors.pricing``), so they are exactly what
+the workers apply. Read at start and again on SIGHUP (the launcher forwards its own to the Dashboard as to
 the workers): a reload shows on the next page.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from actors.algorithm.config import Config, ConfigError, load_config
+from actors.pricing.config import Config, ConfigError, load_config
 
 
 class BoundsError(ValueError):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from actors import paths
-from actors.algorithm.config.backtest import REPORT_DEFAULT
 from actors.options import option
+from actors.pricing.config.backtest import REPORT_DEFAULT
 
 DEFAULT_PORT: Final = 8081
 DEFAULT_DB: Final = str(paths.LEDGER_DB)  # the Ledger's default, whatever the working directory

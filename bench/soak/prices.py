@@ -3,7 +3,7 @@ window must be 5 consecutive rows the feed wrote for its book (:class:`~bench.so
 ``sold`` flag what the API's rule says of its request id (sold exactly when the id is even), its mean
 the exact mean of the window, and its rule price that mean times 1.1 after a sale or 0.9 after none,
 rounded half-up to cents -- none of it by the Algorithm's code. The guardrails of the config in force
-(:meth:`~actors.algorithm.config.Config.guard`, given the pair's previous printed price) then make the
+(:meth:`~actors.pricing.config.Config.guard`, given the pair's previous printed price) then make the
 printed price: that step uses the product's own pure function (docs/limits.md says so). Pure: no I/O,
 no clock.
 
@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import orjson
 
-from actors.algorithm.config import Config
+from actors.pricing.config import Config
 
 EXAMPLES: Final = 5  # broken decisions kept to show, at most
 TELLING_SAMPLE: Final = 200  # decisions after each reload also checked against the config before it

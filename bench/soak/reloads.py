@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from actors.algorithm.config import Config, load_config
+from actors.pricing.config import Config, load_config
 from bench.soak.prices import SOLD_FACTOR, UNSOLD_FACTOR, WINDOW, Epochs
 from transport.protocol import ActorStatus
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from actors.algorithm.config import Config as PricingConfig
-from actors.algorithm.config import load_config
+from actors.pricing.config import Config as PricingConfig
+from actors.pricing.config import load_config
 from bench.common import Config
 from bench.soak import Plan, procs, tally
 from bench.soak.agree import PrintedStore

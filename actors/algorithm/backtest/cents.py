@@ -1,5 +1,5 @@
 """The live rule and guardrails in integer arithmetic, on numpy arrays: exact, and identical to
-:func:`actors.algorithm.pricing.reprice` and :meth:`actors.algorithm.guardrails.Guardrails.apply`
+:func:`actors.pricing.rule.reprice` and :meth:`actors.pricing.guardrails.Guardrails.apply`
 (property-tested against them in ``tests/actors/algorithm/backtest/test_cents.py``). Pure.
 
 Units: a competitor price is read in millionths (``micro``: the CSV allows 6 decimals), a window is
@@ -25,9 +25,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from actors.algorithm.guardrails import NAMES as GUARDRAIL_NAMES
-from actors.algorithm.guardrails import Guardrails
-from actors.algorithm.pricing import PricingRule
+from actors.pricing.guardrails import NAMES as GUARDRAIL_NAMES
+from actors.pricing.guardrails import Guardrails
+from actors.pricing.rule import PricingRule
 from transport import limits
 
 I64 = npt.NDArray[np.int64]

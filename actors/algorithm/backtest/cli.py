@@ -27,11 +27,11 @@ from actors.algorithm.backtest.job import Job, Result
 from actors.algorithm.backtest.plan import IdsError, read_ids
 from actors.algorithm.backtest.reader import BLOCK_BYTES
 from actors.algorithm.backtest.stats import OBJECTIVES, totals
-from actors.algorithm.config import Config, ConfigError
-from actors.algorithm.config.backtest import REPORT_DEFAULT, Logistic
 from actors.algorithm.inputs import pricing
 from actors.algorithm.options import PricingOptions
 from actors.options import add_options, borrow, borrowed, from_namespace, make_parser
+from actors.pricing.config import Config, ConfigError
+from actors.pricing.config.backtest import REPORT_DEFAULT, Logistic
 from actors.run_inputs import Refusal, RunInputs, data_file, readable_file
 from transport.logs import printable
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Final
 
 from actors.algorithm.backtest.cents import cents
-from actors.algorithm.config import Config
-from actors.algorithm.config.catalog import CatalogColumns, split_catalog_row
-from actors.algorithm.config.files import FileRefused, lines
-from actors.algorithm.guardrails import parse_money
 from actors.csv_fields import BadRow, split_fields
+from actors.pricing.config import Config
+from actors.pricing.config.catalog import CatalogColumns, split_catalog_row
+from actors.pricing.config.files import FileRefused, lines
+from actors.pricing.guardrails import parse_money
 from transport import limits
 from transport.logs import printable
 

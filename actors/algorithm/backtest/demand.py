@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from actors.algorithm.backtest.cents import I64, MICRO_PER_CENT, Bools
-from actors.algorithm.config.backtest import Logistic
+from actors.pricing.config.backtest import Logistic
 
 U64 = npt.NDArray[np.uint64]
 _GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)

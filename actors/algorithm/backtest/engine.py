@@ -36,9 +36,9 @@ from actors.algorithm.backtest.cents import I64, Bools, GuardArrays, RuleArith
 from actors.algorithm.backtest.job import Chart, Decisions, Job, Result, Sink
 from actors.algorithm.backtest.reader import ALL_BOOKS, BLOCK_BYTES, BookIndex, PriceFile, Rows, read_header
 from actors.algorithm.backtest.stats import GUARDRAILS, PairStats
-from actors.algorithm.config.backtest import Logistic
-from actors.algorithm.guardrails import NONE, Guardrails
-from actors.algorithm.pricing import reprice_window
+from actors.pricing.config.backtest import Logistic
+from actors.pricing.guardrails import NONE, Guardrails
+from actors.pricing.rule import reprice_window
 from transport import limits
 
 NARROW: Final = 8  # below this many pairs in a lockstep step, a decision at a time is cheaper

@@ -13,9 +13,9 @@ import numpy.typing as npt
 from actors.algorithm.backtest.cents import I64, Bools
 from actors.algorithm.backtest.plan import IdPlan
 from actors.algorithm.backtest.stats import PairStats
-from actors.algorithm.config import Config
-from actors.algorithm.config.backtest import Logistic, Parity
-from actors.algorithm.strategies import Pair
+from actors.pricing.config import Config
+from actors.pricing.config.backtest import Logistic, Parity
+from actors.pricing.strategies import Pair
 
 CHART_PAIRS: Final = 24  # pairs whose price path the report draws
 CHART_POINTS: Final = 1000  # points kept per path (every k-th decision, k doubling as the run goes on)

@@ -13,7 +13,7 @@ from typing import Any, Final, TextIO
 from actors.algorithm.backtest.cents import names, to_decimal
 from actors.algorithm.backtest.job import Decisions, Job, Result
 from actors.algorithm.backtest.stats import GUARDRAILS, PairStats, StrategyTotals, money, share
-from actors.algorithm.pricing import avg_comp_price
+from actors.pricing.rule import avg_comp_price
 from transport.logs import printable
 
 FORMATS: Final = ("table", "csv", "json")

@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from actors.algorithm.backtest.cents import I64
-from actors.algorithm.config.files import FileRefused, lines
+from actors.pricing.config.files import FileRefused, lines
 from transport import limits
 from transport.logs import printable
 

@@ -19,10 +19,10 @@ from actors.algorithm.backtest import cents, demand
 from actors.algorithm.backtest.job import Chart, Decisions, Job, Result, Sink
 from actors.algorithm.backtest.reader import ALL_BOOKS, LINE_MAX, read_header
 from actors.algorithm.backtest.stats import PairStats
-from actors.algorithm.config.backtest import Logistic
-from actors.algorithm.pricing import avg_comp_price, reprice_window, to_cents
 from actors.csv_fields import BadRow
 from actors.csv_rows import PriceCache, header_columns, line_row
+from actors.pricing.config.backtest import Logistic
+from actors.pricing.rule import avg_comp_price, reprice_window, to_cents
 
 _FLUSH: Final = 4096  # decisions handed to the sink at once
 

@@ -22,8 +22,8 @@ from typing import Final
 from actors.algorithm.backtest.engine import FastEngine
 from actors.algorithm.backtest.job import Job, Result
 from actors.algorithm.backtest.stats import PairStats, StrategyTotals, totals
-from actors.algorithm.pricing import PricingRule
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.rule import PricingRule
+from actors.pricing.strategies import Pair, Strategy
 from transport import limits
 
 PARAMETERS: Final = ("window", "sold_factor", "unsold_factor")

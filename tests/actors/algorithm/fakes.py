@@ -15,7 +15,7 @@ from actors.algorithm.clients.api import READ, REGISTER, ApiError, RateLimited
 from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
 from actors.algorithm.clients.pacing import TokenBucket
 from actors.algorithm.pairs import PairTable
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.strategies import Pair, Strategy
 from transport.protocol import Decision, LastPricesReply, Tick, WindowsReply
 
 

@@ -20,10 +20,10 @@ import zmq.asyncio
 from aiohttp import web
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.config import Config
 from actors.algorithm.options import AlgorithmOptions
-from actors.algorithm.pricing import avg_comp_price, reprice
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.config import Config
+from actors.pricing.rule import avg_comp_price, reprice
+from actors.pricing.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest

@@ -17,9 +17,9 @@ import pytest
 import zmq.asyncio
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.config import Config, load_config
 from actors.algorithm.options import AlgorithmOptions
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.config import Config, load_config
+from actors.pricing.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import limits
 from transport.sockets import Sockets

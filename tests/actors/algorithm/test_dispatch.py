@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from actors.algorithm import dispatch
 from actors.algorithm.pairs import PairTable, Work
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.strategies import Pair, Strategy
 from transport.protocol import Tick
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from actors.algorithm.clients.api import HttpPolicy
 from actors.algorithm.clients.data_manager import RequestPolicy
-from actors.algorithm.config import ConfigError, load_config
 from actors.algorithm.options import (
     AlgorithmOptions,
     PricingOptions,
@@ -17,6 +16,7 @@ from actors.algorithm.options import (
     spool_path,
     with_worker_from_env,
 )
+from actors.pricing.config import ConfigError, load_config
 from transport import limits
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pipeline import RATE_LIMIT_ATTEMPTS, Pipeline
-from actors.algorithm.pricing import avg_comp_price, reprice, to_cents
+from actors.pricing.rule import avg_comp_price, reprice, to_cents
 from tests.actors.algorithm.fakes import FakeApi, FakeDataManager, ListSink, table, tick, window
 from tests.helpers import run_async
 

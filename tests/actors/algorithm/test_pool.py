@@ -16,8 +16,8 @@ from actors.algorithm.dispatch import Dispatcher, NewTick
 from actors.algorithm.pairs import PairTable, State, Work
 from actors.algorithm.pipeline import Pipeline
 from actors.algorithm.pool import Pool
-from actors.algorithm.pricing import avg_comp_price, to_cents
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.rule import avg_comp_price, to_cents
+from actors.pricing.strategies import Pair, Strategy
 from tests.actors.algorithm import fakes
 from tests.helpers import async_wait_for, run_async
 from transport.protocol import Tick

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from actors.algorithm.backtest.job import Decisions, Job
-from actors.algorithm.config import Config
+from actors.pricing.config import Config
 
 
 def price_file(path: Path, books: list[str], rows: int, seed: int, *, sort_by_book: bool = False,

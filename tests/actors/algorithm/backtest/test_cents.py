@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from actors.algorithm.backtest import cents
 from actors.algorithm.backtest.cents import GuardArrays, RuleArith
-from actors.algorithm.guardrails import Guardrails
-from actors.algorithm.pricing import PricingRule, avg_comp_price, reprice, to_cents
-from tests.actors.algorithm.test_guardrails import guardrails, prices, small_prices
+from actors.pricing.guardrails import Guardrails
+from actors.pricing.rule import PricingRule, avg_comp_price, reprice, to_cents
+from tests.actors.pricing.test_guardrails import guardrails, prices, small_prices
 from transport import limits
 
 competitor = st.decimals(min_value=limits.COMPETITOR_PRICE_MIN, max_value=limits.COMPETITOR_PRICE_MAX, places=6)

@@ -14,7 +14,7 @@ import pytest
 from actors.algorithm.backtest import engine, reference
 from actors.algorithm.backtest.job import Decisions, Job
 from actors.algorithm.backtest.plan import IdPlan, PairIds
-from actors.algorithm.config import Config, parse_config
+from actors.pricing.config import Config, parse_config
 from tests.actors.algorithm.backtest.helpers import decisions_by_key, job_of, price_file
 
 

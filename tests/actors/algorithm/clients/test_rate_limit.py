@@ -16,9 +16,9 @@ import zmq
 import zmq.asyncio
 
 from actors.algorithm.actor import Algorithm
-from actors.algorithm.config import Config
 from actors.algorithm.options import AlgorithmOptions
-from actors.algorithm.strategies import Pair, Strategy
+from actors.pricing.config import Config
+from actors.pricing.strategies import Pair, Strategy
 from tests.actors.algorithm.test_algorithm import FakeDataManager
 from tests.helpers import REPO, free_port, ipc_endpoint, run_async, wait_for
 from transport import protocol

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.algorithm.config import ConfigError, load_config, parse_config
+from actors.pricing.config import ConfigError, load_config, parse_config
 from tests.helpers import REPO
 from transport import limits
 

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from actors.alert_rules import KEYS as ALERT_KEYS
 from actors.alert_rules import Thresholds, parse
-from actors.algorithm.config.catalog import Catalog, CatalogFormatError, CatalogLoader
-from actors.algorithm.config.files import ConfigFiles, FileRefused
-from actors.algorithm.config.values import Path, ValueReader, show
-from actors.algorithm.guardrails import FIELDS, PARSERS, Guardrails
+from actors.pricing.config.catalog import Catalog, CatalogFormatError, CatalogLoader
+from actors.pricing.config.files import ConfigFiles, FileRefused
+from actors.pricing.config.values import Path, ValueReader, show
+from actors.pricing.guardrails import FIELDS, PARSERS, Guardrails
 from transport import limits
 from transport.logs import printable
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from actors.algorithm.pricing import CENT, PricingRule, avg_comp_price, reprice, reprice_window, to_cents
+from actors.pricing.rule import CENT, PricingRule, avg_comp_price, reprice, reprice_window, to_cents
 
 money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
 windows = st.lists(money, min_size=5, max_size=5)

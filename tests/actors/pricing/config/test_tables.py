@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.algorithm.config import Config, ConfigError, load_config, parse_config
-from actors.algorithm.guardrails import NONE, Guarded, Guardrails
+from actors.pricing.config import Config, ConfigError, load_config, parse_config
+from actors.pricing.guardrails import NONE, Guarded, Guardrails
 
 BOOKS = '[strategies.a]\n[strategies.b]\n[[books]]\nids = ["B1", "B2", "B3"]\nstrategies = ["a", "b"]\n'
 

@@ -4,14 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.algorithm.config.catalog import (
+from actors.csv_fields import BadRow
+from actors.pricing.config.catalog import (
     CatalogFormatError,
     CatalogLoader,
     parse_catalog_header,
     parse_catalog_row,
 )
-from actors.algorithm.guardrails import Guardrails
-from actors.csv_fields import BadRow
+from actors.pricing.guardrails import Guardrails
 
 
 def test_header_columns_in_any_order_extra_ignored() -> None:

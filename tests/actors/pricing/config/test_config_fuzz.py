@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.config import Config, ConfigError, load_config, parse_config
-from actors.algorithm.config.files import FileRefused, Line
+from actors.pricing.config import Config, ConfigError, load_config, parse_config
+from actors.pricing.config.files import FileRefused, Line
 from transport import limits
 
 FRAGMENTS = ["[strategies.s]", "[strategies.t]", "[[books]]", "[guardrails]", "[guardrails.books.B1]", "[pause]",

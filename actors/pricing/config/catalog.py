@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from actors.algorithm.guardrails import FIELDS, NONE, PARSERS, Guardrails
 from actors.csv_fields import BadRow, split_fields, split_row
+from actors.pricing.guardrails import FIELDS, NONE, PARSERS, Guardrails
 from transport import limits
 from transport.logs import printable
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.algorithm.config import Config, ConfigError, load_config, reload
-from actors.algorithm.config.reload import ConfigReloader, kept_prices, reload_config, signature
+from actors.pricing.config import Config, ConfigError, load_config, reload
+from actors.pricing.config.reload import ConfigReloader, kept_prices, reload_config, signature
 from tests.configmap import ConfigMapVolume
 from tests.helpers import async_wait_for, run_async
 

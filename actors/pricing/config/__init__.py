@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from actors.alert_rules import Thresholds
-from actors.algorithm.config.backtest import DEFAULT as BACKTEST_DEFAULT
-from actors.algorithm.config.backtest import BacktestSettings, read_backtest
-from actors.algorithm.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
-from actors.algorithm.config.tables import narrow_step_warning, read_alerts, read_guardrails, read_pause
-from actors.algorithm.config.values import ConfigError, ValueReader, show
-from actors.algorithm.guardrails import NONE, Guarded, Guardrails
-from actors.algorithm.pricing import PricingRule
-from actors.algorithm.strategies import DEFAULT_DELAY, Pair, Strategy, pairs_for
+from actors.pricing.config.backtest import DEFAULT as BACKTEST_DEFAULT
+from actors.pricing.config.backtest import BacktestSettings, read_backtest
+from actors.pricing.config.files import CancelFlag, Cancelled, ConfigFiles, FileRefused, LocalFiles, read_text
+from actors.pricing.config.tables import narrow_step_warning, read_alerts, read_guardrails, read_pause
+from actors.pricing.config.values import ConfigError, ValueReader, show
+from actors.pricing.guardrails import NONE, Guarded, Guardrails
+from actors.pricing.rule import PricingRule
+from actors.pricing.strategies import DEFAULT_DELAY, Pair, Strategy, pairs_for
 from transport import limits
 
 __all__ = ("Config", "ConfigError", "ConfigFiles", "load_config", "parse_config")

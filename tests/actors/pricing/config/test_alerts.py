@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from actors.alert_rules import ALERTS, Thresholds, from_document, parse
-from actors.algorithm.config import ConfigError, parse_config
+from actors.pricing.config import ConfigError, parse_config
 
 BOOKS = '[[books]]\nids = ["B1"]\n'
 

@@ -35,8 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from actors.algorithm.config import Config, ConfigError, load_config
-from actors.algorithm.config.catalog import WARNINGS_MAX
+from actors.pricing.config import Config, ConfigError, load_config
+from actors.pricing.config.catalog import WARNINGS_MAX
 from transport.logs import RateLimitedLog, printable
 
 log = logging.getLogger("algorithm.config")

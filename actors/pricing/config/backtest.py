@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from actors.algorithm.config.values import Path, ValueReader, show
-from actors.algorithm.guardrails import parse_money
+from actors.pricing.config.values import Path, ValueReader, show
+from actors.pricing.guardrails import parse_money
 
 MODELS: Final = ("parity", "logistic")
 REPORT_DEFAULT: Final = "var/backtest/report.html"  # where the backtest writes its report, and the Dashboard looks

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from actors.algorithm.pricing import PricingRule
+from actors.pricing.rule import PricingRule
 
 DEFAULT_DELAY = Decimal("1")
 

@@ -3,8 +3,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.algorithm.pricing import PricingRule
-from actors.algorithm.strategies import Pair, Strategy, dispatch_order, owned_pairs, owner, pairs_for
+from actors.pricing.rule import PricingRule
+from actors.pricing.strategies import Pair, Strategy, dispatch_order, owned_pairs, owner, pairs_for
 
 book_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=200, unique=True)
 strategy_names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4, unique=True)

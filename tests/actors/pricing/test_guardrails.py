@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from actors.algorithm.guardrails import NAMES, NONE, Guardrails, parse_ending, parse_money, parse_step_pct
+from actors.pricing.guardrails import NAMES, NONE, Guardrails, parse_ending, parse_money, parse_step_pct
 from transport import limits
 
 CENT = Decimal("0.01")
