@@ -34,48 +34,38 @@ import tempfile
 import time
 import tomllib
 import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 from deploy.test import kube
+from deploy.test.build import (
+    BASE_IMAGE,
+    IMAGE,
+    build_image,
+    default_cache,
+    download_wheels,
+    ensure_base,
+    ensure_tools,
+    image_size,
+    phase,
+    podman,
+    run,
+    say,
+)
 from tests.configmap import ConfigMapVolume
 from transport.security import keygen
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_IMAGE = "localhost/debian-py:bookworm"
-IMAGE = "localhost/book-repricer:ci"
 NETWORK = "repricer-ci"
 APP_UID = 10001  # the image's user (deploy/Containerfile), the manifests' fsGroup
 HEALTH_PORT = 9100
 TICK = 1.0
 LIVENESS_BOUND = 3.0  # periodSeconds 1 x failureThreshold 3: the launcher's hang bound
-CONTAINERS_CONF = """[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-
-[engine]
-runtime = "runc"
-"""
-
-
-def say(message: str) -> None:
-    print(f"deploy: {message}", flush=True)
-
-
-def run(*cmd: str, check: bool = True, timeout: float = 600, quiet: bool = False,
-        **kw: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])}... exited {result.returncode}:\n{result.stderr[-3000:]}")
-    if not quiet and result.returncode != 0:
-        say(f"({' '.join(cmd[:4])} exited {result.returncode}: {result.stderr.strip()[-300:]})")
-    return result
-
-
-def podman(*args: str, check: bool = True, timeout: float = 600) -> str:
-    return run("podman", *args, check=check, timeout=timeout, quiet=not check).stdout
 
 
 def wait(what: str, predicate: Callable[[], object], timeout: float, interval: float = 0.25) -> None:
@@ -84,76 +74,6 @@ def wait(what: str, predicate: Callable[[], object], timeout: float, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
-
-
-# --- tools, base, image ---------------------------------------------------------------------------
-
-
-def ensure_tools() -> None:
-    """podman and mmdebstrap from Debian's packages (as .ci/run installs chromium), and podman's
-    engine settings for this machine: runc, and ulimits it may set (the issue's facts)."""
-    if shutil.which("podman") is None or shutil.which("mmdebstrap") is None:
-        if os.geteuid() != 0:
-            raise RuntimeError("podman and mmdebstrap are missing and this is not root: cannot install them")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run("apt-get", "update", "-q", env=env)
-        run("apt-get", "install", "-y", "-q", "podman", "runc", "mmdebstrap", "netavark", "aardvark-dns", env=env)
-    conf = Path("/etc/containers/containers.conf")
-    if not conf.exists():
-        conf.write_text(CONTAINERS_CONF, encoding="utf-8")
-    elif 'runtime = "runc"' not in conf.read_text(encoding="utf-8"):
-        say(f"warning: {conf} does not choose runc; podman may fail with 'OCI permission denied'")
-
-
-def ensure_base(cache: Path, rebuild: bool) -> None:
-    if not rebuild and _exists(BASE_IMAGE):
-        return
-    tarball = cache / "debian-py-bookworm.tar"
-    if rebuild or not tarball.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = tarball.with_suffix(".partial")
-        started = time.monotonic()
-        # Debian's python3 (3.11) with venv; no manuals, translations or docs (their copyright files stay).
-        run("mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-            "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
-            "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-            "bookworm", str(partial), timeout=900)
-        partial.rename(tarball)
-        say(f"base root filesystem built in {time.monotonic() - started:.0f}s ({tarball})")
-    podman("import", str(tarball), BASE_IMAGE)
-
-
-def _exists(image: str) -> bool:
-    return run("podman", "image", "exists", image, check=False, quiet=True).returncode == 0
-
-
-def build_image(cache: Path, work: Path) -> float:
-    """Build the image from a copy of the project's files (tracked or new, not ignored) and the locked
-    wheels; returns the seconds it took."""
-    context = work / "context"
-    files = run("git", "ls-files", "-co", "--exclude-standard", cwd=REPO).stdout.splitlines()
-    for name in files:
-        source = REPO / name
-        if source.is_file():
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, context / name)
-    wheels = cache / "wheels"
-    locks = ["-r", str(REPO / "deploy/requirements.lock"), "-r", str(REPO / "deploy/build-requirements.lock")]
-    download = [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "--require-hashes",
-                "--dest", str(wheels), *locks]
-    # Offline from the cache when it holds every locked wheel; else from the package index.
-    if run(*download, "--no-index", "--find-links", str(wheels), check=False, quiet=True).returncode != 0:
-        run(*download)
-    for wheel in wheels.glob("*.whl"):
-        shutil.copy2(wheel, context / "deploy" / "wheels" / wheel.name)
-    started = time.monotonic()
-    podman("build", "-q", "-f", "deploy/Containerfile", "--build-arg", f"BASE={BASE_IMAGE}",
-           "--build-arg", "PIP_NO_INDEX=1", "-t", IMAGE, str(context), timeout=900)
-    return time.monotonic() - started
-
-
-def image_size(image: str) -> int:
-    return int(podman("image", "inspect", image, "--format", "{{.Size}}").strip())
 
 
 # --- the system in podman ---------------------------------------------------------------------------
@@ -432,7 +352,12 @@ class Results:
 def cleanup(work: Path | None) -> None:
     for path in sorted((work or Path("/nonexistent")).glob("*.yaml")):
         run("podman", "kube", "down", str(path), check=False, quiet=True, timeout=120)
-    for pod in podman("pod", "ps", "--filter", f"network={NETWORK}", "--format", "{{.Name}}", check=False).split():
+    # By name too: a run killed while removing a pod can leave it with no containers and off the network.
+    ours = {d["metadata"]["name"] for d in kube.render_for_podman(
+        patched(kube.load(REPO / "deploy/kubernetes"), workers=2), defaultdict(lambda: Path("/nonexistent")))
+        if d["kind"] == "Pod"}
+    on_network = podman("pod", "ps", "--filter", f"network={NETWORK}", "--format", "{{.Name}}", check=False).split()
+    for pod in sorted(set(on_network) | ours & set(podman("pod", "ps", "--format", "{{.Name}}", check=False).split())):
         run("podman", "pod", "rm", "-f", "-t", "2", pod, check=False, quiet=True, timeout=120)
     run("podman", "network", "rm", "-f", NETWORK, check=False, quiet=True)
     for volume in ("repricer-data", "repricer-config", "db-ledger-0"):
@@ -441,8 +366,7 @@ def cleanup(work: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("REPRICER_DEPLOY_CACHE",
-                                                                          "/var/cache/book-repricer-deploy")),
+    parser.add_argument("--cache", type=Path, default=default_cache(),
                         help="where the base tarball and the wheels are kept between runs (never committed)")
     parser.add_argument("--rebuild-base", action="store_true", help="build the base image anew")
     parser.add_argument("--keep", action="store_true", help="leave the pods running (to look at them)")
@@ -450,13 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="repricer-deploy-"))
+    pool = ThreadPoolExecutor(1)
     try:
-        ensure_tools()
-        cleanup(None)  # what a killed run left
+        wheels = pool.submit(download_wheels, args.cache)  # beside the tools and the base: the network's part
         with results.check("base image"):
+            ensure_tools()
+            cleanup(None)  # what a killed run left
             ensure_base(args.cache, args.rebuild_base)
         with results.check("image built"):
-            seconds = build_image(args.cache, work)
+            seconds = build_image(wheels.result(), work)
             size, base = image_size(IMAGE), image_size(BASE_IMAGE)
             say(f"image {IMAGE}: {size / 1e6:.0f} MB ({(size - base) / 1e6:.0f} MB over its base's "
                 f"{base / 1e6:.0f} MB), built in {seconds:.0f}s")
@@ -468,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         if not args.keep:
             cleanup(work)
             shutil.rmtree(work, ignore_errors=True)
@@ -482,11 +409,12 @@ def exercise(system: System, results: Results) -> None:
     config_map = kube.find(docs, "ConfigMap", "repricer-config")
     config = ConfigMapVolume(work / "config")
     config.write(config_map["data"])
-    podman("network", "create", NETWORK)
-    system.play([d for d in docs if d["kind"] == "PersistentVolumeClaim"], "claims")
-    data = Path(podman("volume", "inspect", "repricer-data", "--format", "{{.Mountpoint}}").strip())
-    shutil.copy(REPO / "data" / "data.csv", data / "data.csv")  # as an operator would copy it in
-    system.play([d for d in docs if d["kind"] != "PersistentVolumeClaim"], "system")
+    with phase("kube play"):
+        podman("network", "create", NETWORK)
+        system.play([d for d in docs if d["kind"] == "PersistentVolumeClaim"], "claims")
+        data = Path(podman("volume", "inspect", "repricer-data", "--format", "{{.Mountpoint}}").strip())
+        shutil.copy(REPO / "data" / "data.csv", data / "data.csv")  # as an operator would copy it in
+        system.play([d for d in docs if d["kind"] != "PersistentVolumeClaim"], "system")
     actors = {"scheduler-scheduler": HEALTH_PORT, "datamanager-datamanager": HEALTH_PORT,
               "apiserver-apiserver": HEALTH_PORT, "ledger-ledger": HEALTH_PORT, "dashboard-dashboard": HEALTH_PORT,
               "algorithm-0-algorithm": HEALTH_PORT}
@@ -502,13 +430,17 @@ def exercise(system: System, results: Results) -> None:
         worker = "algorithm-0-algorithm"
         wait("3 ticks decided", lambda: len({d["tick"] for d in system.decisions(worker)}) >= 3, 60)
         pairs = len({(d["book"], d["strategy"]) for d in system.decisions(worker)})
-        reference = start_reference(work, config.root / "repricer.toml", 25,
+        # --duration bounds the launcher's run; it is stopped (SIGTERM, a clean stop: exit code 0) as soon
+        # as both sides decided 6 ticks of every pair, one more than the comparison below needs.
+        reference = start_reference(work, config.root / "repricer.toml", 90,
                                     first_id_parity(system.decisions(worker), pairs))
         try:
             wait("the launcher's decisions", lambda: len(reference.decisions()) >= 3 * pairs, 60)
             launcher_each = reference.sample_rss()
             containers_each = {c: rss_kib([system.pid(c)]) for c in actors}
-            wait("the launcher's run", lambda: reference.launcher.poll() is not None, 60)
+            wait("6 ticks of every pair decided by both", lambda: len(
+                set(by_key(system.decisions(worker))) & set(by_key(reference.decisions()))) >= 6 * pairs, 60, 1.0)
+            assert reference.launcher.poll() is None, "the launcher stopped before its SIGTERM"
         finally:
             reference.stop()
         assert reference.launcher.returncode == 0, (work / "launcher.err").read_text()[-2000:]
@@ -612,16 +544,23 @@ def exercise(system: System, results: Results) -> None:
             assert "reloaded" in log, log[-1000:]
 
     with results.check("every container stops on SIGTERM within its grace period, exit code 0"):
+        # All at once, as deleting the namespace stops them; each pod's stop timed on its own.
         pods = [d for d in system.manifests(workers=2) if d["kind"] == "Pod"]
+
+        def stop(pod: kube.Doc) -> float:
+            started_at = time.monotonic()
+            podman("pod", "stop", "-t", "60", pod["metadata"]["name"], timeout=120)
+            return time.monotonic() - started_at
+
+        with ThreadPoolExecutor(len(pods)) as stopping:
+            stopped = dict(zip((pod["metadata"]["name"] for pod in pods), stopping.map(stop, pods), strict=True))
         for pod in pods:
             name, grace = pod["metadata"]["name"], pod["spec"]["terminationGracePeriodSeconds"]
-            started_at = time.monotonic()
-            podman("pod", "stop", "-t", "60", name, timeout=120)
-            took = time.monotonic() - started_at
             for spec in kube.containers(pod):
                 code = podman("inspect", f"{name}-{spec['name']}", "--format", "{{.State.ExitCode}}").strip()
                 assert code == "0", (name, spec["name"], code)
-            assert took < grace, (name, took, grace)
+            assert stopped[name] < grace, (name, stopped[name], grace)
+        say("stopped in (s): " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in stopped.items()))
 
 
 if __name__ == "__main__":
