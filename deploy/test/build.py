@@ -42,6 +42,7 @@ BASE_RECIPE = ("--variant=essential", "--include=python3,python3-venv,passwd,lib
 # Named after its recipe: a changed recipe is a new image and tarball, never a stale one taken for it.
 BASE_NAME = f"debian-py-{SUITE}-{hashlib.sha256(repr((SUITE, BASE_RECIPE)).encode()).hexdigest()[:10]}"
 BASE_IMAGE = f"localhost/debian-py:{BASE_NAME.removeprefix('debian-py-')}"
+IMAGE_PYTHON = "3.11"  # the base's (bookworm's python3): the wheels are for it, whatever Python runs the test
 TOOLS = ("podman", "runc", "mmdebstrap", "netavark", "aardvark-dns")
 CONTAINERS_CONF = """[containers]
 default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
@@ -137,7 +138,7 @@ def download_wheels(cache: Path) -> Path:
     locks = ["-r", str(REPO / "deploy/requirements.lock"), "-r", str(REPO / "deploy/build-requirements.lock")]
     with phase("wheels"):
         download = [*_pip(cache), "download", "-q", "--only-binary", ":all:", "--require-hashes",
-                    "--dest", str(wheels), *locks]
+                    "--python-version", IMAGE_PYTHON, "--implementation", "cp", "--dest", str(wheels), *locks]
         if run(*download, "--no-index", "--find-links", str(wheels), check=False, quiet=True).returncode != 0:
             run(*download)
     return wheels

@@ -544,16 +544,20 @@ def exercise(system: System, results: Results) -> None:
             assert "reloaded" in log, log[-1000:]
 
     with results.check("every container stops on SIGTERM within its grace period, exit code 0"):
-        # All at once, as deleting the namespace stops them; each pod's stop timed on its own.
+        # The workers first, then the others, each group at once: a stop that loses nothing (the workers'
+        # last decisions reach a Ledger still running); each pod's stop is timed on its own.
         pods = [d for d in system.manifests(workers=2) if d["kind"] == "Pod"]
+        worker_pods = [pod for pod in pods if pod["metadata"]["name"].startswith("algorithm-")]
 
         def stop(pod: kube.Doc) -> float:
             started_at = time.monotonic()
             podman("pod", "stop", "-t", "60", pod["metadata"]["name"], timeout=120)
             return time.monotonic() - started_at
 
+        stopped: dict[str, float] = {}
         with ThreadPoolExecutor(len(pods)) as stopping:
-            stopped = dict(zip((pod["metadata"]["name"] for pod in pods), stopping.map(stop, pods), strict=True))
+            for group in (worker_pods, [pod for pod in pods if pod not in worker_pods]):
+                stopped.update(zip((pod["metadata"]["name"] for pod in group), stopping.map(stop, group), strict=True))
         for pod in pods:
             name, grace = pod["metadata"]["name"], pod["spec"]["terminationGracePeriodSeconds"]
             for spec in kube.containers(pod):
