@@ -1,12 +1,15 @@
 """The container test: the image built from deploy/Containerfile, the system run from deploy/kubernetes
 with ``podman kube play``, checked against the launcher on the same inputs. ``.ci/run`` runs it after
-pytest, as root; ``deploy/test/run.sh`` installs what it needs first.
+pytest, as root, after starting its build (:mod:`deploy.test.build`, ``run.sh --prepare``) beside
+pytest; what that built is reused here.
 
-What it does, in order (each check prints one line; the last line is ``deploy: N passed, 0 failed``):
+What it does, in order (each check prints one line, each phase its time; the last line is
+``deploy: N passed, 0 failed``):
 
-1. the base image: Debian's packages (mmdebstrap, cached as a tarball in ``--cache``), imported as
-   ``localhost/debian-py:bookworm``: no image registry is reachable here;
-2. the image, FROM that base, with the locked wheels downloaded on this host (hashes checked);
+1. the tools (podman, mmdebstrap) and the base image: Debian's packages (mmdebstrap, cached as a
+   tarball in ``--cache``), imported as ``localhost/debian-py:bookworm-<its recipe's hash>``: no image
+   registry is reachable here;
+2. the image, FROM that base, with the locked wheels downloaded on this host (hashes checked), beside 1;
 3. the manifests as ``kubectl apply -k`` reads them, plus the test's patches (a 1 s tick, its own
    image, one worker, a 1 s config poll), rendered for podman (:mod:`deploy.test.kube` says how and
    why each rule), and the CurveZMQ keys as the two Secrets' folders;
