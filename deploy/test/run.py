@@ -150,7 +150,16 @@ class System:
             conn.close()
 
     def wait_ready(self, container: str, port: int = HEALTH_PORT, timeout: float = 90) -> None:
-        wait(f"{container} ready", lambda: self.probe(container, "/readyz", port) == 200, timeout)
+        try:
+            wait(f"{container} ready", lambda: self.probe(container, "/readyz", port) == 200, timeout)
+        except AssertionError as exc:  # CI keeps only this output: say why it is not ready
+            try:
+                reason = self.get(container, "/readyz", port)
+            except OSError as error:
+                reason = f"no answer ({error})"
+            log = run("podman", "logs", "--tail", "15", container, check=False, quiet=True)
+            raise AssertionError(f"{exc}; /readyz: {reason.strip()[:300]}; restarts: "
+                                 f"{self.restarts(container)}; its log ends:\n{log.stderr[-2500:]}") from None
 
     def get(self, container: str, path: str, port: int = HEALTH_PORT) -> str:
         conn = http.client.HTTPConnection(self.ip(container), port, timeout=5)
