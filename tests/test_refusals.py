@@ -174,12 +174,18 @@ def test_end_to_end_one_public_address_in_a_list_needs_keys() -> None:
                            "(python -m transport.security keygen DIR), or --insecure to accept the risk\n")
 
 
+def private(place: Path) -> list[str]:
+    """A run directory of the test's own: its endpoints and ports cannot be taken by a repricer already
+    running on the default ones (the checks at start refuse those)."""
+    return ["--run-dir", str(place / "run")]
+
+
 def test_what_is_priced_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     books = tmp_path / "books.txt"
     books.write_text("\n".join(f"X{i}" for i in range(12)) + "\n")
     data = tmp_path / "data.csv"
     data.write_text("book_id,price\n" + "".join(f"X{i},1.00\n" for i in range(12)))
-    args = launcher.parse_args(["--books-file", str(books), "--data-file", str(data)])
+    args = launcher.parse_args(["--books-file", str(books), "--data-file", str(data), *private(tmp_path)])
     assert args.books_priced[:2] == ["X0", "X1"] and len(args.books_priced) == 12
     assert preflight.priced(args.books_priced, args.pairs) == (
         "pricing 12 pair(s) (book, strategy): 12 book(s) (X0, X1, X2, X3, X4, ...); book(s) per strategy: default 12")
@@ -196,7 +202,7 @@ def test_what_is_priced_counts_the_pairs_as_configured(tmp_path: Path) -> None:
         + '[pause]\nbooks = ["ISBN978000001"]\n')
     (tmp_path / "data.csv").write_text("book_id,price\n" + "".join(f"{b},10.00\n" for b in books))
     args = launcher.parse_args(["--config", str(tmp_path / "c.toml"), "--data-file", str(tmp_path / "data.csv"),
-                                "--workers", "2"])
+                                "--workers", "2", *private(tmp_path)])
     line = preflight.priced(args.books_priced, args.pairs, args.paused, args.options.workers)
     assert line == ("pricing 23 pair(s) (book, strategy): 20 book(s) (ISBN978000001, ISBN978000002, ISBN978000003, "
                     "ISBN978000004, ISBN978000005, ...); book(s) per strategy: default 20, cautious 3; 2 paused; "
@@ -205,7 +211,7 @@ def test_what_is_priced_counts_the_pairs_as_configured(tmp_path: Path) -> None:
 
 def test_follow_mode_waits_for_a_file_that_cannot_be_read_yet(files: Path) -> None:
     # In follow mode rows may still come: the launcher starts, and says why it waits in one line.
-    startup = launcher.parse_args(["--mode", "follow", "--data-file", str(files / "semicolons.csv")])
+    startup = launcher.parse_args(["--mode", "follow", "--data-file", str(files / "semicolons.csv"), *private(files)])
     assert startup.data is not None and startup.data.refused
     assert startup.data.problem("--data-file", "x.csv").startswith("--data-file x.csv: line 1: unusable header")
 
@@ -219,6 +225,6 @@ def test_end_to_end_a_semicolon_file_exits_2_at_once(files: Path) -> None:
 
 
 def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> None:
-    argv = ["--mode", "follow", "--wait-for-data", "--data-file", str(tmp_path / "later.csv")]
+    argv = ["--mode", "follow", "--wait-for-data", "--data-file", str(tmp_path / "later.csv"), *private(tmp_path)]
     options = launcher.parse_args(argv).options
     assert options.wait_for_data and options.mode == "follow"
