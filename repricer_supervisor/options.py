@@ -130,11 +130,13 @@ class LedgerLaunch:
 
 @dataclass(frozen=True, slots=True)
 class SpoolLaunch:
-    """Each Algorithm worker's spool (keep, then print); --spool-dir defaults to DIR/spool with --run-dir."""
+    """Each Algorithm worker's spool (keep, then print); --spool-dir defaults to DIR/spool with --run-dir,
+    DB.spool with --db: the spool belongs to the database it delivers to."""
 
     spool_dir: str | None = borrow(AlgorithmOptions, "spool_dir", default=None,
                                    help=f"where each worker keeps its decisions before printing them: DIR/algorithm-K "
-                                        f"per worker (default {DEFAULT_SPOOL_DIR}, or DIR/spool with --run-dir); "
+                                        f"per worker (default {DEFAULT_SPOOL_DIR}, DIR/spool with --run-dir, "
+                                        "DB.spool with --db: the database it delivers to); "
                                         "a restarted worker delivers from it what the Ledger never acknowledged")
     spool_max_bytes: int = borrow(AlgorithmOptions, "spool_max_bytes")
     ledger_backlog: int = borrow(AlgorithmOptions, "ledger_backlog")
@@ -239,10 +241,16 @@ class LauncherOptions:
 
     @property
     def spool_dir(self) -> str:
-        """The workers' spools: a --run-dir run is private, so are its spools."""
+        """The workers' spools belong to the database they deliver to: a --run-dir run is private, so are
+        its spools; with --db, ``<db>.spool`` beside it (a spool shared by two databases would resume a
+        pair of one from a price the other was given)."""
         if self.spool.spool_dir is not None:
             return os.path.abspath(self.spool.spool_dir)  # every worker names one directory, whatever its cwd
-        return os.path.abspath(Path(self.net.run_dir) / "spool") if self.net.run_dir else DEFAULT_SPOOL_DIR
+        if self.net.run_dir:
+            return os.path.abspath(Path(self.net.run_dir) / "spool")
+        if self.ledger.db is not None:
+            return os.path.abspath(self.ledger.db) + ".spool"
+        return DEFAULT_SPOOL_DIR
 
     @property
     def data_endpoints(self) -> tuple[str, ...]:

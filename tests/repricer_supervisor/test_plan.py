@@ -137,6 +137,10 @@ def test_the_launchers_options_turn_back_into_the_same_command_line() -> None:
 def test_each_worker_gets_the_spool_options_and_a_private_run_keeps_its_spools_inside() -> None:
     assert options().spool_dir == str(paths.SPOOL_DIR)  # in the project's folder, whatever the working directory
     assert options("--run-dir", "/r").spool_dir == "/r/spool"  # a --run-dir run is private: its spools too
+    # The spool belongs to its database: two databases never share one (a pair of one resumed from a price
+    # the other was given, past its step limit and floor).
+    assert options("--db", "/x/r1.db").spool_dir == "/x/r1.db.spool"
+    assert options("--db", "/x/r1.db", "--spool-dir", "/s").spool_dir == "/s"
     the_plan = planned("--workers", "2", "--spool-dir", "/s", "--spool-max-bytes", "64M", "--ledger-backlog", "500",
                        "--no-spool")
     workers = [parsed(c)[0] for c in the_plan.children if c.kind == kinds.ALGORITHM]
