@@ -13,15 +13,13 @@ for it, bounded: it stops at the first valid row of every book priced, or after
 from __future__ import annotations
 
 import enum
-import os
-import stat
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
 from actors.csv_fields import BadRow, not_utf8, split_fields, split_row
 from actors.csv_rows import Columns, CsvFormatError, PriceCache, book_of_bad_line, parse_header, row_from_fields
-from transport import limits
+from transport import files, limits
 from transport.logs import printable
 
 SCAN_MAX_BYTES: Final = 8 * 1024 * 1024  # read at most this much at start (docs/csv-format.md: its cost)
@@ -230,10 +228,7 @@ def check_data_file(path: str, books: Collection[str] | None, max_bytes: int = S
     valid row when ``books`` is None), or ``max_bytes`` were read, or the file ends. Raises OSError
     when it cannot be read (the caller says so in its own words)."""
     rows = FirstRows(books)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks the open
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"not a regular file: {path}")
+    with files.open_bytes(path) as f:  # a FIFO never blocks the open; anything but a regular file refused
         line_no, total, complete = 0, 0, False
         while not rows.done:
             if total >= max_bytes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from actors import paths
 from actors.first_rows import DataCheck, check_data_file
 from actors.options import option
-from transport import limits
+from transport import files, limits
 from transport.logs import printable
 
 
@@ -50,7 +50,7 @@ def readable_file(flag: str, path: str) -> None:
     if not stat.S_ISREG(mode):
         raise Refusal(f"{flag} {shown}: not a regular file")
     try:
-        with open(path, "rb"):
+        with files.open_bytes(path):  # never waits on a FIFO swapped in since the stat
             pass
     except OSError as exc:
         raise Refusal(f"{flag} {shown}: {exc.strerror}") from None

@@ -31,6 +31,7 @@ import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.auth.thread import ThreadAuthenticator
 
+from transport import files
 from transport.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class Keys:
         directory = Path(directory)
         allowed = Path(authorized) if authorized is not None else directory / "authorized"
         try:
+            # zmq.auth opens these with open(): a FIFO would wait for a writer for ever
+            for path in (directory / "server.key_secret", directory / "client.key_secret", *allowed.glob("*.key")):
+                files.regular_or_absent(path)
             server_public, server_secret = zmq.auth.load_certificate(directory / "server.key_secret")
             client_public, client_secret = zmq.auth.load_certificate(directory / "client.key_secret")
         except (OSError, ValueError) as exc:

@@ -7,6 +7,7 @@ import json
 import os
 
 from actors.api_server import request_ids
+from transport import files
 
 
 class StateFile:
@@ -19,7 +20,7 @@ class StateFile:
         """The persisted mark, or None if there is no file yet. A corrupt file raises: guessing could
         reissue ids."""
         try:
-            with open(self.path, encoding="utf-8") as f:
+            with files.open_text(self.path) as f:
                 data = json.load(f)
         except FileNotFoundError:
             return None
@@ -34,12 +35,12 @@ class StateFile:
         # Write a temp file, fsync, then rename over the old one: a crash leaves either the old or the
         # new mark, never a torn file; the directory fsync makes the rename itself durable.
         tmp = f"{self.path}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with files.open_text(tmp, write=True) as f:
             json.dump({"next_block_end": next_block_end}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        dir_fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        dir_fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
         try:
             os.fsync(dir_fd)
         finally:

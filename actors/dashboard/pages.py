@@ -20,6 +20,7 @@ from actors.dashboard.bounds import Bounds
 from actors.dashboard.business import AlertRow
 from actors.dashboard.params import SCOPES, BookQuery
 from actors.dashboard.rows import BooksPage, DecisionRow, PairRow, change_pct, iso, short_time
+from transport import files
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 COLUMN_TITLES: Final = MappingProxyType({
@@ -119,7 +120,7 @@ def sparkline(prices: Sequence[str]) -> str:
 
 class Pages:
     def __init__(self, directory: Path = TEMPLATES) -> None:
-        self._t = {path.stem: Template(path.read_text(encoding="utf-8")) for path in directory.glob("*.html")}
+        self._t = {path.stem: Template(files.read_text(path)) for path in directory.glob("*.html")}
 
     def _layout(self, title: str, body: str, nav: str = "", head: str = "") -> str:
         return self._t["layout"].substitute(title=esc(title), body=body, head=head,

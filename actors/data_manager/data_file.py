@@ -8,6 +8,9 @@
 * A missing, unreadable or header-less file is logged once (again when the reason changes), counted
   and retried every second; requests meanwhile get an error reply ("data file unavailable: ...");
   the actor never exits over its data.
+  So is a path that names a FIFO, a device or a directory: the file is opened without waiting
+  (:mod:`transport.files`), so a FIFO swapped in blocks nothing, and the real file is read again when
+  it is back.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import time
 from typing import Final, Literal
 
 from actors.csv_rows import Columns, CsvFormatError, parse_header
 from actors.data_manager.chunks import Block, io, read_lines
+from transport import files
 from transport.logs import RateLimitedLog
 
 log = logging.getLogger("datamanager")
@@ -31,18 +34,6 @@ RETRY_INTERVAL: Final = 1.0
 # What a frontier read may find instead of lines: the end of the file (one more pass over it), a last
 # line still being written ("wait" ``settle_wait`` seconds), or a truncated/rotated/removed file.
 FrontierEvent = Literal["eof", "wait", "changed"]
-
-
-def _open_regular(path: str) -> tuple[int, os.stat_result]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"not a regular file: {path}")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
 
 
 class DataFile:
@@ -67,7 +58,7 @@ class DataFile:
 
     async def open(self) -> bool:
         try:
-            fd, st = await io(_open_regular, self.path)
+            fd, st = await io(files.open_fd, self.path)  # never waits on a FIFO; refuses it, a device...
         except OSError as exc:
             self.fail(f"{exc.strerror or exc}: {self.path}")
             return False

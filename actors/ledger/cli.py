@@ -20,6 +20,7 @@ from urllib.parse import quote
 from actors.ledger import schema
 from actors.ledger.errors import SchemaError
 from actors.ledger.options import DEFAULT_DB
+from transport import files
 from transport.logs import printable
 
 COMMANDS: Final = ("history", "summary")
@@ -78,6 +79,10 @@ def open_readonly(path: str) -> sqlite3.Connection:
     """The ledger at ``path``, read-only; :class:`CliError` if it is missing, damaged or not a ledger."""
     if not os.path.exists(path):
         raise CliError(f"no ledger database at {path} (is the Ledger running elsewhere? pass --db PATH)")
+    try:  # SQLite's read-only open of a FIFO would wait for a writer for ever
+        files.regular_or_absent(path)
+    except files.NotRegularFile as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
     conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=5.0)
     try:
         version = schema.read_version(conn)

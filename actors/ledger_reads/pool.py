@@ -24,7 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Final, TypeVar
+
+from transport import files
 
 T = TypeVar("T")
 
@@ -82,6 +85,8 @@ class ReadPool:
                                     "system runs with --no-ledger)") from None
         except OSError as exc:
             raise LedgerUnavailable(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if not S_ISREG(stat.st_mode):  # SQLite's read-only open of a FIFO would wait for a writer for ever
+            raise LedgerUnavailable(f"{self.path} is not a regular file ({files.kind(stat.st_mode)})")
         inode = (stat.st_dev, stat.st_ino)
         if state.conn is not None and state.inode == inode:
             return state.conn

@@ -33,6 +33,7 @@ from actors.options import add_options, borrow, borrowed, from_namespace, make_p
 from actors.pricing.config import Config, ConfigError
 from actors.pricing.config.backtest import REPORT_DEFAULT, Logistic
 from actors.run_inputs import Refusal, RunInputs, data_file, readable_file
+from transport import files
 from transport.logs import printable
 
 DEFAULT_REPORT: Final = REPORT_DEFAULT  # the Dashboard links to the report found here
@@ -160,8 +161,9 @@ def replay(plan: Plan) -> Result:
     sink = None
     decisions = None
     if args.decisions:
-        decisions = sys.stdout if args.decisions == "-" else open(args.decisions, "w", encoding="utf-8",  # noqa: SIM115
-                                                                     newline="")
+        # A regular file, opened without waiting (a FIFO is refused: '-' streams to a pipe).
+        decisions = sys.stdout if args.decisions == "-" else files.open_text(args.decisions, write=True,
+                                                                            newline="")
         sink = output.DecisionWriter(decisions, job)
     try:
         if plan.axes and args.engine == "fast" and sink is None:

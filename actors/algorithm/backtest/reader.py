@@ -25,7 +25,7 @@ import numpy.typing as npt
 from actors.algorithm.backtest.cents import I64, MICRO
 from actors.csv_fields import BadRow
 from actors.csv_rows import Columns, CsvFormatError, PriceCache, header_columns, line_row
-from transport import limits
+from transport import files, limits
 from transport.logs import printable
 
 ALL_BOOKS: Final = "\x00all"  # the series every book gets when the file has no book_id column
@@ -294,7 +294,7 @@ class PriceFile:
 
     def blocks(self) -> Iterator[Rows]:
         """Every valid row of the file in order, a block at a time (blocks may be empty)."""
-        with open(self.path, "rb", buffering=0) as f:
+        with files.open_bytes(self.path, buffering=0) as f:  # a FIFO or device: refused
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             for block, first_line in self._lines(f):
@@ -415,7 +415,7 @@ class PriceFile:
 def read_header(path: str) -> Columns:
     """The file's columns, read from its first line that is not blank; CsvFormatError when it has
     none or a bad one."""
-    with open(path, "rb") as f:
+    with files.open_bytes(path) as f:
         line_no = 0
         while line_no < 1_000_000:
             raw = f.readline(LINE_MAX + 1)

@@ -23,6 +23,7 @@ from actors.csv_fields import BadRow
 from actors.csv_rows import PriceCache, header_columns, line_row
 from actors.pricing.config.backtest import Logistic
 from actors.pricing.rule import avg_comp_price, reprice_window, to_cents
+from transport import files
 
 _FLUSH: Final = 4096  # decisions handed to the sink at once
 
@@ -71,7 +72,7 @@ class ReferenceEngine:
         """(book, price) of every valid row, as the DataManager reads them."""
         columns = None
         prices = PriceCache()
-        with open(path, "rb") as f:
+        with files.open_bytes(path) as f:  # never waits on a FIFO; refuses one
             for line_no, raw in enumerate(f, start=1):
                 self.counters["lines_read"] += 1
                 line = raw[:-1] if raw.endswith(b"\n") else raw

@@ -24,6 +24,7 @@ from actors.algorithm.backtest.job import Job, Result
 from actors.algorithm.backtest.output import pair_row, strategy_row
 from actors.algorithm.backtest.stats import StrategyTotals, money
 from actors.algorithm.backtest.sweep import Best
+from transport import files
 
 TABLE_PAIRS: Final = 2000  # rows of the pairs table; the csv/json output has them all
 _STYLE: Final = """
@@ -166,12 +167,12 @@ def render(job: Job, result: Result, ranking: list[StrategyTotals], about: dict[
     charts_note = (f"The first {len(chart_data)} pairs: our price against the competitor's average (every "
                    "decision, or every k-th on long runs)." if chart_data else "No chart (a sweep, or no pair).")
     return _PAGE.substitute(
-        uplot_css=charts.UPLOT_CSS.read_text(encoding="utf-8"), style=_STYLE, about=esc(" · ".join(bits)),
+        uplot_css=files.read_text(charts.UPLOT_CSS), style=_STYLE, about=esc(" · ".join(bits)),
         objective=esc(about.get("objective")),
         strategies=_table([strategy_row(t) for t in ranked], {i for i, t in enumerate(ranked) if t.rank == 1}),
         best=best_html, charts_note=esc(charts_note), pairs_note=esc(pairs_note),
         pairs=_table([pair_row(p) for p in shown]), data=script_json({"charts": chart_data}),
-        uplot_js=charts.UPLOT_JS.read_text(encoding="utf-8"), script=_SCRIPT)
+        uplot_js=files.read_text(charts.UPLOT_JS), script=_SCRIPT)
 
 
 def write(path: Path, job: Job, result: Result, ranking: list[StrategyTotals], about: dict[str, Any],

@@ -10,13 +10,12 @@ beyond a short escaped excerpt.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple, Protocol
 
 from actors.csv_fields import LINE_TOO_LONG, NOT_UTF8
-from transport import limits
+from transport import files, limits
 from transport.logs import printable
 
 LINE_MAX_BYTES: Final = limits.CSV_LINE_MAX_BYTES
@@ -52,13 +51,12 @@ class ConfigFiles(Protocol):
 
 def _open_regular(path: Path, max_bytes: int) -> BinaryIO:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, info = files.open_fd(path)
+    except files.NotRegularFile as exc:
+        raise FileRefused(str(exc.strerror)) from None
     except OSError as exc:
         raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileRefused("not a regular file")
         if info.st_size > max_bytes:
             raise FileRefused(f"{info.st_size} bytes: over the limit of {max_bytes}")
         return os.fdopen(fd, "rb")

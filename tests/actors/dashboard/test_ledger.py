@@ -183,6 +183,18 @@ def test_a_file_that_is_not_a_database_is_unavailable_not_a_crash(tmp_path: Path
         reader.close()
 
 
+def test_a_fifo_at_the_path_is_unavailable_at_once(tmp_path: Path) -> None:
+    """SQLite's read-only open of a FIFO would wait for a writer for ever (issue 20)."""
+    path = tmp_path / "fifo.sqlite3"
+    os.mkfifo(path)
+    reader = LedgerReader(path)
+    try:
+        with pytest.raises(LedgerUnavailable, match=r"not a regular file \(a FIFO\)"):
+            run_async(reader.summary())
+    finally:
+        reader.close()
+
+
 def test_the_reader_cannot_write(ledger_db: Path) -> None:
     reader = LedgerReader(ledger_db)
     try:

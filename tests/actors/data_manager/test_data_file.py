@@ -46,3 +46,24 @@ def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path:
     assert seen == {"truncations": 12, "rotations": 12, "file_errors": 0}
     assert sum("(truncated)" in m for m in caplog.messages) == 5  # RateLimitedLog's burst, per kind
     assert sum("(rotated)" in m for m in caplog.messages) == 5
+
+
+def test_a_fifo_swapped_in_is_refused_at_once_and_the_real_file_read_when_it_is_back(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 20: a FIFO at the path used to block the open for ever, and every decision with it."""
+    path = tmp_path / "p.csv"
+    seen = counters()
+    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    os.mkfifo(path)
+
+    async def scenario() -> None:
+        assert not await data.open()  # returns: nothing waits for a writer
+        path.unlink()
+        path.write_text("book_id,price\nA,1.00\n")
+        assert await data.open()
+        data.close()
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        run_async(scenario(), timeout=60)
+    assert seen["file_errors"] == 1
+    assert any("not a regular file (a FIFO)" in m for m in caplog.messages)

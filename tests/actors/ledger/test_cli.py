@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -148,6 +149,13 @@ def test_a_missing_or_damaged_database_is_one_clear_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not path.exists() or path.read_bytes() == content  # a reader never creates or changes it
+
+
+def test_a_fifo_is_refused_in_one_line_without_waiting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    os.mkfifo(path)
+    assert run("summary", "--db", str(path))[0] == 2
+    assert capsys.readouterr().err == f"error: {path}: not a regular file (a FIFO)\n"
 
 
 def test_another_sqlite_database_is_not_a_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
