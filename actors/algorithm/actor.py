@@ -158,7 +158,7 @@ class Algorithm:
         run = self._gate.run
         if run is None:
             return not_ready(f"no tick received yet from {self._options.ticks_endpoint}")
-        silent = (time.time() if now is None else now) - self._gate.last_accepted_at
+        silent = (time.time() if now is None else now) - self._gate.advanced_at
         if silent > max(1.0, STALL_INTERVALS * run[1]):
             return not_ready(f"no new tick for {silent:.0f}s from {self._options.ticks_endpoint}")
         return READY

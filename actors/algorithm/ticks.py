@@ -1,23 +1,42 @@
 """Tick intake: which ticks the Algorithm follows (:class:`TickGate`, pure) and the receive loop on
 the SUB socket (:class:`TickReceiver`).
 
-A tick is followed when it is *plausible* -- its due time ``t0 + seq * interval`` agrees with its
-``scheduled_at`` and lies within ``limits.TICK_CLOCK_SKEW_MAX`` of our wall clock -- and *new*: a
-higher seq of the run we follow, or the first tick of another run (``t0``, ``interval``) once ours has
-gone quiet. So a restarted Scheduler's run (new t0, seq from 0) is followed at once, while one forged
-tick with seq 2^63-1 is refused and counted instead of making every later tick look stale. The seq
-followed now, published again (the Scheduler repeats its current tick for subscribers that join late),
-is stale like any seq followed already: counted, changing nothing.
+A tick is *plausible* when its due time ``t0 + seq * interval`` agrees with its ``scheduled_at`` and
+lies within ``limits.TICK_CLOCK_SKEW_MAX`` of our wall clock. Of the plausible ticks, the gate follows
+one *stream*: a run (``t0``, ``interval``) heard at a steady *lead* (due time minus our clock when
+heard: the clocks' difference and the delivery delay, steady for the real Scheduler). Anyone who can
+publish on the tick socket can forge a tick (without ``--keys``), so no single tick may silence the
+Algorithm:
+
+* a higher seq of the stream is followed (NEW) only if it is due no more than one interval ahead of
+  the stream's last tick (seq + 100, 50 s ahead but within the skew, is EARLY: refused, nothing
+  changed); a forger who wants to pull the seq ahead must send every tick, one interval each;
+* another run is taken (NEW_RUN) at once only when the stream followed went quiet for
+  ``QUIET_INTERVALS`` (a restarted Scheduler), else it is refused (FOREIGN_RUN);
+* every refused tick feeds a few *candidate* streams (``CANDIDATES_MAX``, the oldest dropped): a
+  candidate heard again, at a higher seq and the same lead, with the stream followed silent in
+  between, is the Scheduler that keeps ticking and is followed from then on (RESYNC, or NEW_RUN for
+  another run). So a forged run with a day-long interval, a clock step or a forged burst is undone
+  at the real Scheduler's second tick, while two Schedulers ticking side by side keep the one
+  followed first;
+* a (run, seq) is followed at most once: the seqs followed of each recent run are kept as ranges
+  (``RUNS_KEPT`` runs, ``RANGES_KEPT`` ranges each), and one of them is STALE (decided already) even
+  when its stream is followed again; a seq a forged jump skipped is still decided when the real
+  stream reaches it. The seq followed now, published again (the Scheduler repeats its current tick
+  for subscribers that join late), is stale the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import collections
 import enum
 import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import zmq
@@ -34,28 +53,83 @@ SCHEDULED_AT_TOLERANCE: Final = 0.001  # seconds: the Scheduler computes both th
 QUIET_INTERVALS: Final = 1.5  # our run silent this many intervals: another run may take over
 STALL_INTERVALS: Final = 3.0  # no new tick for this many intervals: warn
 FIRST_TICK_WAIT: Final = 10.0  # seconds without any tick at start before we warn
+# How far the lead of one stream may wander between its ticks: the delivery delay's jitter on a loaded
+# machine (a GC pause, a busy loop). Larger only makes a forged stream easier to take for a real one.
+LEAD_TOLERANCE: Final = 0.5
+CANDIDATES_MAX: Final = 8  # streams heard but not followed, remembered to find the one that keeps ticking
+RUNS_KEPT: Final = 16  # runs whose followed seqs are remembered (a seq is followed once)
+RANGES_KEPT: Final = 64  # ranges of followed seqs per run (the lowest dropped: long past)
+
+Run = tuple[float, float]  # (t0, interval)
 
 
 class Verdict(enum.Enum):
-    NEW = "new"  # the next tick of the run we follow (or the very first tick)
+    NEW = "new"  # the next tick of the stream we follow (or the very first tick)
     NEW_RUN = "new_run"  # the first tick of another Scheduler run: followed from now on
+    RESYNC = "resync"  # the stream that keeps ticking, heard at another lead: followed from now on
     STALE = "stale"  # a seq we have followed already
+    EARLY = "early"  # a higher seq, due more than an interval ahead of the stream's last tick
     IMPLAUSIBLE = "implausible"  # far from our clock, or inconsistent
     FOREIGN_RUN = "foreign_run"  # another run while ours is alive (two Schedulers?)
 
     @property
     def accepted(self) -> bool:
-        return self in (Verdict.NEW, Verdict.NEW_RUN)
+        return self in (Verdict.NEW, Verdict.NEW_RUN, Verdict.RESYNC)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A stream heard but not followed: its run, last seq and lead, and the followed stream's advance
+    count when it was last heard (unchanged at its next tick: the followed one was silent)."""
+
+    run: Run
+    seq: int
+    lead: float
+    advances: int
+
+
+class SeqRanges:
+    """The seqs followed of one run, as sorted disjoint ranges [first, last] (at most ``RANGES_KEPT``)."""
+
+    __slots__ = ("_ranges",)
+
+    def __init__(self) -> None:
+        self._ranges: list[list[int]] = []
+
+    def __contains__(self, seq: int) -> bool:
+        i = bisect.bisect_right(self._ranges, [seq, math.inf]) - 1  # the last range starting at or below
+        return i >= 0 and self._ranges[i][1] >= seq
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def add(self, seq: int) -> None:
+        ranges = self._ranges
+        i = bisect.bisect_right(ranges, [seq, math.inf])
+        if i and ranges[i - 1][1] >= seq - 1:  # extends (or is in) the range before
+            ranges[i - 1][1] = max(ranges[i - 1][1], seq)
+            i -= 1
+        else:
+            ranges.insert(i, [seq, seq])
+        if i + 1 < len(ranges) and ranges[i + 1][0] <= ranges[i][1] + 1:  # now touches the next one
+            ranges[i][1] = max(ranges[i][1], ranges.pop(i + 1)[1])
+        if len(ranges) > RANGES_KEPT:
+            del ranges[0]
 
 
 class TickGate:
-    """Judges each tick against the run followed so far. Pure: ``now`` is passed in."""
+    """Judges each tick against the stream followed so far. Pure: ``now`` is passed in."""
 
     def __init__(self, skew: float = limits.TICK_CLOCK_SKEW_MAX) -> None:
         self.skew = skew
-        self.run: tuple[float, float] | None = None  # (t0, interval) of the run followed
-        self.last_seq = -1
-        self.last_accepted_at = -math.inf  # our wall clock when the last tick was followed
+        self.run: Run | None = None  # (t0, interval) of the run followed
+        self.last_seq = -1  # the followed stream's last seq
+        self.lead = 0.0  # the followed stream's lead: due time minus our clock, at its last tick
+        self.advanced_at = -math.inf  # our wall clock when the followed stream last advanced
+        self.advances = 0  # how many times it did
+        self.candidates: collections.deque[Candidate] = collections.deque(maxlen=CANDIDATES_MAX)
+        self.previous: Candidate | None = None  # the stream followed before the last change of stream
+        self._followed: collections.OrderedDict[Run, SeqRanges] = collections.OrderedDict()  # most recent last
 
     def plausible(self, tick: Tick, now: float) -> bool:
         due = tick.t0 + tick.seq * tick.interval
@@ -66,17 +140,51 @@ class TickGate:
         if not self.plausible(tick, now):
             return Verdict.IMPLAUSIBLE
         run = (tick.t0, tick.interval)
-        verdict = Verdict.NEW
-        if run != self.run:
-            if self.run is not None:
-                if now - self.last_accepted_at < QUIET_INTERVALS * self.run[1]:
-                    return Verdict.FOREIGN_RUN
-                verdict = Verdict.NEW_RUN
-            self.run = run
-        elif tick.seq <= self.last_seq:
+        lead = tick.t0 + tick.seq * tick.interval - now
+        if self.run is None:
+            return self._follow(run, tick.seq, lead, now, Verdict.NEW)
+        if run == self.run:
+            if tick.seq <= self.last_seq:
+                return self._refuse(run, tick.seq, lead, now, Verdict.STALE)
+            if lead > self.lead + tick.interval + LEAD_TOLERANCE:
+                return self._refuse(run, tick.seq, lead, now, Verdict.EARLY)
+            return self._follow(run, tick.seq, lead, now, Verdict.NEW)
+        if now - self.advanced_at >= QUIET_INTERVALS * self.run[1]:
+            return self._follow(run, tick.seq, lead, now, Verdict.NEW_RUN)
+        return self._refuse(run, tick.seq, lead, now, Verdict.FOREIGN_RUN)
+
+    def _refuse(self, run: Run, seq: int, lead: float, now: float, verdict: Verdict) -> Verdict:
+        kept = self.candidates if self.previous is None else (self.previous, *self.candidates)
+        for candidate in kept:
+            if candidate.run != run:
+                continue
+            if seq == candidate.seq:
+                return verdict  # its tick again (the Scheduler repeats each one): nothing new
+            if seq > candidate.seq and abs(candidate.lead - lead) <= LEAD_TOLERANCE:
+                if candidate.advances == self.advances:  # heard twice, ours silent in between
+                    taken = Verdict.NEW_RUN if run != self.run else Verdict.RESYNC
+                    self.candidates.clear()
+                    return self._follow(run, seq, lead, now, taken)
+                candidate.seq, candidate.lead, candidate.advances = seq, lead, self.advances
+                return verdict
+        self.candidates.append(Candidate(run, seq, lead, self.advances))  # the oldest falls out
+        return verdict
+
+    def _follow(self, run: Run, seq: int, lead: float, now: float, verdict: Verdict) -> Verdict:
+        """Make (run, seq, lead) the stream followed; ``verdict`` unless that seq was followed already."""
+        if self.run is not None and (verdict is not Verdict.NEW or run != self.run):
+            # The stream left keeps a slot no flood of forged ticks can take: heard twice with the one
+            # taken silent in between, it is followed again.
+            self.previous = Candidate(self.run, self.last_seq, self.lead, self.advances)
+        self.run, self.last_seq, self.lead, self.advanced_at = run, seq, lead, now
+        self.advances += 1
+        followed = self._followed.pop(run, None) or SeqRanges()
+        self._followed[run] = followed  # the most recently followed run last
+        if len(self._followed) > RUNS_KEPT:
+            self._followed.popitem(last=False)
+        if seq in followed:
             return Verdict.STALE
-        self.last_seq = tick.seq
-        self.last_accepted_at = now
+        followed.add(seq)
         return verdict
 
 
@@ -100,7 +208,8 @@ class TickReceiver:
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {
             "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0, "implausible_ticks": 0,
-            "foreign_run_ticks": 0, "new_runs": 0, "tick_stalls": 0, "last_tick": -1,
+            "foreign_run_ticks": 0, "early_ticks": 0, "new_runs": 0, "resyncs": 0, "tick_stalls": 0,
+            "last_tick": -1,
         }
         self._frames = FrameDecoder(self.counters, "bad_frames", self._log, "bad_tick",
                                     "rejected a frame on the tick socket")
@@ -141,8 +250,7 @@ class TickReceiver:
                 newest = (tick, verdict)
             else:
                 self._refused(tick, verdict, now)
-                if (verdict is Verdict.STALE and tick.seq == self._gate.last_seq
-                        and self._gate.run == (tick.t0, tick.interval)):
+                if self._is_repeat(tick, verdict):
                     repeated = tick
         if newest is None and repeated is not None and self._on_repeat is not None:
             self._on_repeat(repeated)
@@ -151,6 +259,11 @@ class TickReceiver:
             self._refused_since = 0
             self.counters["ticks"] += 1
             self.counters["last_tick"] = tick.seq
+            if verdict is Verdict.RESYNC:
+                self.counters["resyncs"] += 1
+                self._log.warning("resync", "following the ticks that keep coming: seq %d, due %.3fs from our clock "
+                                  "(a clock step, or forged ticks before?)", tick.seq,
+                                  tick.t0 + tick.seq * tick.interval - now)
             if verdict is Verdict.NEW_RUN:
                 self.counters["new_runs"] += 1
                 # Rate-limited: forged ticks of ever new runs could repeat it many times a second.
@@ -158,10 +271,23 @@ class TickReceiver:
                                   tick.t0, tick.interval, tick.seq)
             self._on_tick(tick, verdict)
 
+    def _is_repeat(self, tick: Tick, verdict: Verdict) -> bool:
+        """The tick last handed on, heard again (the Scheduler repeats its current tick)."""
+        return (verdict is Verdict.STALE and tick.seq == self.counters["last_tick"]
+                and self._gate.run == (tick.t0, tick.interval))
+
     def _refused(self, tick: Tick, verdict: Verdict, now: float) -> None:
         self._refused_since += 1
         if verdict is Verdict.STALE:
             self.counters["stale_ticks"] += 1  # already followed: a (book, strategy, tick) is decided once
+            if not self._is_repeat(tick, verdict):
+                self._log.warning("stale_tick", "refused tick seq=%d (t0=%.3f): followed already (now at seq %d)",
+                                  tick.seq, tick.t0, self._gate.last_seq)
+        elif verdict is Verdict.EARLY:
+            self.counters["early_ticks"] += 1
+            self._log.warning("early_tick", "refused tick seq=%d: due %.3fs from our clock, more than one interval "
+                              "beyond the last tick followed (seq %d, due %.3fs from our clock): forged?", tick.seq,
+                              tick.t0 + tick.seq * tick.interval - now, self._gate.last_seq, self._gate.lead)
         elif verdict is Verdict.IMPLAUSIBLE:
             self.counters["implausible_ticks"] += 1
             self._log.warning("implausible_tick", "refused tick seq=%d: due at t0+seq*interval=%.6g, "
@@ -180,5 +306,5 @@ class TickReceiver:
                               FIRST_TICK_WAIT)
         else:
             self._log.warning("tick_stall", "no new tick for %.1fs (last seq %d; %d tick(s) refused since)",
-                              self._clock() - self._gate.last_accepted_at, self._gate.last_seq,
+                              self._clock() - self._gate.advanced_at, self._gate.last_seq,
                               self._refused_since)

@@ -452,15 +452,19 @@ def test_a_new_scheduler_run_is_followed_and_a_forged_seq_changes_nothing(ipc_di
             await r.pub.send(protocol.encode(forged))
             await async_wait_for(lambda: r.algorithm.counters["implausible_ticks"] >= 1)
             await r.tick(6, lambda: r.algorithm.counters["decisions"] == 2)  # not silenced
+            # Issue 20: seq + 50, due 50 s ahead yet within the 60 s skew, used to silence the rest of the run.
+            await r.pub.send(protocol.encode(r.make_tick(56)))
+            await async_wait_for(lambda: r.algorithm.counters["early_ticks"] >= 1)
+            await r.tick(7, lambda: r.algorithm.counters["decisions"] == 3)
             # A new run, sent at once: refused while the old run is alive, followed once it has been
             # silent for 1.5 intervals (the tick is sent again until then).
-            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 3, t0=time.time())
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 4, t0=time.time())
             assert r.algorithm.counters["new_runs"] == 1
             assert r.algorithm.counters["foreign_run_ticks"] >= 1
         return r
 
     r = run_async(body())
-    assert [d["tick"] for d in r.decisions()] == [5, 6, 0]
+    assert [d["tick"] for d in r.decisions()] == [5, 6, 7, 0]
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,153 @@ def test_the_tick_followed_coming_again_is_reported_as_a_repeat() -> None:
     receiver.handle([protocol.encode(tick(100, t0=T0 - 7))])  # another run's seq 100: not ours
     assert repeats == [100]
     assert receiver.counters["stale_ticks"] == 3
+
+
+# --- forged ticks: the Algorithm follows the Scheduler that keeps ticking (issue 20) ---------------------
+
+
+def test_one_tick_of_the_run_far_ahead_within_the_skew_is_refused_and_changes_nothing() -> None:
+    """Issue 20: seq + 100, 50 s ahead (within the 60 s skew) used to make every later seq stale."""
+    gate = TickGate()
+    assert gate.judge(tick(100), T0 + 100) is Verdict.NEW
+    forged = tick(150)  # due 50 s ahead of our clock
+    assert gate.judge(forged, T0 + 100.5) is Verdict.EARLY
+    assert gate.judge(tick(101), T0 + 101) is Verdict.NEW
+    assert gate.judge(tick(102), T0 + 102) is Verdict.NEW
+    assert gate.last_seq == 102
+
+
+def test_a_forged_run_with_an_absurd_interval_holds_the_algorithm_two_ticks_at_most() -> None:
+    """Issue 20: a 1.2 s gap of the real Scheduler (0.5 s ticks), then one tick of a run with a
+    86,400 s interval: taken (ours was quiet), but the real run takes over again at its second tick
+    (it used to be refused as "two Schedulers?" for 1.5 forged intervals: 36 h)."""
+    gate = TickGate()
+    now = T0
+    for seq in range(10):
+        now = T0 + seq * 0.5
+        assert gate.judge(tick(seq, interval=0.5), now) is Verdict.NEW
+    now += 1.2
+    forged_t0 = now - 86_400.0
+    assert gate.judge(Tick(1, forged_t0 + 86_400.0, now, 86_400.0, forged_t0), now) is Verdict.NEW_RUN
+    assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5) is Verdict.FOREIGN_RUN
+    assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5) is Verdict.NEW_RUN  # the one that keeps ticking
+    assert gate.judge(tick(14, interval=0.5), T0 + 14 * 0.5) is Verdict.NEW
+
+
+def test_a_burst_that_pulled_the_seq_ahead_is_undone_two_ticks_after_it_stops() -> None:
+    """A forger sending the next seqs one interval early each, 50 of them in half a second, drags the seq
+    followed 50 ticks ahead (the skew allows no more); once it stops, the real ticks (stale by seq, but
+    heard at another lead) take over at the second, and no seq is followed twice."""
+    gate = TickGate()
+    assert gate.judge(tick(10), T0 + 10) is Verdict.NEW
+    for k in range(1, 51):
+        assert gate.judge(tick(10 + k), T0 + 10.3 + k * 0.01) is Verdict.NEW  # each one interval early
+    assert gate.judge(tick(11), T0 + 11) is Verdict.STALE  # decided (early) by the burst
+    assert gate.judge(tick(12), T0 + 12) is Verdict.STALE  # the second: followed again, but decided already
+    assert gate.run == (T0, 1.0) and gate.last_seq == 12
+    assert gate.judge(tick(13), T0 + 13) is Verdict.STALE  # decided early by the burst, not lost
+
+
+def test_two_schedulers_ticking_in_step_keep_the_one_followed_first() -> None:
+    gate = TickGate()
+    other = T0 + 0.3
+    for seq in range(20):
+        assert gate.judge(tick(seq), T0 + seq + 0.01) is Verdict.NEW
+        assert gate.judge(tick(seq, t0=other), other + seq + 0.01) is Verdict.FOREIGN_RUN
+
+
+def test_a_clock_step_is_followed_within_two_ticks() -> None:
+    """Our clock steps back 20 s: the run's ticks look 20 s early; the stream that keeps ticking wins."""
+    gate = TickGate()
+    assert gate.judge(tick(10), T0 + 10) is Verdict.NEW
+    assert gate.judge(tick(11), T0 + 11 - 20) is Verdict.EARLY
+    assert gate.judge(tick(12), T0 + 12 - 20) is Verdict.RESYNC
+    assert gate.judge(tick(13), T0 + 13 - 20) is Verdict.NEW
+
+
+def test_the_gate_stays_bounded_under_a_flood_of_runs() -> None:
+    gate = TickGate()
+    assert gate.judge(tick(0), T0) is Verdict.NEW
+    for i in range(10_000):
+        t0 = T0 - 1000 - i * 0.001
+        gate.judge(Tick(1000, t0 + 1000, T0, 1.0, t0), T0 + 0.5)
+    assert len(gate.candidates) <= 8
+    assert gate.judge(tick(1), T0 + 1) is Verdict.NEW
+
+
+_HONEST_TICKS = 40
+
+
+@pytest.mark.production_loop  # pure (no loop): one run of its 400 examples, not one per loop
+@settings(max_examples=400, deadline=None)
+@given(interval=st.sampled_from([0.5, 1.0, 2.0, 5.0, 10.0]), offset=st.floats(-30, 30),
+       jitter=st.lists(st.floats(0, 0.2), min_size=_HONEST_TICKS, max_size=_HONEST_TICKS),
+       repeats=st.booleans(),
+       forged=st.lists(st.tuples(st.floats(0, 0.6), st.sampled_from(["ahead", "behind", "run", "copy"]),
+                                 st.integers(-5, 200), st.sampled_from([0.01, 0.5, 1.0, 5.0, 86_400.0]),
+                                 st.floats(-59, 59)), max_size=30))
+def test_any_forger_stops_silencing_the_real_scheduler_two_ticks_after_its_last_tick(
+        interval: float, offset: float, jitter: list[float], repeats: bool,
+        forged: list[tuple[float, str, int, float, float]]) -> None:
+    """One honest Scheduler (ticks at their due time, heard ``offset`` s later, with jitter and its
+    repeats) and any forger's ticks at any time in the first 60% of the run: after the forger's last
+    tick, every honest seq from the third one heard on is decided (followed, from the honest tick or
+    a forged copy of it), and no (run, seq) is ever followed twice."""
+    t0 = NOW
+    heard: list[tuple[float, int, Tick, bool]] = []  # (our clock, order, tick, honest fresh)
+    every = min(1.0, interval / 2)
+    for seq in range(_HONEST_TICKS):
+        due = t0 + seq * interval
+        heard.append((due + offset + jitter[seq], len(heard), Tick(seq, due, due, interval, t0), True))
+        if repeats:
+            k = 1
+            while k * every < interval - 1e-9:
+                heard.append((due + offset + k * every + jitter[seq], len(heard), Tick(seq, due, due, interval, t0),
+                              False))
+                k += 1
+    span = _HONEST_TICKS * interval
+    last_forged = -math.inf
+    for share, kind, k, forged_interval, ahead in forged:
+        at = t0 + offset + share * span
+        last_forged = max(last_forged, at)
+        honest_seq = max(0, int((at - offset - t0) / interval))
+        if kind == "copy":
+            seq = max(0, honest_seq + k % 3 - 1)
+            forged_tick = Tick(seq, t0 + seq * interval, at, interval, t0)
+        elif kind in ("ahead", "behind"):
+            seq = max(0, honest_seq + (k if kind == "ahead" else -abs(k)))
+            forged_tick = Tick(seq, t0 + seq * interval, at, interval, t0)
+        else:  # another run, due ``ahead`` seconds from our clock
+            forged_t0 = at + ahead - k * forged_interval if k >= 0 else at + ahead
+            seq = max(0, k)
+            forged_tick = Tick(seq, forged_t0 + seq * forged_interval, at, forged_interval, forged_t0)
+        heard.append((at, len(heard), forged_tick, False))
+    gate = TickGate()
+    followed: list[tuple[float, float, int]] = []
+    honest_after: list[int] = []
+    for now, _, t, fresh in sorted(heard):
+        if gate.judge(t, now).accepted:
+            followed.append((t.t0, t.interval, t.seq))
+        if fresh and now > last_forged:
+            honest_after.append(t.seq)
+    assert len(followed) == len(set(followed))
+    decided = {seq for run_t0, run_interval, seq in followed if (run_t0, run_interval) == (t0, interval)}
+    missing = [seq for seq in honest_after[2:] if seq not in decided]
+    assert not missing, (missing, honest_after[:4])
+
+
+def test_the_receiver_counts_and_logs_an_early_tick_and_the_resync(caplog: Any) -> None:
+    """Issue 20: the forged tick used to be counted as stale only, and logged nowhere."""
+    now = [T0 + 100.0]
+    followed: list[tuple[int, Verdict]] = []
+    receiver = TickReceiver(TickGate(), lambda t, v: followed.append((t.seq, v)), clock=lambda: now[0])
+    receiver.handle([protocol.encode(tick(100))])
+    receiver.handle([protocol.encode(tick(150))])  # 50 s ahead: forged
+    for seq in (101, 102):
+        now[0] = T0 + seq - 20  # then our clock steps back 20 s: the run's ticks look early twice
+        receiver.handle([protocol.encode(tick(seq))])
+    assert followed == [(100, Verdict.NEW), (102, Verdict.RESYNC)]
+    c = receiver.counters
+    assert (c["early_ticks"], c["resyncs"], c["stale_ticks"], c["last_tick"]) == (2, 1, 0, 102)
+    assert sum("refused tick seq=150: due 50.000s from our clock" in m for m in caplog.messages) == 1
+    assert sum(m.startswith("following the ticks that keep coming: seq 102") for m in caplog.messages) == 1
