@@ -93,11 +93,17 @@ class Sockets(Generic[_S]):
         sock = configure(self.ctx.socket(zmq.ROUTER), REQUEST_HWM)
         # A reply to a peer that has gone away is dropped, not an error.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # A client reconnecting with the identity it had (a Lazy Pirate reopen) takes it over at once,
+        # instead of being refused while the old connection is not torn down yet.
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         return self._bind(sock, endpoint)
 
-    def dealer(self, endpoints: Sequence[str]) -> _S:
-        """A request socket towards one or several ROUTERs (DEALER round-robins over them)."""
+    def dealer(self, endpoints: Sequence[str], identity: bytes | None = None) -> _S:
+        """A request socket towards one or several ROUTERs (DEALER round-robins over them); ``identity``:
+        its routing id (kept across reopens), else one ZeroMQ makes up."""
         sock = configure(self.ctx.socket(zmq.DEALER), REQUEST_HWM)
+        if identity is not None:
+            sock.setsockopt(zmq.ROUTING_ID, identity)
         # Fail fast (zmq.Again) while no peer is connected, instead of queueing.
         sock.setsockopt(zmq.IMMEDIATE, 1)
         return self._connect(sock, endpoints)

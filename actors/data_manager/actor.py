@@ -9,8 +9,11 @@ book (``--window-capacity`` points) and in books (``--max-books``). The file is 
 ``tail -F`` (:mod:`actors.data_manager.data_file`).
 
 The receive loop yields to the event loop after a bounded amount of work, so a flooding client never
-starves the reader or the heartbeat; ZeroMQ's ROUTER fair-queues its clients' messages, and the waiter
-queue bounds what each client may leave waiting (:mod:`actors.data_manager.waiters`). A request that
+starves the reader or the heartbeat; it reads a turn's messages at once and serves the clients
+stepping through the ticks first, shedding what others send beyond a bound while a backlog waits
+(:mod:`actors.data_manager.intake`: ZeroMQ's fair queue alone gave a client cycling through
+identities most of the reads); the waiter queue bounds what each client may leave waiting
+(:mod:`actors.data_manager.waiters`). A request that
 fails validation is answered with an error when its request id can be read.
 """
 
@@ -31,13 +34,15 @@ from actors import runtime
 from actors.csv_rows import BAD_ROW_REASONS
 from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
+from actors.data_manager.chunks import io
 from actors.data_manager.data_file import RETRY_INTERVAL, DataFile
+from actors.data_manager.intake import INTAKE_MAX, triage
 from actors.data_manager.options import DataManagerOptions
 from actors.data_manager.scanner import Scanner
 from actors.data_manager.waiters import Outgoing, Waiters
 from actors.kinds import DATA_MANAGER
 from actors.probes import READY, Readiness, not_ready
-from transport import protocol
+from transport import memory, protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import (
     LastPricesReply,
@@ -52,6 +57,8 @@ log = logging.getLogger("datamanager")
 
 RECEIVE_BUDGET: Final = 64  # books asked for between two turns of the event loop (~1-2 ms of work)
 IDLE_CHECK_INTERVAL: Final = 2.0  # truncation/rotation check while idle (a request checks at once)
+OVERLOAD_HOLD: Final = 1.0  # seconds after the last shed turn during which others get no reading back
+TRIM_QUIET: Final = 2.0  # seconds without shedding before the memory a flood took is given back
 STOP_POLL: Final = 0.1  # how often waits look at ``stop``: bounds the shutdown time
 # Books live long and hold no reference cycles, but the cyclic GC walks them all at every full
 # collection: with 100,000 books that was 100-170 ms of event-loop stall, several times a tick.
@@ -60,7 +67,7 @@ GC_FREEZE_BOOKS: Final = 10_000  # freeze again after the frontier learned this 
 COUNTERS: Final = (
     "requests", "batch_requests", "replies", "errors", "bad_frames", "refused_frames", "busy", "expired",
     "deduped", "rows_read", "lines_read", "lines_caught_up", "bad_rows", "file_errors", "truncations", "rotations",
-    "books_over_limit",
+    "books_over_limit", "shed", "memory_trims",
 )
 
 
@@ -85,12 +92,14 @@ class DataManager:
         self._demand = asyncio.Event()
         self._sock: zmq.asyncio.Socket | None = None
         self._frozen_books = 0
+        self._flooded = asyncio.Event()  # something was shed: trim the memory once it is over
 
     @property
     def counters(self) -> dict[str, int]:
         store = self._store
         self._counters.update(waiting=self._waiters.waiting, books=len(store.books), parks=store.parks,
-                              seeks=store.seeks, moves_refused=store.moves_refused, cursors=len(store.cursors),
+                              seeks=store.seeks, moves_refused=store.moves_refused,
+                              overload_refused=store.overload_refused, cursors=len(store.cursors),
                               merges=store.cursors.merges,
                               catch_ups=store.cursors.started, index_points=store.index.points,
                               index_stride=store.index.stride)
@@ -113,7 +122,8 @@ class DataManager:
             async with asyncio.TaskGroup() as group:
                 # Both loops wait with no timeout (an idle DataManager wakes only for its file check);
                 # stop cancels them.
-                tasks = [group.create_task(self._reader(stop)), group.create_task(self._receive(sock))]
+                tasks = [group.create_task(self._reader(stop)), group.create_task(self._receive(sock)),
+                         group.create_task(self._trim_after_floods())]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -125,17 +135,33 @@ class DataManager:
 
     async def _receive(self, sock: zmq.asyncio.Socket) -> None:
         while True:
-            frames = await sock.recv_multipart()
+            batch = [await sock.recv_multipart()]
+            full = True
+            while len(batch) < INTAKE_MAX:
+                try:  # pyzmq returns done futures while messages are queued: awaiting them never yields
+                    batch.append(await sock.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    full = False
+                    break
+            now = time.monotonic()
+            serve, shed = triage(batch, full, self._store.steppers, now)
+            if shed:
+                self._shed(shed)
+                self._store.overloaded_until = now + OVERLOAD_HOLD
             budget = RECEIVE_BUDGET
-            while True:
+            for frames in serve:
                 budget -= await self._on_frames(frames)
                 if budget <= 0:
-                    break
-                try:  # pyzmq returns done futures while messages are queued: awaiting them never yields
-                    frames = await sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-            await asyncio.sleep(0)  # so yield here, at a bound: the reader and the heartbeat get turns
+                    await asyncio.sleep(0)  # yield at a bound: the reader and the heartbeat get turns
+                    budget = RECEIVE_BUDGET
+            await asyncio.sleep(0)
+
+    def _shed(self, count: int) -> None:
+        self._flooded.set()
+        self._counters["shed"] += count
+        self._rlog.warning("shed", "overloaded: %d request(s) of clients stepping through no book's ticks shed "
+                           "unanswered (they retry; the Algorithm's are served first); %d shed in all",
+                           count, self._counters["shed"])
 
     async def _on_frames(self, frames: list[bytes]) -> int:
         """Handle one message; return its cost in books asked for (at least 1)."""
@@ -184,6 +210,19 @@ class DataManager:
         """After each batch of lines: answer the requests whose books became ready."""
         if self._store.ready:
             await self._send(self._waiters.serve(self._store.take_ready()))
+
+    async def _trim_after_floods(self) -> None:
+        """Once a flood has been shed and is over (nothing shed for ``TRIM_QUIET`` s), give the memory
+        it took back to the system: libzmq buffered its connections' messages, and glibc keeps what
+        was freed."""
+        while True:
+            await self._flooded.wait()
+            self._flooded.clear()
+            await asyncio.sleep(TRIM_QUIET)
+            if self._flooded.is_set():
+                continue  # still shedding
+            if await io(memory.trim):
+                self._counters["memory_trims"] += 1
 
     # --- the reader ------------------------------------------------------------------------------
 

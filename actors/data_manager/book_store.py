@@ -18,7 +18,8 @@ The scan (:mod:`actors.data_manager.scanner`) reads the file and hands rows here
   a window in a way another cannot undo.
 * Moving a window away from where another client steps through the ticks (the book's *home*) costs
   that client a seek and a re-read back, so such requests are budgeted per client
-  (:class:`MoveBudget`): a client asking other ticks of every book as fast as it can gets "busy"
+  (:class:`MoveBudget`), and for all clients together (a client cycling through identities gets a
+  fresh budget with each): a client asking other ticks of every book as fast as it can gets "busy"
   replies instead of making the DataManager move windows back and forth while the Algorithm waits.
   The stepping client itself is never charged (a new Scheduler run included).
 """
@@ -29,6 +30,7 @@ from decimal import Decimal
 from typing import Final
 
 from actors.data_manager.cursors import Book, Cursor, Cursors
+from actors.data_manager.intake import Steppers
 from actors.data_manager.price_window import MODES, Answer, Failed, Mode, Ready, Wait
 from actors.data_manager.sparse_index import SparseIndex
 from transport import limits
@@ -41,24 +43,53 @@ INDEX_STRIDE: Final = 16  # points between two indexed offsets of a book (double
 MOVES_PER_SECOND: Final = 20.0  # windows a client may take away from another client's home, per second
 MOVES_BURST: Final = 40.0
 MOVE_CLIENTS_MAX: Final = 1024  # clients whose budget is remembered (the least recently charged go first)
+# All clients together: a client that reconnects with a new identity every few requests (each one
+# starting with a full burst) must not escape the budget (issue 20).
+MOVES_ALL_PER_SECOND: Final = MOVES_PER_SECOND  # one honest client asking old ticks keeps its rate
+MOVES_ALL_BURST: Final = MOVES_BURST
+
+
+class Bucket:
+    """A token bucket. Pure: ``now`` is passed in."""
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float = 0.0) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
+
+    def refill(self, now: float) -> float:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        return self.tokens
 
 
 class MoveBudget:
-    """A token bucket per client for taking windows away from other clients' homes. Pure; bounded: a
-    forgotten client starts again with a full burst."""
+    """Token buckets for taking windows away from other clients' homes: one per client and one for all
+    of them together. Pure; bounded: a forgotten client starts again with a full burst, which the
+    shared bucket caps however many identities a client cycles through."""
 
     def __init__(self, rate: float = MOVES_PER_SECOND, burst: float = MOVES_BURST,
-                 clients: int = MOVE_CLIENTS_MAX) -> None:
+                 clients: int = MOVE_CLIENTS_MAX, rate_all: float = MOVES_ALL_PER_SECOND,
+                 burst_all: float = MOVES_ALL_BURST) -> None:
         self.rate = rate
         self.burst = burst
         self._clients = clients
         self._buckets: dict[bytes, tuple[float, float]] = {}  # client -> (tokens, at); insertion order = LRU
+        self.all = Bucket(rate_all, burst_all)
+        self.refused_all = 0  # refusals by the shared bucket (the client's own had a token)
 
-    def take(self, client: bytes, now: float) -> bool:
+    def take(self, client: bytes, now: float, shared: bool = True) -> bool:
+        """A token of ``client``'s bucket, and (``shared``) of the shared one."""
         tokens, at = self._buckets.pop(client, (self.burst, now))
         tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        allowed = tokens >= 1.0 and (not shared or self.all.refill(now) >= 1.0)
+        if tokens >= 1.0 and not allowed:
+            self.refused_all += 1
+        if allowed:
+            tokens -= 1.0
+            if shared:
+                self.all.tokens -= 1.0
+        self._buckets[client] = (tokens, now)
         if len(self._buckets) > self._clients:
             del self._buckets[next(iter(self._buckets))]
         return allowed
@@ -85,6 +116,11 @@ class BookStore:
         self.parks = 0
         self.seeks = 0
         self.moves = MoveBudget()
+        self.steppers = Steppers()  # clients stepping through books' ticks: served first under a flood
+        # Until this monotonic time (a flood is being shed), a request of another client that needs
+        # reading back (an old tick, a parked book) is answered "busy" at once.
+        self.overloaded_until = 0.0
+        self.overload_refused = 0
         self.moves_refused = 0
 
     def clear(self) -> None:
@@ -199,18 +235,34 @@ class BookStore:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
         if prices is not None:
+            stepping = book.homed_by(client, now, HOME_TTL)  # answered as this book's home before, too
             book.answered(tick, client, now, self.jump, HOME_TTL)
+            if stepping and book.home_client == client:
+                self.steppers.note(client, now)
             return Ready(prices)
+        far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
+        if charge and now < self.overloaded_until and (far or book.cursor is None) \
+                and not self.steppers.stepping(client, now):
+            self.overload_refused += 1  # a seek or a catch-up for it would take the reader from the steppers
+            return Failed("busy: overloaded, serving the clients that step through the ticks first; retry later")
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
                           f"(points {book.base}..{book.next_index - 1})")
-        far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
-        if charge and far and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
-                and not self.moves.take(client, now):
+        if charge and far and not book.homed_by(client, now, HOME_TTL) and not self._may_move(book, tick, client, now):
             self.moves_refused += 1
-            return Failed(f"busy: your requests took windows away from another client's ticks more than "
-                          f"{self.moves.rate:.0f} times a second; retry later")
+            return Failed(f"busy: requests took windows away from another client's ticks more than "
+                          f"{self.moves.rate:.0f} times a second (yours) or {self.moves.all.rate:.0f} (all "
+                          "clients'); retry later")
         return Wait(tick, tick + count)
+
+    def _may_move(self, book: Book, tick: int, client: bytes, now: float) -> bool:
+        """Whether ``client``, not the book's home, may seek its window to ``tick`` now: free unless that
+        takes the window from another client's home; then charged to its own budget, and to the one
+        shared by all clients unless it steps through other books' ticks (the Algorithm, whose home
+        a flood took)."""
+        if not book.moves_away(tick, client, now, self.jump, HOME_TTL):
+            return True
+        return self.moves.take(client, now, shared=not self.steppers.stepping(client, now))
 
     def want(self, key: str, wait: Wait) -> Wait:
         """Register a request waiting as ``wait`` says; return what was registered (an unknown book

@@ -51,6 +51,10 @@ class HomedWindow(PriceWindow):
         elif client != self.jumper or now - self.jumped_at > JUMPER_QUIET:
             self.home, self.home_client, self.home_at = tick, client, now
 
+    def homed_by(self, client: bytes, now: float, ttl: float) -> bool:
+        """Whether ``client`` holds this book's fresh home (it steps through its ticks)."""
+        return self.home >= 0 and client == self.home_client and now - self.home_at <= ttl
+
     def moves_away(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> bool:
         """Whether serving ``client`` at ``tick`` takes the window away from another client's fresh
         home (that client then needs a seek back)."""

@@ -10,9 +10,9 @@ with one window (or error) per book, in order.
 Bounded and fair: at most ``waiting_max`` slots wait in all, ``peer_max`` per client, and per client
 and book at most ``peer_book_ticks`` distinct ticks (a book has one window: a client asking many ticks
 of it would make the others wait) -- over that, the slot gets a "busy" error; and the reader serves
-clients in turns (:meth:`Waiters.next_need`). A request equal to one still waiting (same client,
-book(s), tick and count: the Algorithm's Lazy Pirate retry, or two strategies with the same window)
-adds no work: the waiting request answers under both request ids.
+clients in turns (:meth:`Waiters.next_need`), the clients stepping through the ticks first. A request
+equal to one still waiting (same client, book(s), tick and count: the Algorithm's Lazy Pirate retry, or
+two strategies with the same window) adds no work: the waiting request answers under both request ids.
 """
 
 from __future__ import annotations
@@ -128,6 +128,13 @@ class Clients:
                 del ticks[tick]
                 if not ticks:
                     del self._ticks[(identity, slot.key)]
+
+    def of(self, identities: Iterable[bytes]) -> Iterator[dict[Slot, None]]:
+        """The waiting slots of each of ``identities`` that has some."""
+        for identity in identities:
+            slots = self.slots.get(identity)
+            if slots:
+                yield slots
 
     def turns(self) -> Iterator[dict[Slot, None]]:
         """Each client's waiting slots once, starting with the one whose turn it is (who then goes to
@@ -282,7 +289,10 @@ class Waiters:
         """What to read for next, clients taking turns: the (key, wait) of the oldest of a client's
         waiting requests that the scan can serve now, for the client whose turn it is. So a client
         flooding requests that cost reading gets its share of the reader, no more."""
-        for slots in self._clients.turns():
+        # The clients stepping through the ticks first (the Algorithm): a client cycling through
+        # identities is hundreds of clients taking turns (issue 20).
+        steppers = self._store.steppers.active(self._clock())
+        for slots in itertools.chain(self._clients.of(steppers), self._clients.turns()):
             for slot in itertools.islice(slots, look):
                 if slot.wait is not None and self._store.cursor_for(slot.key, slot.wait) is not None:
                     return slot.key, slot.wait

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ class LastPricesClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
+        # One identity for the life of the process, kept across reopens: the DataManager serves the
+        # clients stepping through the ticks first under a flood, and knows them by it. (A leading
+        # zero byte is ZeroMQ's own; a printable prefix tells them apart in a capture.)
+        self._identity = b"algorithm-" + secrets.token_bytes(12)
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
         self._rlog = RateLimitedLog(log)
@@ -104,7 +109,7 @@ class LastPricesClient:
                                     "rejected a frame from the DataManager")
 
     def _open(self) -> zmq.asyncio.Socket:
-        return self._sockets.dealer(self._endpoints)
+        return self._sockets.dealer(self._endpoints, self._identity)
 
     async def run(self) -> None:
         """Receive replies until cancelled; run it in the owner's TaskGroup.

@@ -293,7 +293,7 @@ def test_a_client_taking_windows_away_from_the_stepping_client_is_budgeted() -> 
         for k, book in enumerate(books):
             old = sim.request(book, 3, 5, b"flood")
             if isinstance(old, Failed):
-                assert old.error.startswith("busy: your requests took windows away")
+                assert old.error.startswith("busy: requests took windows away")
                 refused += 1
             else:
                 answered += 1
@@ -301,6 +301,25 @@ def test_a_client_taking_windows_away_from_the_stepping_client_is_budgeted() -> 
             assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
                                                                            for i in range(5)))
     assert answered <= 60 and refused >= 240 and sim.store.moves_refused == refused  # 40 + 20/s, no more
+
+
+def test_a_client_cycling_through_identities_shares_one_budget() -> None:
+    """Issue 20: a new ROUTING_ID every few requests started each with a full burst; the budget shared
+    by all clients caps them together, and the stepping client is still answered every time."""
+    books = [f"B{i}" for i in range(10)]
+    sim = Sim(interleaved(books, 400), capacity=8)
+    for tick in range(100):
+        for book in books:
+            sim.request(book, tick, 5, b"algorithm")
+    identities = (b"flood-%d" % i for i in itertools.count())
+    refused = 0
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            refused += isinstance(sim.request(book, 3, 5, next(identities)), Failed)  # a fresh identity each
+            tick = 100 + round_
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert refused >= 240 and sim.store.moves.refused_all == refused  # the shared bucket: 40 + 20/s
 
 
 def test_the_stepping_client_is_never_charged_for_its_own_jumps() -> None:
