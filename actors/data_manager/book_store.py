@@ -36,6 +36,7 @@ from actors.data_manager.sparse_index import SparseIndex
 from transport import limits
 
 CATCH_UP_REACH: Final = 256 * 1024  # a parked book joins a catch-up at most this many bytes behind it
+STEPPER_STREAK: Final = 3  # forward steps in a row through a book's ticks that make its client a stepper
 HOME_TTL: Final = 30.0  # seconds a book's home outlives the last request of the client that set it
 INDEX_STRIDE: Final = 16  # points between two indexed offsets of a book (doubles when the index is full)
 
@@ -117,8 +118,8 @@ class BookStore:
         self.seeks = 0
         self.moves = MoveBudget()
         self.steppers = Steppers()  # clients stepping through books' ticks: served first under a flood
-        # Until this monotonic time (a flood is being shed), a request of another client that needs
-        # reading back (an old tick, a parked book) is answered "busy" at once.
+        # Until this monotonic time (a flood is being shed), a request of another client that would take
+        # a window from a stepper's home is answered "busy" at once.
         self.overloaded_until = 0.0
         self.overload_refused = 0
         self.moves_refused = 0
@@ -235,15 +236,14 @@ class BookStore:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
         if prices is not None:
-            stepping = book.homed_by(client, now, HOME_TTL)  # answered as this book's home before, too
             book.answered(tick, client, now, self.jump, HOME_TTL)
-            if stepping and book.home_client == client:
-                self.steppers.note(client, now)
+            if book.streak >= STEPPER_STREAK and book.home_client == client:
+                self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
-        if charge and now < self.overloaded_until and (far or book.cursor is None) \
-                and not self.steppers.stepping(client, now):
-            self.overload_refused += 1  # a seek or a catch-up for it would take the reader from the steppers
+        if charge and far and now < self.overloaded_until and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
+                and self.steppers.stepping(book.home_client, now) and not self.steppers.stepping(client, now):
+            self.overload_refused += 1  # the stepper would have to seek back: the reader is theirs now
             return Failed("busy: overloaded, serving the clients that step through the ticks first; retry later")
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "

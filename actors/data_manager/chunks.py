@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from transport import limits
 T = TypeVar("T")
 
 CHUNK_BYTES: Final = limits.CSV_LINE_MAX_BYTES  # a line longer than one chunk is skipped as a bad row
+SKIP_BYTES: Final = 4 * 1024 * 1024  # read at once while looking for the end of a line to skip
+SKIP_YIELD_EVERY: Final = 4  # reads of a skipped line between two turns of the event loop (~2 ms)
 
 BlockKind = Literal["lines", "eof", "partial", "long"]
 
@@ -32,7 +35,8 @@ class Block:
 
     * ``lines``: complete lines (without their ``\\n``; the last one may lack it only when it ends at
       ``limit``), ``end`` the offset after them;
-    * ``eof``: nothing to read; ``partial``: only the start of an unterminated last line;
+    * ``eof``: nothing to read; ``partial``: only the start of an unterminated last line (``end``: how
+      far it was searched for its newline, when it is longer than a chunk, else ``start``);
     * ``long``: a line longer than :data:`CHUNK_BYTES`, skipped: ``end`` is the offset after it.
     """
 
@@ -69,8 +73,11 @@ async def pread(fd: int, size: int, offset: int) -> bytes:
     return data
 
 
-async def read_lines(fd: int, start: int, size: int = CHUNK_BYTES, limit: int | None = None) -> Block:
-    """Complete lines from ``start``: up to ``size`` bytes (more if one line is longer), not past ``limit``."""
+async def read_lines(fd: int, start: int, size: int = CHUNK_BYTES, limit: int | None = None,
+                     scanned: int = 0) -> Block:
+    """Complete lines from ``start``: up to ``size`` bytes (more if one line is longer), not past ``limit``.
+    ``scanned``: an offset up to which an earlier call found no newline after ``start`` (the ``end`` of
+    its ``partial`` block): a line longer than a chunk is searched from there, not from its start again."""
     want = size if limit is None else min(size, limit - start)
     if want <= 0:
         return Block(start, [], start, "eof")
@@ -85,13 +92,16 @@ async def read_lines(fd: int, start: int, size: int = CHUNK_BYTES, limit: int | 
     if len(data) < want:
         return Block(start, [], start, "partial")
     if want < CHUNK_BYTES:  # one line longer than this small read: read a whole chunk
-        return await read_lines(fd, start, CHUNK_BYTES, limit)
-    pos = start + len(data)  # a line longer than a chunk: find its end and skip it
-    while True:
-        more = await pread(fd, CHUNK_BYTES, pos)
+        return await read_lines(fd, start, CHUNK_BYTES, limit, scanned)
+    pos = max(start + len(data), scanned)  # a line longer than a chunk: find its end and skip it
+    for chunks in itertools.count(1):
+        more = await pread(fd, SKIP_BYTES, pos)
         if not more:
-            return Block(start, [], start, "partial")
+            return Block(start, [], pos, "partial")  # no newline up to pos: a later call goes on from there
         newline = more.find(b"\n")
         if newline >= 0:
             return Block(start, [], pos + newline + 1, "long")
         pos += len(more)
+        if not chunks % SKIP_YIELD_EVERY:
+            await asyncio.sleep(0)  # cached reads return at once: let the event loop run (a 1 GiB line)
+    raise AssertionError("unreachable")

@@ -30,6 +30,7 @@ log = logging.getLogger("datamanager")
 
 PARTIAL_LINE_SETTLE: Final = 0.5
 RETRY_INTERVAL: Final = 1.0
+LONG_LINES_KEPT: Final = 256  # ends of over-long lines remembered, so catch-ups skip them unread
 
 # What a frontier read may find instead of lines: the end of the file (one more pass over it), a last
 # line still being written ("wait" ``settle_wait`` seconds), or a truncated/rotated/removed file.
@@ -51,6 +52,8 @@ class DataFile:
         self.retry_at = 0.0  # monotonic time of the next attempt to open a failed file
         self.settle_wait = 0.0
         self._partial: tuple[int, float] | None = None  # (size, first seen) of an unterminated last line
+        self._scanned: tuple[int, int] | None = None  # (start, searched to) of a long line without newline yet
+        self.long_lines: dict[int, int] = {}  # start -> end of lines over a chunk found (skipped), oldest first
 
     @property
     def is_open(self) -> bool:
@@ -99,6 +102,8 @@ class DataFile:
 
     def _restart(self) -> None:
         self.columns, self.line_no, self.at_eof, self._partial = None, 0, False, None
+        self._scanned = None
+        self.long_lines.clear()
 
     def changed(self, position: int) -> bool:
         """True when the file was truncated below ``position``, rotated or removed (read it again)."""
@@ -122,9 +127,27 @@ class DataFile:
             return True
         return False
 
+    def _long(self, block: Block) -> Block:
+        """Remember how far a line longer than a chunk was searched, and where one ends: neither is read
+        again (a 1 GiB line being written used to be read whole at every look, the event loop waiting)."""
+        if block.kind == "partial" and block.end > block.start:
+            self._scanned = (block.start, block.end)
+        elif block.kind == "long":
+            self._scanned = None
+            self.long_lines[block.start] = block.end
+            if len(self.long_lines) > LONG_LINES_KEPT:
+                del self.long_lines[next(iter(self.long_lines))]
+        return block
+
+    def _scanned_from(self, position: int) -> int:
+        return self._scanned[1] if self._scanned is not None and self._scanned[0] == position else 0
+
     async def read_frontier(self, position: int) -> Block | FrontierEvent:
         """The next lines for the frontier at ``position``, or what it found instead."""
-        block = await read_lines(self.fd, position)
+        end = self.long_lines.get(position)
+        if end is not None:
+            return Block(position, [], end, "long")
+        block = self._long(await read_lines(self.fd, position, scanned=self._scanned_from(position)))
         if block.kind not in ("eof", "partial"):
             self.at_eof, self._partial = False, None
             return block
@@ -144,7 +167,7 @@ class DataFile:
             self.settle_wait = PARTIAL_LINE_SETTLE - waited
             return "wait"
         self._partial = None
-        last = await read_lines(self.fd, position, limit=size)
+        last = self._long(await read_lines(self.fd, position, limit=size, scanned=self._scanned_from(position)))
         if last.kind == "lines":
             return last
         return Block(position, [], size, "long")  # the unterminated last line is over a chunk long

@@ -19,7 +19,7 @@ JUMPER_QUIET: Final = 1.0  # seconds before a client that jumped away from its h
 class HomedWindow(PriceWindow):
     """A price window and the client stepping through its ticks (``__slots__``, as the window)."""
 
-    __slots__ = ("home", "home_at", "home_client", "jumped_at", "jumper")
+    __slots__ = ("home", "home_at", "home_client", "jumped_at", "jumper", "streak")
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,6 +32,9 @@ class HomedWindow(PriceWindow):
         # at once (a client asking ticks at random must not hold one).
         self.jumper = b""
         self.jumped_at = 0.0
+        # Forward steps in a row of the home's client (to a tick just after its home): the Algorithm
+        # makes one per tick; a client asking ticks at random almost never two in a row.
+        self.streak = 0
 
     def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
         """A request for ``tick`` was answered: it is the floor now, and the book's home follows the
@@ -43,13 +46,18 @@ class HomedWindow(PriceWindow):
         if self.home >= 0 and now - self.home_at <= ttl:
             if client == self.home_client:
                 if abs(tick - self.home) <= near:
+                    if self.home < tick <= self.home + TAKEOVER_STEPS:
+                        self.streak += 1
+                    elif tick < self.home:
+                        self.streak = 0
                     self.home, self.home_at = tick, now
                 else:
                     self.home, self.home_client, self.jumper, self.jumped_at = -1, b"", client, now
+                    self.streak = 0
             elif self.home <= tick <= self.home + TAKEOVER_STEPS:
-                self.home, self.home_client, self.home_at = tick, client, now
+                self.home, self.home_client, self.home_at, self.streak = tick, client, now, 0
         elif client != self.jumper or now - self.jumped_at > JUMPER_QUIET:
-            self.home, self.home_client, self.home_at = tick, client, now
+            self.home, self.home_client, self.home_at, self.streak = tick, client, now, 0
 
     def homed_by(self, client: bytes, now: float, ttl: float) -> bool:
         """Whether ``client`` holds this book's fresh home (it steps through its ticks)."""

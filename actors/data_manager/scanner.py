@@ -99,6 +99,10 @@ class Scanner:
         if cursor.position >= frontier:
             self._store.cursors.merge(cursor, self._store.frontier)
             return "lines"
+        long_end = self._file.long_lines.get(cursor.position)
+        if long_end is not None:  # a line over a chunk the frontier skipped: skipped unread
+            self._advance(cursor, long_end, long_end - cursor.position)
+            return "lines"
         size = cursor.read_size or CATCH_UP_BYTES
         block = await read_lines(self._file.fd, cursor.position, size, frontier)
         if block.kind in ("eof", "partial"):  # the file shrank under the frontier

@@ -197,9 +197,10 @@ class LastPricesClient:
                 if not done:
                     self.batches = False
                     self._reprobe_at = time.monotonic() + REPROBE_AFTER
-                    log.warning("the DataManager answers single requests but not WindowsRequest (a version "
-                                "before batches?): one LastPricesRequest per book for the next %.0fs",
-                                REPROBE_AFTER)
+                    # Rate-limited: a flood makes every reopen probe again (issue 20).
+                    self._rlog.warning("no_batches", "the DataManager answered a single request but not a batch "
+                                       "within %.2fs (a version before batches, or overloaded?): one "
+                                       "LastPricesRequest per book for the next %.0fs", PROBE_GRACE, REPROBE_AFTER)
                     raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
             reply = await batch
         finally:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.data_manager import chunks
+from actors.data_manager.chunks import Block
 from actors.data_manager.data_file import DataFile
 from tests.helpers import run_async
 from transport.logs import RateLimitedLog
@@ -67,3 +69,39 @@ def test_a_fifo_swapped_in_is_refused_at_once_and_the_real_file_read_when_it_is_
         run_async(scenario(), timeout=60)
     assert seen["file_errors"] == 1
     assert any("not a regular file (a FIFO)" in m for m in caplog.messages)
+
+
+def test_a_long_line_being_written_is_searched_once_not_from_its_start_at_every_look(tmp_path: Path) -> None:
+    """Issue 20: a 1 GiB line in follow mode was read whole at every look (each 0.5 s), the event loop
+    waiting. Each look now goes on from where the last one stopped, and its end is remembered."""
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"book_id,price\nA,1.00\n")
+    start = path.stat().st_size
+    seen = counters()
+    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    reads: list[int] = []
+
+    async def scenario() -> None:
+        assert await data.open()
+        real = chunks.pread
+
+        async def counted(fd: int, size: int, offset: int) -> bytes:
+            got = await real(fd, size, offset)
+            reads.append(len(got))
+            return got
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(chunks, "pread", counted)
+            for _ in range(3):  # the writer adds 5 MiB between two looks
+                with path.open("ab") as f:
+                    f.write(b"x" * (5 << 20))
+                assert await data.read_frontier(start) == "wait"
+            with path.open("ab") as f:
+                f.write(b"\nA,2.00\n")
+            skipped = await data.read_frontier(start)
+            assert isinstance(skipped, Block) and skipped.kind == "long" and skipped.end == start + (15 << 20) + 1
+            assert await data.read_frontier(start) == skipped  # remembered: not read again
+        data.close()
+
+    run_async(scenario(), timeout=60)
+    assert sum(reads) < (15 << 20) + 3 * chunks.SKIP_BYTES  # about once, not 5 + 10 + 15 + 15 MiB

@@ -593,7 +593,8 @@ def test_a_flooding_client_never_starves_the_event_loop_or_the_other_clients(tmp
         assert client.counters["dm_timeouts"] == 0, f"a tick took {max(latency) * 1000:.0f} ms under the flood"
 
     dm = serve(tmp_path, path, body, limit=60)
-    assert dm.counters["requests"] > 10_000 and dm.counters["bad_frames"] > 0
+    # Read, then served or (most of them, while a backlog waited) shed unanswered and counted.
+    assert dm.counters["requests"] + dm.counters["shed"] > 10_000 and dm.counters["bad_frames"] > 0
 
 
 async def _flooded(dm: DataManager) -> bool:
