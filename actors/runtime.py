@@ -34,7 +34,7 @@ from actors.probes import readiness_of
 from actors.sd_notify import Notifier, NotifyConfig
 from transport import protocol
 from transport.endpoints import is_loopback_host
-from transport.logs import printable
+from transport.logs import RateLimitedLog, loop_error_handler, printable
 from transport.protocol import Heartbeat
 from transport.security import Keys, Security, SecurityError
 from transport.sockets import Sockets
@@ -183,6 +183,7 @@ MakeActor = Callable[[Sockets[zmq.asyncio.Socket]], Actor]
 async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liveness | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_error_handler(RateLimitedLog(log)))  # an actor may set its own
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     if options.parent_pid is None:
         loop.add_signal_handler(signal.SIGINT, stop.set)

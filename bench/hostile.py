@@ -4,6 +4,8 @@ One launcher run prices 100 books on a 0.5 s tick (200 decisions/s offered, x = 
 phase (the baseline), then each attack in turn, each from a process of its own at full speed:
 
 - ``dm_flood``: a DEALER sending valid requests to the DataManager as fast as it can;
+- ``dm_cycling_flood``: valid requests for random old ticks from a new identity every 20 (issue 20),
+  and the DataManager's memory 5 s after it against before it;
 - ``garbage``: random frames to the DataManager's ROUTER, the Ledger's ROUTER and the launcher's
   heartbeat PULL;
 - ``http_flood``: malformed HTTP to the APIServer on 16 connections;
@@ -29,9 +31,10 @@ from typing import Any
 
 import zmq
 
-from bench import common
+from bench import common, flood
 from bench.common import Config, Outcome, Row
 from bench.driver import LauncherRun, private_dir
+from repricer_supervisor.procfs import rss_kib
 from transport import protocol
 from transport.protocol import LastPricesRequest
 
@@ -56,6 +59,12 @@ def dm_flood(endpoint: str) -> None:
         if i % 100 == 0:  # read what came back, so the replies cannot block anything of ours
             while sock.poll(0):
                 sock.recv()
+
+
+def dm_cycling_flood(endpoint: str) -> None:
+    """Valid requests for random old ticks, from a new identity every 20 (issue 20): no per-client
+    budget of the DataManager ever fills."""
+    flood.flood(endpoint, 3600.0, common.book_ids(BOOKS), 200, kind="old_ticks", cycle=20)
 
 
 def garbage(endpoints: list[str]) -> None:
@@ -177,11 +186,18 @@ def measure(config: Config) -> Outcome:
             base, base_restarts = _phase(run, t0, seconds, None)
             attacks: dict[str, Attack] = {
                 "dm_flood": (dm_flood, (f"ipc://{directory}/data-0.sock",), 1),
+                "dm_cycling_flood": (dm_cycling_flood, (f"ipc://{directory}/data-0.sock",), 1),
                 "garbage": (garbage, ([f"ipc://{directory}/data-0.sock", f"ipc://{directory}/ledger.sock",
                                        f"ipc://{directory}/heartbeat.sock"],), 1),
                 "http_flood": (http_flood, (run.api_port,), 1),
             }
-            results = {name: _phase(run, t0, seconds, attack) for name, attack in attacks.items()}
+            results = {}
+            for name, attack in attacks.items():
+                rss_before = rss_kib(run.pids()["datamanager"])
+                results[name] = _phase(run, t0, seconds, attack)
+                if name == "dm_cycling_flood":  # the memory a flood took must come back (trimmed 2 s after)
+                    time.sleep(3.0)
+                    memory = (rss_before, rss_kib(run.pids()["datamanager"]))
             assert run.stop() == 0
         finally:
             run.kill_everything()
@@ -194,7 +210,9 @@ def measure(config: Config) -> Outcome:
             assert run.stop() == 0
         finally:
             run.kill_everything()
-    outcome.raw = {"seconds": seconds, "baseline": base, "baseline_restarts": base_restarts,
+    outcome.rows.append(Row("hostile: DataManager RSS 5 s after the identity-cycling flood", memory[1] / 1024,
+                            "MiB", memory[0] / 1024, "before it, same run", "<= 1.10x", memory[1] <= 1.10 * memory[0]))
+    outcome.raw = {"seconds": seconds, "baseline": base, "baseline_restarts": base_restarts, "dm_rss_kib": memory,
                    "attacks": {k: {"kept": v[0], "restarts": v[1]} for k, v in results.items()},
                    "fuzzed_bad_rows": bad_rows, "pid": os.getpid()}
     for name, (kept, restarts) in results.items():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
 from transport import protocol
-from transport.logs import FrameDecoder, RateLimitedLog, printable
+from transport.logs import FrameDecoder, RateLimitedLog, loop_error_handler, printable
 from transport.protocol import Heartbeat, Tick
 
 LOGGER = "tests.logs.ratelimited"
@@ -111,3 +111,13 @@ def test_printable_has_no_control_characters_and_is_bounded(text: str) -> None:
     assert len(escaped) <= 100 * 6 + 3
     if text.isprintable() and len(text) <= 100:
         assert escaped == text
+
+
+def test_the_event_loops_errors_are_one_escaped_line_each_and_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    """Every actor's loop gets this handler (issue 20: a peer's errors made 21,491 tracebacks in 25 s)."""
+    handle = loop_error_handler(RateLimitedLog(logging.getLogger(LOGGER)))
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        for _ in range(100):
+            handle(None, {"message": "Fatal error on transport\nforged", "exception": ValueError("x")})  # type: ignore[arg-type]
+    assert caplog.messages == ["event loop: Fatal error on transport\\nforged: ValueError('x')"] * 5
+    assert all(r.exc_info is None for r in caplog.records)  # no traceback

@@ -37,7 +37,7 @@ from typing import Final
 
 from actors.pricing.config import Config, ConfigError, load_config
 from actors.pricing.config.catalog import WARNINGS_MAX
-from transport.logs import RateLimitedLog, printable
+from transport.logs import RateLimitedLog
 
 log = logging.getLogger("algorithm.config")
 Signature = tuple[tuple[str, int, int, int] | tuple[str, None, None, None], ...]
@@ -113,6 +113,7 @@ class ConfigReloader:
         self._tick = tick
         self._poll = poll
         self._log = logger
+        self._rlog = RateLimitedLog(logger)  # a SIGHUP storm reloads again and again: its lines are bounded
         self._warnings = warnings or warnings_log(logger)
         self._wanted = asyncio.Event()
         self._seen = signature(config.files or (str(self._path),))
@@ -170,7 +171,7 @@ class ConfigReloader:
     def _refuse(self, reason: str, before: Signature) -> None:
         self._seen = before  # polling retries only when a file changes again
         self.counters["config_reload_errors"] += 1
-        self._log.error("config reload refused, the running config stays: %s", printable(reason, 500))
+        self._rlog.error("reload_refused", "config reload refused, the running config stays: %s", reason)
 
     def _done(self, result: Config | ConfigError, before: Signature) -> None:
         if isinstance(result, ConfigError):
@@ -187,5 +188,5 @@ class ConfigReloader:
         self._seen = tuple(known[name] if name in known else fresh[name] for name in result.files)
         old, self.config = self.config, result
         self.counters["config_reloads"] += 1
-        self._log.info("config %s reloaded: %s", printable(self._path), describe(old, result))
+        self._rlog.info("reloaded", "config %s reloaded: %s", self._path, describe(old, result))
         log_warnings(self._warnings, result)

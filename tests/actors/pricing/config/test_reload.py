@@ -278,3 +278,23 @@ def test_polling_sees_a_configmap_volume_update(tmp_path: Path) -> None:
             stop.set()
 
     run_async(scenario())
+
+
+def test_a_sighup_storm_reloads_each_time_but_logs_a_bounded_number_of_lines(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 20: 1,000 SIGHUPs at 50/s logged 1,000 lines."""
+    path = write(tmp_path, GOOD)
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), lambda config: None)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            for n in range(1, 21):
+                reloader.request()
+                await async_wait_for(lambda n=n: reloader.counters["config_reloads"] == n)  # type: ignore[misc]
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="algorithm.config"):
+        run_async(scenario())
+    assert sum("reloaded" in m for m in caplog.messages) == 5  # the rest counted only (config_reloads)
