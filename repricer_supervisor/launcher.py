@@ -44,6 +44,7 @@ from repricer_supervisor.plan import Plan, needs_private_dir, plan
 from repricer_supervisor.policy import ChildHealth
 from repricer_supervisor.preflight import Refusal
 from repricer_supervisor.supervisor import Supervisor, SupervisorError
+from transport import limits
 from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
@@ -111,7 +112,21 @@ def check(options: LauncherOptions) -> Startup:
     if reads_data:  # after the books: the check looks for a valid row of each
         data = preflight.data_file("--data-file", options.data_file, books or None, options.mode == "replay")
     check_ports(options)
+    check_descriptors(options)
     return Startup(options, security, books, strategies, pairs, paused, data)
+
+
+def check_descriptors(options: LauncherOptions) -> None:
+    """Enough file descriptors for every process this launcher starts (each inherits its limit): the
+    HTTP servers' connection cap, an Algorithm worker's connections, the launcher's pipes."""
+    servers = options.starts(kinds.API_SERVER) or options.starts(kinds.DASHBOARD)
+    per_actor = max(limits.HTTP_CONNECTIONS_MAX if servers else 0,
+                    options.pricing.max_in_flight if options.starts(kinds.ALGORITHM) else 0)
+    children = options.workers + options.data_managers + len(kinds.KINDS)
+    needed = max(per_actor + preflight.DESCRIPTORS_BASE,
+                 children * preflight.DESCRIPTORS_PER_CHILD + preflight.DESCRIPTORS_BASE)
+    preflight.descriptors(needed, f"these actors (the APIServer takes {limits.HTTP_CONNECTIONS_MAX} connections, "
+                                  f"an Algorithm worker {options.pricing.max_in_flight}; {children} processes)")
 
 
 def with_ports(options: LauncherOptions) -> LauncherOptions:

@@ -3,13 +3,16 @@ actor is started (issue 15). Checked on the launcher's own parsing (fast), and e
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from repricer_supervisor import launcher, preflight
 from repricer_supervisor.supervisor import Supervisor, SupervisorError
-from tests.helpers import python
+from tests.helpers import REPO, python
 from transport.security import keygen
 
 
@@ -228,3 +231,32 @@ def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> Non
     argv = ["--mode", "follow", "--wait-for-data", "--data-file", str(tmp_path / "later.csv"), *private(tmp_path)]
     options = launcher.parse_args(argv).options
     assert options.wait_for_data and options.mode == "follow"
+
+
+def test_end_to_end_too_few_descriptors_is_refused_with_the_number_needed(tmp_path: Path) -> None:
+    """Issue 20: under ``ulimit -n 64`` the system ran, keeping 0.31 of its decisions."""
+    data = tmp_path / "p.csv"
+    data.write_text("timestamp,book_id,price\n")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    done = subprocess.run([sys.executable, "launcher.py", "--data-file", str(data), "--books", "B1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30, preexec_fn=limited)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: too few file descriptors: the open-files limit is 64 (hard 64), and these "
+                                  "actors (the APIServer takes 512 connections, an Algorithm worker 64; 8 processes) "
+                                  "need 576: raise it (ulimit -n 576)"), done.stderr
+
+
+def test_a_low_soft_descriptor_limit_is_raised_to_what_is_needed() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 700:
+        pytest.skip(f"the hard limit here is {hard}")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (600, hard))
+        assert preflight.descriptors(650, "a test") == 650
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (650, hard)
+        assert preflight.descriptors(100, "a test") == 650  # never lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
