@@ -16,7 +16,7 @@ from typing import Final
 
 from actors.algorithm.inputs import delays_within_tick, no_book, pricing
 from actors.run_inputs import Refusal, data_file, readable_file
-from transport import endpoints
+from transport import endpoints, files
 
 __all__ = ("Refusal", "data_file", "delays_within_tick", "no_book", "pricing", "readable_file")  # the launcher's
 from transport.logs import printable
@@ -136,7 +136,7 @@ def hold_run_dir(path: str) -> int:
     shown = printable(path)
     lock = os.path.join(path, LOCK_NAME)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd, _ = files.open_fd(lock, os.O_RDWR | os.O_CREAT, 0o600)  # a FIFO or device put there: refused
     except OSError as exc:
         raise Refusal(f"--run-dir {shown}: cannot create {LOCK_NAME}: {exc.strerror}") from None
     try:

@@ -236,7 +236,7 @@ def test_follow_mode_may_wait_for_the_data_file_when_told(tmp_path: Path) -> Non
 def test_end_to_end_too_few_descriptors_is_refused_with_the_number_needed(tmp_path: Path) -> None:
     """Issue 20: under ``ulimit -n 64`` the system ran, keeping 0.31 of its decisions."""
     data = tmp_path / "p.csv"
-    data.write_text("timestamp,book_id,price\n")
+    data.write_text("timestamp,book_id,price\nt0,B1,10.00\n")
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))

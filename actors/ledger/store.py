@@ -416,7 +416,7 @@ def quick_check(path: str) -> tuple[files.FileId | None, str | None]:
 
 def _sync_directory(path: str) -> None:
     """Make a rename in ``path``'s directory durable."""
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
     try:
         os.fsync(fd)
     finally:
