@@ -222,6 +222,8 @@ class DataManager:
             await asyncio.sleep(TRIM_QUIET)
             if self._flooded.is_set():
                 continue  # still shedding
+            self._waiters.compact()
+            self._store.moves.compact()
             if await io(memory.trim):
                 self._counters["memory_trims"] += 1
 

@@ -79,6 +79,11 @@ class MoveBudget:
         self.all = Bucket(rate_all, burst_all)
         self.refused_all = 0  # refusals by the shared bucket (the client's own had a token)
 
+    def compact(self) -> None:
+        """Forget the clients' buckets (a flood's identities): each starts again with a full burst,
+        which the shared bucket still caps."""
+        self._buckets = {}
+
     def take(self, client: bytes, now: float, shared: bool = True) -> bool:
         """A token of ``client``'s bucket, and (``shared``) of the shared one."""
         tokens, at = self._buckets.pop(client, (self.burst, now))

@@ -136,6 +136,12 @@ class Clients:
             if slots:
                 yield slots
 
+    def compact(self) -> None:
+        """Rebuild the tables at their size now: a dict keeps the room it grew to (one entry per
+        identity of a flood) after its entries are gone."""
+        self.slots = dict(self.slots)
+        self._ticks = dict(self._ticks)
+
     def turns(self) -> Iterator[dict[Slot, None]]:
         """Each client's waiting slots once, starting with the one whose turn it is (who then goes to
         the back)."""
@@ -222,6 +228,13 @@ class Waiters:
                 for slot, key, wait in waits:
                     self._register(slot, key, wait)
         return self._flush()
+
+    def compact(self) -> None:
+        """After a flood: the tables rebuilt at their size now (see :meth:`Clients.compact`)."""
+        self._clients.compact()
+        self._open, self._retries, self._at_end = dict(self._open), dict(self._retries), dict(self._at_end)
+        self._by_key = dict(self._by_key)
+        self._revisit = deque(self._revisit)
 
     def serve(self, keys: Iterable[str]) -> list[Outgoing]:
         """Answer what can be answered among the requests for the books ``keys``."""
