@@ -1,4 +1,6 @@
-"""Opening a file without ever waiting on it: every file the product opens goes through here.
+"""Opening a file without ever waiting on it: every file whose path someone could replace (the data
+file, configs, book lists, catalogs, keys, state and lock files, the backtest's files) is opened here.
+Left out: the kernel's own (``/proc``, ``/dev/null``) and directories opened to fsync them.
 
 ``open()`` of a FIFO blocks until a writer comes (for ever, if none does), and reading a device such
 as ``/dev/zero`` never ends. So a file is opened with ``O_NONBLOCK`` (the open of a FIFO returns at
