@@ -135,12 +135,14 @@ class DataManager:
     # --- requests --------------------------------------------------------------------------------
 
     async def _receive(self, sock: zmq.asyncio.Socket) -> None:
+        raw: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         while True:
             batch = [await sock.recv_multipart()]
             full = True
             while len(batch) < INTAKE_MAX:
-                try:  # pyzmq returns done futures while messages are queued: awaiting them never yields
-                    batch.append(await sock.recv_multipart(zmq.NOBLOCK))
+                try:  # the plain socket: a third of the cost of the asyncio one's done futures (a flood is
+                    # read whole to be shed); the next awaited recv checks ZMQ_EVENTS before it waits
+                    batch.append(raw.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     full = False
                     break
