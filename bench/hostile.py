@@ -10,7 +10,8 @@ phase (the baseline), then each attack in turn, each from a process of its own a
   heartbeat PULL;
 - ``http_flood``: malformed HTTP to the APIServer on 16 connections;
 
-and a second run reads a fuzzed CSV (every tenth line random bytes) against a clean one. For each:
+and a second run, in follow mode, reads a fuzzed CSV (every tenth line random bytes) against a clean
+one, then has its data file replaced by a FIFO for 4 s (``fifo_swap``). For each:
 the share of the offered (book, tick) pairs decided, as a ratio to the quiet phase, and how many
 actors were restarted or killed as hung meanwhile (the target: none). On 2 cores the attacker takes
 CPU from the system too, so a ratio below 1 is not all starvation: the restart count says whether
@@ -65,6 +66,19 @@ def dm_cycling_flood(endpoint: str) -> None:
     """Valid requests for random old ticks, from a new identity every 20 (issue 20): no per-client
     budget of the DataManager ever fills."""
     flood.flood(endpoint, 3600.0, common.book_ids(BOOKS), 200, kind="old_ticks", cycle=20)
+
+
+def fifo_swap(path: str) -> None:
+    """The data file replaced by a FIFO for 4 s, then put back (issue 20: in follow mode the DataManager's
+    open used to wait for a writer for ever)."""
+    aside = path + ".aside"
+    os.rename(path, aside)
+    os.mkfifo(path)
+    time.sleep(4.0)
+    os.unlink(path)
+    os.rename(aside, path)
+    while True:
+        time.sleep(60)
 
 
 def garbage(endpoints: list[str]) -> None:
@@ -159,10 +173,10 @@ def _csv(path: Path, rows: int, fuzz: bool) -> Path:
     return path
 
 
-def _launch(directory: Path, csv_path: Path) -> tuple[LauncherRun, float]:
+def _launch(directory: Path, csv_path: Path, *extra: str) -> tuple[LauncherRun, float]:
     books = common.write_books_file(directory, BOOKS)
     run = LauncherRun(["--data-file", str(csv_path), "--books-file", str(books), "--tick", str(TICK), "--delay", "0",
-                       "--hang-timeout", "3"], directory)
+                       "--hang-timeout", "3", *extra], directory)
     run.wait_for_actors(["scheduler", "datamanager", "apiserver", "ledger", "algorithm"])
     run.wait_decisions(BOOKS * 2, timeout=60)
     return run, _t0(run)
@@ -203,10 +217,11 @@ def measure(config: Config) -> Outcome:
             run.kill_everything()
     with private_dir("bf-") as directory:
         fuzzed = _csv(directory / "fuzzed.csv", rows, fuzz=True)
-        run, t0 = _launch(directory, fuzzed)
+        run, t0 = _launch(directory, fuzzed, "--mode", "follow")  # follow mode: the FIFO swap's case too
         try:
             results["fuzzed_csv"] = _phase(run, t0, seconds, None)
             bad_rows = run.counters("datamanager").get("bad_rows", 0)
+            results["fifo_swap"] = _phase(run, t0, seconds, (fifo_swap, (str(fuzzed),), 1))
             assert run.stop() == 0
         finally:
             run.kill_everything()

@@ -262,12 +262,13 @@ class BookStore:
 
     def _may_move(self, book: Book, tick: int, client: bytes, now: float) -> bool:
         """Whether ``client``, not the book's home, may seek its window to ``tick`` now: free unless that
-        takes the window from another client's home; then charged to its own budget, and to the one
-        shared by all clients unless it steps through other books' ticks (the Algorithm, whose home
-        a flood took)."""
+        takes the window from another client's home; then charged to its own budget, and, when that
+        home is a stepper's (the Algorithm's), to the one shared by all clients -- unless it steps
+        through other books' ticks itself (the Algorithm, whose home a flood took)."""
         if not book.moves_away(tick, client, now, self.jump, HOME_TTL):
             return True
-        return self.moves.take(client, now, shared=not self.steppers.stepping(client, now))
+        shared = self.steppers.stepping(book.home_client, now) and not self.steppers.stepping(client, now)
+        return self.moves.take(client, now, shared=shared)
 
     def want(self, key: str, wait: Wait) -> Wait:
         """Register a request waiting as ``wait`` says; return what was registered (an unknown book

@@ -6,16 +6,18 @@ to a few per second, and the messages of all those peers piled up inside ZeroMQ 
 messages). No per-client budget sees it: each identity is new. So the receive loop reads a turn's
 messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here:
 
-* the messages of *steppers* -- clients answered lately as a book's home, i.e. stepping through its
-  ticks (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
-* of the others, when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` are served, one
-  per client in turn, and the rest are shed unanswered: counted (``shed``) and logged, rate-limited;
-  their clients retry after their timeout, as for any lost reply.
+* the messages of *steppers* -- clients stepping through books' ticks lately
+  (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
+* of the others, when the turn's read was full (a backlog waits), at most ``STRANGERS_MAX`` are
+  served (and ``STRANGERS_PER_SECOND``), one per client in turn, and the rest are shed unanswered:
+  counted (``shed``) and logged, rate-limited; their clients retry after their timeout, as for any
+  lost reply.
 
 So reading keeps up with a flood (the backlog inside ZeroMQ stays small, and with it the memory), and
-the Algorithm is served whatever the number of identities. A new identity becomes a stepper by being
-answered as a book's home: a restarted Algorithm asks the ticks the old one was at, which takes the
-homes over at once (``homes.TAKEOVER_STEPS``).
+the Algorithm is served whatever the number of identities. A client becomes a stepper by stepping
+forward through a book's ticks three times in a row as its home (``book_store.STEPPER_STREAK``): a
+restarted Algorithm does so within three ticks; a client asking ticks at random, or cycling through
+identities, does not.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Final
 
 INTAKE_MAX: Final = 4096  # messages read in one turn of the receive loop (~5 us each)
 STRANGERS_MAX: Final = 64  # messages of non-steppers served per turn when a backlog waits
+# ... and per second: a faster read makes more turns, not more time for the others' requests.
+STRANGERS_PER_SECOND: Final = 1000.0
 STEPPER_TTL: Final = 10.0  # seconds a client stays a stepper after it was last answered as a home
 STEPPERS_MAX: Final = 256  # steppers remembered (the least recently answered forgotten first)
 
