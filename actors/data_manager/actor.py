@@ -67,6 +67,7 @@ GC_FREEZE_BOOKS: Final = 10_000  # freeze again after the frontier learned this 
 COUNTERS: Final = (
     "requests", "batch_requests", "replies", "errors", "bad_frames", "refused_frames", "busy", "expired",
     "deduped", "rows_read", "lines_read", "lines_caught_up", "bad_rows", "file_errors", "truncations", "rotations",
+    "not_regular",
     "books_over_limit", "shed", "memory_trims",
 )
 

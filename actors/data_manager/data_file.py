@@ -8,9 +8,9 @@
 * A missing, unreadable or header-less file is logged once (again when the reason changes), counted
   and retried every second; requests meanwhile get an error reply ("data file unavailable: ...");
   the actor never exits over its data.
-  So is a path that names a FIFO, a device or a directory: the file is opened without waiting
-  (:mod:`transport.files`), so a FIFO swapped in blocks nothing, and the real file is read again when
-  it is back.
+  So is a path that names a FIFO, a device or a directory at the start: the file is opened without
+  waiting (:mod:`transport.files`), so a FIFO blocks nothing. One put at the path mid-run is ignored:
+  the file open is read on (counted ``not_regular``), and the real file put back is that same file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import time
 from typing import Final, Literal
 
@@ -112,6 +113,13 @@ class DataFile:
         except OSError as exc:
             self.fail(f"{exc.strerror or exc}: {self.path}")
             return True
+        if not stat.S_ISREG(st.st_mode):
+            # A FIFO or a device put at the path is no file to read: keep reading the one open, which
+            # is still the last good data (issue 20: the swap used to stop every decision).
+            self._counters["not_regular"] += 1
+            self._rlog.warning("not_regular", "%s is now %s, not a regular file: still reading the file it named "
+                               "before", self.path, files.kind(st.st_mode))
+            return False
         if (st.st_dev, st.st_ino) != self._id:
             self._counters["rotations"] += 1
             self._rlog.warning("rotation", "%s was replaced (rotated): reading the new file from the start",

@@ -21,7 +21,7 @@ LOGGER = "datamanager.test"
 
 
 def counters() -> dict[str, int]:
-    return {"truncations": 0, "rotations": 0, "file_errors": 0}
+    return {"truncations": 0, "rotations": 0, "file_errors": 0, "not_regular": 0}
 
 
 def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path: Path,
@@ -45,7 +45,7 @@ def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path:
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         run_async(scenario(), timeout=60)
-    assert seen == {"truncations": 12, "rotations": 12, "file_errors": 0}
+    assert seen == {"truncations": 12, "rotations": 12, "file_errors": 0, "not_regular": 0}
     assert sum("(truncated)" in m for m in caplog.messages) == 5  # RateLimitedLog's burst, per kind
     assert sum("(rotated)" in m for m in caplog.messages) == 5
 
@@ -105,3 +105,27 @@ def test_a_long_line_being_written_is_searched_once_not_from_its_start_at_every_
 
     run_async(scenario(), timeout=60)
     assert sum(reads) < (15 << 20) + 3 * chunks.SKIP_BYTES  # about once, not 5 + 10 + 15 + 15 MiB
+
+
+def test_a_fifo_swapped_in_mid_run_is_ignored_and_the_open_file_read_on(tmp_path: Path) -> None:
+    """Issue 20: the data file replaced by a FIFO for a while, then put back: the file open stays the
+    one read (the last good data), nothing is read again from the start."""
+    path = tmp_path / "p.csv"
+    path.write_text("book_id,price\nA,1.00\n")
+    seen = counters()
+    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+
+    async def scenario() -> None:
+        assert await data.open()
+        fd = data.fd
+        aside = tmp_path / "aside.csv"
+        os.rename(path, aside)
+        os.mkfifo(path)
+        assert not data.changed(5) and data.fd == fd  # still reading the file it named
+        path.unlink()
+        os.rename(aside, path)
+        assert not data.changed(5) and data.fd == fd  # back: the same file, no rotation
+        data.close()
+
+    run_async(scenario(), timeout=60)
+    assert seen == {"truncations": 0, "rotations": 0, "file_errors": 0, "not_regular": 1}
