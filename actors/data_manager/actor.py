@@ -33,10 +33,10 @@ import zmq.asyncio
 from actors import runtime
 from actors.csv_rows import BAD_ROW_REASONS
 from actors.data_manager.bad_books import BadBooks
-from actors.data_manager.book_store import BookStore, Bucket
+from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import io
 from actors.data_manager.data_file import RETRY_INTERVAL, DataFile
-from actors.data_manager.intake import INTAKE_MAX, STRANGERS_MAX, STRANGERS_PER_SECOND, triage
+from actors.data_manager.intake import INTAKE_MAX, triage
 from actors.data_manager.options import DataManagerOptions
 from actors.data_manager.scanner import Scanner
 from actors.data_manager.waiters import Outgoing, Waiters
@@ -93,7 +93,6 @@ class DataManager:
         self._demand = asyncio.Event()
         self._sock: zmq.asyncio.Socket | None = None
         self._frozen_books = 0
-        self._strangers = Bucket(STRANGERS_PER_SECOND, STRANGERS_MAX)  # non-steppers served while shedding
         self._flooded = asyncio.Event()  # something was shed: trim the memory once it is over
 
     @property
@@ -149,10 +148,8 @@ class DataManager:
                     full = False
                     break
             now = time.monotonic()
-            strangers = min(STRANGERS_MAX, int(self._strangers.refill(now)))
-            serve, shed = triage(batch, full, self._store.steppers, now, strangers)
+            serve, shed = triage(batch, full, self._store.steppers, now)
             if shed:
-                self._strangers.tokens -= strangers  # a backlog: the others got their share of this turn
                 self._shed(shed)
                 self._store.overloaded_until = now + OVERLOAD_HOLD
             budget = RECEIVE_BUDGET

@@ -8,8 +8,8 @@ messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here:
 
 * the messages of *steppers* -- clients stepping through books' ticks lately
   (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
-* of the others, when the turn's read was full (a backlog waits), at most ``STRANGERS_MAX`` are
-  served (and ``STRANGERS_PER_SECOND``), one per client in turn, and the rest are shed unanswered:
+* of the others, when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` are served, one
+  per client in turn, and the rest are shed unanswered:
   counted (``shed``) and logged, rate-limited; their clients retry after their timeout, as for any
   lost reply.
 
@@ -28,8 +28,6 @@ from typing import Final
 
 INTAKE_MAX: Final = 4096  # messages read in one turn of the receive loop (~5 us each)
 STRANGERS_MAX: Final = 64  # messages of non-steppers served per turn when a backlog waits
-# ... and per second: a faster read makes more turns, not more time for the others' requests.
-STRANGERS_PER_SECOND: Final = 1000.0
 STEPPER_TTL: Final = 10.0  # seconds a client stays a stepper after it was last answered as a home
 STEPPERS_MAX: Final = 256  # steppers remembered (the least recently answered forgotten first)
 
