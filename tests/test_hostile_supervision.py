@@ -113,7 +113,16 @@ def test_forged_heartbeats_cannot_hide_a_hang(run: LauncherRun, ipc_dir: Path) -
     assert run.stop() == 0
 
 
-def test_a_newline_in_a_counter_name_cannot_forge_a_log_line(run: LauncherRun, ipc_dir: Path) -> None:
+@pytest.fixture
+def debug_run(tmp_path: Path, ipc_dir: Path) -> Iterator[LauncherRun]:
+    """The launcher at DEBUG: the level at which each actor's counters are logged, by name."""
+    csv_path = write_csv(tmp_path / "prices.csv", rows_per_book=200)
+    with LauncherRun(["--data-file", str(csv_path), *FAST, "--log-level", "DEBUG"], ipc_dir) as launched:
+        yield launched
+
+
+def test_a_newline_in_a_counter_name_cannot_forge_a_log_line(debug_run: LauncherRun, ipc_dir: Path) -> None:
+    run = debug_run
     pids = run.wait_for_actors(["scheduler", "datamanager", "apiserver", "algorithm"])
     forged = "x\n2026-01-01 00:00:00,000 launcher[1] INFO started algorithm pid=1"
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -126,7 +135,7 @@ def test_a_newline_in_a_counter_name_cannot_forge_a_log_line(run: LauncherRun, i
         return "x\\n2026-01-01" in run.log_tail(200)
 
     try:
-        # A status report logs the scheduler's counters: escaped, on the report's own line.
+        # A status report logs the scheduler's counters (at DEBUG): escaped, on the report's own line.
         run.wait_until(logged, 10, "the counters to be logged")
     finally:
         push.close(linger=0)

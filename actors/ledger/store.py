@@ -127,6 +127,11 @@ class LedgerStore:
         return None if opened is None else opened.ids[0]
 
     @property
+    def opened_files(self) -> files.Snapshot | None:
+        """The files open (main, -wal, -shm) and the main file's size; None while closed."""
+        return self._files
+
+    @property
     def pending_pairs(self) -> int:
         """Pairs whose row in ``pairs`` is behind their decisions (until :meth:`update_pairs`)."""
         return len(self._pending)
@@ -392,11 +397,20 @@ class LedgerStore:
         return deleted
 
 
-def quick_check(path: str) -> tuple[files.FileId | None, str | None]:
+def quick_check(path: str, opened: files.Snapshot | None = None) -> tuple[files.FileId | None, str | None]:
     """``PRAGMA quick_check`` of the database at ``path`` on a read-only connection of its own: (the
     identity of the file checked, the first problem found or None). An error that is not a damaged
-    file (busy, I/O) is no finding: (None, None)."""
-    before = files.snapshot(path).ids[0]
+    file (busy, I/O) is no finding: (None, None).
+
+    With ``opened`` (the writer's files), nothing is opened unless the files at the path are still
+    those: a connection opened on a file put at the path with the writer's -wal and -shm still beside
+    it would read (and index) that WAL as the new file's, under the writer's connection, whose saving
+    of the old file then fails (disk I/O error) and the decisions it acknowledged are not set aside.
+    Finding the change is the writer's (its own check of the path)."""
+    now = files.snapshot(path)
+    if opened is not None and files.change(path, opened, now) is not None:
+        return None, None
+    before = now.ids[0]
     try:
         conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
         try:

@@ -374,7 +374,8 @@ class LedgerWriter:
                 if not self._is_open or opened is None:
                     continue
                 started = self._clock()
-                checked, problem = await loop.run_in_executor(executor, quick_check, self._store.path)
+                checked, problem = await loop.run_in_executor(executor, quick_check, self._store.path,
+                                                              self._store.opened_files)
                 took = self._clock() - started
                 self.counters["quick_checks"] += 1
                 if problem is not None and checked == self._store.main_file == opened and self._lost is None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from pathlib import Path
+
 from actors.ledger.files import Snapshot, change
+from actors.ledger.store import LedgerStore, quick_check
 
 OPENED = Snapshot(((1, 10), (1, 11), (1, 12)), 4096)
 
@@ -38,3 +43,18 @@ def test_only_the_wal_or_shm_gone_is_not_the_main_files_loss() -> None:
 def test_a_file_absent_at_open_is_no_ones_to_lose() -> None:
     opened = Snapshot(((1, 10), None, None), 4096)
     assert change("db", opened, Snapshot(((1, 10), (1, 11), (1, 12)), 4096)) is None
+
+
+def test_the_periodic_check_opens_nothing_once_the_path_names_other_files(tmp_path: Path) -> None:
+    # A connection opened on a file put at the path beside the writer's -wal and -shm indexes that WAL as
+    # the new file's, under the writer: whose saving of the old file then fails (issue 20, CI).
+    db = tmp_path / "l.sqlite3"
+    store = LedgerStore(str(db))
+    store.open()
+    opened = store.opened_files
+    assert opened is not None and quick_check(str(db), opened) == (opened.ids[0], None)
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(other).close()
+    os.replace(other, db)
+    assert quick_check(str(db), opened) == (None, None)
+    store.close()
