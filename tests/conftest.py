@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -44,8 +46,9 @@ def machine_share(request: pytest.FixtureRequest) -> Iterator[None]:
     it closes the gate (no test starts) and waits for the running ones to end. Every other test passes
     the gate and shares the machine. (A waiting ``alone`` test gets the gate between two tests.)"""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run is None:  # one process: every test runs alone
-        yield
+    if run is None:  # one process: every test runs alone (but for what CI builds beside it: paused)
+        with background_paused(request.node.get_closest_marker("alone") is not None):
+            yield
         return
     base = Path(tempfile.gettempdir()) / f"repricer-tests-{run}"
     with open(f"{base}.gate", "a") as gate, open(f"{base}.running", "a") as running:
@@ -57,10 +60,32 @@ def machine_share(request: pytest.FixtureRequest) -> Iterator[None]:
             fcntl.flock(running, fcntl.LOCK_SH)
             fcntl.flock(gate, fcntl.LOCK_UN)
         try:
-            yield
+            with background_paused(request.node.get_closest_marker("alone") is not None):
+                yield
         finally:
             fcntl.flock(running, fcntl.LOCK_UN)
             fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def background_paused(alone: bool) -> Iterator[None]:
+    """For an ``alone`` test, the process group named by ``REPRICER_TESTS_PAUSE_PGID`` (CI's container
+    build, started beside the suite by .ci/run) is stopped (SIGSTOP) until the test ends: a test of
+    what the machine can do gets the machine. Gone or not ours: nothing to pause."""
+    pgid = int(os.environ.get("REPRICER_TESTS_PAUSE_PGID", "0") or 0)
+    if not alone or pgid <= 1:
+        yield
+        return
+    try:
+        os.killpg(pgid, signal.SIGSTOP)
+    except (ProcessLookupError, PermissionError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGCONT)
 
 
 @pytest.fixture(autouse=True)
