@@ -121,6 +121,13 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "parks": _c("books whose window was parked at an offset to wait for a reader"),
         "seeks": _c("windows moved to another place in the file"),
         "moves_refused": _c("window moves refused because a client asked too many"),
+        "overload_refused": _c("window moves away from a client stepping through a book's ticks refused while "
+                               "overloaded"),
+        "shed": _c("requests of clients stepping through no book's ticks shed while overloaded"),
+        "steppers": _g("clients stepping through books' ticks now (the Algorithm's workers): served first"),
+        "memory_trims": _c("times the memory freed after a flood was given back to the system"),
+        "not_regular": _c("times the data file's path named no regular file (a FIFO, a device): the open file "
+                          "kept"),
         "cursors": _g("readers of the CSV file (the newest one and catch-ups)"),
         "merges": _c("catch-up readers that reached another and merged into it"),
         "catch_ups": _c("catch-up readers started for windows behind the newest reader"),
@@ -191,6 +198,9 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "reload_without_config": _c("SIGHUPs with nothing to reload (no --config)"),
         "ticks": _c("ticks received"),
         "stale_ticks": _c("ticks received again (already followed), ignored"),
+        "early_ticks": _c("ticks refused as too far ahead of the run followed (forged or a clock step)"),
+        "resyncs": _c("times the Algorithm took a refused tick stream for the real one (heard while ours was "
+                      "silent)"),
         "superseded_ticks": _c("ticks skipped because a newer one was already waiting"),
         "bad_frames": _c("malformed frames received and rejected", "repricer_bad_frames"),
         "implausible_ticks": _c("ticks refused as implausible (their number does not match the clock)"),
@@ -318,6 +328,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "exits": _c("actor processes that exited (then restarted)"),
         "hangs": _c("actor processes killed as hung (no heartbeat)"),
         "bad_heartbeats": _c("malformed heartbeats received"),
+        "sighups": _c("SIGHUPs received (each forwarded as a reload request)"),
         "stray_heartbeats": _c("heartbeats from processes that are not running children"),
         "curve_refusals": _c("peers refused by CurveZMQ authentication"),
         "refused_subscriptions": _c("subscriptions to the events socket refused (unknown topics)"),
