@@ -23,6 +23,7 @@ import zmq.asyncio
 
 from actors.dashboard.ledger import LedgerBusy, LedgerReads, LedgerUnavailable
 from actors.kinds import DASHBOARD
+from actors.ledger_reads.pool import counted_refusals
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import LedgerQuery, LedgerQueryReply, QueryStatus
@@ -87,14 +88,8 @@ class RemoteLedger(LedgerReads):
             self.counters["db_busy"] += 1
             raise LedgerBusy(f"{len(self._waiting)} reads already waiting for the Ledger")
         self.counters["db_queries"] += 1
-        try:
+        with counted_refusals(self.counters):
             reply = await self._ask(name, args)
-        except LedgerUnavailable:
-            self.counters["db_unavailable"] += 1
-            raise
-        except LedgerBusy:
-            self.counters["db_busy"] += 1
-            raise
         if reply.status is QueryStatus.OK:
             return reply.result
         if reply.status is QueryStatus.BUSY:

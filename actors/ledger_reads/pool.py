@@ -15,12 +15,13 @@ itself (answering the Dashboard's queries over its socket).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,20 @@ class LedgerUnavailable(Exception):
 
 class LedgerBusy(Exception):
     """Too many queries waiting, or one ran past its deadline."""
+
+
+@contextlib.contextmanager
+def counted_refusals(counters: dict[str, int]) -> Iterator[None]:
+    """Count a read that could not be made, by why (``db_unavailable``, ``db_busy``), and let it go on:
+    the file reader and the network reader count them alike."""
+    try:
+        yield
+    except LedgerUnavailable:
+        counters["db_unavailable"] += 1
+        raise
+    except LedgerBusy:
+        counters["db_busy"] += 1
+        raise
 
 
 @dataclass
@@ -142,12 +157,9 @@ class ReadPool:
         self._pending += 1
         self.counters["db_queries"] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
-        except LedgerUnavailable:
-            self.counters["db_unavailable"] += 1
-            raise
-        except LedgerBusy:
-            self.counters["db_busy"] += 1
+            with counted_refusals(self.counters):
+                return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work)
+        except (LedgerUnavailable, LedgerBusy):
             raise
         except Exception:
             self.counters["db_errors"] += 1
