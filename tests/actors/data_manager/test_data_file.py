@@ -24,12 +24,17 @@ def counters() -> dict[str, int]:
     return {"truncations": 0, "rotations": 0, "file_errors": 0, "not_regular": 0}
 
 
+def data_file(path: Path) -> tuple[DataFile, dict[str, int]]:
+    """The DataManager's file at ``path`` and the counters it keeps."""
+    seen = counters()
+    return DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER))), seen
+
+
 def test_truncations_and_rotations_are_counted_and_logged_rate_limited(tmp_path: Path,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "p.csv"
     path.write_text("book_id,price\nA,1.00\n")
-    seen = counters()
-    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    data, seen = data_file(path)
 
     async def scenario() -> None:
         assert await data.open()
@@ -54,8 +59,7 @@ def test_a_fifo_swapped_in_is_refused_at_once_and_the_real_file_read_when_it_is_
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Issue 20: a FIFO at the path used to block the open for ever, and every decision with it."""
     path = tmp_path / "p.csv"
-    seen = counters()
-    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    data, seen = data_file(path)
     os.mkfifo(path)
 
     async def scenario() -> None:
@@ -77,8 +81,7 @@ def test_a_long_line_being_written_is_searched_once_not_from_its_start_at_every_
     path = tmp_path / "p.csv"
     path.write_bytes(b"book_id,price\nA,1.00\n")
     start = path.stat().st_size
-    seen = counters()
-    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    data, _ = data_file(path)
     reads: list[int] = []
 
     async def scenario() -> None:
@@ -112,8 +115,7 @@ def test_a_fifo_swapped_in_mid_run_is_ignored_and_the_open_file_read_on(tmp_path
     one read (the last good data), nothing is read again from the start."""
     path = tmp_path / "p.csv"
     path.write_text("book_id,price\nA,1.00\n")
-    seen = counters()
-    data = DataFile(str(path), seen, RateLimitedLog(logging.getLogger(LOGGER)))
+    data, seen = data_file(path)
 
     async def scenario() -> None:
         assert await data.open()
