@@ -44,14 +44,19 @@ class PricingRule:
         return self.sold_factor if sold else self.unsold_factor
 
 
-def avg_comp_price(prices: Sequence[Decimal]) -> Decimal:
-    """The exact mean of the competitor's prices (not rounded: rounding happens once, on the price)."""
+def _total(prices: Sequence[Decimal]) -> Decimal:
+    """The exact sum of the competitor's prices (a window's prices have at most 6 decimals)."""
     if not prices:
         raise ValueError("no competitor prices to average")
     total = _EXACT.create_decimal(0)
     for price in prices:
         total = _EXACT.add(total, price)
-    return _EXACT.divide(total, Decimal(len(prices)))
+    return total
+
+
+def avg_comp_price(prices: Sequence[Decimal]) -> Decimal:
+    """The exact mean of the competitor's prices (not rounded: rounding happens once, on the price)."""
+    return _EXACT.divide(_total(prices), Decimal(len(prices)))
 
 
 def to_cents(amount: Decimal) -> Decimal:
@@ -71,12 +76,7 @@ def reprice_window(prices: Sequence[Decimal], sold: bool, rule: PricingRule = Pr
     its 60 digits times 0.9 can land just below a half cent the exact price is on (3145351.13, 0.01,
     0.01 after no sale: exactly 943605.345, so 943605.35; from the rounded mean, 943605.34). A price on
     a half cent terminates, so the division at 60 digits is exact there."""
-    if not prices:
-        raise ValueError("no competitor prices to average")
-    total = _EXACT.create_decimal(0)
-    for price in prices:
-        total = _EXACT.add(total, price)
-    scaled = _EXACT.multiply(total, rule.factor(sold))
+    scaled = _EXACT.multiply(_total(prices), rule.factor(sold))
     return _EXACT.divide(scaled, Decimal(len(prices))).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
