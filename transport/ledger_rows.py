@@ -26,6 +26,7 @@ they refuse, and what it accepts it turns into the very rows they make:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -140,10 +141,20 @@ _FACTOR: Final = re.compile(_decimal(1, limits.FACTOR_DECIMALS), re.ASCII).fullm
 
 
 def _factor(text: object) -> str | None:
-    """A factor within the limits, as written; None otherwise (exact bounds: a few per batch)."""
-    if not (type(text) is str and _FACTOR(text) and limits.FACTOR_MIN <= Decimal(text) <= limits.FACTOR_MAX):
+    """A factor within the limits, as written; None otherwise."""
+    if type(text) is not str or len(text) > _FACTOR_TEXT_MAX or not _factor_ok(text):
         return None
     return text
+
+
+_FACTOR_TEXT_MAX: Final = 2 + limits.FACTOR_DECIMALS  # "1." and the decimals: the cache's keys stay short
+
+
+@functools.lru_cache(maxsize=256)
+def _factor_ok(text: str) -> bool:
+    """Every decision carries its strategy's factor, and a run has a few: each text is checked once
+    (its exact bounds need a Decimal), not once per decision."""
+    return bool(_FACTOR(text)) and limits.FACTOR_MIN <= Decimal(text) <= limits.FACTOR_MAX
 
 
 def _row(fields: object) -> DecisionRow | None:
