@@ -37,21 +37,10 @@ class BoundsSource(Protocol):
     def strategies(self, book: str) -> tuple[str, ...]: ...
 
 
-class NoBounds:
-    def bounds(self, book: str, strategy: str) -> Bounds:
-        return Bounds()
-
-    def paused(self, book: str, strategy: str) -> bool:
-        return False
-
-    def strategies(self, book: str) -> tuple[str, ...]:
-        return ()
-
-
 class DefaultBounds:
-    """The same bounds for every pair."""
+    """The same bounds for every pair; none by default (the Dashboard without a config)."""
 
-    def __init__(self, default: Bounds) -> None:
+    def __init__(self, default: Bounds = Bounds()) -> None:
         self._default = default
 
     def bounds(self, book: str, strategy: str) -> Bounds:
@@ -88,7 +77,7 @@ class ConfigBounds:
 def load_bounds(path: str | None) -> BoundsSource:
     """What the Dashboard reads of the config at ``path`` (nothing without one)."""
     if not path:
-        return NoBounds()
+        return DefaultBounds()
     try:
         config = load_config(path)
     except ConfigError as exc:

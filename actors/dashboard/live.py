@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -35,23 +35,37 @@ BUSINESS_BUCKET: Final = 60.0
 
 @dataclass
 class ActorView:
+    """One actor: its state from the launcher's events, its numbers from its newest status report."""
+
     name: str
     state: str = "down"
     detail: str = ""
-    pid: int = 0
-    up_since: float = 0.0
-    restarts: int = 0
-    hangs: int = 0
-    rss_kib: int = 0
-    pss_kib: int = 0
-    last_beat: float = 0.0
     changed: float = 0.0  # when the state last changed
-    counters: dict[str, int] = field(default_factory=dict)
+    pid: int = 0  # 0: no process
+    up_since: float = 0.0
+    report: ActorStatus | None = None
+
+    @property
+    def process(self) -> ActorStatus | None:
+        """The report, if it is of the process running now (memory is a process's, not the actor's)."""
+        return self.report if self.report is not None and self.pid and self.report.pid == self.pid else None
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.report.counters if self.report else {}
+
+    def numbers(self) -> tuple[int, int, int, int, float]:
+        """restarts, hangs, RSS and PSS (KiB, 0 without a process) and the newest heartbeat."""
+        report, process = self.report, self.process
+        return (report.restarts if report else 0, report.hangs if report else 0,
+                process.rss_kib if process else 0, process.pss_kib if process else 0,
+                report.last_beat if report else 0.0)
 
     def as_json(self) -> dict[str, Any]:
+        restarts, hangs, rss_kib, pss_kib, last_beat = self.numbers()
         return {"name": self.name, "state": self.state, "detail": self.detail, "pid": self.pid,
-                "up_since": self.up_since or None, "restarts": self.restarts, "hangs": self.hangs,
-                "rss_kib": self.rss_kib, "pss_kib": self.pss_kib, "last_beat": self.last_beat or None,
+                "up_since": self.up_since or None, "restarts": restarts, "hangs": hangs,
+                "rss_kib": rss_kib, "pss_kib": pss_kib, "last_beat": last_beat or None,
                 "counters": self.counters}
 
 
@@ -96,7 +110,7 @@ class LiveState:
         if event.event == "started":
             view.pid, view.up_since = event.pid, event.ts
         elif event.event in ("exited", "stopped"):
-            view.pid, view.rss_kib, view.pss_kib = 0, 0, 0
+            view.pid = 0
 
     def on_status(self, status: ActorStatus) -> None:
         now = self._clock()
@@ -110,15 +124,13 @@ class LiveState:
             return
         self.rates.observe(status.actor, status.pid, status.counters, now)
         self.business.observe(status.actor, status.pid, status.counters, now)
-        view.restarts, view.hangs = status.restarts, status.hangs
-        view.counters = dict(status.counters)
+        view.report = status
         if status.pid == 0:
-            view.pid, view.rss_kib, view.pss_kib = 0, 0, 0
+            view.pid = 0
             if view.state not in ("restarting", "hung", *_SETTLED):
                 self._set_state(view, "down", "no process", now)
             return
-        view.pid, view.rss_kib, view.pss_kib = status.pid, status.rss_kib, status.pss_kib
-        view.up_since, view.last_beat = status.up_since, status.last_beat
+        view.pid, view.up_since = status.pid, status.up_since
         if view.state in _SETTLED:
             return
         if status.last_beat >= status.up_since > 0:
@@ -148,7 +160,7 @@ class LiveState:
         workers = [v for v in views if kind_of(v.name) == "algorithm"]
         return {
             "actors": len(views), "up": sum(v.state == "up" for v in views),
-            "restarts": sum(v.restarts for v in views), "hangs": sum(v.hangs for v in views),
+            "restarts": sum(v.numbers()[0] for v in views), "hangs": sum(v.numbers()[1] for v in views),
             "ledger_lag": None if ledger is None or "lag_ms" not in ledger.counters
             else ledger.counters["lag_ms"] / 1000,
             "ledger_queued": None if ledger is None else ledger.counters.get("queued"),

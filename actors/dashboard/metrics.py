@@ -80,11 +80,12 @@ class ActorCollector(Collector):
         for view in list(self._state.actors.values()):
             labels = [view.name]
             up.add_metric(labels, 1.0 if view.state == "up" else 0.0)
-            restarts.add_metric(labels, view.restarts)
-            hangs.add_metric(labels, view.hangs)
-            rss.add_metric(labels, view.rss_kib * 1024)
-            pss.add_metric(labels, view.pss_kib * 1024)
-            beat.add_metric(labels, view.last_beat)
+            restarted, hung, rss_kib, pss_kib, last_beat = view.numbers()
+            restarts.add_metric(labels, restarted)
+            hangs.add_metric(labels, hung)
+            rss.add_metric(labels, rss_kib * 1024)
+            pss.add_metric(labels, pss_kib * 1024)
+            beat.add_metric(labels, last_beat)
             if view.name != self._own_name:  # this Dashboard's own counters: below, fresher
                 families.counters(view.name, counter_catalog.kind_of(view.name), view.counters)
         families.counters(self._own_name, "dashboard", self._own())

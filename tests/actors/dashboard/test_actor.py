@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 
 from actors.dashboard.actor import Dashboard
-from actors.dashboard.bounds import NoBounds, load_bounds
+from actors.dashboard.bounds import DefaultBounds, load_bounds
 from actors.dashboard.options import DashboardOptions
 from tests.helpers import async_wait_for, ipc_endpoint, python, run_async
 from transport import protocol
@@ -31,7 +31,7 @@ def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Pa
         ctx = zmq.asyncio.Context()
         pub = Sockets(ctx).pub(endpoint, 1000)
         options = DashboardOptions(port=0, events_endpoint=endpoint, db=str(tmp_path / "none"))
-        dashboard = Dashboard(Sockets(ctx), options, NoBounds())
+        dashboard = Dashboard(Sockets(ctx), options, DefaultBounds())
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
@@ -66,7 +66,7 @@ def test_live_state_follows_the_events_socket_and_garbage_is_counted(ipc_dir: Pa
 
 
 def test_a_decision_on_the_events_socket_is_rejected_too() -> None:
-    dashboard = Dashboard(Sockets(zmq.asyncio.Context()), DashboardOptions(port=0), NoBounds())
+    dashboard = Dashboard(Sockets(zmq.asyncio.Context()), DashboardOptions(port=0), DefaultBounds())
     decision = Decision(1.0, 1, "B1", "default", (), Decimal("1"), 2, True, Decimal("1.10"))
     dashboard.on_frame(protocol.encode(decision))
     assert dashboard.counters["bad_events"] == 1 and not dashboard.state.actors
@@ -82,7 +82,7 @@ def test_standalone_it_refuses_a_public_address_without_insecure() -> None:
 def test_malformed_http_is_answered_400_counted_and_logged_in_one_line(tmp_path: Path, caplog: object) -> None:
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
-        dashboard = Dashboard(Sockets(ctx), DashboardOptions(port=0, db=str(tmp_path / "none")), NoBounds())
+        dashboard = Dashboard(Sockets(ctx), DashboardOptions(port=0, db=str(tmp_path / "none")), DefaultBounds())
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:

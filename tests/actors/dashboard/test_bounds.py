@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.dashboard.bounds import Bounds, BoundsError, NoBounds, load_bounds
+from actors.dashboard.bounds import Bounds, BoundsError, DefaultBounds, load_bounds
 
 BOOKS = '[strategies.default]\ndelay = 0\n[[books]]\nids = ["B1", "B2"]\n'
 
@@ -26,7 +26,7 @@ def test_each_book_gets_its_own_floor_and_ceiling(tmp_path: Path) -> None:
 
 
 def test_no_config_or_no_guardrails_means_no_lines(tmp_path: Path) -> None:
-    assert isinstance(load_bounds(None), NoBounds)
+    assert isinstance(load_bounds(None), DefaultBounds)
     source = load_bounds(write(tmp_path, BOOKS))
     assert source.bounds("B1", "default") == Bounds() and not source.paused("B1", "default")
 

@@ -22,15 +22,18 @@ def test_an_actor_killed_and_restarted_shows_in_the_banner_until_it_beats_again(
     clock.now = 1001.0
     state.on_event(SupervisorEvent(1001.0, "exited", "datamanager", 11, "killed by SIGKILL; restart in 0.5s"))
     assert state.banner(clock()) == ["datamanager is restarting (killed by SIGKILL; restart in 0.5s)"]
+    assert state.actors["datamanager"].numbers()[2:4] == (0, 0)  # no process, no memory
     state.on_event(SupervisorEvent(1001.6, "started", "datamanager", 12, "restart #1"))
     assert state.actors["datamanager"].state == "starting"
+    assert state.actors["datamanager"].numbers()[2] == 0  # the old process's memory is not the new one's
     assert state.banner(clock()) == ["datamanager is starting (restart #1)"]
     # A status before its first beat keeps it starting; the first beat after the start makes it up.
     state.on_status(status("datamanager", 12, 1001.7, up_since=1001.6, last_beat=1000.5, restarts=1))
     assert state.actors["datamanager"].state == "starting"
     state.on_status(status("datamanager", 12, 1002.6, up_since=1001.6, last_beat=1002.6, restarts=1))
     view = state.actors["datamanager"]
-    assert (view.state, view.pid, view.restarts) == ("up", 12, 1) and state.banner(clock()) == []
+    assert (view.state, view.pid, view.numbers()) == ("up", 12, (1, 0, 30_000, 20_000, 1002.6))
+    assert state.banner(clock()) == []
 
 
 def test_hung_then_stopped_and_a_status_alone_places_an_actor() -> None:

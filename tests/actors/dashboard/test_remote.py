@@ -17,7 +17,7 @@ import pytest
 import zmq.asyncio
 
 from actors.dashboard.actor import Dashboard
-from actors.dashboard.bounds import NoBounds
+from actors.dashboard.bounds import DefaultBounds
 from actors.dashboard.ledger import LedgerReader, LedgerReads, LedgerUnavailable
 from actors.dashboard.options import DashboardOptions
 from actors.dashboard.params import BooksQuery
@@ -44,7 +44,7 @@ async def everything(reader: LedgerReads) -> list[Any]:
 async def dashboard_reads(ctx: zmq.asyncio.Context, keys: Keys, endpoint: str, expected: list[DecisionRow]) -> None:
     """The Dashboard actor, its history from the Ledger at ``endpoint`` (its option, not a test's reader)."""
     options = DashboardOptions(port=0, ledger_endpoint=endpoint, db="/nonexistent/never-read.sqlite3")
-    dashboard = Dashboard(Sockets(ctx, Security(keys)), options, NoBounds())
+    dashboard = Dashboard(Sockets(ctx, Security(keys)), options, DefaultBounds())
     stop = asyncio.Event()
 
     def get(path: str) -> Any:

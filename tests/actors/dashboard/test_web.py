@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.dashboard.bounds import Bounds, BoundsSource, DefaultBounds, NoBounds
+from actors.dashboard.bounds import Bounds, BoundsSource, DefaultBounds
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
 from actors.dashboard.sse import LiveStream, StreamLimits
@@ -41,7 +41,7 @@ def serve(db: Path, scenario: Scenario, bounds: Bounds | BoundsSource | None = N
     stream = LiveStream(state.snapshot, lambda: state.version, StreamLimits(max_clients=2, interval=0.01))
     own: dict[str, int] = {}
     metrics = DashboardMetrics(state, lambda: own)
-    source = DefaultBounds(bounds) if isinstance(bounds, Bounds) else bounds or NoBounds()
+    source = DefaultBounds(bounds) if isinstance(bounds, Bounds) else bounds or DefaultBounds()
     web = DashboardWeb(state, ledger, stream, metrics, source, report)
 
     async def run() -> None:
