@@ -19,9 +19,10 @@ from typing import Any, Final
 from actors.dashboard.business import AlertRow
 from actors.dashboard.params import BooksQuery, Cursor, last_page
 
-# ``run`` last, as in the Ledger's own export: the columns before it keep their places.
+# As in the Ledger's own export (``python -m actors.ledger history --format csv``, whose ``dispute`` the
+# Dashboard does not read): the columns before ``run`` keep their places, what explains a price after it.
 CSV_HEADER: Final = ("ts", "tick", "book", "strategy", "prices", "avg_comp_price", "request_id", "sold", "price",
-                     "rule_price", "guardrail", "run")
+                     "rule_price", "guardrail", "run", "factor", "previous_price", "floor", "ceiling")
 
 
 def iso(ts: float) -> str:
@@ -103,9 +104,12 @@ class DecisionRow:
     rule_price: str | None
     guardrail: tuple[str, ...]
     run: float  # the Scheduler run's t0 (0: kept before the Ledger recorded runs); with tick, its identity
-    # The guardrails in force for this decision (None: not set, or kept before the Ledger recorded them).
+    # What explains the price (None: not set, or kept before the Ledger recorded them): the guardrails in
+    # force, the rule's factor, the price the step was measured from.
     floor: str | None = None
     ceiling: str | None = None
+    factor: str | None = None
+    previous_price: str | None = None
 
     @property
     def cursor(self) -> Cursor:
@@ -117,12 +121,13 @@ class DecisionRow:
                 "prices": list(self.prices), "avg_comp_price": self.avg_comp_price, "request_id": self.request_id,
                 "sold": self.sold, "price": self.price, "rule_price": self.rule_price,
                 "guardrail": list(self.guardrail) or None, "run": self.run, "floor": self.floor,
-                "ceiling": self.ceiling}
+                "ceiling": self.ceiling, "factor": self.factor, "previous_price": self.previous_price}
 
     def as_csv(self) -> list[str]:
         return [iso(self.ts), str(self.tick), self.book, self.strategy, " ".join(self.prices), self.avg_comp_price,
                 str(self.request_id), "true" if self.sold else "false", self.price, self.rule_price or "",
-                " ".join(self.guardrail), repr(self.run)]
+                " ".join(self.guardrail), iso(self.run) if self.run else "", self.factor or "",
+                self.previous_price or "", self.floor or "", self.ceiling or ""]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +191,13 @@ def pair(r: Sequence[Any]) -> PairRow:
 
 def decision(r: Sequence[Any]) -> DecisionRow:
     """A decision of the Ledger's rows (:data:`actors.ledger_reads.columns.DECISION_COLUMNS`), then its
-    floor and ceiling (NULL: none, or not kept)."""
+    floor, ceiling, factor and previous price (NULL: none, or not kept; the last two missing from an
+    older Ledger's answer)."""
+    explained = [None if v is None else str(v) for v in r[12:16]]
+    explained += [None] * (4 - len(explained))
     return DecisionRow(str(r[0]), str(r[1]), int(r[2]), float(r[3]), _strings(r[4]), str(r[5]), int(r[6]),
                        bool(r[7]), str(r[8]), None if r[9] is None else str(r[9]), _strings(r[10]), float(r[11]),
-                       None if r[12] is None else str(r[12]), None if r[13] is None else str(r[13]))
+                       *explained)
 
 
 def csv_lines(decisions: Sequence[DecisionRow], header: bool = False) -> bytes:

@@ -85,10 +85,12 @@ def pairs_of(conn: sqlite3.Connection, book: str) -> list[list[Any]]:
 def decisions_sql(paged: bool, bounds: bool = True) -> str:
     """A pair's decisions newest first, by time, then run and tick (a total order: (run, tick) is unique
     within a pair, and tick numbers alone restart with every launcher run); ``paged``: below a cursor;
-    ``bounds``: the file keeps each decision's floor and ceiling (schema version 6 on), else NULLs.
+    ``bounds``: the file keeps each decision's floor, ceiling, factor and previous price (schema version 6
+    on), else NULLs; those come after :data:`DECISION_COLUMNS` in that order (a Dashboard reads a row of
+    an older Ledger, without the last two, as well).
     The Ledger's index ``decisions_by_pair_ts`` serves it without a sort, at any depth."""
     bound = " AND (ts, run, tick) < (?, ?, ?)" if paged else ""
-    kept = "floor, ceiling" if bounds else "NULL, NULL"
+    kept = "floor, ceiling, factor, previous_price" if bounds else "NULL, NULL, NULL, NULL"
     return (f"SELECT {DECISION_COLUMNS}, {kept} FROM decisions WHERE book = ? AND strategy = ?{bound} "
             "ORDER BY ts DESC, run DESC, tick DESC LIMIT ?")
 
@@ -100,7 +102,8 @@ def keeps_bounds(conn: sqlite3.Connection) -> bool:
 
 def decisions(conn: sqlite3.Connection, book: str, strategy: str, before: tuple[float, float, int] | None,
               limit: int) -> list[list[Any]]:
-    """Rows of :data:`DECISION_COLUMNS`, then each decision's floor and ceiling (NULL: none, or not kept)."""
+    """Rows of :data:`DECISION_COLUMNS`, then each decision's floor, ceiling, factor and previous price
+    (NULL: none, or not kept)."""
     args: list[Any] = [book, strategy, *(before or ()), limit]
     return [list(r) for r in conn.execute(decisions_sql(before is not None, keeps_bounds(conn)), args)]
 

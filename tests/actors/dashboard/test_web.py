@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from actors.dashboard.bounds import Bounds, BoundsSource, DefaultBounds
 from actors.dashboard.live import LiveState
 from actors.dashboard.metrics import DashboardMetrics
+from actors.dashboard.rows import iso
 from actors.dashboard.sse import LiveStream, StreamLimits
 from actors.dashboard.web import DashboardWeb
 from bench import fake_ledger
@@ -106,7 +107,7 @@ def test_the_book_page_has_every_decision_field_and_the_bounds(ledger_db: Path) 
         assert api["bounds"] == {"floor": "30", "ceiling": None}
         assert set(api["decisions"][0]) == {"ts", "tick", "book", "strategy", "prices", "avg_comp_price",
                                             "request_id", "sold", "price", "rule_price", "guardrail", "run",
-                                            "floor", "ceiling"}
+                                            "floor", "ceiling", "factor", "previous_price"}
 
     serve(ledger_db, scenario, Bounds(Decimal("30"), None))
 
@@ -149,7 +150,8 @@ def test_two_runs_with_the_same_ticks_are_all_shown_newest_first_and_paged_by_th
 
     async def scenario(client: TestClient[Any, Any], web: DashboardWeb) -> None:
         table = list(csv.DictReader(io.StringIO(await (await client.get("/book.csv?id=B1")).text())))
-        assert [(float(r["run"]), int(r["tick"])) for r in table] == newest_first
+        # the run as the Ledger's own export writes it (ISO time)
+        assert [(r["run"], int(r["tick"])) for r in table] == [(iso(run), tick) for run, tick in newest_first]
         seen: list[tuple[float, int]] = []
         older: str | None = ""
         while older is not None:
