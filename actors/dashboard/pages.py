@@ -238,6 +238,7 @@ class Pages:
 
     def _decision_row(self, d: DecisionRow) -> str:
         cells: Iterable[str] = (esc(iso(d.ts)), str(d.tick), esc(" ".join(d.prices)), esc(d.avg_comp_price),
-                                str(d.request_id), _sold(d.sold), esc(d.price), esc(d.rule_price or ""),
-                                esc(", ".join(d.guardrail)), esc(d.floor or ""), esc(d.ceiling or ""))
+                                str(d.request_id), _sold(d.sold), esc(d.factor or ""), esc(d.price),
+                                esc(d.rule_price or ""), esc(", ".join(d.guardrail)), esc(d.previous_price or ""),
+                                esc(d.floor or ""), esc(d.ceiling or ""))
         return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"

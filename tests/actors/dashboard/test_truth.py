@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from actors.dashboard import books_page, business, series
 from actors.dashboard.bounds import load_bounds
 from actors.dashboard.params import BooksQuery
-from actors.dashboard.rows import DecisionRow, change_pct, gap_pct
+from actors.dashboard.rows import CSV_HEADER, DecisionRow, change_pct, csv_lines, decision, gap_pct
 from actors.dashboard.web import DashboardWeb
 from actors.ledger import alert_store
 from actors.ledger.watch import AlertChange
@@ -227,6 +227,21 @@ def test_gap_after_is_several_times_the_usual_spacing() -> None:
                  for t, ts in enumerate([0, 5, 10, 15, 100, 105])]
     built = series.build(decisions)
     assert built["gaps"] == 1 and built["ts"][4] == 57.5 and built["price"][4] is None
+
+
+def test_a_decision_carries_what_explains_its_price_to_the_csv_and_reads_an_older_ledgers_row() -> None:
+    stored = ["B1", "default", 7, 1_796_400_000.5, '["10.00","11.00"]', "10.50", 42, 1, "11.55", "11.55", '["step"]',
+              1_796_399_000.0]
+    row = decision([*stored, "9.00", "40.00", "1.1", "11.00"])
+    assert (row.floor, row.ceiling, row.factor, row.previous_price) == ("9.00", "40.00", "1.1", "11.00")
+    line = csv_lines([row]).decode().strip().split(",")
+    assert dict(zip(CSV_HEADER, line, strict=True)) == {
+        "ts": "2026-12-04T16:00:00.500Z", "tick": "7", "book": "B1", "strategy": "default", "prices": "10.00 11.00",
+        "avg_comp_price": "10.50", "request_id": "42", "sold": "true", "price": "11.55", "rule_price": "11.55",
+        "guardrail": "step", "run": "2026-12-04T15:43:20.000Z", "factor": "1.1", "previous_price": "11.00",
+        "floor": "9.00", "ceiling": "40.00"}
+    older = decision([*stored, "9.00", None])  # a Ledger before the factor and previous price were read
+    assert (older.floor, older.ceiling, older.factor, older.previous_price) == ("9.00", None, None, None)
 
 
 def test_percentages_are_exact_to_one_decimal() -> None:
