@@ -95,8 +95,14 @@ def make_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     """An argparse parser as every program of the system has it: no abbreviations of flags, the naming
     rule in its ``--help``, and a usage error in one line ``error: <why>`` with exit code 2 (not the
     whole usage first)."""
-    return _Parser(prog=prog, description=description, epilog=NAMING, allow_abbrev=False,
+    return _Parser(prog=prog, description=plain_text(description), epilog=NAMING, allow_abbrev=False,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def plain_text(doc: str | None) -> str | None:
+    """A module's docstring as a person reads it in ``--help``: no reStructuredText literals (````x````
+    becomes ``x``, a ``::`` that opens an example a ``:``)."""
+    return None if doc is None else doc.replace("``", "").replace("::\n", ":\n")
 
 
 class _Parser(argparse.ArgumentParser):

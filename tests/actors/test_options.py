@@ -7,7 +7,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from actors.options import add_options, borrow, borrowed, from_namespace, group, make_parser, option, to_argv
+from actors.options import (
+    add_options,
+    borrow,
+    borrowed,
+    from_namespace,
+    group,
+    make_parser,
+    option,
+    plain_text,
+    to_argv,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +98,10 @@ def test_a_borrowed_option_keeps_the_declaration_under_its_own_flag(capsys: pyte
     assert capsys.readouterr().err == "error: --source-size must be within 1..9\n"
     with pytest.raises(SystemExit):
         parse(Borrower, ["--count", "4"])
+
+
+def test_help_shows_a_docstring_without_its_markup() -> None:
+    assert plain_text("Run ``x --y``, like this::\n\n    x --y\n") == "Run x --y, like this:\n\n    x --y\n"
+    assert plain_text(None) is None
+    help_text = make_parser("prog", "Reads ``--data-file``::\n\n    prog\n").format_help()
+    assert "``" not in help_text and "Reads --data-file:\n" in help_text
