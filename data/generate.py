@@ -61,7 +61,8 @@ def generate(out: TextIO, books: int, rows: int, seed: int, sort_by_book: bool =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python data/generate.py", description=(__doc__ or "").replace("``", "").replace("::\n", ":\n"),
+    about = (__doc__ or "").replace("``", "").replace("::\n", ":\n")  # the docstring, read as text
+    parser = argparse.ArgumentParser(prog="python data/generate.py", description=about,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--books", type=int, default=5, help="number of books (default %(default)s)")
     parser.add_argument("--rows", type=int, default=2000, help="rows per book (default %(default)s)")
