@@ -35,7 +35,7 @@ from actors.alert_rules import Thresholds
 from actors.kinds import LEDGER
 from actors.ledger.alerting import Alerting, load_thresholds
 from actors.ledger.options import LedgerOptions
-from actors.ledger.reads import ReadServer
+from actors.ledger.reads import ReadServer, opening_guard
 from actors.ledger.records import to_row
 from actors.ledger.store import LedgerStore
 from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
@@ -68,7 +68,8 @@ class Ledger:
         thresholds = thresholds or load_thresholds(options.config)  # main() read them already, to refuse them
         self._alerting = Alerting(options.config, thresholds, lambda: self._writer.counters["nacks"],
                                   self._writer.submit_alerts, self._writer.open_alerts)
-        self._reads = ReadServer(self._store.path, self._send_frame, writing=lambda: self._writer.writing)
+        self._reads = ReadServer(self._store.path, self._send_frame, writing=lambda: self._writer.writing,
+                                 may_open=opening_guard(self._store.path, lambda: self._store.opened_files))
         self._sock: zmq.asyncio.Socket | None = None
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {

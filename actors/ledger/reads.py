@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from actors.ledger import files
 from actors.ledger_reads import queries
 from actors.ledger_reads.pool import LedgerBusy, LedgerUnavailable, ReadPool
 from transport import limits, protocol
@@ -60,16 +61,35 @@ def _packed(request_id: int, result: Any) -> bytes:
     return frame
 
 
+def opening_guard(path: str, opened: Callable[[], files.Snapshot | None]) -> Callable[[], str | None]:
+    """``may_open`` for the read pool: a read connection is opened only while the files at ``path`` are
+    the writer's (``opened()``). One opened on a file put at the path with the writer's -wal and -shm
+    still beside it would read (and index) that WAL as the new file's, under the writer, whose saving of
+    the old file then fails: the hazard the periodic quick_check avoids the same way. Finding and
+    recovering the change is the writer's; reads wait for it, answered ``unavailable``."""
+
+    def may_open() -> str | None:
+        snapshot = opened()
+        if snapshot is None:
+            return f"the Ledger has no database open at {path} (starting, or recovering it)"
+        found = files.change(path, snapshot, files.snapshot(path))
+        return None if found is None else f"{found.detail}: the Ledger is recovering its database"
+
+    return may_open
+
+
 class ReadServer:
     """Answers :class:`LedgerQuery` messages; ``send(identity, frame)`` puts a reply on the socket."""
 
     def __init__(self, path: str | Path, send: Callable[[bytes, bytes], None], *, threads: int = READ_THREADS,
                  max_inflight: int = MAX_INFLIGHT, query_timeout: float = QUERY_TIMEOUT,
-                 writing: Callable[[], bool] = lambda: False) -> None:
-        """``writing()``: whether the writer has decisions to write (read from the read thread: a bool)."""
+                 writing: Callable[[], bool] = lambda: False,
+                 may_open: Callable[[], str | None] = lambda: None) -> None:
+        """``writing()``: whether the writer has decisions to write (read from the read thread: a bool);
+        ``may_open()``: None, or why no read connection may be opened now (see :func:`opening_guard`)."""
         self._writing = writing
         self._pool = ReadPool(path, threads=threads, query_timeout=query_timeout, max_pending=max_inflight,
-                              name="ledger-reads")
+                              name="ledger-reads", may_open=may_open)
         self._send = send
         self._rlog = RateLimitedLog(log)
         self._tasks: set[asyncio.Task[None]] = set()  # at most max_inflight (the pool's bound)

@@ -67,8 +67,11 @@ class _Local:
 
 class ReadPool:
     def __init__(self, path: str | Path, *, threads: int = 2, query_timeout: float = 2.0,
-                 max_pending: int = 32, name: str = "ledger-read") -> None:
+                 max_pending: int = 32, name: str = "ledger-read",
+                 may_open: Callable[[], str | None] = lambda: None) -> None:
+        """``may_open()``, asked on a reader thread before a connection is opened: None, or why not now."""
         self.path = Path(path).resolve()
+        self._may_open = may_open
         self.timeout = query_timeout
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._local = threading.local()
@@ -108,6 +111,9 @@ class ReadPool:
         if state.conn is not None:
             self.counters["db_reopens"] += 1  # the file was replaced: read the new one
             self._drop(state)
+        refused = self._may_open()
+        if refused is not None:
+            raise LedgerUnavailable(refused)
         uri = f"file:{urllib.parse.quote(str(self.path))}?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from actors.ledger.reads import ReadServer
+from actors.ledger import files
+from actors.ledger.reads import ReadServer, opening_guard
 from actors.ledger_reads import queries
 from bench import fake_ledger
 from tests.helpers import async_wait_for, run_async
@@ -155,6 +156,32 @@ def test_no_database_is_answered_unavailable_with_the_reason(tmp_path: Path) -> 
         assert server.counters["reads_unavailable"] == 1
 
     serve(tmp_path / "none.sqlite3", scenario)
+
+
+def test_no_read_connection_opens_on_a_file_put_where_the_writers_was(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    fake_ledger.fill(path, books=1, strategies=("default",), ticks=2, seed=1)
+    writers = files.snapshot(str(path))  # the files the writer opened
+    opened: list[files.Snapshot | None] = [writers]
+    may_open = opening_guard(str(path), lambda: opened[0])
+    assert may_open() is None
+    replacement = tmp_path / "other.sqlite3"
+    fake_ledger.fill(replacement, books=2, strategies=("default",), ticks=2, seed=2)
+    replacement.replace(path)  # another file at the path: the writer has not seen it yet
+
+    async def scenario(server: ReadServer, replies: Replies) -> None:
+        server.submit(b"peer", LedgerQuery(1, "summary", ()))
+        await async_wait_for(lambda: replies.got, 10)
+        assert replies.got[0].status is QueryStatus.UNAVAILABLE and "recovering" in replies.got[0].error
+        assert server.counters["reads_unavailable"] == 1
+        opened[0] = files.snapshot(str(path))  # the writer recovered: it has the file at the path open now
+        server.submit(b"peer", LedgerQuery(2, "summary", ()))
+        await async_wait_for(lambda: len(replies.got) == 2, 10)
+        assert replies.of(2).status is QueryStatus.OK
+
+    serve(path, scenario, may_open=may_open)
+    opened[0] = None  # closed (starting, or recovering): no read opens either
+    assert "no database open" in (may_open() or "")
 
 
 @pytest.mark.parametrize("message", [
