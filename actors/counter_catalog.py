@@ -167,8 +167,10 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "dm_reopens": _c("DataManager sockets reopened after a silence (Lazy Pirate)"),
         "dm_bad_frames": _c("malformed frames from the DataManager"),
         "dm_stale_replies": _c("DataManager replies that came after their request had timed out"),
-        "unstarted": _c("pairs a tick could not start before the next tick (overload: they decide the newer one)",
+        "unstarted": _c("pairs a tick could not start before it was over (overload: they decide the newer one)",
                         "repricer_unstarted"),
+        "carried": _c("pairs of a tick its scan had not reached when the next tick came: started for it "
+                      "first, late (a moment's delay costs no decision)", "repricer_carried"),
         "backpressure_ticks_ledger": _c("ticks during which new pairs waited because the Ledger was behind",
                                         "repricer_backpressure_ticks_ledger"),
         "backpressure_ticks_spool": _c("ticks during which new pairs waited because the spool was full or its disk "

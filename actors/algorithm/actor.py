@@ -93,7 +93,7 @@ class Algorithm:
         self._log = RateLimitedLog(log)
         # reload_without_config: SIGHUPs with nothing to reload (no --config); a reload's own outcome is
         # config_reloads / config_reload_errors (the reloader's)
-        self._own = {"overruns": 0, "unstarted": 0, "missed": 0, "reload_without_config": 0}
+        self._own = {"overruns": 0, "unstarted": 0, "carried": 0, "missed": 0, "reload_without_config": 0}
         self._last_seq: int | None = None  # of the run followed
         self._dm = LastPricesClient(sockets, self._data, RequestPolicy.of(options))
         self._http = HttpClient(options.api_url, http_policy.max_in_flight)
@@ -173,12 +173,14 @@ class Algorithm:
             self._admission.new_tick()
         late = self._pool.new_tick(tick)
         self._own["missed"] += late.unstarted + max(0, gap) * self._roster.active
+        self._own["carried"] += late.carried
         if late.overruns or late.unstarted:
-            # Not lost: each of these pairs decides for this newest tick as soon as it can.
+            # Each of these pairs decides for the newest tick as soon as it can.
             self._own["overruns"] += late.overruns
             self._own["unstarted"] += late.unstarted
-            self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d not started "
-                              "for it: they decide for this tick instead", tick.seq, late.overruns, late.unstarted)
+            self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d never started for "
+                              "one (overload): they decide for this tick instead", tick.seq, late.overruns,
+                              late.unstarted)
         if self._reloader is not None:
             self._reloader.know_tick(tick.interval)
 
