@@ -19,6 +19,7 @@ from typing import Final
 
 from bench.soak import procs, tally
 from bench.soak.run import Observed, last_judged, plan_dict
+from bench.soak.stalls import excused_ticks
 
 # In-memory sizes the actors report among their counters: each must level off, never keep growing.
 GAUGES: Final = ("queued", "in_flight", "ledger_outbox", "waiting", "cursors", "live_clients", "pairs_active",
@@ -60,7 +61,10 @@ def judge(observed: Observed) -> dict[str, object]:
     expected = plan.books
     last = last_judged(observed)
     judged = tally.span(printed.per_tick, expected, math.ceil(plan.grace / plan.tick), last)
-    short = tally.shortfall(printed.per_tick, expected, judged)
+    run_t0 = observed.agreement.run if observed.agreement is not None else None
+    excused = (excused_ticks(observed.stalls.stalls, run_t0, plan.tick, judged.first, judged.last)
+               if run_t0 is not None else set())
+    short = tally.shortfall(printed.per_tick, expected, judged, excused)
     if judged.ticks == 0:
         failures.append("no tick was judged")
     algorithm = supervision.counters("algorithm")
@@ -84,7 +88,7 @@ def judge(observed: Observed) -> dict[str, object]:
         ledger = {"error": observed.agreement_error}
     else:
         ledger = {"equal": agreement.equal, **agreement.report()}
-        kept_short = tally.shortfall(agreement.kept_per_tick, expected, judged)
+        kept_short = tally.shortfall(agreement.kept_per_tick, expected, judged, excused)
         ledger["short_ticks"] = kept_short.report()
         if not agreement.equal:
             failures.append("stdout and the Ledger differ")
@@ -147,7 +151,8 @@ def judge(observed: Observed) -> dict[str, object]:
         "stderr": log,
         "decisions": {"printed": printed.lines, "bad_lines": printed.bad_lines, "bad_examples": printed.bad_examples,
                       "expected_per_tick": expected, "judged_ticks": [judged.first, judged.last],
-                      "ticks_judged": judged.ticks, "start_ticks_not_judged": judged.start_ticks,
+                      "ticks_judged": judged.ticks - len(excused), "start_ticks_not_judged": judged.start_ticks,
+                      "stall_ticks_not_judged": len(excused),
                       "short": short.report(), "short_accepted_as_counted": bool(short.ticks) and accepted,
                       "repeated": printed.store.repeated,
                       "algorithm_missed": algorithm.get("missed", 0), "algorithm_skipped": algorithm.get("skipped", 0),
@@ -162,6 +167,7 @@ def judge(observed: Observed) -> dict[str, object]:
         "gauges": {"first_max_second_min_max": peaks, "growing": rising},
         "live_dashboard": looks,
         "dashboard_polls": polls,
+        "machine_stalls": observed.stalls.report(),
         "log_tail": observed.log_tail.splitlines()[-15:] if failures else [],
     }
 
@@ -200,6 +206,8 @@ def screen(summary: dict[str, object]) -> str:
         f"({judged}), short {g('decisions', 'short', 'ticks')} on stdout, "
         f"{g('ledger', 'short_ticks', 'ticks')} in the Ledger"
         f"{' (accepted: the Algorithm counted them missed)' if g('decisions', 'short_accepted_as_counted') else ''}",
+        f"  stalls         the machine held up {g('machine_stalls', 'count')} time(s), longest "
+        f"{g('machine_stalls', 'longest_s')} s: {g('decisions', 'stall_ticks_not_judged')} tick(s) not judged",
         f"  rule           {g('prices', 'checked')} checked (window from the feed, sold flag, mean, x1.1/x0.9, "
         f"guardrails), {g('prices', 'broken')} broken",
         f"  Ledger         equal={g('ledger', 'equal')}: kept {g('ledger', 'kept')}, printed only "

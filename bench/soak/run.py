@@ -22,6 +22,7 @@ from bench.soak.live_client import LiveClient
 from bench.soak.poller import Poller
 from bench.soak.prices import WINDOW, PriceCheck
 from bench.soak.reloads import Reloads
+from bench.soak.stalls import StallWatch
 
 FIRST_DECISION_WAIT: Final = 180.0  # seconds: the start of 1,000 books on a loaded machine
 DASHBOARD_WAIT: Final = 60.0  # seconds after the first decision
@@ -90,6 +91,7 @@ class Observed:
     agreement: Agreement | None  # None when the Ledger could not be read
     agreement_error: str | None
     log_tail: str
+    stalls: StallWatch  # the whole machine held up (a paused VM): the ticks it spans are not judged
 
 
 @contextlib.contextmanager
@@ -142,6 +144,8 @@ def _soak(plan: Plan, work: Path) -> Observed:
     if port is not None:
         args += ["--dashboard", "--dashboard-port", str(port)]
     samples = procs.Samples()
+    stalls = StallWatch()
+    stalls.start()
     exit_code: int | None = None
     looks: dict[str, object] | None = None
     polls: dict[str, object] | None = None
@@ -165,6 +169,7 @@ def _soak(plan: Plan, work: Path) -> Observed:
             log_tail = run.log_tail(40)
     finally:
         feed.stop()
+        stalls.stop()
     agreement, error = None, None
     try:
         agreement = store.compare(db)
@@ -173,7 +178,7 @@ def _soak(plan: Plan, work: Path) -> Observed:
     finally:
         store.close()
     return Observed(plan, seconds, stop_at, exit_code, printed, supervision, log, reloads, feed, looks, polls, samples,
-                    agreement, error, log_tail)
+                    agreement, error, log_tail, stalls)
 
 
 def _follow(plan: Plan, run: LauncherRun, printed: Printed, supervision: Supervision, reloads: Reloads,

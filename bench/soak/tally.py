@@ -8,7 +8,7 @@ stop. Every judged tick must hold exactly one decision per pair, on stdout and i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -58,10 +58,13 @@ class Shortfall:
                 "first": {str(tick): count for tick, count in self.shown.items()}}
 
 
-def shortfall(counts: Mapping[int, int], expected: int, judged: Span) -> Shortfall:
+def shortfall(counts: Mapping[int, int], expected: int, judged: Span, excused: Collection[int] = ()) -> Shortfall:
+    """The judged ticks short of ``expected``; those in ``excused`` (a stall of the machine) are not judged."""
     ticks = missing = extra = 0
     shown: dict[int, int] = {}
     for tick in range(judged.first, judged.last + 1):
+        if tick in excused:
+            continue
         count = counts.get(tick, 0)
         if count == expected:
             continue

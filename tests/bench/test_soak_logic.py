@@ -14,7 +14,7 @@ import pytest
 from actors.pricing.config import Config as PricingConfig
 from actors.pricing.config import load_config
 from bench.common import Config
-from bench.soak import Plan, procs, tally
+from bench.soak import Plan, procs, stalls, tally
 from bench.soak.agree import PrintedStore
 from bench.soak.feed import HEADER, Feed, History
 from bench.soak.measure import plan_for
@@ -184,3 +184,27 @@ def test_bench_run_soak_for_7200_seconds_is_the_release_soak() -> None:
     assert plan_for(Config(seconds=7200.0)) == Plan()  # python -m bench.run --only soak --seconds 7200
     quick = plan_for(Config(quick=True))
     assert (quick.books, quick.seconds, quick.reload_every) == (100, 60.0, 12.0)
+
+
+def test_a_stall_of_the_machine_excuses_the_ticks_it_spans_and_the_next() -> None:
+    assert stalls.gap(100.0, 5.0, 100.05, 5.05, 0.05, 1.0) is None  # a look on time
+    assert stalls.gap(100.0, 5.0, 100.9, 5.9, 0.05, 1.0) is None  # late, but less than a tick
+    held = stalls.gap(100.0, 5.0, 118.6, 5.06, 0.05, 1.0)  # the wall clock stepped at resume
+    assert held == stalls.Stall(100.0, 118.6)
+    assert stalls.gap(100.0, 5.0, 100.06, 23.0, 0.05, 1.0) == stalls.Stall(100.0, 118.0)  # the monotonic one
+    # Ticks of a run with t0 = 0 and 1 s ticks: due at 101..118 during it, 119 the catch-up after it.
+    assert stalls.excused_ticks([held], 0.0, 1.0, 0, 1000) == set(range(101, 120))
+    assert stalls.excused_ticks([held], 0.0, 1.0, 110, 112) == {110, 111, 112}  # only judged ticks
+    # A short tick during it is not judged; one outside it still is.
+    counts = {t: 5 for t in range(95, 125)} | {t: 0 for t in range(101, 119)} | {119: 4, 122: 3}
+    judged = tally.Span(95, 124, 0)
+    short = tally.shortfall(counts, 5, judged, stalls.excused_ticks([held], 0.0, 1.0, 95, 124))
+    assert (short.ticks, short.decisions, short.shown) == (1, 2, {122: 3})
+
+
+def test_the_stall_watch_keeps_a_bounded_list_and_reports_it() -> None:
+    watch = stalls.StallWatch()
+    for i in range(stalls.KEPT + 5):
+        watch.note(stalls.Stall(float(i), i + 1.5))
+    report = watch.report()
+    assert (report["count"], report["longest_s"]) == (stalls.KEPT + 5, 1.5) and len(watch.stalls) == stalls.KEPT
