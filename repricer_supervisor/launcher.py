@@ -111,6 +111,7 @@ def check(options: LauncherOptions) -> Startup:
     data = None
     if reads_data:  # after the books: the check looks for a valid row of each
         data = preflight.data_file("--data-file", options.data_file, books or None, options.mode == "replay")
+    check_private_dir(options)
     check_ports(options)
     check_descriptors(options)
     return Startup(options, security, books, strategies, pairs, paused, data)
@@ -156,6 +157,17 @@ def check_pricing(options: LauncherOptions) -> tuple[list[str], list[str], dict[
         pairs[pair.strategy.name] = pairs.get(pair.strategy.name, 0) + 1
     paused = sum(config.is_paused(pair.book, pair.strategy.name) for pair in config.pairs)
     return books, strategies, pairs, paused
+
+
+def check_private_dir(options: LauncherOptions) -> None:
+    """The default endpoints are ipc sockets in a directory private to this user: made so, or refused."""
+    net = options.net
+    if net.run_dir:  # its own directory, checked by preflight.run_dir
+        return
+    listed = [("--ticks-endpoint", net.ticks_endpoint), ("--ledger-endpoint", options.ledger.ledger_endpoint),
+              ("--heartbeat-endpoint", net.heartbeat_endpoint or ""), ("--events-endpoint", net.events_endpoint or "")]
+    listed += [("--data-endpoint", endpoint) for endpoint in options.data_endpoints]
+    preflight.private_endpoints(listed)
 
 
 def check_ports(options: LauncherOptions) -> None:

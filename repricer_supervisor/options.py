@@ -254,11 +254,11 @@ class LauncherOptions:
 
     @property
     def data_endpoints(self) -> tuple[str, ...]:
-        """The DataManagers' endpoints with tcp defaults: as listed, or N consecutive ports from the one given."""
+        """The DataManagers' endpoints: as listed, or N from the one given (consecutive tcp ports, or ipc
+        sockets beside it: :func:`transport.endpoints.numbered`)."""
         data = endpoints.split_list(self.net.data_endpoint)
         if len(data) == 1 and self.data_managers > 1:
-            host, _, port = data[0].rpartition(":")
-            data = tuple(f"{host}:{int(port) + i}" for i in range(self.data_managers))
+            data = tuple(endpoints.numbered(data[0], i) for i in range(self.data_managers))
         return data
 
     def worker_options(self, worker: int, net: endpoints.Endpoints) -> AlgorithmOptions:

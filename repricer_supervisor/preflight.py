@@ -16,7 +16,7 @@ from typing import Final
 
 from actors.algorithm.inputs import delays_within_tick, no_book, pricing
 from actors.run_inputs import Refusal, data_file, readable_file
-from transport import endpoints, files
+from transport import endpoints, files, private_dir
 
 __all__ = ("Refusal", "data_file", "delays_within_tick", "no_book", "pricing", "readable_file")  # the launcher's
 from transport.logs import printable
@@ -60,8 +60,12 @@ def valid_url(flag: str, url: str) -> None:
 
 
 def bindable(what: str, endpoint: str) -> None:
-    """A tcp endpoint this launcher's actors will bind is free now (ipc ones are unlinked and reused
-    by ZeroMQ): refused here at once rather than by an actor failing to start."""
+    """An endpoint this launcher's actors will bind is free now: a tcp port nobody binds, an ipc socket
+    nobody listens on (ZeroMQ would silently take it over); refused here at once rather than by an
+    actor failing to start."""
+    if private_dir.in_use(endpoint):
+        raise Refusal(f"{what} {printable(endpoint)}: already in use (another repricer?): give {what} another "
+                      f"endpoint, or {TWO_SYSTEMS}")
     if not endpoint.startswith("tcp://"):
         return
     host, _, port = endpoint[len("tcp://"):].rpartition(":")
@@ -116,17 +120,41 @@ def choose_port(what: str, host: str, given: int | None, default: int, private: 
         raise Refusal(f"{what} 0: no free port on {printable(host)}: {exc.strerror}") from None
 
 
+def private_endpoints(listed: Sequence[tuple[str, str]], default: str = private_dir.DEFAULT_DIR) -> None:
+    """The ``default`` directory of the endpoints (``/tmp/book-repricer-<uid>``), when one of the
+    ``(flag, endpoint)`` pairs is in it: made mode 0700, or refused if another user could enter it."""
+    for flag, endpoint in listed:
+        try:
+            private_dir.claim_default(endpoint, default)
+        except private_dir.NotPrivate as exc:
+            raise Refusal(f"{flag} {printable(endpoint)}: the default directory {exc.strerror}") from None
+
+
 def run_dir(path: str) -> None:
-    """``--run-dir``: created if missing (private to this user), as --db creates its directory."""
+    """``--run-dir``: created if missing (private to this user), as --db creates its directory. An
+    existing one must be this user's, and writable by nobody else (who could replace its sockets)."""
     shown = printable(path)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
     except FileExistsError:
         raise Refusal(f"--run-dir {shown}: not a directory") from None
     except OSError as exc:
         raise Refusal(f"--run-dir {shown}: {exc.strerror}") from None
     if not os.path.isdir(path):
         raise Refusal(f"--run-dir {shown}: not a directory")
+    if (reason := run_dir_problem(st.st_mode, st.st_uid, os.getuid())) is not None:
+        raise Refusal(f"--run-dir {shown}: {reason}")
+
+
+def run_dir_problem(mode: int, owner: int, uid: int) -> str | None:
+    """Why an existing ``--run-dir`` is refused, or None. Looser than the default directory's 0700 (a
+    directory the user chose and may share for reading): nobody else may own it or write in it."""
+    if owner != uid:
+        return f"owned by uid {owner}, not by this user (uid {uid}): another user may have made it"
+    if mode & 0o022:
+        return f"mode {mode & 0o7777:04o}: other users may replace its sockets (chmod go-w, or 0700)"
+    return None
 
 
 def hold_run_dir(path: str) -> int:

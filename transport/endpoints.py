@@ -1,5 +1,7 @@
-"""Where each actor listens. Loopback by default; every endpoint can be overridden so an actor can
-run on another machine (binding a non-loopback address then needs CurveZMQ keys, see ``security``)."""
+"""Where each actor listens. By default an ``ipc://`` socket in a directory private to the user
+(:mod:`transport.private_dir`: other local users cannot connect); every endpoint can be overridden so
+an actor can run on another machine (binding a non-loopback address then needs CurveZMQ keys, see
+``security``). HTTP (the APIServer, the Dashboard) stays on loopback TCP."""
 
 from __future__ import annotations
 
@@ -11,12 +13,25 @@ from urllib.parse import urlsplit
 
 from transport import limits
 from transport.logs import printable
+from transport.private_dir import DEFAULT_DIR
 
-DEFAULT_TICKS: Final = "tcp://127.0.0.1:5555"
-DEFAULT_DATA: Final = "tcp://127.0.0.1:5556"
-DEFAULT_HEARTBEAT: Final = "tcp://127.0.0.1:5557"
+
+def ipc_in(directory: str, name: str) -> str:
+    return f"ipc://{os.path.join(directory, name)}"
+
+
+def data_name(index: int) -> str:
+    """The socket file of DataManager ``index`` in a directory of endpoints."""
+    return f"data-{index}.sock"
+
+
+# The layout of Endpoints.in_directory, in the default directory: an actor started on its own with
+# its defaults meets the others, and a launcher without --run-dir uses the same sockets.
+DEFAULT_TICKS: Final = ipc_in(DEFAULT_DIR, "ticks.sock")
+DEFAULT_DATA: Final = ipc_in(DEFAULT_DIR, data_name(0))
+DEFAULT_HEARTBEAT: Final = ipc_in(DEFAULT_DIR, "heartbeat.sock")
 DEFAULT_API_URL: Final = "http://127.0.0.1:8080"
-DEFAULT_LEDGER: Final = "tcp://127.0.0.1:5558"
+DEFAULT_LEDGER: Final = ipc_in(DEFAULT_DIR, "ledger.sock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +48,24 @@ class Endpoints:
     def in_directory(cls, directory: str, api_port: int, data_managers: int = 1) -> Endpoints:
         """ipc:// endpoints inside ``directory``: private to one run, so two runs never collide."""
         return cls(
-            ticks=f"ipc://{os.path.join(directory, 'ticks.sock')}",
-            data=tuple(f"ipc://{os.path.join(directory, f'data-{i}.sock')}" for i in range(data_managers)),
-            heartbeat=f"ipc://{os.path.join(directory, 'heartbeat.sock')}",
+            ticks=ipc_in(directory, "ticks.sock"),
+            data=tuple(ipc_in(directory, data_name(i)) for i in range(data_managers)),
+            heartbeat=ipc_in(directory, "heartbeat.sock"),
             api_url=f"http://127.0.0.1:{api_port}",
-            ledger=f"ipc://{os.path.join(directory, 'ledger.sock')}",
+            ledger=ipc_in(directory, "ledger.sock"),
         )
+
+
+def numbered(endpoint: str, index: int) -> str:
+    """Endpoint ``index`` of several DataManagers given one: the next tcp ports, or ipc sockets beside
+    the first (``data-0.sock`` -> ``data-1.sock``; ``dm.sock`` -> ``dm-1.sock``)."""
+    if index == 0:
+        return endpoint
+    if endpoint.startswith("ipc://"):
+        root, extension = os.path.splitext(endpoint)
+        return f"{root.removesuffix('-0')}-{index}{extension}"
+    host, _, port = endpoint.rpartition(":")
+    return f"{host}:{int(port) + index}"
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -7,13 +7,16 @@ the limits below hold everywhere. The factory is passed to whoever needs sockets
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import zmq
 
+from transport import private_dir
 from transport.endpoints import is_loopback
 from transport.limits import FRAME_MAX_BYTES
+from transport.logs import printable
 from transport.security import Security, SecurityError
 
 _S = TypeVar("_S", bound="zmq.Socket[Any]")
@@ -53,16 +56,28 @@ class Sockets(Generic[_S]):
         self.ctx = ctx
         self.security = security or Security()
 
-    def _bind(self, sock: _S, endpoint: str) -> _S:
+    def _bind(self, sock: _S, endpoint: str, exclusive: bool = False) -> _S:
+        """Bind ``endpoint``; ``exclusive``: an ipc socket another process listens on is refused (EADDRINUSE),
+        as a tcp port in use is, instead of being taken over (an actor's own endpoint: a second system
+        started with the same defaults must not steal the first one's)."""
         try:
+            _claim(endpoint)
+            if exclusive and private_dir.in_use(endpoint):
+                raise OSError(errno.EADDRINUSE, f"{printable(endpoint)}: already in use (another repricer?)")
             self.security.secure_server(sock, endpoint, is_loopback(endpoint))
             sock.bind(endpoint)
-        except (SecurityError, zmq.ZMQError):
+        except (SecurityError, zmq.ZMQError, OSError):
             sock.close(linger=0)
             raise
         return sock
 
     def _connect(self, sock: _S, endpoints: Sequence[str]) -> _S:
+        try:
+            for endpoint in endpoints:
+                _claim(endpoint)
+        except SecurityError:
+            sock.close(linger=0)
+            raise
         self.security.secure_client(sock)
         for endpoint in endpoints:
             sock.connect(endpoint)
@@ -70,7 +85,7 @@ class Sockets(Generic[_S]):
 
     def pub(self, endpoint: str, hwm: int = TICK_HWM) -> _S:
         """Ticks, or the launcher's events."""
-        return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint)
+        return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint, exclusive=True)
 
     def xpub(self, endpoint: str, hwm: int = EVENTS_HWM) -> _S:
         """A PUB that hears every subscription, so it can greet a new subscriber with the current state
@@ -96,7 +111,7 @@ class Sockets(Generic[_S]):
         # A client reconnecting with the identity it had (a Lazy Pirate reopen) takes it over at once,
         # instead of being refused while the old connection is not torn down yet.
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        return self._bind(sock, endpoint)
+        return self._bind(sock, endpoint, exclusive=True)
 
     def dealer(self, endpoints: Sequence[str], identity: bytes | None = None) -> _S:
         """A request socket towards one or several ROUTERs (DEALER round-robins over them); ``identity``:
@@ -118,6 +133,20 @@ class Sockets(Generic[_S]):
         plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(self.ctx.underlying)
         sock = configure(plain.socket(zmq.PUSH), HEARTBEAT_HWM)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue towards a supervisor that is not there
+        try:
+            _claim(endpoint)
+        except SecurityError:
+            sock.close(linger=0)
+            raise
         self.security.secure_client(sock)
         sock.connect(endpoint)
         return sock
+
+
+def _claim(endpoint: str) -> None:
+    """A default endpoint's directory is made private before a socket in it is used, by a client too: a
+    client that found it missing and waited could connect to a socket another user put there later."""
+    try:
+        private_dir.claim_default(endpoint)
+    except private_dir.NotPrivate as exc:
+        raise SecurityError(f"refusing {printable(endpoint)}: {exc.strerror}") from None

@@ -1,0 +1,96 @@
+"""The directory private to one user where the ZeroMQ endpoints live by default (issue 20).
+
+Every default endpoint is an ``ipc://`` socket in ``/tmp/book-repricer-<uid>`` (:data:`DEFAULT_DIR`).
+The kernel checks a unix socket's directory on ``connect``: with the directory mode 0700 and owned by
+the user, no other user (root aside) can reach a socket in it. The path depends on the uid alone,
+not on the environment (``XDG_RUNTIME_DIR`` or ``TMPDIR`` differ between a shell, cron and a service),
+so actors started on their own with their defaults find each other, as ``tmux`` finds its server.
+
+``/tmp`` is shared: another user can make the directory first. So whoever binds or connects an
+endpoint in it claims it first (:func:`claim`): it is created mode 0700 when missing, and refused,
+never used, when it is not a directory of ours that only we can enter (a symlink, another owner, a
+mode open to others). Another user can therefore deny the default (the refusal says what to do),
+never read or forge a message.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Final
+
+from transport.logs import printable
+
+
+def default_dir(uid: int) -> str:
+    """The default directory of user ``uid``: short, so every socket path in it fits a unix socket."""
+    return f"/tmp/book-repricer-{uid}"
+
+
+DEFAULT_DIR: Final = default_dir(os.getuid())
+PRIVATE_MODE: Final = 0o700
+
+
+class NotPrivate(OSError):
+    """A directory of endpoints that others could enter or replace; ``strerror`` says why."""
+
+
+def problem(mode: int, owner: int, uid: int) -> str | None:
+    """Why a directory with ``st_mode`` ``mode`` and owner ``owner`` is not private to user ``uid``, or
+    None. From ``lstat``: a symlink is refused (it could point anywhere another user likes)."""
+    if stat.S_ISLNK(mode):
+        return "a symlink, not a directory"
+    if not stat.S_ISDIR(mode):
+        return "not a directory"
+    if owner != uid:
+        return f"owned by uid {owner}, not by this user (uid {uid}): another user may have made it"
+    if mode & 0o077:
+        return f"mode {stat.S_IMODE(mode):04o}: other users may enter it (it must be 0700)"
+    return None
+
+
+def claim(path: str) -> None:
+    """Make ``path`` (mode 0700) if missing, then make sure it is private to this user; raise
+    :class:`NotPrivate` (the reason, naming the path) if it is not."""
+    try:
+        os.mkdir(path, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise NotPrivate(exc.errno, f"{printable(path)}: cannot create it: {exc.strerror}") from None
+    st = os.lstat(path)
+    if (reason := problem(st.st_mode, st.st_uid, os.getuid())) is not None:
+        raise NotPrivate(errno.EPERM, f"{printable(path)} is {reason}; remove it, or give --run-dir DIR "
+                                      "(a directory of your own) or explicit endpoints")
+
+
+def directory_of(endpoint: str) -> str | None:
+    """The directory of an ``ipc://`` endpoint's socket, or None for another transport."""
+    scheme, separator, path = endpoint.partition("://")
+    if scheme != "ipc" or not separator or not path:
+        return None
+    return os.path.dirname(os.path.abspath(path))
+
+
+def claim_default(endpoint: str, default: str = DEFAULT_DIR) -> None:
+    """Claim the ``default`` directory if ``endpoint`` is a socket in it (a default endpoint)."""
+    if directory_of(endpoint) == default:
+        claim(default)
+
+
+def in_use(endpoint: str) -> bool:
+    """Whether a process listens on the ``ipc://`` socket of ``endpoint`` now. ZeroMQ binds an ipc path
+    by removing what is there: without this look a second system would silently take the first one's
+    socket, where a tcp port in use is refused."""
+    directory = directory_of(endpoint)
+    if directory is None:
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(endpoint.partition("://")[2])
+        except OSError:  # no file, or no listener (ECONNREFUSED): free
+            return False
+    return True
