@@ -33,6 +33,7 @@ from bench import (
     cold_read,
     common,
     dashboard,
+    endpoints,
     hostile,
     http_clients,
     idle_cpu,
@@ -67,6 +68,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "protocol": protocol.measure,
     "soak": soak.measure,
     "kept": kept.measure,
+    "endpoints": endpoints.measure,
 }
 ASKED_ONLY = frozenset({"soak", "kept"})  # minutes to hours: run when named, never by default
 RESULTS = Path(__file__).resolve().parent / "results"

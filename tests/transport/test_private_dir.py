@@ -43,9 +43,9 @@ def test_what_makes_a_run_dir_refused(mode: int, owner: int, expected: str | Non
 
 def test_the_defaults_are_the_run_directory_layout_in_the_default_directory() -> None:
     # Every actor started on its own with its defaults meets the others, at the launcher's sockets.
-    assert private_dir.DEFAULT_DIR == f"/tmp/book-repricer-{os.getuid()}"
+    assert f"/tmp/book-repricer-{os.getuid()}" == private_dir.DEFAULT_DIR
     assert Endpoints() == Endpoints.in_directory(private_dir.DEFAULT_DIR, 8080, 1)
-    assert endpoints.DEFAULT_TICKS == f"ipc://{private_dir.DEFAULT_DIR}/ticks.sock"
+    assert f"ipc://{private_dir.DEFAULT_DIR}/ticks.sock" == endpoints.DEFAULT_TICKS
 
 
 @pytest.mark.parametrize(("endpoint", "index", "expected"), [
