@@ -259,6 +259,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "rejected": _c("decisions refused as invalid"),
         "queries": _c("last-price queries received"),
         "replies_dropped": _c("replies that could not be sent (the worker was gone)"),
+        "writes_refused": _c("batches of decisions refused: the sender's key is not a writer's (with --keys: the "
+                             "Dashboard's key may only read)"),
         "transactions": _c("database write transactions"),
         "stored": _c("decisions stored"),
         "duplicates": _c("decisions received again and kept once"),

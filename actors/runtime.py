@@ -180,7 +180,7 @@ FINAL_BEAT_LINGER_MS: Final = 1000  # how long the last beat may take to leave b
 MakeActor = Callable[[Sockets[zmq.asyncio.Socket]], Actor]
 
 
-async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liveness | None) -> None:
+async def _serve(role: str, make_actor: MakeActor, options: RuntimeOptions, liveness: Liveness | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(loop_error_handler(RateLimitedLog(log)))  # an actor may set its own
@@ -193,7 +193,8 @@ async def _serve(make_actor: MakeActor, options: RuntimeOptions, liveness: Liven
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.monotonic()
     ctx = zmq.asyncio.Context()
-    security = Security(Keys.load(options.keys, options.authorized_keys) if options.keys else None, options.insecure)
+    security = Security(Keys.load(options.keys, role, options.authorized_keys) if options.keys else None,
+                        options.insecure)
     security.start(ctx)
     try:
         factory = Sockets(ctx, security)
@@ -257,7 +258,7 @@ def run_actor(name: str, make_actor: MakeActor, options: RuntimeOptions,
     else:
         runner = uvloop.run
     try:
-        runner(_serve(make_actor, options, liveness))
+        runner(_serve(name.partition("-")[0], make_actor, options, liveness))  # its kind's name: its key's role
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
     except Exception as exc:

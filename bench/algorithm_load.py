@@ -36,6 +36,7 @@ from bench.common import Outcome, Row
 from bench.driver import private_dir
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
+from transport.security import DATA
 from transport.sockets import Sockets
 
 PRICES = tuple(Decimal(10) + Decimal(i) / 4 for i in range(5))
@@ -139,7 +140,7 @@ async def running(directory: Path, books: int, api: Api, **options: Any) -> Asyn
     ctx = zmq.asyncio.Context()
     ticks, data = f"ipc://{directory}/ticks.sock", f"ipc://{directory}/dm.sock"
     pub = Sockets(ctx).pub(ticks)
-    dm = Sockets(ctx).router(data)
+    dm = Sockets(ctx).router(data, channel=DATA)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -34,7 +34,7 @@ from bench.polling import wait_for
 from repricer_supervisor.procfs import alive
 from transport import protocol
 from transport.protocol import ActorStatus, LastPricesReply, LastPricesRequest, ProtocolError, SupervisorEvent
-from transport.security import Keys, Security
+from transport.security import DASHBOARD, EVENTS, Keys, Security
 from transport.sockets import EVENTS_HWM, Sockets
 
 T = TypeVar("T")
@@ -92,7 +92,9 @@ class EventFeed:
         self.on_message: Callable[[SupervisorEvent | ActorStatus], None] | None = None
         self._lock = lock
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sock = Sockets(self._ctx, Security(Keys.load(keys) if keys else None)).sub(endpoint, EVENTS_HWM)
+        # With keys, a reader of the events as the Dashboard is (the one role the events socket admits).
+        security = Security(Keys.load(keys, DASHBOARD) if keys else None)
+        self._sock = Sockets(self._ctx, security).sub(endpoint, EVENTS_HWM, channel=EVENTS)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 10)  # connected before the launcher binds: join it quickly
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="events")

@@ -45,7 +45,7 @@ from repricer_supervisor.policy import ChildHealth
 from repricer_supervisor.preflight import Refusal
 from repricer_supervisor.supervisor import Supervisor, SupervisorError
 from transport import limits
-from transport.security import Keys, Security, SecurityError
+from transport.security import LAUNCHER, Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check(options: LauncherOptions) -> Startup:
     """Refuse at start what cannot work on this machine (see :mod:`repricer_supervisor.preflight`): the
     keys, the files, the ports. Keeps what it loaded."""
-    security = Security(Keys.load(options.security.keys) if options.security.keys else None,
+    security = Security(Keys.load(options.security.keys, LAUNCHER) if options.security.keys else None,
                         options.security.insecure)
     if options.net.run_dir:
         preflight.run_dir(options.net.run_dir)

@@ -23,7 +23,7 @@ from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Heartbeat
-from transport.security import Keys, Security, SecurityError, keygen
+from transport.security import ALGORITHM, DASHBOARD, HEARTBEAT, LAUNCHER, ROLES, Keys, Security, SecurityError, keygen
 from transport.sockets import Sockets
 
 
@@ -131,23 +131,28 @@ def test_a_peer_with_a_wrong_key_gets_nothing(tmp_path: Path, keys: Path) -> Non
     sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     inbox = sync_ctx.socket(zmq.PULL)
     inbox.setsockopt(zmq.RCVTIMEO, 10_000)
-    Security(Keys.load(keys)).secure_server(inbox, beats, loopback=True)  # a supervisor holding the keys
+    Security(Keys.load(keys, LAUNCHER)).secure_server(inbox, beats, True, HEARTBEAT)  # a supervisor with keys
     inbox.bind(beats)
     manager = Actor("data_manager", "--data-endpoint", endpoint, "--data-file", str(csv_path), "--keys", str(keys),
                     "--heartbeat-endpoint", beats, "--heartbeat-interval", "0.1")
     # An intruder who knows the server's public key but whose own key is not authorized...
     intruder = tmp_path / "intruder"
     shutil.copytree(keys, intruder)
-    zmq.auth.create_certificates(intruder, "client")  # a new client keypair, not in authorized/
+    zmq.auth.create_certificates(intruder, ALGORITHM)  # a new pair of its own, not in authorized/
     # ...and one who has a whole other key directory.
     stranger = keygen(tmp_path / "stranger")
     try:
         manager.wait(lambda: any("serving" in line for line in manager.err), 20, "the DataManager to bind")
-        assert ask(Keys.load(keys), endpoint) == "ok"
-        assert ask(Keys.load(intruder), endpoint) != "ok"
-        manager.wait(lambda: any("refused a CURVE client" in line for line in manager.err), 10, "the refusal log")
-        assert ask(Keys.load(stranger), endpoint) != "ok"
-        assert ask(Keys.load(keys), endpoint) == "ok"  # the rightful client is still served
+        assert ask(Keys.load(keys, ALGORITHM), endpoint) == "ok"
+        assert ask(Keys.load(intruder, ALGORITHM), endpoint) != "ok"
+        manager.wait(lambda: any("refused a CURVE client: a key not in the authorized folder, on the data socket"
+                                 in line for line in manager.err), 10, "the refusal log")
+        # An authorized key of another role: the DataManager serves the Algorithm's key only (issue 20).
+        assert ask(Keys.load(keys, DASHBOARD), endpoint) != "ok"
+        manager.wait(lambda: any("refused a CURVE client: a dashboard key on the data socket, which admits "
+                                 "algorithm only" in line for line in manager.err), 10, "the role's refusal log")
+        assert ask(Keys.load(stranger, ALGORITHM), endpoint) != "ok"
+        assert ask(Keys.load(keys, ALGORITHM), endpoint) == "ok"  # the rightful client is still served
         refusals = 0
         while refusals < 1:  # the refusal is counted too, in the counters the supervisor receives
             refusals = protocol.decode_as(inbox.recv(), Heartbeat).counters.get("curve_refusals", 0)
@@ -163,21 +168,21 @@ def test_authorized_keys_may_live_in_their_own_folder(tmp_path: Path, keys: Path
     pairs, authorized = tmp_path / "pairs", tmp_path / "authorized"
     shutil.copytree(keys, pairs)
     shutil.move(pairs / "authorized", authorized)
-    with pytest.raises(SecurityError, match=r"no folder of authorized client keys at .*/pairs/authorized: re-run"):
-        Keys.load(pairs)
-    with pytest.raises(SecurityError, match=r"no folder of authorized client keys at /nowhere$"):
-        Keys.load(pairs, "/nowhere")
+    with pytest.raises(SecurityError, match=r"no folder of authorized keys at .*/pairs/authorized: re-run"):
+        Keys.load(pairs, ALGORITHM)
+    with pytest.raises(SecurityError, match=r"no folder of authorized keys at /nowhere$"):
+        Keys.load(pairs, ALGORITHM, "/nowhere")
     csv_path = write_csv(tmp_path / "prices.csv")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     manager = Actor("data_manager", "--data-endpoint", endpoint, "--data-file", str(csv_path), "--keys", str(pairs),
                     "--authorized-keys", str(authorized))
     stranger = tmp_path / "stranger"
     shutil.copytree(pairs, stranger)
-    zmq.auth.create_certificates(stranger, "client")  # a client keypair not in the authorized folder
+    zmq.auth.create_certificates(stranger, ALGORITHM)  # a pair not in the authorized folder
     try:
         manager.wait(lambda: any("serving" in line for line in manager.err), 20, "the DataManager to bind")
-        assert ask(Keys.load(pairs, authorized), endpoint) == "ok"
-        assert ask(Keys.load(stranger, authorized), endpoint) != "ok"
+        assert ask(Keys.load(pairs, ALGORITHM, authorized), endpoint) == "ok"
+        assert ask(Keys.load(stranger, ALGORITHM, authorized), endpoint) != "ok"
     finally:
         assert manager.stop() == 0
 
@@ -187,9 +192,10 @@ def test_keygen_command(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "transport.security", "keygen", str(target)], cwd=REPO,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
-    loaded = Keys.load(target)
-    assert (target / "authorized" / "client.key").exists() and loaded.server_public != loaded.client_public
-    assert (target / "server.key_secret").stat().st_mode & 0o077 == 0
+    # One pair per role, every public key authorized in its role, the secrets private.
+    loaded = Keys.load(target, ALGORITHM)
+    assert sorted(loaded.roles.values()) == sorted(ROLES) and len(set(loaded.servers.values())) == len(ROLES)
+    assert all((target / f"{role}.key_secret").stat().st_mode & 0o077 == 0 for role in ROLES)
     again = subprocess.run([sys.executable, "-m", "transport.security", "keygen", str(target)], cwd=REPO,
                            capture_output=True, text=True, timeout=30)
     assert again.returncode == 2 and "already holds keys" in again.stderr

@@ -1,17 +1,23 @@
-"""CurveZMQ authentication and encryption for actors that talk across machines.
+"""CurveZMQ authentication and encryption, one key pair per role (issue 20).
 
 A key directory (made by ``python -m transport.security keygen DIR``) holds:
 
-- ``server.key`` / ``server.key_secret``: the keypair of every socket that *binds* (ticks PUB,
-  DataManager ROUTER, launcher heartbeat PULL);
-- ``client.key`` / ``client.key_secret``: the keypair of every socket that *connects*;
-- ``authorized/``: the public keys of clients allowed in (``client.key`` to begin with; add a
-  machine's own ``client.key`` there to admit it).
+- ``ROLE.key`` / ``ROLE.key_secret`` for each role (:data:`ROLES`: the actor kinds and the
+  launcher): a process uses its role's pair for every socket, bound or connected;
+- ``authorized/``: the public keys of everyone allowed in, each named for its role (``ROLE.key``, or
+  ``ROLE-ANYTHING.key`` to admit another key in that role, e.g. ``algorithm-host2.key``).
 
-Copy the directory to every machine (the secret files are the credentials: keep them 0600). Binding
-a non-loopback address without keys is refused unless ``--insecure`` is given. A client whose key is
-not authorized is refused by the ZAP handler, logged and counted; a client with the wrong server key
-fails the CURVE handshake and gets nothing.
+A process needs its own role's two files and the ``authorized/`` folder (a machine running only
+workers needs ``algorithm.key_secret``, nothing of the Scheduler's): keep the secret files 0600.
+
+Each socket that binds is one :class:`Channel` (its ZAP domain) and admits the roles the channel
+names: only the Algorithm's key may subscribe to ticks or ask the DataManager; the Algorithm's and
+the Dashboard's may talk to the Ledger, and the Ledger takes decisions (``LedgerBatch``) only from a
+writer role (:data:`LEDGER_WRITERS`, checked per message on the ZAP ``User-Id``, the client's role);
+each connecting socket checks the server's key of the role that binds its channel, so only the
+holder of the Scheduler's secret key can publish ticks to a worker. A refused client is logged and
+counted (``curve_refusals``); a server with the wrong key fails the CURVE handshake and gets nothing.
+Binding a non-loopback address without keys is refused unless ``--insecure`` is given.
 """
 
 from __future__ import annotations
@@ -20,21 +26,81 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import zmq
 import zmq.asyncio
 import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from transport import files
-from transport.logs import RateLimitedLog
+from transport.logs import RateLimitedLog, printable
 
 log = logging.getLogger(__name__)
+
+# The roles that hold a key: the actor kinds (actors.kinds names them the same) and the launcher.
+SCHEDULER: Final = "scheduler"
+DATA_MANAGER: Final = "datamanager"
+API_SERVER: Final = "apiserver"
+LEDGER: Final = "ledger"
+ALGORITHM: Final = "algorithm"
+DASHBOARD: Final = "dashboard"
+LAUNCHER: Final = "launcher"
+ROLES: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, LEDGER, ALGORITHM, DASHBOARD, LAUNCHER)
+LEDGER_WRITERS: Final = frozenset({ALGORITHM})  # who may send the Ledger decisions (LedgerBatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One kind of bound socket: the role that binds it (whose public key its clients check) and the
+    roles of the clients it admits. ``name`` is its ZAP domain."""
+
+    name: str
+    server: str
+    clients: frozenset[str]
+
+
+TICKS: Final = Channel("ticks", SCHEDULER, frozenset({ALGORITHM}))
+DATA: Final = Channel("data", DATA_MANAGER, frozenset({ALGORITHM}))
+LEDGER_CHANNEL: Final = Channel("ledger", LEDGER, frozenset({ALGORITHM, DASHBOARD}))
+HEARTBEAT: Final = Channel("heartbeat", LAUNCHER, frozenset(ROLES))
+EVENTS: Final = Channel("events", LAUNCHER, frozenset({DASHBOARD}))
+CHANNELS: Final = (TICKS, DATA, LEDGER_CHANNEL, HEARTBEAT, EVENTS)
+
+
+def channel_named(name: str) -> Channel | None:
+    return next((channel for channel in CHANNELS if channel.name == name), None)
+
+
+def refusal(domain: str, role: str | None) -> str | None:
+    """Why a client of ``role`` (None: a key nobody authorized) is refused on the socket of ZAP domain
+    ``domain``, or None when it is admitted. Pure: the ZAP handler's whole policy."""
+    channel = channel_named(domain)
+    if channel is None:
+        return f"no such socket kind {printable(domain)}"
+    if role is None:
+        return f"a key not in the authorized folder, on the {channel.name} socket"
+    if role not in channel.clients:
+        return (f"a {role} key on the {channel.name} socket, which admits {', '.join(sorted(channel.clients))} "
+                "only")
+    return None
+
+
+def may_write_ledger(user_id: str | None) -> bool:
+    """Whether a message whose ZAP ``User-Id`` (the client's role) is ``user_id`` may store decisions."""
+    return user_id in LEDGER_WRITERS
+
+
+def role_of(key_file: str) -> str | None:
+    """The role a public key file of ``authorized/`` names: ``ROLE.key`` or ``ROLE-ANYTHING.key``."""
+    stem = key_file.removesuffix(".key")
+    role = stem.split("-", 1)[0]
+    return role if key_file.endswith(".key") and role in ROLES else None
 
 
 class SecurityError(Exception):
@@ -43,33 +109,60 @@ class SecurityError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    server_public: bytes
-    server_secret: bytes
-    client_public: bytes
-    client_secret: bytes
+    """The keys of one process: its role's pair, and every authorized public key by role."""
+
+    role: str
+    public: bytes
+    secret: bytes
+    roles: Mapping[bytes, str]  # a client's public key (z85) -> its role
+    servers: Mapping[str, bytes]  # a role -> its public key (z85), from ROLE.key
     authorized: Path
 
     @classmethod
-    def load(cls, directory: str | Path, authorized: str | Path | None = None) -> Keys:
-        """The keys in ``directory``; the authorized clients' public keys in ``authorized`` if given (e.g.
-        a second Kubernetes Secret, whose volume cannot hold a subfolder), else in ``directory/authorized``."""
+    def load(cls, directory: str | Path, role: str, authorized: str | Path | None = None) -> Keys:
+        """The keys of ``role`` in ``directory``; the authorized public keys in ``authorized`` if given
+        (e.g. a second Kubernetes Secret, whose volume cannot hold a subfolder), else in
+        ``directory/authorized``."""
         directory = Path(directory)
         allowed = Path(authorized) if authorized is not None else directory / "authorized"
+        if role not in ROLES:
+            raise SecurityError(f"no such role {printable(role)} (roles: {', '.join(ROLES)})")
+        own = directory / f"{role}.key_secret"
+        if not own.exists() and (directory / "server.key_secret").exists():
+            raise SecurityError(f"{directory} holds keys of the old layout (one server and one client key): make "
+                                f"a key per role in a new directory with: python -m transport.security keygen DIR")
+        if not allowed.is_dir():
+            raise SecurityError(f"no folder of authorized keys at {allowed}"
+                                + (": re-run keygen" if authorized is None else ""))
+        roles: dict[bytes, str] = {}
+        servers: dict[str, bytes] = {}
         try:
             # zmq.auth opens these with open(): a FIFO would wait for a writer for ever
-            for path in (directory / "server.key_secret", directory / "client.key_secret", *allowed.glob("*.key")):
+            for path in (own, *allowed.glob("*.key")):
                 files.regular_or_absent(path)
-            server_public, server_secret = zmq.auth.load_certificate(directory / "server.key_secret")
-            client_public, client_secret = zmq.auth.load_certificate(directory / "client.key_secret")
+            public, secret = zmq.auth.load_certificate(own)
+            for path in sorted(allowed.glob("*.key")):
+                if (named := role_of(path.name)) is None:
+                    raise SecurityError(f"{path}: an authorized key must be named ROLE.key or ROLE-NAME.key, ROLE one "
+                                        f"of {', '.join(ROLES)}")
+                key, _ = zmq.auth.load_certificate(path)
+                roles[key] = named
+                if path.name == f"{named}.key":
+                    servers[named] = key
         except (OSError, ValueError) as exc:
-            raise SecurityError(f"cannot load CURVE keys from {directory}: {exc} "
+            raise SecurityError(f"cannot load the {role} CURVE keys from {directory}: {exc} "
                                 f"(make them with: python -m transport.security keygen {directory})") from None
-        if server_secret is None or client_secret is None:
-            raise SecurityError(f"incomplete key directory {directory}: re-run keygen")
-        if not allowed.is_dir():
-            raise SecurityError(f"no folder of authorized client keys at {allowed}"
-                                + (": re-run keygen" if authorized is None else ""))
-        return cls(server_public, server_secret, client_public, client_secret, allowed)
+        if secret is None:
+            raise SecurityError(f"{own}: no secret key: re-run keygen")
+        return cls(role, public, secret, roles, servers, allowed)
+
+    def server_key(self, channel: Channel) -> bytes:
+        """The public key a client of ``channel`` expects its server to hold."""
+        try:
+            return self.servers[channel.server]
+        except KeyError:
+            raise SecurityError(f"no public key of the {channel.server} ({channel.server}.key) in {self.authorized}: "
+                                "copy it there from the key directory") from None
 
 
 def _tell_verdicts(authenticator: AsyncioAuthenticator | ThreadAuthenticator,
@@ -92,7 +185,7 @@ class Security:
         self.keys = keys
         self.insecure = insecure
         self._authenticator: AsyncioAuthenticator | ThreadAuthenticator | None = None
-        self.denied = 0  # clients refused by the ZAP handler (CURVE key not authorized)
+        self.denied = 0  # clients refused by the ZAP handler (CURVE key not authorized for the socket)
         # pyzmq logs refusals at debug level only: a refused peer must be visible, but a peer retrying
         # must not flood the log either.
         self._refusals = RateLimitedLog(log)
@@ -111,39 +204,55 @@ class Security:
             else:
                 self._authenticator = ThreadAuthenticator(ctx)
             _tell_verdicts(self._authenticator, self._on_zap_reply)
+            _judge_by_role(self._authenticator, self.keys)
             self._authenticator.start()
-            self._authenticator.configure_curve(domain="*", location=str(self.keys.authorized))
 
     def stop(self) -> None:
         if self._authenticator is not None:
             self._authenticator.stop()
             self._authenticator = None
 
-    def secure_server(self, sock: zmq.Socket[Any], endpoint: str, loopback: bool) -> None:
+    def secure_server(self, sock: zmq.Socket[Any], endpoint: str, loopback: bool, channel: Channel) -> None:
         if self.keys is not None:
-            sock.curve_secretkey = self.keys.server_secret
-            sock.curve_publickey = self.keys.server_public
+            sock.curve_secretkey = self.keys.secret
+            sock.curve_publickey = self.keys.public
             sock.curve_server = True
+            sock.zap_domain = channel.name.encode()
         elif not loopback and not self.insecure:
             raise SecurityError(f"refusing to bind {endpoint} without CURVE keys: pass --keys DIR "
                                 "(python -m transport.security keygen DIR), or --insecure to accept the risk")
 
-    def secure_client(self, sock: zmq.Socket[Any]) -> None:
+    def secure_client(self, sock: zmq.Socket[Any], channel: Channel) -> None:
         if self.keys is not None:
-            sock.curve_secretkey = self.keys.client_secret
-            sock.curve_publickey = self.keys.client_public
-            sock.curve_serverkey = self.keys.server_public
+            sock.curve_serverkey = self.keys.server_key(channel)
+            sock.curve_secretkey = self.keys.secret
+            sock.curve_publickey = self.keys.public
+
+
+def _judge_by_role(authenticator: AsyncioAuthenticator | ThreadAuthenticator, keys: Keys) -> None:
+    """Make ``authenticator`` admit a CURVE client by the role of its key (:func:`refusal`) and give its
+    role as the ``User-Id`` of every message it sends: pyzmq's own check is one folder for every
+    socket, and its user id the key."""
+
+    async def judged(domain: str, client_key: bytes) -> tuple[bool, bytes]:
+        reason = refusal(domain, keys.roles.get(z85.encode(client_key)))
+        return (True, b"OK") if reason is None else (False, reason.encode())
+
+    authenticator._authenticate_curve = judged  # type: ignore[method-assign]
+    authenticator.curve_user_id = lambda client_public_key: keys.roles.get(  # type: ignore[method-assign]
+        z85.encode(client_public_key), "")
 
 
 def keygen(directory: str | Path) -> Path:
-    """Create a key directory (see the module docstring); refuses to overwrite one."""
+    """Create a key directory (see the module docstring): a pair per role, every public key authorized
+    in its role; refuses to overwrite one."""
     directory = Path(directory)
-    if (directory / "server.key_secret").exists():
+    if any((directory / f"{name}.key_secret").exists() for name in (*ROLES, "server")):
         raise SecurityError(f"{directory} already holds keys; remove it first to make new ones")
     (directory / "authorized").mkdir(parents=True, exist_ok=True)
-    zmq.auth.create_certificates(directory, "server")
-    client_public, _ = zmq.auth.create_certificates(directory, "client")
-    (directory / "authorized" / "client.key").write_bytes(Path(client_public).read_bytes())
+    for role in ROLES:
+        public, _ = zmq.auth.create_certificates(directory, role)
+        (directory / "authorized" / f"{role}.key").write_bytes(Path(public).read_bytes())
     for secret in directory.glob("*.key_secret"):
         os.chmod(secret, 0o600)
     return directory
@@ -161,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecurityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"CURVE keys written to {path}; copy the directory to every machine of the system")
+    print(f"CURVE keys written to {path}: a pair per role ({', '.join(ROLES)}) and authorized/; give each machine "
+          "authorized/ and the pairs of the roles it runs")
     return 0
 
 

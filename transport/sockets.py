@@ -17,7 +17,7 @@ from transport import private_dir
 from transport.endpoints import is_loopback
 from transport.limits import FRAME_MAX_BYTES
 from transport.logs import printable
-from transport.security import Security, SecurityError
+from transport.security import EVENTS, HEARTBEAT, TICKS, Channel, Security, SecurityError
 
 _S = TypeVar("_S", bound="zmq.Socket[Any]")
 
@@ -56,7 +56,7 @@ class Sockets(Generic[_S]):
         self.ctx = ctx
         self.security = security or Security()
 
-    def _bind(self, sock: _S, endpoint: str, exclusive: bool = False) -> _S:
+    def _bind(self, sock: _S, endpoint: str, channel: Channel, exclusive: bool = False) -> _S:
         """Bind ``endpoint``; ``exclusive``: an ipc socket another process listens on is refused (EADDRINUSE),
         as a tcp port in use is, instead of being taken over (an actor's own endpoint: a second system
         started with the same defaults must not steal the first one's)."""
@@ -64,28 +64,28 @@ class Sockets(Generic[_S]):
             _claim(endpoint)
             if exclusive and private_dir.in_use(endpoint):
                 raise OSError(errno.EADDRINUSE, f"{printable(endpoint)}: already in use (another repricer?)")
-            self.security.secure_server(sock, endpoint, is_loopback(endpoint))
+            self.security.secure_server(sock, endpoint, is_loopback(endpoint), channel)
             sock.bind(endpoint)
         except (SecurityError, zmq.ZMQError, OSError):
             sock.close(linger=0)
             raise
         return sock
 
-    def _connect(self, sock: _S, endpoints: Sequence[str]) -> _S:
+    def _connect(self, sock: _S, endpoints: Sequence[str], channel: Channel) -> _S:
         try:
             for endpoint in endpoints:
                 _claim(endpoint)
+            self.security.secure_client(sock, channel)
         except SecurityError:
             sock.close(linger=0)
             raise
-        self.security.secure_client(sock)
         for endpoint in endpoints:
             sock.connect(endpoint)
         return sock
 
-    def pub(self, endpoint: str, hwm: int = TICK_HWM) -> _S:
-        """Ticks, or the launcher's events."""
-        return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint, exclusive=True)
+    def pub(self, endpoint: str, hwm: int = TICK_HWM, channel: Channel = TICKS) -> _S:
+        """The Scheduler's ticks."""
+        return self._bind(configure(self.ctx.socket(zmq.PUB), hwm), endpoint, channel, exclusive=True)
 
     def xpub(self, endpoint: str, hwm: int = EVENTS_HWM) -> _S:
         """A PUB that hears every subscription, so it can greet a new subscriber with the current state
@@ -97,23 +97,27 @@ class Sockets(Generic[_S]):
         sock.setsockopt(zmq.XPUB_MANUAL, 1)
         sock.setsockopt(zmq.RCVHWM, SUBSCRIPTIONS_HWM)
         sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)
-        return self._bind(sock, endpoint)
+        return self._bind(sock, endpoint, EVENTS)
 
-    def sub(self, endpoint: str, hwm: int = TICK_HWM) -> _S:
+    def sub(self, endpoint: str, hwm: int = TICK_HWM, *, channel: Channel) -> _S:
+        """A subscriber to ``channel`` (ticks, or the launcher's events): with keys, its server must hold
+        the key of the role that binds that channel."""
         sock = configure(self.ctx.socket(zmq.SUB), hwm)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
-        return self._connect(sock, [endpoint])
+        return self._connect(sock, [endpoint], channel)
 
-    def router(self, endpoint: str) -> _S:
+    def router(self, endpoint: str, *, channel: Channel) -> _S:
+        """A server of requests (the DataManager's, the Ledger's): with keys, it admits the client roles
+        of ``channel``."""
         sock = configure(self.ctx.socket(zmq.ROUTER), REQUEST_HWM)
         # A reply to a peer that has gone away is dropped, not an error.
         sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
         # A client reconnecting with the identity it had (a Lazy Pirate reopen) takes it over at once,
         # instead of being refused while the old connection is not torn down yet.
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        return self._bind(sock, endpoint, exclusive=True)
+        return self._bind(sock, endpoint, channel, exclusive=True)
 
-    def dealer(self, endpoints: Sequence[str], identity: bytes | None = None) -> _S:
+    def dealer(self, endpoints: Sequence[str], identity: bytes | None = None, *, channel: Channel) -> _S:
         """A request socket towards one or several ROUTERs (DEALER round-robins over them); ``identity``:
         its routing id (kept across reopens), else one ZeroMQ makes up."""
         sock = configure(self.ctx.socket(zmq.DEALER), REQUEST_HWM)
@@ -121,11 +125,11 @@ class Sockets(Generic[_S]):
             sock.setsockopt(zmq.ROUTING_ID, identity)
         # Fail fast (zmq.Again) while no peer is connected, instead of queueing.
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        return self._connect(sock, endpoints)
+        return self._connect(sock, endpoints, channel)
 
     def pull(self, endpoint: str) -> _S:
         """The supervisor's heartbeat inbox."""
-        return self._bind(configure(self.ctx.socket(zmq.PULL), 1000), endpoint)
+        return self._bind(configure(self.ctx.socket(zmq.PULL), 1000), endpoint, HEARTBEAT)
 
     def push(self, endpoint: str) -> zmq.Socket[bytes]:
         """The heartbeat sender: always a plain socket (of a shadow of this context), so a NOBLOCK send
@@ -135,10 +139,10 @@ class Sockets(Generic[_S]):
         sock.setsockopt(zmq.IMMEDIATE, 1)  # no queue towards a supervisor that is not there
         try:
             _claim(endpoint)
+            self.security.secure_client(sock, HEARTBEAT)
         except SecurityError:
             sock.close(linger=0)
             raise
-        self.security.secure_client(sock)
         sock.connect(endpoint)
         return sock
 

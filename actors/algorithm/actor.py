@@ -61,6 +61,7 @@ from actors.probes import READY, Readiness, not_ready
 from transport import endpoints
 from transport.logs import RateLimitedLog
 from transport.protocol import Decision, Tick
+from transport.security import TICKS
 from transport.sockets import Sockets
 
 log = logging.getLogger(ALGORITHM.name)
@@ -246,7 +247,7 @@ class Algorithm:
             raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        sub = self._sockets.sub(self._options.ticks_endpoint)
+        sub = self._sockets.sub(self._options.ticks_endpoint, channel=TICKS)
         dm, pool = self._dm, self._pool
         log.info("pricing %d pair(s); ticks from %s, data from %s, API at %s", len(self._table),
                  self._options.ticks_endpoint, ",".join(self._data), self._options.api_url)

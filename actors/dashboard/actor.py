@@ -44,6 +44,7 @@ from actors.kinds import DASHBOARD
 from actors.probes import READY, Readiness, not_ready
 from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
+from transport.security import EVENTS
 from transport.sockets import EVENTS_HWM, Sockets
 
 log = logging.getLogger(DASHBOARD.name)
@@ -167,7 +168,7 @@ class Dashboard:
         log.info("config reloaded from %s (guardrails and pauses)", self.options.config)
 
     async def _listen(self, endpoint: str) -> None:
-        sub = self._sockets.sub(endpoint, EVENTS_HWM)
+        sub = self._sockets.sub(endpoint, EVENTS_HWM, channel=EVENTS)
         try:
             while True:
                 self.on_frame(await sub.recv())

@@ -27,6 +27,7 @@ from actors.ledger_reads.pool import counted_refusals
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import LedgerQuery, LedgerQueryReply, QueryStatus
+from transport.security import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 log = logging.getLogger(DASHBOARD.name)
@@ -60,7 +61,7 @@ class RemoteLedger(LedgerReads):
 
     def _socket(self) -> zmq.asyncio.Socket:
         if self._sock is None:
-            self._sock = self._sockets.dealer([self.endpoint])
+            self._sock = self._sockets.dealer([self.endpoint], channel=LEDGER_CHANNEL)
             self._receiver = asyncio.get_running_loop().create_task(self._receive(self._sock))
         return self._sock
 

@@ -51,6 +51,7 @@ from transport.protocol import (
     WindowsReply,
     WindowsRequest,
 )
+from transport.security import DATA
 from transport.sockets import Sockets
 
 log = logging.getLogger("datamanager")
@@ -118,7 +119,7 @@ class DataManager:
         return READY
 
     async def run(self, stop: asyncio.Event) -> None:
-        sock = self._sock = self._sockets.router(self.endpoint)
+        sock = self._sock = self._sockets.router(self.endpoint, channel=DATA)
         log.info("serving %s (%s mode, window %d) on %s", self.path, self.mode, self._store.capacity, self.endpoint)
         try:
             async with asyncio.TaskGroup() as group:

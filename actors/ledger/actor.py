@@ -42,8 +42,9 @@ from actors.ledger.writer import LedgerWriter, PendingBatch, PendingQuery
 from actors.probes import READY, Readiness, not_ready
 from transport import ledger_rows, protocol
 from transport.ledger_rows import DecisionRow
-from transport.logs import FrameDecoder, RateLimitedLog
+from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, LedgerQuery, Message
+from transport.security import LEDGER_CHANNEL, LEDGER_WRITERS, may_write_ledger
 from transport.sockets import Sockets
 
 log = logging.getLogger(LEDGER.name)
@@ -74,7 +75,7 @@ class Ledger:
         self._rlog = RateLimitedLog(log)
         self._counters: dict[str, int] = {
             "frames": 0, "bad_frames": 0, "batches": 0, "decisions": 0, "rejected": 0, "queries": 0,
-            "replies_dropped": 0,
+            "replies_dropped": 0, "writes_refused": 0,
         }
         self._frames = FrameDecoder(self._counters, "bad_frames", self._rlog, "bad_frame", "rejected a frame")
 
@@ -96,7 +97,7 @@ class Ledger:
         # collections also walked every object of the start-up (modules, classes): ~15-35 ms event-
         # loop stalls measured. Frozen, they are left out of every collection.
         gc.freeze()
-        sock = self._sock = self._sockets.router(self.endpoint)
+        sock = self._sock = self._sockets.router(self.endpoint, channel=LEDGER_CHANNEL)
         log.info("keeping decisions in %s; listening on %s", self._store.path, self.endpoint)
         loop = asyncio.get_running_loop()
         try:
@@ -116,6 +117,9 @@ class Ledger:
     # --- the socket edge -------------------------------------------------------------------------
 
     async def _receive(self, sock: zmq.asyncio.Socket) -> None:
+        if self._sockets.security.keys is not None:
+            await self._receive_by_role(sock)
+            return
         while True:
             work = self._on_frames(await sock.recv_multipart())
             while work < RECEIVE_BURST:
@@ -124,6 +128,21 @@ class Ledger:
                 except zmq.Again:
                     break
                 work += self._on_frames(frames)
+            # pyzmq hands back already-completed futures while frames are queued: without this, a
+            # flooding peer would keep the loop here and the writer would never get its results.
+            await asyncio.sleep(0)
+
+    async def _receive_by_role(self, sock: zmq.asyncio.Socket) -> None:
+        """With keys: each message with its sender's role (the ZAP ``User-Id``), so that only a writer's
+        key stores decisions (``security.LEDGER_WRITERS``); the Dashboard's key may read only."""
+        while True:
+            work = self._on_message(await sock.recv_multipart(copy=False))
+            while work < RECEIVE_BURST:
+                try:
+                    message = await sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                work += self._on_message(message)
             # pyzmq hands back already-completed futures while frames are queued: without this, a
             # flooding peer would keep the loop here and the writer would never get its results.
             await asyncio.sleep(0)
@@ -147,10 +166,19 @@ class Ledger:
         if sent.cancelled() or sent.exception() is not None:
             self._counters["replies_dropped"] += 1
 
-    def _on_frames(self, frames: list[bytes]) -> int:
-        """Handle one message; return the work it cost (see RECEIVE_BURST)."""
+    def _on_message(self, message: list[zmq.Frame]) -> int:
+        try:
+            user_id = message[0].get("User-Id")
+        except zmq.ZMQError:  # no user id: not a CURVE connection (cannot happen on a socket with keys)
+            user_id = None
+        role = user_id if isinstance(user_id, str) else None
+        return self._on_frames([frame.bytes for frame in message], may_write_ledger(role), role)
+
+    def _on_frames(self, frames: list[bytes], may_write: bool = True, role: str | None = None) -> int:
+        """Handle one message; return the work it cost (see RECEIVE_BURST). ``may_write``: whether its
+        sender may store decisions (always, without keys)."""
         self._counters["frames"] += 1
-        read = ledger_rows.read_batch(frames[1]) if len(frames) == 2 else None
+        read = ledger_rows.read_batch(frames[1]) if may_write and len(frames) == 2 else None
         if read is not None:  # the usual batch, every decision valid: read straight into rows
             batch_id, rows = read
             self._counters["batches"] += 1
@@ -162,6 +190,11 @@ class Ledger:
         if routed is None:
             return 1 + sum(map(len, frames)) // 4096
         identity, message = routed
+        if isinstance(message, LedgerBatch) and not may_write:
+            self._counters["writes_refused"] += 1
+            self._rlog.warning("write_refused", "refused a LedgerBatch from a client whose key is of role %s: only %s "
+                               "keys may store decisions", printable(role or "none"), ", ".join(sorted(LEDGER_WRITERS)))
+            return 1
         if isinstance(message, LedgerBatch):
             self._on_batch(identity, message)
             return RECEIVE_BURST

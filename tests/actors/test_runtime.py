@@ -57,7 +57,7 @@ def test_serve_sends_heartbeats_from_the_event_loop(ipc_dir: Path) -> None:
         pull = ctx.socket(zmq.PULL)  # stands in for the launcher's inbox, but awaitable
         pull.bind(endpoint)
         try:
-            serve = asyncio.create_task(runtime._serve(lambda _sockets: actor, _args(heartbeat=endpoint), None))
+            serve = asyncio.create_task(runtime._serve("tiny", lambda _sockets: actor, _args(heartbeat=endpoint), None))
             beats: list[Heartbeat] = []
             while len(beats) < 3:
                 beat = protocol.decode(await pull.recv())
@@ -84,7 +84,8 @@ def test_serve_stops_when_the_parent_is_gone() -> None:
     not_our_parent = os.getppid() + 1_000_000
 
     async def scenario() -> None:
-        await asyncio.wait_for(runtime._serve(lambda _sockets: actor, _args(parent_pid=not_our_parent), None), 2.0)
+        serve = runtime._serve("tiny", lambda _sockets: actor, _args(parent_pid=not_our_parent), None)
+        await asyncio.wait_for(serve, 2.0)
 
     run_async(scenario(), timeout=5)
     assert actor.stopped_by_runtime
@@ -94,7 +95,8 @@ def test_serve_keeps_running_while_the_parent_is_alive() -> None:
     actor = TinyActor()
 
     async def scenario() -> bool:
-        serve = asyncio.create_task(runtime._serve(lambda _sockets: actor, _args(parent_pid=os.getppid()), None))
+        args = _args(parent_pid=os.getppid())
+        serve = asyncio.create_task(runtime._serve("tiny", lambda _sockets: actor, args, None))
         # The watch checks at once; a wrong verdict would have stopped the actor by now.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(serve), 0.2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from transport import files
-from transport.security import Keys, SecurityError, keygen
+from transport.security import ALGORITHM, Keys, SecurityError, keygen
 
 
 def test_a_regular_file_is_read_and_written(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_regular_or_absent_lets_a_missing_or_regular_path_through(tmp_path: Path
 
 def test_a_fifo_among_the_keys_is_refused_at_once(tmp_path: Path) -> None:
     folder = keygen(tmp_path / "keys")
-    (folder / "client.key_secret").unlink()
-    os.mkfifo(folder / "client.key_secret")  # zmq.auth's own open() would wait for a writer
+    (folder / "algorithm.key_secret").unlink()
+    os.mkfifo(folder / "algorithm.key_secret")  # zmq.auth's own open() would wait for a writer
     with pytest.raises(SecurityError, match="not a regular file"):
-        Keys.load(folder)
+        Keys.load(folder, ALGORITHM)

@@ -11,7 +11,7 @@ import zmq.asyncio
 from tests.helpers import ipc_endpoint
 from transport import sockets
 from transport.limits import FRAME_MAX_BYTES
-from transport.security import Security, SecurityError
+from transport.security import DATA, TICKS, Security, SecurityError
 from transport.sockets import Sockets
 
 
@@ -22,9 +22,9 @@ def test_socket_factories_bound_their_queues(ipc_dir: Path) -> None:
     try:
         made = {
             "pub": (factory.pub(ipc_endpoint(ipc_dir, "pub")), sockets.TICK_HWM),
-            "sub": (factory.sub(ipc_endpoint(ipc_dir, "pub")), sockets.TICK_HWM),
-            "router": (factory.router(ipc_endpoint(ipc_dir, "router")), sockets.REQUEST_HWM),
-            "dealer": (factory.dealer([ipc_endpoint(ipc_dir, "router")]), sockets.REQUEST_HWM),
+            "sub": (factory.sub(ipc_endpoint(ipc_dir, "pub"), channel=TICKS), sockets.TICK_HWM),
+            "router": (factory.router(ipc_endpoint(ipc_dir, "router"), channel=DATA), sockets.REQUEST_HWM),
+            "dealer": (factory.dealer([ipc_endpoint(ipc_dir, "router")], channel=DATA), sockets.REQUEST_HWM),
             "push": (factory.push(ipc_endpoint(ipc_dir, "pull")), sockets.HEARTBEAT_HWM),
             "pull": (plain.pull(ipc_endpoint(ipc_dir, "pull")), 1000),
         }
@@ -66,6 +66,6 @@ def test_binding_a_public_address_without_keys_is_refused() -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         with pytest.raises(SecurityError, match="without CURVE keys"):
-            Sockets(ctx, Security()).router("tcp://0.0.0.0:0")
+            Sockets(ctx, Security()).router("tcp://0.0.0.0:0", channel=DATA)
     finally:
         ctx.destroy(linger=0)

@@ -26,6 +26,7 @@ from transport.protocol import (
     WindowsReply,
     WindowsRequest,
 )
+from transport.security import DATA
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class LastPricesClient:
                                     "rejected a frame from the DataManager")
 
     def _open(self) -> zmq.asyncio.Socket:
-        return self._sockets.dealer(self._endpoints, self._identity)
+        return self._sockets.dealer(self._endpoints, self._identity, channel=DATA)
 
     async def run(self) -> None:
         """Receive replies until cancelled; run it in the owner's TaskGroup.

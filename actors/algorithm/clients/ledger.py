@@ -53,6 +53,7 @@ from transport.protocol import (
     LedgerAck,
     ProtocolError,
 )
+from transport.security import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class PirateDealer:
         self._sockets = sockets
         self.endpoint = endpoint
         self._clock = clock
-        self.socket = sockets.dealer([endpoint])
+        self.socket = sockets.dealer([endpoint], channel=LEDGER_CHANNEL)
         self.heard_at = clock()  # last frame received, or socket (re)opened
 
     async def send(self, frame: bytes) -> bool:
@@ -91,7 +92,7 @@ class PirateDealer:
         return True
 
     def reopen(self) -> None:
-        old, self.socket = self.socket, self._sockets.dealer([self.endpoint])
+        old, self.socket = self.socket, self._sockets.dealer([self.endpoint], channel=LEDGER_CHANNEL)
         self.heard_at = self._clock()
         old.close(linger=0)
 

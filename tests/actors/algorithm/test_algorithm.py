@@ -27,6 +27,7 @@ from actors.pricing.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
+from transport.security import DATA
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
@@ -49,7 +50,7 @@ class FakeDataManager:
     requests: list[LastPricesRequest | WindowsRequest] = field(default_factory=list)
 
     async def serve(self, ctx: zmq.asyncio.Context) -> None:
-        sock = Sockets(ctx).router(self.endpoint)
+        sock = Sockets(ctx).router(self.endpoint, channel=DATA)
         try:
             while True:
                 identity, frame = await sock.recv_multipart()

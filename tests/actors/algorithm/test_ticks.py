@@ -19,6 +19,7 @@ from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import limits, protocol
 from transport.protocol import Tick
+from transport.security import TICKS
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
@@ -101,7 +102,7 @@ def test_a_tick_flood_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
         ctx = zmq.asyncio.Context()
         endpoint = ipc_endpoint(ipc_dir, "ticks")
         pub = Sockets(ctx).pub(endpoint, hwm=100_000)
-        sub = Sockets(ctx).sub(endpoint, hwm=100_000)
+        sub = Sockets(ctx).sub(endpoint, hwm=100_000, channel=TICKS)
         followed: list[int] = []
         receiver = TickReceiver(TickGate(), lambda t, v: followed.append(t.seq))
         stamps: list[float] = []
@@ -142,7 +143,7 @@ def test_ticks_that_stop_advancing_are_warned_about(ipc_dir: Path, caplog: Any) 
 
     async def body() -> TickReceiver:
         ctx = zmq.asyncio.Context()
-        sub = Sockets(ctx).sub(ipc_endpoint(ipc_dir, "ticks"))
+        sub = Sockets(ctx).sub(ipc_endpoint(ipc_dir, "ticks"), channel=TICKS)
         now = time.time()
         receiver = TickReceiver(TickGate(), lambda t, v: None)
         receiver.handle([protocol.encode(Tick(7, now, now, 0.01, now - 0.07))])

@@ -21,6 +21,7 @@ from actors.ledger.reads import ReadServer
 from tests.helpers import LoopChoice
 from transport import protocol
 from transport.protocol import LedgerQuery
+from transport.security import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 # The page tests run on both loops: the file reader on asyncio's, the network reader on uvloop (the
@@ -50,7 +51,7 @@ class Readers:
         if self._ctx is None:
             yield
             return
-        router = Sockets(self._ctx).router(self.endpoint)
+        router = Sockets(self._ctx).router(self.endpoint, channel=LEDGER_CHANNEL)
 
         def send(identity: bytes, frame: bytes) -> None:
             router.send_multipart([identity, frame], zmq.NOBLOCK)  # done at once (NOBLOCK), as the Ledger's

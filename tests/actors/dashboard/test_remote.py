@@ -26,7 +26,7 @@ from actors.dashboard.rows import DecisionRow
 from actors.ledger_reads import queries
 from bench import fake_ledger
 from tests.helpers import REPO, async_wait_for, free_port, run_async
-from transport.security import Keys, Security, keygen
+from transport.security import DASHBOARD, Keys, Security, keygen
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.production_loop  # a process test: once, on the loop the actors run on
@@ -71,7 +71,7 @@ def test_the_network_reader_reads_what_the_file_reader_reads_from_a_real_ledger(
                                    "--db", str(db), "--keys", str(keys)], cwd=REPO, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=err)
     ctx = zmq.asyncio.Context()
-    remote = RemoteLedger(Sockets(ctx, Security(Keys.load(keys))), endpoint, timeout=10.0)
+    remote = RemoteLedger(Sockets(ctx, Security(Keys.load(keys, DASHBOARD))), endpoint, timeout=10.0)
     local = LedgerReader(db)
 
     async def scenario() -> None:
@@ -90,7 +90,8 @@ def test_the_network_reader_reads_what_the_file_reader_reads_from_a_real_ledger(
         assert theirs == ours
         assert len(theirs[3]) == TICKS and theirs[1].total == 8 and len(theirs[1].rows) == 3
         assert remote.counters["db_bad_replies"] == remote.counters["db_late_replies"] == 0
-        await dashboard_reads(ctx, Keys.load(keys), endpoint, await local.decisions("B000002", "fast", None, 100))
+        expected = await local.decisions("B000002", "fast", None, 100)
+        await dashboard_reads(ctx, Keys.load(keys, DASHBOARD), endpoint, expected)
 
     try:
         run_async(scenario(), timeout=40)

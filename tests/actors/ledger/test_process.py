@@ -28,7 +28,7 @@ from tests.actors.ledger.helpers import decision, keys, rows
 from tests.helpers import REPO, async_wait_for, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Decision, LedgerAck, LedgerBatch, decision_from_record
-from transport.security import Keys, Security, keygen
+from transport.security import ALGORITHM, DASHBOARD, LEDGER_CHANNEL, Keys, Security, keygen
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
@@ -76,7 +76,7 @@ def send_batch(endpoint: str, batch_id: int, decisions: list[Decision], within: 
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        Security(keys).secure_client(sock)
+        Security(keys).secure_client(sock, LEDGER_CHANNEL)
         sock.connect(endpoint)
         sock.send(protocol.encode(LedgerBatch(batch_id, tuple(decisions))))
         if not sock.poll(int(within * 1000)):
@@ -235,10 +235,15 @@ def test_over_tcp_with_keys_only_an_authorized_client_is_served(shared_dir: Path
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     db = shared_dir / "ledger.sqlite3"
     ledger = start(endpoint, db, shared_dir / "ledger.log", "--keys", str(key_dir))
+    log = shared_dir / "ledger.log"
     try:
-        wait_for(lambda: (ack := send_batch(endpoint, 1, [decision(1)], 1.0, Keys.load(key_dir))) is not None
+        wait_for(lambda: (ack := send_batch(endpoint, 1, [decision(1)], 1.0, Keys.load(key_dir, ALGORITHM))) is not None
                  and ack.error == "", 20, 0.1)
         assert send_batch(endpoint, 2, [decision(2)], 1.0) is None  # no keys: no answer, nothing stored
+        # Issue 20: the Dashboard's key is authorized (it reads), but only a worker's key may write.
+        assert send_batch(endpoint, 3, [decision(3)], 1.0, Keys.load(key_dir, DASHBOARD)) is None
+        wait_for(lambda: "refused a LedgerBatch from a client whose key is of role dashboard: only algorithm keys may "
+                         "store decisions" in log.read_text(), 10, 0.1)
     finally:
         stop(ledger)
     assert keys(db) == [("B001", "default", 1)]

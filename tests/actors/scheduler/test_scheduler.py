@@ -25,6 +25,7 @@ from actors.scheduler.options import SchedulerOptions
 from tests.helpers import REPO, async_wait_for, ipc_endpoint, run_async, wait_for
 from transport import protocol
 from transport.protocol import PROTOCOL_VERSION, MessageType, Tick
+from transport.security import TICKS
 from transport.sockets import Sockets
 
 INTERVAL = 0.05
@@ -74,7 +75,7 @@ def test_next_seq_is_monotonic_and_never_negative(t0: float, interval: float, a:
 async def collect_ticks(endpoint: str, scheduler: Scheduler, count: int) -> list[Tick]:
     """Run ``scheduler`` until a SUB socket has ``count`` ticks, then stop it."""
     ctx = zmq.asyncio.Context()
-    sub = Sockets(ctx).sub(endpoint)
+    sub = Sockets(ctx).sub(endpoint, channel=TICKS)
     stop = asyncio.Event()
     run = asyncio.create_task(scheduler.run(stop))
     ticks: list[Tick] = []
@@ -147,7 +148,7 @@ def test_a_subscriber_joining_after_a_tick_gets_it_repeated_before_the_next(ipc_
         run = asyncio.create_task(scheduler.run(stop))
         try:
             await async_wait_for(lambda: scheduler.counters["ticks_sent"] == 1)  # tick 0 went to nobody
-            sub = Sockets(ctx).sub(endpoint)
+            sub = Sockets(ctx).sub(endpoint, channel=TICKS)
             ticks = [protocol.decode_as(await sub.recv(), Tick), protocol.decode_as(await sub.recv(), Tick)]
             sub.close(linger=0)
             assert scheduler.counters["ticks_sent"] == 1 and scheduler.counters["ticks_repeated"] >= 2

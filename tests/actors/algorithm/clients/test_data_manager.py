@@ -21,6 +21,7 @@ from actors.algorithm.clients.data_manager import LastPricesClient, RequestFaile
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
+from transport.security import DATA
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
@@ -43,7 +44,7 @@ class FakeDataManager:
 
     def __init__(self, sockets: Sockets[zmq.asyncio.Socket], endpoint: str,
                  respond: Callable[[bytes, LastPricesRequest], list[Multipart]] | None = None) -> None:
-        self.sock = sockets.router(endpoint)
+        self.sock = sockets.router(endpoint, channel=DATA)
         self.received: list[LastPricesRequest] = []
         self._respond = respond or (lambda identity, request: [[identity, answer(request)]])
 
@@ -257,7 +258,7 @@ def test_garbage_reply_frames_are_counted(ipc_dir: Path) -> None:
 
     async def scenario() -> None:
         async with running(endpoint, RequestPolicy(timeout=0.3, retries=0), fake=False) as h:
-            sock = h.client._sockets.router(endpoint)
+            sock = h.client._sockets.router(endpoint, channel=DATA)
             fake = h.group.create_task(raw_fake(sock))
             await async_wait_for(lambda: connected(h.client), timeout=2.0)
             with pytest.raises(RequestFailed):
