@@ -86,8 +86,8 @@ def refusal(domain: str, role: str | None) -> str | None:
     if role is None:
         return f"a key not in the authorized folder, on the {channel.name} socket"
     if role not in channel.clients:
-        return (f"a {role} key on the {channel.name} socket, which admits {', '.join(sorted(channel.clients))} "
-                "only")
+        return (f"a key of role {role} on the {channel.name} socket, which admits "
+                f"{', '.join(sorted(channel.clients))} only")
     return None
 
 
