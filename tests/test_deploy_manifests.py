@@ -24,6 +24,7 @@ from actors.kinds import BY_NAME
 from actors.ledger.options import LedgerOptions
 from actors.scheduler.options import SchedulerOptions
 from deploy.test import kube
+from deploy.test.run import POD_ROLES
 from repricer_supervisor.policy import RestartPolicy
 from tests.helpers import REPO
 from transport.endpoints import is_loopback
@@ -59,8 +60,14 @@ def test_the_arguments_parse_and_zeromq_between_pods_is_encrypted(doc: dict[str,
     if endpoints:
         assert not any(is_loopback(e) for e in endpoints)
         assert run.keys == "/var/run/repricer/keys" and run.authorized_keys == "/var/run/repricer/authorized"
-        mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert {run.keys, run.authorized_keys} <= mounts
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert {run.keys, run.authorized_keys} <= set(mounts)
+        # Issue 20: each pod holds its own role's key pair only (a Secret per role), and the public keys.
+        spec = kube.pod_spec(doc)
+        assert spec is not None
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        assert secrets[mounts[run.keys]] == f"repricer-curve-{container['args'][0]}"
+        assert secrets[mounts[run.authorized_keys]] == "repricer-curve-authorized"
     assert run.health_port is not None and run.health_host == "0.0.0.0"
     probes = {name: container[name] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
     for probe in probes.values():
@@ -114,7 +121,8 @@ def test_each_grace_period_fits_the_actors_stop() -> None:
 
 
 def test_the_rendering_for_podman_keeps_what_the_test_relies_on() -> None:
-    pods = kube.render_for_podman(DOCS, {"repricer-curve": Path("/k"), "repricer-curve-authorized": Path("/a")})
+    secrets = {f"repricer-curve-{role}": Path(f"/k/{role}") for role in POD_ROLES}
+    pods = kube.render_for_podman(DOCS, {**secrets, "repricer-curve-authorized": Path("/a")})
     names = [doc["metadata"]["name"] for doc in pods if doc["kind"] == "Pod"]
     assert names == ["scheduler", "datamanager", "apiserver", "ledger", "algorithm-0", "algorithm-1", "dashboard"]
     worker = next(doc for doc in pods if doc["metadata"]["name"] == "algorithm-1")
@@ -123,7 +131,7 @@ def test_the_rendering_for_podman_keeps_what_the_test_relies_on() -> None:
     ledger = next(doc for doc in pods if doc["metadata"]["name"] == "ledger")
     volumes = {v["name"]: v for v in ledger["spec"]["volumes"]}
     assert volumes["db"] == {"name": "db", "persistentVolumeClaim": {"claimName": "db-ledger-0"}}
-    assert volumes["keys"]["hostPath"]["path"] == "/k"
+    assert volumes["keys"]["hostPath"]["path"] == "/k/ledger"  # its own role's key pair, no other
 
 
 def test_the_lock_pins_every_dependency_of_the_project() -> None:

@@ -12,7 +12,7 @@ What it does, in order (each check prints one line, each phase its time; the las
 2. the image, FROM that base, with the locked wheels downloaded on this host (hashes checked), beside 1;
 3. the manifests as ``kubectl apply -k`` reads them, plus the test's patches (a 1 s tick, its own
    image, one worker, a 1 s config poll), rendered for podman (:mod:`deploy.test.kube` says how and
-   why each rule), and the CurveZMQ keys as the two Secrets' folders;
+   why each rule), and the CurveZMQ keys as the Secrets' folders (a key pair per role, the authorized keys);
 4. the launcher on the same CSV, books and config, beside it, for the reference decisions;
 5. checks: every pod ready; decisions flow and match the launcher's; an actor's container killed is
    restarted by the engine while the workers keep deciding; a paused container fails liveness within
@@ -61,7 +61,7 @@ from deploy.test.build import (
     say,
 )
 from tests.configmap import ConfigMapVolume
-from transport.security import keygen
+from transport.security import ALGORITHM, DASHBOARD, DATA_MANAGER, LEDGER, SCHEDULER, keygen
 
 REPO = Path(__file__).resolve().parents[2]
 NETWORK = "repricer-ci"
@@ -69,6 +69,8 @@ APP_UID = 10001  # the image's user (deploy/Containerfile), the manifests' fsGro
 HEALTH_PORT = 9100
 TICK = 1.0
 LIVENESS_BOUND = 3.0  # periodSeconds 1 x failureThreshold 3: the launcher's hang bound
+
+POD_ROLES = (SCHEDULER, DATA_MANAGER, LEDGER, ALGORITHM, DASHBOARD)  # the pods that speak ZeroMQ: a Secret each
 
 
 def wait(what: str, predicate: Callable[[], object], timeout: float, interval: float = 0.25) -> None:
@@ -83,11 +85,12 @@ def wait(what: str, predicate: Callable[[], object], timeout: float, interval: f
 
 
 def secret_folders(work: Path) -> dict[str, Path]:
-    """The two Secrets of docs/kubernetes.md, as folders of files: readable by the app's group only, as
-    ``defaultMode: 0440`` with ``fsGroup: 10001`` makes them."""
+    """The Secrets of docs/kubernetes.md, as folders of files: each role's key pair, and the authorized
+    public keys; readable by the app's group only, as ``defaultMode: 0440`` with ``fsGroup: 10001``
+    makes them."""
     keys = keygen(work / "keys")
-    folders = {"repricer-curve": [p for p in keys.iterdir() if p.is_file()],
-               "repricer-curve-authorized": list((keys / "authorized").iterdir())}
+    folders = {f"repricer-curve-{role}": [keys / f"{role}.key", keys / f"{role}.key_secret"] for role in POD_ROLES}
+    folders["repricer-curve-authorized"] = list((keys / "authorized").iterdir())
     out: dict[str, Path] = {}
     for name, files in folders.items():
         folder = work / "secrets" / name
