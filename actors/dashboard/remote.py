@@ -1,7 +1,7 @@
 """The Ledger's history read over its socket (``--ledger-endpoint``), so the Dashboard runs on any
 machine: a DEALER to the Ledger's ROUTER (CurveZMQ with ``--keys``: the Dashboard is one more client
-of the Ledger, with the client key), one :class:`LedgerQuery` per read, its :class:`LedgerQueryReply`
-matched by request id.
+of the Ledger, with its own role's key, which may read, never write), one :class:`LedgerQuery` per
+read, its :class:`LedgerQueryReply` matched by request id.
 
 Bounded as the file reader is: at most ``max_pending`` reads wait for an answer (more is
 :class:`LedgerBusy` at once); each waits ``timeout`` seconds at most (then :class:`LedgerBusy`: the
