@@ -100,7 +100,7 @@ CASES = [
     (["--events-endpoint", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
     (["--api-url", "ftp://host"], "--api-url ftp://host: expected http://HOST:PORT"),
     (["--run-dir", "{tmp}/empty.txt"], "--run-dir {tmp}/empty.txt: not a directory"),
-    (["--keys", "{tmp}/nokeys"], "cannot load CURVE keys"),
+    (["--keys", "{tmp}/nokeys"], "cannot load the launcher CURVE keys from {tmp}/nokeys: no launcher.key_secret"),
     # a public address anywhere in a list needs keys (transport.endpoints.is_loopback on lists)
     (["--data-endpoint", "tcp://127.0.0.1:5556,tcp://8.8.8.8:5556"],
      "refusing to bind tcp://8.8.8.8:5556 without CURVE keys"),

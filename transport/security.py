@@ -131,6 +131,9 @@ class Keys:
         if not own.exists() and (directory / "server.key_secret").exists():
             raise SecurityError(f"{directory} holds keys of the old layout (one server and one client key): make "
                                 f"a key per role in a new directory with: python -m transport.security keygen DIR")
+        if not own.exists():
+            raise SecurityError(f"cannot load the {role} CURVE keys from {directory}: no {own.name} there (make them "
+                                f"with: python -m transport.security keygen DIR, and give this machine that file)")
         if not allowed.is_dir():
             raise SecurityError(f"no folder of authorized keys at {allowed}"
                                 + (": re-run keygen" if authorized is None else ""))
