@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from repricer_supervisor import preflight
+from repricer_supervisor import launcher, preflight
 from transport import endpoints, private_dir
 from transport.endpoints import Endpoints
 
@@ -46,6 +46,11 @@ def test_the_defaults_are_the_run_directory_layout_in_the_default_directory() ->
     assert f"/tmp/book-repricer-{os.getuid()}" == private_dir.DEFAULT_DIR
     assert Endpoints() == Endpoints.in_directory(private_dir.DEFAULT_DIR, 8080, 1)
     assert f"ipc://{private_dir.DEFAULT_DIR}/ticks.sock" == endpoints.DEFAULT_TICKS
+
+
+def test_several_data_managers_by_default_get_sockets_side_by_side() -> None:
+    options = launcher.parse_options(["--data-managers", "2"])
+    assert options.data_endpoints == (endpoints.DEFAULT_DATA, f"ipc://{private_dir.DEFAULT_DIR}/data-1.sock")
 
 
 @pytest.mark.parametrize(("endpoint", "index", "expected"), [
