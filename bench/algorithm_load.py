@@ -36,7 +36,7 @@ from bench.common import Outcome, Row
 from bench.driver import private_dir
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
-from transport.security import DATA
+from transport.roles import DATA
 from transport.sockets import Sockets
 
 PRICES = tuple(Decimal(10) + Decimal(i) / 4 for i in range(5))

@@ -34,7 +34,8 @@ from bench.polling import wait_for
 from repricer_supervisor.procfs import alive
 from transport import protocol
 from transport.protocol import ActorStatus, LastPricesReply, LastPricesRequest, ProtocolError, SupervisorEvent
-from transport.security import DASHBOARD, EVENTS, Keys, Security
+from transport.roles import DASHBOARD, EVENTS
+from transport.security import Keys, Security
 from transport.sockets import EVENTS_HWM, Sockets
 
 T = TypeVar("T")

@@ -45,7 +45,8 @@ from repricer_supervisor.policy import ChildHealth
 from repricer_supervisor.preflight import Refusal
 from repricer_supervisor.supervisor import Supervisor, SupervisorError
 from transport import limits
-from transport.security import LAUNCHER, Keys, Security, SecurityError
+from transport.roles import LAUNCHER
+from transport.security import Keys, Security, SecurityError
 
 log = logging.getLogger("launcher")
 

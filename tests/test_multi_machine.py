@@ -23,7 +23,8 @@ from tests.harness import check_decision, read_points, write_csv
 from tests.helpers import REPO, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Heartbeat
-from transport.security import ALGORITHM, DASHBOARD, HEARTBEAT, LAUNCHER, ROLES, Keys, Security, SecurityError, keygen
+from transport.roles import ALGORITHM, DASHBOARD, HEARTBEAT, LAUNCHER, ROLES
+from transport.security import Keys, Security, SecurityError, keygen
 from transport.sockets import Sockets
 
 

@@ -2,7 +2,7 @@
 
 A key directory (made by ``python -m transport.security keygen DIR``) holds:
 
-- ``ROLE.key`` / ``ROLE.key_secret`` for each role (:data:`ROLES`: the actor kinds and the
+- ``ROLE.key`` / ``ROLE.key_secret`` for each role (:data:`transport.roles.ROLES`: the actor kinds and the
   launcher): a process uses its role's pair for every socket, bound or connected;
 - ``authorized/``: the public keys of everyone allowed in, each named for its role (``ROLE.key``, or
   ``ROLE-ANYTHING.key`` to admit another key in that role, e.g. ``algorithm-host2.key``).
@@ -10,10 +10,10 @@ A key directory (made by ``python -m transport.security keygen DIR``) holds:
 A process needs its own role's two files and the ``authorized/`` folder (a machine running only
 workers needs ``algorithm.key_secret``, nothing of the Scheduler's): keep the secret files 0600.
 
-Each socket that binds is one :class:`Channel` (its ZAP domain) and admits the roles the channel
+Each socket that binds is one :class:`transport.roles.Channel` (its ZAP domain) and admits the roles the channel
 names: only the Algorithm's key may subscribe to ticks or ask the DataManager; the Algorithm's and
 the Dashboard's may talk to the Ledger, and the Ledger takes decisions (``LedgerBatch``) only from a
-writer role (:data:`LEDGER_WRITERS`, checked per message on the ZAP ``User-Id``, the client's role);
+writer role (:data:`transport.roles.LEDGER_WRITERS`, checked per message on the ZAP ``User-Id``, the client's role);
 each connecting socket checks the server's key of the role that binds its channel, so only the
 holder of the Scheduler's secret key can publish ticks to a worker. A refused client is logged and
 counted (``curve_refusals``); a server with the wrong key fails the CURVE handshake and gets nothing.
@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -40,68 +40,9 @@ from zmq.utils import z85
 
 from transport import files
 from transport.logs import RateLimitedLog, printable
+from transport.roles import ROLES, Channel, refusal, role_of
 
 log = logging.getLogger(__name__)
-
-# The roles that hold a key: the actor kinds (actors.kinds names them the same) and the launcher.
-SCHEDULER: Final = "scheduler"
-DATA_MANAGER: Final = "datamanager"
-API_SERVER: Final = "apiserver"
-LEDGER: Final = "ledger"
-ALGORITHM: Final = "algorithm"
-DASHBOARD: Final = "dashboard"
-LAUNCHER: Final = "launcher"
-ROLES: Final = (SCHEDULER, DATA_MANAGER, API_SERVER, LEDGER, ALGORITHM, DASHBOARD, LAUNCHER)
-LEDGER_WRITERS: Final = frozenset({ALGORITHM})  # who may send the Ledger decisions (LedgerBatch)
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """One kind of bound socket: the role that binds it (whose public key its clients check) and the
-    roles of the clients it admits. ``name`` is its ZAP domain."""
-
-    name: str
-    server: str
-    clients: frozenset[str]
-
-
-TICKS: Final = Channel("ticks", SCHEDULER, frozenset({ALGORITHM}))
-DATA: Final = Channel("data", DATA_MANAGER, frozenset({ALGORITHM}))
-LEDGER_CHANNEL: Final = Channel("ledger", LEDGER, frozenset({ALGORITHM, DASHBOARD}))
-HEARTBEAT: Final = Channel("heartbeat", LAUNCHER, frozenset(ROLES))
-EVENTS: Final = Channel("events", LAUNCHER, frozenset({DASHBOARD}))
-CHANNELS: Final = (TICKS, DATA, LEDGER_CHANNEL, HEARTBEAT, EVENTS)
-
-
-def channel_named(name: str) -> Channel | None:
-    return next((channel for channel in CHANNELS if channel.name == name), None)
-
-
-def refusal(domain: str, role: str | None) -> str | None:
-    """Why a client of ``role`` (None: a key nobody authorized) is refused on the socket of ZAP domain
-    ``domain``, or None when it is admitted. Pure: the ZAP handler's whole policy."""
-    channel = channel_named(domain)
-    if channel is None:
-        return f"no such socket kind {printable(domain)}"
-    if role is None:
-        return f"a key not in the authorized folder, on the {channel.name} socket"
-    if role not in channel.clients:
-        return (f"a key of role {role} on the {channel.name} socket, which admits "
-                f"{', '.join(sorted(channel.clients))} only")
-    return None
-
-
-def may_write_ledger(user_id: str | None) -> bool:
-    """Whether a message whose ZAP ``User-Id`` (the client's role) is ``user_id`` may store decisions."""
-    return user_id in LEDGER_WRITERS
-
-
-def role_of(key_file: str) -> str | None:
-    """The role a public key file of ``authorized/`` names: ``ROLE.key`` or ``ROLE-ANYTHING.key``."""
-    stem = key_file.removesuffix(".key")
-    role = stem.split("-", 1)[0]
-    return role if key_file.endswith(".key") and role in ROLES else None
-
 
 class SecurityError(Exception):
     """Keys missing or unreadable, or an insecure bind that was not asked for."""

@@ -17,7 +17,8 @@ from transport import private_dir
 from transport.endpoints import is_loopback
 from transport.limits import FRAME_MAX_BYTES
 from transport.logs import printable
-from transport.security import EVENTS, HEARTBEAT, TICKS, Channel, Security, SecurityError
+from transport.roles import EVENTS, HEARTBEAT, TICKS, Channel
+from transport.security import Security, SecurityError
 
 _S = TypeVar("_S", bound="zmq.Socket[Any]")
 

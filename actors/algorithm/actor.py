@@ -61,7 +61,7 @@ from actors.probes import READY, Readiness, not_ready
 from transport import endpoints
 from transport.logs import RateLimitedLog
 from transport.protocol import Decision, Tick
-from transport.security import TICKS
+from transport.roles import TICKS
 from transport.sockets import Sockets
 
 log = logging.getLogger(ALGORITHM.name)

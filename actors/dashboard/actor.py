@@ -44,7 +44,7 @@ from actors.kinds import DASHBOARD
 from actors.probes import READY, Readiness, not_ready
 from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import ActorStatus, SupervisorEvent
-from transport.security import EVENTS
+from transport.roles import EVENTS
 from transport.sockets import EVENTS_HWM, Sockets
 
 log = logging.getLogger(DASHBOARD.name)

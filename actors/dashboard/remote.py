@@ -27,7 +27,7 @@ from actors.ledger_reads.pool import counted_refusals
 from transport import protocol
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import LedgerQuery, LedgerQueryReply, QueryStatus
-from transport.security import LEDGER_CHANNEL
+from transport.roles import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 log = logging.getLogger(DASHBOARD.name)

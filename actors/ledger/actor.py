@@ -44,7 +44,7 @@ from transport import ledger_rows, protocol
 from transport.ledger_rows import DecisionRow
 from transport.logs import FrameDecoder, RateLimitedLog, printable
 from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerBatch, LedgerQuery, Message
-from transport.security import LEDGER_CHANNEL, LEDGER_WRITERS, may_write_ledger
+from transport.roles import LEDGER_CHANNEL, LEDGER_WRITERS, may_write_ledger
 from transport.sockets import Sockets
 
 log = logging.getLogger(LEDGER.name)
@@ -134,7 +134,7 @@ class Ledger:
 
     async def _receive_by_role(self, sock: zmq.asyncio.Socket) -> None:
         """With keys: each message with its sender's role (the ZAP ``User-Id``), so that only a writer's
-        key stores decisions (``security.LEDGER_WRITERS``); the Dashboard's key may read only."""
+        key stores decisions (``transport.roles.LEDGER_WRITERS``); the Dashboard's key may read only."""
         while True:
             work = self._on_message(await sock.recv_multipart(copy=False))
             while work < RECEIVE_BURST:

@@ -61,7 +61,8 @@ from deploy.test.build import (
     say,
 )
 from tests.configmap import ConfigMapVolume
-from transport.security import ALGORITHM, DASHBOARD, DATA_MANAGER, LEDGER, SCHEDULER, keygen
+from transport.roles import ALGORITHM, DASHBOARD, DATA_MANAGER, LEDGER, SCHEDULER
+from transport.security import keygen
 
 REPO = Path(__file__).resolve().parents[2]
 NETWORK = "repricer-ci"

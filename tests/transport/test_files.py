@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from transport import files
-from transport.security import ALGORITHM, Keys, SecurityError, keygen
+from transport.roles import ALGORITHM
+from transport.security import Keys, SecurityError, keygen
 
 
 def test_a_regular_file_is_read_and_written(tmp_path: Path) -> None:

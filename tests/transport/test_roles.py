@@ -11,26 +11,24 @@ import zmq
 import zmq.utils.monitor
 
 from actors import kinds
-from transport import security
-from transport.security import (
+from transport import roles, security
+from transport.roles import (
     ALGORITHM,
     DASHBOARD,
     DATA_MANAGER,
     LAUNCHER,
     SCHEDULER,
     TICKS,
-    Keys,
-    Security,
-    keygen,
     may_write_ledger,
     refusal,
     role_of,
 )
+from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
 
 
 def test_the_roles_are_the_actor_kinds_and_the_launcher() -> None:
-    assert set(security.ROLES) == {kind.name for kind in kinds.KINDS} | {LAUNCHER}
+    assert set(roles.ROLES) == {kind.name for kind in kinds.KINDS} | {LAUNCHER}
 
 
 @pytest.mark.parametrize(("domain", "role", "expected"), [

@@ -11,7 +11,8 @@ import zmq.asyncio
 from tests.helpers import ipc_endpoint
 from transport import sockets
 from transport.limits import FRAME_MAX_BYTES
-from transport.security import DATA, TICKS, Security, SecurityError
+from transport.roles import DATA, TICKS
+from transport.security import Security, SecurityError
 from transport.sockets import Sockets
 
 

@@ -26,7 +26,7 @@ from transport.protocol import (
     WindowsReply,
     WindowsRequest,
 )
-from transport.security import DATA
+from transport.roles import DATA
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)

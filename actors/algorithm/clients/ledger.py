@@ -53,7 +53,7 @@ from transport.protocol import (
     LedgerAck,
     ProtocolError,
 )
-from transport.security import LEDGER_CHANNEL
+from transport.roles import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from actors.pricing.strategies import Pair, Strategy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick, WindowsReply, WindowsRequest
-from transport.security import DATA
+from transport.roles import DATA
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production

@@ -19,7 +19,7 @@ from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import limits, protocol
 from transport.protocol import Tick
-from transport.security import TICKS
+from transport.roles import TICKS
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production

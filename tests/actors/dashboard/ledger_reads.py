@@ -21,7 +21,7 @@ from actors.ledger.reads import ReadServer
 from tests.helpers import LoopChoice
 from transport import protocol
 from transport.protocol import LedgerQuery
-from transport.security import LEDGER_CHANNEL
+from transport.roles import LEDGER_CHANNEL
 from transport.sockets import Sockets
 
 # The page tests run on both loops: the file reader on asyncio's, the network reader on uvloop (the

@@ -26,7 +26,8 @@ from actors.dashboard.rows import DecisionRow
 from actors.ledger_reads import queries
 from bench import fake_ledger
 from tests.helpers import REPO, async_wait_for, free_port, run_async
-from transport.security import DASHBOARD, Keys, Security, keygen
+from transport.roles import DASHBOARD
+from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.production_loop  # a process test: once, on the loop the actors run on

@@ -28,7 +28,8 @@ from tests.actors.ledger.helpers import decision, keys, rows
 from tests.helpers import REPO, async_wait_for, free_port, run_async, wait_for
 from transport import protocol
 from transport.protocol import Decision, LedgerAck, LedgerBatch, decision_from_record
-from transport.security import ALGORITHM, DASHBOARD, LEDGER_CHANNEL, Keys, Security, keygen
+from transport.roles import ALGORITHM, DASHBOARD, LEDGER_CHANNEL
+from transport.security import Keys, Security, keygen
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production

@@ -25,7 +25,7 @@ from actors.scheduler.options import SchedulerOptions
 from tests.helpers import REPO, async_wait_for, ipc_endpoint, run_async, wait_for
 from transport import protocol
 from transport.protocol import PROTOCOL_VERSION, MessageType, Tick
-from transport.security import TICKS
+from transport.roles import TICKS
 from transport.sockets import Sockets
 
 INTERVAL = 0.05

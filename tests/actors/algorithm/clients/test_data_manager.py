@@ -21,7 +21,7 @@ from actors.algorithm.clients.data_manager import LastPricesClient, RequestFaile
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
-from transport.security import DATA
+from transport.roles import DATA
 from transport.sockets import Sockets
 
 pytestmark = pytest.mark.both_loops  # uvloop: the loop every actor runs on in production
