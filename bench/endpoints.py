@@ -7,6 +7,11 @@ Rounds alternate (tcp, ipc, tcp, ipc, ...), each a launcher pricing ``BOOKS`` bo
 seconds with ``--delay 0``: after a warm-up of two ticks' decisions, the CPU and the decisions over a
 window. Value: ipc's median CPU per decision; baseline: tcp's, same run; ratio ipc / tcp (below 1:
 ipc costs less). The HTTP edge (APIServer) is loopback TCP in both.
+
+And what ``--keys`` costs the Ledger, whose socket with keys reads each message with its sender's
+role (the ZAP ``User-Id``: only a writer's key stores decisions): its event loop's CPU per decision
+(the thread that reads the socket, /proc) and its insert rate, ``LEDGER_DECISIONS`` decisions sent by
+a worker-keyed DEALER (``bench.ledger.stream``), with keys against without, rounds alternating.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import common, driver, throughput
+from bench import common, driver, ledger, throughput
 from bench.common import Config, Outcome, Row
+from transport.roles import ALGORITHM
+from transport.security import Keys, keygen
 
 BOOKS = 300
 TICK = 0.5
 ROWS_PER_BOOK = 12
+LEDGER_DECISIONS = 40_000
 
 
 def tcp_args(directory: Path) -> list[str]:
@@ -60,9 +68,30 @@ def one_round(transport: str, window: float) -> dict[str, Any]:
             "us_per_decision": 1e6 * sum(cpu.values()) / max(decisions, 1), "restarted": restarted}
 
 
+def ledger_round(batches: list[bytes], keyed: bool) -> dict[str, Any]:
+    """One Ledger (``python -m actors.ledger``) fed ``batches`` over tcp, with ``--keys`` or without."""
+    with driver.private_dir("ke-") as directory:
+        endpoint = f"tcp://127.0.0.1:{driver.free_port()}"
+        keys: Keys | None = None
+        extra: list[str] = []
+        if keyed:
+            keys = Keys.load(keygen(directory / "keys"), ALGORITHM)
+            extra = ["--keys", str(directory / "keys")]
+        with common.actor("ledger", "--ledger-endpoint", endpoint, "--db", str(directory / "l.sqlite3"),
+                          *extra) as process:
+            before = ledger.thread_cpu(process.pid)
+            run = ledger.stream(endpoint, batches, probe=False, keys=keys)
+            after = ledger.thread_cpu(process.pid)
+    decisions = len(batches) * ledger.BATCH
+    loop = after.get(process.pid, 0.0) - before.get(process.pid, 0.0)
+    return {"keys": keyed, "rate": decisions / run["seconds"], "loop_us": 1e6 * loop / decisions}
+
+
 def measure(cfg: Config) -> Outcome:
     rounds = cfg.pick(2, 3)
     window = cfg.pick(8.0, 15.0)
+    batches = ledger.frames(cfg.pick(10_000, LEDGER_DECISIONS))
+    keyed = [ledger_round(batches, keys) for i in range(rounds) for keys in ((True, False) if i % 2 else (False, True))]
     results = [one_round(transport, window) for _ in range(rounds) for transport in ("tcp", "ipc")]
     per = {t: [r["us_per_decision"] for r in results if r["transport"] == t] for t in ("tcp", "ipc")}
     ipc, tcp = statistics.median(per["ipc"]), statistics.median(per["tcp"])
@@ -72,6 +101,16 @@ def measure(cfg: Config) -> Outcome:
                         "directory (the default)", ipc, "µs", baseline=tcp, baseline_label="loopback tcp:// (the old "
                         "default), same run", note="ratios by round: " + ", ".join(f"{r:.2f}" for r in ratios)
                         + "; restarts: " + str(sum(r["restarted"] for r in results))))
+    with_keys = [r for r in keyed if r["keys"]]
+    plain = [r for r in keyed if not r["keys"]]
+    out.raw["ledger_keys"] = keyed
+    for what, unit in (("loop_us", "µs"), ("rate", "decisions/s")):
+        label = ("the Ledger's event-loop CPU per decision" if what == "loop_us" else "the Ledger's insert rate")
+        out.rows.append(Row(f"{label}, {len(batches) * ledger.BATCH:,} decisions over tcp, with --keys (CURVE, the "
+                            "writer's role checked per message)", statistics.median(r[what] for r in with_keys), unit,
+                            baseline=statistics.median(r[what] for r in plain), baseline_label="without keys, same run",
+                            note="by round: " + ", ".join(f"{k[what] / p[what]:.2f}"
+                                                           for k, p in zip(with_keys, plain, strict=True))))
     return out
 
 

@@ -52,6 +52,8 @@ from transport.protocol import (
     LedgerQueryReply,
     QueryStatus,
 )
+from transport.roles import LEDGER_CHANNEL
+from transport.security import Keys, Security
 
 BATCH = limits.LEDGER_BATCH_MAX
 IN_FLIGHT = 4
@@ -85,19 +87,21 @@ def frames(count: int) -> list[bytes]:
     return [protocol.encode(LedgerBatch(1 + i // BATCH, tuple(batch[i:i + BATCH]))) for i in range(0, count, BATCH)]
 
 
-def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, keys: Keys | None = None) -> zmq.Socket[bytes]:
+    """A client of the Ledger; with ``keys``, CurveZMQ as a worker (the Algorithm's key may write)."""
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    Security(keys).secure_client(sock, LEDGER_CHANNEL)
     sock.connect(endpoint)
     return sock
 
 
 def stream(endpoint: str, batches: list[bytes], rate: float | None = None, probe: bool = True,
-           sample: Any = None) -> dict[str, Any]:
+           sample: Any = None, keys: Keys | None = None) -> dict[str, Any]:
     """Send ``batches`` keeping IN_FLIGHT unacknowledged (at ``rate`` decisions/s if given), probing the
     loop every 5 ms; ``sample()`` is called about once a second."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    data, prober = _dealer(ctx, endpoint), _dealer(ctx, endpoint)
+    data, prober = _dealer(ctx, endpoint, keys), _dealer(ctx, endpoint, keys)
     poller = zmq.Poller()
     poller.register(data, zmq.POLLIN)
     poller.register(prober, zmq.POLLIN)
