@@ -35,6 +35,8 @@ def files(tmp_path: Path) -> Path:
                                         '[[books]]\nids = ["B001"]\nstrategies = ["slow"]\n')
     (tmp_path / "bad.toml").write_text('[strategies.fast]\nwindow = 0\n')
     (tmp_path / "nokeys").mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o777)  # a run directory anyone may write in
     (tmp_path / "unreadable.csv").write_text("timestamp,book_id,price\n")
     (tmp_path / "unreadable.csv").chmod(0)
     (tmp_path / "semicolons.csv").write_text("timestamp;book_id;price\n2024-01-01;B001;18.02\n")
@@ -100,6 +102,7 @@ CASES = [
     (["--events-endpoint", "ipc:///" + "x" * 200], "a unix socket path is at most 107 bytes"),
     (["--api-url", "ftp://host"], "--api-url ftp://host: expected http://HOST:PORT"),
     (["--run-dir", "{tmp}/empty.txt"], "--run-dir {tmp}/empty.txt: not a directory"),
+    (["--run-dir", "{tmp}/shared"], "--run-dir {tmp}/shared: mode 0777: other users may replace its sockets"),
     (["--keys", "{tmp}/nokeys"], "cannot load the launcher CURVE keys from {tmp}/nokeys: no launcher.key_secret"),
     # a public address anywhere in a list needs keys (transport.endpoints.is_loopback on lists)
     (["--data-endpoint", "tcp://127.0.0.1:5556,tcp://8.8.8.8:5556"],
