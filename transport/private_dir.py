@@ -19,6 +19,7 @@ import errno
 import os
 import socket
 import stat
+import time
 from typing import Final
 
 from transport.logs import printable
@@ -31,6 +32,7 @@ def default_dir(uid: int) -> str:
 
 DEFAULT_DIR: Final = default_dir(os.getuid())
 PRIVATE_MODE: Final = 0o700
+IN_USE_GRACE: Final = 1.0  # seconds a listener found at a bind may take to go away (see in_use)
 
 
 class NotPrivate(OSError):
@@ -80,17 +82,32 @@ def claim_default(endpoint: str, default: str = DEFAULT_DIR) -> None:
         claim(default)
 
 
-def in_use(endpoint: str) -> bool:
-    """Whether a process listens on the ``ipc://`` socket of ``endpoint`` now. ZeroMQ binds an ipc path
-    by removing what is there: without this look a second system would silently take the first one's
-    socket, where a tcp port in use is refused."""
+def in_use(endpoint: str, grace: float = IN_USE_GRACE) -> bool:
+    """Whether a process listens on the ``ipc://`` socket of ``endpoint``, and still does after up to
+    ``grace`` seconds. ZeroMQ binds an ipc path by removing what is there: without this look a second
+    system would silently take the first one's socket, where a tcp port in use is refused. The grace:
+    ZeroMQ closes a listener in its I/O thread after the socket's ``close`` returns, so a socket of
+    this process just closed (a Ledger replaced in a test) or a predecessor still exiting answers a
+    moment longer; a system that runs keeps answering."""
     directory = directory_of(endpoint)
     if directory is None:
         return False
+    path = endpoint.partition("://")[2]
+    deadline = time.monotonic() + grace
+    pause = 0.005
+    while _listened(path):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(pause)  # a bounded wait, at a bind only when the socket answered
+        pause = min(pause * 2, 0.1)
+    return False
+
+
+def _listened(path: str) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         try:
-            probe.connect(endpoint.partition("://")[2])
+            probe.connect(path)
         except OSError:  # no file, or no listener (ECONNREFUSED): free
             return False
     return True

@@ -97,11 +97,23 @@ def test_an_ipc_socket_is_in_use_while_someone_listens(tmp_path: Path) -> None:
     assert not private_dir.in_use(endpoint)
     with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as sock:
         sock.bind(endpoint)
-        assert private_dir.in_use(endpoint)
+        assert private_dir.in_use(endpoint, grace=0.0)
         with pytest.raises(preflight.Refusal, match="already in use \\(another repricer\\?\\): give --ticks-endpoint"):
             preflight.bindable("--ticks-endpoint", endpoint)
         sock.close(linger=0)
     assert (tmp_path / "s.sock").exists() and not private_dir.in_use(endpoint)  # a stale file is free
+
+
+def test_a_socket_of_this_process_just_closed_is_free_to_bind_again(tmp_path: Path) -> None:
+    # ZeroMQ closes the listener in its I/O thread after close() returns: a Ledger replaced in one
+    # process (a test's) binds its successor at once, never refused as "in use".
+    endpoint = f"ipc://{tmp_path}/s.sock"
+    with zmq.Context() as ctx:
+        for _ in range(20):
+            with ctx.socket(zmq.ROUTER) as sock:
+                sock.bind(endpoint)
+                sock.close(linger=0)
+            assert not private_dir.in_use(endpoint)
 
 
 def connect_as(uid: int, path: Path) -> str:
