@@ -93,9 +93,12 @@ class RuntimeOptions:
     log_level: str = option("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                             parse=str.upper)
     keys: str | None = option(None, "CurveZMQ key directory (python -m transport.security keygen DIR): "
-                              "encrypt and authenticate every ZeroMQ socket", metavar="DIR")
-    authorized_keys: str | None = option(None, "with --keys: the folder of the public keys of the clients "
-                                         "allowed in (default: the authorized/ folder of --keys)", metavar="DIR")
+                              "encrypt and authenticate every ZeroMQ socket with this actor's own role's key "
+                              "pair (ROLE.key_secret); each socket admits the roles of its channel only",
+                              metavar="DIR")
+    authorized_keys: str | None = option(None, "with --keys: the folder of the public keys allowed in, each named "
+                                         "for its role, ROLE.key or ROLE-NAME.key (default: the authorized/ folder "
+                                         "of --keys)", metavar="DIR")
     insecure: bool = option(False, "allow binding a non-loopback address without encryption")
     health_port: int | None = option(None, "serve /livez, /readyz and /metrics over HTTP on this port, for an "
                                      "orchestrator's probes and Prometheus when no launcher supervises (off by "
