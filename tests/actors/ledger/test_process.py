@@ -242,7 +242,8 @@ def test_over_tcp_with_keys_only_an_authorized_client_is_served(shared_dir: Path
                  and ack.error == "", 20, 0.1)
         assert send_batch(endpoint, 2, [decision(2)], 1.0) is None  # no keys: no answer, nothing stored
         # Issue 20: the Dashboard's key is authorized (it reads), but only a worker's key may write.
-        assert send_batch(endpoint, 3, [decision(3)], 1.0, Keys.load(key_dir, DASHBOARD)) is None
+        # (No answer, and the log says why; the stored keys at the end show it was not kept.)
+        assert send_batch(endpoint, 3, [decision(3)], 0.3, Keys.load(key_dir, DASHBOARD)) is None
         wait_for(lambda: "refused a LedgerBatch from a client whose key is of role dashboard: only algorithm keys may "
                          "store decisions" in log.read_text(), 10, 0.1)
     finally:
