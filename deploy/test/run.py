@@ -266,7 +266,7 @@ def start_reference(work: Path, config: Path, seconds: float, first_id_parity: i
     its own: its first id has ``first_id_parity`` (a persisted high-water mark ahead of the clock), so
     that its ids' parities, the mock's sold flags, follow the containers' tick by tick."""
     run_dir, out, api_port = work / "launcher", work / "launcher.out", _free_port()
-    run_dir.mkdir()
+    run_dir.mkdir(mode=0o700)  # a --run-dir others may write in is refused (whatever the umask)
     first = time.time_ns() // 1000 + 10**9
     first += (first - first_id_parity) % 2
     state = work / "api-state.json"
