@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -68,5 +69,26 @@ def test_binding_a_public_address_without_keys_is_refused() -> None:
     try:
         with pytest.raises(SecurityError, match="without CURVE keys"):
             Sockets(ctx, Security()).router("tcp://0.0.0.0:0", channel=DATA)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_an_actor_endpoint_someone_listens_on_is_refused_not_taken_over(ipc_dir: Path) -> None:
+    # ZeroMQ would remove the first one's socket file and bind anew: a second DataManager (or Ledger, or
+    # Scheduler) started on the same ipc endpoint, say with the defaults, fails to start instead; its
+    # actor exits 2 with that line (runtime: EADDRINUSE is a configuration error).
+    endpoint = ipc_endpoint(ipc_dir, "data")
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        first = Sockets(ctx).router(endpoint, channel=DATA)
+        with pytest.raises(OSError, match=r"already in use \(another repricer\?\)") as refused:
+            Sockets(ctx).pub(endpoint)
+        assert refused.value.errno == errno.EADDRINUSE
+        client = ctx.socket(zmq.DEALER)  # the first one still serves at its socket
+        client.connect(endpoint)
+        client.send(b"still there")
+        assert first.poll(5000) and first.recv_multipart()[1] == b"still there"
+        client.close(linger=0)
+        first.close(linger=0)
     finally:
         ctx.destroy(linger=0)
