@@ -337,6 +337,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "curve_refusals": _c("peers refused by CurveZMQ authentication"),
         "refused_subscriptions": _c("subscriptions to the events socket refused (unknown topics)"),
         "events_rebinds": _c("times the events socket was bound again after a flood of subscriptions"),
+        "memory_trims": _c("times the memory freed after a flood of subscriptions was given back to the system"),
     }),
 })
 

@@ -59,7 +59,8 @@ class Supervisor:
         self._status_every = options.status_every
         self._status_line = StatusLine()  # the INFO line of each status report
         self.counters = {"starts": 0, "exits": 0, "hangs": 0, "bad_heartbeats": 0, "stray_heartbeats": 0,
-                         "sighups": 0, "curve_refusals": 0, "refused_subscriptions": 0, "events_rebinds": 0}
+                         "sighups": 0, "curve_refusals": 0, "refused_subscriptions": 0, "events_rebinds": 0,
+                         "memory_trims": 0}
         self.failed: Child | None = None  # the child given up on: the run stops
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._inbox: HeartbeatInbox | None = None
@@ -236,6 +237,7 @@ class Supervisor:
                             poller.register(polled, zmq.POLLIN)
                     self._events.greet(list(self.children.values()))
                     self._events.flush()
+                    self._events.trim_after_flood()
                     now = time.monotonic()
                     if until is not None and now >= until:
                         break
@@ -260,6 +262,7 @@ class Supervisor:
         self.counters["curve_refusals"] = self._security.denied  # at the heartbeat and events sockets
         self.counters["refused_subscriptions"] = self._events.refused_subscriptions
         self.counters["events_rebinds"] = self._events.rebinds
+        self.counters["memory_trims"] = self._events.memory_trims
 
     def _peers_run(self) -> bool:
         """Whether every child that does not start last has beaten once (its event loop runs)."""
@@ -282,5 +285,6 @@ class Supervisor:
                        for c in self.children.values())  # a kind that starts last, waiting for its peers
         due = [now + (PEERS_POLL if starting else CHECK_INTERVAL), next_status]
         due += [c.restart_at for c in self.children.values() if c.process is None and c.restart_at is not None]
-        due += [t for t in (until, self._events.greeting_due_at, self._events.flush_due_at) if t is not None]
+        due += [t for t in (until, self._events.greeting_due_at, self._events.flush_due_at, self._events.trim_due_at)
+                if t is not None]
         return max(0, int((min(due) - now) * 1000) + 1)

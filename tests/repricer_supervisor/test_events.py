@@ -4,13 +4,22 @@ turns of reading, whatever the topics, so libzmq never queues more than a turn's
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 import zmq
 
-from repricer_supervisor.events import REFUSED_MAX, SUBSCRIPTIONS_MAX, SUBSCRIPTIONS_PER_TURN, TOPICS, Events
+from repricer_supervisor.events import (
+    REFUSED_MAX,
+    SUBSCRIPTIONS_MAX,
+    SUBSCRIPTIONS_PER_TURN,
+    TOPICS,
+    TRIM_AFTER,
+    Events,
+)
 from tests.helpers import wait_for
+from transport import memory
 
 _ENDPOINTS = itertools.count()
 
@@ -22,7 +31,7 @@ def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
     context.destroy(linger=0)
 
 
-def events_on(ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[Events, str]:
+def events_on(ctx: zmq.Context[zmq.Socket[bytes]], clock: Callable[[], float] = time.monotonic) -> tuple[Events, str]:
     first = f"inproc://events-{next(_ENDPOINTS)}"
 
     def bind() -> zmq.Socket[bytes]:  # (an inproc name is not free at once after a close: a new one)
@@ -31,7 +40,7 @@ def events_on(ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[Events, str]:
         sock.bind(f"inproc://events-{next(_ENDPOINTS)}")
         return sock
 
-    events = Events(bind)
+    events = Events(bind, clock=clock)
     assert events.sock is not None
     events.sock.bind(first)
     return events, first
@@ -81,4 +90,33 @@ def test_an_honest_subscriber_is_applied_and_greeted_never_rebound(ctx: zmq.Cont
         events.read_subscriptions()
     assert (events.rebinds, events.refused_subscriptions) == (0, 1)
     assert events.greeting_due_at is not None
+    xsub.close()
+
+
+def test_the_memory_of_a_flood_is_given_back_once_no_rebind_came_for_a_while(
+        ctx: zmq.Context[zmq.Socket[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc keeps what libzmq freed after a flood: the launcher stayed at 1.27x its memory before."""
+    trims: list[float] = []
+    clock = [1000.0]
+
+    def trim() -> bool:
+        trims.append(clock[0])
+        return True
+
+    monkeypatch.setattr(memory, "trim", trim)
+    events, endpoint = events_on(ctx, lambda: clock[0])
+    events.trim_after_flood()
+    assert (events.trim_due_at, trims) == (None, [])  # no flood, nothing to give back
+    xsub = flood(ctx, endpoint, [b"t%06d" % i for i in range(SUBSCRIPTIONS_PER_TURN)])
+    wait_for(lambda: bool(events.sock and events.sock.poll(0, zmq.POLLIN)), 5, 0.01)
+    turns_until_rebound(events, 20)
+    assert events.trim_due_at == 1000.0 + TRIM_AFTER
+    clock[0] += TRIM_AFTER - 0.1
+    events.trim_after_flood()
+    assert trims == []  # the flood may go on: not yet
+    clock[0] += 0.1
+    events.trim_after_flood()
+    events.trim_after_flood()
+    assert trims == [1000.0 + TRIM_AFTER] and events.memory_trims == 1  # once per flood
+    assert events.trim_due_at is None
     xsub.close()
