@@ -11,7 +11,9 @@ phase (the baseline), then each attack in turn, each from a process of its own a
 - ``http_flood``: malformed HTTP to the APIServer on 16 connections;
 
 and a second run, in follow mode, reads a fuzzed CSV (every tenth line random bytes) against a clean
-one, then has its data file replaced by a FIFO for 4 s (``fifo_swap``). For each:
+one, then has its data file replaced by a FIFO for 4 s (``fifo_swap``); a third run
+(:mod:`bench.hostile_local`) forges ticks, floods the launcher's events socket with subscriptions and
+takes the Ledger's file away. For each:
 the share of the offered (book, tick) pairs decided, as a ratio to the quiet phase, and how many
 actors were restarted or killed as hung meanwhile (the target: none). On 2 cores the attacker takes
 CPU from the system too, so a ratio below 1 is not all starvation: the restart count says whether
@@ -235,4 +237,9 @@ def measure(config: Config) -> Outcome:
                                 f"{TICK} s tick)", kept, "of offered", base, "quiet phase, same run",
                                 ">= 0.95x, no restart", kept >= 0.95 * base and restarts == 0,
                                 f"restarts/hangs during it: {restarts}"))
+    from bench import hostile_local  # here: it shares this module's helpers (an import at the top would be a cycle)
+
+    local = hostile_local.measure(config)
+    outcome.rows.extend(local.rows)
+    outcome.raw["local"] = local.raw
     return outcome
