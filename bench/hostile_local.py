@@ -102,7 +102,7 @@ class LocalRun:
         decided = {(d["book"], d["tick"]) for d in self.run.decisions() if d["tick"] in seqs}
         return len(decided) / (len(seqs) * BOOKS)
 
-    def phase(self, seconds: float, actor: str, act: Callable[[], None] | None = None,
+    def phase(self, seconds: float, actor: str, act: Callable[[], object] | None = None,
               attackers: list[object] | None = None) -> Result:
         """``act`` at the start (after a second of the attackers), ``seconds`` in all."""
         rss_before = rss_kib(self.pid(actor))

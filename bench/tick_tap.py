@@ -60,6 +60,7 @@ class TickTap:
     def __init__(self, upstream: str, downstream: str) -> None:
         self.forwarded = 0
         self.forged_sent = 0
+        self.forged_at = 0.0  # the wall time the last forged tick was sent (before any real tick after it)
         self.last: Tick | None = None  # the newest real tick forwarded
         self._seqs: collections.deque[tuple[float, int]] = collections.deque(maxlen=SEQS_KEPT)  # (when, seq)
         self._forged: queue.Queue[bytes] = queue.Queue(FORGED_QUEUED_MAX)
@@ -115,11 +116,16 @@ class TickTap:
                     break
                 with contextlib.suppress(zmq.Again):
                     self._pub.send(forged, zmq.NOBLOCK)
+                self.forged_at = time.time()  # (before the count: a waiter reads it once the count is up)
                 self.forged_sent += 1
 
-    def forge(self, *ticks: Tick) -> None:
+    def forge(self, *ticks: Tick) -> float:
+        """Send ``ticks`` (after any real tick already forwarded); the wall time they were all sent."""
+        target = self.forged_sent + len(ticks)
         for tick in ticks:
             self._forged.put(protocol.encode(tick), timeout=5.0)
+        wait_for(lambda: self.forged_sent >= target, 5.0, 0.001, "the forged ticks to be sent")
+        return self.forged_at
 
     def wait_tick(self, after: int = -1, timeout: float = 30.0) -> Tick:
         """The first real tick forwarded with a seq above ``after``."""
@@ -129,20 +135,28 @@ class TickTap:
         with self._changed:
             return wait_for(newer, timeout, 0.05, f"a real tick after seq {after}", pause=self._changed.wait)
 
-    def gap_then_forge(self, seconds: float, *forged: Tick | Callable[[], Tick]) -> None:
+    def gap_then_forge(self, seconds: float, *forged: Tick | Callable[[], Tick]) -> float:
         """The Scheduler silent for ``seconds`` (SIGSTOP), then ``forged`` sent (a callable makes its
-        tick at that moment) and the Scheduler let go on (SIGCONT) once they are out: the issue's gap.
+        tick at that moment) and the Scheduler let go on (SIGCONT) once they are out: the issue's gap;
+        the wall time they were sent.
         Ours is not the launcher's child, so no hang is detected: only the gap is seen downstream (and
         the ticks due in it are never sent: the Scheduler skips what it missed)."""
         assert self._scheduler is not None, "start_scheduler first"
         os.kill(self._scheduler.pid, signal.SIGSTOP)
         try:
             time.sleep(seconds)  # the gap's length is the attack
-            target = self.forged_sent + len(forged)
-            self.forge(*(tick() if callable(tick) else tick for tick in forged))
-            wait_for(lambda: self.forged_sent >= target, 5.0, 0.001, "the forged ticks to be sent")
+            return self.forge(*(tick() if callable(tick) else tick for tick in forged))
         finally:
             os.kill(self._scheduler.pid, signal.SIGCONT)
+
+    def seqs_after(self, since: float, count: int, timeout: float = 30.0) -> list[int]:
+        """The seqs of the first ``count`` real ticks forwarded after ``since`` (waited for)."""
+        def seen() -> list[int] | None:
+            seqs = sorted({seq for at, seq in self._seqs if at >= since})
+            return seqs[:count] if len(seqs) >= count else None
+
+        with self._changed:
+            return wait_for(seen, timeout, 0.05, f"{count} real ticks", pause=self._changed.wait)
 
     def seqs_between(self, since: float, until: float) -> set[int]:
         """The seqs of the real ticks forwarded between two wall times (the ticks offered the Algorithms)."""

@@ -1,0 +1,183 @@
+"""Issue 20's forged ticks and data-file swaps over one real launcher run: each attack as the issue gave
+it, and a variant of ours beside it.
+
+The run (follow mode, 100 books, 0.5 s ticks) has no Scheduler of its own: a real Scheduler process
+publishes to a tap (:mod:`bench.tick_tap`) where the Algorithm's tick SUB connects, standing for a local
+process that reached the tick socket; the tap forwards every real tick and sends the forged ones. The
+attacks share the run (each waits for the Algorithm to follow the real Scheduler before it starts) and
+check that nothing was restarted meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from bench import common
+from bench.driver import LauncherRun, private_dir
+from bench.tick_tap import RUN_WITHOUT_SCHEDULER, TickTap, ahead, foreign_run
+
+BOOKS: Final = 100
+TICK: Final = 0.5
+WAIT: Final = 30.0  # generous: the machine may be loaded
+
+
+@dataclass
+class Attacked:
+    run: LauncherRun
+    tap: TickTap
+    csv: Path
+
+    def counter(self, actor: str, name: str) -> int:
+        return self.run.counters(actor).get(name, 0)
+
+    def wait_counter(self, actor: str, name: str, above: int) -> int:
+        return self.run.wait_until(lambda: (v := self.counter(actor, name)) > above and v, WAIT,
+                                   f"{actor} {name} above {above}")
+
+    def decided_at(self, seq: int) -> set[str]:
+        return {d["book"] for d in self.run.decisions() if d["tick"] == seq}
+
+    def wait_decided(self, seq: int, books: int = 1) -> None:
+        """Until ``books`` books were decided at the real tick ``seq``."""
+        self.run.wait_until(lambda: len(self.decided_at(seq)) >= books, WAIT, f"{books} decision(s) at tick {seq}")
+
+    def wait_every_book_again(self, since: float) -> None:
+        """Until every book was decided at one real tick sent after ``since`` (followed, not silenced)."""
+        def whole() -> bool:
+            seqs = self.tap.seqs_between(since, time.time())
+            return any(len(self.decided_at(seq)) == BOOKS for seq in seqs)
+
+        self.run.wait_until(whole, WAIT, "every book decided at one real tick")
+
+    def undisturbed_since(self, since: float) -> list[str]:
+        return [f"{e.event} {e.actor}" for e in self.run.events() if e.ts >= since and e.event in ("exited", "hung")]
+
+
+@pytest.fixture(scope="module")
+def attacked() -> Iterator[Attacked]:
+    with private_dir("ha-") as directory:
+        csv = directory / "prices.csv"
+        csv.write_text("book_id,price\n" + "".join(f"{book},10.{i:02d}\n" for i in range(10)
+                                                   for book in common.book_ids(BOOKS)), encoding="utf-8")
+        books = common.write_books_file(directory, BOOKS)
+        tap = TickTap.in_run_dir(directory)
+        run = LauncherRun(["--data-file", str(csv), "--books-file", str(books), "--mode", "follow", "--tick", str(TICK),
+                           "--delay", "0", *RUN_WITHOUT_SCHEDULER], directory, status_every=0.5)
+        try:
+            run.wait_for_actors(["datamanager", "apiserver", "ledger", "algorithm"])
+            tap.start_scheduler(directory, TICK)
+            run.wait_decisions(BOOKS, timeout=WAIT)
+            yield Attacked(run, tap, csv)
+            assert run.stop() == 0
+        finally:
+            run.kill_everything()
+            tap.close()
+
+
+@pytest.fixture
+def attack(attacked: Attacked) -> Iterator[Attacked]:
+    """The shared run, the Algorithm following the real Scheduler; nothing restarted during the test."""
+    started = time.time()
+    attacked.wait_decided(attacked.tap.seqs_after(started, 1)[0])
+    yield attacked
+    assert attacked.undisturbed_since(started) == []
+
+
+# --- 2. forged ticks ---------------------------------------------------------------------------------
+
+
+def test_one_tick_of_the_run_50s_ahead_is_refused_and_the_next_real_tick_followed(attack: Attacked) -> None:
+    early = attack.counter("algorithm", "early_ticks")
+    forged = ahead(attack.tap.wait_tick(), 50.0)  # seq + 100
+    sent = attack.tap.forge(forged)
+    attack.wait_counter("algorithm", "early_ticks", early)
+    (first,) = attack.tap.seqs_after(sent, 1)
+    attack.wait_decided(first)  # nothing changed: the next real tick is followed
+    attack.wait_every_book_again(sent)
+    assert attack.decided_at(forged.seq) == set()
+
+
+def test_a_forged_stream_50s_ahead_at_the_schedulers_pace_never_takes_over(attack: Attacked) -> None:
+    """Ours: the forger keeps sending, one tick per interval right after each real one, 50 s ahead: the
+    Algorithm follows the Scheduler that keeps ticking all along."""
+    early = attack.counter("algorithm", "early_ticks")
+    real = attack.tap.wait_tick()
+    sent: list[float] = []
+    forged = []
+    for _ in range(5):
+        forged.append(ahead(real, 50.0))
+        sent.append(attack.tap.forge(forged[-1]))
+        real = attack.tap.wait_tick(real.seq)
+    attack.wait_counter("algorithm", "early_ticks", early + 4)
+    for seq in attack.tap.seqs_after(sent[0], 5):  # every real tick meanwhile was followed
+        attack.wait_decided(seq)
+    assert not any(attack.decided_at(tick.seq) for tick in forged)
+
+
+def test_a_new_run_with_a_day_long_interval_after_a_gap_holds_the_algorithm_two_ticks_at_most(
+        attack: Attacked) -> None:
+    """The issue's: the Scheduler silent 1.2 s (over 1.5 intervals), then tick 0 of a run with an 86,400 s
+    interval: followed (the Scheduler may have restarted), and the real one followed again at its
+    second tick."""
+    new_runs = attack.counter("algorithm", "new_runs")
+    sent = attack.tap.gap_then_forge(1.2, lambda: foreign_run(time.time(), 86_400.0))
+    _, second = attack.tap.seqs_after(sent, 2)
+    attack.wait_decided(second)
+    attack.wait_counter("algorithm", "new_runs", new_runs + 1)  # the forged run, then ours again
+    attack.wait_every_book_again(sent)
+
+
+def test_a_forged_run_that_keeps_repeating_its_tick_holds_the_algorithm_two_ticks_at_most(attack: Attacked) -> None:
+    """Ours: the same after the gap, but the forger repeats its tick every 0.1 s for 2 s, as the
+    Scheduler repeats its own for late subscribers: a repeat is not a sign of life."""
+    forged = foreign_run(time.time() + 1.2, 86_400.0)
+    sent = attack.tap.gap_then_forge(1.2, lambda: forged)
+    for _ in range(20):
+        attack.tap.forge(forged)
+        time.sleep(0.1)  # the forger's pace
+    _, second = attack.tap.seqs_after(sent, 2)
+    attack.wait_decided(second)
+    attack.wait_every_book_again(sent)
+
+
+# --- 5. the data file swapped for a FIFO or a device -------------------------------------------------
+
+
+def swap_and_put_back(attack: Attacked, put: str, book: str, price: str) -> None:
+    """The data file renamed aside, ``put`` (fifo / device) at its path until the DataManager notices,
+    the file put back and a row appended: the DataManager reads it again (a decision shows the price)."""
+    path = attack.csv
+    aside = path.with_name("aside.csv")
+    seen = attack.counter("datamanager", "not_regular")
+    os.rename(path, aside)
+    try:
+        if put == "fifo":
+            os.mkfifo(path)
+        else:
+            os.symlink("/dev/zero", path)
+        swapped = time.time()
+        attack.wait_counter("datamanager", "not_regular", seen)
+        attack.wait_every_book_again(swapped)  # the open file read on meanwhile
+    finally:
+        path.unlink()
+        os.rename(aside, path)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"{book},{price}\n")
+    attack.run.wait_until(lambda: any(d["book"] == book and price in d["prices"] for d in attack.run.decisions()),
+                          WAIT, f"a decision of {book} with {price} among its prices")
+
+
+def test_the_data_file_swapped_for_a_fifo_is_read_on_and_read_again_when_it_is_back(attack: Attacked) -> None:
+    swap_and_put_back(attack, "fifo", "B001", "11.11")
+
+
+def test_the_data_file_swapped_for_a_device_that_never_ends_is_read_on_and_read_again(attack: Attacked) -> None:
+    """Ours: a symlink to /dev/zero (a device: endless, never a line end)."""
+    swap_and_put_back(attack, "device", "B002", "12.12")
