@@ -1,5 +1,5 @@
-"""Issue 20's forged ticks and data-file swaps over one real launcher run: each attack as the issue gave
-it, and a variant of ours beside it.
+"""Issue 20's forged ticks, forged Ledger batches and data-file swaps over one real launcher run: each
+attack as the issue gave it, and a variant of ours beside it.
 
 The run (follow mode, 100 books, 0.5 s ticks) has no Scheduler of its own: a real Scheduler process
 publishes to a tap (:mod:`bench.tick_tap`) where the Algorithm's tick SUB connects, standing for a local
@@ -11,28 +11,38 @@ check that nothing was restarted meanwhile.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 import pytest
+import zmq
 
 from bench import common
 from bench.driver import LauncherRun, private_dir
 from bench.tick_tap import RUN_WITHOUT_SCHEDULER, TickTap, ahead, foreign_run
+from transport import protocol
+from transport.protocol import Decision, LedgerAck, LedgerBatch
 
 BOOKS: Final = 100
 TICK: Final = 0.5
 WAIT: Final = 30.0  # generous: the machine may be loaded
+Key = tuple[str, int]  # (book, tick) of the run
 
 
 @dataclass
 class Attacked:
     run: LauncherRun
     tap: TickTap
-    csv: Path
+    directory: Path
+
+    @property
+    def csv(self) -> Path:
+        return self.directory / "prices.csv"
 
     def counter(self, actor: str, name: str) -> int:
         return self.run.counters(actor).get(name, 0)
@@ -63,18 +73,17 @@ class Attacked:
 @pytest.fixture(scope="module")
 def attacked() -> Iterator[Attacked]:
     with private_dir("ha-") as directory:
-        csv = directory / "prices.csv"
-        csv.write_text("book_id,price\n" + "".join(f"{book},10.{i:02d}\n" for i in range(10)
+        (directory / "prices.csv").write_text("book_id,price\n" + "".join(f"{book},10.{i:02d}\n" for i in range(10)
                                                    for book in common.book_ids(BOOKS)), encoding="utf-8")
         books = common.write_books_file(directory, BOOKS)
         tap = TickTap.in_run_dir(directory)
-        run = LauncherRun(["--data-file", str(csv), "--books-file", str(books), "--mode", "follow", "--tick", str(TICK),
-                           "--delay", "0", *RUN_WITHOUT_SCHEDULER], directory, status_every=0.5)
+        run = LauncherRun(["--data-file", str(directory / "prices.csv"), "--books-file", str(books), "--mode", "follow",
+                           "--tick", str(TICK), "--delay", "0", *RUN_WITHOUT_SCHEDULER], directory, status_every=0.5)
         try:
             run.wait_for_actors(["datamanager", "apiserver", "ledger", "algorithm"])
             tap.start_scheduler(directory, TICK)
             run.wait_decisions(BOOKS, timeout=WAIT)
-            yield Attacked(run, tap, csv)
+            yield Attacked(run, tap, directory)
             assert run.stop() == 0
         finally:
             run.kill_everything()
@@ -145,6 +154,88 @@ def test_a_forged_run_that_keeps_repeating_its_tick_holds_the_algorithm_two_tick
     _, second = attack.tap.seqs_after(sent, 2)
     attack.wait_decided(second)
     attack.wait_every_book_again(sent)
+
+
+# --- 3. Ledger pre-emption ----------------------------------------------------------------------------
+
+
+def send_to_ledger(attack: Attacked, decisions: list[Decision]) -> LedgerAck:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    try:
+        dealer.connect(f"ipc://{attack.directory}/ledger.sock")
+        dealer.send(protocol.encode(LedgerBatch(1, tuple(decisions))))
+        assert dealer.poll(int(WAIT * 1000)), "no answer from the Ledger"
+        return protocol.decode_as(dealer.recv(), LedgerAck)
+    finally:
+        dealer.close(linger=0)
+        ctx.term()
+
+
+def forged_decisions(run: float, ticks: range, books: list[str]) -> list[Decision]:
+    """The issue's: the run's exact t0 (the Dashboard's CSV shows it), ticks of it at 0.01."""
+    prices = (Decimal("10.00"),) * 5
+    return [Decision(time.time(), tick, book, "default", prices, Decimal("10.00"), 900_000 + tick, False,
+                     Decimal("0.01"), run=run) for tick in ticks for book in books]
+
+
+def kept_request_ids(attack: Attacked, table: str, run: float, ticks: range, books: list[str]) -> dict[Key, set[int]]:
+    """(book, tick) -> the request ids ``table`` holds for them, read from the Ledger's file."""
+    conn = sqlite3.connect(f"file:{attack.directory}/ledger.sqlite3?mode=ro", uri=True)
+    try:
+        found: dict[Key, set[int]] = {}
+        for book, tick, request_id in conn.execute(
+                f"SELECT book, tick, request_id FROM {table} WHERE strategy = 'default' AND abs(run - ?) < 1e-6 "
+                f"AND tick BETWEEN ? AND ?", (run, ticks.start, ticks.stop - 1)):
+            if book in books:
+                found.setdefault((book, tick), set()).add(request_id)
+        return found
+    finally:
+        conn.close()
+
+
+def printed_request_ids(attack: Attacked, ticks: range, books: list[str]) -> dict[Key, set[int]]:
+    return {(d["book"], d["tick"]): {d["request_id"]} for d in attack.run.decisions()
+            if d["tick"] in ticks and d["book"] in books}
+
+
+def wait_collisions_kept(attack: Attacked, before: int, count: int) -> None:
+    attack.run.wait_until(lambda: attack.counter("ledger", "collisions_kept") >= before + count, WAIT,
+                          f"{count} collisions kept in quarantine")
+
+
+def test_forged_decisions_of_future_ticks_cannot_make_the_real_ones_lost(attack: Attacked) -> None:
+    """The issue's: a forged batch of the run's next ticks at 0.01, stored before the real decisions: the
+    real ones, printed, are kept too (in quarantine, with the collision counted), none lost."""
+    books = ["B010", "B011", "B012"]
+    real = attack.tap.wait_tick()
+    ticks = range(real.seq + 6, real.seq + 9)
+    kept_before = attack.counter("ledger", "collisions_kept")
+    assert send_to_ledger(attack, forged_decisions(real.t0, ticks, books)).stored == 9
+    attack.run.wait_until(lambda: len(printed_request_ids(attack, ticks, books)) == 9, WAIT, "the real decisions")
+    wait_collisions_kept(attack, kept_before, 9)
+    printed = printed_request_ids(attack, ticks, books)
+    quarantined = kept_request_ids(attack, "collisions", real.t0, ticks, books)
+    assert all(printed[key] <= quarantined.get(key, set()) for key in printed), (printed, quarantined)
+    assert all(ids == {900_000 + key[1]} for key, ids in kept_request_ids(
+        attack, "decisions", real.t0, ticks, books).items())  # first come: the forgery, disputed
+
+
+def test_forged_decisions_of_past_ticks_cannot_replace_the_real_ones(attack: Attacked) -> None:
+    """Ours: the forger rewrites ticks already decided and stored: the real ones stay, the forged ones
+    go to quarantine."""
+    books = ["B020", "B021", "B022"]
+    real = attack.tap.wait_tick()
+    ticks = range(real.seq - 3, real.seq)
+    attack.run.wait_until(lambda: len(kept_request_ids(attack, "decisions", real.t0, ticks, books)) == 9, WAIT,
+                          "the real decisions in the Ledger")
+    kept_before = attack.counter("ledger", "collisions_kept")
+    assert send_to_ledger(attack, forged_decisions(real.t0, ticks, books)).error == ""
+    wait_collisions_kept(attack, kept_before, 9)
+    assert kept_request_ids(attack, "decisions", real.t0, ticks, books) == printed_request_ids(attack, ticks, books)
+    assert all(900_000 + key[1] in ids for key, ids in kept_request_ids(
+        attack, "collisions", real.t0, ticks, books).items())
 
 
 # --- 5. the data file swapped for a FIFO or a device -------------------------------------------------
