@@ -302,6 +302,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "reads_failed": _c("reads that failed for another reason (logged)"),
         "alerts_reloads": _c("alert thresholds reloaded (SIGHUP)"),
         "alerts_reload_errors": _c("alert threshold reloads refused (the running ones stay)"),
+        "reload_without_config": _c("SIGHUPs with nothing to reload (no --config)"),
     }),
     "dashboard": MappingProxyType({
         "events": _c("supervisor events received"),
@@ -325,6 +326,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "actors_refused": _c("messages about actors past the limit of actors shown"),
         "config_reloads": _c("config reloads taken (SIGHUP): guardrails and pauses shown"),
         "config_reload_errors": _c("config reloads refused (the running config stays)"),
+        "reload_without_config": _c("SIGHUPs with nothing to reload (no --config)"),
         **_EDGE,
     }),
     "launcher": MappingProxyType({

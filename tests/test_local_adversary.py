@@ -1,5 +1,6 @@
-"""Issue 20's forged ticks, forged Ledger batches and data-file swaps over one real launcher run: each
-attack as the issue gave it, and a variant of ours beside it.
+"""Issue 20's attacks over one real launcher run: forged ticks, forged Ledger batches, connections past
+the APIServer's cap, SIGHUP storms, the data file swapped for a FIFO or a device. Each as the issue
+gave it, and a variant of ours beside it.
 
 The run (follow mode, 100 books, 0.5 s ticks) has no Scheduler of its own: a real Scheduler process
 publishes to a tap (:mod:`bench.tick_tap`) where the Algorithm's tick SUB connects, standing for a local
@@ -10,8 +11,12 @@ check that nothing was restarted meanwhile.
 
 from __future__ import annotations
 
+import collections
 import os
+import signal
+import socket
 import sqlite3
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ import zmq
 from bench import common
 from bench.driver import LauncherRun, private_dir
 from bench.tick_tap import RUN_WITHOUT_SCHEDULER, TickTap, ahead, foreign_run
-from transport import protocol
+from transport import limits, protocol
 from transport.protocol import Decision, LedgerAck, LedgerBatch
 
 BOOKS: Final = 100
@@ -236,6 +241,66 @@ def test_forged_decisions_of_past_ticks_cannot_replace_the_real_ones(attack: Att
     assert kept_request_ids(attack, "decisions", real.t0, ticks, books) == printed_request_ids(attack, ticks, books)
     assert all(900_000 + key[1] in ids for key, ids in kept_request_ids(
         attack, "collisions", real.t0, ticks, books).items())
+
+
+# --- 7. more connections than the APIServer's cap (uvloop: the production loop) ------------------------
+
+
+def hold(port: int, count: int, reset: bool = False) -> list[socket.socket]:
+    """``count`` connections to the APIServer, kept open (or, with ``reset``, closed with a reset at once)."""
+    held = []
+    for _ in range(count):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+        else:
+            held.append(conn)
+    return held
+
+
+@pytest.mark.parametrize("extra", ["none", "resets"])
+def test_connections_past_the_cap_get_503_and_decisions_resume_when_they_go(attack: Attacked, extra: str) -> None:
+    """The issue's: over 512 connections uvloop's transport failed the refusal's isinstance check: no
+    503, a reset, a traceback each. Ours beside it: 1,000 more connections that reset at once while the
+    cap is reached (the 503 written to a transport its peer has torn down)."""
+    refused = attack.counter("apiserver", "connections_refused")
+    held = hold(attack.run.api_port, limits.HTTP_CONNECTIONS_MAX)  # with the Algorithm's own: past the cap
+    try:
+        if extra == "resets":
+            hold(attack.run.api_port, 1000, reset=True)
+        probe = socket.create_connection(("127.0.0.1", attack.run.api_port), timeout=WAIT)
+        with probe:
+            answer = probe.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"too many connections (limit 512)" in answer, answer
+    finally:
+        for conn in held:
+            conn.close()
+    released = time.time()
+    attack.wait_counter("apiserver", "connections_refused", refused)
+    attack.wait_every_book_again(released)
+    assert not [line for line in attack.run.log if "Traceback" in line]
+
+
+# --- 8. SIGHUP storms -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("to", ["launcher", "algorithm"])
+def test_a_sighup_storm_is_counted_and_logs_a_bounded_number_of_lines(attack: Attacked, to: str) -> None:
+    """The issue's: 1,000 SIGHUPs at 50/s to the launcher made 1,000 lines; here 100 (2 s). Ours beside
+    it: the same straight to the Algorithm worker. (The Ledger's and the Dashboard's lines were not
+    rate-limited: found here.)"""
+    pid = attack.run.process.pid if to == "launcher" else attack.run.pids()["algorithm"]
+    counter = ("launcher", "sighups") if to == "launcher" else ("algorithm", "reload_without_config")
+    before = attack.counter(*counter)
+    lines = len(attack.run.log)
+    for _ in range(100):
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(0.02)  # the storm's pace: 50 a second
+    attack.wait_counter(*counter, before + 9)  # counted (signals that come while one is pending merge)
+    attack.wait_every_book_again(time.time())
+    said = collections.Counter(line.split()[2] for line in attack.run.log[lines:] if "SIGHUP" in line)
+    assert max(said.values(), default=0) <= 5, said  # 5 a minute per process (one run: the budget is shared)
 
 
 # --- 5. the data file swapped for a FIFO or a device -------------------------------------------------

@@ -76,8 +76,10 @@ class Dashboard:
         self.web = DashboardWeb(self.state, self.ledger, self.stream, self.metrics, bounds,
                                 Path(options.backtest_report), business=lambda: self.business)
         self._own = {"events": 0, "bad_events": 0, "config_reloads": 0, "config_reload_errors": 0,
+                     "reload_without_config": 0,
                      **dict.fromkeys(http_edge.EDGE_COUNTERS, 0)}
         self._peer_log = RateLimitedLog(log)
+        self._sighup_log = RateLimitedLog(log)  # a SIGHUP storm's lines
         self._frames = FrameDecoder(self._own, "bad_events", RateLimitedLog(log), "bad_event",
                                     "rejected a frame on the events socket")
         self.statuses = 0
@@ -154,18 +156,20 @@ class Dashboard:
     async def reload(self) -> None:
         """SIGHUP: the config's guardrails and pauses again (the workers reload it on the same signal); a
         config that cannot be read keeps the running ones."""
+        # Every line a SIGHUP causes is rate-limited: 1,000 SIGHUPs at 50/s made 1,000 lines (issue 20).
         if not self.options.config:
-            log.info("SIGHUP: no --config, nothing to reload")
+            self._own["reload_without_config"] += 1
+            self._sighup_log.info("sighup", "SIGHUP: no --config, nothing to reload")
             return
         try:
             bounds = await asyncio.to_thread(load_bounds, self.options.config)
         except BoundsError as exc:
             self._own["config_reload_errors"] += 1
-            log.error("config not reloaded, the running one stays: %s", exc)
+            self._sighup_log.error("sighup_error", "config not reloaded, the running one stays: %s", exc)
             return
         self.web.bounds = bounds
         self._own["config_reloads"] += 1
-        log.info("config reloaded from %s (guardrails and pauses)", self.options.config)
+        self._sighup_log.info("sighup_reloaded", "config reloaded from %s (guardrails and pauses)", self.options.config)
 
     async def _listen(self, endpoint: str) -> None:
         sub = self._sockets.sub(endpoint, EVENTS_HWM, channel=EVENTS)
