@@ -1,7 +1,6 @@
 """Issue 20's attacks over one real launcher run: forged ticks, forged Ledger batches, connections past
 the APIServer's cap, SIGHUP storms, a huge line in follow mode, the data file swapped for a FIFO or a
-device. Each as the issue
-gave it, and a variant of ours beside it.
+device. Each as the issue gave it, and a variant of ours beside it.
 
 The run (follow mode, 100 books, 0.5 s ticks) has no Scheduler of its own: a real Scheduler process
 publishes to a tap (:mod:`bench.tick_tap`) where the Algorithm's tick SUB connects, standing for a local
@@ -79,8 +78,8 @@ class Attacked:
 @pytest.fixture(scope="module")
 def attacked() -> Iterator[Attacked]:
     with private_dir("ha-") as directory:
-        (directory / "prices.csv").write_text("book_id,price\n" + "".join(f"{book},10.{i:02d}\n" for i in range(10)
-                                                   for book in common.book_ids(BOOKS)), encoding="utf-8")
+        rows = "".join(f"{book},10.{i:02d}\n" for i in range(10) for book in common.book_ids(BOOKS))
+        (directory / "prices.csv").write_text("book_id,price\n" + rows, encoding="utf-8")
         books = common.write_books_file(directory, BOOKS)
         tap = TickTap.in_run_dir(directory)
         run = LauncherRun(["--data-file", str(directory / "prices.csv"), "--books-file", str(books), "--mode", "follow",
