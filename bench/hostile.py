@@ -237,9 +237,4 @@ def measure(config: Config) -> Outcome:
                                 f"{TICK} s tick)", kept, "of offered", base, "quiet phase, same run",
                                 ">= 0.95x, no restart", kept >= 0.95 * base and restarts == 0,
                                 f"restarts/hangs during it: {restarts}"))
-    from bench import hostile_local  # here: it shares this module's helpers (an import at the top would be a cycle)
-
-    local = hostile_local.measure(config)
-    outcome.rows.extend(local.rows)
-    outcome.raw["local"] = local.raw
     return outcome

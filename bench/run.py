@@ -35,6 +35,7 @@ from bench import (
     dashboard,
     endpoints,
     hostile,
+    hostile_local,
     http_clients,
     idle_cpu,
     kept,
@@ -49,6 +50,16 @@ from bench import (
 from bench.common import Config, Outcome, Row
 from bench.soak import measure as soak
 
+
+def _hostile(config: Config) -> Outcome:
+    """``hostile``: the runs of bench.hostile, then bench.hostile_local's (forged ticks, the events
+    socket, the Ledger's file)."""
+    outcome = hostile.measure(config)
+    local = hostile_local.measure(config)
+    outcome.rows.extend(local.rows)
+    outcome.raw["local"] = local.raw
+    return outcome
+
 MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "throughput": throughput.measure,
     "http_clients": http_clients.measure,
@@ -62,7 +73,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "catalog": catalog.measure,
     "api_server": api_server.measure,
     "ledger": ledger.measure,
-    "hostile": hostile.measure,
+    "hostile": _hostile,
     "backtest": backtest.measure,
     "algorithm_load": algorithm_load.measure,
     "protocol": protocol.measure,
