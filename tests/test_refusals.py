@@ -3,9 +3,14 @@ actor is started (issue 15). Checked on the launcher's own parsing (fast), and e
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,6 +255,46 @@ def test_end_to_end_too_few_descriptors_is_refused_with_the_number_needed(tmp_pa
     assert done.stderr.startswith("error: too few file descriptors: the open-files limit is 64 (hard 64), and these "
                                   "actors (the APIServer takes 512 connections, an Algorithm worker 64; 8 processes) "
                                   "need 576: raise it (ulimit -n 576)"), done.stderr
+
+
+def test_end_to_end_a_low_soft_descriptor_limit_is_raised_and_every_book_decided(tmp_path: Path, ipc_dir: Path) -> None:
+    """Ours beside the issue's: ``ulimit -Sn 64`` under a high hard limit: raised at start (the actors
+    inherit it), and every book is decided."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard limit here is {hard}")
+    data = tmp_path / "p.csv"
+    data.write_text("book_id,price\n" + "".join(f"B{b},1{i}.00\n" for i in range(6) for b in range(1, 4)))
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    with open(tmp_path / "stderr", "wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "launcher.py", "--data-file", str(data), "--books", "B1,B2,B3", "--tick", "0.2", "--delay",
+             "0", "--json", "--run-dir", str(ipc_dir), "--api-port", "0", "--no-dashboard"], cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, preexec_fn=limited, start_new_session=True)
+    assert process.stdout is not None
+    decided: set[str] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while decided != {"B1", "B2", "B3"} and time.monotonic() < deadline:
+            if select.select([process.stdout], [], [], deadline - time.monotonic())[0]:
+                line = process.stdout.readline()
+                if not line:
+                    break  # the launcher exited
+                decided.add(json.loads(line)["book"])
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        process.stdout.close()
+    log = (tmp_path / "stderr").read_text("utf-8", "replace")
+    assert decided == {"B1", "B2", "B3"}, log[-3000:]
+    assert process.returncode == 0 and "too few file descriptors" not in log
 
 
 def test_a_low_soft_descriptor_limit_is_raised_to_what_is_needed() -> None:
