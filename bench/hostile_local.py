@@ -45,19 +45,24 @@ from repricer_supervisor.procfs import rss_kib
 
 SUBSCRIPTIONS: Final = 1_000_000
 SUBSCRIPTION_BYTES: Final = 209  # the message: 1 (subscribe) + the topic
+FRESH_EVERY: Final = 10_000  # subscriptions per XSUB of the flooder
 SETTLE: Final = 3.0  # seconds after an attack before the memory is read again (the launcher trims after 2)
 HANG_TIMEOUT: Final = 3.0
 
 
 def subscription_flood(endpoint: str, sent: Any, count: int = SUBSCRIPTIONS) -> None:
-    """Distinct subscriptions on an XSUB as fast as ZeroMQ takes them (issue 20: 1M of them took the
-    launcher from 31 MiB to 9.8 GiB), reconnecting whenever the launcher drops it (and then sending
-    again every one it holds: libzmq's XSUB keeps them); ``sent.value`` counts them."""
+    """Distinct subscriptions as fast as ZeroMQ takes them (issue 20: 1M of them from one XSUB took the
+    launcher from 31 MiB to 9.8 GiB); ``sent.value`` counts them. A fresh XSUB every ``FRESH_EVERY``:
+    one that the launcher dropped would send again every subscription it holds on each reconnect
+    (libzmq's XSUB keeps them), slowing the flood down by itself."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     xsub = ctx.socket(zmq.XSUB)
-    xsub.setsockopt(zmq.LINGER, 0)
-    xsub.connect(endpoint)
     while sent.value < count:
+        if sent.value % FRESH_EVERY == 0:
+            xsub.close(linger=0)
+            xsub = ctx.socket(zmq.XSUB)
+            xsub.setsockopt(zmq.LINGER, 0)
+            xsub.connect(endpoint)
         try:
             xsub.send(b"\x01" + f"{sent.value:016x}".encode().ljust(SUBSCRIPTION_BYTES - 1, b"x"), zmq.NOBLOCK)
             sent.value += 1
