@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -253,6 +254,16 @@ def test_forged_decisions_of_past_ticks_cannot_replace_the_real_ones(attack: Att
 # --- 7. more connections than the APIServer's cap (uvloop: the production loop) ------------------------
 
 
+def descriptors(needed: int) -> None:
+    """This process may open ``needed`` more descriptors (the soft limit raised if it must be), else skip."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = len(os.listdir("/proc/self/fd")) + needed
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"{needed} connections need {wanted} descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def hold(port: int, count: int, reset: bool = False) -> list[socket.socket]:
     """``count`` connections to the APIServer, kept open (or, with ``reset``, closed with a reset at once)."""
     held = []
@@ -271,6 +282,7 @@ def test_connections_past_the_cap_get_503_and_decisions_resume_when_they_go(atta
     """The issue's: over 512 connections uvloop's transport failed the refusal's isinstance check: no
     503, a reset, a traceback each. Ours beside it: 1,000 more connections that reset at once while the
     cap is reached (the 503 written to a transport its peer has torn down)."""
+    descriptors(limits.HTTP_CONNECTIONS_MAX + 100)
     refused = attack.counter("apiserver", "connections_refused")
     held = hold(attack.run.api_port, limits.HTTP_CONNECTIONS_MAX)  # with the Algorithm's own: past the cap
     try:
@@ -310,6 +322,7 @@ def test_2000_live_clients_on_the_dashboard_each_get_an_answer_and_metrics_come_
     """The issue's: 2,000 SSE clients made 21,491 tracebacks in 25 s, and honest clients and /metrics got
     resets throughout. Each now gets the stream or a 503 (16 live clients at most, 512 connections),
     and /metrics answers once they are gone."""
+    descriptors(2100)
     base = f"http://127.0.0.1:{attack.dashboard_port}"
     wait_http(f"{base}/metrics", WAIT)
     refused = attack.counter("dashboard", "live_refused")
