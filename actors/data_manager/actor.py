@@ -36,7 +36,7 @@ from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.chunks import io
 from actors.data_manager.data_file import RETRY_INTERVAL, DataFile
-from actors.data_manager.intake import INTAKE_MAX, triage
+from actors.data_manager.intake import INTAKE_MAX, Intake
 from actors.data_manager.options import DataManagerOptions
 from actors.data_manager.scanner import Scanner
 from actors.data_manager.waiters import Outgoing, Waiters
@@ -90,6 +90,7 @@ class DataManager:
         self._file = DataFile(options.data_file, self._counters, self._rlog)
         self._bad_books = BadBooks()  # so a book whose every row is bad is not called unknown
         self._waiters = Waiters(self._store, self._file, self._counters, bad_books=self._bad_books)
+        self._intake = Intake(self._store.steppers)
         self._scanner = Scanner(self._file, self._store, self._counters, self._rlog, self._on_batch, self._bad_books)
         self._demand = asyncio.Event()
         self._sock: zmq.asyncio.Socket | None = None
@@ -140,16 +141,9 @@ class DataManager:
         raw: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         while True:
             batch = [await sock.recv_multipart()]
-            full = True
-            while len(batch) < INTAKE_MAX:
-                try:  # the plain socket: half the cost of the asyncio one's done futures (a flood is
-                    # read whole to be shed); the next awaited recv checks ZMQ_EVENTS before it waits
-                    batch.append(raw.recv_multipart(zmq.NOBLOCK))
-                except zmq.Again:
-                    full = False
-                    break
+            batch.extend(_drain(raw, INTAKE_MAX - 1))
             now = time.monotonic()
-            serve, shed = triage(batch, full, self._store.steppers, now)
+            serve, shed = self._intake.triage(batch, len(batch) >= INTAKE_MAX, now)
             if shed:
                 self._shed(shed)
                 self._store.overloaded_until = now + OVERLOAD_HOLD
@@ -181,6 +175,7 @@ class DataManager:
         if isinstance(request, WindowsRequest):
             self._counters["batch_requests"] += 1
             books = len(request.books)
+            self._intake.charge(identity, books, time.monotonic())
         waiting = self._waiters.waiting
         await self._send(self._waiters.add(identity, request))
         if self._waiters.waiting != waiting:
@@ -294,6 +289,23 @@ class DataManager:
                 await self._demand.wait()
         if not self._demand.is_set() and self._file.is_open and self._file.changed(self._store.frontier.position):
             await self._reset()  # truncated or rotated while idle
+
+
+def _drain(raw: zmq.Socket[bytes], limit: int) -> list[list[bytes]]:
+    """Up to ``limit`` queued messages, without waiting. The plain socket, frame by frame: about 4 us a
+    message against 7 for ``recv_multipart`` and 11 for the asyncio socket's done futures (a flood is
+    read whole to be shed; the next awaited recv checks ZMQ_EVENTS before it waits)."""
+    recv, more = raw.recv, raw.getsockopt
+    messages: list[list[bytes]] = []
+    for _ in range(limit):
+        try:
+            frames = [recv(zmq.NOBLOCK)]
+        except zmq.Again:
+            break
+        while more(zmq.RCVMORE):  # a message's frames arrive together: never Again here
+            frames.append(recv())
+        messages.append(frames)
+    return messages
 
 
 def main(argv: Sequence[str] | None = None, liveness: runtime.Liveness | None = None) -> int:

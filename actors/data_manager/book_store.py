@@ -21,7 +21,9 @@ The scan (:mod:`actors.data_manager.scanner`) reads the file and hands rows here
   (:class:`MoveBudget`), and for all clients together (a client cycling through identities gets a
   fresh budget with each): a client asking other ticks of every book as fast as it can gets "busy"
   replies instead of making the DataManager move windows back and forth while the Algorithm waits.
-  The stepping client itself is never charged (a new Scheduler run included).
+  On a book a *stepper* steps through (:mod:`actors.data_manager.intake`: the Algorithm), every
+  request of a non-stepper that needs reading is charged to the budget of all clients, near the home
+  or not (issue 20). The stepping client itself is never charged (a new Scheduler run included).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from decimal import Decimal
 from typing import Final
 
 from actors.data_manager.cursors import Book, Cursor, Cursors
-from actors.data_manager.intake import Steppers
+from actors.data_manager.intake import Bucket, Steppers
 from actors.data_manager.price_window import MODES, Answer, Failed, Mode, Ready, Wait
 from actors.data_manager.sparse_index import SparseIndex
 from transport import limits
@@ -48,20 +50,6 @@ MOVE_CLIENTS_MAX: Final = 1024  # clients whose budget is remembered (the least 
 # starting with a full burst) must not escape the budget (issue 20).
 MOVES_ALL_PER_SECOND: Final = MOVES_PER_SECOND  # one honest client asking old ticks keeps its rate
 MOVES_ALL_BURST: Final = MOVES_BURST
-
-
-class Bucket:
-    """A token bucket. Pure: ``now`` is passed in."""
-
-    __slots__ = ("at", "burst", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float = 0.0) -> None:
-        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
-
-    def refill(self, now: float) -> float:
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
-        self.at = now
-        return self.tokens
 
 
 class MoveBudget:
@@ -253,12 +241,24 @@ class BookStore:
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
                           f"(points {book.base}..{book.next_index - 1})")
-        if charge and far and not book.homed_by(client, now, HOME_TTL) and not self._may_move(book, tick, client, now):
+        if charge and not book.homed_by(client, now, HOME_TTL) and not self._may_read(book, tick, client, now, far):
             self.moves_refused += 1
             return Failed(f"busy: requests took windows away from another client's ticks more than "
                           f"{self.moves.rate:.0f} times a second (yours) or {self.moves.all.rate:.0f} (all "
                           "clients'); retry later")
         return Wait(tick, tick + count)
+
+    def _may_read(self, book: Book, tick: int, client: bytes, now: float, far: bool) -> bool:
+        """Whether a request of ``client`` (not the book's home) that the window cannot answer now may
+        wait for reading. On a book a stepper steps through (the Algorithm), a non-stepper's request
+        is charged to the budget of all clients together whatever its tick: reading forward for it
+        evicts the stepper's ticks as surely as a seek away (issue 20: a flood of random old ticks
+        near the home cost the Algorithm a seek back per book and tick). Elsewhere only a seek that
+        takes the window from another client's home is charged (:meth:`_may_move`)."""
+        if self.steppers.stepping(book.home_client, now) and book.homed_by(book.home_client, now, HOME_TTL) \
+                and not self.steppers.stepping(client, now):
+            return self.moves.take(client, now, shared=True)
+        return not far or self._may_move(book, tick, client, now)
 
     def _may_move(self, book: Book, tick: int, client: bytes, now: float) -> bool:
         """Whether ``client``, not the book's home, may seek its window to ``tick`` now: free unless that

@@ -4,20 +4,24 @@ ZeroMQ's ROUTER fair-queues its peers, one message of each in turn. A client tha
 identity every few requests (issue 20) is hundreds of peers, so the Algorithm's share of the reads fell
 to a few per second, and the messages of all those peers piled up inside ZeroMQ (184 MiB, 447 with 2M
 messages). No per-client budget sees it: each identity is new. So the receive loop reads a turn's
-messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here:
+messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here, before any is decoded:
 
 * the messages of *steppers* -- clients stepping through books' ticks lately
   (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
-* of the others, when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` are served, one
-  per client in turn, and the rest are shed unanswered:
-  counted (``shed``) and logged, rate-limited; their clients retry after their timeout, as for any
-  lost reply.
+* while a stepper is active, the others' messages share one global budget (:class:`Bucket`,
+  ``STRANGERS_PER_SECOND``, charged per book asked: a ``WindowsRequest`` of 50 books costs 50),
+  taken one per client in turn; the rest are shed unanswered, undecoded;
+* with no stepper active (no one to protect: a cold start, a restarted Algorithm not yet stepping),
+  when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` of the others' are served per
+  turn, one per client in turn.
 
-So reading keeps up with a flood (the backlog inside ZeroMQ stays small, and with it the memory), and
-the Algorithm is served whatever the number of identities. A client becomes a stepper by stepping
-forward through a book's ticks three times in a row as its home (``book_store.STEPPER_STREAK``): a
-restarted Algorithm does so within three ticks; a client asking ticks at random, or cycling through
-identities, does not.
+What is shed is counted (``shed``) and logged, rate-limited; its clients retry after their timeout, as
+for any lost reply. So the work others can cause is bounded whatever the number of identities they
+use (reading a message to shed it costs ~4 us), reading keeps up with a flood (the backlog inside
+ZeroMQ stays small, and with it the memory), and the Algorithm is served first. A client becomes a
+stepper by stepping forward through a book's ticks three times in a row as its home
+(``book_store.STEPPER_STREAK``): a restarted Algorithm does so within three ticks; a client asking ticks
+at random, or cycling through identities, does not.
 """
 
 from __future__ import annotations
@@ -28,8 +32,30 @@ from typing import Final
 
 INTAKE_MAX: Final = 4096  # messages read in one turn of the receive loop (~5 us each)
 STRANGERS_MAX: Final = 64  # messages of non-steppers served per turn when a backlog waits
+# The others' share while a stepper is active, in books asked per second (all clients together): an
+# honest second client gets answers, a flood costs at most this much decoding and window work.
+STRANGERS_PER_SECOND: Final = 1000.0
+STRANGERS_BURST: Final = 1000.0
 STEPPER_TTL: Final = 10.0  # seconds a client stays a stepper after it was last answered as a home
 STEPPERS_MAX: Final = 256  # steppers remembered (the least recently answered forgotten first)
+
+
+class Bucket:
+    """A token bucket. Pure: ``now`` is passed in. ``tokens`` may go below zero (a debt, see
+    :meth:`Intake.charge`), down to ``-burst``."""
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float = 0.0) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
+
+    def refill(self, now: float) -> float:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        return self.tokens
+
+    def spend(self, tokens: float) -> None:
+        self.tokens = max(-self.burst, self.tokens - tokens)
 
 
 class Steppers:
@@ -50,6 +76,10 @@ class Steppers:
         at = self._seen.get(client)
         return at is not None and now - at <= self._ttl
 
+    def any_active(self, now: float) -> bool:
+        """Whether some client stepped lately (the most recent is last in the table)."""
+        return bool(self._seen) and now - next(reversed(self._seen.values())) <= self._ttl
+
     def active(self, now: float) -> list[bytes]:
         """The steppers now, the most recently answered first."""
         return [client for client, at in reversed(self._seen.items()) if now - at <= self._ttl]
@@ -61,27 +91,59 @@ class Steppers:
 Message = list[bytes]
 
 
-def triage(messages: Sequence[Message], full: bool, steppers: Steppers, now: float,
-           strangers_max: int = STRANGERS_MAX) -> tuple[list[Message], int]:
-    """The messages to serve, steppers' first, and how many are shed. ``full``: the read stopped at its
-    bound (more wait): only then is anything shed, and the others' messages are taken one per client
-    in turn (the first of each, then the second...), so a client with a few requests gets them served
-    beside a client flooding from one identity."""
-    first: list[Message] = []
-    others: dict[bytes, list[Message]] = {}
-    for message in messages:
-        if len(message) == 2 and steppers.stepping(message[0], now):
-            first.append(message)
-        else:
-            others.setdefault(message[0] if len(message) == 2 else b"", []).append(message)
-    count = len(messages) - len(first)
-    if not full or count <= strangers_max:
-        return first + [message for mine in others.values() for message in mine], 0
+class Intake:
+    """What is served of a turn's messages: the steppers' all, the others' within the shared budget
+    while a stepper is active (see the module's help). Pure: ``now`` is passed in."""
+
+    def __init__(self, steppers: Steppers, rate: float = STRANGERS_PER_SECOND, burst: float = STRANGERS_BURST,
+                 strangers_max: int = STRANGERS_MAX) -> None:
+        self.steppers = steppers
+        self.budget = Bucket(rate, burst)
+        self._strangers_max = strangers_max
+
+    def triage(self, messages: Sequence[Message], full: bool, now: float) -> tuple[list[Message], int]:
+        """The messages to serve, steppers' first, and how many are shed. ``full``: the read stopped at
+        its bound (more wait). The others' are taken one per client in turn (the first of each, then
+        the second...), so a client with a few requests gets them served beside one flooding."""
+        steppers = self.steppers
+        guarded = steppers.any_active(now)
+        first: list[Message] = []
+        others: dict[bytes, list[Message]] = {}
+        for message in messages:
+            if len(message) == 2 and steppers.stepping(message[0], now):
+                first.append(message)
+            else:
+                others.setdefault(message[0] if len(message) == 2 else b"", []).append(message)
+        count = len(messages) - len(first)
+        room = count
+        if guarded:
+            room = max(0, min(count, int(self.budget.refill(now))))
+        elif full:
+            room = min(count, self._strangers_max)
+        taken = _in_turn(others, room, count)
+        if guarded:
+            self.budget.spend(len(taken))
+        return first + taken, count - len(taken)
+
+    def charge(self, client: bytes, books: int, now: float) -> None:
+        """A served message of ``client`` asked ``books`` books: the others' budget pays for every book
+        past the first (its message paid for one), as a debt the next turns repay."""
+        if books > 1 and not self.steppers.stepping(client, now) and self.steppers.any_active(now):
+            self.budget.spend(books - 1)
+
+
+def _in_turn(others: dict[bytes, list[Message]], room: int, count: int) -> list[Message]:
+    """``room`` of the clients' ``count`` messages, the first of each client, then the second..."""
+    if room >= count:
+        return [message for mine in others.values() for message in mine]
     taken: list[Message] = []
+    if room <= 0:
+        return taken
     for rank in itertools.count():
         for mine in others.values():
             if rank < len(mine):
                 taken.append(mine[rank])
-                if len(taken) == strangers_max:
-                    return first + taken, count - strangers_max
-    raise AssertionError("unreachable: more messages than strangers_max were counted")
+                if len(taken) == room:
+                    return taken
+    raise AssertionError("unreachable: room is below the messages counted")
+

@@ -322,6 +322,27 @@ def test_a_client_cycling_through_identities_shares_one_budget() -> None:
     assert refused >= 240 and sim.store.moves.refused_all == refused  # the shared bucket: 40 + 20/s
 
 
+def test_requests_near_a_steppers_home_that_need_reading_share_the_budget_too() -> None:
+    """Issue 20: ticks just behind the Algorithm's window (a seek back), or just ahead of it (reading
+    forward evicts its ticks), cost it as much as far ones; from a new identity each, they share the
+    budget of all clients together, and the Algorithm's next tick is answered every time."""
+    books = [f"B{i}" for i in range(10)]
+    sim = Sim(interleaved(books, 400), capacity=8)
+    for tick in range(100):
+        for book in books:
+            sim.request(book, tick, 5, b"algorithm")
+    identities = (b"flood-%d" % i for i in itertools.count())
+    refused = 0
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            near = 95 + round_ + (12 if k % 2 else 0)  # behind the window, or ahead of it
+            refused += isinstance(sim.request(book, near, 5, next(identities)), Failed)
+            tick = 100 + round_
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert refused >= 240 and sim.store.moves_refused == refused  # the shared bucket: 40 + 20/s
+
+
 def test_the_stepping_client_is_never_charged_for_its_own_jumps() -> None:
     """A new Scheduler run makes the Algorithm ask tick 0 of every book again: a jump of its own, not
     one taken from another client."""

@@ -3,26 +3,75 @@ cycling through identities)."""
 
 from __future__ import annotations
 
-from actors.data_manager.intake import Steppers, triage
+from actors.data_manager.intake import Bucket, Intake, Steppers
 
 
 def msg(identity: bytes, n: int) -> list[bytes]:
     return [identity, b"%d" % n]
 
 
-def test_steppers_are_served_first_and_the_others_one_per_client_in_turn_when_a_backlog_waits() -> None:
+def test_with_no_stepper_the_others_are_served_one_per_client_in_turn_when_a_backlog_waits() -> None:
+    flood = [msg(b"flood", i) for i in range(10)]
+    batch = [*flood[:5], msg(b"newcomer", 1), *flood[5:], [b"garbage"]]
+    serve, shed = Intake(Steppers(), strangers_max=3).triage(batch, True, 1.0)
+    assert serve == [msg(b"flood", 0), msg(b"newcomer", 1), [b"garbage"]]
+    assert shed == len(batch) - 3
+
+
+def test_nothing_is_shed_without_a_backlog_or_a_stepper() -> None:
+    batch = [msg(b"flood", i) for i in range(100)]
+    assert Intake(Steppers(), strangers_max=3).triage(batch, False, 0.0) == (batch, 0)
+
+
+def test_while_a_stepper_is_active_the_others_share_one_budget_whatever_their_identities() -> None:
+    """Issue 20: a new identity every 20 requests. The others together get the budget's rate, one
+    message per client in turn, and the stepper's messages are all served first."""
     steppers = Steppers()
     steppers.note(b"algorithm", 0.0)
-    flood = [msg(b"flood", i) for i in range(10)]
-    batch = [*flood[:5], msg(b"algorithm", 1), msg(b"newcomer", 1), *flood[5:], msg(b"algorithm", 2), [b"garbage"]]
-    serve, shed = triage(batch, True, steppers, 1.0, strangers_max=3)
-    assert serve == [msg(b"algorithm", 1), msg(b"algorithm", 2), msg(b"flood", 0), msg(b"newcomer", 1), [b"garbage"]]
-    assert shed == len(batch) - 5
+    intake = Intake(steppers, rate=100.0, burst=10.0)
+    served = 0
+    for turn in range(100):  # 1 s of turns of 10 ms, each with 200 messages of 10 fresh identities
+        now = turn * 0.01
+        batch = [msg(b"flood-%d-%d" % (turn, i % 10), i) for i in range(200)]
+        batch.insert(57, msg(b"algorithm", turn))
+        serve, shed = intake.triage(batch, turn % 2 == 0, now)
+        assert serve[0] == msg(b"algorithm", turn)
+        assert shed == 201 - len(serve)
+        served += len(serve) - 1
+    assert 100 <= served <= 110  # 10 (the burst) + 100/s, however many identities
+    # The second message of a client only after the first of every client.
+    steppers.note(b"algorithm", 5.0)
+    serve, shed = intake.triage([*(msg(b"a", i) for i in range(11)), msg(b"b", 1)], False, 5.0)
+    assert serve[:2] == [msg(b"a", 0), msg(b"b", 1)] and shed == 2
 
 
-def test_nothing_is_shed_without_a_backlog() -> None:
-    batch = [msg(b"flood", i) for i in range(100)]
-    assert triage(batch, False, Steppers(), 0.0, strangers_max=3) == (batch, 0)
+def test_a_batch_of_many_books_pays_for_each_and_a_steppers_for_none() -> None:
+    steppers = Steppers()
+    steppers.note(b"algorithm", 0.0)
+    intake = Intake(steppers, rate=10.0, burst=100.0)
+    intake.charge(b"algorithm", 50, 0.0)
+    assert intake.budget.refill(0.0) == 100.0
+    intake.charge(b"flood", 50, 0.0)  # its message paid for one book: the 49 others now
+    assert intake.budget.refill(0.0) == 51.0
+    intake.charge(b"flood", 1000, 0.0)  # a debt, bounded by the burst
+    assert intake.budget.refill(0.0) == -100.0
+    serve, shed = intake.triage([msg(b"flood", 1), msg(b"algorithm", 1)], False, 1.0)
+    assert serve == [msg(b"algorithm", 1)] and shed == 1  # the debt is repaid first
+
+
+def test_with_no_stepper_left_the_budget_no_longer_applies() -> None:
+    steppers = Steppers(ttl=10.0)
+    steppers.note(b"algorithm", 0.0)
+    intake = Intake(steppers, rate=1.0, burst=1.0)
+    batch = [msg(b"flood", i) for i in range(50)]
+    assert intake.triage(batch, False, 1.0)[1] == 49  # one: the burst
+    assert intake.triage(batch, False, 10.5) == (batch, 0)  # the Algorithm stopped: nothing to protect
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    bucket = Bucket(rate=2.0, burst=5.0)
+    bucket.spend(5.0)
+    assert bucket.refill(1.0) == 2.0 and bucket.refill(100.0) == 5.0
 
 
 def test_a_flood_of_new_identities_cannot_evict_a_stepper_between_two_of_its_ticks_and_it_expires() -> None:
@@ -35,4 +84,4 @@ def test_a_flood_of_new_identities_cannot_evict_a_stepper_between_two_of_its_tic
     assert steppers.stepping(b"algorithm", 2.0) and not steppers.stepping(b"other-0", 2.0)
     assert len(steppers) == 4 and steppers.active(2.0)[-1] == b"other-1"
     assert not steppers.stepping(b"algorithm", 11.5)
-
+    assert steppers.any_active(11.5) and not steppers.any_active(12.0)  # other-3 was the last to step
