@@ -175,7 +175,7 @@ class DataManager:
         if isinstance(request, WindowsRequest):
             self._counters["batch_requests"] += 1
             books = len(request.books)
-            self._intake.charge(identity, books, time.monotonic())
+        self._intake.settle(identity, frames[1], books, time.monotonic())
         waiting = self._waiters.waiting
         await self._send(self._waiters.add(identity, request))
         if self._waiters.waiting != waiting:

@@ -232,6 +232,8 @@ class BookStore:
             book.answered(tick, client, now, self.jump, HOME_TTL)
             if book.streak >= STEPPER_STREAK and book.home_client == client:
                 self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
+            if book.home_client == client and self.steppers.stepping(client, now):
+                book.stepped_at = now
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
         if charge and far and now < self.overloaded_until and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
@@ -250,13 +252,15 @@ class BookStore:
 
     def _may_read(self, book: Book, tick: int, client: bytes, now: float, far: bool) -> bool:
         """Whether a request of ``client`` (not the book's home) that the window cannot answer now may
-        wait for reading. On a book a stepper steps through (the Algorithm), a non-stepper's request
-        is charged to the budget of all clients together whatever its tick: reading forward for it
-        evicts the stepper's ticks as surely as a seek away (issue 20: a flood of random old ticks
-        near the home cost the Algorithm a seek back per book and tick). Elsewhere only a seek that
-        takes the window from another client's home is charged (:meth:`_may_move`)."""
-        if self.steppers.stepping(book.home_client, now) and book.homed_by(book.home_client, now, HOME_TTL) \
-                and not self.steppers.stepping(client, now):
+        wait for reading. A stepper (the Algorithm) always may. On a book a stepper stepped through
+        lately, another client's request is charged to the budget of all clients together whatever
+        its tick: reading forward for it evicts the stepper's ticks as surely as a seek away, and a
+        client that took the home by asking one of its next ticks is no exception (issue 20: a flood
+        of random old ticks near the home cost the Algorithm a seek back per book and tick). Elsewhere
+        only a seek that takes the window from another client's home is charged (:meth:`_may_move`)."""
+        if self.steppers.stepping(client, now):
+            return True
+        if now - book.stepped_at <= self.steppers.ttl:
             return self.moves.take(client, now, shared=True)
         return not far or self._may_move(book, tick, client, now)
 

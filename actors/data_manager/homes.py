@@ -19,7 +19,7 @@ JUMPER_QUIET: Final = 1.0  # seconds before a client that jumped away from its h
 class HomedWindow(PriceWindow):
     """A price window and the client stepping through its ticks (``__slots__``, as the window)."""
 
-    __slots__ = ("home", "home_at", "home_client", "jumped_at", "jumper", "streak")
+    __slots__ = ("home", "home_at", "home_client", "jumped_at", "jumper", "stepped_at", "streak")
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,6 +35,9 @@ class HomedWindow(PriceWindow):
         # Forward steps in a row of the home's client (to a tick just after its home): the Algorithm
         # makes one per tick; a client asking ticks at random almost never two in a row.
         self.streak = 0
+        # When a stepper (the Algorithm) was last answered here as the home: the window stays guarded for
+        # it a while even if another client took the home meanwhile by asking one of its next ticks.
+        self.stepped_at = float("-inf")
 
     def answered(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
         """A request for ``tick`` was answered: it is the floor now, and the book's home follows the

@@ -9,8 +9,9 @@ messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here, 
 * the messages of *steppers* -- clients stepping through books' ticks lately
   (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
 * while a stepper is active, the others' messages share one global budget (:class:`Bucket`,
-  ``STRANGERS_PER_SECOND``, charged per book asked: a ``WindowsRequest`` of 50 books costs 50),
-  taken one per client in turn; the rest are shed unanswered, undecoded;
+  ``STRANGERS_PER_SECOND``, charged per book asked: a ``WindowsRequest`` of 50 books costs 50,
+  guessed from its size before it is decoded, see :func:`cost`), taken one per client in turn; the
+  rest are shed unanswered, undecoded;
 * with no stepper active (no one to protect: a cold start, a restarted Algorithm not yet stepping),
   when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` of the others' are served per
   turn, one per client in turn.
@@ -27,7 +28,7 @@ at random, or cycling through identities, does not.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 INTAKE_MAX: Final = 4096  # messages read in one turn of the receive loop (~5 us each)
@@ -36,6 +37,8 @@ STRANGERS_MAX: Final = 64  # messages of non-steppers served per turn when a bac
 # honest second client gets answers, a flood costs at most this much decoding and window work.
 STRANGERS_PER_SECOND: Final = 1000.0
 STRANGERS_BURST: Final = 1000.0
+SINGLE_BYTES: Final = 64  # a LastPricesRequest's size, at most (its book id is short)
+BOOK_BYTES: Final = 8  # a WindowsRequest's bytes per book, about
 STEPPER_TTL: Final = 10.0  # seconds a client stays a stepper after it was last answered as a home
 STEPPERS_MAX: Final = 256  # steppers remembered (the least recently answered forgotten first)
 
@@ -55,14 +58,15 @@ class Bucket:
         return self.tokens
 
     def spend(self, tokens: float) -> None:
-        self.tokens = max(-self.burst, self.tokens - tokens)
+        """Take ``tokens`` (give back, if negative), within -burst..burst."""
+        self.tokens = max(-self.burst, min(self.burst, self.tokens - tokens))
 
 
 class Steppers:
     """Clients answered lately as a book's home, least recent first. Bounded."""
 
     def __init__(self, ttl: float = STEPPER_TTL, limit: int = STEPPERS_MAX) -> None:
-        self._ttl = ttl
+        self.ttl = ttl
         self._limit = limit
         self._seen: dict[bytes, float] = {}  # client -> monotonic time last answered as a home
 
@@ -74,15 +78,15 @@ class Steppers:
 
     def stepping(self, client: bytes, now: float) -> bool:
         at = self._seen.get(client)
-        return at is not None and now - at <= self._ttl
+        return at is not None and now - at <= self.ttl
 
     def any_active(self, now: float) -> bool:
         """Whether some client stepped lately (the most recent is last in the table)."""
-        return bool(self._seen) and now - next(reversed(self._seen.values())) <= self._ttl
+        return bool(self._seen) and now - next(reversed(self._seen.values())) <= self.ttl
 
     def active(self, now: float) -> list[bytes]:
         """The steppers now, the most recently answered first."""
-        return [client for client, at in reversed(self._seen.items()) if now - at <= self._ttl]
+        return [client for client, at in reversed(self._seen.items()) if now - at <= self.ttl]
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -106,7 +110,6 @@ class Intake:
         its bound (more wait). The others' are taken one per client in turn (the first of each, then
         the second...), so a client with a few requests gets them served beside one flooding."""
         steppers = self.steppers
-        guarded = steppers.any_active(now)
         first: list[Message] = []
         others: dict[bytes, list[Message]] = {}
         for message in messages:
@@ -115,35 +118,47 @@ class Intake:
             else:
                 others.setdefault(message[0] if len(message) == 2 else b"", []).append(message)
         count = len(messages) - len(first)
-        room = count
-        if guarded:
-            room = max(0, min(count, int(self.budget.refill(now))))
-        elif full:
-            room = min(count, self._strangers_max)
-        taken = _in_turn(others, room, count)
-        if guarded:
-            self.budget.spend(len(taken))
+        if steppers.any_active(now):
+            taken, spent = _in_turn(others, count, self.budget.refill(now), cost)
+            self.budget.spend(spent)
+        else:
+            taken, _ = _in_turn(others, count, self._strangers_max if full else count, _one)
         return first + taken, count - len(taken)
 
-    def charge(self, client: bytes, books: int, now: float) -> None:
-        """A served message of ``client`` asked ``books`` books: the others' budget pays for every book
-        past the first (its message paid for one), as a debt the next turns repay."""
-        if books > 1 and not self.steppers.stepping(client, now) and self.steppers.any_active(now):
-            self.budget.spend(books - 1)
+    def settle(self, client: bytes, frame: bytes, books: int, now: float) -> None:
+        """A served message of ``client`` asked ``books`` books: the others' budget was charged
+        :func:`cost` for it before it was decoded; the difference now (a debt the next turns repay, or
+        a refund)."""
+        if not self.steppers.stepping(client, now) and self.steppers.any_active(now):
+            self.budget.spend(books - cost([client, frame]))
 
 
-def _in_turn(others: dict[bytes, list[Message]], room: int, count: int) -> list[Message]:
-    """``room`` of the clients' ``count`` messages, the first of each client, then the second..."""
-    if room >= count:
-        return [message for mine in others.values() for message in mine]
+def cost(message: Message) -> int:
+    """What a message may ask, in books, guessed from its size before it is decoded: 1 for a single
+    book's request (at most ``SINGLE_BYTES``), one more per ``BOOK_BYTES`` beyond (a batch of 50
+    books of 4-character ids, 263 bytes, is guessed 26; :meth:`Intake.settle` corrects it)."""
+    return 1 + max(0, len(message[-1]) - SINGLE_BYTES) // BOOK_BYTES
+
+
+def _one(message: Message) -> int:
+    return 1
+
+
+def _in_turn(others: dict[bytes, list[Message]], count: int, room: float,
+             price: Callable[[Message], int]) -> tuple[list[Message], int]:
+    """The clients' messages (``count`` in all) that fit in ``room`` at ``price`` each, the first of
+    each client, then the second...; and what they cost."""
     taken: list[Message] = []
-    if room <= 0:
-        return taken
+    spent = 0
     for rank in itertools.count():
+        if len(taken) == count:
+            break
         for mine in others.values():
             if rank < len(mine):
-                taken.append(mine[rank])
-                if len(taken) == room:
-                    return taken
-    raise AssertionError("unreachable: room is below the messages counted")
-
+                message = mine[rank]
+                paid = price(message)
+                if spent + paid > room:
+                    return taken, spent
+                taken.append(message)
+                spent += paid
+    return taken, spent

@@ -343,6 +343,27 @@ def test_requests_near_a_steppers_home_that_need_reading_share_the_budget_too() 
     assert refused >= 240 and sim.store.moves_refused == refused  # the shared bucket: 40 + 20/s
 
 
+def test_a_client_taking_a_steppers_home_opens_its_window_to_no_one() -> None:
+    """One identity asks one of the home's next ticks (it takes the home), the next ones ask other
+    ticks: the window stays guarded for the stepper, whose requests are never charged."""
+    books = [f"B{i}" for i in range(10)]
+    sim = Sim(interleaved(books, 400), capacity=8)
+    for tick in range(100):
+        for book in books:
+            sim.request(book, tick, 5, b"algorithm")
+    identities = (b"flood-%d" % i for i in itertools.count())
+    refused = 0
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            home = 99 + round_
+            assert isinstance(sim.request(book, home + 2, 3, next(identities)), Ready)  # in memory: takes the home
+            refused += isinstance(sim.request(book, 3 + round_, 5, next(identities)), Failed)
+            tick = 100 + round_
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert refused >= 240 and sim.store.moves_refused == refused
+
+
 def test_the_stepping_client_is_never_charged_for_its_own_jumps() -> None:
     """A new Scheduler run makes the Algorithm ask tick 0 of every book again: a jump of its own, not
     one taken from another client."""
