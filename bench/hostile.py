@@ -39,7 +39,7 @@ import zmq
 from bench import common, flood
 from bench.common import Config, Outcome, Row
 from bench.driver import LauncherRun, private_dir
-from repricer_supervisor.procfs import rss_kib
+from repricer_supervisor.procfs import cpu_seconds, rss_kib
 from transport import protocol
 from transport.protocol import LastPricesRequest
 
@@ -161,11 +161,19 @@ Attack = tuple[Callable[..., None], tuple[Any, ...], int]
 Phase = tuple[float, int, float]  # decisions kept during it, restarts or hangs, kept in the first tick after
 
 
-def _phase(run: LauncherRun, t0: float, seconds: float, attack: Attack | None) -> Phase:
+def _phase(run: LauncherRun, t0: float, seconds: float, attack: Attack | None,
+           cpu: dict[str, float] | None = None) -> Phase:
+    """``cpu``: filled with the share of a core the DataManager and the attacker took meanwhile."""
     start = time.time()
     processes = _run_attack(*attack) if attack else []
+    dm = run.pids()["datamanager"]
+    before = [cpu_seconds(dm), *(cpu_seconds(p.pid) for p in processes)]
     try:
         time.sleep(seconds)  # the attack runs for a fixed time: that is what is measured
+        if cpu is not None:
+            after = [cpu_seconds(dm), *(cpu_seconds(p.pid) for p in processes)]
+            cpu["datamanager"] = (after[0] - before[0]) / seconds
+            cpu["attacker"] = sum(after[1:]) / seconds - sum(before[1:]) / seconds
     finally:
         _stop(processes)
     end = time.time()
@@ -221,10 +229,12 @@ def measure(config: Config) -> Outcome:
             results: dict[str, Phase] = {}
             memory: dict[str, tuple[int, int]] = {}
             shed: dict[str, int] = {}
+            cpu: dict[str, dict[str, float]] = {}
             for name, attack in attacks.items():
                 rss_before = rss_kib(run.pids()["datamanager"])
                 shed_before = run.counters("datamanager").get("shed", 0)
-                results[name] = _phase(run, t0, seconds, attack)
+                cpu[name] = {}
+                results[name] = _phase(run, t0, seconds, attack, cpu[name])
                 if name.startswith("dm_cycling"):  # the memory a flood took must come back (trimmed once it is over)
                     time.sleep(10.0)
                     memory[name] = (rss_before, rss_kib(run.pids()["datamanager"]))
@@ -245,10 +255,12 @@ def measure(config: Config) -> Outcome:
     for name, (rss_before, rss_after) in memory.items():
         outcome.rows.append(Row(f"hostile: DataManager RSS 12 s after {name}", rss_after / 1024, "MiB",
                                 rss_before / 1024, "before it, same run", "<= 1.10x", rss_after <= 1.10 * rss_before,
-                                f"requests shed meanwhile: {shed[name]}"))
+                                f"requests shed during it: {shed[name]}; CPU during it (cores): DataManager "
+                                f"{cpu[name]['datamanager']:.2f}, attacker {cpu[name]['attacker']:.2f}"))
     outcome.raw = {"seconds": seconds, "baseline": base, "baseline_restarts": base_restarts, "dm_rss_kib": memory,
-                   "shed": shed, "attacks": {k: {"kept": v[0], "restarts": v[1], "first_tick_after": v[2]}
-                                             for k, v in results.items()},
+                   "shed": shed, "cpu_cores": cpu,
+                   "attacks": {k: {"kept": v[0], "restarts": v[1], "first_tick_after": v[2]}
+                               for k, v in results.items()},
                    "fuzzed_bad_rows": bad_rows, "pid": os.getpid()}
     for name, (kept, restarts, after) in results.items():
         outcome.rows.append(Row(f"hostile: decisions kept during {name} ({seconds:.0f} s, {BOOKS} books, "
