@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Final
 
 from actors.data_manager.cursors import Book, Cursor, Cursors
+from actors.data_manager.homes import TAKEOVER_STEPS
 from actors.data_manager.intake import Bucket, Steppers
 from actors.data_manager.price_window import MODES, Answer, Failed, Mode, Ready, Wait
 from actors.data_manager.sparse_index import SparseIndex
@@ -261,7 +262,9 @@ class BookStore:
         if self.steppers.stepping(client, now):
             return True
         if now - book.stepped_at <= self.steppers.ttl:
-            return self.moves.take(client, now, shared=True)
+            # The home's next ticks are free: the stepper needs those rows next anyway (and a restarted
+            # Algorithm, not a stepper yet, asks them).
+            return book.home <= tick <= book.home + TAKEOVER_STEPS or self.moves.take(client, now, shared=True)
         return not far or self._may_move(book, tick, client, now)
 
     def _may_move(self, book: Book, tick: int, client: bytes, now: float) -> bool:

@@ -9,9 +9,11 @@ messages at once (``INTAKE_MAX``, a few microseconds each) and sorts them here, 
 * the messages of *steppers* -- clients stepping through books' ticks lately
   (:mod:`actors.data_manager.homes`): the Algorithm's workers -- are all served;
 * while a stepper is active, the others' messages share one global budget (:class:`Bucket`,
-  ``STRANGERS_PER_SECOND``, charged per book asked: a ``WindowsRequest`` of 50 books costs 50,
-  guessed from its size before it is decoded, see :func:`cost`), taken one per client in turn; the
-  rest are shed unanswered, undecoded;
+  ``STRANGERS_PER_SECOND`` units: a message is one, and every ``BOOKS_PER_UNIT`` books it asks past
+  the first one more -- a ``WindowsRequest`` of 50 books costs 7 -- guessed from its size before it
+  is decoded, see :func:`cost`), taken one per client in turn; the rest are shed unanswered,
+  undecoded. (A restarted Algorithm is one of the others until it steps: 10,000 books in batches
+  of 200 cost 1,250 a tick, within the burst.)
 * with no stepper active (no one to protect: a cold start, a restarted Algorithm not yet stepping),
   when the turn's read was full (a backlog waits), ``STRANGERS_MAX`` of the others' are served per
   turn, one per client in turn.
@@ -35,10 +37,11 @@ INTAKE_MAX: Final = 4096  # messages read in one turn of the receive loop (~5 us
 STRANGERS_MAX: Final = 64  # messages of non-steppers served per turn when a backlog waits
 # The others' share while a stepper is active, in books asked per second (all clients together): an
 # honest second client gets answers, a flood costs at most this much decoding and window work.
-STRANGERS_PER_SECOND: Final = 1000.0
-STRANGERS_BURST: Final = 1000.0
+STRANGERS_PER_SECOND: Final = 1000.0  # units (see the module's help): ~20 us of decoding and answering each
+STRANGERS_BURST: Final = 2000.0
+BOOKS_PER_UNIT: Final = 8  # a book's answer costs about an eighth of a message's decoding, encoding, sending
 SINGLE_BYTES: Final = 64  # a LastPricesRequest's size, at most (its book id is short)
-BOOK_BYTES: Final = 8  # a WindowsRequest's bytes per book, about
+UNIT_BYTES: Final = 40  # a WindowsRequest's bytes per BOOKS_PER_UNIT books of short ids, about
 STEPPER_TTL: Final = 10.0  # seconds a client stays a stepper after it was last answered as a home
 STEPPERS_MAX: Final = 256  # steppers remembered (the least recently answered forgotten first)
 
@@ -130,14 +133,19 @@ class Intake:
         :func:`cost` for it before it was decoded; the difference now (a debt the next turns repay, or
         a refund)."""
         if not self.steppers.stepping(client, now) and self.steppers.any_active(now):
-            self.budget.spend(books - cost([client, frame]))
+            self.budget.spend(units(books) - cost([client, frame]))
+
+
+def units(books: int) -> int:
+    """What serving a message of ``books`` books costs, in the others' budget."""
+    return 1 + max(0, books - 1) // BOOKS_PER_UNIT
 
 
 def cost(message: Message) -> int:
-    """What a message may ask, in books, guessed from its size before it is decoded: 1 for a single
-    book's request (at most ``SINGLE_BYTES``), one more per ``BOOK_BYTES`` beyond (a batch of 50
-    books of 4-character ids, 263 bytes, is guessed 26; :meth:`Intake.settle` corrects it)."""
-    return 1 + max(0, len(message[-1]) - SINGLE_BYTES) // BOOK_BYTES
+    """:func:`units` guessed from a message's size before it is decoded: 1 for a single book's request
+    (at most ``SINGLE_BYTES``), one more per ``UNIT_BYTES`` beyond (a batch of 50 books of
+    4-character ids, 263 bytes, is guessed 5 against 7; :meth:`Intake.settle` corrects it)."""
+    return 1 + max(0, len(message[-1]) - SINGLE_BYTES) // UNIT_BYTES
 
 
 def _one(message: Message) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from bisect import bisect_left
 from collections import Counter
 from decimal import Decimal
@@ -362,6 +363,21 @@ def test_a_client_taking_a_steppers_home_opens_its_window_to_no_one() -> None:
             assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
                                                                            for i in range(5)))
     assert refused >= 240 and sim.store.moves_refused == refused
+
+
+def test_a_restarted_algorithm_asking_the_homes_next_ticks_is_not_charged() -> None:
+    """A new identity (the Algorithm restarted) asks each book's next tick while the old one is still
+    a stepper: the rows the stepper needs next anyway, never refused; it takes the homes."""
+    books = [f"B{i}" for i in range(50)]
+    sim = Sim(interleaved(books, 400), capacity=8)
+    for tick in range(100):
+        for book in books:
+            sim.request(book, tick, 5, b"algorithm")
+    for tick in range(100, 110):
+        for k, book in enumerate(books):
+            assert sim.request(book, tick, 5, b"algorithm-restarted") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                                     for i in range(5)))
+    assert sim.store.moves_refused == 0 and sim.store.steppers.stepping(b"algorithm-restarted", time.monotonic())
 
 
 def test_the_stepping_client_is_never_charged_for_its_own_jumps() -> None:
