@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import Final
 
 from actors.data_manager.cursors import Book, Cursor, Cursors
-from actors.data_manager.homes import TAKEOVER_STEPS
 from actors.data_manager.intake import Bucket, Steppers
 from actors.data_manager.price_window import MODES, Answer, Failed, Mode, Ready, Wait
 from actors.data_manager.sparse_index import SparseIndex
@@ -244,27 +243,29 @@ class BookStore:
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
                           f"(points {book.base}..{book.next_index - 1})")
-        if charge and not book.homed_by(client, now, HOME_TTL) and not self._may_read(book, tick, client, now, far):
+        if charge and not book.homed_by(client, now, HOME_TTL) and not self._may_read(book, tick, count, client, now,
+                                                                                      far):
             self.moves_refused += 1
             return Failed(f"busy: requests took windows away from another client's ticks more than "
                           f"{self.moves.rate:.0f} times a second (yours) or {self.moves.all.rate:.0f} (all "
                           "clients'); retry later")
         return Wait(tick, tick + count)
 
-    def _may_read(self, book: Book, tick: int, client: bytes, now: float, far: bool) -> bool:
+    def _may_read(self, book: Book, tick: int, count: int, client: bytes, now: float, far: bool) -> bool:
         """Whether a request of ``client`` (not the book's home) that the window cannot answer now may
         wait for reading. A stepper (the Algorithm) always may. On a book a stepper stepped through
-        lately, another client's request is charged to the budget of all clients together whatever
-        its tick: reading forward for it evicts the stepper's ticks as surely as a seek away, and a
-        client that took the home by asking one of its next ticks is no exception (issue 20: a flood
-        of random old ticks near the home cost the Algorithm a seek back per book and tick). Elsewhere
-        only a seek that takes the window from another client's home is charged (:meth:`_may_move`)."""
+        lately, another client's request is charged to the budget of all clients together -- a seek
+        back, however near, costs the stepper a seek home again, and a client that took the home by
+        asking one of its next ticks is no exception (issue 20: a flood of random old ticks near the
+        home cost the Algorithm a seek back per book and tick) -- unless it reads forward no further
+        than the window keeps the home: the rows the stepper needs next (a restarted Algorithm, not
+        a stepper yet, asks those). Elsewhere only a seek that takes the window from another client's
+        home is charged (:meth:`_may_move`)."""
         if self.steppers.stepping(client, now):
             return True
         if now - book.stepped_at <= self.steppers.ttl:
-            # The home's next ticks are free: the stepper needs those rows next anyway (and a restarted
-            # Algorithm, not a stepper yet, asks them).
-            return book.home <= tick <= book.home + TAKEOVER_STEPS or self.moves.take(client, now, shared=True)
+            ahead = book.home <= tick and tick + count <= book.home + self.capacity
+            return ahead or self.moves.take(client, now, shared=True)
         return not far or self._may_move(book, tick, client, now)
 
     def _may_move(self, book: Book, tick: int, client: bytes, now: float) -> bool:
