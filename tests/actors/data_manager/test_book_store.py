@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from bisect import bisect_left
 from collections import Counter
 from decimal import Decimal
@@ -378,6 +379,14 @@ def test_a_restarted_algorithm_is_not_charged_while_its_predecessor_is_still_a_s
             assert sim.request(book, tick, 5, b"algorithm-restarted") == Ready(tuple(d(1000 * (k + 1) + tick + i)
                                                                                      for i in range(5)))
     assert sim.store.moves_refused == 0
+    # Within the window's reach of the old home (99), but while a flood is being shed: charged (the
+    # shared budget's burst of 40, then refused); with nothing shed, free again.
+    sim.store.overloaded_until = time.monotonic() + 60.0
+    flooded = [sim.request(book, 150, 5, b"flood-%d" % k) for k, book in enumerate(books)]
+    assert sum(isinstance(answer, Failed) for answer in flooded) >= 10
+    sim.store.overloaded_until = 0.0
+    assert all(isinstance(sim.request(book, 140, 5, b"flood-%d" % k), Ready) for k, book in enumerate(books))
+    sim.store.moves_refused = 0
     # Further than the window keeps the home, or behind it: charged as before.
     identities = (b"flood-%d" % i for i in itertools.count())
     refused = sum(isinstance(sim.request(book, tick, 5, next(identities)), Failed)
