@@ -102,10 +102,22 @@ _COMPETITOR: Final = _decimal(len(str(int(limits.COMPETITOR_PRICE_MAX))), limits
 _WINDOW: Final = re.compile(f'{_COMPETITOR}(?:","{_COMPETITOR})*', re.ASCII).fullmatch  # prices joined by '","'
 _CENTS: Final = re.compile(_decimal(len(str(int(limits.PRICE_MAX))), 2), re.ASCII).fullmatch
 _AVG: Final = re.compile(_decimal(len(str(int(limits.COMPETITOR_PRICE_MAX))), limits.MEAN_DECIMALS), re.ASCII).fullmatch
+# The window's pattern bounds each price's digits (no leading zero, at most the maximum's integer
+# digits), so only a price beginning with "0" can lie below the minimum (under 1) and only one with
+# all of the maximum's integer digits above it: the range is compared (as floats) only for a window
+# holding one of those, found by one search instead of two conversions of every price.
+if not limits.COMPETITOR_PRICE_MIN < 1:
+    raise ImportError("transport.ledger_rows: _EDGE assumes a competitor price minimum under 1")
+_EDGE: Final = re.compile(f'(?:^|",")(?:0|[1-9][0-9]{{{len(str(int(limits.COMPETITOR_PRICE_MAX))) - 1}}})',
+                          re.ASCII).search
+_INF: Final = float("inf")
 _COMPETITOR_MIN: Final = float(limits.COMPETITOR_PRICE_MIN)
 _COMPETITOR_MAX: Final = float(limits.COMPETITOR_PRICE_MAX)
 _PRICE_MIN: Final = float(limits.PRICE_MIN)
 _PRICE_MAX: Final = float(limits.PRICE_MAX)
+_PRICE_DIGITS: Final = len(str(int(limits.PRICE_MAX)))  # the most integer digits _CENTS lets through
+if not limits.PRICE_MIN < 1:
+    raise ImportError("transport.ledger_rows: _cents assumes a price minimum under 1")
 
 
 def read_batch(frame: bytes) -> tuple[int, list[DecisionRow]] | None:
@@ -132,9 +144,15 @@ def read_batch(frame: bytes) -> tuple[int, list[DecisionRow]] | None:
 
 def _cents(text: str) -> str | None:
     """A price in cents within the limits, with exactly two decimals; None otherwise."""
-    if not (type(text) is str and _CENTS(text) and _PRICE_MIN <= float(text) <= _PRICE_MAX):
+    if not (type(text) is str and _CENTS(text)):
         return None
-    return in_cents(text)
+    point = text.find(".")
+    # As for the window (_EDGE): only a price beginning with 0, or with all of the maximum's integer
+    # digits, can lie outside the range.
+    if ((text[0] == "0" or (point if point >= 0 else len(text)) == _PRICE_DIGITS)
+            and not _PRICE_MIN <= float(text) <= _PRICE_MAX):
+        return None
+    return text + ".00" if point < 0 else text + "0" * (2 - (len(text) - point - 1))
 
 
 _FACTOR: Final = re.compile(_decimal(1, limits.FACTOR_DECIMALS), re.ASCII).fullmatch
@@ -162,7 +180,7 @@ def _row(fields: object) -> DecisionRow | None:
         return None
     (ts, tick, book, strategy, prices, avg, request_id, sold, price, rule, guardrail, run,
      factor, previous, floor, ceiling) = _IN_READ_ORDER(fields)
-    if not (type(ts) is float and 0.0 < ts < float("inf") and type(run) is float and 0.0 <= run < float("inf")
+    if not (type(ts) is float and 0.0 < ts < _INF and type(run) is float and 0.0 <= run < _INF
             and type(tick) is int and 0 <= tick <= _INT_MAX and type(request_id) is int and 0 <= request_id <= _INT_MAX
             and type(sold) is bool and type(book) is str and type(strategy) is str
             and limits.is_valid_book_id(book)
@@ -175,8 +193,8 @@ def _row(fields: object) -> DecisionRow | None:
         window = '","'.join(prices)
     except TypeError:  # not all strings
         return None
-    if not (_WINDOW(window) and min(map(float, prices)) >= _COMPETITOR_MIN
-            and max(map(float, prices)) <= _COMPETITOR_MAX):
+    if not _WINDOW(window) or (_EDGE(window) and not _COMPETITOR_MIN <= min(map(float, prices))
+                               <= max(map(float, prices)) <= _COMPETITOR_MAX):
         return None
     # The mean has many digits: exact bounds as Decimal, but only near the top (rare).
     if avg.strip("0.") == "" or (float(avg) >= _COMPETITOR_MAX * 0.999 and Decimal(avg) > limits.COMPETITOR_PRICE_MAX):

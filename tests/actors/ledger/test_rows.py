@@ -140,3 +140,18 @@ def test_the_fields_are_found_by_their_declared_names() -> None:
         in_read_order((*declared, "margin"))  # a field the reader does not know: refused at import
     with pytest.raises(TypeError, match="declares"):
         in_read_order(declared[1:])
+
+
+@pytest.mark.parametrize("at", [0, 2, 4])
+def test_a_window_price_at_its_range_edges_is_judged_wherever_it_lies(at: int) -> None:
+    """Only a price beginning with 0 or with all of the maximum's integer digits has its range
+    compared: those at the edges, anywhere in the window, are read or refused as the protocol does."""
+    for edge, inside in [("0.01", True), ("0.010000", True), ("0.009999", False), ("0", False), ("0.0", False),
+                         ("5000000", True), ("4999999.999999", True), ("5000000.000000", True),
+                         ("5000000.000001", False), ("9999999", False), ("1000000", True)]:
+        window = ["18.02", "17.98", "17.99", "17.94", "17.95"]
+        window[at] = edge
+        frame = packed(MessageType.LEDGER_BATCH, 1, [[*GOOD[:4], window, *GOOD[5:]]])
+        read = agree(frame)
+        assert (read is not None) == inside, edge
+        assert inside or isinstance(slow(frame), str)
