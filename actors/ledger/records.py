@@ -144,35 +144,52 @@ def newest_key(row: DecisionRow) -> tuple[float, float, int]:
 def pair_rows(rows: Iterable[DecisionRow]) -> list[PairRow]:
     """One ``pairs`` row per pair among ``rows`` (newly inserted decisions): the newest decision's
     fields, the number of decisions, and how many of them a guardrail moved."""
-    folded: dict[tuple[str, str], list[Any]] = {}  # pair -> [newest row, decisions, guardrail hits]
+    # By position, not by name, and PairRows made without their Python __new__: this runs for every
+    # decision on the Ledger's database thread (measured: 2.2 -> 1.9 us per decision with merge_pairs'
+    # 1.9 -> 1.0 us, bench.ledger's rows, 2026-12-05).
+    folded: dict[tuple[str, ...], list[Any]] = {}  # pair -> [newest row, decisions, guardrail hits]
     for row in rows:
-        key = (row.book, row.strategy)
+        key = row[:2]
         fold = folded.get(key)
         if fold is None:
-            folded[key] = [row, 1, row.guardrail is not None]
+            folded[key] = [row, 1, row[_GUARDRAIL] is not None]
             continue
         fold[1] += 1
-        fold[2] += row.guardrail is not None
-        if newest_key(row) > newest_key(fold[0]):
+        fold[2] += row[_GUARDRAIL] is not None
+        newest = fold[0]
+        if (row[4], row[2], row[3]) > (newest[4], newest[2], newest[3]):  # newest_key(row) > newest_key(newest)
             fold[0] = row
     # price_cents: exact, from the text (a stored price has exactly two decimals: "16.10" -> 1610).
-    return [PairRow(r.book, r.strategy, r.run, r.tick, r.ts, r.price, int(r.price.replace(".", "")),
-                    r.avg_comp_price, float(r.avg_comp_price), r.sold, r.guardrail, decisions, int(hits))
-            for r, decisions, hits in folded.values()]
+    return [_pair_row((r[0], r[1], r[2], r[3], r[4], r[9], int(r[9].replace(".", "")), r[6], float(r[6]), r[8],
+                       r[_GUARDRAIL], decisions, int(hits))) for r, decisions, hits in folded.values()]
 
 
 def merge_pairs(into: dict[tuple[str, str], PairRow], pairs: Iterable[PairRow]) -> None:
     """Fold ``pairs`` (rows of :func:`pair_rows`) into ``into``, one entry per pair: counts added, the
     newest decision's fields kept (newest as :func:`newest_key`, the rule of the ``pairs`` upsert)."""
+    get = into.get
     for pair in pairs:
-        key = (pair.book, pair.strategy)
-        old = into.get(key)
+        key = (pair[0], pair[1])
+        old = get(key)
         if old is None:
             into[key] = pair
             continue
-        newest = pair if (pair.ts, pair.run, pair.tick) > (old.ts, old.run, old.tick) else old
-        into[key] = newest._replace(decisions=old.decisions + pair.decisions,
-                                    guardrail_hits=old.guardrail_hits + pair.guardrail_hits)
+        newest = pair if (pair[4], pair[2], pair[3]) > (old[4], old[2], old[3]) else old
+        into[key] = _pair_row((*newest[:11], old[11] + pair[11], old[12] + pair[12]))
+
+
+_GUARDRAIL: Final = DecisionRow._fields.index("guardrail")
+if (DecisionRow._fields[:5] != ("book", "strategy", "run", "tick", "ts")
+        or DecisionRow._fields[6:10:2] != ("avg_comp_price", "sold") or DecisionRow._fields[9] != "price"
+        or PairRow._fields[:5] != ("book", "strategy", "run", "tick", "ts")
+        or PairRow._fields[11:] != ("decisions", "guardrail_hits")):
+    raise ImportError("actors.ledger.records: pair_rows and merge_pairs read rows by position: teach them the change")
+
+
+def _pair_row(fields: tuple[Any, ...]) -> PairRow:
+    """A PairRow of its fields in order, without the Python call of its ``__new__``."""
+    row: PairRow = tuple.__new__(PairRow, fields)
+    return row
 
 
 # --- the pairs journal (``pairs_pending``) -----------------------------------------------------------

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.ledger.errors import SchemaError, error_kind
-from actors.ledger.records import Retention, pair_rows, stored_price, to_row
+from actors.ledger.records import PairRow, Retention, merge_pairs, pair_rows, stored_price, to_row
 from tests.actors.ledger.helpers import T0, decision
 from transport import limits
 from transport.ledger_rows import DecisionRow
@@ -101,6 +101,13 @@ def test_pair_rows_count_every_decision_once_and_keep_the_newest(
         newest = max(mine, key=lambda r: (r.ts, r.run, r.tick))
         assert (pair.ts, pair.run, pair.tick, pair.price) == (newest.ts, newest.run, newest.tick, newest.price)
         assert Decimal(pair.price_cents) / 100 == Decimal(pair.price)
+
+    # Folded in parts and merged (the Ledger's writes, then its pending pairs), they give the same rows,
+    # of the PairRow type the pairs upsert and the journal expect.
+    merged: dict[tuple[str, str], PairRow] = {}
+    for start in range(0, len(rows), 7):
+        merge_pairs(merged, pair_rows(rows[start:start + 7]))
+    assert sorted(merged.values()) == sorted(pairs) and all(type(p) is PairRow for p in merged.values())
 
 
 def test_retention() -> None:
