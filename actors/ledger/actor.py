@@ -122,12 +122,17 @@ class Ledger:
             return
         while True:
             work = self._on_frames(await sock.recv_multipart())
+            drained = False
             while work < RECEIVE_BURST:
                 try:
                     frames = await sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
+                    drained = True
                     break
                 work += self._on_frames(frames)
+            # Batches that arrived together are written together (writer.HOLD_MAX): the writer waits
+            # while more frames are here to read.
+            self._writer.arriving(not drained and bool(int(sock.get(zmq.EVENTS)) & zmq.POLLIN))
             # pyzmq hands back already-completed futures while frames are queued: without this, a
             # flooding peer would keep the loop here and the writer would never get its results.
             await asyncio.sleep(0)

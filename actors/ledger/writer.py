@@ -66,6 +66,11 @@ PAIRS_PENDING_MAX: Final = 100_000  # pairs waiting for ``pairs``: more updates 
 PRUNE_INTERVAL: Final = 60.0  # seconds between age checks once nothing is due (an idle Ledger wakes for it)
 FILE_CHECK_INTERVAL: Final = 1.0  # seconds between checks of the files (and checkpoints), idle or not
 QUICK_CHECK_DUTY: Final = 0.1  # the most of the time quick_check may run: a long check spaces them further
+# Seconds a write waits while the socket edge still reads batches that arrived with the first one
+# waiting: they are committed together (one fsync), and the event loop's reading does not contend
+# with the database thread for the GIL (each row SQLite steps gives it up and waits to take it back:
+# a write beside a reading loop took 5-15x its CPU time, bench.ledger, 2026-12-05).
+HOLD_MAX: Final = 0.02
 Reply = Callable[[bytes, Message], None]
 
 
@@ -101,6 +106,8 @@ class LedgerWriter:
         self._batches: deque[PendingBatch] = deque()
         self._queued = 0  # decisions in ``_batches``: <= QUEUE_MAX
         self._writing = False  # a group of batches is being written
+        self._arriving = False  # the socket edge has more frames to read now (see HOLD_MAX)
+        self._held_since = 0.0  # when the first batch waiting was queued
         self._queries: deque[PendingQuery] = deque()
         self.alerts = AlertQueue()
         self._opened_once = asyncio.Event()
@@ -143,9 +150,23 @@ class LedgerWriter:
             self.counters["busy"] += 1
             self._nack(batch, f"busy: {self._queued} decisions wait to be written")
         else:
+            if not self._batches:
+                self._held_since = self._clock()
             self._batches.append(batch)
             self._queued += len(batch.rows)
             self._wake.set()
+
+    def arriving(self, more: bool) -> None:
+        """Whether the socket edge has more frames waiting to be read: while it has, a write waits for
+        them (up to ``HOLD_MAX``, or until a transaction's worth waits), so batches that arrive
+        together are committed together."""
+        if more != self._arriving:
+            self._arriving = more
+            if not more:
+                self._wake.set()
+
+    def _held(self, now: float) -> bool:
+        return self._arriving and self._queued < TRANSACTION_MAX and now < self._held_since + HOLD_MAX
 
     def submit_query(self, query: PendingQuery) -> None:
         # Reads work on a full or write-locked database: refused only while it cannot be opened (before
@@ -216,7 +237,7 @@ class LedgerWriter:
                 continue
             if not self._is_open and now >= self._retry_at:
                 await self._open()
-            writable = self._is_open and bool(self._batches) and now >= self._retry_at
+            writable = self._is_open and bool(self._batches) and now >= self._retry_at and not self._held(now)
             prunable = self._is_open and self._retention.enabled and now >= self._prune_at
             if self._is_open and now >= self._files_at:
                 await self._check_files(now)
@@ -241,7 +262,8 @@ class LedgerWriter:
         due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches) or bool(self.alerts)),
                                    (self._prune_at, self._retention.enabled and self._is_open),
                                    (self._pairs_at, self._is_open and self._store.pending_pairs > 0),
-                                   (self._files_at, self._is_open)) if wanted]
+                                   (self._files_at, self._is_open),
+                                   (self._held_since + HOLD_MAX, self._arriving and bool(self._batches))) if wanted]
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(due) - now) if due else None):
