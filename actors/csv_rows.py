@@ -140,6 +140,11 @@ class PriceCache:
         self._size = size
         self._known: dict[str, Decimal | str] = {}
 
+    def known(self, raw: str) -> Decimal | None:
+        """The price of ``raw`` if it is one already parsed as a good price; None otherwise (parse it)."""
+        known = self._known.get(raw)
+        return known if type(known) is Decimal else None
+
     def parse(self, raw: str) -> Decimal | str:
         known = self._known.get(raw)
         if known is None:
@@ -170,10 +175,27 @@ def row_from_fields(fields: list[str], columns: Columns, line_no: int, prices: P
 def parse_row(line: str, columns: Columns, line_no: int, prices: PriceCache | None = None
               ) -> Row | BadRow | None:
     """One data line (with or without its line end) -> a Row, a BadRow, or None for a blank line."""
-    fields = split_row(line, columns.count, line_no)
-    if fields is None or isinstance(fields, BadRow):
-        return fields
-    return row_from_fields(fields, columns, line_no, prices)
+    # The usual line (no quote, as many fields as the header, a known good price, a plain book id) in
+    # one step: the DataManager parses every row of the file (1.45 -> 1.19 us a row, best of 7 rounds
+    # alternating with the old parser in one process, 2026-12-05; a bare split and Decimal: 0.38 us).
+    # Anything else takes the careful path, which names the reason.
+    text = line.strip()
+    if prices is not None and '"' not in text:
+        fields = text.split(",")
+        if len(fields) == columns.count:
+            price = prices.known(fields[columns.price].strip())
+            if price is not None:
+                if columns.book_id is None:
+                    book = None
+                else:
+                    book = fields[columns.book_id].strip()
+                    if not (book and is_valid_book_id(book)):
+                        return row_from_fields(fields, columns, line_no, prices)
+                return Row(book, price, fields[columns.timestamp].strip() if columns.timestamp is not None else None)
+    careful = split_row(text, columns.count, line_no)
+    if careful is None or isinstance(careful, BadRow):
+        return careful
+    return row_from_fields(careful, columns, line_no, prices)
 
 
 def header_columns(raw: bytes) -> Columns | None:

@@ -208,3 +208,18 @@ def test_a_data_line_in_bytes_is_a_row_a_bad_row_or_none() -> None:
     assert line_row(b"   ", COLUMNS, 3) is None
     bad = line_row(b"t,B\xff1,12.50", COLUMNS, 4)
     assert isinstance(bad, BadRow) and bad.reason == NOT_UTF8 and bad.line_no == 4  # never a U+FFFD book
+
+
+USUAL_AND_ODD = ["t,B1,12.50", " t , B1 , 12.50 \r\n", 't,"B1",12.50', "t,B1,12.50,", "t,,12.50", "t, ,12.50",
+                 "t,B\x1b1,12.50", "t," + "B" * 129 + ",12.50", "t," + "B" * 128 + ",12.50", "t,B1,0.009", "t,B1,",
+                 "t,B1,1e3", "t,B1,12.1234567", ",B1,12.50", "t,B1,12.50\x00", "\ufefft,B1,12.50", "t,B1"]
+
+
+@pytest.mark.parametrize("columns", [COLUMNS, parse_header("timestamp,price"), parse_header("price,book_id")])
+@given(st.one_of(st.sampled_from(USUAL_AND_ODD),
+                 st.text(alphabet=st.sampled_from('",\r\t\x00\x1b \ufeff.-eE0125Bnaif'), max_size=30)))
+def test_a_row_read_with_a_warm_price_cache_is_the_row_read_without(columns: Columns, line: str) -> None:
+    """parse_row's one-step path (a price the cache knows) reads every line as the careful path does."""
+    cache = PriceCache()
+    first = parse_row(line, columns, 7, cache)
+    assert parse_row(line, columns, 7, cache) == first == parse_row(line, columns, 7)
