@@ -185,13 +185,15 @@ def idle_probes(endpoint: str, seconds: float) -> dict[str, float]:
     return common.summary_ms(latencies)
 
 
-def baseline(path: Path, count: int) -> float:
+def baseline(path: Path, count: int, drop: tuple[str, ...] = ()) -> float:
     """Decisions/s of a bare executemany into the same table (the Ledger's schema, migrated by its own
-    code; ``pairs`` left empty), same pragmas, a transaction per batch."""
+    code; ``pairs`` left empty), same pragmas, a transaction per batch; ``drop``: indexes dropped first."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     schema.migrate(conn)
+    for index in drop:
+        conn.execute(f"DROP INDEX {index}")
     rows = [(d.book, d.strategy, d.run, d.tick, d.ts, json.dumps([str(p) for p in d.prices]), str(d.avg_comp_price),
              d.request_id, int(d.sold), str(d.price), None, None) for d in decisions(0, count)]
     insert = ("INSERT OR IGNORE INTO decisions (book, strategy, run, tick, ts, prices, avg_comp_price, request_id, "
@@ -204,6 +206,30 @@ def baseline(path: Path, count: int) -> float:
     seconds = time.monotonic() - start
     conn.close()
     return count / seconds
+
+
+def transport_baseline(directory: Path, batches: list[bytes], count: int) -> float:
+    """Decisions/s of the second baseline: a bare executemany fed through the same transport
+    (``bench/ledger_bare.py``: a ROUTER, msgpack, no checks, a transaction per batch), by the same client."""
+    endpoint = f"ipc://{directory}/bare.sock"
+    process = common.python_module("bench.ledger_bare", endpoint, str(directory / "bare.sqlite3"))
+    try:
+        run = stream(endpoint, batches, probe=False)
+    finally:
+        common.terminate(process)
+    return count / float(run["seconds"])
+
+
+def index_costs(directory: Path, count: int) -> dict[str, float]:
+    """The bare executemany's rate into the Ledger's schema as it is, and with each index of
+    ``decisions`` dropped (and both): what each costs an insert (the Dashboard's pages and retention
+    read through them)."""
+    rates: dict[str, float] = {}
+    for name, drop in (("all", ()), ("without decisions_by_ts", ("decisions_by_ts",)),
+                       ("without decisions_by_pair_ts", ("decisions_by_pair_ts",)),
+                       ("without both", ("decisions_by_ts", "decisions_by_pair_ts"))):
+        rates[name] = baseline(directory / f"index-{len(rates)}.sqlite3", count, drop)
+    return rates
 
 
 def db_bytes(path: Path) -> tuple[int, int]:
@@ -285,9 +311,11 @@ def insert_round(count: int, batches: list[bytes], reads: bool = False) -> dict[
             after = thread_cpu(ledger.pid)
         size, rows = db_bytes(db)
         base = baseline(directory / "baseline.sqlite3", count) if not reads else 0.0
+        through = transport_baseline(directory, batches, count) if not reads else 0.0
     used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
     loop = used.pop(ledger.pid, 0.0)
-    return {"rate": count / run["seconds"], "baseline_rate": base, "idle_probes_ms": idle,
+    return {"rate": count / run["seconds"], "baseline_rate": base, "transport_rate": through,
+            "idle_probes_ms": idle,
             "busy_probes_ms": run["probes_ms"], "db_bytes": size, "rows": rows,
             "loop_us": loop / count * 1e6, "db_thread_us": max(used.values(), default=0.0) / count * 1e6,
             "reads": read}
@@ -310,6 +338,8 @@ def insert_run(count: int, rounds: int) -> dict[str, Any]:
             "rate": statistics.median(r["rate"] for r in done),
             "baseline_rate": statistics.median(r["baseline_rate"] for r in done),
             "ratios": [r["rate"] / r["baseline_rate"] for r in done],
+            "transport_rate": statistics.median(r["transport_rate"] for r in done),
+            "transport_ratios": [r["rate"] / r["transport_rate"] for r in done],
             "loop_us": statistics.median(r["loop_us"] for r in done),
             "db_thread_us": statistics.median(r["db_thread_us"] for r in done),
             "idle_probes_ms": last["idle_probes_ms"], "busy_probes_ms": last["busy_probes_ms"],
@@ -356,9 +386,11 @@ def rss_run(seconds: float) -> dict[str, Any]:
 
 def measure(cfg: Config) -> Outcome:
     inserts = insert_run(cfg.pick(40_000, 200_000), cfg.pick(1, ROUNDS))
+    with private_dir("bl-") as directory:
+        indexes = index_costs(directory, cfg.pick(40_000, 200_000))
     paced = paced_reads_run(cfg.pick(10.0, 30.0))
     soak = rss_run(cfg.pick(20.0, 180.0))
-    out = Outcome(raw={"inserts": inserts, "paced_reads": paced, "soak": soak})
+    out = Outcome(raw={"inserts": inserts, "index_costs": indexes, "paced_reads": paced, "soak": soak})
     ratios = ", ".join(f"{r:.2f}" for r in inserts["ratios"])
     out.rows.append(Row(f"Ledger insert rate, {inserts['count']:,} decisions in batches of {BATCH}",
                         inserts["rate"], "decisions/s", inserts["baseline_rate"],
@@ -367,6 +399,18 @@ def measure(cfg: Config) -> Outcome:
                         note=f"WAL, fsync per commit; medians of {len(inserts['rounds'])} alternating rounds "
                              f"(ratios {ratios}); CPU per decision: event loop {inserts['loop_us']:.1f} us, "
                              f"database thread {inserts['db_thread_us']:.1f} us"))
+    transport_ratios = ", ".join(f"{r:.2f}" for r in inserts["transport_ratios"])
+    out.rows.append(Row("Ledger insert rate against a bare executemany fed through the same transport",
+                        inserts["rate"], "decisions/s", inserts["transport_rate"],
+                        "bench/ledger_bare.py: a ROUTER, msgpack, no checks, a transaction per batch",
+                        note=f"same client and rounds (ratios {transport_ratios}); "
+                             f"the transport baseline over the bare executemany: "
+                             f"{inserts['transport_rate'] / inserts['baseline_rate']:.2f}x"))
+    everything = indexes["all"]
+    out.rows.append(Row("bare executemany without the indexes of decisions (each one's cost to an insert)",
+                        indexes["without both"], "decisions/s", everything, "the same with both indexes",
+                        note="; ".join(f"{name}: {rate / everything:.2f}x" for name, rate in indexes.items()
+                                       if name != "all")))
     reads = inserts["rounds_with_reads"][-1]["reads"]
     answered = sum(r["reads"]["statuses"].get("ok", 0) for r in inserts["rounds_with_reads"])
     out.rows.append(Row("Ledger insert rate while a Dashboard reads it over its socket flat out",
