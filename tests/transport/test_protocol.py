@@ -230,6 +230,10 @@ GARBAGE = [
     pytest.param(_reply(prices=[150]), "prices", id="price-int"),
     pytest.param(_reply(prices=["1" * 41]), "prices", id="price-too-long"),
     pytest.param(_reply(prices=["1.00"] * (MAX_WINDOW + 1)), "prices", id="window-too-big"),
+    # A bad price after good ones (windows are checked in bulk first, then one by one for the error).
+    *[pytest.param(_reply(prices=["1.00", "2.50", bad]), "prices", id=f"window-then-{name}")
+      for name, bad in (("NaN", "NaN"), ("snan", "snan"), ("INF", "-INF"), ("Infinity", "Infinity"), ("bin", b"1.00"),
+                        ("float", 1.5), ("long", "1" * 41), ("abc", "abc"), ("nil", None))],
     pytest.param(frame(PROTOCOL_VERSION, MessageType.LAST_PRICES_REPLY, 1, "b", 0, "1.00", ""), "prices",
                  id="prices-not-list"),
     pytest.param(_reply(error="e" * 501), "error", id="error-too-long"),
