@@ -411,7 +411,9 @@ def measure(cfg: Config) -> Outcome:
                         met=inserts["rate"] >= 0.8 * inserts["baseline_rate"],
                         note=f"WAL, fsync per commit; medians of {len(inserts['rounds'])} alternating rounds "
                              f"(ratios {ratios}); CPU per decision: event loop {inserts['loop_us']:.1f} us, "
-                             f"database thread {inserts['db_thread_us']:.1f} us"))
+                             f"database thread {inserts['db_thread_us']:.1f} us (they take turns, sharing the "
+                             f"GIL: {1e6 / (inserts['loop_us'] + inserts['db_thread_us']):,.0f}/s at most on a "
+                             "free core)"))
     transport_ratios = ", ".join(f"{r:.2f}" for r in inserts["transport_ratios"])
     out.rows.append(Row("Ledger insert rate against a bare executemany fed through the same transport",
                         inserts["rate"], "decisions/s", inserts["transport_rate"],
