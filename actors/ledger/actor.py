@@ -142,12 +142,15 @@ class Ledger:
         key stores decisions (``transport.roles.LEDGER_WRITERS``); the Dashboard's key may read only."""
         while True:
             work = self._on_message(await sock.recv_multipart(copy=False))
+            drained = False
             while work < RECEIVE_BURST:
                 try:
                     message = await sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
+                    drained = True
                     break
                 work += self._on_message(message)
+            self._writer.arriving(not drained and bool(int(sock.get(zmq.EVENTS)) & zmq.POLLIN))  # as in _receive
             # pyzmq hands back already-completed futures while frames are queued: without this, a
             # flooding peer would keep the loop here and the writer would never get its results.
             await asyncio.sleep(0)
