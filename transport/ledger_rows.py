@@ -206,16 +206,25 @@ def _row(fields: object) -> DecisionRow | None:
     factor_text = None if factor == "" else _factor(factor)
     if factor != "" and factor_text is None:
         return None
-    bounds: list[str | None] = []
-    for money in (previous, floor, ceiling):
-        text = None if money == "" else _cents(money)
-        if money != "" and text is None:
-            return None
-        bounds.append(text)
+    bounds: tuple[str | None, ...] = _NO_BOUNDS  # no guardrails configured: the usual decision
+    if not previous == floor == ceiling == "":
+        texts: list[str | None] = []
+        for money in (previous, floor, ceiling):
+            text = None if money == "" else _cents(money)
+            if money != "" and text is None:
+                return None
+            texts.append(text)
+        bounds = tuple(texts)
     names = None
     if guardrail:
         if not all(type(name) is str and is_name(name, limits.GUARDRAIL_NAME_MAX_LEN) for name in guardrail):
             return None
         names = json.dumps(guardrail, separators=(",", ":"))
-    return DecisionRow(book, strategy, run, tick, ts, '["' + window + '"]', avg, request_id, int(sold), price_text,
-                       rule_text, names, factor_text, *bounds)
+    # Made without the Python call of DecisionRow.__new__ (this runs for every decision kept).
+    row: DecisionRow = _TUPLE_NEW(DecisionRow, (book, strategy, run, tick, ts, '["' + window + '"]', avg, request_id,
+                                                int(sold), price_text, rule_text, names, factor_text, *bounds))
+    return row
+
+
+_NO_BOUNDS: Final = (None, None, None)
+_TUPLE_NEW: Final = tuple.__new__
