@@ -7,7 +7,8 @@ as JSON in ``bench/results/<timestamp>.json``.
     python -m bench.run --only soak --seconds 7200   # the release soak (only when asked for)
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
-cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load, protocol; and,
+cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load, protocol,
+pieces; and,
 only with --only, soak.
 """
 
@@ -42,6 +43,7 @@ from bench import (
     latency,
     ledger,
     memory,
+    pieces,
     protocol,
     replay,
     throughput,
@@ -77,6 +79,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "backtest": backtest.measure,
     "algorithm_load": algorithm_load.measure,
     "protocol": protocol.measure,
+    "pieces": pieces.measure,
     "soak": soak.measure,
     "kept": kept.measure,
     "endpoints": endpoints.measure,
