@@ -148,21 +148,11 @@ class Dispatcher:
             if index >= count:
                 index -= count
             self._pos += 1
-            record = records[index]
-            if record.started >= gen:
-                continue  # already started for this tick (it came back late)
-            if record.block is not NOT_BLOCKED:
-                self.paused += record.block is PAUSED
-                continue
-            if record.work is not None:
-                record.wanted = True
-                continue
-            if record.decided_for is not None and self._decided_before(record, tick, gen):
-                self._started_now += 1  # not a pair that missed the tick
-                continue
-            record.started = gen
-            record.work = work = Work(record, tick)
-            taken.append(work)
+            started = self._start_one(records[index], tick, gen, want=True)
+            if started is True:
+                self._started_now += 1  # decided before a restart: not a pair that missed the tick
+            elif started:
+                taken.append(started)
         self.busy += len(taken)
         self._started_now += len(taken)
         return taken
@@ -176,26 +166,36 @@ class Dispatcher:
             if index >= carry.count:
                 index -= carry.count
             carry.pos += 1
-            record = records[index]
-            if record.started >= gen:
-                continue
-            if record.block is not NOT_BLOCKED:
-                self.paused += record.block is PAUSED
-                continue
-            if record.work is not None:
-                continue  # still busy with an older tick: it misses this one (counted when the carry ends)
-            if record.decided_for is not None and self._decided_before(record, tick, gen):
+            # One busy with an older tick misses this one (counted when the carry ends).
+            started = self._start_one(records[index], tick, gen, want=False)
+            if started is True:
                 carry.started += 1
-                continue
-            record.started = gen
-            record.work = work = Work(record, tick)
-            taken.append(work)
+            elif started:
+                taken.append(started)
         carry.started += len(taken)
         self.busy += len(taken)
         if carry.pos >= carry.count:
             self._carried_unstarted += carry.unstarted()
             self._carry = None
         return taken
+
+    def _start_one(self, record: PairRecord, tick: Tick, gen: int, want: bool) -> Work | bool:
+        """Start ``record`` for ``tick`` (generation ``gen``) if it can start: its Work; True when the Ledger
+        said it was decided for that tick before a restart (it counts as started); False when passed over:
+        started already (it came back late), blocked, or busy (then, with ``want``, started once free)."""
+        if record.started >= gen:
+            return False
+        if record.block is not NOT_BLOCKED:
+            self.paused += record.block is PAUSED
+            return False
+        if record.work is not None:
+            record.wanted = record.wanted or want
+            return False
+        if record.decided_for is not None and self._decided_before(record, tick, gen):
+            return True
+        record.started = gen
+        record.work = work = Work(record, tick)
+        return work
 
     def _decided_before(self, record: PairRecord, tick: Tick, gen: int) -> bool:
         """Whether the Ledger told (after a restart) that ``record`` was decided for ``tick`` already;
