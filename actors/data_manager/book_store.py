@@ -225,16 +225,18 @@ class BookStore:
         if final and book.total < count:
             return Failed(f"only {book.total} prices for book {name}")
         if not self.replay:
-            return Ready(book.newest(count)) if final else Wait(tick, 0)
+            if not final:
+                return Wait(tick, 0)
+            # The newest rows whatever the tick; the client stepping through the ticks is still told
+            # apart (a stepper, served first under a flood): it asks tick after tick.
+            self._stepped(book, tick, client, now)
+            return Ready(book.newest(count))
         if final:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
         if prices is not None:
-            book.answered(tick, client, now, self.jump, HOME_TTL)
-            if book.streak >= STEPPER_STREAK and book.home_client == client:
-                self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
-            if book.home_client == client and self.steppers.stepping(client, now):
-                book.stepped_at = now
+            book.served = tick
+            self._stepped(book, tick, client, now)
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
         if charge and far and now < self.overloaded_until and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
@@ -329,6 +331,14 @@ class BookStore:
             return None
         cursor = Cursors.root(book.cursor)
         return cursor if cursor.busy else None
+
+    def _stepped(self, book: Book, tick: int, client: bytes, now: float) -> None:
+        """``client`` was answered ``book`` at ``tick``: its home follows the client stepping through it."""
+        book.stepped(tick, client, now, self.jump, HOME_TTL)
+        if book.streak >= STEPPER_STREAK and book.home_client == client:
+            self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
+        if book.home_client == client and self.steppers.stepping(client, now):
+            book.stepped_at = now
 
     def _wake(self, book: Book) -> None:
         """The book's waiting requests changed: position its window (``seek_target``: its home first),

@@ -46,6 +46,11 @@ class HomedWindow(PriceWindow):
         only by asking the home's next ticks (a reconnected DEALER has a new identity). With no fresh
         home the client answered takes it -- unless it is the one that just jumped away."""
         self.served = tick
+        self.stepped(tick, client, now, near, ttl)
+
+    def stepped(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
+        """The home follows ``client`` answered at ``tick`` (see :meth:`answered`); the window's floor is
+        left as it is (follow mode answers the newest rows whatever the tick)."""
         if self.home >= 0 and now - self.home_at <= ttl:
             if client == self.home_client:
                 if abs(tick - self.home) <= near:
