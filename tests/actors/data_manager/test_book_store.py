@@ -454,6 +454,18 @@ def test_the_number_of_books_is_bounded() -> None:
     assert sorted(store.books) == ["a", "b"]
 
 
+def test_in_follow_mode_the_client_stepping_through_the_ticks_is_a_stepper_and_a_random_one_is_not() -> None:
+    store = BookStore(capacity=8, mode="follow")
+    for offset in range(5):
+        assert store.frontier_row("a", Decimal("1.00") + offset, offset * 10)
+    algorithm, flood = b"algo", b"flood"
+    for tick in range(10, 14):  # tick after tick, whatever rows the followed file has
+        assert store.answer("a", tick, 5, True, "a", algorithm, now=float(tick)) == Ready(
+            tuple(Decimal("1.00") + i for i in range(5)))
+        store.answer("a", (tick * 7) % 5, 5, True, "a", flood, now=float(tick))  # old ticks at random
+    assert store.steppers.stepping(algorithm, 13.0) and not store.steppers.stepping(flood, 13.0)
+
+
 # --- properties ------------------------------------------------------------------------------------
 
 BOOKS = ["A", "B", "C", "D"]
