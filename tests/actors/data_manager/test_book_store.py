@@ -10,6 +10,7 @@ import random
 import time
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -304,15 +305,20 @@ def test_a_client_taking_windows_away_from_the_stepping_client_is_budgeted() -> 
     assert answered <= 60 and refused >= 240 and sim.store.moves_refused == refused  # 40 + 20/s, no more
 
 
-def test_a_client_cycling_through_identities_shares_one_budget() -> None:
-    """Issue 20: a new ROUTING_ID every few requests started each with a full burst; the budget shared
-    by all clients caps them together, and the stepping client is still answered every time."""
+def _stepped_to_tick_100() -> tuple[list[str], Sim, Iterator[bytes]]:
+    """10 books the Algorithm has stepped through up to tick 99, and a new flooder identity per call."""
     books = [f"B{i}" for i in range(10)]
     sim = Sim(interleaved(books, 400), capacity=8)
     for tick in range(100):
         for book in books:
             sim.request(book, tick, 5, b"algorithm")
-    identities = (b"flood-%d" % i for i in itertools.count())
+    return books, sim, (b"flood-%d" % i for i in itertools.count())
+
+
+def test_a_client_cycling_through_identities_shares_one_budget() -> None:
+    """Issue 20: a new ROUTING_ID every few requests started each with a full burst; the budget shared
+    by all clients caps them together, and the stepping client is still answered every time."""
+    books, sim, identities = _stepped_to_tick_100()
     refused = 0
     for round_ in range(30):
         for k, book in enumerate(books):
@@ -327,12 +333,7 @@ def test_requests_near_a_steppers_home_that_need_reading_share_the_budget_too() 
     """Issue 20: ticks just behind the Algorithm's window (a seek back), or just ahead of it (reading
     forward evicts its ticks), cost it as much as far ones; from a new identity each, they share the
     budget of all clients together, and the Algorithm's next tick is answered every time."""
-    books = [f"B{i}" for i in range(10)]
-    sim = Sim(interleaved(books, 400), capacity=8)
-    for tick in range(100):
-        for book in books:
-            sim.request(book, tick, 5, b"algorithm")
-    identities = (b"flood-%d" % i for i in itertools.count())
+    books, sim, identities = _stepped_to_tick_100()
     refused = 0
     for round_ in range(30):
         for k, book in enumerate(books):
@@ -347,12 +348,7 @@ def test_requests_near_a_steppers_home_that_need_reading_share_the_budget_too() 
 def test_a_client_taking_a_steppers_home_opens_its_window_to_no_one() -> None:
     """One identity asks one of the home's next ticks (it takes the home), the next ones ask other
     ticks: the window stays guarded for the stepper, whose requests are never charged."""
-    books = [f"B{i}" for i in range(10)]
-    sim = Sim(interleaved(books, 400), capacity=8)
-    for tick in range(100):
-        for book in books:
-            sim.request(book, tick, 5, b"algorithm")
-    identities = (b"flood-%d" % i for i in itertools.count())
+    books, sim, identities = _stepped_to_tick_100()
     refused = 0
     for round_ in range(30):
         for k, book in enumerate(books):
