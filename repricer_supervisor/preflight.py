@@ -150,8 +150,8 @@ def run_dir(path: str) -> None:
 def run_dir_problem(mode: int, owner: int, uid: int) -> str | None:
     """Why an existing ``--run-dir`` is refused, or None. Looser than the default directory's 0700 (a
     directory the user chose and may share for reading): nobody else may own it or write in it."""
-    if owner != uid:
-        return f"owned by uid {owner}, not by this user (uid {uid}): another user may have made it"
+    if (foreign := private_dir.not_owned(owner, uid)) is not None:
+        return foreign
     if mode & 0o022:
         return f"mode {mode & 0o7777:04o}: other users may replace its sockets (chmod go-w, or 0700)"
     return None

@@ -39,6 +39,13 @@ class NotPrivate(OSError):
     """A directory of endpoints that others could enter or replace; ``strerror`` says why."""
 
 
+def not_owned(owner: int, uid: int) -> str | None:
+    """Why a directory owned by ``owner`` cannot be trusted by user ``uid``, or None."""
+    if owner != uid:
+        return f"owned by uid {owner}, not by this user (uid {uid}): another user may have made it"
+    return None
+
+
 def problem(mode: int, owner: int, uid: int) -> str | None:
     """Why a directory with ``st_mode`` ``mode`` and owner ``owner`` is not private to user ``uid``, or
     None. From ``lstat``: a symlink is refused (it could point anywhere another user likes)."""
@@ -46,8 +53,8 @@ def problem(mode: int, owner: int, uid: int) -> str | None:
         return "a symlink, not a directory"
     if not stat.S_ISDIR(mode):
         return "not a directory"
-    if owner != uid:
-        return f"owned by uid {owner}, not by this user (uid {uid}): another user may have made it"
+    if (foreign := not_owned(owner, uid)) is not None:
+        return foreign
     if mode & 0o077:
         return f"mode {stat.S_IMODE(mode):04o}: other users may enter it (it must be 0700)"
     return None
