@@ -156,11 +156,12 @@ class LiveState:
     def health(self) -> dict[str, Any]:
         """The system in a few numbers: actors up, restarts, the Ledger's lag and queue, the workers' spool."""
         views = list(self.actors.values())
+        numbers = [v.numbers() for v in views]
         ledger = next((v for v in views if kind_of(v.name) == "ledger" and v.pid), None)
         workers = [v for v in views if kind_of(v.name) == "algorithm"]
         return {
             "actors": len(views), "up": sum(v.state == "up" for v in views),
-            "restarts": sum(v.numbers()[0] for v in views), "hangs": sum(v.numbers()[1] for v in views),
+            "restarts": sum(n[0] for n in numbers), "hangs": sum(n[1] for n in numbers),
             "ledger_lag": None if ledger is None or "lag_ms" not in ledger.counters
             else ledger.counters["lag_ms"] / 1000,
             "ledger_queued": None if ledger is None else ledger.counters.get("queued"),
