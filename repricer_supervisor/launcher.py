@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("dashboard: %s", the_plan.dashboard_url)
         try:
             with supervisor:
-                return supervisor.run(options.supervision.duration)
+                return supervisor.run(options.supervision.duration, first_tick_after=STARTUP_ALLOWANCE)
         except SupervisorError as exc:  # one of the launcher's own endpoints cannot be bound
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -40,7 +40,8 @@ def _seconds(name: str, value: float | None, low: float, high: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SupervisionOptions:
-    duration: float | None = option(None, "stop cleanly after S seconds (default: run until Ctrl-C / SIGTERM)",
+    duration: float | None = option(None, "stop cleanly S seconds after the first tick, however long the start "
+                                    "took (default: run until Ctrl-C / SIGTERM)",
                                     parse=float, metavar="S")
     hang_timeout: float = option(default_of(RestartPolicy, "time_to_dead"),
                                  "kill and restart an actor silent for this long", metavar="S")

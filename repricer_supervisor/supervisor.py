@@ -192,9 +192,13 @@ class Supervisor:
 
     # --- loop ----------------------------------------------------------------------------------
 
-    def run(self, duration: float | None = None) -> int:
+    def run(self, duration: float | None = None, first_tick_after: float = 0.0) -> int:
         """Supervise until SIGINT/SIGTERM, ``duration`` seconds, or a child given up on; then stop every
         child. Returns the launcher's exit code: 0, or 2 when a child was given up on.
+
+        ``duration`` counts from the first tick, ``first_tick_after`` seconds after the kinds that start
+        last (the Scheduler) start, or from now when none is supervised: a slow start (seconds on a
+        loaded machine) must not eat a short run, which then decided nothing (issue 21).
 
         A plain blocking loop, no asyncio: the launcher only waits on a signal pipe and the events
         socket's subscriptions, and pyzmq's asyncio layer would cost more CPU per heartbeat than the
@@ -204,7 +208,8 @@ class Supervisor:
             self.open()
         assert self._inbox is not None
         now = time.monotonic()
-        until = now + duration if duration is not None else None
+        waiting = [child for child in self.children.values() if child.kind.starts_last]
+        until = now + duration if duration is not None and not waiting else None
         next_status = now + self._status_every
         with StopSignals() as signals:
             # Heartbeats wait in their socket and are drained once a turn: one wake-up per second
@@ -216,7 +221,6 @@ class Supervisor:
             if polled is not None:
                 poller.register(polled, zmq.POLLIN)
             try:
-                waiting = [child for child in self.children.values() if child.kind.starts_last]
                 for child in self.children.values():
                     if not child.kind.starts_last:
                         self._start(child)
@@ -228,6 +232,8 @@ class Supervisor:
                         for child in waiting:
                             self._start(child)
                         waiting = []
+                        if duration is not None:
+                            until = time.monotonic() + first_tick_after + duration
                     self._events.read_subscriptions()
                     if self._events.sock is not polled:  # bound again after a subscription flood
                         if polled is not None:
