@@ -420,6 +420,21 @@ class LastPricesRequest:
     count: int = wire(checked(integer(1), lambda n: n <= MAX_WINDOW, f"at most {MAX_WINDOW}, got {{value}}"))
 
 
+# The DataManager's error for every book while its data file cannot be read (missing, bad header): a
+# fact about the file, not the book, so a client logs it once, not once per book (issue 21).
+DATA_FILE_UNAVAILABLE: Final = "data file unavailable: "
+
+
+def data_file_unavailable(reason: str) -> str:
+    """The error answered for any book while the data file is unusable for ``reason``."""
+    return DATA_FILE_UNAVAILABLE + reason
+
+
+def is_data_file_unavailable(error: str) -> bool:
+    """Whether a window's ``error`` is about the whole data file (every book gets it), not its book."""
+    return error.startswith(DATA_FILE_UNAVAILABLE)
+
+
 @message(MessageType.LAST_PRICES_REPLY)
 class LastPricesReply:
     """The window of prices, oldest first; ``error`` is empty on success."""

@@ -29,7 +29,7 @@ from actors.pricing.rule import avg_comp_price, refusal, reprice_window, to_cent
 from actors.pricing.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
-from transport.protocol import Decision, LastPricesReply, WindowsReply
+from transport.protocol import Decision, LastPricesReply, WindowsReply, is_data_file_unavailable
 
 log = logging.getLogger("algorithm")
 T = TypeVar("T")
@@ -112,7 +112,7 @@ class Pipeline:
             try:
                 reply = await self._dm.last_prices(pair.book, work.tick.seq, pair.strategy.rule.window)
             except RequestFailed as exc:
-                self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))
+                self.skip(work, "dm_book" if isinstance(exc, Refused) else "dm", str(exc))  # FileUnavailable: dm
                 continue
             work.prices = reply.prices
         return [w for w in works if self._windowed(w)]
@@ -147,8 +147,9 @@ class Pipeline:
         found = {book: (window, error) for book, window, error in zip(books, reply.windows, reply.errors, strict=True)}
         for work in members:
             window, error = found[work.pair.book]
-            if error:
-                self.skip(work, "dm_book", f"DataManager refused {work.pair.book}@{seq}: {error}")
+            if error:  # a file every book fails on is the DataManager's failure, logged once, not per pair
+                self.skip(work, "dm" if is_data_file_unavailable(error) else "dm_book",
+                          f"DataManager refused {work.pair.book}@{seq}: {error}")
             else:
                 work.prices = window
 

@@ -50,6 +50,7 @@ from transport.protocol import (
     MessageType,
     WindowsReply,
     WindowsRequest,
+    data_file_unavailable,
 )
 from transport.roles import DATA
 from transport.sockets import Sockets
@@ -116,7 +117,7 @@ class DataManager:
         if self._sock is None:
             return not_ready(f"not yet bound to {self.endpoint}")
         if self._file.unavailable is not None:
-            return not_ready(f"data file unavailable: {self._file.unavailable}")
+            return not_ready(data_file_unavailable(self._file.unavailable))
         if not self._file.is_open or self._file.columns is None:
             return not_ready(f"data file {self.path} not read yet")
         return READY

@@ -30,7 +30,7 @@ from actors.data_manager.bad_books import BadBooks
 from actors.data_manager.book_store import BookStore
 from actors.data_manager.price_window import ALL_BOOKS, Answer, Failed, Ready, Wait
 from transport import limits
-from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply, WindowsRequest
+from transport.protocol import LastPricesReply, LastPricesRequest, WindowsReply, WindowsRequest, data_file_unavailable
 
 Reply = LastPricesReply | WindowsReply
 Outgoing = tuple[bytes, Reply]  # (client identity, reply)
@@ -319,7 +319,7 @@ class Waiters:
         frontier's end-of-file pass ``eof_gen``."""
         file = self._file
         if file.unavailable is not None:
-            return "", Failed(f"data file unavailable: {file.unavailable}")
+            return "", Failed(data_file_unavailable(file.unavailable))
         final = file.at_eof and file.eof_gen > eof_gen
         if file.columns is None:  # the frontier reads the header first
             return "", Failed(f"unknown book {book}: the data file has no rows yet") if final else Wait(tick, 0)

@@ -25,6 +25,7 @@ from transport.protocol import (
     LastPricesRequest,
     WindowsReply,
     WindowsRequest,
+    is_data_file_unavailable,
 )
 from transport.roles import DATA
 from transport.sockets import Sockets
@@ -43,6 +44,10 @@ class RequestFailed(Exception):
 
 class Refused(RequestFailed):
     """The DataManager answered with an error for this book (e.g. it has no prices for it)."""
+
+
+class FileUnavailable(RequestFailed):
+    """The DataManager answered that its data file cannot be read (every book gets the same error)."""
 
 
 class NoReply(RequestFailed):
@@ -157,7 +162,8 @@ class LastPricesClient:
         reply = await self._ask(lambda rid: LastPricesRequest(rid, book, tick, count), LastPricesReply,
                                 f"{book}@{tick}")
         if reply.error:
-            raise Refused(f"DataManager refused {book}@{tick}: {reply.error}")
+            refused = FileUnavailable if is_data_file_unavailable(reply.error) else Refused
+            raise refused(f"DataManager refused {book}@{tick}: {reply.error}")
         return reply
 
     async def windows(self, tick: int, count: int, books: Sequence[str]) -> WindowsReply:

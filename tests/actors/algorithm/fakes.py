@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from actors.algorithm.clients.api import READ, REGISTER, ApiError, RateLimited
-from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, RequestFailed
+from actors.algorithm.clients.data_manager import BatchesUnsupported, FileUnavailable, Refused, RequestFailed
 from actors.algorithm.clients.pacing import TokenBucket
 from actors.algorithm.pairs import PairTable
 from actors.pricing.strategies import Pair, Strategy
-from transport.protocol import Decision, LastPricesReply, Tick, WindowsReply
+from transport.protocol import Decision, LastPricesReply, Tick, WindowsReply, data_file_unavailable
 
 
 def window(book: str, tick: int, count: int = 5) -> tuple[Decimal, ...]:
@@ -85,6 +85,7 @@ class FakeDataManager:
     refused: frozenset[str] = frozenset()
     down: bool = False
     short: frozenset[str] = frozenset()  # books answered with one price too few
+    file_error: str = ""  # the data file unusable for this reason: every book gets its error
     requests: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)  # (kind, tick, books)
 
     def _window(self, book: str, seq: int, count: int) -> tuple[Decimal, ...]:
@@ -95,6 +96,8 @@ class FakeDataManager:
         self.requests.append(("one", tick, (book,)))
         if self.down:
             raise RequestFailed("DataManager: no reply within 0.2s after 3 attempts")
+        if self.file_error:  # as the real client raises it
+            raise FileUnavailable(f"DataManager refused {book}@{tick}: {data_file_unavailable(self.file_error)}")
         if book in self.refused:
             raise Refused(f"DataManager refused {book}@{tick}: unknown book")
         return LastPricesReply(1, book, tick, self._window(book, tick, count))
@@ -107,6 +110,9 @@ class FakeDataManager:
             raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
         if self.down:
             raise RequestFailed("DataManager: no reply within 0.2s after 3 attempts")
+        if self.file_error:
+            return WindowsReply(1, tick, tuple(() for _ in books), tuple(data_file_unavailable(self.file_error)
+                                                                         for _ in books))
         return WindowsReply(1, tick, tuple(() if b in self.refused else self._window(b, tick, count) for b in books),
                             tuple("unknown book" if b in self.refused else "" for b in books))
 

@@ -106,6 +106,22 @@ def test_skip_reasons_are_counted_and_a_books_first_failure_logged_once(caplog: 
     assert not [m for m in caplog.messages if m.startswith("first failure of book=SHORT")]  # not book-specific
 
 
+@pytest.mark.parametrize("dm_batch", [100, 1])
+def test_a_data_file_every_book_fails_on_is_not_logged_once_per_pair(dm_batch: int,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # Issue 21: in follow mode a semicolon file made 40 "first failure" lines for 40 pairs, one cause.
+    dm = FakeDataManager(file_error="bad header in x.csv: the header has no 'price' column")
+    pipeline, pairs, _, _, _ = make(["A", "B", "C"], dm, dm_batch=dm_batch)
+    todo = works(pairs)
+    assert run_async(pipeline.fetch(todo)) == []
+    assert all(w.state is State.SKIPPED and w.retry for w in todo)  # tried again when the tick repeats
+    assert (pipeline.counters["skipped_dm"], pipeline.counters["skipped_dm_book"]) == (3, 0)
+    assert not [m for m in caplog.messages if m.startswith("first failure")]
+    assert [m for m in caplog.messages if m.startswith("skipped book=A")] == [
+        "skipped book=A strategy=default tick=0: DataManager refused A@0: data file unavailable: bad header in "
+        "x.csv: the header has no 'price' column (tried again when the tick is repeated)"]
+
+
 def test_a_datamanager_down_skips_the_whole_fetch() -> None:
     pipeline, pairs, _, _, _ = make(["A", "B"], FakeDataManager(down=True))
     todo = works(pairs)

@@ -17,7 +17,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.clients.data_manager import FileUnavailable, LastPricesClient, RequestFailed, RequestPolicy
 from actors.data_manager.actor import DataManager
 from actors.data_manager.options import DEFAULT_DATA_FILE, DataManagerOptions
 from tests.helpers import REPO, async_wait_for, run_async
@@ -336,6 +336,8 @@ def test_missing_file_errors_then_recovers(tmp_path: Path) -> None:
         answer = await ask(client, "A", 0)
         assert isinstance(answer, str) and "data file unavailable" in answer
         assert dm.counters["file_errors"] >= 1
+        with pytest.raises(FileUnavailable):  # the file's failure, not the book's: logged once, not per pair
+            await client.last_prices("A", 0, 5)
         write(path, "book_id,price\n" + "".join(f"A,{i}.00\n" for i in range(1, 8)))
 
         async def recovered() -> bool:
