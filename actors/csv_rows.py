@@ -72,14 +72,15 @@ def parse_header(line: str) -> Columns:
     fields = split_fields(text)
     if fields is None:
         raise CsvFormatError(f"the header row has malformed quotes: {text!r:.200}")
-    names = [name.strip().lower() for name in fields]
+    written = [name.strip() for name in fields]
+    names = [name.lower() for name in written]
     seen: set[str] = set()
     for name in names:
         if name and name in seen:
             raise CsvFormatError(f"the header names column {name!r} twice: {text!r:.200}")
         seen.add(name)
     if "price" not in names:
-        raise CsvFormatError(f"the header has no 'price' column (got {names!r:.200}); "
+        raise CsvFormatError(f"the header has no 'price' column (got {written!r:.200}); "
                              "expected e.g. 'timestamp,book_id,price'")
 
     def find(name: str) -> int | None:

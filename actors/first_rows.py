@@ -15,10 +15,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 from actors.csv_fields import BadRow, not_utf8, split_fields, split_row
-from actors.csv_rows import Columns, CsvFormatError, PriceCache, book_of_bad_line, parse_header, row_from_fields
+from actors.csv_rows import (
+    Columns,
+    CsvFormatError,
+    PriceCache,
+    book_of_bad_line,
+    parse_header,
+    parse_price,
+    row_from_fields,
+)
 from transport import files, limits
 from transport.logs import printable
 
@@ -111,6 +120,9 @@ def _header_hint(line: str) -> str:
     for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
         if separator in line and "," not in line:
             return f" (its fields are separated by {name}: the file must be comma-separated)"
+    fields = split_fields(line.lstrip("\ufeff").strip()) or []
+    if any(isinstance(parse_price(field.strip()), Decimal) for field in fields):  # a header names, never prices
+        return " (it looks like a data row: the file must start with a header line naming the columns)"
     return ""
 
 

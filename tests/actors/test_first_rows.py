@@ -31,6 +31,17 @@ def test_a_semicolon_file_is_refused_at_its_header(tmp_path: Path) -> None:
                    "by semicolons: the file must be comma-separated)")
 
 
+def test_a_file_without_a_header_is_refused_quoting_its_first_line_as_written(tmp_path: Path) -> None:
+    # The trial of issue 21 saw "got ['2024-01-01t00:00:00z', 'b001', '17.93']": lowercased, unexplained.
+    finding, why = check(tmp_path, "2024-01-01T00:00:00Z,B001,17.93\n2024-01-01T00:00:05Z,B001,18.02\n")
+    assert finding is Finding.BAD_HEADER
+    assert why == ("--data-file data.csv: line 1: unusable header: the header has no 'price' column (got "
+                   "['2024-01-01T00:00:00Z', 'B001', '17.93']); expected e.g. 'timestamp,book_id,price' (it looks "
+                   "like a data row: the file must start with a header line naming the columns)")
+    assert check(tmp_path, "Time,ISBN,Cost\nx,B001,1.00\n")[1].endswith(
+        "(got ['Time', 'ISBN', 'Cost']); expected e.g. 'timestamp,book_id,price'")  # names, no hint
+
+
 def test_comma_decimals_are_refused_naming_the_first_bad_line(tmp_path: Path) -> None:
     finding, why = check(tmp_path, "timestamp,book_id,price\n\n2024-01-01,B001,18,02\n2024-01-01,B002,19,50\n")
     assert finding is Finding.NO_VALID_ROW
