@@ -74,6 +74,9 @@ CASES = [
     (["--books-file", "{tmp}/comments.txt"], "no book to price: --books-file"),
     (["--books-file", "{tmp}/binary.txt"], "not UTF-8 text"),
     (["--books-file", "/nonexistent"], "No such file or directory"),
+    (["--config", "{tmp}/slow.toml", "--books-file", "/nonexistent"], "--books-file /nonexistent with --config "
+     "{tmp}/slow.toml: the config names the books priced (a [[books]] table's ids or file = ...): give one or the "
+     "other"),  # the file was silently not read (issue 21's trial)
     # numbers out of range (each actor's options class checks its own)
     (["--tick", "0"], "--tick must be within"),
     (["--api-port", "70000"], "--api-port must be within 0..65535"),

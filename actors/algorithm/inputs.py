@@ -17,6 +17,10 @@ def pricing(options: PricingOptions, tick: float) -> tuple[list[str], Config | N
     ``--delay`` then), checked: a bad config is a ConfigError naming file, line and key; no book, or a
     delay not shorter than the tick, a Refusal."""
     config = None
+    if options.config and options.books_file:  # else the file is silently not read (issue 21's trial)
+        raise Refusal(f"--books-file {printable(options.books_file)} with --config {printable(options.config)}: "
+                      "the config names the books priced (a [[books]] table's ids or file = ...): give one or "
+                      "the other")
     if options.config:
         config = load_config(options.config)
         books = config.books

@@ -69,7 +69,7 @@ class PricingOptions:
     delay: Decimal = option(DEFAULT_DELAY, "x: seconds between registering a request and reading it",
                             parse=delay_seconds, metavar="S")
     config: str | None = option(None, "TOML file listing books and their strategies (overrides --books and "
-                                "--delay); see repricer.example.toml", metavar="FILE")
+                                "--delay; refused with --books-file); see repricer.example.toml", metavar="FILE")
     config_poll: float = option(0.0, "with --config: also reload when a file it read changes (edited, replaced, "
                                 "or swapped in as a Kubernetes ConfigMap volume does), looking every S seconds; "
                                 "0: on SIGHUP only", metavar="S")

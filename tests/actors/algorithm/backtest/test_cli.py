@@ -51,7 +51,7 @@ SAME = [
     ["--config", "{tmp}/slow.toml", "--tick", "2"], ["--config", "{tmp}/bad.toml"], ["--config", "{tmp}/demand.toml"],
     ["--config", "{tmp}/garbage.toml"], ["--config", "/nonexistent.toml"], ["--books", ","],
     ["--books-file", "{tmp}/empty.txt"], ["--books-file", "/nonexistent"], ["--delay", "10", "--tick", "2"],
-    ["--delay", "abc"], ["--tick", "0"], ["--tick", "1e9"],
+    ["--delay", "abc"], ["--tick", "0"], ["--tick", "1e9"], ["--config", "{tmp}/slow.toml", "--books-file", "/x"],
 ]
 
 
