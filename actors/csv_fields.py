@@ -21,6 +21,12 @@ NOT_UTF8: Final = "not_utf8"  # likewise: refused whole, so no U+FFFD ever stand
 LINE_REASONS: Final = (WRONG_COLUMN_COUNT, MALFORMED_QUOTES, LINE_TOO_LONG, NOT_UTF8)
 
 
+def csv_bool(value: bool) -> str:
+    """A boolean in every CSV written (the Ledger's history, the Dashboard's download, the backtest's
+    decisions): one spelling, as JSON writes it."""
+    return "true" if value else "false"
+
+
 @dataclass(frozen=True, slots=True)
 class BadRow:
     line_no: int

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
+from actors.csv_fields import csv_bool
 from actors.dashboard.business import AlertRow
 from actors.dashboard.params import BooksQuery, Cursor, last_page
 
@@ -125,7 +126,7 @@ class DecisionRow:
 
     def as_csv(self) -> list[str]:
         return [iso(self.ts), str(self.tick), self.book, self.strategy, " ".join(self.prices), self.avg_comp_price,
-                str(self.request_id), "true" if self.sold else "false", self.price, self.rule_price or "",
+                str(self.request_id), csv_bool(self.sold), self.price, self.rule_price or "",
                 " ".join(self.guardrail), iso(self.run) if self.run else "", self.factor or "",
                 self.previous_price or "", self.floor or "", self.ceiling or ""]
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Final, TextIO
 from urllib.parse import quote
 
+from actors.csv_fields import csv_bool
 from actors.ledger import schema
 from actors.ledger.errors import SchemaError
 from actors.ledger.options import DEFAULT_DB
@@ -156,7 +157,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):  # as the Dashboard's CSV writes them
-        return "true" if value else "false"
+        return csv_bool(value)
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     return printable(value, 80)  # the file may have been written by anyone: no control characters out

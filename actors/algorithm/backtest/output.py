@@ -13,6 +13,7 @@ from typing import Any, Final, TextIO
 from actors.algorithm.backtest.cents import names, to_decimal
 from actors.algorithm.backtest.job import Decisions, Job, Result
 from actors.algorithm.backtest.stats import GUARDRAILS, PairStats, StrategyTotals, money, share
+from actors.csv_fields import csv_bool
 from actors.pricing.rule import avg_comp_price
 from transport.logs import printable
 
@@ -119,7 +120,7 @@ class DecisionWriter:
             window = pair.strategy.rule.window
             request_id = int(d.request_id[i])
             yield [pair.book, pair.strategy.name, int(d.tick[i]), "" if request_id < 0 else request_id,
-                   "yes" if d.sold[i] else "no", to_decimal(int(d.sent[i])),
+                   csv_bool(bool(d.sold[i])), to_decimal(int(d.sent[i])),
                    plain(avg_comp_price([Decimal(int(d.sums[i])).scaleb(-6), *[_ZERO] * (window - 1)])),
                    to_decimal(int(d.rule[i])),
                    to_decimal(int(d.price[i])), " ".join(names(int(d.bits[i])))]

@@ -144,8 +144,8 @@ def test_every_decision_to_a_file(market: tuple[Path, Path], tmp_path: Path,
     first = lines[0]
     assert set(first) == {"book", "strategy", "tick", "request_id", "sold", "sent", "avg_comp_price", "rule_price",
                           "price", "guardrail"}
-    assert first["request_id"] == "" and first["sold"] in ("yes", "no")  # logistic: no request id
-    revenue = sum(float(x["sent"]) for x in lines if x["sold"] == "yes" and x["book"] == "B3" and x["strategy"] == "a")
+    assert first["request_id"] == "" and first["sold"] in ("true", "false")  # logistic: no request id
+    revenue = sum(float(x["sent"]) for x in lines if x["sold"] == "true" and x["book"] == "B3" and x["strategy"] == "a")
     pair = next(p for p in document["pairs"] if (p["book"], p["strategy"]) == ("B3", "a"))
     assert round(revenue, 2) == float(pair["revenue"])
 

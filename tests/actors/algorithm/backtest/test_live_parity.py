@@ -75,5 +75,5 @@ def test_a_parity_backtest_fed_a_live_runs_ids_makes_its_decisions(tmp_path: Pat
     for book, strategy, tick, request_id, sold, price, _, _ in live:
         mine = replayed[(book, strategy, tick)]
         assert int(mine["request_id"]) == request_id
-        assert (mine["sold"] == "yes") == bool(sold)
+        assert (mine["sold"] == "true") == bool(sold)
         assert Decimal(mine["price"]) == Decimal(price), (book, strategy, tick)
