@@ -125,9 +125,12 @@ class Algorithm:
         self._pool = Pool(self._dispatcher, self._pipeline, self._api, workers=http_policy.max_in_flight,
                           api_batch=options.api_batch, dm_batch=options.dm_batch, resuming=self._ledger is not None,
                           gate=self._admission)
-        self._config_log = warnings_log()  # a loaded config's warnings, at start as on a reload
+        # A loaded config's warnings, at start as on a reload: said by worker 0 alone (every worker loads
+        # the same config: N workers made N copies of each warning, issue 21's trial).
+        says = options.worker == 0
+        self._config_log = warnings_log() if says else None
         self._reloader = (ConfigReloader(options.config, config, self._reload, poll=options.config_poll or None,
-                                         warnings=self._config_log) if options.config else None)
+                                         warnings=self._config_log, say_warnings=says) if options.config else None)
         self._resumed = self._ledger is None  # the Ledger has said the pairs' last prices (readiness)
         self._resumes: asyncio.Queue[list[Pair]] = asyncio.Queue(maxsize=64)  # pairs to ask the Ledger about
         self._parts = [self._own, self._intake.counters, self._writer.counters, self._gc.counters,

@@ -53,8 +53,11 @@ def warnings_log(logger: logging.Logger = log) -> RateLimitedLog:
     return RateLimitedLog(logger, burst=WARNINGS_BURST, limit=_WARNING_CHARS)
 
 
-def log_warnings(rlog: RateLimitedLog, config: Config) -> None:
-    """Log what loading ``config`` skipped (the catalog's summary first, then examples by line)."""
+def log_warnings(rlog: RateLimitedLog | None, config: Config) -> None:
+    """Log what loading ``config`` skipped (the catalog's summary first, then examples by line); None:
+    another process says them (the config's warnings are the same in every worker)."""
+    if rlog is None:
+        return
     for warning in config.warnings:
         rlog.warning("config_warnings", "%s", warning)
 
@@ -103,7 +106,7 @@ class ConfigReloader:
 
     def __init__(self, path: str | Path, config: Config, apply: Callable[[Config], str | None], *,
                  tick: float | None = None, poll: float | None = None, logger: logging.Logger = log,
-                 warnings: RateLimitedLog | None = None) -> None:
+                 warnings: RateLimitedLog | None = None, say_warnings: bool = True) -> None:
         if poll is not None and not 0.1 <= poll <= 3600:
             raise ValueError("poll must be within 0.1..3600 seconds")
         self.config = config
@@ -114,7 +117,7 @@ class ConfigReloader:
         self._poll = poll
         self._log = logger
         self._rlog = RateLimitedLog(logger)  # a SIGHUP storm reloads again and again: its lines are bounded
-        self._warnings = warnings or warnings_log(logger)
+        self._warnings = (warnings or warnings_log(logger)) if say_warnings else None
         self._wanted = asyncio.Event()
         self._seen = signature(config.files or (str(self._path),))
 

@@ -244,6 +244,28 @@ def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path
     assert "cat.csv line 5: skipped a bad row (not_utf8): skipped" in warnings
 
 
+def test_a_reloader_told_not_to_say_the_warnings_reloads_without_them(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    # Algorithm workers other than worker 0 (the same config, the same warnings: said once, issue 21).
+    path = write(tmp_path, GOOD + '[guardrails]\ncatalog = "cat.csv"\n')
+    (tmp_path / "cat.csv").write_bytes(b"book_id,floor,ceiling\nB2,x,2\n")
+
+    async def scenario() -> None:
+        reloader = ConfigReloader(path, load_config(path), lambda config: None, say_warnings=False)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reloader.run(stop))
+            reloader.request()
+            await async_wait_for(lambda: reloader.counters["config_reloads"] == 1)
+            stop.set()
+
+    with caplog.at_level(logging.INFO, logger="algorithm.config"):
+        run_async(scenario())
+    assert load_config(path).warnings  # there are warnings to say
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [m for m in caplog.messages if "reloaded" in m]  # the reload itself is still said
+
+
 def test_config_warnings_let_one_load_through_then_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     warnings = tuple(f"line {i}" for i in range(reload.WARNINGS_BURST))
     config = dataclasses.replace(Config.simple(["B1"]), warnings=warnings)
