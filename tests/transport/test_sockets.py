@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.asyncio
+import zmq.utils.monitor
 
 from tests.helpers import ipc_endpoint
 from transport import sockets
@@ -42,6 +43,24 @@ def test_socket_factories_bound_their_queues(ipc_dir: Path) -> None:
     finally:
         ctx.destroy(linger=0)
         sync_ctx.destroy(linger=0)
+
+
+def test_a_subscriber_retries_a_publisher_not_there_yet_without_backing_off(ipc_dir: Path) -> None:
+    # Issue 21: backing off to 1 s, the Algorithm's SUB joined the Scheduler after tick 0 and its repeat.
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sub = Sockets(ctx).sub(ipc_endpoint(ipc_dir, "not-yet"), channel=TICKS)
+        monitor = sub.get_monitor_socket(zmq.EVENT_CONNECT_RETRIED)
+        monitor.setsockopt(zmq.RCVTIMEO, 10_000)
+        # Each retry's wait in ms: 100 plus a random jitter under 100; backing off, it doubled each time
+        # (100-199, 200-299, 400-499, 800-899, 1000-1099).
+        waits = [int(zmq.utils.monitor.recv_monitor_message(monitor)["value"]) for _ in range(5)]
+        assert all(100 <= wait < 200 for wait in waits), waits
+        sub.disable_monitor()
+        monitor.close(linger=0)
+        sub.close(linger=0)
+    finally:
+        ctx.destroy(linger=0)
 
 
 def test_a_frame_over_the_limit_is_dropped_before_it_is_read(ipc_dir: Path) -> None:
