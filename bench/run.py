@@ -8,7 +8,7 @@ as JSON in ``bench/results/<timestamp>.json``.
 
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
 cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load, protocol,
-pieces; and,
+pieces, batched; and,
 only with --only, soak.
 """
 
@@ -30,6 +30,7 @@ from bench import (
     algorithm_load,
     api_server,
     backtest,
+    batched,
     catalog,
     cold_read,
     common,
@@ -80,6 +81,7 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "algorithm_load": algorithm_load.measure,
     "protocol": protocol.measure,
     "pieces": pieces.measure,
+    "batched": batched.measure,
     "soak": soak.measure,
     "kept": kept.measure,
     "endpoints": endpoints.measure,
