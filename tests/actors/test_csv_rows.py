@@ -223,3 +223,12 @@ def test_a_row_read_with_a_warm_price_cache_is_the_row_read_without(columns: Col
     cache = PriceCache()
     first = parse_row(line, columns, 7, cache)
     assert parse_row(line, columns, 7, cache) == first == parse_row(line, columns, 7)
+    assert type(parse_row(line, columns, 7, cache)) is type(first)  # a Row made by position is still a Row
+
+
+def test_the_one_step_path_makes_a_row_with_its_fields_by_name() -> None:
+    cache = PriceCache()
+    parse_row("t,B1,12.50", COLUMNS, 2, cache)  # the price is now known: the next line takes the one step
+    row = parse_row("u,B2,12.50", COLUMNS, 3, cache)
+    assert type(row) is Row
+    assert (row.book_id, row.price, row.timestamp) == ("B2", Decimal("12.50"), "u")
