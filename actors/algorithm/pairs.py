@@ -102,7 +102,7 @@ class PairRecord:
 class Work:
     """One decision in flight: its pair's record, the tick it serves, and what is known so far."""
 
-    __slots__ = ("attempts", "avg", "pair", "prices", "record", "request_id", "retry", "sent", "state", "tick")
+    __slots__ = ("attempts", "avg", "pair", "prices", "record", "request_id", "retry", "sent", "state", "tick", "total")
 
     def __init__(self, record: PairRecord, tick: Tick) -> None:
         self.record = record
@@ -110,6 +110,7 @@ class Work:
         self.tick = tick
         self.state = FETCHING
         self.prices: tuple[Decimal, ...] = ()
+        self.total = Decimal(0)  # the window's exact sum: its mean and its price are both made from it
         self.avg = Decimal(0)
         self.sent = Decimal(0)  # the price registered with the API
         self.request_id = 0  # the API's id, from REGISTERING on

@@ -25,7 +25,7 @@ from actors.algorithm.clients.data_manager import BatchesUnsupported, Refused, R
 from actors.algorithm.pairs import DECIDED, DECIDED_BEFORE, FETCHING, READING, REGISTERING, SKIPPED, PairTable, Work
 from actors.algorithm.sink import DecisionSink
 from actors.pricing.config import Config
-from actors.pricing.rule import avg_comp_price, refusal, reprice_window, to_cents
+from actors.pricing.rule import mean_of_total, refusal, reprice_total, to_cents, window_total
 from actors.pricing.strategies import Pair
 from transport import limits
 from transport.logs import RateLimitedLog, printable
@@ -162,7 +162,8 @@ class Pipeline:
         if len(work.prices) != window:
             self.skip(work, "window", f"expected {window} prices, got {len(work.prices)}")
             return False
-        work.avg = avg_comp_price(work.prices)
+        work.total = window_total(work.prices)
+        work.avg = mean_of_total(work.total, window)
         work.state = REGISTERING
         return self._choose_price(work)
 
@@ -257,7 +258,7 @@ class Pipeline:
 
     def _decide(self, work: Work, sold: bool, now: float) -> None:
         pair, record = work.pair, work.record
-        rule_price = reprice_window(work.prices, sold, pair.strategy.rule)
+        rule_price = reprice_total(work.total, len(work.prices), sold, pair.strategy.rule)
         priced = self.config.guard(pair.book, rule_price, record.last)
         reason = refusal(priced.price)
         if reason is not None:

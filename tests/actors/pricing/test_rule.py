@@ -5,7 +5,17 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from actors.pricing.rule import CENT, PricingRule, avg_comp_price, reprice, reprice_window, to_cents
+from actors.pricing.rule import (
+    CENT,
+    PricingRule,
+    avg_comp_price,
+    mean_of_total,
+    reprice,
+    reprice_total,
+    reprice_window,
+    to_cents,
+    window_total,
+)
 
 money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=2)
 windows = st.lists(money, min_size=5, max_size=5)
@@ -91,3 +101,16 @@ def test_the_price_from_the_window_is_the_exact_rule_for_any_window_and_factor(
         prices: list[Decimal], sold: bool, factor: str) -> None:
     rule = PricingRule(window=len(prices), sold_factor=Decimal(factor), unsold_factor=Decimal(factor))
     assert reprice_window(prices, sold, rule) == exact_price(prices, Decimal(factor)).quantize(CENT)
+
+
+@example([Decimal("3145351.13"), Decimal("0.01"), Decimal("0.01")], False, "0.9")
+@given(half_cent_windows, st.booleans(), st.sampled_from(["0.9", "1.1", "0.75", "1.333", "0.6"]))
+def test_a_window_summed_once_gives_the_same_mean_and_price(prices: list[Decimal], sold: bool, factor: str) -> None:
+    """The Algorithm sums a window once, for its mean and its price: the same numbers, to the digit."""
+    rule = PricingRule(window=len(prices), sold_factor=Decimal(factor), unsold_factor=Decimal(factor))
+    total = window_total(prices)
+    assert total == sum(prices, Decimal(0))
+    mean, price = mean_of_total(total, len(prices)), reprice_total(total, len(prices), sold, rule)
+    assert str(mean) == str(avg_comp_price(prices))  # the printed text, not only the value
+    exact = exact_price(prices, Decimal(factor)).quantize(CENT)
+    assert str(price) == str(reprice_window(prices, sold, rule)) == str(exact)
