@@ -197,8 +197,8 @@ def parse_row(line: str, columns: Columns, line_no: int, prices: PriceCache | No
                     book = fields[columns.book_id].strip()
                     if not (book and is_valid_book_id(book)):
                         return row_from_fields(fields, columns, line_no, prices)
-                # Made without the Python call of Row.__new__ (1.11 -> 0.92 us a row, best of 9 rounds taking
-                # turns in one process, 2026-12-05; bench/batched.py measures the DataManager as a whole).
+                # Made without the Python call of Row.__new__ (0.83x the parser's time a row, in one process,
+                # docs/performance.md; bench/batched.py measures the DataManager as a whole).
                 row: Row = _TUPLE_NEW(Row, (book, price, fields[columns.timestamp].strip()
                                             if columns.timestamp is not None else None))
                 return row
