@@ -264,15 +264,23 @@ class LedgerWriter:
 
     async def _idle(self, now: float) -> None:
         """Wait for work, or until the next retry or retention check is due (no polling otherwise)."""
-        due = [t for t, wanted in ((self._retry_at, not self._is_open or bool(self._batches) or bool(self.alerts)),
+        due = self.next_due(now)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(None if due is None else max(0.0, due - now)):
+                await self._wake.wait()
+
+    def next_due(self, now: float) -> float | None:
+        """When the writer has something to do next without being woken (None: only when woken)."""
+        # A retry already due is not waited for: what it was for has run, or is held (a past time here
+        # made a held write spin the event loop until its hold ended, 2026-12-05).
+        due = [t for t, wanted in ((self._retry_at, self._retry_at > now and (not self._is_open or bool(self._batches)
+                                                                               or bool(self.alerts))),
                                    (self._prune_at, self._retention.enabled and self._is_open),
                                    (self._pairs_at, self._is_open and self._store.pending_pairs > 0),
                                    (self._files_at, self._is_open),
                                    (self._held_since + HOLD_MAX, self._arriving and bool(self._batches))) if wanted]
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, min(due) - now) if due else None):
-                await self._wake.wait()
+        return min(due) if due else None
 
     async def _open(self) -> None:
         try:

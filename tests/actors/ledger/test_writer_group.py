@@ -54,6 +54,8 @@ def test_batches_arriving_together_are_committed_together_and_a_hold_ends(tmp_pa
             writer.submit_batch(batch(4))
             await asyncio.sleep(0.01)
             assert len(acks) == 3
+            # Meanwhile it waits for the hold's end, not for a retry time long past (it spun on that).
+            assert writer.next_due(clock.now) == clock.now + HOLD_MAX
             clock.now += HOLD_MAX
             await async_wait_for(lambda: len(acks) == 4)
             assert writer.counters["transactions"] == 2 and [a.batch_id for a in acks] == [1, 2, 3, 4]
