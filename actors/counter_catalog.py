@@ -203,6 +203,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "early_ticks": _c("ticks refused as too far ahead of the run followed (forged or a clock step)"),
         "resyncs": _c("times the Algorithm took a refused tick stream for the real one (heard while ours was "
                       "silent)"),
+        "returns": _c("times the Algorithm went back to the run it had left for one that showed no tick on "
+                      "its own schedule (a forged run taken during a gap)"),
         "superseded_ticks": _c("ticks skipped because a newer one was already waiting"),
         "bad_frames": _c("malformed frames received and rejected", "repricer_bad_frames"),
         "implausible_ticks": _c("ticks refused as implausible (their number does not match the clock)"),

@@ -19,6 +19,14 @@ Algorithm:
   another run). So a forged run with a day-long interval, a clock step or a forged burst is undone
   at the real Scheduler's second tick, while two Schedulers ticking side by side keep the one
   followed first;
+* another run taken (NEW_RUN, either way) is *provisional* until it shows a tick on its own
+  schedule: a higher seq heard at its lead (within ``min(LEAD_TOLERANCE, interval / 4)``, so at
+  least three quarters of an interval later). Until then, the run it replaced takes the Algorithm
+  back at its next tick in sequence (RETURN: a tick it would have followed as NEW, late ones too, as
+  the Scheduler sends the tick it missed after a pause), so one forged tick taken during a gap
+  costs no real tick. Once the new run is confirmed the run left has no such right:
+  a forger replaying an old run's stream cannot pull the Algorithm back after a real restart (only
+  within the restart's first interval, where its own run could have been taken anyway);
 * a (run, seq) is followed at most once: the seqs followed of each recent run are kept as ranges
   (``RUNS_KEPT`` runs, ``RANGES_KEPT`` ranges each), and one of them is STALE (decided already) even
   when its stream is followed again; a seq a forged jump skipped is still decided when the real
@@ -71,10 +79,18 @@ class Verdict(enum.Enum):
     EARLY = "early"  # a higher seq, due more than an interval ahead of the stream's last tick
     IMPLAUSIBLE = "implausible"  # far from our clock, or inconsistent
     FOREIGN_RUN = "foreign_run"  # another run while ours is alive (two Schedulers?)
+    RETURN = "return"  # the run left for a provisional one, heard again in sequence: followed again
 
     @property
     def accepted(self) -> bool:
-        return self in (Verdict.NEW, Verdict.NEW_RUN, Verdict.RESYNC)
+        return self in (Verdict.NEW, Verdict.NEW_RUN, Verdict.RESYNC, Verdict.RETURN)
+
+
+class Standing(enum.Enum):
+    """How far the run followed is trusted."""
+
+    CONFIRMED = "confirmed"  # the first run heard, one that ticked on its own schedule, or one returned to
+    PROVISIONAL = "provisional"  # taken at one tick: the run it replaced may take the Algorithm back
 
 
 @dataclass(slots=True)
@@ -129,6 +145,7 @@ class TickGate:
         self.advances = 0  # how many times it did
         self.candidates: collections.deque[Candidate] = collections.deque(maxlen=CANDIDATES_MAX)
         self.previous: Candidate | None = None  # the stream followed before the last change of stream
+        self.standing = Standing.CONFIRMED  # PROVISIONAL: ``previous`` returns at its next tick in sequence
         self._followed: collections.OrderedDict[Run, SeqRanges] = collections.OrderedDict()  # most recent last
 
     def plausible(self, tick: Tick, now: float) -> bool:
@@ -148,10 +165,23 @@ class TickGate:
                 return self._refuse(run, tick.seq, lead, now, Verdict.STALE)
             if lead > self.lead + tick.interval + LEAD_TOLERANCE:
                 return self._refuse(run, tick.seq, lead, now, Verdict.EARLY)
+            if (self.standing is Standing.PROVISIONAL
+                    and abs(lead - self.lead) <= min(LEAD_TOLERANCE, tick.interval / 4)):
+                self.standing = Standing.CONFIRMED  # on its own schedule: the run left loses its return
             return self._follow(run, tick.seq, lead, now, Verdict.NEW)
+        if self._returns(run, tick.seq, lead):
+            return self._follow(run, tick.seq, lead, now, Verdict.RETURN)
         if now - self.advanced_at >= QUIET_INTERVALS * self.run[1]:
             return self._follow(run, tick.seq, lead, now, Verdict.NEW_RUN)
         return self._refuse(run, tick.seq, lead, now, Verdict.FOREIGN_RUN)
+
+    def _returns(self, run: Run, seq: int, lead: float) -> bool:
+        """The run left for a provisional one, at a tick it would have followed (NEW) had it not been
+        left: a higher seq, due at most an interval beyond its last tick (a Scheduler resumed after a
+        pause sends the tick it missed at once, late: that is in sequence too)."""
+        left = self.previous
+        return (self.standing is Standing.PROVISIONAL and left is not None and run == left.run
+                and seq > left.seq and lead <= left.lead + run[1] + LEAD_TOLERANCE)
 
     def _refuse(self, run: Run, seq: int, lead: float, now: float, verdict: Verdict) -> Verdict:
         kept = self.candidates if self.previous is None else (self.previous, *self.candidates)
@@ -176,6 +206,10 @@ class TickGate:
             # The stream left keeps a slot no flood of forged ticks can take: heard twice with the one
             # taken silent in between, it is followed again.
             self.previous = Candidate(self.run, self.last_seq, self.lead, self.advances)
+        if verdict is Verdict.NEW_RUN and self.run is not None:
+            self.standing = Standing.PROVISIONAL
+        elif verdict is Verdict.RETURN:
+            self.standing = Standing.CONFIRMED  # it was followed before: the provisional run left has no return
         self.run, self.last_seq, self.lead, self.advanced_at = run, seq, lead, now
         self.advances += 1
         followed = self._followed.pop(run, None) or SeqRanges()
@@ -208,7 +242,7 @@ class TickReceiver:
         self._log = RateLimitedLog(log)
         self.counters: dict[str, int] = {
             "ticks": 0, "stale_ticks": 0, "superseded_ticks": 0, "bad_frames": 0, "implausible_ticks": 0,
-            "foreign_run_ticks": 0, "early_ticks": 0, "new_runs": 0, "resyncs": 0, "tick_stalls": 0,
+            "foreign_run_ticks": 0, "early_ticks": 0, "new_runs": 0, "resyncs": 0, "returns": 0, "tick_stalls": 0,
             "last_tick": -1,
         }
         self._frames = FrameDecoder(self.counters, "bad_frames", self._log, "bad_tick",
@@ -264,6 +298,10 @@ class TickReceiver:
                 self._log.warning("resync", "following the ticks that keep coming: seq %d, due %.3fs from our clock "
                                   "(a clock step, or forged ticks before?)", tick.seq,
                                   tick.t0 + tick.seq * tick.interval - now)
+            if verdict is Verdict.RETURN:
+                self.counters["returns"] += 1
+                self._log.warning("return", "following again the run left (t0=%.3f) at seq %d: the run taken "
+                                  "instead showed no tick on its own schedule (forged?)", tick.t0, tick.seq)
             if verdict is Verdict.NEW_RUN:
                 self.counters["new_runs"] += 1
                 # Rate-limited: forged ticks of ever new runs could repeat it many times a second.

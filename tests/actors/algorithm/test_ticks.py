@@ -15,7 +15,7 @@ import zmq.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.algorithm.ticks import TickGate, TickReceiver, Verdict
+from actors.algorithm.ticks import Standing, TickGate, TickReceiver, Verdict
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import limits, protocol
 from transport.protocol import Tick
@@ -199,21 +199,131 @@ def test_one_tick_of_the_run_far_ahead_within_the_skew_is_refused_and_changes_no
     assert gate.last_seq == 102
 
 
-def test_a_forged_run_with_an_absurd_interval_holds_the_algorithm_two_ticks_at_most() -> None:
+def test_a_forged_run_with_an_absurd_interval_after_a_gap_costs_no_real_tick() -> None:
     """Issue 20: a 1.2 s gap of the real Scheduler (0.5 s ticks), then one tick of a run with a
-    86,400 s interval: taken (ours was quiet), but the real run takes over again at its second tick
-    (it used to be refused as "two Schedulers?" for 1.5 forged intervals: 36 h)."""
+    86,400 s interval: taken (ours was quiet), but only provisionally: the real run's next tick takes
+    the Algorithm back at once (it used to be refused as "two Schedulers?", and before that for 1.5
+    forged intervals: 36 h)."""
     gate = TickGate()
     now = T0
     for seq in range(10):
         now = T0 + seq * 0.5
         assert gate.judge(tick(seq, interval=0.5), now) is Verdict.NEW
     now += 1.2
-    forged_t0 = now - 86_400.0
-    assert gate.judge(Tick(1, forged_t0 + 86_400.0, now, 86_400.0, forged_t0), now) is Verdict.NEW_RUN
-    assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5) is Verdict.FOREIGN_RUN
-    assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5) is Verdict.NEW_RUN  # the one that keeps ticking
-    assert gate.judge(tick(14, interval=0.5), T0 + 14 * 0.5) is Verdict.NEW
+    forged = Tick(1, now, now, 86_400.0, now - 86_400.0)
+    assert gate.judge(forged, now) is Verdict.NEW_RUN
+    assert gate.judge(forged, now + 0.1) is Verdict.STALE  # repeated: not a tick on its own schedule
+    assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5) is Verdict.RETURN
+    assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5) is Verdict.NEW
+    assert gate.judge(forged, T0 + 13.1 * 0.5) is Verdict.FOREIGN_RUN  # the forged run has no way back
+
+
+def _gap(interval: float, skipped: int) -> tuple[TickGate, float]:
+    """A gate that followed ticks 0..9 of (T0, interval) on time; the Scheduler then skips ``skipped``
+    ticks: the first tick after the gap is 10 + skipped."""
+    gate = TickGate()
+    for seq in range(10):
+        assert gate.judge(tick(seq, interval=interval), T0 + seq * interval + 0.01) is Verdict.NEW
+    return gate, T0 + 9 * interval + 0.01  # when the last tick before the gap was heard
+
+
+@pytest.mark.parametrize("skipped", [1, 2, 3])
+def test_one_forged_tick_taken_in_a_gap_of_one_to_three_intervals_costs_no_real_tick(skipped: int) -> None:
+    """The forger's tick comes the moment ours has been quiet 1.5 intervals, in a run with our own
+    interval (the most plausible forgery): the first real tick after the gap is followed."""
+    gate, last = _gap(0.5, skipped)
+    at = last + 1.5 * 0.5
+    assert gate.judge(Tick(0, at, at, 0.5, at), at) is Verdict.NEW_RUN
+    first = 10 + skipped
+    assert gate.judge(tick(first, interval=0.5), T0 + first * 0.5 + 0.01) is Verdict.RETURN
+
+
+def test_the_schedulers_late_tick_after_a_pause_takes_the_algorithm_back() -> None:
+    """A Scheduler SIGSTOPped mid-interval sends the tick it missed the moment it resumes, late by up
+    to an interval (3 s of a 5 s one here): that is its next tick in sequence."""
+    gate, last = _gap(5.0, 1)
+    at = last + 8.0
+    assert gate.judge(Tick(0, at, at, 86_400.0, at), at) is Verdict.NEW_RUN
+    assert gate.judge(tick(11, interval=5.0), T0 + 11 * 5.0 + 3.0) is Verdict.RETURN
+
+
+def test_a_tick_of_the_run_left_that_is_early_or_not_newer_does_not_take_it_back() -> None:
+    gate, last = _gap(0.5, 2)
+    at = last + 0.8
+    assert gate.judge(Tick(0, at, at, 86_400.0, at), at) is Verdict.NEW_RUN
+    assert gate.judge(tick(9, interval=0.5), at + 0.1) is Verdict.FOREIGN_RUN  # followed already
+    assert gate.judge(tick(14, interval=0.5), at + 0.1) is Verdict.FOREIGN_RUN  # 1.6 s ahead: not in sequence
+    assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5 + 0.01) is Verdict.RETURN
+
+
+def test_a_forged_run_shown_twice_on_its_own_schedule_in_a_long_gap_costs_one_real_tick() -> None:
+    """Forged ticks one interval apart, the first two within a gap that skipped 3 ticks: the forged
+    run is confirmed before ours is heard again; ours is followed again at its second tick once the
+    forger stops (as before provisional runs): one real tick lost."""
+    gate, last = _gap(0.5, 3)
+    at = last + 0.75
+    for seq in range(3):
+        assert gate.judge(Tick(seq, at + seq * 0.5, at, 0.5, at), at + seq * 0.5).accepted
+        assert gate.standing is (Standing.PROVISIONAL if seq == 0 else Standing.CONFIRMED)
+    assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5 + 0.01) is Verdict.FOREIGN_RUN
+    assert gate.judge(tick(14, interval=0.5), T0 + 14 * 0.5 + 0.01) is Verdict.NEW_RUN
+
+
+def test_a_forged_runs_next_seq_sent_at_once_does_not_confirm_it() -> None:
+    """Confirmation needs the next seq heard at the run's lead within a quarter of its interval: sent
+    together, seq 1 of a 0.5 s run is 0.5 s early (within LEAD_TOLERANCE, but not on schedule); the
+    forger may pull the seq ahead an interval per tick, as in any run, but never confirms it so."""
+    gate, last = _gap(0.5, 2)
+    at = last + 0.8
+    assert gate.judge(Tick(0, at, at, 0.5, at), at) is Verdict.NEW_RUN
+    assert gate.judge(Tick(1, at + 0.5, at, 0.5, at), at + 0.01) is Verdict.NEW
+    assert gate.judge(Tick(2, at + 1.0, at, 0.5, at), at + 0.02) is Verdict.NEW  # one interval on each time
+    assert gate.standing is Standing.PROVISIONAL
+    assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5 + 0.01) is Verdict.RETURN
+
+
+def test_a_forged_stream_beside_the_scheduler_is_followed_one_tick_at_a_time_and_costs_no_real_one() -> None:
+    """No gap at all: each interval the forger sends two ticks of a fresh run, just after and just
+    before a real tick (heard twice with ours silent in between: it used to take over, and ours came
+    back only at its second tick). Provisional, it gives way to each real tick at once."""
+    gate = TickGate()
+    assert gate.judge(tick(0, interval=5.0), T0 + 0.01) is Verdict.NEW
+    for seq in range(1, 6):
+        forged_t0 = T0 + 1.3 + seq * 0.001  # a fresh run each time
+        here = T0 + (seq - 1) * 5.0
+        assert gate.judge(Tick(seq, forged_t0 + seq * 5.0, here, 5.0, forged_t0),
+                          here + 1.32) is Verdict.FOREIGN_RUN
+        assert gate.judge(Tick(seq + 1, forged_t0 + (seq + 1) * 5.0, here, 5.0, forged_t0),
+                          here + 4.99 + 1.32) is Verdict.NEW_RUN
+        assert gate.judge(tick(seq, interval=5.0), T0 + seq * 5.0 + 0.01) is Verdict.RETURN
+
+
+def test_after_a_real_restart_a_replay_of_the_old_run_cannot_take_the_algorithm_back() -> None:
+    """A new run (the Scheduler restarted) is confirmed at its second tick; from then on the old
+    run's ticks, replayed on their schedule, are refused (FOREIGN_RUN) while the new run ticks."""
+    gate, last = _gap(1.0, 0)
+    restart = last + 3.0
+    assert gate.judge(Tick(0, restart, restart, 1.0, restart), restart + 0.01) is Verdict.NEW_RUN
+    assert gate.judge(Tick(1, restart + 1, restart + 1, 1.0, restart), restart + 1.01) is Verdict.NEW
+    for k in range(2, 6):
+        old = round(restart - T0) + k - 1  # the old run's seq due now
+        assert gate.judge(tick(old), T0 + old + 0.01) is Verdict.FOREIGN_RUN
+        assert gate.judge(Tick(k, restart + k, restart + k, 1.0, restart), restart + k + 0.01) is Verdict.NEW
+
+
+def test_a_replay_of_the_old_run_within_a_restarts_first_interval_holds_it_only_while_it_replays() -> None:
+    """The window left: the old run's tick replayed before the new run's second is a return; the
+    replayer then holds the Algorithm while it replays (as its own run sent in the restart's gap
+    would), and the new run is followed again at its second tick after the replay stops."""
+    gate, last = _gap(1.0, 0)
+    restart = last + 3.0
+    assert gate.judge(Tick(0, restart, restart, 1.0, restart), restart + 0.01) is Verdict.NEW_RUN
+    old = round(restart - T0) + 1
+    assert gate.judge(tick(old - 1), T0 + old - 0.5) is Verdict.RETURN  # late by half an interval
+    assert gate.judge(Tick(1, restart + 1, restart + 1, 1.0, restart), restart + 1.01) is Verdict.FOREIGN_RUN
+    assert gate.judge(tick(old), T0 + old + 0.02) is Verdict.NEW  # the replayer keeps sending
+    assert gate.judge(Tick(2, restart + 2, restart + 2, 1.0, restart), restart + 2.01) is Verdict.FOREIGN_RUN
+    assert gate.judge(Tick(3, restart + 3, restart + 3, 1.0, restart), restart + 3.01) is Verdict.NEW_RUN
 
 
 def test_a_burst_that_pulled_the_seq_ahead_is_undone_two_ticks_after_it_stops() -> None:
@@ -316,6 +426,23 @@ def test_any_forger_stops_silencing_the_real_scheduler_two_ticks_after_its_last_
     decided = {seq for run_t0, run_interval, seq in followed if (run_t0, run_interval) == (t0, interval)}
     missing = [seq for seq in honest_after[2:] if seq not in decided]
     assert not missing, (missing, honest_after[:4])
+
+
+def test_the_receiver_counts_and_logs_each_return_rate_limited(caplog: Any) -> None:
+    now = [T0 + 0.01]
+    followed: list[tuple[int, Verdict]] = []
+    receiver = TickReceiver(TickGate(), lambda t, v: followed.append((t.seq, v)), clock=lambda: now[0])
+    receiver.handle([protocol.encode(tick(0))])
+    for seq in range(2, 42, 2):  # ours skips every other tick; a forged run is taken in each gap
+        now[0] = T0 + seq - 0.4
+        receiver.handle([protocol.encode(Tick(0, now[0], now[0], 86_400.0, now[0]))])
+        now[0] = T0 + seq + 0.01
+        receiver.handle([protocol.encode(tick(seq))])
+    assert followed[-2:] == [(0, Verdict.NEW_RUN), (40, Verdict.RETURN)]
+    c = receiver.counters
+    assert (c["returns"], c["new_runs"], c["ticks"], c["last_tick"]) == (20, 20, 41, 40)
+    logged = [m for m in caplog.messages if m.startswith("following again the run left")]
+    assert len(logged) == 5 and f"t0={T0:.3f}) at seq 2:" in logged[0]
 
 
 def test_the_receiver_counts_and_logs_an_early_tick_and_the_resync(caplog: Any) -> None:
