@@ -199,7 +199,7 @@ def measure(config: Config) -> Outcome:
             results["subscription_flood"] = local.flooded_phase(seconds)
             counters = {actor: {k: v for k, v in local.run.counters(actor).items() if k in wanted}
                         for actor, wanted in (("algorithm", ("early_ticks", "foreign_run_ticks", "new_runs",
-                                                             "resyncs", "stale_ticks")),
+                                                             "resyncs", "returns", "stale_ticks")),
                                               ("ledger", ("db_lost", "nacks", "acks")),
                                               ("launcher", ("events_rebinds", "memory_trims", "hangs")))}
             assert local.run.stop() == 0
