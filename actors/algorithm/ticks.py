@@ -20,13 +20,15 @@ Algorithm:
   at the real Scheduler's second tick, while two Schedulers ticking side by side keep the one
   followed first;
 * another run taken (NEW_RUN, either way) is *provisional* until it shows a tick on its own
-  schedule: a higher seq heard at its lead (within ``min(LEAD_TOLERANCE, interval / 4)``, so at
-  least three quarters of an interval later). Until then, the run it replaced takes the Algorithm
-  back at its next tick in sequence (RETURN: a tick it would have followed as NEW, late ones too, as
-  the Scheduler sends the tick it missed after a pause), so one forged tick taken during a gap
-  costs no real tick. Once the new run is confirmed the run left has no such right:
-  a forger replaying an old run's stream cannot pull the Algorithm back after a real restart (only
-  within the restart's first interval, where its own run could have been taken anyway);
+  schedule (a higher seq heard at its lead, within ``min(LEAD_TOLERANCE, interval / 4)``) once the
+  run it replaced has had an interval (and ``LEAD_TOLERANCE``) to tick again. Until then, the run
+  it replaced takes the Algorithm back at its next tick in sequence (RETURN: a higher seq heard at its
+  lead give or take an interval, as the Scheduler sends the tick it missed after a pause), so one
+  forged tick taken during a gap costs no real tick, nor do forged ticks on schedule while ours
+  misses one tick. Once the new run is confirmed the run left has no such right: a forger
+  replaying an old run's stream cannot pull the Algorithm back after a real restart (only within
+  the new run's first two intervals, where a run of its own could have been taken in the restart's
+  gap anyway);
 * a (run, seq) is followed at most once: the seqs followed of each recent run are kept as ranges
   (``RUNS_KEPT`` runs, ``RANGES_KEPT`` ranges each), and one of them is STALE (decided already) even
   when its stream is followed again; a seq a forged jump skipped is still decided when the real
@@ -146,6 +148,7 @@ class TickGate:
         self.candidates: collections.deque[Candidate] = collections.deque(maxlen=CANDIDATES_MAX)
         self.previous: Candidate | None = None  # the stream followed before the last change of stream
         self.standing = Standing.CONFIRMED  # PROVISIONAL: ``previous`` returns at its next tick in sequence
+        self.taken_at = -math.inf  # our wall clock when the run followed was taken (NEW_RUN)
         self._followed: collections.OrderedDict[Run, SeqRanges] = collections.OrderedDict()  # most recent last
 
     def plausible(self, tick: Tick, now: float) -> bool:
@@ -165,9 +168,8 @@ class TickGate:
                 return self._refuse(run, tick.seq, lead, now, Verdict.STALE)
             if lead > self.lead + tick.interval + LEAD_TOLERANCE:
                 return self._refuse(run, tick.seq, lead, now, Verdict.EARLY)
-            if (self.standing is Standing.PROVISIONAL
-                    and abs(lead - self.lead) <= min(LEAD_TOLERANCE, tick.interval / 4)):
-                self.standing = Standing.CONFIRMED  # on its own schedule: the run left loses its return
+            if self.standing is Standing.PROVISIONAL and self._confirms(tick.interval, lead, now):
+                self.standing = Standing.CONFIRMED  # the run left loses its return
             return self._follow(run, tick.seq, lead, now, Verdict.NEW)
         if self._returns(run, tick.seq, lead):
             return self._follow(run, tick.seq, lead, now, Verdict.RETURN)
@@ -175,13 +177,22 @@ class TickGate:
             return self._follow(run, tick.seq, lead, now, Verdict.NEW_RUN)
         return self._refuse(run, tick.seq, lead, now, Verdict.FOREIGN_RUN)
 
+    def _confirms(self, interval: float, lead: float, now: float) -> bool:
+        """A higher seq of the provisional run: on its own schedule (heard at its lead, within a quarter
+        of its interval), and the run left has had its chance to tick again since (the shorter of the
+        two intervals, plus the jitter): so a forger's run shown on schedule while ours missed just one
+        tick is not confirmed before ours is heard again."""
+        left = self.previous
+        waited = LEAD_TOLERANCE + (interval if left is None else min(interval, left.run[1]))
+        return abs(lead - self.lead) <= min(LEAD_TOLERANCE, interval / 4) and now - self.taken_at >= waited
+
     def _returns(self, run: Run, seq: int, lead: float) -> bool:
-        """The run left for a provisional one, at a tick it would have followed (NEW) had it not been
-        left: a higher seq, due at most an interval beyond its last tick (a Scheduler resumed after a
-        pause sends the tick it missed at once, late: that is in sequence too)."""
+        """The run left for a provisional one, at its next tick in sequence: a higher seq, heard at its
+        lead give or take an interval (the bound of a NEW tick; a Scheduler resumed after a pause sends
+        the tick it missed at once, late by up to an interval)."""
         left = self.previous
         return (self.standing is Standing.PROVISIONAL and left is not None and run == left.run
-                and seq > left.seq and lead <= left.lead + run[1] + LEAD_TOLERANCE)
+                and seq > left.seq and abs(lead - left.lead) <= run[1] + LEAD_TOLERANCE)
 
     def _refuse(self, run: Run, seq: int, lead: float, now: float, verdict: Verdict) -> Verdict:
         kept = self.candidates if self.previous is None else (self.previous, *self.candidates)
@@ -207,7 +218,7 @@ class TickGate:
             # taken silent in between, it is followed again.
             self.previous = Candidate(self.run, self.last_seq, self.lead, self.advances)
         if verdict is Verdict.NEW_RUN and self.run is not None:
-            self.standing = Standing.PROVISIONAL
+            self.standing, self.taken_at = Standing.PROVISIONAL, now
         elif verdict is Verdict.RETURN:
             self.standing = Standing.CONFIRMED  # it was followed before: the provisional run left has no return
         self.run, self.last_seq, self.lead, self.advanced_at = run, seq, lead, now

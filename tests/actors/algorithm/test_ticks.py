@@ -257,16 +257,32 @@ def test_a_tick_of_the_run_left_that_is_early_or_not_newer_does_not_take_it_back
 
 
 def test_a_forged_run_shown_twice_on_its_own_schedule_in_a_long_gap_costs_one_real_tick() -> None:
-    """Forged ticks one interval apart, the first two within a gap that skipped 3 ticks: the forged
-    run is confirmed before ours is heard again; ours is followed again at its second tick once the
-    forger stops (as before provisional runs): one real tick lost."""
+    """Forged ticks on their schedule within a gap that skipped 3 ticks: the forged run is confirmed
+    (a tick on schedule an interval and 0.5 s after it was taken) before ours is heard again; ours is
+    followed again at its second tick once the forger stops (as before provisional runs): one real
+    tick lost."""
     gate, last = _gap(0.5, 3)
     at = last + 0.75
     for seq in range(3):
-        assert gate.judge(Tick(seq, at + seq * 0.5, at, 0.5, at), at + seq * 0.5).accepted
-        assert gate.standing is (Standing.PROVISIONAL if seq == 0 else Standing.CONFIRMED)
+        heard = at + seq * 0.5 + (0.02 if seq else 0.0)
+        assert gate.judge(Tick(seq, at + seq * 0.5, at, 0.5, at), heard).accepted
+        assert gate.standing is (Standing.CONFIRMED if seq == 2 else Standing.PROVISIONAL)
     assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5 + 0.01) is Verdict.FOREIGN_RUN
     assert gate.judge(tick(14, interval=0.5), T0 + 14 * 0.5 + 0.01) is Verdict.NEW_RUN
+
+
+def test_forged_ticks_on_schedule_while_ours_misses_one_tick_cost_no_real_tick() -> None:
+    """The forger's stream, heard once while ours ticks and once in the slot of the one tick ours
+    skipped, is taken; its next tick, on schedule within the jitter allowed (0.2 of an interval
+    early), comes before ours, but ours has not yet had its interval (and 0.5 s) since: still
+    provisional, and ours takes the Algorithm back."""
+    gate, last = _gap(1.0, 1)
+    at = last + 0.1
+    assert gate.judge(Tick(0, at, at, 1.0, at), at) is Verdict.FOREIGN_RUN
+    assert gate.judge(Tick(1, at + 1, at, 1.0, at), at + 1) is Verdict.NEW_RUN  # ours silent in between
+    assert gate.judge(Tick(2, at + 2, at, 1.0, at), at + 1.8) is Verdict.NEW
+    assert gate.standing is Standing.PROVISIONAL
+    assert gate.judge(tick(11), T0 + 11.01) is Verdict.RETURN
 
 
 def test_a_forged_runs_next_seq_sent_at_once_does_not_confirm_it() -> None:
@@ -299,20 +315,23 @@ def test_a_forged_stream_beside_the_scheduler_is_followed_one_tick_at_a_time_and
 
 
 def test_after_a_real_restart_a_replay_of_the_old_run_cannot_take_the_algorithm_back() -> None:
-    """A new run (the Scheduler restarted) is confirmed at its second tick; from then on the old
-    run's ticks, replayed on their schedule, are refused (FOREIGN_RUN) while the new run ticks."""
+    """A new run (the Scheduler restarted) is confirmed at its tick an interval and 0.5 s after the
+    first (its third); from then on the old run's ticks, replayed on their schedule, are refused
+    (FOREIGN_RUN) while the new run ticks."""
     gate, last = _gap(1.0, 0)
     restart = last + 3.0
     assert gate.judge(Tick(0, restart, restart, 1.0, restart), restart + 0.01) is Verdict.NEW_RUN
-    assert gate.judge(Tick(1, restart + 1, restart + 1, 1.0, restart), restart + 1.01) is Verdict.NEW
-    for k in range(2, 6):
+    for k in (1, 2):
+        assert gate.judge(Tick(k, restart + k, restart + k, 1.0, restart), restart + k + 0.01) is Verdict.NEW
+    assert gate.standing is Standing.CONFIRMED
+    for k in range(3, 7):
         old = round(restart - T0) + k - 1  # the old run's seq due now
         assert gate.judge(tick(old), T0 + old + 0.01) is Verdict.FOREIGN_RUN
         assert gate.judge(Tick(k, restart + k, restart + k, 1.0, restart), restart + k + 0.01) is Verdict.NEW
 
 
 def test_a_replay_of_the_old_run_within_a_restarts_first_interval_holds_it_only_while_it_replays() -> None:
-    """The window left: the old run's tick replayed before the new run's second is a return; the
+    """The window left: the old run's tick replayed before the new run is confirmed is a return; the
     replayer then holds the Algorithm while it replays (as its own run sent in the restart's gap
     would), and the new run is followed again at its second tick after the replay stops."""
     gate, last = _gap(1.0, 0)
