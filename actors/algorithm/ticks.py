@@ -16,9 +16,9 @@ Algorithm:
 * every refused tick feeds a few *candidate* streams (``CANDIDATES_MAX``, the oldest dropped): a
   candidate heard again, at a higher seq and the same lead, with the stream followed silent in
   between, is the Scheduler that keeps ticking and is followed from then on (RESYNC, or NEW_RUN for
-  another run). So a forged run with a day-long interval, a clock step or a forged burst is undone
-  at the real Scheduler's second tick, while two Schedulers ticking side by side keep the one
-  followed first;
+  another run). So a clock step, a forged burst or a forged run confirmed during a gap (once it
+  stops) is undone at the real Scheduler's second tick, while two Schedulers ticking side by side
+  keep the one followed first;
 * another run taken (NEW_RUN, either way) is *provisional* until it shows a tick on its own
   schedule (a higher seq heard at its lead, within ``min(LEAD_TOLERANCE, interval / 4)``) once the
   run it replaced has had an interval (and ``LEAD_TOLERANCE``) to tick again. Until then, the run

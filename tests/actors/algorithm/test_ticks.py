@@ -256,19 +256,21 @@ def test_a_tick_of_the_run_left_that_is_early_or_not_newer_does_not_take_it_back
     assert gate.judge(tick(12, interval=0.5), T0 + 12 * 0.5 + 0.01) is Verdict.RETURN
 
 
-def test_a_forged_run_shown_twice_on_its_own_schedule_in_a_long_gap_costs_one_real_tick() -> None:
-    """Forged ticks on their schedule within a gap that skipped 3 ticks: the forged run is confirmed
-    (a tick on schedule an interval and 0.5 s after it was taken) before ours is heard again; ours is
-    followed again at its second tick once the forger stops (as before provisional runs): one real
-    tick lost."""
-    gate, last = _gap(0.5, 3)
-    at = last + 0.75
-    for seq in range(3):
-        heard = at + seq * 0.5 + (0.02 if seq else 0.0)
-        assert gate.judge(Tick(seq, at + seq * 0.5, at, 0.5, at), heard).accepted
-        assert gate.standing is (Standing.CONFIRMED if seq == 2 else Standing.PROVISIONAL)
-    assert gate.judge(tick(13, interval=0.5), T0 + 13 * 0.5 + 0.01) is Verdict.FOREIGN_RUN
-    assert gate.judge(tick(14, interval=0.5), T0 + 14 * 0.5 + 0.01) is Verdict.NEW_RUN
+def test_a_forged_run_on_its_schedule_through_a_gap_of_two_ticks_costs_one_real_tick() -> None:
+    """The limit left, at the forger's best timing: two ticks 0.5 s apart (within the lead tolerance)
+    right after ours, taken as ours skips two ticks; its ticks on schedule then confirm it (an
+    interval and 0.5 s after it was taken) before ours is heard again; ours is refused while the
+    forger ticks, and followed again at its second tick once the forger stops: one real tick lost."""
+    gate, last = _gap(1.0, 2)
+    forged_t0 = last + 0.01 - 0.5  # seq 1 due at last + 0.51: heard 0.5 s early
+    assert gate.judge(Tick(1, forged_t0 + 1, last, 1.0, forged_t0), last + 0.01) is Verdict.FOREIGN_RUN
+    assert gate.judge(Tick(2, forged_t0 + 2, last, 1.0, forged_t0), last + 0.52) is Verdict.NEW_RUN
+    taken = last + 0.52
+    for k in (1, 2):
+        assert gate.judge(Tick(2 + k, forged_t0 + 2 + k, last, 1.0, forged_t0), taken + k) is Verdict.NEW
+        assert gate.standing is (Standing.CONFIRMED if k == 2 else Standing.PROVISIONAL)
+    assert gate.judge(tick(12), T0 + 12.01) is Verdict.FOREIGN_RUN
+    assert gate.judge(tick(13), T0 + 13.01) is Verdict.NEW_RUN
 
 
 def test_forged_ticks_on_schedule_while_ours_misses_one_tick_cost_no_real_tick() -> None:
