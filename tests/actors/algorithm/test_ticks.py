@@ -449,6 +449,41 @@ def test_any_forger_stops_silencing_the_real_scheduler_two_ticks_after_its_last_
     assert not missing, (missing, honest_after[:4])
 
 
+@pytest.mark.production_loop  # pure (no loop): one run of its examples, not one per loop
+@settings(max_examples=300, deadline=None)
+@given(interval=st.sampled_from([0.5, 1.0, 2.0, 5.0]), offset=st.floats(-30, 30),
+       jitter=st.lists(st.floats(0, 0.2), min_size=_HONEST_TICKS, max_size=_HONEST_TICKS),
+       gap_after=st.integers(3, 30), skipped=st.integers(0, 3), share=st.floats(0, 1),
+       kind=st.sampled_from(["ahead", "behind", "run"]), k=st.integers(5, 200),
+       forged_interval=st.sampled_from([0.01, 0.5, 1.0, 5.0, 86_400.0]), ahead=st.floats(-59, 59))
+def test_one_forged_tick_in_or_after_a_gap_of_up_to_three_ticks_costs_no_real_tick(
+        interval: float, offset: float, jitter: list[float], gap_after: int, skipped: int, share: float,
+        kind: str, k: int, forged_interval: float, ahead: float) -> None:
+    """Issue 20's requirement, for a single forged tick of any kind: one honest Scheduler (heard
+    ``offset`` s after each due time, with jitter) skips ``skipped`` ticks after ``gap_after``; the
+    forged tick comes at any time from the gap's start to 4 intervals later; every honest tick sent
+    is decided, and no (run, seq) twice. (A tick of our run within an interval of ours, a near copy, is
+    left out: it can cost one, see limits.md, "A near copy of our own tick".)"""
+    t0 = NOW
+    sent = [seq for seq in range(_HONEST_TICKS) if not gap_after < seq <= gap_after + skipped]
+    heard = [(t0 + seq * interval + offset + jitter[seq], 0, Tick(seq, t0 + seq * interval, t0 + seq * interval,
+                                                                   interval, t0)) for seq in sent]
+    at = t0 + offset + (gap_after + share * 4) * interval
+    honest_seq = max(0, int((at - offset - t0) / interval))
+    if kind == "run":
+        forged_t0 = at + ahead - k * forged_interval
+        forged = Tick(k, forged_t0 + k * forged_interval, at, forged_interval, forged_t0)
+    else:
+        seq = max(0, honest_seq + k if kind == "ahead" else honest_seq - k)
+        forged = Tick(seq, t0 + seq * interval, at, interval, t0)
+    heard.append((at, 1, forged))
+    gate = TickGate()
+    followed = [(t.t0, t.interval, t.seq) for now, _, t in sorted(heard) if gate.judge(t, now).accepted]
+    assert len(followed) == len(set(followed))
+    decided = {seq for run_t0, run_interval, seq in followed if (run_t0, run_interval) == (t0, interval)}
+    assert [seq for seq in sent if seq not in decided] == []
+
+
 def test_the_receiver_counts_and_logs_each_return_rate_limited(caplog: Any) -> None:
     now = [T0 + 0.01]
     followed: list[tuple[int, Verdict]] = []
