@@ -290,6 +290,7 @@ class TickReceiver:
                 continue
             verdict = self._gate.judge(tick, now)
             if verdict.accepted:
+                self._switched(tick, verdict, now)  # counted even if a newer tick of this batch is served
                 if newest is not None:
                     self.counters["superseded_ticks"] += 1  # we fell behind: serve the present
                 newest = (tick, verdict)
@@ -304,21 +305,24 @@ class TickReceiver:
             self._refused_since = 0
             self.counters["ticks"] += 1
             self.counters["last_tick"] = tick.seq
-            if verdict is Verdict.RESYNC:
-                self.counters["resyncs"] += 1
-                self._log.warning("resync", "following the ticks that keep coming: seq %d, due %.3fs from our clock "
-                                  "(a clock step, or forged ticks before?)", tick.seq,
-                                  tick.t0 + tick.seq * tick.interval - now)
-            if verdict is Verdict.RETURN:
-                self.counters["returns"] += 1
-                self._log.warning("return", "following again the run left (t0=%.3f) at seq %d: the run taken "
-                                  "instead showed no tick on its own schedule (forged?)", tick.t0, tick.seq)
-            if verdict is Verdict.NEW_RUN:
-                self.counters["new_runs"] += 1
-                # Rate-limited: forged ticks of ever new runs could repeat it many times a second.
-                self._log.warning("new_run", "following a new Scheduler run: t0=%.3f interval=%ss, from seq %d",
-                                  tick.t0, tick.interval, tick.seq)
             self._on_tick(tick, verdict)
+
+    def _switched(self, tick: Tick, verdict: Verdict, now: float) -> None:
+        """Count and log (rate-limited: forged ticks could switch runs many times a second) a change of
+        the stream followed."""
+        if verdict is Verdict.RESYNC:
+            self.counters["resyncs"] += 1
+            self._log.warning("resync", "following the ticks that keep coming: seq %d, due %.3fs from our clock "
+                              "(a clock step, or forged ticks before?)", tick.seq,
+                              tick.t0 + tick.seq * tick.interval - now)
+        elif verdict is Verdict.RETURN:
+            self.counters["returns"] += 1
+            self._log.warning("return", "following again the run left (t0=%.3f) at seq %d: the run taken "
+                              "instead showed no tick on its own schedule (forged?)", tick.t0, tick.seq)
+        elif verdict is Verdict.NEW_RUN:
+            self.counters["new_runs"] += 1
+            self._log.warning("new_run", "following a new Scheduler run: t0=%.3f interval=%ss, from seq %d",
+                              tick.t0, tick.interval, tick.seq)
 
     def _is_repeat(self, tick: Tick, verdict: Verdict) -> bool:
         """The tick last handed on, heard again (the Scheduler repeats its current tick)."""

@@ -450,7 +450,7 @@ def test_any_forger_stops_silencing_the_real_scheduler_two_ticks_after_its_last_
 
 
 @pytest.mark.production_loop  # pure (no loop): one run of its examples, not one per loop
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(interval=st.sampled_from([0.5, 1.0, 2.0, 5.0]), offset=st.floats(-30, 30),
        jitter=st.lists(st.floats(0, 0.2), min_size=_HONEST_TICKS, max_size=_HONEST_TICKS),
        gap_after=st.integers(3, 30), skipped=st.integers(0, 3), share=st.floats(0, 1),
@@ -495,8 +495,12 @@ def test_the_receiver_counts_and_logs_each_return_rate_limited(caplog: Any) -> N
         now[0] = T0 + seq + 0.01
         receiver.handle([protocol.encode(tick(seq))])
     assert followed[-2:] == [(0, Verdict.NEW_RUN), (40, Verdict.RETURN)]
+    now[0] = T0 + 41.6  # the forged run and ours' return in one batch: both counted, the newest served
+    receiver.handle([protocol.encode(Tick(0, now[0], now[0], 86_400.0, now[0])), protocol.encode(tick(42))])
+    assert followed[-1] == (42, Verdict.RETURN)
     c = receiver.counters
-    assert (c["returns"], c["new_runs"], c["ticks"], c["last_tick"]) == (20, 20, 41, 40)
+    assert (c["returns"], c["new_runs"], c["ticks"], c["last_tick"]) == (21, 21, 42, 42)
+    assert c["superseded_ticks"] == 1
     logged = [m for m in caplog.messages if m.startswith("following again the run left")]
     assert len(logged) == 5 and f"t0={T0:.3f}) at seq 2:" in logged[0]
 
