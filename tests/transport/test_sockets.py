@@ -111,3 +111,32 @@ def test_an_actor_endpoint_someone_listens_on_is_refused_not_taken_over(ipc_dir:
         first.close(linger=0)
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_client_reopening_with_its_identity_is_heard_while_its_old_connection_lingers(ipc_dir: Path) -> None:
+    """ROUTER_HANDOVER: the Algorithm's Lazy Pirate reopen keeps its DEALER identity (the DataManager
+    knows the stepping client by it). Without handover a ROUTER that has not yet seen the old connection
+    go (a flood keeps it busy) ignores the new one for good: its requests vanish, its socket is deaf
+    until the next reopen (2 of 3 tries of a throwaway script, 2026-12-05). The old connection is kept
+    open here, so the race is always lost."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    factory = Sockets(ctx)
+    identity = b"algorithm-" + bytes(12)
+    try:
+        endpoint = ipc_endpoint(ipc_dir, "data")
+        router = factory.router(endpoint, channel=DATA)
+        old = factory.dealer([endpoint], identity, channel=DATA)
+        old.setsockopt(zmq.SNDTIMEO, 5000)
+        old.send(b"before")
+        assert router.poll(5000) and router.recv_multipart() == [identity, b"before"]
+        new = factory.dealer([endpoint], identity, channel=DATA)  # the reopen; the old one not gone yet
+        new.setsockopt(zmq.SNDTIMEO, 5000)
+        new.send(b"after")
+        assert router.poll(5000), "the reopened client was not heard"
+        assert router.recv_multipart() == [identity, b"after"]
+        router.send_multipart([identity, b"reply"])  # and the replies go to it
+        assert new.poll(5000) and new.recv() == b"reply"
+        for sock in (old, new, router):
+            sock.close(linger=0)
+    finally:
+        ctx.destroy(linger=0)
