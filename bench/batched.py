@@ -39,15 +39,6 @@ def rows_per_book(measured: int) -> int:
     return WARMUP + measured + 5 + 2
 
 
-def _cpu(run: common.BenchRun) -> dict[str, float]:
-    """CPU seconds of each process kind so far (Algorithm workers summed), the launcher included."""
-    totals: dict[str, float] = {}
-    for name, pid in run.all_pids().items():
-        kind = name.split("-")[0]
-        totals[kind] = totals.get(kind, 0.0) + common.cpu_ns(pid) / 1e9
-    return totals
-
-
 def system(books: int, measured: int, csv: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """The launcher, batched: CPU us per decision of each process over ``measured`` ticks after WARMUP."""
     args = ["--data-file", str(csv), "--books-file", str(throughput.books_file(books)), "--tick", repr(TICK),
@@ -56,9 +47,9 @@ def system(books: int, measured: int, csv: Path, extra: tuple[str, ...] = ()) ->
     with common.launcher(args) as run:
         run.wait_actors(4)
         run.wait_tick(WARMUP, timeout=60.0 + WARMUP * TICK)
-        cpu_start, dm_start = _cpu(run), run.counters("datamanager")
+        cpu_start, dm_start = common.cpu_by_kind(run.all_pids()), run.counters("datamanager")
         run.wait_tick(last, timeout=30.0 + (last + 2) * TICK)
-        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in _cpu(run).items()}
+        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in common.cpu_by_kind(run.all_pids()).items()}
         dm_end, counters = run.counters("datamanager"), run.counters("algorithm")
         ticks = list(run.ticks.ticks)
     first = ticks[0][0]

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,6 +140,16 @@ def cpu_ns(pid: int) -> int:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def cpu_by_kind(pids: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds so far (all threads) of each kind of process in ``pids`` (name -> pid, the kind the
+    name's part before a "-": Algorithm workers summed)."""
+    totals: dict[str, float] = {}
+    for name, pid in pids.items():
+        kind = name.split("-")[0]
+        totals[kind] = totals.get(kind, 0.0) + cpu_ns(pid) / 1e9
+    return totals
 
 
 # --- data ----------------------------------------------------------------------------------------

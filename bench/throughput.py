@@ -55,15 +55,6 @@ def default_tick(books: int) -> float:
     return max(0.5, books / 20000)
 
 
-def _cpu_by_actor(run: common.BenchRun) -> dict[str, float]:
-    """CPU seconds (all threads) of each actor kind so far, Algorithm workers summed."""
-    totals: dict[str, float] = {}
-    for name, pid in run.pids().items():
-        kind = name.split("-")[0]
-        totals[kind] = totals.get(kind, 0.0) + common.cpu_ns(pid) / 1e9
-    return totals
-
-
 def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One launcher run; see the module docstring for what is computed."""
     csv = common.ensure_csv(books, ROWS_PER_BOOK)
@@ -73,9 +64,9 @@ def pipeline(books: int, workers: int, tick: float, measured: int, extra: Sequen
     with common.launcher(args + list(extra)) as run:
         run.wait_actors(3 + workers)
         run.wait_tick(WARMUP_TICKS, timeout=30.0 + (WARMUP_TICKS + 2) * tick)
-        cpu_start = _cpu_by_actor(run)
+        cpu_start = common.cpu_by_kind(run.pids())
         run.wait_tick(last, timeout=30.0 + (last + 2) * tick)
-        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in _cpu_by_actor(run).items()}
+        cpu = {name: used - cpu_start.get(name, 0.0) for name, used in common.cpu_by_kind(run.pids()).items()}
         time.sleep(min(0.2, tick / 4))
         rss = run.rss()
         counters = run.counters("algorithm")

@@ -221,13 +221,11 @@ def test_a_config_the_algorithm_refuses_is_a_refused_reload(tmp_path: Path,
     assert "3 pair(s)" not in caplog.text  # the refused config was never announced as reloaded
 
 
-def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    path = write(tmp_path, GOOD + '[guardrails]\ncatalog = "cat.csv"\n')
-    (tmp_path / "cat.csv").write_bytes(b"book_id,floor,ceiling\nB1,1,2\nB2,x,2\nB9,1,2\nB2,1,\xff\n")
+def reload_once_logged(path: Path, caplog: pytest.LogCaptureFixture, say_warnings: bool = True) -> None:
+    """One reload of the config at ``path`` asked and taken, with the config's log captured."""
 
     async def scenario() -> None:
-        reloader = ConfigReloader(path, load_config(path), lambda config: None)
+        reloader = ConfigReloader(path, load_config(path), lambda config: None, say_warnings=say_warnings)
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             group.create_task(reloader.run(stop))
@@ -237,6 +235,14 @@ def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path
 
     with caplog.at_level(logging.INFO, logger="algorithm.config"):
         run_async(scenario())
+
+
+def test_a_reload_logs_the_catalog_summary_first_and_its_examples(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, GOOD + '[guardrails]\ncatalog = "cat.csv"\n')
+    (tmp_path / "cat.csv").write_bytes(b"book_id,floor,ceiling\nB1,1,2\nB2,x,2\nB9,1,2\nB2,1,\xff\n")
+
+    reload_once_logged(path, caplog)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings[0] == "cat.csv: 1 row(s) used, 2 bad (bad_floor 1, not_utf8 1), 1 for books not priced"
     assert "cat.csv line 3: skipped a bad row (bad_floor): floor x: " in warnings[1]
@@ -250,17 +256,7 @@ def test_a_reloader_told_not_to_say_the_warnings_reloads_without_them(tmp_path: 
     path = write(tmp_path, GOOD + '[guardrails]\ncatalog = "cat.csv"\n')
     (tmp_path / "cat.csv").write_bytes(b"book_id,floor,ceiling\nB2,x,2\n")
 
-    async def scenario() -> None:
-        reloader = ConfigReloader(path, load_config(path), lambda config: None, say_warnings=False)
-        stop = asyncio.Event()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(reloader.run(stop))
-            reloader.request()
-            await async_wait_for(lambda: reloader.counters["config_reloads"] == 1)
-            stop.set()
-
-    with caplog.at_level(logging.INFO, logger="algorithm.config"):
-        run_async(scenario())
+    reload_once_logged(path, caplog, say_warnings=False)
     assert load_config(path).warnings  # there are warnings to say
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [m for m in caplog.messages if "reloaded" in m]  # the reload itself is still said
