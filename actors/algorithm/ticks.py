@@ -8,9 +8,14 @@ heard: the clocks' difference and the delivery delay, steady for the real Schedu
 publish on the tick socket can forge a tick (without ``--keys``), so no single tick may silence the
 Algorithm:
 
-* a higher seq of the stream is followed (NEW) only if it is due no more than one interval ahead of
-  the stream's last tick (seq + 100, 50 s ahead but within the skew, is EARLY: refused, nothing
-  changed); a forger who wants to pull the seq ahead must send every tick, one interval each;
+* a higher seq of the stream is judged against the stream's *schedule*: its lead is the median of
+  the leads of its last three ticks followed, so no single tick (a forged copy heard early or late)
+  moves it. The next seq is followed (NEW) if heard no more than an interval (and ``LEAD_TOLERANCE``)
+  early, deciding only itself; a seq past it only if heard on schedule (``early_tolerance``, under
+  half an interval), since it makes the seqs it skips stale: seq + 2 sent an interval early, before
+  our seq + 1, is EARLY (refused, nothing changed), as is seq + 100 50 s ahead within the skew. A late
+  tick is followed (a Scheduler resumed after a pause sends the tick it missed, late) without moving
+  the schedule, so a copy of a seq ours skipped, heard late, cannot make our next tick look early;
 * another run is taken (NEW_RUN) at once only when the stream followed went quiet for
   ``QUIET_INTERVALS`` (a restarted Scheduler), else it is refused (FOREIGN_RUN);
 * every refused tick feeds a few *candidate* streams (``CANDIDATES_MAX``, the oldest dropped): a
@@ -69,6 +74,7 @@ LEAD_TOLERANCE: Final = 0.5
 CANDIDATES_MAX: Final = 8  # streams heard but not followed, remembered to find the one that keeps ticking
 RUNS_KEPT: Final = 16  # runs whose followed seqs are remembered (a seq is followed once)
 RANGES_KEPT: Final = 64  # ranges of followed seqs per run (the lowest dropped: long past)
+LEADS_KEPT: Final = 3  # leads of the stream's last ticks followed: their median is its schedule
 
 Run = tuple[float, float]  # (t0, interval)
 
@@ -78,7 +84,7 @@ class Verdict(enum.Enum):
     NEW_RUN = "new_run"  # the first tick of another Scheduler run: followed from now on
     RESYNC = "resync"  # the stream that keeps ticking, heard at another lead: followed from now on
     STALE = "stale"  # a seq we have followed already
-    EARLY = "early"  # a higher seq, due more than an interval ahead of the stream's last tick
+    EARLY = "early"  # a higher seq heard before its time on the stream's schedule (see TickGate.judge)
     IMPLAUSIBLE = "implausible"  # far from our clock, or inconsistent
     FOREIGN_RUN = "foreign_run"  # another run while ours is alive (two Schedulers?)
     RETURN = "return"  # the run left for a provisional one, heard again in sequence: followed again
@@ -135,6 +141,13 @@ class SeqRanges:
             del ranges[0]
 
 
+def early_tolerance(interval: float) -> float:
+    """How early a tick that skips seqs may be heard against the stream's schedule: the jitter of its
+    delivery (``LEAD_TOLERANCE``), but under half an interval, so it is never heard before the real
+    ticks it skips."""
+    return min(LEAD_TOLERANCE, interval / 2)
+
+
 class TickGate:
     """Judges each tick against the stream followed so far. Pure: ``now`` is passed in."""
 
@@ -142,7 +155,8 @@ class TickGate:
         self.skew = skew
         self.run: Run | None = None  # (t0, interval) of the run followed
         self.last_seq = -1  # the followed stream's last seq
-        self.lead = 0.0  # the followed stream's lead: due time minus our clock, at its last tick
+        self.lead = 0.0  # the followed stream's lead (due time minus our clock): the median of ``_leads``
+        self._leads: collections.deque[float] = collections.deque(maxlen=LEADS_KEPT)  # of its last ticks
         self.advanced_at = -math.inf  # our wall clock when the followed stream last advanced
         self.advances = 0  # how many times it did
         self.candidates: collections.deque[Candidate] = collections.deque(maxlen=CANDIDATES_MAX)
@@ -166,7 +180,7 @@ class TickGate:
         if run == self.run:
             if tick.seq <= self.last_seq:
                 return self._refuse(run, tick.seq, lead, now, Verdict.STALE)
-            if lead > self.lead + tick.interval + LEAD_TOLERANCE:
+            if self._early(tick.seq, tick.interval, lead):
                 return self._refuse(run, tick.seq, lead, now, Verdict.EARLY)
             if self.standing is Standing.PROVISIONAL and self._confirms(tick.interval, lead, now):
                 self.standing = Standing.CONFIRMED  # the run left loses its return
@@ -176,6 +190,14 @@ class TickGate:
         if now - self.advanced_at >= QUIET_INTERVALS * self.run[1]:
             return self._follow(run, tick.seq, lead, now, Verdict.NEW_RUN)
         return self._refuse(run, tick.seq, lead, now, Verdict.FOREIGN_RUN)
+
+    def _early(self, seq: int, interval: float, lead: float) -> bool:
+        """A higher seq of the stream followed, heard before its time on the stream's schedule: the
+        next seq more than an interval early (a Scheduler's tick is never early: only the schedule's
+        jitter, or our clock stepped back); a seq past it more than ``early_tolerance``, as followed it
+        would make the seqs it skips stale before ours are heard."""
+        allowed = interval + LEAD_TOLERANCE if seq == self.last_seq + 1 else early_tolerance(interval)
+        return lead - self.lead > allowed
 
     def _confirms(self, interval: float, lead: float, now: float) -> bool:
         """A higher seq of the provisional run: on its own schedule (heard at its lead, within a quarter
@@ -221,7 +243,12 @@ class TickGate:
             self.standing, self.taken_at = Standing.PROVISIONAL, now
         elif verdict is Verdict.RETURN:
             self.standing = Standing.CONFIRMED  # it was followed before: the provisional run left has no return
-        self.run, self.last_seq, self.lead, self.advanced_at = run, seq, lead, now
+        if verdict is not Verdict.NEW or run != self.run:
+            self._leads.clear()
+            self._leads.append(lead)  # a new schedule: its first tick counts twice, so one more tick
+        self._leads.append(lead)  # heard off schedule cannot move the median
+        self.lead = sorted(self._leads)[len(self._leads) // 2]
+        self.run, self.last_seq, self.advanced_at = run, seq, now
         self.advances += 1
         followed = self._followed.pop(run, None) or SeqRanges()
         self._followed[run] = followed  # the most recently followed run last
