@@ -200,7 +200,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "reload_without_config": _c("SIGHUPs with nothing to reload (no --config)"),
         "ticks": _c("ticks received"),
         "stale_ticks": _c("ticks received again (already followed), ignored"),
-        "early_ticks": _c("ticks refused as too far ahead of the run followed (forged or a clock step)"),
+        "early_ticks": _c("ticks refused as early on the schedule of the run followed (forged or a clock step)"),
         "resyncs": _c("times the Algorithm took a refused tick stream for the real one (heard while ours was "
                       "silent)"),
         "returns": _c("times the Algorithm went back to the run it had left for one that showed no tick on "

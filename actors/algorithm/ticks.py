@@ -365,8 +365,8 @@ class TickReceiver:
                                   tick.seq, tick.t0, self._gate.last_seq)
         elif verdict is Verdict.EARLY:
             self.counters["early_ticks"] += 1
-            self._log.warning("early_tick", "refused tick seq=%d: due %.3fs from our clock, more than one interval "
-                              "beyond the last tick followed (seq %d, due %.3fs from our clock): forged?", tick.seq,
+            self._log.warning("early_tick", "refused tick seq=%d: due %.3fs from our clock, early on the schedule of "
+                              "the run followed (last seq %d; its ticks due %.3fs from our clock): forged?", tick.seq,
                               tick.t0 + tick.seq * tick.interval - now, self._gate.last_seq, self._gate.lead)
         elif verdict is Verdict.IMPLAUSIBLE:
             self.counters["implausible_ticks"] += 1
