@@ -183,12 +183,12 @@ class Rig:
         t0 = self.t0 if t0 is None else t0
         return Tick(seq, t0 + seq * interval, time.time(), interval, t0)
 
-    async def tick(self, seq: int, until: Callable[[], bool], t0: float | None = None) -> None:
+    async def tick(self, seq: int, until: Callable[[], bool], t0: float | None = None, interval: float = 1.0) -> None:
         """Publish tick ``seq`` until ``until`` holds (PUB drops what a late SUB has not joined for)."""
 
         async def keep_sending() -> None:
             while True:
-                await self.pub.send(protocol.encode(self.make_tick(seq, t0)))
+                await self.pub.send(protocol.encode(self.make_tick(seq, t0, interval)))
                 await asyncio.sleep(0.02)
 
         sender = asyncio.create_task(keep_sending())
@@ -511,10 +511,11 @@ def test_under_overload_no_pair_is_decided_twice_for_a_tick_and_every_pair_decid
     async def body() -> Rig:
         async with rig(ipc_dir, books, workers=4) as r:
             r.api.latency = 0.02
-            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 40)
+            # A run ticking every 0.2 s (the Algorithm refuses ticks sent ahead of their run's schedule).
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] == 40, interval=0.2)
             begin = time.monotonic()
             for seq in range(1, 9):
-                await r.pub.send(protocol.encode(r.make_tick(seq)))
+                await r.pub.send(protocol.encode(r.make_tick(seq, interval=0.2)))
                 await asyncio.sleep(max(0.0, begin + seq * 0.2 - time.monotonic()))  # the offered load
             await async_wait_for(lambda: {d["book"] for d in r.decisions() if d["tick"] == 8} == set(books),
                                  timeout=10)
