@@ -83,7 +83,9 @@ def test_kept_decisions_reach_the_ledger_once_even_when_it_comes_late(tmp_path: 
 
     client = worker(tmp_path / "spool", f"ipc://{tmp_path}/l.sock", body)
     assert sorted(keys(db)) == sorted((d.book, d.strategy, d.tick) for d in ds)
-    assert client.counters["ledger_acked"] == 1200 and client.counters["ledger_duplicates"] == 0
+    assert client.counters["ledger_acked"] == 1200
+    # A duplicate only from a batch sent again (its ack later than the 0.5 s timeout on a loaded machine).
+    assert client.counters["ledger_duplicates"] == 0 or client.counters["ledger_resends"] >= 1
 
 
 def test_a_worker_killed_before_the_acknowledgement_redelivers_and_the_ledger_keeps_one_row(tmp_path: Path) -> None:
