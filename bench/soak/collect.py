@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from bench.soak.agree import PrintedStore
+from bench.soak.diagnose import TickLines
 from bench.soak.prices import BadLine, PriceCheck, parse
 from bench.soak.reloads import Reloads
 from transport.protocol import ActorStatus, SupervisorEvent
@@ -118,6 +119,7 @@ class Log:
     examples: list[str] = field(default_factory=list)
     levels: Counter[str] = field(default_factory=Counter)  # bounded: a few level words
     warnings: list[str] = field(default_factory=list)  # the first few WARNING, ERROR or CRITICAL lines
+    tick_lines: TickLines = field(default_factory=TickLines)  # the newest warning lines naming a tick
 
     def on_line(self, line: str) -> None:
         exception = any(mark in line for mark in LOOP_EXCEPTION)
@@ -129,8 +131,10 @@ class Log:
                 self.loop_exceptions += 1
                 if len(self.examples) < EXAMPLES:
                     self.examples.append(line[:300])
-            elif level != "other" and len(self.warnings) < EXAMPLES:
-                self.warnings.append(line[:300])
+            elif level != "other":
+                self.tick_lines.add(line)
+                if len(self.warnings) < EXAMPLES:
+                    self.warnings.append(line[:300])
 
     def report(self) -> dict[str, object]:
         with self.lock:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
-from bench.soak import procs, tally
+from bench.soak import diagnose, procs, tally
 from bench.soak.run import Observed, last_judged, plan_dict
 from bench.soak.stalls import excused_ticks
 
@@ -156,7 +156,12 @@ def judge(observed: Observed) -> dict[str, object]:
                       "short": short.report(), "short_accepted_as_counted": bool(short.ticks) and accepted,
                       "repeated": printed.store.repeated,
                       "algorithm_missed": algorithm.get("missed", 0), "algorithm_skipped": algorithm.get("skipped", 0),
-                      "algorithm_overruns": algorithm.get("overruns", 0)},
+                      "algorithm_overruns": algorithm.get("overruns", 0),
+                      "algorithm_counters": {name: algorithm.get(name, 0) for name in diagnose.ALGORITHM_COUNTERS},
+                      # why a tick was short: the Algorithm's lines, the machine's pressure, the watcher's hiccups
+                      "short_explained": diagnose.short_ticks_explained(
+                          sorted(short.shown), run_t0, plan.tick, observed.log.tick_lines,
+                          observed.stalls.pressure, observed.stalls.hiccups)},
         "prices": {"checked": prices.checked, "broken": prices.broken, "out_of_order": prices.out_of_order,
                    "examples": list(prices.examples)},
         "ledger": ledger,
@@ -207,7 +212,12 @@ def screen(summary: dict[str, object]) -> str:
         f"{g('ledger', 'short_ticks', 'ticks')} in the Ledger"
         f"{' (accepted: the Algorithm counted them missed)' if g('decisions', 'short_accepted_as_counted') else ''}",
         f"  stalls         the machine held up {g('machine_stalls', 'count')} time(s), longest "
-        f"{g('machine_stalls', 'longest_s')} s: {g('decisions', 'stall_ticks_not_judged')} tick(s) not judged",
+        f"{g('machine_stalls', 'longest_s')} s: {g('decisions', 'stall_ticks_not_judged')} tick(s) not judged; "
+        f"{g('machine_stalls', 'hiccups')} hiccup(s) (longest {g('machine_stalls', 'longest_hiccup_s')} s)",
+        f"  load           pressure (share of a second a task waited) CPU max "
+        f"{g('machine_stalls', 'pressure', 'cpu_max')} p99 {g('machine_stalls', 'pressure', 'cpu_p99')}, "
+        f"disk max {g('machine_stalls', 'pressure', 'io_max')} p99 "
+        f"{g('machine_stalls', 'pressure', 'io_p99')}",
         f"  rule           {g('prices', 'checked')} checked (window from the feed, sold flag, mean, x1.1/x0.9, "
         f"guardrails), {g('prices', 'broken')} broken",
         f"  Ledger         equal={g('ledger', 'equal')}: kept {g('ledger', 'kept')}, printed only "

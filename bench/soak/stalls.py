@@ -19,9 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from bench.soak.diagnose import PressureLog, pressure, read_pressure
+
 STEP: Final = 0.05  # seconds between two looks at the clock
 STALL_MIN: Final = 1.0  # a gap at least this long (a whole default tick) is a stall
-KEPT: Final = 1000  # stalls remembered, at most (more are counted)
+HICCUP_MIN: Final = 0.25  # a shorter gap at least this long is a hiccup: not excused, shown beside a short tick
+KEPT: Final = 1000  # stalls (and hiccups) remembered, at most (more are counted)
+PRESSURE_EVERY: Final = 1.0  # seconds between two readings of the kernel's pressure-stall information
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,9 @@ class StallWatch:
         self._step, self._minimum = step, minimum
         self.stalls: list[Stall] = []
         self.more = 0  # stalls past KEPT
+        self.hiccups: list[tuple[float, float]] = []  # (start, seconds) of gaps HICCUP_MIN..minimum: <= KEPT
+        self.more_hiccups = 0
+        self.pressure = PressureLog()  # the machine's load, each second
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-stalls", daemon=True)
 
@@ -75,11 +82,19 @@ class StallWatch:
 
     def _run(self) -> None:
         wall, mono = self._clock(), self._monotonic()
+        psi, psi_at = read_pressure(), mono
         while not self._stop.wait(self._step):
             now_wall, now_mono = self._clock(), self._monotonic()
-            stall = gap(wall, mono, now_wall, now_mono, self._step, self._minimum)
-            if stall is not None:
+            stall = gap(wall, mono, now_wall, now_mono, self._step, min(self._minimum, HICCUP_MIN))
+            if stall is not None and stall.seconds - self._step >= self._minimum:
                 self.note(stall)
+            elif stall is not None:
+                self.note_hiccup(stall)
+            if psi is not None and now_mono - psi_at >= PRESSURE_EVERY:
+                reading = read_pressure()
+                if reading is not None:
+                    self.pressure.add(pressure(now_wall, now_mono - psi_at, psi, reading))
+                psi, psi_at = reading, now_mono
             wall, mono = now_wall, now_mono
 
     def note(self, stall: Stall) -> None:
@@ -88,8 +103,17 @@ class StallWatch:
         else:
             self.more += 1
 
+    def note_hiccup(self, stall: Stall) -> None:
+        if len(self.hiccups) < KEPT:
+            self.hiccups.append((stall.start, stall.seconds))
+        else:
+            self.more_hiccups += 1
+
     def report(self) -> dict[str, object]:
         return {"count": len(self.stalls) + self.more,
+                "hiccups": len(self.hiccups) + self.more_hiccups,
+                "longest_hiccup_s": round(max((seconds for _, seconds in self.hiccups), default=0.0), 2),
+                "pressure": self.pressure.report(),
                 "longest_s": round(max((s.seconds for s in self.stalls), default=0.0), 1),
                 "first": [{"at": time.strftime("%H:%M:%S", time.gmtime(s.start)), "seconds": round(s.seconds, 1)}
                           for s in self.stalls[:10]]}

@@ -14,7 +14,7 @@ import pytest
 from actors.pricing.config import Config as PricingConfig
 from actors.pricing.config import load_config
 from bench.common import Config
-from bench.soak import Plan, procs, stalls, tally
+from bench.soak import Plan, diagnose, procs, stalls, tally
 from bench.soak.agree import PrintedStore
 from bench.soak.feed import HEADER, Feed, History
 from bench.soak.measure import plan_for
@@ -208,3 +208,47 @@ def test_the_stall_watch_keeps_a_bounded_list_and_reports_it() -> None:
         watch.note(stalls.Stall(float(i), i + 1.5))
     report = watch.report()
     assert (report["count"], report["longest_s"]) == (stalls.KEPT + 5, 1.5) and len(watch.stalls) == stalls.KEPT
+
+
+def test_a_short_tick_is_shown_with_the_algorithms_lines_the_load_and_the_hiccups_around_it(tmp_path: Path) -> None:
+    lines = diagnose.TickLines()
+    for tick in range(100):
+        lines.add(f"2026 algorithm[1] WARNING tick {tick}: 5 pair(s) still busy with an earlier tick, 0 never started")
+    lines.add("2026 algorithm[1] WARNING the Ledger is behind")  # names no tick: not kept
+    assert lines.around(50) == [line for n, line in lines.lines if 47 <= n <= 53] and len(lines.around(50)) == 7
+    for n in range(diagnose.LINES_KEPT + 10):
+        lines.add(f"x WARNING tick {1000 + n}: y")
+    assert len(lines.lines) == diagnose.LINES_KEPT and lines.around(50) == []  # bounded: the oldest went
+
+    log = diagnose.PressureLog()
+    for second in range(20):
+        log.add(diagnose.pressure(1000.0 + second, 1.0, (0, 0), (900_000 if second == 10 else 1000, 2000)))
+    assert log.around(1010.0, 1) == [diagnose.Pressure(1009.0, 0.001, 0.002), diagnose.Pressure(1010.0, 0.9, 0.002),
+                                     diagnose.Pressure(1011.0, 0.001, 0.002)]
+    report = log.report()
+    assert (report["cpu_max"], report["seconds_cpu_over_half"], report["io_max"]) == (0.9, 1, 0.002)
+    assert diagnose.pressure(0.0, 0.5, (0, 0), (10_000_000, 0)).cpu == 1.0  # never more than the whole second
+
+    explained = diagnose.short_ticks_explained([10, 99], 1000.0, 1.0, lines, log, [(1009.5, 0.4), (1030.0, 0.3)])
+    assert explained[0]["tick"] == 10 and explained[0]["algorithm_lines"] == []
+    assert [1011.0 - 1010.0, 0.001, 0.002] in explained[0]["pressure_cpu_io"]  # type: ignore[operator]
+    assert explained[0]["hiccups_s"] == [[-0.5, 0.4]]  # the one 20 s later is not beside it
+    assert "pressure_cpu_io" not in diagnose.short_ticks_explained([10], None, 1.0, lines, log, [])[0]
+
+
+def test_pressure_is_read_from_the_kernels_files_or_not_at_all(tmp_path: Path) -> None:
+    (tmp_path / "cpu").write_text("some avg10=0.00 avg60=0.37 avg300=8.97 total=22191142577\n"
+                                  "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", encoding="ascii")
+    (tmp_path / "io").write_text("some avg10=0.00 avg60=0.13 avg300=0.38 total=1080645005\n", encoding="ascii")
+    assert diagnose.read_pressure(tmp_path) == (22191142577, 1080645005)
+    (tmp_path / "io").write_text("garbage\n", encoding="ascii")
+    assert diagnose.read_pressure(tmp_path) is None
+    assert diagnose.read_pressure(tmp_path / "missing") is None
+
+
+def test_the_stall_watch_tells_hiccups_from_stalls() -> None:
+    watch = stalls.StallWatch()
+    for i in range(stalls.KEPT + 3):
+        watch.note_hiccup(stalls.Stall(float(i), i + 0.3))
+    report = watch.report()
+    assert (report["hiccups"], report["longest_hiccup_s"], report["count"]) == (stalls.KEPT + 3, 0.3, 0)
