@@ -9,14 +9,16 @@ it gets carries that tick:
 * a pair still busy with an older tick when the scan reaches it is marked *wanted*: the moment it
   finishes it goes to the front (:meth:`finish`), so a pair that frees up late still decides for the
   newest tick instead of sitting the whole tick out (which halved throughput under slight overload);
-* when a tick arrives just before the previous tick's scan has finished (a hiccup: a slow answer, a
-  pause of the machine), the rest of that scan is *carried*: its pairs still start for the tick they
-  were due, first, late, and the new tick's scan follows, so a moment's delay costs no decision. At
-  most one tick is carried: a carry still unfinished when the next tick comes means overload, and
-  then, until a scan finishes in time again, the scan goes on from where it stopped, for the newest
-  tick (the pairs the old tick could not reach come first), so every pair gets its turn in
-  round-robin order and each tick gets an even share; after a finished scan the next one starts at a
-  rotating place, so no book is always last;
+* when a tick arrives before the previous tick's pairs have all started (a hiccup: a slow answer, a
+  peer or the machine held up for a moment), that tick is *carried*: the rest of its scan still starts
+  its pairs for the tick they were due, first, late, and a pair it found busy with an older tick
+  starts for it once free; the new tick's scan follows. Up to ``MAX_CARRIED`` ticks are carried at
+  once, oldest first, so a hiccup of up to that many ticks costs no decision. A carry ends when every
+  pair it expected has started for its tick. When a tick comes while ``MAX_CARRIED`` are still
+  unfinished, that is overload: the carries' rest is missed (counted), and until a scan finishes in
+  time again the scan goes on from where the oldest carry stopped, for the newest tick only (no
+  carry), so every pair gets its turn in round-robin order and each tick gets an even share; after a
+  finished scan the next one starts at a rotating place, so no book is always last;
 * a *blocked* pair (paused in the config, or held: dropped by a reload, waiting for its last price)
   is passed over, a paused one counted in :attr:`paused`; the table may grow (a reload adding pairs)
   but never shrinks;
@@ -37,6 +39,9 @@ from actors.algorithm.pairs import NOT_BLOCKED, PAUSED, PairRecord, PairTable, W
 from transport.protocol import Tick
 
 _ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
+# Ticks carried at most at once: a hiccup of up to this many ticks (a peer or the machine held up)
+# costs no decision; a longer one is overload. Each carry is a few integers, whatever the pairs.
+MAX_CARRIED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +52,13 @@ class NewTick:
     # Pairs never started for a tick that is over (the previous one, or the carried one before it):
     # exactly the pair-ticks missed, each counted once, when its tick can no longer start.
     unstarted: int
-    carried: int = 0  # places of the previous tick's scan still to go: their pairs start for it, late
+    carried: int = 0  # pairs the previous tick has yet to start: carried, they start for it, late
 
 
 @dataclass(slots=True)
 class _Carry:
-    """The rest of a tick's scan, unfinished when the next tick came: handed out first, for its tick."""
+    """A tick whose pairs had not all started when the next tick came: its scan's rest is handed out
+    first, for its tick, and the pairs it found busy start for it once free."""
 
     tick: Tick
     generation: int
@@ -64,6 +70,14 @@ class _Carry:
 
     def unstarted(self) -> int:
         return max(0, self.expected - self.started)
+
+    @property
+    def scanned(self) -> bool:
+        return self.pos >= self.count
+
+    @property
+    def done(self) -> bool:
+        return self.scanned and self.started >= self.expected
 
 
 class Dispatcher:
@@ -80,36 +94,51 @@ class Dispatcher:
         self._start = 0  # where the current scan began
         self._pos = len(table)  # positions scanned in the current generation (len(table): done)
         self._started_now = 0  # pairs started for the current generation
-        self._carry: _Carry | None = None  # the previous tick's unfinished scan, if carried
-        self._carried_unstarted = 0  # pairs a carry that finished could not start: told at the next tick
-        self._behind = False  # a carry did not finish within a tick: no new carry until a scan finishes
+        self._expected_now = 0  # pairs not blocked when the current generation's tick came
+        self._carries: collections.deque[_Carry] = collections.deque()  # oldest first: <= MAX_CARRIED
+        self._behind = False  # ticks came faster than carries finished: no new carry until a scan finishes
 
     def new_tick(self, tick: Tick) -> NewTick:
-        """``tick`` arrived: from now on pairs are started for it (after the previous tick's rest, if
-        that is carried)."""
+        """``tick`` arrived: from now on pairs are started for it (after the rest of the ticks carried)."""
         count = len(self._table)
         expected = count - self._table.blocked
-        previous, carry = self.tick, self._carry
-        unstarted, self._carried_unstarted = self._carried_unstarted, 0
+        self._end_carries()
+        previous, carries = self.tick, self._carries
+        follows = previous is not None and _follows(previous, tick)
+        unstarted = 0
         resume: int | None = None
-        if carry is not None:  # it did not finish within a whole tick: overload; its rest is missed
-            unstarted += carry.unstarted()
-            resume = carry.start + carry.pos  # the places it did not reach come first
-            self._carry = None
-            self._behind = True
-        unfinished = self.generation > 0 and self._pos < count
-        if unfinished and not self._behind and previous is not None and _follows(previous, tick):
-            self._carry = _Carry(previous, self.generation, self._start, self._pos, count, self._started_now,
-                                 expected)
+        # A carry past MAX_CARRIED ticks, or any after lost ticks or in a new run, is over: its pairs
+        # not started miss its tick. One whose scan it could not even finish means overload: all go,
+        # and the next scans serve the newest tick in turn from where that one stopped.
+        oldest_kept = self.generation + 1 - MAX_CARRIED
+        if carries and (not follows or carries[0].generation < oldest_kept):
+            if not follows or not carries[0].scanned:
+                dropped = list(carries)
+                self._behind = True
+                oldest = carries[0]
+                resume = (oldest.start + oldest.pos) % max(1, oldest.count)  # its unreached places first
+            else:  # scanned in time, some pairs busy all that while: they miss it, nothing more
+                dropped = [carries[0]]
+            for carry in dropped:
+                unstarted += carry.unstarted()
+                carries.remove(carry)
+        # The previous tick is carried if some of its pairs have not started (the rest of its scan, or
+        # pairs it found busy with an older tick) and the ticks follow each other.
+        unfinished = self.generation > 0 and (self._pos < count or self._started_now < self._expected_now)
+        carried = 0
+        if unfinished and follows and not self._behind and previous is not None:
+            carries.append(_Carry(previous, self.generation, self._start, self._pos, count, self._started_now,
+                                  self._expected_now))
+            carried = self._expected_now - self._started_now
         elif self.generation:
-            unstarted += max(0, expected - self._started_now)
-        outcome = NewTick(self.busy, unstarted, count - self._pos if self._carry is not None else 0)
+            unstarted += max(0, self._expected_now - self._started_now)
+        outcome = NewTick(self.busy, unstarted, carried)
         # With a carry the new scan keeps the old one's order: the carried places come last in it.
-        if self._carry is None:
+        if not carries:
             if resume is not None:
-                self._start = resume % count
+                self._start = resume % count if count else 0
             elif unfinished:  # overloaded: continue where we stopped, wrapping round to cover every pair once
-                self._start = (self._start + self._pos) % count
+                self._start = (self._start + self._pos) % count if count else 0
             else:  # the last scan finished in time: start a fresh one at a rotating place
                 self._start = (tick.seq * _ROTATION_STEP) % count if count else 0
                 self._behind = False
@@ -117,32 +146,31 @@ class Dispatcher:
         self.tick = tick
         self._retry.clear()
         self._started_now = 0
+        self._expected_now = expected
         self._pos = 0
         return outcome
 
     def take(self, limit: int) -> list[Work]:
-        """Up to ``limit`` decisions to start now, for the newest tick (their pairs become busy)."""
-        tick = self.tick
-        if tick is None:
+        """Up to ``limit`` decisions to start now, all for one tick (the oldest carried first, then the
+        newest); their pairs become busy."""
+        if self.tick is None:
             return []
-        if self._carry is not None:  # the previous tick's rest first (one tick per call: one batch request)
-            carried = self._take_carried(self._carry, limit)
-            if carried:
-                return carried
-        taken: list[Work] = []
-        gen = self.generation
-        late, records = self._late, self._table.records
+        # One tick per call (one batch request): first the pairs freed late, each for the oldest tick it
+        # owes (so a carry's scan never starts one past a tick it owes); then the carried ticks' rest,
+        # oldest first; then the newest tick's scan.
+        taken = self._take_late(limit)
+        if not taken:
+            for carry in self._carries:
+                if not carry.scanned:
+                    taken = self._take_carried(carry, limit)
+                    if taken:
+                        break
+        if taken:
+            self._end_carries()
+            return taken
+        tick, gen = self.tick, self.generation
+        records = self._table.records
         count = len(records)
-        while late and len(taken) < limit:
-            record = late.popleft()
-            # the scan may have started it meanwhile; or it was blocked since
-            if record.work is None and record.started < gen and record.block is NOT_BLOCKED:
-                if record.decided_for is not None and self._decided_before(record, tick, gen):
-                    self._started_now += 1  # not a pair that missed the tick
-                    continue
-                record.started = gen
-                record.work = work = Work(record, tick)
-                taken.append(work)
         while len(taken) < limit and self._pos < count:
             index = self._start + self._pos
             if index >= count:
@@ -157,8 +185,50 @@ class Dispatcher:
         self._started_now += len(taken)
         return taken
 
+    def _take_late(self, limit: int) -> list[Work]:
+        """Pairs freed late that a scan wanted, each for the oldest tick it still owes (a carried one, or
+        the newest), as many as owe the same tick as the first."""
+        taken: list[Work] = []
+        late = self._late
+        target: _Carry | None = None
+        gen = -1
+        while late and len(taken) < limit:
+            record = late[0]
+            # the scan may have started it meanwhile; or it was blocked since
+            if record.work is not None or record.started >= self.generation or record.block is not NOT_BLOCKED:
+                late.popleft()
+                continue
+            owed = next((c for c in self._carries if c.generation > record.started and not c.done), None)
+            owed_gen = owed.generation if owed is not None else self.generation
+            if taken and owed_gen != gen:
+                break  # another tick: the next call
+            late.popleft()
+            target, gen = owed, owed_gen
+            tick = owed.tick if owed is not None else self.tick
+            assert tick is not None
+            if record.decided_for is not None and self._decided_before(record, tick, gen):
+                self._count_started(target, 1)
+                if target is not None:
+                    record.wanted = True  # it still owes the newer ticks
+                    late.append(record)
+                continue
+            record.started = gen
+            record.work = Work(record, tick)
+            if target is not None:
+                record.wanted = True  # it still owes the newer ticks: back once free
+            taken.append(record.work)
+        self.busy += len(taken)
+        self._count_started(target, len(taken))
+        return taken
+
+    def _count_started(self, carry: _Carry | None, n: int) -> None:
+        if carry is None:
+            self._started_now += n
+        else:
+            carry.started += n
+
     def _take_carried(self, carry: _Carry, limit: int) -> list[Work]:
-        """Up to ``limit`` decisions of the carried tick's rest; the carry ends with its scan."""
+        """Up to ``limit`` decisions of a carried tick's rest."""
         taken: list[Work] = []
         records, tick, gen = self._table.records, carry.tick, carry.generation
         while len(taken) < limit and carry.pos < carry.count:
@@ -166,18 +236,20 @@ class Dispatcher:
             if index >= carry.count:
                 index -= carry.count
             carry.pos += 1
-            # One busy with an older tick misses this one (counted when the carry ends).
-            started = self._start_one(records[index], tick, gen, want=False)
+            # One busy with an older tick starts for this one once free (wanted).
+            started = self._start_one(records[index], tick, gen, want=True)
             if started is True:
                 carry.started += 1
             elif started:
                 taken.append(started)
         carry.started += len(taken)
         self.busy += len(taken)
-        if carry.pos >= carry.count:
-            self._carried_unstarted += carry.unstarted()
-            self._carry = None
         return taken
+
+    def _end_carries(self) -> None:
+        """Carries whose every expected pair has started end."""
+        if any(carry.done for carry in self._carries):
+            self._carries = collections.deque(carry for carry in self._carries if not carry.done)
 
     def _start_one(self, record: PairRecord, tick: Tick, gen: int, want: bool) -> Work | bool:
         """Start ``record`` for ``tick`` (generation ``gen``) if it can start: its Work; True when the Ledger
@@ -237,7 +309,8 @@ class Dispatcher:
     @property
     def pending(self) -> bool:
         """Whether :meth:`take` may return something now."""
-        return self.tick is not None and (self._carry is not None or bool(self._late) or self._pos < len(self._table))
+        return self.tick is not None and (any(not carry.scanned for carry in self._carries) or bool(self._late)
+                                          or self._pos < len(self._table))
 
 
 def _follows(previous: Tick, tick: Tick) -> bool:

@@ -57,6 +57,7 @@ from typing import Final
 import zmq
 import zmq.asyncio
 
+from actors.algorithm.dispatch import MAX_CARRIED
 from transport import limits
 from transport.logs import FrameDecoder, RateLimitedLog
 from transport.protocol import Tick
@@ -246,7 +247,11 @@ class TickGate:
         if verdict is not Verdict.NEW or run != self.run:
             self._leads.clear()
             self._leads.append(lead)  # a new schedule: its first tick counts twice, so one more tick
-        self._leads.append(lead)  # heard off schedule cannot move the median
+            self._leads.append(lead)  # heard off schedule cannot move the median
+        elif lead >= self.lead - LEAD_TOLERANCE:
+            self._leads.append(lead)
+        # else a late tick: our delay (a loop held up, ticks queued), not the schedule's. Were it counted,
+        # the queued ticks heard after it, less late, would look early and be refused.
         self.lead = sorted(self._leads)[len(self._leads) // 2]
         self.run, self.last_seq, self.advanced_at = run, seq, now
         self.advances += 1
@@ -261,7 +266,9 @@ class TickGate:
 
 
 class TickReceiver:
-    """Receives ticks, judges them, hands the newest accepted one of each batch to ``on_tick``.
+    """Receives ticks, judges them, hands the newest accepted one of each batch to ``on_tick``, after
+    the ticks of its run right before it (a loop held up past a tick finds several queued: each is
+    decided, late, up to what the dispatcher carries; older ones are superseded).
 
     The loop takes at most ``TICK_HWM`` frames per turn and then yields to the event loop, so a flood
     of ticks (valid or not) cannot starve the decisions or the heartbeat. Silence is watched: with no
@@ -308,7 +315,7 @@ class TickReceiver:
             await asyncio.sleep(0)  # recv() returns done futures while frames queue: yield at the bound
 
     def handle(self, frames: list[bytes]) -> None:
-        newest: tuple[Tick, Verdict] | None = None
+        accepted: list[tuple[Tick, Verdict]] = []
         repeated: Tick | None = None
         now = self._clock()
         for frame in frames:
@@ -318,17 +325,18 @@ class TickReceiver:
             verdict = self._gate.judge(tick, now)
             if verdict.accepted:
                 self._switched(tick, verdict, now)  # counted even if a newer tick of this batch is served
-                if newest is not None:
-                    self.counters["superseded_ticks"] += 1  # we fell behind: serve the present
-                newest = (tick, verdict)
+                accepted.append((tick, verdict))
             else:
                 self._refused(tick, verdict, now)
                 if self._is_repeat(tick, verdict):
                     repeated = tick
-        if newest is None and repeated is not None and self._on_repeat is not None:
+        if not accepted and repeated is not None and self._on_repeat is not None:
             self._on_repeat(repeated)
-        if newest is not None:
-            tick, verdict = newest
+        served = _in_sequence(accepted)
+        # We fell behind (the loop held up past a tick): the newest tick is served, and the ticks of its
+        # run just before it, in order, as many as the Algorithm can carry; the rest is superseded.
+        self.counters["superseded_ticks"] += len(accepted) - len(served)
+        for tick, verdict in served:
             self._refused_since = 0
             self.counters["ticks"] += 1
             self.counters["last_tick"] = tick.seq
@@ -388,3 +396,15 @@ class TickReceiver:
             self._log.warning("tick_stall", "no new tick for %.1fs (last seq %d; %d tick(s) refused since)",
                               self._clock() - self._gate.advanced_at, self._gate.last_seq,
                               self._refused_since)
+
+
+def _in_sequence(accepted: list[tuple[Tick, Verdict]]) -> list[tuple[Tick, Verdict]]:
+    """The newest accepted tick and those of its run right before it, in sequence (at most
+    ``MAX_CARRIED`` of them: what the dispatcher can carry). Pure."""
+    if not accepted:
+        return []
+    start = len(accepted) - 1
+    while (start > 0 and len(accepted) - start <= MAX_CARRIED and accepted[start - 1][0].t0 == accepted[start][0].t0
+           and accepted[start - 1][0].seq == accepted[start][0].seq - 1):
+        start -= 1
+    return accepted[start:]

@@ -1,6 +1,6 @@
 """The dispatcher, pure: at most one decision in flight per pair, at most one per (pair, tick), a
-pair freed late decides the newest tick, a tick's rest is carried over a moment's delay, and overload
-serves every pair in turn."""
+pair's ticks in order, a pair freed late decides the oldest tick it owes, ticks are carried over a
+hiccup of up to MAX_CARRIED ticks, and overload serves every pair in turn."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Dispatcher(dispatch.Dispatcher):
         works = super().take(limit)
         assert len({work.tick.seq for work in works}) <= 1  # one tick per call: one batch request
         for work in works:
-            assert self.tick is not None and work.tick.seq in (self.tick.seq, self.tick.seq - 1)
+            assert self.tick is not None and self.tick.seq - dispatch.MAX_CARRIED <= work.tick.seq <= self.tick.seq
             self._works[work.record.index] = work
         self.served = [work.tick.seq for work in works]
         return [work.record.index for work in works]
@@ -64,14 +64,18 @@ def test_a_pair_busy_at_a_new_tick_decides_it_when_it_frees_up() -> None:
 def test_overload_continues_the_scan_so_every_pair_gets_its_turn() -> None:
     d = Dispatcher(10)
     served: list[int] = []
-    for seq in range(5):
+    ticks = 5 + dispatch.MAX_CARRIED
+    for seq in range(ticks):
         d.new_tick(seq)
-        batch = d.take(4)  # capacity: 4 pairs per tick
+        batch = d.take(4)  # capacity: 4 pairs per tick, never enough: carries, then overload
         served += batch
         for index in batch:
             d.finish(index)
-    # 20 starts over 10 pairs: each pair twice, none three times (round robin, no starvation)
-    assert sorted(served) == sorted(list(range(10)) * 2)
+    # Over 10 pairs each is started once or twice more than another at most (round robin, no
+    # starvation), and the Dispatcher is behind: it serves the newest tick, carrying nothing.
+    counts = [served.count(index) for index in range(10)]
+    assert sum(counts) <= 4 * ticks and max(counts) - min(counts) <= 1
+    assert d.new_tick(ticks).carried == 0 and d.take(4) and set(d.served) == {ticks}
 
 
 def test_a_tick_late_by_a_moment_is_carried_and_every_pair_decides_it() -> None:
@@ -91,17 +95,58 @@ def test_a_tick_late_by_a_moment_is_carried_and_every_pair_decides_it() -> None:
     assert d.new_tick(2) == dispatch.NewTick(0, 0, 0)  # nothing missed
 
 
-def test_a_carry_unfinished_within_a_tick_is_overload_its_rest_missed_and_counted_once() -> None:
+def test_a_hiccup_of_several_ticks_is_carried_and_every_pair_decides_every_tick() -> None:
+    d = Dispatcher(10)
+    d.new_tick(0)
+    first = d.take(6)  # a peer held up: nothing moves for MAX_CARRIED ticks
+    for seq in range(1, dispatch.MAX_CARRIED + 1):
+        late = d.new_tick(seq)
+        assert late.unstarted == 0 and late.carried == (4 if seq == 1 else 10)
+    for index in first:  # the peer is back: the decisions of tick 0 in flight end
+        d.finish(index)
+    served: dict[int, list[int]] = {}
+    while taken := d.take(10):
+        for index, seq in zip(taken, d.served, strict=True):
+            served.setdefault(seq, []).append(index)
+            d.finish(index)
+    # every pair decided every tick, each tick once, late (the oldest first), and nothing missed
+    every = {seq: list(range(10)) for seq in range(1, dispatch.MAX_CARRIED + 1)}
+    assert {seq: sorted(pairs) for seq, pairs in served.items()} == {0: [i for i in range(10) if i not in first],
+                                                                     **every}
+    assert d.new_tick(dispatch.MAX_CARRIED + 1) == dispatch.NewTick(0, 0, 0)
+
+
+def test_a_pair_busy_through_a_carried_tick_decides_it_once_free() -> None:
+    d = Dispatcher(3)
+    d.new_tick(0)
+    first = d.take(3)
+    assert d.new_tick(1).carried == 0  # tick 0: every pair started
+    d.finish(first[1])
+    d.finish(first[2])
+    assert sorted(d.take(3)) == sorted(first[1:])  # tick 1: the pair still busy with tick 0 is wanted
+    assert d.new_tick(2).carried == 1  # tick 1 waits for it: carried
+    d.finish(first[0])  # free at last (a slow answer): it decides tick 1 first, then tick 2
+    assert d.take(3) == [first[0]] and d.served == [1]
+    d.finish(first[0])
+    assert d.take(3) == [first[0]] and d.served == [2]
+    assert d.new_tick(3).unstarted == 0
+
+
+def test_a_carry_unscanned_past_max_carried_ticks_is_overload_its_rest_missed_and_counted_once() -> None:
     d = Dispatcher(10)
     d.new_tick(0)
     d.take(3)
-    assert d.new_tick(1) == dispatch.NewTick(3, 0, 7)  # 7 places carried
+    assert d.new_tick(1) == dispatch.NewTick(3, 0, 7)  # 7 pairs carried
     d.take(2)  # of the carry
-    # Tick 2: tick 0's 5 pairs never started are missed, and all of tick 1 (none started): overload,
-    # so no carry now; the scan goes on where the carry stopped.
-    assert d.new_tick(2) == dispatch.NewTick(5, 5 + 10, 0)
+    for seq in range(2, dispatch.MAX_CARRIED + 1):  # each tick carried in turn, none started
+        assert d.new_tick(seq) == dispatch.NewTick(5, 0, 10)
+    # One more tick: tick 0 is past MAX_CARRIED ticks with its scan unfinished: overload. Tick 0's 5
+    # pairs never started are missed, and every carried tick's 10, and the last tick's 10; no carry
+    # now, the scan goes on where tick 0's stopped.
+    carried = dispatch.MAX_CARRIED - 1
+    assert d.new_tick(dispatch.MAX_CARRIED + 1) == dispatch.NewTick(5, 5 + 10 * carried + 10, 0)
     taken = d.take(5)
-    assert d.served == [2] * 5 and taken == [5, 6, 7, 8, 9]  # tick 0's unreached pairs come first
+    assert d.served == [dispatch.MAX_CARRIED + 1] * 5 and taken == [5, 6, 7, 8, 9]  # tick 0's unreached first
 
 
 def test_no_carry_across_lost_ticks_or_a_new_run() -> None:
@@ -131,6 +176,7 @@ def test_never_twice_per_tick_never_two_in_flight_and_late_pairs_get_the_newest(
     d = Dispatcher(count)
     busy: set[int] = set()
     started: set[tuple[int, int]] = set()  # (pair, seq)
+    last: dict[int, int] = {}  # each pair's newest tick started
     seq = 0
     reported = 0  # pair-ticks missed, as the ticks reported them
     for op in ops:
@@ -144,6 +190,8 @@ def test_never_twice_per_tick_never_two_in_flight_and_late_pairs_get_the_newest(
             for index, served in zip(d.take(op[1]), d.served, strict=True):
                 assert index not in busy  # at most one in flight per pair
                 assert (index, served) not in started  # at most once per (pair, tick)
+                assert served > last.get(index, -1)  # a pair's ticks in order: its prices never go back
+                last[index] = served
                 busy.add(index)
                 started.add((index, served))
         elif busy:

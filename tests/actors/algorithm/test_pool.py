@@ -189,31 +189,33 @@ def test_the_delay_x_is_waited_out_on_the_clock_before_the_read() -> None:
     assert sorted(r.api.reads) == list(range(101, 107))
 
 
-def test_a_pair_busy_at_new_ticks_decides_for_the_newest_once_free() -> None:
+def test_pairs_busy_through_new_ticks_decide_each_of_them_in_order_once_free() -> None:
     books = ["A", "B", "C"]
     r = rig(books, delay="5")
     news: list[NewTick] = []
 
     async def body() -> None:
         r.pool.new_tick(fakes.tick(0))
-        await r.settled()  # all three wait out x for tick 0
+        await r.settled()  # all three wait out x for tick 0 (a peer held up, say)
         news.append(r.pool.new_tick(fakes.tick(1)))
         news.append(r.pool.new_tick(fakes.tick(2)))
         await r.settled()
         assert r.sink.decisions == []
-        r.clock.advance(5)  # tick 0 decided; the pairs are free: started at once for tick 2
+        r.clock.advance(5)  # tick 0 decided; the pairs are free: started at once for tick 1, carried
         await async_wait_for(lambda: len(r.api.registered) == 6)
         await r.settled()
+        r.clock.advance(5)  # tick 1 decided: then tick 2
+        await async_wait_for(lambda: len(r.api.registered) == 9)
+        await r.settled()
         r.clock.advance(5)
-        await async_wait_for(lambda: len(r.sink.decisions) == 6)
+        await async_wait_for(lambda: len(r.sink.decisions) == 9)
 
     scenario(r, body)
-    assert r.sink.keys() == sorted((book, seq) for book in books for seq in (0, 2))  # never the stale tick 1
-    # Tick 2 came before tick 1's scan began: tick 1 is carried, but its pairs are busy: they miss it
-    # (counted when the carry ends, at the next tick).
+    assert r.sink.keys() == sorted((book, seq) for book in books for seq in (0, 1, 2))  # none missed
+    # Tick 2 came before any pair could start for tick 1: tick 1 is carried (its 3 pairs busy).
     assert news == [NewTick(overruns=3, unstarted=0), NewTick(overruns=3, unstarted=0, carried=3)]
     seqs = [seq for _, seq, _ in r.dm.requests]
-    assert seqs[0] == 0 and set(seqs[1:]) == {2}  # windows of tick 2 as the pairs free up
+    assert seqs == sorted(seqs) and set(seqs) == {0, 1, 2}  # windows asked tick by tick, in order
 
 
 def test_a_429_is_tried_again_after_the_pause_and_skipped_after_the_third() -> None:

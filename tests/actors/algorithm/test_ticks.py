@@ -15,6 +15,7 @@ import zmq.asyncio
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from actors.algorithm.dispatch import MAX_CARRIED
 from actors.algorithm.ticks import Standing, TickGate, TickReceiver, Verdict
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import limits, protocol
@@ -81,16 +82,23 @@ def test_only_ticks_due_near_our_clock_are_followed(seq: int, interval: float, t
     assert verdict.accepted == (abs(due - NOW) <= max(limits.TICK_CLOCK_SKEW_MAX, 2 * interval))
 
 
-def test_the_receiver_counts_each_verdict_and_dispatches_the_newest() -> None:
+def test_the_receiver_counts_each_verdict_and_dispatches_the_newest_after_the_ticks_just_before_it() -> None:
     followed: list[int] = []
-    receiver = TickReceiver(TickGate(), lambda t, v: followed.append(t.seq), clock=lambda: NOW)
+    now = [NOW]
+    receiver = TickReceiver(TickGate(), lambda t, v: followed.append(t.seq), clock=lambda: now[0])
     frames = [protocol.encode(t) for t in (tick(100), tick(101), tick(99), Tick(2**63 - 1, 0.0, NOW, 1.0, T0))]
     receiver.handle([*frames, b"garbage"])
-    assert followed == [101]
+    assert followed == [100, 101]  # both queued (the loop held up): each decided, in order
     c = receiver.counters
     seen = (c["ticks"], c["superseded_ticks"], c["stale_ticks"], c["implausible_ticks"], c["bad_frames"])
-    assert seen == (1, 1, 1, 1, 1)
+    assert seen == (2, 0, 1, 1, 1)
     assert c["last_tick"] == 101
+    # A longer hold-up: the newest and the MAX_CARRIED before it are served, older ones superseded.
+    followed.clear()
+    last = 102 + MAX_CARRIED + 2
+    now[0] = T0 + last + 0.01
+    receiver.handle([protocol.encode(tick(seq)) for seq in range(102, last + 1)])
+    assert followed == list(range(last - MAX_CARRIED, last + 1)) and c["superseded_ticks"] == 2
 
 
 def test_a_tick_flood_does_not_starve_the_event_loop(ipc_dir: Path) -> None:
@@ -579,3 +587,15 @@ def test_the_receiver_counts_and_logs_an_early_tick_and_the_resync(caplog: Any) 
     assert (c["early_ticks"], c["resyncs"], c["stale_ticks"], c["last_tick"]) == (2, 1, 0, 102)
     assert sum("refused tick seq=150: due 50.000s from our clock" in m for m in caplog.messages) == 1
     assert sum(m.startswith("following the ticks that keep coming: seq 102") for m in caplog.messages) == 1
+
+
+def test_ticks_queued_while_the_loop_was_held_up_are_all_followed_and_so_is_the_next_on_time() -> None:
+    """Ticks heard late in a burst (our loop held up 5 s) are our delay, not the schedule's: counted in
+    it, the burst's later ticks (less late) and the next ones on time looked early and were refused."""
+    gate = TickGate()
+    for seq in range(100, 103):
+        assert gate.judge(tick(seq), T0 + seq + 0.01) is Verdict.NEW
+    held_up = T0 + 108.01
+    assert [gate.judge(tick(seq), held_up) for seq in range(103, 109)] == [Verdict.NEW] * 6
+    assert gate.judge(tick(109), T0 + 109.01) is Verdict.NEW
+    assert abs(gate.lead + 0.01) < 1e-6  # the schedule is where it was
