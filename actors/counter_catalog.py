@@ -157,8 +157,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
     "algorithm": MappingProxyType({
         "decisions": _c("decisions printed (Algorithm workers)", "repricer_decisions"),
         "skipped": _c("decisions skipped after a failed step (Algorithm workers)", "repricer_skipped"),
-        "overruns": _c("pairs still deciding an earlier tick when a new one came (they decide the new one "
-                       "next)", "repricer_overruns"),
+        "overruns": _c("pairs still deciding an earlier tick when a new one came (each decides the oldest "
+                       "tick it still owes next)", "repricer_overruns"),
         "http_requests": _c("HTTP requests to the APIServer (Algorithm workers)", "repricer_api_requests"),
         "http_errors": _c("failed HTTP requests to the APIServer (Algorithm workers)", "repricer_api_errors"),
         "http_429": _c("APIServer answers 429 (rate limited)"),
@@ -167,10 +167,10 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "dm_reopens": _c("DataManager sockets reopened after a silence (Lazy Pirate)"),
         "dm_bad_frames": _c("malformed frames from the DataManager"),
         "dm_stale_replies": _c("DataManager replies that came after their request had timed out"),
-        "unstarted": _c("pairs a tick could not start before it was over (overload: they decide the newer one)",
+        "unstarted": _c("pairs a tick could not start before it was over (overload: they decide a newer one)",
                         "repricer_unstarted"),
-        "carried": _c("pairs of a tick its scan had not reached when the next tick came: started for it "
-                      "first, late (a moment's delay costs no decision)", "repricer_carried"),
+        "carried": _c("pairs of a tick not yet started when the next tick came: started for it first, late "
+                      "(a hiccup of up to 3 ticks costs no decision)", "repricer_carried"),
         "backpressure_ticks_ledger": _c("ticks during which new pairs waited because the Ledger was behind",
                                         "repricer_backpressure_ticks_ledger"),
         "backpressure_ticks_spool": _c("ticks during which new pairs waited because the spool was full or its disk "

@@ -183,8 +183,8 @@ class Algorithm:
             self._own["overruns"] += late.overruns
             self._own["unstarted"] += late.unstarted
             self._log.warning("overrun", "tick %d: %d pair(s) still busy with an earlier tick, %d never started "
-                              "for one (overload): each decides the oldest tick it still owes, late", tick.seq, late.overruns,
-                              late.unstarted)
+                              "for one (overload): each decides the oldest tick it still owes, late", tick.seq,
+                              late.overruns, late.unstarted)
         if self._reloader is not None:
             self._reloader.know_tick(tick.interval)
 

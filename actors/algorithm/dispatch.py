@@ -6,19 +6,21 @@ it gets carries that tick:
 
 * a tick's pairs are handed out by a scan over the pair table, a few at a time (:meth:`take`), so a
   tick costs O(1) when it arrives whatever the number of pairs;
-* a pair still busy with an older tick when the scan reaches it is marked *wanted*: the moment it
-  finishes it goes to the front (:meth:`finish`), so a pair that frees up late still decides for the
-  newest tick instead of sitting the whole tick out (which halved throughput under slight overload);
+* a pair still busy with an older tick when a scan reaches it is marked *wanted*: the moment it
+  finishes it goes to the front (:meth:`finish`) and starts for the oldest tick it still owes (a
+  carried one, else the newest), so a pair that frees up late still decides instead of sitting the
+  tick out (which halved throughput under slight overload); a pair's ticks always go in order;
 * when a tick arrives before the previous tick's pairs have all started (a hiccup: a slow answer, a
   peer or the machine held up for a moment), that tick is *carried*: the rest of its scan still starts
-  its pairs for the tick they were due, first, late, and a pair it found busy with an older tick
-  starts for it once free; the new tick's scan follows. Up to ``MAX_CARRIED`` ticks are carried at
-  once, oldest first, so a hiccup of up to that many ticks costs no decision. A carry ends when every
-  pair it expected has started for its tick. When a tick comes while ``MAX_CARRIED`` are still
-  unfinished, that is overload: the carries' rest is missed (counted), and until a scan finishes in
-  time again the scan goes on from where the oldest carry stopped, for the newest tick only (no
-  carry), so every pair gets its turn in round-robin order and each tick gets an even share; after a
-  finished scan the next one starts at a rotating place, so no book is always last;
+  its pairs for the tick they were due, first, late, and a pair it found busy starts for it once
+  free; the new tick's scan follows. Up to ``MAX_CARRIED`` ticks are carried at once, oldest first,
+  so a hiccup of up to that many ticks costs no decision. A carry ends when every pair it expected
+  has started for its tick, or ``MAX_CARRIED`` ticks later: then the pairs it could not start miss
+  its tick (counted), and if its scan was not even over, that is overload: every carry's rest is
+  missed, and until a scan finishes in time again the scan goes on from where the oldest carry
+  stopped, for the newest tick only (no carry), so every pair gets its turn in round-robin order and
+  each tick gets an even share; after a finished scan the next one starts at a rotating place, so no
+  book is always last;
 * a *blocked* pair (paused in the config, or held: dropped by a reload, waiting for its last price)
   is passed over, a paused one counted in :attr:`paused`; the table may grow (a reload adding pairs)
   but never shrinks;
