@@ -239,20 +239,34 @@ class BookStore:
             self._stepped(book, tick, client, now)
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
-        if charge and far and now < self.overloaded_until and book.moves_away(tick, client, now, self.jump, HOME_TTL) \
-                and self.steppers.stepping(book.home_client, now) and not self.steppers.stepping(client, now):
+        stranger = self._stranger(book, client, now)
+        if charge and far and stranger and now < self.overloaded_until and (
+                book.moves_away(tick, client, now, self.jump, HOME_TTL) or book.homed_by(client, now, HOME_TTL)):
             self.overload_refused += 1  # the stepper would have to seek back: the reader is theirs now
             return Failed("busy: overloaded, serving the clients that step through the ticks first; retry later")
         if tick < book.base and self.index.seek(book, tick) is None:
             return Failed(f"window evicted: tick {tick} of book {name} is older than its window "
                           f"(points {book.base}..{book.next_index - 1})")
-        if charge and not book.homed_by(client, now, HOME_TTL) and not self._may_read(book, tick, count, client, now,
-                                                                                      far):
+        # The home's client reads free -- unless it is a stranger on a stepper's book: it took the home
+        # by asking one of its next ticks, which a flood's identity does as easily as a restarted Algorithm.
+        if charge and (stranger or not book.homed_by(client, now, HOME_TTL)) and not self._may_read(
+                book, tick, count, client, now, far):
             self.moves_refused += 1
             return Failed(f"busy: requests took windows away from another client's ticks more than "
                           f"{self.moves.rate:.0f} times a second (yours) or {self.moves.all.rate:.0f} (all "
                           "clients'); retry later")
         return Wait(tick, tick + count)
+
+    def _guarded(self, book: Book, now: float) -> bool:
+        """Whether a stepper (the Algorithm) was answered lately as ``book``'s home: its window is kept
+        for it, whoever holds the home now."""
+        return now - book.stepped_at <= self.steppers.ttl
+
+    def _stranger(self, book: Book, client: bytes, now: float) -> bool:
+        """Whether ``client``, not a stepper, asks a book a stepper steps through: it gets none of a
+        home's rights there, whatever its identity did before (issue 20: a flood of cycling identities
+        took homes by asking their next ticks, then read and moved the windows free)."""
+        return self._guarded(book, now) and not self.steppers.stepping(client, now)
 
     def _may_read(self, book: Book, tick: int, count: int, client: bytes, now: float, far: bool) -> bool:
         """Whether a request of ``client`` (not the book's home) that the window cannot answer now may
@@ -268,7 +282,7 @@ class BookStore:
         home is charged (:meth:`_may_move`)."""
         if self.steppers.stepping(client, now):
             return True
-        if now - book.stepped_at <= self.steppers.ttl:
+        if self._guarded(book, now):
             if book.home <= tick <= book.home + TAKEOVER_STEPS:
                 return True  # the home's next ticks
             ahead = now >= self.overloaded_until and book.home <= tick and tick + count <= book.home + self.capacity
@@ -334,7 +348,7 @@ class BookStore:
 
     def _stepped(self, book: Book, tick: int, client: bytes, now: float) -> None:
         """``client`` was answered ``book`` at ``tick``: its home follows the client stepping through it."""
-        book.stepped(tick, client, now, self.jump, HOME_TTL)
+        book.stepped(tick, client, now, self.jump, HOME_TTL, keep=self._stranger(book, client, now))
         if book.streak >= STEPPER_STREAK and book.home_client == client:
             self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
         if book.home_client == client and self.steppers.stepping(client, now):

@@ -48,11 +48,16 @@ class HomedWindow(PriceWindow):
         self.served = tick
         self.stepped(tick, client, now, near, ttl)
 
-    def stepped(self, tick: int, client: bytes, now: float, near: int, ttl: float) -> None:
+    def stepped(self, tick: int, client: bytes, now: float, near: int, ttl: float, keep: bool = False) -> None:
         """The home follows ``client`` answered at ``tick`` (see :meth:`answered`); the window's floor is
-        left as it is (follow mode answers the newest rows whatever the tick)."""
+        left as it is (follow mode answers the newest rows whatever the tick). ``keep``: the client may
+        take the home by asking its next ticks and step on from there (a restarted Algorithm does), but
+        neither release nor move it otherwise -- a client that is no stepper on a stepper's book, whose
+        jump would hand the home to whichever client is answered next, at its tick (issue 20)."""
         if self.home >= 0 and now - self.home_at <= ttl:
             if client == self.home_client:
+                if keep and not self.home < tick <= self.home + TAKEOVER_STEPS:
+                    return
                 if abs(tick - self.home) <= near:
                     if self.home < tick <= self.home + TAKEOVER_STEPS:
                         self.streak += 1
@@ -64,7 +69,7 @@ class HomedWindow(PriceWindow):
                     self.streak = 0
             elif self.home <= tick <= self.home + TAKEOVER_STEPS:
                 self.home, self.home_client, self.home_at, self.streak = tick, client, now, 0
-        elif client != self.jumper or now - self.jumped_at > JUMPER_QUIET:
+        elif not keep and (client != self.jumper or now - self.jumped_at > JUMPER_QUIET):
             self.home, self.home_client, self.home_at, self.streak = tick, client, now, 0
 
     def homed_by(self, client: bytes, now: float, ttl: float) -> bool:

@@ -361,6 +361,27 @@ def test_a_client_taking_a_steppers_home_opens_its_window_to_no_one() -> None:
     assert refused >= 240 and sim.store.moves_refused == refused
 
 
+def test_an_identity_that_took_a_steppers_home_is_charged_for_its_other_ticks_all_the_same() -> None:
+    """Issue 20, the windows flood: a 50-book request of one identity asks some book's next tick (it
+    takes the home), the next requests of the same identity ask old ticks of that book. Holding the
+    home used to make them free (0 refused: a seek each); a client that is no stepper gets none of a
+    home's rights on a stepper's book, and cannot hand the home on by jumping away."""
+    books, sim, identities = _stepped_to_tick_100()
+    refused = 0
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            flooder = next(identities)
+            home = 99 + round_
+            assert isinstance(sim.request(book, home + 2, 3, flooder), Ready)  # in memory: takes the home
+            assert sim.store.books[book].home_client == flooder
+            refused += isinstance(sim.request(book, 3 + round_, 5, flooder), Failed)
+            assert sim.store.books[book].home == home + 2  # its jump did not release the home
+            tick = 100 + round_
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+    assert refused >= 240 and sim.store.moves_refused == refused  # the shared bucket: 40 + 20/s
+
+
 def test_a_restarted_algorithm_is_not_charged_while_its_predecessor_is_still_a_stepper() -> None:
     """A new identity (the Algorithm restarted, ticks missed meanwhile) asks each book's next ticks
     while the old one is still a stepper: reading forward that keeps the home in the window is never

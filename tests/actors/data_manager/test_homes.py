@@ -42,6 +42,27 @@ def test_a_jump_releases_the_home_and_the_jumper_waits_before_taking_one() -> No
     assert (window.home, window.home_client) == (901, OTHER)
 
 
+def test_a_kept_home_is_taken_by_stepping_on_but_never_released_or_moved_by_a_jump() -> None:
+    """``keep`` (a client that is no stepper, on a stepper's book -- issue 20): it may take the home by
+    asking its next ticks and step on from there (a restarted Algorithm does), but its jumps neither
+    release the home nor move it, and a released one is not its to take."""
+    window = HomedWindow()
+    window.answered(10, ALGO, 1.0, NEAR, TTL)
+    window.stepped(11, OTHER, 1.1, NEAR, TTL, keep=True)  # one of the home's next ticks: taken
+    assert (window.home, window.home_client, window.streak) == (11, OTHER, 0)
+    window.stepped(12, OTHER, 1.2, NEAR, TTL, keep=True)  # stepping on: the streak grows
+    assert (window.home, window.streak) == (12, 1)
+    for tick in (3, 12 + NEAR + 1, 12, 11):  # behind, far, the same, back: nothing moves
+        window.stepped(tick, OTHER, 1.3, NEAR, TTL, keep=True)
+        assert (window.home, window.home_client, window.streak, window.home_at) == (12, OTHER, 1, 1.2)
+    window.stepped(12 + NEAR + 1, OTHER, 1.4, NEAR, TTL)  # without keep, the same jump releases it
+    assert window.home == -1
+    window.stepped(40, b"flood", 3.0, NEAR, TTL, keep=True)  # a released home is not a stranger's to take
+    assert window.home == -1
+    window.stepped(40, ALGO, 3.0, NEAR, TTL)
+    assert (window.home, window.home_client) == (40, ALGO)
+
+
 def test_seeks_go_to_the_home_first_then_to_what_reading_reaches_then_the_oldest() -> None:
     window = HomedWindow()
     for _ in range(4):
