@@ -124,6 +124,8 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "overload_refused": _c("window moves away from a client stepping through a book's ticks refused while "
                                "overloaded"),
         "shed": _c("requests of clients stepping through no book's ticks shed while overloaded"),
+        "shed_behind": _c("of those, shed because a backlog waited: the clients stepping through the ticks were "
+                          "served alone"),
         "steppers": _g("clients stepping through books' ticks now (the Algorithm's workers): served first"),
         "memory_trims": _c("times the memory freed after a flood was given back to the system"),
         "not_regular": _c("times the data file's path named no regular file (a FIFO, a device): the open file "

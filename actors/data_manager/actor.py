@@ -105,7 +105,7 @@ class DataManager:
         store = self._store
         self._counters.update(waiting=self._waiters.waiting, books=len(store.books), parks=store.parks,
                               seeks=store.seeks, moves_refused=store.moves_refused,
-                              overload_refused=store.overload_refused,
+                              overload_refused=store.overload_refused, shed_behind=self._intake.behind,
                               steppers=len(store.steppers.active(time.monotonic())), cursors=len(store.cursors),
                               merges=store.cursors.merges,
                               catch_ups=store.cursors.started, index_points=store.index.points,

@@ -96,3 +96,21 @@ def test_a_flood_of_new_identities_cannot_evict_a_stepper_between_two_of_its_tic
     assert len(steppers) == 4 and steppers.active(2.0)[-1] == b"other-1"
     assert not steppers.stepping(b"algorithm", 11.5)
     assert steppers.any_active(11.5) and not steppers.any_active(12.0)  # other-3 was the last to step
+
+
+def test_behind_a_backlog_a_stepper_is_served_alone_and_the_others_get_the_budget_after() -> None:
+    """Issue 20: ZeroMQ reads one message of each peer in turn, so while a backlog waits the stepper's
+    requests wait behind one of every identity a flood used; the others' are all shed (counted) until
+    the reading catches up, and the budget they did not spend meanwhile is theirs after."""
+    steppers = Steppers()
+    steppers.note(b"algorithm", 0.0)
+    intake = Intake(steppers, rate=100.0, burst=10.0)
+    intake.budget.spend(10.0)  # empty at 0.0
+    batch = [*(msg(b"flood-%d" % i, i) for i in range(50)), msg(b"algorithm", 1), [b"garbage"]]
+    assert intake.triage(batch, True, 0.05) == ([msg(b"algorithm", 1)], 51)
+    assert intake.behind == 51
+    serve, shed = intake.triage(batch, False, 0.1)  # caught up: 0.1 s of the rate unspent
+    assert serve[0] == msg(b"algorithm", 1) and len(serve) == 11 and shed == 41
+    assert intake.behind == 51
+    # No stepper to protect: a backlog still gets its STRANGERS_MAX per turn.
+    assert Intake(Steppers(), strangers_max=3).triage(batch, True, 0.0)[1] == len(batch) - 3
