@@ -235,7 +235,11 @@ class BookStore:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
         if prices is not None:
-            book.served = tick
+            if not self._stranger(book, client, now):
+                # The window's floor while nothing waits: a stranger answered from memory ahead of a
+                # stepper's home must not let reading on evict the stepper's next points (issue 20:
+                # each book of a flood's 50-book requests did, then the stepper's tick needed a seek).
+                book.served = tick
             self._stepped(book, tick, client, now)
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek

@@ -382,6 +382,22 @@ def test_an_identity_that_took_a_steppers_home_is_charged_for_its_other_ticks_al
     assert refused >= 240 and sim.store.moves_refused == refused  # the shared bucket: 40 + 20/s
 
 
+def test_a_stranger_answered_ahead_of_a_steppers_home_does_not_raise_its_windows_floor() -> None:
+    """Issue 20, the windows flood: each book of a 50-book request answered from memory at a tick
+    ahead of the Algorithm's home became the window's floor (``served``), so rows the frontier read
+    for any other book evicted the points the Algorithm needed next (a seek back for its next tick).
+    A stranger's answer leaves the floor at the stepper's tick."""
+    books, sim, identities = _stepped_to_tick_100()
+    for round_ in range(30):
+        for k, book in enumerate(books):
+            window = sim.store.books[book]
+            assert isinstance(sim.request(book, window.next_index - 3, 3, next(identities)), Ready)  # from memory
+            assert window.served == window.floor() == 99 + round_  # the Algorithm's last tick
+            tick = 100 + round_
+            assert sim.request(book, tick, 5, b"algorithm") == Ready(tuple(d(1000 * (k + 1) + tick + i)
+                                                                           for i in range(5)))
+
+
 def test_a_restarted_algorithm_is_not_charged_while_its_predecessor_is_still_a_stepper() -> None:
     """A new identity (the Algorithm restarted, ticks missed meanwhile) asks each book's next ticks
     while the old one is still a stepper: reading forward that keeps the home in the window is never
