@@ -216,7 +216,9 @@ def test_a_subscription_flood_on_the_events_socket_costs_no_memory_and_no_superv
         # (Long topics: each reconnect of the flooder resends every topic it holds, slowing it down itself.)
         run.wait_until(lambda: flood.attempts > (20_000 if size < 1024 else 1_000), 20, "the flood to get going")
         assert time_to_notice_a_hang(run, "datamanager") < HANG_TIMEOUT + 4.0
-        assert rss_kib(launcher) < before + 20 * 1024, (before, rss_kib(launcher))  # MiB, not GiB
+        # MiB, not GiB (unbounded: 9.8 GiB). Bounded, the heap still holds what the rebinds' sockets freed until
+        # the flood ends (a loaded CI machine once measured +28 MiB mid-flood).
+        assert rss_kib(launcher) < before + 48 * 1024, (before, rss_kib(launcher))
         count = run.decision_count()
         run.wait_decisions(count + 6)  # decisions go on
     finally:

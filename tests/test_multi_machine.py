@@ -227,6 +227,9 @@ def test_one_launcher_per_machine_over_tcp_with_curve(tmp_path: Path, keys: Path
             run.wait_for_actors(names)
         for run in workers:
             run.wait_decisions(6, timeout=30)
+        # A worker starts a little after its launcher's first: six decisions may not yet cover its books.
+        wait_for(lambda: set().union(*({d["book"] for d in run.decisions()} for run in workers)) == books, 30, 0.1,
+                 "every book decided on one machine or the other")
         assert all(run.stop() == 0 for run in workers) and infra.stop() == 0
     finally:
         for run in (*workers, infra):
