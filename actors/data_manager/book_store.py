@@ -229,21 +229,21 @@ class BookStore:
                 return Wait(tick, 0)
             # The newest rows whatever the tick; the client stepping through the ticks is still told
             # apart (a stepper, served first under a flood): it asks tick after tick.
-            self._stepped(book, tick, client, now)
+            self._stepped(book, tick, client, now, self._stranger(book, client, now))
             return Ready(book.newest(count))
         if final:
             tick = min(tick, book.total - count)  # past the end of the book's rows: the last ones
         prices = book.window(tick, count)
+        stranger = self._stranger(book, client, now)
         if prices is not None:
-            if not self._stranger(book, client, now):
+            if not stranger:
                 # The window's floor while nothing waits: a stranger answered from memory ahead of a
                 # stepper's home must not let reading on evict the stepper's next points (issue 20:
                 # each book of a flood's 50-book requests did, then the stepper's tick needed a seek).
                 book.served = tick
-            self._stepped(book, tick, client, now)
+            self._stepped(book, tick, client, now, stranger)
             return Ready(prices)
         far = tick < book.base or tick >= book.next_index + self.jump  # it needs a seek
-        stranger = self._stranger(book, client, now)
         if charge and far and stranger and now < self.overloaded_until and (
                 book.moves_away(tick, client, now, self.jump, HOME_TTL) or book.homed_by(client, now, HOME_TTL)):
             self.overload_refused += 1  # the stepper would have to seek back: the reader is theirs now
@@ -350,9 +350,10 @@ class BookStore:
         cursor = Cursors.root(book.cursor)
         return cursor if cursor.busy else None
 
-    def _stepped(self, book: Book, tick: int, client: bytes, now: float) -> None:
-        """``client`` was answered ``book`` at ``tick``: its home follows the client stepping through it."""
-        book.stepped(tick, client, now, self.jump, HOME_TTL, keep=self._stranger(book, client, now))
+    def _stepped(self, book: Book, tick: int, client: bytes, now: float, stranger: bool) -> None:
+        """``client`` was answered ``book`` at ``tick``: its home follows the client stepping through it
+        (``stranger``: see :meth:`_stranger`)."""
+        book.stepped(tick, client, now, self.jump, HOME_TTL, keep=stranger)
         if book.streak >= STEPPER_STREAK and book.home_client == client:
             self.steppers.note(client, now)  # it steps through this book's ticks: the Algorithm
         if book.home_client == client and self.steppers.stepping(client, now):
