@@ -273,6 +273,7 @@ CATALOG: Final[Mapping[str, Mapping[str, Described]]] = MappingProxyType({
         "collisions_unkept": _c("colliding decisions not kept: the collisions table was full"),
         "pairs_updates": _c("updates of the pairs table from the decisions committed since the last one"),
         "pairs_pending": _g("pairs whose row in the pairs table waits for the next update"),
+        "pairs_interval_ms": _g("milliseconds between updates of the pairs table (longer when an update takes long)"),
         "quick_checks": _c("integrity checks (quick_check) of the whole database file"),
         "db_lost": _c("times the database file was found deleted, replaced, truncated or damaged while open"),
         "acks": _c("batches acknowledged"),

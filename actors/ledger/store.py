@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import operator
 import os
 import sqlite3
 import time
@@ -72,6 +73,7 @@ _UPSERT_PAIR: Final = (
     + ", ".join(f"{c} = iif((excluded.ts, excluded.run, excluded.tick) > (pairs.ts, pairs.run, pairs.tick), "
                 f"excluded.{c}, pairs.{c})" for c in _NEWEST)
 )
+_KEY_OF: Final = operator.itemgetter(0, 1, 2, 3)  # a DecisionRow's (book, strategy, run, tick)
 _ADD_ROWS: Final = "UPDATE ledger_counts SET value = value + ? WHERE name = 'decisions'"
 _DELETE_OLDEST: Final = ("DELETE FROM decisions WHERE (book, strategy, run, tick) IN "
                          "(SELECT book, strategy, run, tick FROM decisions {where} ORDER BY ts LIMIT ?)")
@@ -285,7 +287,11 @@ class LedgerStore:
         fold of ``pairs`` (the rows actually inserted), all in one transaction; return what happened to
         each batch."""
         conn = self._db()
-        rows = [row for batch in batches for row in batch]
+        # In key order: SQLite's B-trees are keyed by pair first, so rows in the order they came (by tick,
+        # then book) each touch a page of their own; in order, neighbours share pages (100,000 books,
+        # transactions of 5,000 in random order: 49-54 against 39 us a row, 2026-12-05). Stable: a key sent
+        # twice in one transaction keeps its first.
+        rows = sorted((row for batch in batches for row in batch), key=_KEY_OF)
         with schema.transaction(conn):
             conn.execute("SAVEPOINT batch")
             if conn.executemany(_INSERT, rows).rowcount == len(rows):
@@ -326,8 +332,11 @@ class LedgerStore:
         if not self._pending:
             return 0
         conn = self._db()
+        pending = self._pending
         with schema.transaction(conn):
-            conn.executemany(_UPSERT_PAIR, self._pending.values())
+            # In key order (the upsert walks ``pairs`` and 7 indexes: 100,000 pairs in random order cost 72
+            # us a pair, in order 28, 2026-12-05).
+            conn.executemany(_UPSERT_PAIR, [pending[key] for key in sorted(pending)])
             conn.execute("DELETE FROM pairs_pending")
         count = len(self._pending)
         self._pending.clear()
