@@ -37,6 +37,7 @@ from typing import Any
 
 import zmq
 
+from actors.algorithm.clients.outbox import LedgerPolicy
 from actors.ledger import schema
 from bench import common
 from bench.common import Config, Outcome, Row
@@ -56,7 +57,7 @@ from transport.roles import LEDGER_CHANNEL
 from transport.security import Keys, Security
 
 BATCH = limits.LEDGER_BATCH_MAX
-IN_FLIGHT = 4
+IN_FLIGHT = LedgerPolicy().in_flight  # as a worker sends them
 PROBE_EVERY = 0.005
 SIX_HOURS_AT_10K_BOOKS = 6 * 3600 // 5 * 10_000  # 43.2M decisions
 RATE_10K_BOOKS = 10_000 / 5  # decisions per second

@@ -58,7 +58,7 @@ from transport.protocol import LastDecidedReply, LastDecidedRequest, LedgerAck, 
 log = logging.getLogger(LEDGER.name)
 
 T = TypeVar("T")
-QUEUE_MAX: Final = 50 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread (12 workers' 4 batches each)
+QUEUE_MAX: Final = 200 * limits.LEDGER_BATCH_MAX  # decisions waiting for the thread (12 workers' 16 batches; ~20 MB)
 QUERIES_MAX: Final = 64  # LastDecidedRequests waiting for the thread
 TRANSACTION_MAX: Final = 25 * limits.LEDGER_BATCH_MAX  # decisions in one group commit
 PAIRS_INTERVAL: Final = 5.0  # seconds ``pairs`` may lag behind the decisions (readers of the file see it)
