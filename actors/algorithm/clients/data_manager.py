@@ -34,8 +34,15 @@ log = logging.getLogger(__name__)
 
 _R = TypeVar("_R", LastPricesReply, WindowsReply)
 DRAIN_MAX = 1000  # replies handled per turn of the receive loop before it yields
-PROBE_GRACE = 0.25  # s: a batch unanswered this long after a single request was is not understood
+# s: a batch unanswered this long (or the request timeout, if longer) after a single request was is not
+# understood. (0.25 s alone lost the race to an overloaded DataManager at 100,000 books, 2026-12-05.)
+PROBE_GRACE = 0.25
 REPROBE_AFTER = 60.0  # s: then try batches again (the DataManager may have been upgraded)
+# Reopens of the socket in a row with no batch answered between them before a DataManager that answered
+# batches is probed again. A silence is overload far more often than a restart into an older version: a
+# probe after every reopen judged an overloaded DataManager (100,000 books) by a 0.25 s race, lost, and
+# asked one book per request for a minute: 3.4% of the books per tick instead of 15-19% (2026-12-05).
+REPROBE_REOPENS = 3
 
 
 class RequestFailed(Exception):
@@ -108,6 +115,7 @@ class LastPricesClient:
         # beside a single request, so a DataManager from before batches costs one timeout, not a tick).
         self.batches: bool | None = None
         self._reprobe_at = 0.0
+        self._reopens_since_batch = 0  # reopens since a batch was last answered (see REPROBE_REOPENS)
         self.counters: dict[str, int] = {
             "dm_requests": 0, "dm_timeouts": 0, "dm_reopens": 0, "dm_bad_frames": 0, "dm_stale_replies": 0,
         }
@@ -180,6 +188,7 @@ class LastPricesClient:
         else:
             reply = await self._ask(lambda rid: WindowsRequest(rid, tick, count, books), WindowsReply,
                                     f"{len(books)} books@{tick}")
+        self._reopens_since_batch = 0
         if len(reply.windows) != len(books):
             raise RequestFailed(f"DataManager answered {len(reply.windows)} windows for {len(books)} books")
         return reply
@@ -200,14 +209,16 @@ class LastPricesClient:
             except RequestFailed:
                 answered = False
             if answered:
-                done, _ = await asyncio.wait({batch}, timeout=PROBE_GRACE)
-                if not done:
+                grace = max(PROBE_GRACE, self._policy.timeout)
+                done, _ = await asyncio.wait({batch}, timeout=grace)
+                # Another request's batch answered meanwhile (a tick starts many at once) settles it.
+                if not done and self.batches is None:
                     self.batches = False
                     self._reprobe_at = time.monotonic() + REPROBE_AFTER
                     # Rate-limited: a flood makes every reopen probe again (issue 20).
                     self._rlog.warning("no_batches", "the DataManager answered a single request but not a batch "
                                        "within %.2fs (a version before batches, or overloaded?): one "
-                                       "LastPricesRequest per book for the next %.0fs", PROBE_GRACE, REPROBE_AFTER)
+                                       "LastPricesRequest per book for the next %.0fs", grace, REPROBE_AFTER)
                     raise BatchesUnsupported("the DataManager does not answer WindowsRequest")
             reply = await batch
         finally:
@@ -265,7 +276,9 @@ class LastPricesClient:
                            self._policy.timeout)
         old, self._socket = self._socket, self._open()
         self._last_reply_at = time.monotonic()
-        self.batches = None  # a restarted DataManager may be another version: ask again
+        self._reopens_since_batch += 1
+        if self.batches is not True or self._reopens_since_batch >= REPROBE_REOPENS:
+            self.batches = None  # a restarted DataManager may be another version: ask again
         old.close(linger=0)
 
     def close(self) -> None:

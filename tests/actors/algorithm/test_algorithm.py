@@ -201,7 +201,8 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: bool = True,
               api_fails: bool = False, api_batch: int = 1, dm_batch: int = 1, rate: float = 0.0,
-              dm: FakeDataManager | None = None, workers: int = 64, burst: int = 2) -> AsyncIterator[Rig]:
+              dm: FakeDataManager | None = None, workers: int = 64, burst: int = 2,
+              dm_timeout: float = 0.2) -> AsyncIterator[Rig]:
     ctx = zmq.asyncio.Context()
     ticks = ipc_endpoint(ipc_dir, "ticks")
     dm = dm or FakeDataManager(ipc_endpoint(ipc_dir, "dm"), answer=dm_answers)
@@ -212,7 +213,7 @@ async def rig(ipc_dir: Path, books: list[str], delay: str = "0", dm_answers: boo
     strategy = Strategy("default", delay=Decimal(delay))
     async with api_server(api) as url:
         options = AlgorithmOptions(ticks_endpoint=ticks, data_endpoint=dm.endpoint, api_url=url, ledger_endpoint="",
-                                   json=True, dm_timeout=0.2, http_timeout=1.0, api_rate=rate, api_burst=burst,
+                                   json=True, dm_timeout=dm_timeout, http_timeout=1.0, api_rate=rate, api_burst=burst,
                                    max_in_flight=workers, api_batch=api_batch, dm_batch=dm_batch)
         config = Config({strategy.name: strategy}, [Pair(book, strategy) for book in books])
         algorithm = Algorithm(Sockets(ctx), options, config, out=out)
@@ -497,6 +498,55 @@ def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: P
     assert 1 <= len(batches) <= 12  # the first fetches only (their attempts): then single requests
     assert r.algorithm._dm.batches is False
     assert not [q for q in batches if q.tick == 2]
+
+
+@dataclass
+class SlowBatchesDataManager(FakeDataManager):
+    """An overloaded DataManager of today: single requests answered at once, batches 0.5 s later."""
+
+    async def serve(self, ctx: zmq.asyncio.Context) -> None:
+        sock = Sockets(ctx).router(self.endpoint, channel=DATA)
+        later: set[asyncio.Task[None]] = set()
+
+        async def send_after(delay: float, identity: bytes, reply: bytes) -> None:
+            await asyncio.sleep(delay)
+            await sock.send_multipart([identity, reply])
+
+        try:
+            while True:
+                identity, frame = await sock.recv_multipart()
+                request = protocol.decode(frame)
+                assert isinstance(request, LastPricesRequest | WindowsRequest)
+                self.requests.append(request)
+                reply = protocol.encode(self.reply(request))  # type: ignore[arg-type]
+                delay = 0.5 if isinstance(request, WindowsRequest) else 0.0
+                task = asyncio.create_task(send_after(delay, identity, reply))
+                later.add(task)
+                task.add_done_callback(later.discard)
+        finally:
+            for task in later:
+                task.cancel()
+            sock.close(linger=0)
+
+
+def test_a_datamanager_slow_with_batches_is_not_taken_for_one_from_before_them(ipc_dir: Path) -> None:
+    """At 100,000 books the probe's 0.25 s race after the single request's answer was lost by an
+    overloaded DataManager: the worker asked one book per request for a minute (3.4% of the books per
+    tick instead of 15-19%). A batch answered within the request timeout is a batch understood."""
+    books = [f"B{i:02d}" for i in range(30)]
+
+    async def body() -> Rig:
+        dm = SlowBatchesDataManager(ipc_endpoint(ipc_dir, "dm"))
+        async with rig(ipc_dir, books, dm_batch=10, dm=dm, dm_timeout=1.0) as r:
+            await r.tick(0, lambda: r.algorithm.counters["decisions"] + r.algorithm.counters["skipped"] >= 30)
+            before = r.algorithm.counters["decisions"]
+            await r.tick(1, lambda: r.algorithm.counters["decisions"] == before + 30)
+        return r
+
+    r = run_async(body(), timeout=20)
+    assert r.algorithm._dm.batches is True
+    assert [q for q in r.dm.requests if isinstance(q, WindowsRequest) and q.tick == 1]  # still batches
+    assert not [q for q in r.dm.requests if isinstance(q, LastPricesRequest) and q.tick == 1]
 
 
 @pytest.mark.production_loop

@@ -17,7 +17,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.algorithm.clients.data_manager import LastPricesClient, RequestFailed, RequestPolicy
+from actors.algorithm.clients.data_manager import REPROBE_REOPENS, LastPricesClient, RequestFailed, RequestPolicy
 from tests.helpers import async_wait_for, ipc_endpoint, run_async, stamp_every_ms
 from transport import protocol
 from transport.protocol import LastPricesReply, LastPricesRequest, Tick
@@ -420,3 +420,25 @@ def test_a_flood_of_replies_does_not_starve_the_event_loop(ipc_dir: Path) -> Non
         if not sender.is_alive():
             plain.term()  # (a thread stuck in a send would make term wait for ever)
     assert len(gaps) > 20 and max(gaps) < 0.25, (len(gaps), max(gaps, default=0))
+
+
+def test_a_datamanager_that_answered_batches_is_probed_again_only_after_reopens_in_a_row(ipc_dir: Path) -> None:
+    """A silence is overload far more often than a restart into a version from before batches: after every
+    reopen an overloaded DataManager (100,000 books) was probed again, lost the probe's 0.25 s race and was
+    asked one book per request for a minute. Now only REPROBE_REOPENS reopens with no batch answered
+    between them bring the probe back; a DataManager never seen answering a batch is probed after one."""
+    async def scenario() -> None:
+        async with running(ipc_endpoint(ipc_dir, "dm"), RequestPolicy(timeout=0.2, retries=0),
+                           lambda identity, request: []) as (client, _, _, _):
+            client.batches = True  # as once a batch was answered
+            for _ in range(REPROBE_REOPENS - 1):
+                client._reopen()
+                assert client.batches is True
+            client._reopen()
+            assert client.batches is None
+            client.batches = False  # judged to predate batches: a reopen asks again at once
+            client._reopen()
+            assert client.batches is None
+            assert client.counters["dm_reopens"] == REPROBE_REOPENS + 1
+
+    run_async(scenario(), timeout=10)
