@@ -51,6 +51,12 @@ class FakeDataManager:
 
     async def serve(self, ctx: zmq.asyncio.Context) -> None:
         sock = Sockets(ctx).router(self.endpoint, channel=DATA)
+        later: set[asyncio.Task[None]] = set()  # replies sent after their delay
+
+        async def send_after(delay: float, message: list[bytes]) -> None:
+            await asyncio.sleep(delay)
+            await sock.send_multipart(message)
+
         try:
             while True:
                 identity, frame = await sock.recv_multipart()
@@ -58,10 +64,23 @@ class FakeDataManager:
                 assert isinstance(request, LastPricesRequest | WindowsRequest)
                 self.requests.append(request)
                 reply = self.reply(request) if self.answer else None
-                if reply is not None:
-                    await sock.send_multipart([identity, protocol.encode(reply)])
+                if reply is None:
+                    continue
+                message = [identity, protocol.encode(reply)]
+                if (delay := self.delay(request)) <= 0:
+                    await sock.send_multipart(message)
+                else:
+                    task = asyncio.create_task(send_after(delay, message))
+                    later.add(task)
+                    task.add_done_callback(later.discard)
         finally:
+            for task in later:
+                task.cancel()
             sock.close(linger=0)
+
+    def delay(self, request: LastPricesRequest | WindowsRequest) -> float:
+        """Seconds before ``request`` is answered (0: at once, in order)."""
+        return 0.0
 
     def reply(self, request: LastPricesRequest | WindowsRequest) -> LastPricesReply | WindowsReply | None:
         if isinstance(request, LastPricesRequest):
@@ -504,29 +523,8 @@ def test_a_datamanager_without_batches_is_detected_and_asked_per_book(ipc_dir: P
 class SlowBatchesDataManager(FakeDataManager):
     """An overloaded DataManager of today: single requests answered at once, batches 0.5 s later."""
 
-    async def serve(self, ctx: zmq.asyncio.Context) -> None:
-        sock = Sockets(ctx).router(self.endpoint, channel=DATA)
-        later: set[asyncio.Task[None]] = set()
-
-        async def send_after(delay: float, identity: bytes, reply: bytes) -> None:
-            await asyncio.sleep(delay)
-            await sock.send_multipart([identity, reply])
-
-        try:
-            while True:
-                identity, frame = await sock.recv_multipart()
-                request = protocol.decode(frame)
-                assert isinstance(request, LastPricesRequest | WindowsRequest)
-                self.requests.append(request)
-                reply = protocol.encode(self.reply(request))  # type: ignore[arg-type]
-                delay = 0.5 if isinstance(request, WindowsRequest) else 0.0
-                task = asyncio.create_task(send_after(delay, identity, reply))
-                later.add(task)
-                task.add_done_callback(later.discard)
-        finally:
-            for task in later:
-                task.cancel()
-            sock.close(linger=0)
+    def delay(self, request: LastPricesRequest | WindowsRequest) -> float:
+        return 0.5 if isinstance(request, WindowsRequest) else 0.0
 
 
 def test_a_datamanager_slow_with_batches_is_not_taken_for_one_from_before_them(ipc_dir: Path) -> None:
