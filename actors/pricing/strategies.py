@@ -57,13 +57,21 @@ class Share:
     count: int = 1
 
     def owned(self, pairs: Iterable[Pair]) -> list[Pair]:
-        return list(owned_pairs(pairs, self.index, self.count))
+        """This worker's pairs in key order (book, strategy), whatever the books file's order: a worker
+        decides its pairs in this order, and the Ledger's B-trees are keyed by pair, so a tick's
+        decisions arrive in runs of neighbouring keys that share pages (at 100,000 books a row in random
+        order cost the Ledger 5-6x one in key order, 2026-12-05)."""
+        return sorted(owned_pairs(pairs, self.index, self.count), key=_key_of)
 
 
 def pairs_for(books: Iterable[str], strategies: Iterable[Strategy]) -> list[Pair]:
     """Every book priced by every strategy (the simple, CLI case)."""
     strategies = tuple(strategies)
     return [Pair(book, strategy) for book in books for strategy in strategies]
+
+
+def _key_of(pair: Pair) -> tuple[str, str]:
+    return pair.key
 
 
 _ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list

@@ -1,10 +1,11 @@
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.pricing.rule import PricingRule
-from actors.pricing.strategies import Pair, Strategy, dispatch_order, owned_pairs, owner, pairs_for
+from actors.pricing.strategies import Pair, Share, Strategy, dispatch_order, owned_pairs, owner, pairs_for
 
 book_ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=200, unique=True)
 strategy_names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4, unique=True)
@@ -17,6 +18,17 @@ def test_every_pair_has_exactly_one_owner(books: list[str], names: list[str], wo
     keys = [pair.key for share in shares for pair in share]
     assert sorted(keys) == sorted(pair.key for pair in pairs)  # complete and non-overlapping
     assert len(set(keys)) == len(keys) == len(books) * len(names)
+
+
+@given(book_ids, strategy_names, st.integers(min_value=1, max_value=4), st.randoms())
+def test_a_share_is_its_pairs_in_key_order_whatever_the_books_order(books: list[str], names: list[str],
+                                                                     workers: int, random: Any) -> None:
+    # The order a worker decides its pairs in: the Ledger's B-trees are keyed by pair (issue 19).
+    random.shuffle(books)
+    pairs = pairs_for(books, [Strategy(name) for name in names])
+    for index in range(workers):
+        owned = Share(index, workers).owned(pairs)
+        assert [pair.key for pair in owned] == sorted(pair.key for pair in owned_pairs(pairs, index, workers))
 
 
 @given(st.text(min_size=1), st.text(min_size=1), st.integers(min_value=1, max_value=64))
