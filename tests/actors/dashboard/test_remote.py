@@ -103,3 +103,37 @@ def test_the_network_reader_reads_what_the_file_reader_reads_from_a_real_ledger(
         ledger.terminate()
         ledger.wait(10)
     assert ledger.returncode == 0, (tmp_path / "ledger.err").read_text()[-2000:]
+
+
+def test_a_stop_does_not_wait_for_a_read_the_ledger_never_answers(tmp_path: Path) -> None:
+    """Its pod stopped at the same time, the Ledger answers nothing: a page waiting on it held the
+    Dashboard's stop for seconds (5.4 s against its pod's 5 s grace, in a container test). The reads
+    waiting end at the stop, well within --ledger-timeout."""
+    endpoint = f"ipc://{tmp_path}/silent-ledger.sock"
+
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        silent = ctx.socket(zmq.ROUTER)
+        silent.bind(endpoint)
+        options = DashboardOptions(port=0, ledger_endpoint=endpoint, ledger_timeout=30.0,
+                                   db="/nonexistent/never-read.sqlite3")
+        dashboard = Dashboard(Sockets(ctx), options, DefaultBounds())
+        stop = asyncio.Event()
+        running = asyncio.create_task(dashboard.run(stop))
+        try:
+            await asyncio.wait_for(dashboard.started.wait(), 10)
+            await asyncio.wait_for(silent.recv_multipart(), 10)  # the business read: never answered
+            url = f"http://127.0.0.1:{dashboard.port}/api/book?id=B1&strategy=default"
+            page = asyncio.create_task(asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=60).read()))
+            await asyncio.wait_for(silent.recv_multipart(), 10)  # the page's read: never answered
+            stop.set()
+            # At once now (under a millisecond here); before, 2.0 s: the runner's shutdown timeout, then
+            # the cancelled page's read.
+            await asyncio.wait_for(running, 1.0)
+            await asyncio.gather(page, return_exceptions=True)
+        finally:
+            running.cancel()
+            silent.close(linger=0)
+            ctx.term()
+
+    run_async(main(), timeout=30)
