@@ -9,7 +9,7 @@ as JSON in ``bench/results/<timestamp>.json``.
 Measurements (each in its own module): throughput, http_clients, latency, ticks, memory, idle_cpu,
 cold_read, replay, dashboard, catalog, api_server, ledger, hostile, backtest, algorithm_load, protocol,
 pieces, batched; and,
-only with --only, soak.
+only with --only, soak, kept and ledger_depth.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from bench import (
     kept,
     latency,
     ledger,
+    ledger_depth,
     memory,
     pieces,
     protocol,
@@ -85,8 +86,9 @@ MEASURES: dict[str, Callable[[Config], Outcome]] = {
     "soak": soak.measure,
     "kept": kept.measure,
     "endpoints": endpoints.measure,
+    "ledger_depth": ledger_depth.measure,
 }
-ASKED_ONLY = frozenset({"soak", "kept"})  # minutes to hours: run when named, never by default
+ASKED_ONLY = frozenset({"soak", "kept", "ledger_depth"})  # minutes to hours: run when named, never by default
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
