@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -95,6 +96,42 @@ def test_every_book_is_decided_at_every_tick_with_its_exact_window(layout: str, 
         assert dm["lines_caught_up"] <= dm["lines_read"]
 
 
+# What a flood's failure needs to be told apart: which ticks lost decisions, whether the Algorithm's
+# requests timed out (and reopened its socket) or were shed, or the DataManager never saw them.
+DM_KEYS = ("requests", "batch_requests", "replies", "errors", "shed", "shed_behind", "busy", "expired", "steppers",
+           "waiting", "moves_refused", "overload_refused", "seeks", "parks")
+ALGORITHM_KEYS = ("ticks", "last_tick", "stale_ticks", "superseded_ticks", "tick_stalls", "decisions", "skipped",
+                  "skipped_dm", "skipped_dm_book", "missed", "overruns", "carried", "unstarted", "dm_requests",
+                  "dm_timeouts", "dm_reopens", "dm_stale_replies", "dm_bad_frames")
+
+
+def flood_report(run: LauncherRun, begin: int, end: int, kept: float, flood: tuple[float, float]) -> str:
+    """Per tick, the decisions made and when the last was printed, in seconds from the flood's start
+    (the flood ran over ticks ``begin``..``end``, wall times ``flood``); the counters of the
+    DataManager and the Algorithm (their last status, up to a second old); the launcher's events and
+    the Algorithm's and DataManager's warnings."""
+    per_tick: Counter[int] = Counter()
+    last: dict[int, float] = {}
+    for at, decision in run.timed_decisions():
+        per_tick[decision["tick"]] += 1
+        last[decision["tick"]] = at
+    ticks = " ".join(f"{t}:{per_tick[t]}" + (f"@{last[t] - flood[0]:+.1f}s" if t in last else "")
+                     for t in range(begin - 2, end + 4))
+    dm, algorithm = run.counters("datamanager"), run.counters("algorithm")
+    events = "; ".join(f"{e.actor} {e.event} {e.detail}"[:160] for e in run.events()
+                       if e.event not in ("started", "stopping"))
+    warned = [line[:200] for line in run.log if " WARNING " in line or " ERROR " in line]
+    warnings = ([line for line in warned if " algorithm" in line][-10:]
+                + [line for line in warned if " datamanager" in line and "rejected a frame" not in line][-3:])
+    return "\n".join([
+        f"kept {kept:.1%} over ticks {begin}..{end} (a flood of {flood[1] - flood[0]:.1f} s); decisions per tick "
+        f"(count@last printed): {ticks}",
+        "datamanager: " + " ".join(f"{k}={dm.get(k)}" for k in DM_KEYS),
+        "algorithm: " + " ".join(f"{k}={algorithm.get(k)}" for k in ALGORITHM_KEYS),
+        f"events: {events or 'none'}",
+        *warnings])
+
+
 def flood_while_deciding(ipc_dir: Path, tmp_path: Path, seconds: float) -> None:
     books = [f"K{i:03d}" for i in range(20)]
     csv = compact_csv(tmp_path / "prices.csv", "interleaved", books, 3000)
@@ -102,9 +139,11 @@ def flood_while_deciding(ipc_dir: Path, tmp_path: Path, seconds: float) -> None:
     try:
         run.wait_until(lambda: len({d["tick"] for d in run.decisions()}) >= 3, 30, "3 ticks decided")
         begin = max(d["tick"] for d in run.decisions()) + 1
+        flood_started = time.time()
         flooder = subprocess.run([sys.executable, "-m", "bench.flood", f"ipc://{ipc_dir}/data-0.sock", "--seconds",
                                   str(seconds), "--books", ",".join(books)], cwd=REPO, capture_output=True, text=True,
                                  timeout=seconds + 30, check=True)
+        flood = (flood_started, time.time())
         end = max(d["tick"] for d in run.decisions())
         run.wait_until(lambda: any(d["tick"] > end + 2 for d in run.decisions()), 30, "decisions after the flood")
         assert run.stop() == 0
@@ -117,7 +156,9 @@ def flood_while_deciding(ipc_dir: Path, tmp_path: Path, seconds: float) -> None:
         check_decision(decision, points)
     wanted = [(b, t) for t in range(begin, end + 1) for b in books]
     kept = sum(1 for key in wanted if key in decided) / len(wanted)
-    assert kept >= 0.95, f"only {kept:.1%} of the decisions during the flood"
+    report = flood_report(run, begin, end, kept, flood)
+    print(report)  # shown by pytest with any failure below
+    assert kept >= 0.95, f"only {kept:.1%} of the decisions during the flood\n{report}"
     assert not disturbed(run)
     counters = run.counters("datamanager")
     # Reached the DataManager: served, or (beyond the others' budget while the Algorithm steps) shed.
