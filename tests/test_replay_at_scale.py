@@ -103,13 +103,14 @@ DM_KEYS = ("requests", "batch_requests", "replies", "errors", "shed", "shed_behi
 ALGORITHM_KEYS = ("ticks", "last_tick", "stale_ticks", "superseded_ticks", "tick_stalls", "decisions", "skipped",
                   "skipped_dm", "skipped_dm_book", "missed", "overruns", "carried", "unstarted", "dm_requests",
                   "dm_timeouts", "dm_reopens", "dm_stale_replies", "dm_bad_frames")
+SCHEDULER_KEYS = ("ticks_sent", "ticks_skipped", "ticks_repeated")  # a tick skipped: the Scheduler was held up
 
 
 def flood_report(run: LauncherRun, begin: int, end: int, kept: float, flood: tuple[float, float]) -> str:
-    """Per tick, the decisions made and when the last was printed, in seconds from the flood's start
+    """Per tick, the decisions made and when the last was printed, in seconds from the flooder's launch
     (the flood ran over ticks ``begin``..``end``, wall times ``flood``); the counters of the
-    DataManager and the Algorithm (their last status, up to a second old); the launcher's events and
-    the Algorithm's and DataManager's warnings."""
+    DataManager, the Algorithm and the Scheduler (their last status, up to a second old); the
+    launcher's events and the warnings of all three."""
     per_tick: Counter[int] = Counter()
     last: dict[int, float] = {}
     for at, decision in run.timed_decisions():
@@ -117,17 +118,19 @@ def flood_report(run: LauncherRun, begin: int, end: int, kept: float, flood: tup
         last[decision["tick"]] = at
     ticks = " ".join(f"{t}:{per_tick[t]}" + (f"@{last[t] - flood[0]:+.1f}s" if t in last else "")
                      for t in range(begin - 2, end + 4))
-    dm, algorithm = run.counters("datamanager"), run.counters("algorithm")
+    dm, algorithm, scheduler = run.counters("datamanager"), run.counters("algorithm"), run.counters("scheduler")
     events = "; ".join(f"{e.actor} {e.event} {e.detail}"[:160] for e in run.events()
                        if e.event not in ("started", "stopping"))
     warned = [line[:200] for line in run.log if " WARNING " in line or " ERROR " in line]
     warnings = ([line for line in warned if " algorithm" in line][-10:]
+                + [line for line in warned if " scheduler" in line][-3:]
                 + [line for line in warned if " datamanager" in line and "rejected a frame" not in line][-3:])
     return "\n".join([
         f"kept {kept:.1%} over ticks {begin}..{end} (a flood of {flood[1] - flood[0]:.1f} s); decisions per tick "
         f"(count@last printed): {ticks}",
         "datamanager: " + " ".join(f"{k}={dm.get(k)}" for k in DM_KEYS),
         "algorithm: " + " ".join(f"{k}={algorithm.get(k)}" for k in ALGORITHM_KEYS),
+        "scheduler: " + " ".join(f"{k}={scheduler.get(k)}" for k in SCHEDULER_KEYS),
         f"events: {events or 'none'}",
         *warnings])
 

@@ -43,6 +43,9 @@ REPROBE_AFTER = 60.0  # s: then try batches again (the DataManager may have been
 # probe after every reopen judged an overloaded DataManager (100,000 books) by a 0.25 s race, lost, and
 # asked one book per request for a minute: 3.4% of the books per tick instead of 15-19% (2026-12-05).
 REPROBE_REOPENS = 3
+# s between two sends while a socket reopened lately connects again (within the request timeout after the
+# reopen, see LastPricesClient._send).
+CONNECT_POLL = 0.05
 
 
 class RequestFailed(Exception):
@@ -110,6 +113,9 @@ class LastPricesClient:
         self._identity = b"algorithm-" + secrets.token_bytes(12)
         self._socket = self._open()
         self._last_reply_at = time.monotonic()
+        # Until when a send that finds no DataManager connected waits for the reopened socket's connection
+        # (the DataManager was there a moment ago) instead of failing the attempt at once.
+        self._reconnecting_until = 0.0
         self._rlog = RateLimitedLog(log)
         # Whether the DataManager answers WindowsRequest: None until a first batch tells (probed
         # beside a single request, so a DataManager from before batches costs one timeout, not a tick).
@@ -236,14 +242,11 @@ class LastPricesClient:
                 self._pending[request_id] = future
                 self.counters["dm_requests"] += 1
                 try:
-                    frame = protocol.encode(make(request_id))
-                    try:
-                        await self._socket.send(frame, zmq.NOBLOCK)
-                    except zmq.Again:
+                    sent_on = await self._send(protocol.encode(make(request_id)))
+                    if sent_on is None:
                         last_error = "no DataManager connected"
                         await asyncio.sleep(min(0.1, self._policy.timeout))
                         continue
-                    sent_on = self._socket
                     # A timer on the future, not asyncio.timeout(): a third of the cost per request.
                     expiry = asyncio.get_running_loop().call_later(self._policy.timeout, _expire, future)
                     try:
@@ -264,6 +267,23 @@ class LastPricesClient:
             failure = NoReply if last_error.startswith("no reply") else RequestFailed
             raise failure(f"DataManager: {last_error} after {1 + self._policy.retries} attempts")
 
+    async def _send(self, frame: bytes) -> zmq.asyncio.Socket | None:
+        """Send ``frame``; return the socket it went on, or None if no DataManager is connected. No
+        peer at all fails at once (a caller is not held a timeout for a DataManager that is not there);
+        but a socket reopened within the request timeout waits for its connection until then: under a
+        flood the DataManager took longer than the retries' pauses to accept it, and the retries of a
+        request that had just timed out failed at once, "no DataManager connected", costing the
+        tick's pairs (a flood over a real run beside a busy core, 1 run in 20)."""
+        while True:
+            sock = self._socket  # a reopen meanwhile: the new one
+            try:
+                await sock.send(frame, zmq.NOBLOCK)
+                return sock
+            except zmq.Again:
+                if time.monotonic() >= self._reconnecting_until:
+                    return None
+            await asyncio.sleep(CONNECT_POLL)
+
     def _note_timeout(self, sent_on: zmq.asyncio.Socket) -> None:
         # One lost reply while others arrive is just a retry; silence for a whole timeout means the
         # peer is gone and whatever is queued towards it must be dropped.
@@ -276,6 +296,7 @@ class LastPricesClient:
                            self._policy.timeout)
         old, self._socket = self._socket, self._open()
         self._last_reply_at = time.monotonic()
+        self._reconnecting_until = self._last_reply_at + self._policy.timeout
         self._reopens_since_batch += 1
         if self.batches is not True or self._reopens_since_batch >= REPROBE_REOPENS:
             self.batches = None  # a restarted DataManager may be another version: ask again

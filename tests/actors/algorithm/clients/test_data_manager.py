@@ -442,3 +442,36 @@ def test_a_datamanager_that_answered_batches_is_probed_again_only_after_reopens_
             assert client.counters["dm_reopens"] == REPROBE_REOPENS + 1
 
     run_async(scenario(), timeout=10)
+
+
+def test_a_retry_after_a_reopen_waits_for_the_new_connection(ipc_dir: Path) -> None:
+    """A request times out, the socket is reopened, and the DataManager takes a while to accept the new
+    connection (under a flood: longer than the retries' pauses). The retry waits for it, within the
+    request timeout after the reopen, instead of failing at once with "no DataManager connected"."""
+    endpoint = ipc_endpoint(ipc_dir, "dm")
+    timeout = 0.8
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        sockets = Sockets(ctx)
+        try:
+            async with running(endpoint, RequestPolicy(timeout=timeout, retries=1), fake=False) as (client, _, group,
+                                                                                                  _):
+                silent = FakeDataManager(sockets, endpoint, lambda identity, request: [])
+                serving = group.create_task(silent.run())
+                await async_wait_for(lambda: connected(client), timeout=2.0)
+                request = asyncio.ensure_future(client.last_prices("b", 3, 2))
+                await async_wait_for(lambda: len(silent.received) == 1, timeout=2.0)
+                serving.cancel()  # the DataManager's socket closes: the reopened one finds no peer
+                await async_wait_for(lambda: client.counters["dm_reopens"] == 1, timeout=2.0)
+                await asyncio.sleep(0.1)  # a DataManager slow to accept: as long as the old pause between attempts
+                answering = FakeDataManager(sockets, endpoint)
+                serving = group.create_task(answering.run())
+                reply = await request
+                serving.cancel()
+            assert reply.prices == window(answering.received[-1])
+            assert client.counters["dm_timeouts"] == 1
+        finally:
+            ctx.destroy(linger=0)
+
+    run_async(scenario(), timeout=10)
