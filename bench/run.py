@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"measurements to run, among {','.join(MEASURES)} (default: all but "
                              f"{','.join(sorted(ASKED_ONLY))})")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="how long the soak runs (default 300; quick 60)")
+                        help="how long the soak runs (default 300; quick 60), and kept's run at scale "
+                             "(default 60; quick 20)")
     parser.add_argument("--output", default=None, metavar="PATH", help="JSON path (default bench/results/<ts>.json)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
