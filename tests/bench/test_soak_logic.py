@@ -5,6 +5,7 @@ soak itself runs in tests/test_soak.py."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -208,6 +209,31 @@ def test_the_stall_watch_keeps_a_bounded_list_and_reports_it() -> None:
         watch.note(stalls.Stall(float(i), i + 1.5))
     report = watch.report()
     assert (report["count"], report["longest_s"]) == (stalls.KEPT + 5, 1.5) and len(watch.stalls) == stalls.KEPT
+
+
+def test_the_stall_watch_tells_a_stall_from_a_hiccup_and_a_look_on_time() -> None:
+    # Its own clocks, one (wall, monotonic) reading a look: on time, a 0.5 s gap (a hiccup), on time,
+    # a 2 s gap (a stall), on time; then the watch is stopped.
+    looks = [(100.0, 5.0), (100.05, 5.05), (100.55, 5.55), (100.6, 5.6), (102.6, 7.6), (102.65, 7.65)]
+    readings = iter(looks)
+    done = threading.Event()
+    current: list[tuple[float, float]] = []
+
+    def wall() -> float:
+        try:
+            current[:] = [next(readings)]
+        except StopIteration:
+            done.set()
+            watch._stop.set()  # the last look ends the watch, whatever the thread's timing
+        return current[0][0]
+
+    # A 1 ms step: the thread's real waits are short, and the gaps it judges are the clocks' own.
+    watch = stalls.StallWatch(clock=wall, monotonic=lambda: current[0][1], step=0.001)
+    watch.start()
+    assert done.wait(5)
+    watch.stop()
+    assert watch.stalls == [stalls.Stall(100.6, 102.6)]
+    assert [(start, round(seconds, 2)) for start, seconds in watch.hiccups] == [(100.05, 0.5)]
 
 
 def test_a_short_tick_is_shown_with_the_algorithms_lines_the_load_and_the_hiccups_around_it(tmp_path: Path) -> None:
