@@ -23,16 +23,14 @@ import msgpack
 import zmq
 
 from actors.ledger import schema
+from actors.ledger.store import INSERT_DECISION
 from transport import protocol
-from transport.ledger_rows import DecisionRow
 from transport.protocol import Decision, LastDecidedReply, LedgerAck, LedgerBatch, MessageType
 
 _DECLARED = protocol.field_names(Decision)
 _PICK = itemgetter(*(_DECLARED.index(name) for name in (
     "book", "strategy", "run", "tick", "ts", "prices", "avg_comp_price", "request_id", "sold", "price", "rule_price",
     "guardrail", "factor", "previous_price", "floor", "ceiling")))
-_INSERT = (f"INSERT OR IGNORE INTO decisions ({', '.join(DecisionRow._fields)}) "
-           f"VALUES ({', '.join('?' * len(DecisionRow._fields))})")
 _BATCH_ID = protocol.field_names(LedgerBatch).index("batch_id")
 _DECISIONS = protocol.field_names(LedgerBatch).index("decisions")
 
@@ -68,7 +66,7 @@ def serve(endpoint: str, db: str) -> None:
             batch_id, decisions = values[2 + _BATCH_ID], values[2 + _DECISIONS]
             rows = [row(fields) for fields in decisions]
             conn.execute("BEGIN")
-            conn.executemany(_INSERT, rows)
+            conn.executemany(INSERT_DECISION, rows)
             conn.execute("COMMIT")
             sock.send_multipart([identity, protocol.encode(LedgerAck(batch_id, len(rows), 0, 0))])
     finally:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from actors.ledger import schema
+from actors.ledger.store import INSERT_DECISION
 from bench.common import Config, Outcome, Row
 from bench.driver import private_dir
 from transport.ledger_rows import DecisionRow
@@ -46,8 +47,6 @@ CHECKPOINT_EVERY: Final = 5  # ticks
 RUN: Final = 1_764_900_000.0  # the Scheduler run's t0
 _COLUMNS: Final = ", ".join(DecisionRow._fields)
 _MARKS: Final = ", ".join("?" * len(DecisionRow._fields))
-# The Ledger's own statement (actors/ledger/store.py).
-_INSERT: Final = f"INSERT OR IGNORE INTO decisions ({_COLUMNS}) VALUES ({_MARKS})"
 _STAGING: Final = (
     "CREATE TABLE staging (book TEXT NOT NULL, strategy TEXT NOT NULL, run REAL NOT NULL, tick INTEGER NOT NULL, "
     "ts REAL NOT NULL, prices TEXT NOT NULL, avg_comp_price TEXT NOT NULL, request_id INTEGER NOT NULL, "
@@ -110,7 +109,7 @@ def run(directory: Path, *, books: int, ticks: int, merge_every: int, merge_book
         for tick in range(ticks):
             rows = tick_rows(names, tick)
             began = time.process_time()
-            direct.write(_INSERT, rows)
+            direct.write(INSERT_DECISION, rows)
             direct.cpu_us.append(1e6 * (time.process_time() - began) / books)
             began = time.process_time()
             staged.write(_STAGE, rows)

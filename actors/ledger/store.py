@@ -60,7 +60,8 @@ WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL file is truncated back to th
 
 # Columns by name, never by position: version 3 put ``run`` before ``tick`` in ``decisions`` and at the
 # end of ``pairs``.
-_INSERT: Final = (f"INSERT OR IGNORE INTO decisions ({', '.join(DecisionRow._fields)}) "
+# Public: the benchmarks insert with this very statement (bench/ledger_bare.py, bench/ledger_depth.py).
+INSERT_DECISION: Final = (f"INSERT OR IGNORE INTO decisions ({', '.join(DecisionRow._fields)}) "
                   f"VALUES ({', '.join('?' * len(DecisionRow._fields))})")
 _NEWEST: Final = ("run", "tick", "ts", "price", "price_cents", "avg_comp_price", "avg_sort", "sold", "guardrail")
 # A pair's counts always add up; its newest fields change only for a newer decision (a resent, older
@@ -294,7 +295,7 @@ class LedgerStore:
         rows = sorted((row for batch in batches for row in batch), key=_KEY_OF)
         with schema.transaction(conn):
             conn.execute("SAVEPOINT batch")
-            if conn.executemany(_INSERT, rows).rowcount == len(rows):
+            if conn.executemany(INSERT_DECISION, rows).rowcount == len(rows):
                 inserted = rows
                 results = [Written(len(batch), 0, 0) for batch in batches]
             else:
@@ -347,7 +348,7 @@ class LedgerStore:
                            inserted: list[DecisionRow]) -> Written:
         stored = duplicates = collisions = quarantined = unkept = 0
         for row in rows:
-            if conn.execute(_INSERT, row).rowcount == 1:
+            if conn.execute(INSERT_DECISION, row).rowcount == 1:
                 inserted.append(row)
                 stored += 1
                 continue

@@ -7,6 +7,7 @@ coordinator, no pair decided by two workers, and a restarted worker takes back e
 from __future__ import annotations
 
 import itertools
+import operator
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,17 +62,13 @@ class Share:
         decides its pairs in this order, and the Ledger's B-trees are keyed by pair, so a tick's
         decisions arrive in runs of neighbouring keys that share pages (at 100,000 books a row in random
         order cost the Ledger 5-6x one in key order, 2026-12-05)."""
-        return sorted(owned_pairs(pairs, self.index, self.count), key=_key_of)
+        return sorted(owned_pairs(pairs, self.index, self.count), key=operator.attrgetter("key"))
 
 
 def pairs_for(books: Iterable[str], strategies: Iterable[Strategy]) -> list[Pair]:
     """Every book priced by every strategy (the simple, CLI case)."""
     strategies = tuple(strategies)
     return [Pair(book, strategy) for book in books for strategy in strategies]
-
-
-def _key_of(pair: Pair) -> tuple[str, str]:
-    return pair.key
 
 
 _ROTATION_STEP = 7919  # a prime: successive ticks start far apart in the pair list
